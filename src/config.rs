@@ -1,0 +1,92 @@
+//! Node configuration: a TOML file whose every setting a command-line flag can override. Reads
+//! paths only; loading what they point to is the node's job.
+
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config {path}: {source}")]
+    Read { path: String, source: std::io::Error },
+    #[error("config {path} is invalid: {message}")]
+    Parse { path: String, message: String },
+    #[error("no {0} given: set it in the config file or pass --{1}")]
+    Missing(&'static str, &'static str),
+}
+
+/// The settings of one node, as read from `--config` and then overridden by flags.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfig {
+    /// Address to listen on, e.g. "0.0.0.0:7443".
+    pub listen: Option<String>,
+    /// Directory for the node's data (the sled store).
+    pub data_dir: Option<PathBuf>,
+    /// The node's certificate (PEM), naming its organisation and OIN.
+    pub cert: Option<PathBuf>,
+    /// The node's private key (PEM).
+    pub key: Option<PathBuf>,
+    /// The covenant CA (PEM) that every peer's certificate must chain to.
+    pub ca: Option<PathBuf>,
+    /// The pseudonymisation key file (32 bytes, mode 0600), made by `pactgate keygen`.
+    pub pseudonym_key: Option<PathBuf>,
+    /// The version of that key, carried in every pseudonym (default 1).
+    pub pseudonym_key_version: Option<u16>,
+}
+
+impl NodeConfig {
+    /// Reads a TOML config file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        })
+    }
+
+    /// This config with every setting that `flags` has replacing this one's.
+    pub fn overridden_by(self, flags: NodeConfig) -> Self {
+        Self {
+            listen: flags.listen.or(self.listen),
+            data_dir: flags.data_dir.or(self.data_dir),
+            cert: flags.cert.or(self.cert),
+            key: flags.key.or(self.key),
+            ca: flags.ca.or(self.ca),
+            pseudonym_key: flags.pseudonym_key.or(self.pseudonym_key),
+            pseudonym_key_version: flags.pseudonym_key_version.or(self.pseudonym_key_version),
+        }
+    }
+
+    pub fn require<'a, T>(
+        value: &'a Option<T>,
+        what: &'static str,
+        flag: &'static str,
+    ) -> Result<&'a T, ConfigError> {
+        value.as_ref().ok_or(ConfigError::Missing(what, flag))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_override_file() {
+        let file: NodeConfig = toml::from_str("listen = \"0.0.0.0:1\"\ndata_dir = \"/a\"").unwrap();
+        let flags = NodeConfig {
+            listen: Some("127.0.0.1:2".into()),
+            ..Default::default()
+        };
+        let merged = file.overridden_by(flags);
+        assert_eq!(merged.listen.as_deref(), Some("127.0.0.1:2"));
+        assert_eq!(merged.data_dir.as_deref(), Some(Path::new("/a")));
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        assert!(toml::from_str::<NodeConfig>("lissen = \"x\"").is_err());
+    }
+}

@@ -1,0 +1,155 @@
+//! `pactgate.v1.SignalIntake`: a partner's own systems push signals to, and list signals from,
+//! their own node. Only the node's own organisation may call it. Validates and pseudonymises on
+//! arrival; stores a push whole-record-or-nothing and answers only after the flush.
+
+use super::convert;
+use crate::identity::Organisation;
+use crate::pb;
+use crate::pb::signal_intake_server::SignalIntake;
+use crate::pseudonym::{is_pseudonym, PseudonymKey};
+use crate::signal::{self, Signal};
+use crate::store::{SignalFilter, Store};
+use std::pin::Pin;
+use std::sync::Arc;
+use tokio_stream::Stream;
+use tonic::{Request, Response, Status, Streaming};
+
+/// The most records one Push stream may carry; larger pushes are refused whole.
+pub const MAX_RECORDS_PER_PUSH: usize = 100_000;
+/// The largest encoded SignalRecord accepted.
+pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
+
+pub struct IntakeService {
+    own: Organisation,
+    key: Arc<PseudonymKey>,
+    store: Store,
+}
+
+impl IntakeService {
+    pub fn new(own: Organisation, key: Arc<PseudonymKey>, store: Store) -> Self {
+        Self { own, key, store }
+    }
+
+    /// Only the node's own organisation may use intake.
+    fn authorize<T>(&self, request: &Request<T>) -> Result<Organisation, Status> {
+        let caller = super::caller(request)?;
+        if caller.oin != self.own.oin {
+            tracing::warn!(peer.oin = %caller.oin, "SignalIntake refused to another organisation");
+            return Err(Status::permission_denied(format!(
+                "SignalIntake is only for {} itself; {} may not push to or list this node",
+                self.own, caller
+            )));
+        }
+        Ok(caller)
+    }
+}
+
+fn rejected(index: usize, e: signal::FieldError) -> pb::RejectedRecord {
+    pb::RejectedRecord {
+        index: u32::try_from(index).unwrap_or(u32::MAX),
+        field: e.field.to_owned(),
+        reason: format!("record {index}: {} {}", e.field, e.reason),
+    }
+}
+
+fn filter_from(req: pb::ListRequest) -> Result<SignalFilter, Status> {
+    let non_empty = |s: String| (!s.is_empty()).then_some(s);
+    let invalid = |e: signal::FieldError| Status::invalid_argument(e.to_string());
+    let residence_municipality = non_empty(req.residence_municipality)
+        .map(|m| signal::check_municipality(&m))
+        .transpose()
+        .map_err(invalid)?;
+    let school = match non_empty(req.school) {
+        Some(c) => Some(signal::check_school(&c, signal::Category::Lrv).map_err(invalid)?),
+        None => None,
+    };
+    let pupil_pseudonym = non_empty(req.pupil_pseudonym);
+    if pupil_pseudonym.as_deref().is_some_and(|p| !is_pseudonym(p)) {
+        return Err(Status::invalid_argument(
+            "pupil_pseudonym is not a pseudonym (\"v<version>.\" and 22 base64url characters); \
+             compute it with `pactgate pseudonym`",
+        ));
+    }
+    let category = match req.category {
+        0 => None,
+        v => Some(convert::category_from_pb(v).map_err(|r| Status::invalid_argument(format!("category {r}")))?),
+    };
+    let status = match req.status {
+        0 => None,
+        v => Some(convert::status_from_pb(v).map_err(|r| Status::invalid_argument(format!("status {r}")))?),
+    };
+    Ok(SignalFilter {
+        residence_municipality,
+        school,
+        pupil_pseudonym,
+        category,
+        status,
+        limit: (req.limit > 0).then_some(req.limit as usize),
+    })
+}
+
+type ViewStream = Pin<Box<dyn Stream<Item = Result<pb::SignalView, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl SignalIntake for IntakeService {
+    async fn push(
+        &self,
+        request: Request<Streaming<pb::SignalRecord>>,
+    ) -> Result<Response<pb::PushReport>, Status> {
+        let caller = self.authorize(&request)?;
+        let mut stream = request.into_inner();
+        let now = chrono::Utc::now();
+        let today = now.date_naive();
+        let mut good: Vec<Signal> = Vec::new();
+        let mut refused = Vec::new();
+        let mut index = 0usize;
+        while let Some(record) = stream.message().await? {
+            if index >= MAX_RECORDS_PER_PUSH {
+                return Err(Status::resource_exhausted(format!(
+                    "a push may carry at most {MAX_RECORDS_PER_PUSH} records; nothing of this \
+                     push was stored: split it into smaller pushes"
+                )));
+            }
+            match signal::validate(convert::raw_signal(record), &self.key, today, now) {
+                Ok(s) => good.push(s),
+                Err(e) => refused.push(rejected(index, e)),
+            }
+            index += 1;
+        }
+        let accepted = good.len();
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || store.upsert_batch(&good))
+            .await
+            .map_err(super::task_status)?
+            .map_err(super::store_status)?;
+        tracing::info!(
+            peer.oin = %caller.oin,
+            push.records = index,
+            push.accepted = accepted,
+            push.rejected = refused.len(),
+            "push stored"
+        );
+        Ok(Response::new(pb::PushReport {
+            accepted: u32::try_from(accepted).unwrap_or(u32::MAX),
+            rejected: refused,
+        }))
+    }
+
+    type ListStream = ViewStream;
+
+    async fn list(
+        &self,
+        request: Request<pb::ListRequest>,
+    ) -> Result<Response<Self::ListStream>, Status> {
+        let caller = self.authorize(&request)?;
+        let filter = filter_from(request.into_inner())?;
+        let store = self.store.clone();
+        let signals = tokio::task::spawn_blocking(move || store.list(&filter))
+            .await
+            .map_err(super::task_status)?
+            .map_err(super::store_status)?;
+        tracing::info!(peer.oin = %caller.oin, list.count = signals.len(), "list answered");
+        let views: Vec<_> = signals.iter().map(|s| Ok(convert::signal_view(s))).collect();
+        Ok(Response::new(Box::pin(tokio_stream::iter(views))))
+    }
+}

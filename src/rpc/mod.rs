@@ -1,0 +1,29 @@
+//! The gRPC layer: the services' handlers, the conversions between proto and domain types, and
+//! the one place that turns errors into `tonic::Status` with messages a person understands and
+//! no internals or pupil ids.
+
+pub mod convert;
+pub mod intake;
+
+use crate::identity::{self, Organisation};
+use tonic::Status;
+
+/// The organisation behind a request, or UNAUTHENTICATED if its certificate names none.
+pub fn caller<T>(request: &tonic::Request<T>) -> Result<Organisation, Status> {
+    identity::caller(request).map_err(|e| {
+        tracing::warn!(error = %e, "request without a usable client identity");
+        Status::unauthenticated(format!("client certificate not usable: {e}"))
+    })
+}
+
+/// Turns a store failure into a status. The detail is logged here, not sent.
+pub fn store_status(e: crate::store::StoreError) -> Status {
+    tracing::error!(error = %e, "store failure");
+    Status::internal("the node could not complete the request in its data store; nothing was acknowledged")
+}
+
+/// Turns a panicked or cancelled blocking task into a status.
+pub fn task_status(e: tokio::task::JoinError) -> Status {
+    tracing::error!(error = %e, "blocking task failed");
+    Status::internal("the node failed while handling the request; nothing was acknowledged")
+}

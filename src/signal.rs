@@ -1,0 +1,466 @@
+//! The pupil signal as the node keeps it, and the checks a raw record must pass to become one.
+//! Holds no raw pupil id: validation pseudonymises on the spot and drops the id.
+
+use crate::pseudonym::{PseudonymKey, PupilId};
+use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// What a signal is about (see the proto for each meaning).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Category {
+    Lrv,
+    Av,
+    Vrijstelling5a,
+    Vrijstelling5b,
+    Vrijstelling5c,
+    LangdurigZiek,
+    Schorsing,
+    Verwijdering,
+    Verzuim,
+}
+
+impl Category {
+    pub const ALL: [Category; 9] = [
+        Category::Lrv,
+        Category::Av,
+        Category::Vrijstelling5a,
+        Category::Vrijstelling5b,
+        Category::Vrijstelling5c,
+        Category::LangdurigZiek,
+        Category::Schorsing,
+        Category::Verwijdering,
+        Category::Verzuim,
+    ];
+
+    /// The short code as partners write it (`LRV`, `VRIJSTELLING_5A`, ...).
+    pub fn code(self) -> &'static str {
+        match self {
+            Category::Lrv => "LRV",
+            Category::Av => "AV",
+            Category::Vrijstelling5a => "VRIJSTELLING_5A",
+            Category::Vrijstelling5b => "VRIJSTELLING_5B",
+            Category::Vrijstelling5c => "VRIJSTELLING_5C",
+            Category::LangdurigZiek => "LANGDURIG_ZIEK",
+            Category::Schorsing => "SCHORSING",
+            Category::Verwijdering => "VERWIJDERING",
+            Category::Verzuim => "VERZUIM",
+        }
+    }
+}
+
+/// The sector of the pupil's (last) school.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Sector {
+    Po,
+    Sbo,
+    So,
+    Vo,
+    Vso,
+    Pro,
+    Mbo,
+}
+
+impl Sector {
+    pub const ALL: [Sector; 7] = [
+        Sector::Po,
+        Sector::Sbo,
+        Sector::So,
+        Sector::Vo,
+        Sector::Vso,
+        Sector::Pro,
+        Sector::Mbo,
+    ];
+
+    pub fn code(self) -> &'static str {
+        match self {
+            Sector::Po => "PO",
+            Sector::Sbo => "SBO",
+            Sector::So => "SO",
+            Sector::Vo => "VO",
+            Sector::Vso => "VSO",
+            Sector::Pro => "PRO",
+            Sector::Mbo => "MBO",
+        }
+    }
+}
+
+/// Where a signal stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Status {
+    Open,
+    Aanbod,
+    Teruggeleid,
+    Gesloten,
+}
+
+impl Status {
+    pub const ALL: [Status; 4] = [
+        Status::Open,
+        Status::Aanbod,
+        Status::Teruggeleid,
+        Status::Gesloten,
+    ];
+
+    pub fn code(self) -> &'static str {
+        match self {
+            Status::Open => "OPEN",
+            Status::Aanbod => "AANBOD",
+            Status::Teruggeleid => "TERUGGELEID",
+            Status::Gesloten => "GESLOTEN",
+        }
+    }
+}
+
+/// A stored signal: the pupil appears only by pseudonym.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Signal {
+    pub source_record_id: String,
+    pub pupil_pseudonym: String,
+    pub category: Category,
+    pub sector: Sector,
+    pub residence_municipality: String,
+    pub school: String,
+    pub absent_since: NaiveDate,
+    pub status: Status,
+    pub offer_date: Option<NaiveDate>,
+    pub age: u32,
+    pub updated_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// A record as it arrives, before any check. Enums are already mapped by the gRPC layer (an
+/// unknown or unspecified value arrives as `Err` with its reason). Its `Debug` hides `pupil_id`.
+pub struct RawSignal {
+    pub source_record_id: String,
+    pub pupil_id: zeroize::Zeroizing<String>,
+    pub category: Result<Category, String>,
+    pub sector: Result<Sector, String>,
+    pub residence_municipality: String,
+    pub school: String,
+    pub absent_since: String,
+    pub status: Result<Status, String>,
+    pub offer_date: String,
+    pub age: u32,
+}
+
+impl fmt::Debug for RawSignal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RawSignal")
+            .field("source_record_id", &self.source_record_id)
+            .field("pupil_id", &"<redacted>")
+            .finish_non_exhaustive()
+    }
+}
+
+/// One refused field: which and why, in words a person understands, never with a pupil id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldError {
+    pub field: &'static str,
+    pub reason: String,
+}
+
+impl FieldError {
+    fn new(field: &'static str, reason: impl Into<String>) -> Self {
+        Self {
+            field,
+            reason: reason.into(),
+        }
+    }
+}
+
+impl fmt::Display for FieldError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.field, self.reason)
+    }
+}
+
+/// The longest accepted `source_record_id`.
+pub const MAX_RECORD_ID_LEN: usize = 128;
+/// Ages accepted: from pre-school to the end of RMC's reach.
+pub const AGE_RANGE: std::ops::RangeInclusive<u32> = 3..=23;
+
+/// Checks every field of a raw record and pseudonymises its pupil id. The first failing field is
+/// reported; a record either passes whole or not at all.
+pub fn validate(
+    raw: RawSignal,
+    key: &PseudonymKey,
+    today: NaiveDate,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Signal, FieldError> {
+    let source_record_id = check_record_id(&raw.source_record_id)?;
+    let pupil = PupilId::parse(&raw.pupil_id).map_err(|e| FieldError::new("pupil_id", e.to_string()))?;
+    if contains_digits_of(&raw.source_record_id, raw.pupil_id.trim()) {
+        return Err(FieldError::new(
+            "source_record_id",
+            "contains the pupil_id; use an identifier that does not reveal the pupil",
+        ));
+    }
+    let category = raw.category.map_err(|r| FieldError::new("category", r))?;
+    let sector = raw.sector.map_err(|r| FieldError::new("sector", r))?;
+    let residence_municipality = check_municipality(&raw.residence_municipality)?;
+    let school = check_school(&raw.school, category)?;
+    let absent_since = parse_date("absent_since", &raw.absent_since)?;
+    if absent_since > today {
+        return Err(FieldError::new(
+            "absent_since",
+            format!("{absent_since} is in the future"),
+        ));
+    }
+    let status = raw.status.map_err(|r| FieldError::new("status", r))?;
+    let offer_date = check_offer(&raw.offer_date, status, absent_since, today)?;
+    if !AGE_RANGE.contains(&raw.age) {
+        return Err(FieldError::new(
+            "age",
+            format!(
+                "{} is outside {}-{} years",
+                raw.age,
+                AGE_RANGE.start(),
+                AGE_RANGE.end()
+            ),
+        ));
+    }
+    Ok(Signal {
+        source_record_id,
+        pupil_pseudonym: key.pseudonym(&pupil),
+        category,
+        sector,
+        residence_municipality,
+        school,
+        absent_since,
+        status,
+        offer_date,
+        age: raw.age,
+        updated_at: now,
+    })
+}
+
+fn check_record_id(id: &str) -> Result<String, FieldError> {
+    if id.is_empty() {
+        return Err(FieldError::new("source_record_id", "is empty"));
+    }
+    if id.len() > MAX_RECORD_ID_LEN {
+        return Err(FieldError::new(
+            "source_record_id",
+            format!("is longer than {MAX_RECORD_ID_LEN} characters"),
+        ));
+    }
+    if !id.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(FieldError::new(
+            "source_record_id",
+            "may hold only printable ASCII characters without spaces",
+        ));
+    }
+    Ok(id.to_owned())
+}
+
+/// True if the nine digits of the pupil id occur in the text (ignoring separators).
+fn contains_digits_of(text: &str, pupil_digits: &str) -> bool {
+    let digits: String = text.chars().filter(char::is_ascii_digit).collect();
+    !pupil_digits.is_empty() && digits.contains(pupil_digits)
+}
+
+/// Checks a CBS municipality code: "GM" followed by four digits.
+pub fn check_municipality(code: &str) -> Result<String, FieldError> {
+    let ok = code.len() == 6
+        && code.starts_with("GM")
+        && code[2..].bytes().all(|b| b.is_ascii_digit());
+    if !ok {
+        return Err(FieldError::new(
+            "residence_municipality",
+            format!("{:?} is not a CBS code (\"GM\" and four digits, e.g. GM0014)", clip(code)),
+        ));
+    }
+    Ok(code.to_owned())
+}
+
+/// Checks a school code: BRIN (two digits, two capital letters) + two-digit vestiging. Only a
+/// pupil enrolled nowhere (absoluut verzuim) may have none.
+pub fn check_school(code: &str, category: Category) -> Result<String, FieldError> {
+    if code.is_empty() {
+        if category == Category::Av {
+            return Ok(String::new());
+        }
+        return Err(FieldError::new(
+            "school",
+            "is empty; only an AV signal (enrolled nowhere) may have no school",
+        ));
+    }
+    let b = code.as_bytes();
+    let ok = b.len() == 6
+        && b[0].is_ascii_digit()
+        && b[1].is_ascii_digit()
+        && b[2].is_ascii_uppercase()
+        && b[3].is_ascii_uppercase()
+        && b[4].is_ascii_digit()
+        && b[5].is_ascii_digit();
+    if !ok {
+        return Err(FieldError::new(
+            "school",
+            format!(
+                "{:?} is not BRIN + vestiging (two digits, two capitals, two digits, e.g. 00AA01)",
+                clip(code)
+            ),
+        ));
+    }
+    Ok(code.to_owned())
+}
+
+/// Parses a YYYY-MM-DD date.
+pub fn parse_date(field: &'static str, text: &str) -> Result<NaiveDate, FieldError> {
+    if text.is_empty() {
+        return Err(FieldError::new(field, "is empty; expected a date as YYYY-MM-DD"));
+    }
+    let shaped = text.len() == 10
+        && text
+            .bytes()
+            .enumerate()
+            .all(|(i, b)| if i == 4 || i == 7 { b == b'-' } else { b.is_ascii_digit() });
+    if !shaped {
+        return Err(FieldError::new(
+            field,
+            format!("{:?} is not written as YYYY-MM-DD", clip(text)),
+        ));
+    }
+    NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        .map_err(|_| FieldError::new(field, format!("{text} is not a date")))
+}
+
+fn check_offer(
+    text: &str,
+    status: Status,
+    absent_since: NaiveDate,
+    today: NaiveDate,
+) -> Result<Option<NaiveDate>, FieldError> {
+    if text.is_empty() {
+        if status == Status::Aanbod {
+            return Err(FieldError::new(
+                "offer_date",
+                "is required when status is AANBOD",
+            ));
+        }
+        return Ok(None);
+    }
+    if status == Status::Open {
+        return Err(FieldError::new(
+            "offer_date",
+            "is given but status is OPEN; set status AANBOD or leave offer_date empty",
+        ));
+    }
+    let date = parse_date("offer_date", text)?;
+    if date < absent_since {
+        return Err(FieldError::new(
+            "offer_date",
+            format!("{date} is before absent_since {absent_since}"),
+        ));
+    }
+    if date > today {
+        return Err(FieldError::new("offer_date", format!("{date} is in the future")));
+    }
+    Ok(Some(date))
+}
+
+/// Shortens a refused value before it is echoed in an error, so an error never carries a large
+/// payload, and withholds it whole if it holds a run of digits long enough to be a pupil id
+/// (a partner may put a BSN in the wrong column).
+fn clip(text: &str) -> String {
+    let longest_digit_run = text
+        .split(|c: char| !c.is_ascii_digit())
+        .map(str::len)
+        .max()
+        .unwrap_or(0);
+    if longest_digit_run >= 8 {
+        return "<withheld: looks like an identifier>".to_owned();
+    }
+    text.chars().take(24).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pseudonym::KEY_LEN;
+    use proptest::prelude::*;
+
+    fn raw() -> RawSignal {
+        RawSignal {
+            source_record_id: "indigo-17".into(),
+            pupil_id: zeroize::Zeroizing::new("111222333".into()),
+            category: Ok(Category::Lrv),
+            sector: Ok(Sector::Vo),
+            residence_municipality: "GM0014".into(),
+            school: "20XY01".into(),
+            absent_since: "2026-09-01".into(),
+            status: Ok(Status::Open),
+            offer_date: String::new(),
+            age: 14,
+        }
+    }
+
+    fn check(r: RawSignal) -> Result<Signal, FieldError> {
+        let key = PseudonymKey::from_bytes(1, &[1u8; KEY_LEN]);
+        let today = NaiveDate::from_ymd_opt(2026, 11, 23).unwrap();
+        validate(r, &key, today, chrono::Utc::now())
+    }
+
+    #[test]
+    fn good_record_passes() {
+        let s = check(raw()).unwrap();
+        assert!(s.pupil_pseudonym.starts_with("v1."));
+    }
+
+    #[test]
+    fn each_bad_field_is_named() {
+        let cases: Vec<(fn(&mut RawSignal), &str, &str)> = vec![
+            (|r| r.pupil_id = zeroize::Zeroizing::new("123456789".into()), "pupil_id", "11-proef"),
+            (|r| r.source_record_id = String::new(), "source_record_id", "empty"),
+            (|r| r.source_record_id = "x-111222333".into(), "source_record_id", "contains the pupil_id"),
+            (|r| r.residence_municipality = "0014".into(), "residence_municipality", "CBS"),
+            (|r| r.school = "AB1234".into(), "school", "BRIN"),
+            (|r| r.school = String::new(), "school", "empty"),
+            (|r| r.absent_since = "2031-02-30".into(), "absent_since", "2031-02-30 is not a date"),
+            (|r| r.absent_since = "1-2-2026".into(), "absent_since", "YYYY-MM-DD"),
+            (|r| r.absent_since = "2027-01-01".into(), "absent_since", "future"),
+            (|r| r.status = Ok(Status::Aanbod), "offer_date", "required"),
+            (|r| r.offer_date = "2026-10-01".into(), "offer_date", "OPEN"),
+            (|r| { r.status = Ok(Status::Aanbod); r.offer_date = "2026-08-01".into(); }, "offer_date", "before"),
+            (|r| r.age = 41, "age", "outside"),
+            (|r| r.category = Err("is not set".into()), "category", "not set"),
+        ];
+        for (change, field, words) in cases {
+            let mut r = raw();
+            change(&mut r);
+            let err = check(r).unwrap_err();
+            assert_eq!(err.field, field, "{err}");
+            assert!(err.reason.contains(words), "{err}");
+            assert!(!err.reason.contains("111222333"));
+        }
+    }
+
+    #[test]
+    fn av_may_have_no_school() {
+        let mut r = raw();
+        r.category = Ok(Category::Av);
+        r.school = String::new();
+        assert!(check(r).is_ok());
+    }
+
+    proptest! {
+        #[test]
+        fn errors_never_echo_the_pupil_id(n in 100_000_000u32..999_999_999, junk in "[ -~]{0,30}") {
+            let id = n.to_string();
+            let mut r = raw();
+            r.pupil_id = zeroize::Zeroizing::new(id.clone());
+            r.source_record_id = junk.clone();
+            r.absent_since = junk.clone();
+            r.school = junk;
+            if let Err(e) = check(r) {
+                prop_assert!(!e.reason.contains(&id));
+            }
+            let mut r = raw();
+            r.school = id.clone();
+            r.residence_municipality = format!("GM{id}");
+            if let Err(e) = check(r) {
+                prop_assert!(!e.reason.contains(&id));
+            }
+        }
+    }
+}
