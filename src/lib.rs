@@ -14,17 +14,19 @@
 //! - [`rpc`]: gRPC handlers, proto/domain conversion, error-to-status mapping.
 //! - [`node`]: a running node: all services on one mTLS listener.
 //! - [`client`]: connecting to a node as a partner's system.
+//! - [`import`]: reading CSV / JSON-lines signal files (fuzzable).
 //! - [`cli`]: the `pactgate` subcommands.
 //! - [`demo`]: `pactgate demo`, a federation on loopback with a synthetic population.
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
 
 pub mod certs;
-//pub mod cli;
+pub mod cli;
 pub mod client;
 pub mod config;
-//pub mod demo;
+pub mod demo;
 pub mod identity;
+pub mod import;
 pub mod node;
 pub mod pb;
 pub mod pseudonym;

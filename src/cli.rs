@@ -1,0 +1,463 @@
+//! The `pactgate` subcommands: their arguments (clap) and what each does. Talks to nodes only
+//! through gRPC, like any partner system; prints tables, JSON or CSV. Uses anyhow, as a binary's
+//! edge may.
+
+use crate::client;
+use crate::config::NodeConfig;
+use crate::pb;
+use crate::pb::signal_intake_client::SignalIntakeClient;
+use crate::pseudonym::{PseudonymKey, PupilId};
+use crate::tls::TlsMaterial;
+use anyhow::{bail, Context as _};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(name = "pactgate", version, about = "Privacy-preserving data exchange gateway for a Thuiszitterspact")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a node: serve gRPC over mutual TLS until Ctrl-C or SIGTERM.
+    Serve(ServeArgs),
+    /// Push a CSV or JSON-lines file of signals to your own node.
+    Push(PushArgs),
+    /// List the signals your own node holds (pupils by pseudonym only).
+    List(ListArgs),
+    /// Compute the pseudonyms of pupil ids you already hold (one id per line on stdin, or as
+    /// arguments). Prints one pseudonym per line, in order.
+    Pseudonym(PseudonymArgs),
+    /// Make a new pseudonymisation key file (32 random bytes, mode 0600).
+    Keygen(KeygenArgs),
+    /// Development certificates.
+    Certs(CertsArgs),
+    /// Start a federation of nodes on loopback, push a synthetic population, show what each holds.
+    Demo(crate::demo::DemoArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// TOML config file; flags override its settings.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Address to listen on, e.g. 0.0.0.0:7443.
+    #[arg(long)]
+    pub listen: Option<String>,
+    /// Data directory.
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// The node's certificate (PEM).
+    #[arg(long)]
+    pub cert: Option<PathBuf>,
+    /// The node's private key (PEM).
+    #[arg(long)]
+    pub key: Option<PathBuf>,
+    /// The covenant CA certificate (PEM).
+    #[arg(long)]
+    pub ca: Option<PathBuf>,
+    /// The pseudonymisation key file.
+    #[arg(long)]
+    pub pseudonym_key: Option<PathBuf>,
+    /// The version of the pseudonymisation key.
+    #[arg(long)]
+    pub pseudonym_key_version: Option<u16>,
+}
+
+/// How to reach your own node.
+#[derive(Debug, Args)]
+pub struct ConnectArgs {
+    /// The node's address, host:port.
+    #[arg(long, env = "PACTGATE_NODE")]
+    pub node: String,
+    /// Your organisation's client certificate (PEM).
+    #[arg(long, env = "PACTGATE_CERT")]
+    pub cert: PathBuf,
+    /// Its private key (PEM).
+    #[arg(long, env = "PACTGATE_KEY")]
+    pub key: PathBuf,
+    /// The covenant CA certificate (PEM).
+    #[arg(long, env = "PACTGATE_CA")]
+    pub ca: PathBuf,
+}
+
+impl ConnectArgs {
+    async fn intake(&self) -> anyhow::Result<SignalIntakeClient<tonic::transport::Channel>> {
+        let tls = TlsMaterial::load(&self.cert, &self.key, &self.ca)?;
+        let channel = client::connect(&self.node, &tls).await?;
+        Ok(SignalIntakeClient::new(channel))
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct PushArgs {
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+    /// The file: CSV with a header row, or JSON lines; columns/keys are the proto field names.
+    #[arg(long)]
+    pub file: PathBuf,
+    /// Records per Push call.
+    #[arg(long, default_value_t = 10_000)]
+    pub batch: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Table,
+    Json,
+    Csv,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+    /// Only pupils living in this municipality (CBS code).
+    #[arg(long)]
+    pub municipality: Option<String>,
+    /// Only this school (BRIN + vestiging).
+    #[arg(long)]
+    pub school: Option<String>,
+    /// Only this pupil (pseudonym).
+    #[arg(long)]
+    pub pupil: Option<String>,
+    /// Only this category (e.g. LRV).
+    #[arg(long)]
+    pub category: Option<String>,
+    /// Only this status (e.g. OPEN).
+    #[arg(long)]
+    pub status: Option<String>,
+    /// At most this many.
+    #[arg(long, default_value_t = 0)]
+    pub limit: u32,
+    /// Output as JSON (one object per line).
+    #[arg(long, conflicts_with = "csv")]
+    pub json: bool,
+    /// Output as CSV.
+    #[arg(long)]
+    pub csv: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PseudonymArgs {
+    /// The pseudonymisation key file.
+    #[arg(long, env = "PACTGATE_PSEUDONYM_KEY")]
+    pub pseudonym_key: PathBuf,
+    /// The key's version.
+    #[arg(long, default_value_t = 1)]
+    pub pseudonym_key_version: u16,
+    /// Ids to pseudonymise; none: read one per line from stdin.
+    pub ids: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct KeygenArgs {
+    /// Where to write the key (must not exist).
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct CertsArgs {
+    #[command(subcommand)]
+    pub command: CertsCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CertsCommand {
+    /// Write a development CA and a certificate per partner to a directory.
+    Dev {
+        /// The directory.
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+/// Runs a parsed command line.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve(args) => serve(args).await,
+        Command::Push(args) => push(args).await,
+        Command::List(args) => list(args).await,
+        Command::Pseudonym(args) => pseudonym(args),
+        Command::Keygen(args) => {
+            PseudonymKey::generate(&args.out)?;
+            eprintln!("wrote a new pseudonymisation key to {} (mode 0600)", args.out.display());
+            Ok(())
+        }
+        Command::Certs(CertsArgs {
+            command: CertsCommand::Dev { out },
+        }) => {
+            crate::certs::write_dev_set(&out)?;
+            eprintln!("wrote a development CA and partner certificates to {}", out.display());
+            Ok(())
+        }
+        Command::Demo(args) => crate::demo::run(args).await,
+    }
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let file = match &args.config {
+        Some(path) => NodeConfig::load(path)?,
+        None => NodeConfig::default(),
+    };
+    let config = file.overridden_by(NodeConfig {
+        listen: args.listen,
+        data_dir: args.data_dir,
+        cert: args.cert,
+        key: args.key,
+        ca: args.ca,
+        pseudonym_key: args.pseudonym_key,
+        pseudonym_key_version: args.pseudonym_key_version,
+    });
+    let listen = NodeConfig::require(&config.listen, "listen address", "listen")?;
+    let data_dir = NodeConfig::require(&config.data_dir, "data directory", "data-dir")?;
+    let tls = TlsMaterial::load(
+        NodeConfig::require(&config.cert, "certificate", "cert")?,
+        NodeConfig::require(&config.key, "private key", "key")?,
+        NodeConfig::require(&config.ca, "CA certificate", "ca")?,
+    )?;
+    let key = PseudonymKey::load(
+        NodeConfig::require(&config.pseudonym_key, "pseudonymisation key", "pseudonym-key")?,
+        config.pseudonym_key_version.unwrap_or(1),
+    )?;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    // The bound address on stdout, so a supervisor (or a test) that asked for port 0 learns it.
+    println!("listening on {}", listener.local_addr()?);
+    let setup = crate::node::NodeSetup {
+        tls,
+        key,
+        data_dir: data_dir.clone(),
+    };
+    crate::node::serve(setup, listener, shutdown_signal()).await?;
+    Ok(())
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutting down");
+}
+
+/// The totals of a push of a whole file.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct PushSummary {
+    pub accepted: usize,
+    /// Refusals with the file line they came from.
+    pub rejected: Vec<String>,
+}
+
+/// Pushes rows in batches; each refusal is reported with the file line it came from.
+pub async fn push_rows(
+    intake: &mut SignalIntakeClient<tonic::transport::Channel>,
+    rows: Vec<crate::import::Row>,
+    batch: usize,
+    progress: &indicatif::ProgressBar,
+) -> anyhow::Result<PushSummary> {
+    let mut summary = PushSummary::default();
+    let mut pending: Vec<(usize, pb::SignalRecord)> = Vec::new();
+    for (line, row) in rows {
+        match row {
+            Ok(record) => pending.push((line, record)),
+            Err(e) => {
+                summary.rejected.push(e.to_string());
+                progress.inc(1);
+            }
+        }
+    }
+    for chunk in pending.chunks(batch.max(1)) {
+        let lines: Vec<usize> = chunk.iter().map(|(l, _)| *l).collect();
+        let records: Vec<pb::SignalRecord> = chunk.iter().map(|(_, r)| r.clone()).collect();
+        let report = intake
+            .push(tokio_stream::iter(records))
+            .await
+            .map_err(|s| anyhow::anyhow!("the node refused the push: {}", s.message()))?
+            .into_inner();
+        summary.accepted += report.accepted as usize;
+        for r in report.rejected {
+            let line = lines.get(r.index as usize).copied().unwrap_or(0);
+            summary.rejected.push(format!("line {line} ({})", r.reason));
+        }
+        progress.inc(chunk.len() as u64);
+    }
+    Ok(summary)
+}
+
+async fn push(args: PushArgs) -> anyhow::Result<()> {
+    let bytes = std::fs::read(&args.file)
+        .with_context(|| format!("cannot read {}", args.file.display()))?;
+    let rows = crate::import::read(&bytes).map_err(|e| anyhow::anyhow!("{}: {e}", args.file.display()))?;
+    let mut intake = args.connect.intake().await?;
+    let progress = indicatif::ProgressBar::new(rows.len() as u64);
+    progress.set_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} records {elapsed}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let total = rows.len();
+    let summary = push_rows(&mut intake, rows, args.batch, &progress).await?;
+    progress.finish_and_clear();
+    println!(
+        "{total} records read, {} stored, {} refused",
+        summary.accepted,
+        summary.rejected.len()
+    );
+    for line in &summary.rejected {
+        println!("  refused: {line}");
+    }
+    if !summary.rejected.is_empty() {
+        std::process::exit(3);
+    }
+    Ok(())
+}
+
+fn enum_filter(text: &Option<String>, prefix: &str, from: fn(&str) -> Option<i32>) -> anyhow::Result<i32> {
+    let Some(text) = text else { return Ok(0) };
+    let upper = text.to_ascii_uppercase();
+    let full = if upper.starts_with(prefix) { upper } else { format!("{prefix}{upper}") };
+    match from(&full) {
+        Some(v) => Ok(v),
+        None => bail!("{text:?} is not a known value"),
+    }
+}
+
+async fn list(args: ListArgs) -> anyhow::Result<()> {
+    let request = pb::ListRequest {
+        residence_municipality: args.municipality.clone().unwrap_or_default(),
+        school: args.school.clone().unwrap_or_default(),
+        pupil_pseudonym: args.pupil.clone().unwrap_or_default(),
+        category: enum_filter(&args.category, "CATEGORY_", |s| pb::Category::from_str_name(s).map(Into::into))?,
+        status: enum_filter(&args.status, "STATUS_", |s| pb::Status::from_str_name(s).map(Into::into))?,
+        limit: args.limit,
+    };
+    let mut intake = args.connect.intake().await?;
+    let mut stream = intake
+        .list(request)
+        .await
+        .map_err(|s| anyhow::anyhow!("the node refused: {}", s.message()))?
+        .into_inner();
+    let mut views = Vec::new();
+    while let Some(v) = stream.message().await.map_err(|s| anyhow::anyhow!("{}", s.message()))? {
+        views.push(v);
+    }
+    let format = if args.json {
+        OutputFormat::Json
+    } else if args.csv {
+        OutputFormat::Csv
+    } else {
+        OutputFormat::Table
+    };
+    print!("{}", render_views(&views, format)?);
+    Ok(())
+}
+
+const VIEW_COLUMNS: [&str; 11] = [
+    "source_record_id",
+    "pupil_pseudonym",
+    "category",
+    "sector",
+    "residence_municipality",
+    "school",
+    "absent_since",
+    "status",
+    "offer_date",
+    "age",
+    "updated_at",
+];
+
+fn view_cells(v: &pb::SignalView) -> Vec<String> {
+    let short = |name: &str, prefix: &str| name.strip_prefix(prefix).unwrap_or(name).to_owned();
+    vec![
+        v.source_record_id.clone(),
+        v.pupil_pseudonym.clone(),
+        short(v.category().as_str_name(), "CATEGORY_"),
+        short(v.sector().as_str_name(), "SECTOR_"),
+        v.residence_municipality.clone(),
+        v.school.clone(),
+        v.absent_since.clone(),
+        short(v.status().as_str_name(), "STATUS_"),
+        v.offer_date.clone(),
+        v.age.to_string(),
+        v.updated_at.clone(),
+    ]
+}
+
+/// Renders signal views as a table, JSON lines or CSV.
+pub fn render_views(views: &[pb::SignalView], format: OutputFormat) -> anyhow::Result<String> {
+    match format {
+        OutputFormat::Table => {
+            let mut table = comfy_table::Table::new();
+            table.load_preset(comfy_table::presets::UTF8_FULL_CONDENSED);
+            table.set_header(VIEW_COLUMNS);
+            for v in views {
+                table.add_row(view_cells(v));
+            }
+            Ok(format!("{table}\n{} signals\n", views.len()))
+        }
+        OutputFormat::Json => {
+            let mut out = String::new();
+            for v in views {
+                let object: serde_json::Map<String, serde_json::Value> = VIEW_COLUMNS
+                    .iter()
+                    .zip(view_cells(v))
+                    .map(|(k, c)| ((*k).to_owned(), serde_json::Value::String(c)))
+                    .collect();
+                out.push_str(&serde_json::to_string(&object)?);
+                out.push('\n');
+            }
+            Ok(out)
+        }
+        OutputFormat::Csv => {
+            let mut writer = csv::Writer::from_writer(Vec::new());
+            writer.write_record(VIEW_COLUMNS)?;
+            for v in views {
+                writer.write_record(view_cells(v))?;
+            }
+            Ok(String::from_utf8(writer.into_inner()?)?)
+        }
+    }
+}
+
+fn pseudonym(args: PseudonymArgs) -> anyhow::Result<()> {
+    let key = PseudonymKey::load(&args.pseudonym_key, args.pseudonym_key_version)?;
+    let ids: Vec<String> = if args.ids.is_empty() {
+        std::io::stdin().lines().collect::<Result<_, _>>()?
+    } else {
+        args.ids
+    };
+    let mut failed = 0;
+    for (i, id) in ids.iter().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        match PupilId::parse(id) {
+            Ok(pupil) => println!("{}", key.pseudonym(&pupil)),
+            Err(e) => {
+                failed += 1;
+                println!();
+                eprintln!("line {}: pupil id {e}", i + 1);
+            }
+        }
+    }
+    if failed > 0 {
+        bail!("{failed} ids could not be pseudonymised");
+    }
+    Ok(())
+}
