@@ -80,17 +80,10 @@ impl TlsMaterial {
     /// The server side: TLS 1.3 only, ALPN h2, a client certificate from the covenant CA required.
     pub fn server_config(&self) -> Result<Arc<rustls::ServerConfig>, TlsError> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let mut roots = rustls::RootCertStore::empty();
-        for ca in parse_certs("CA certificate", &self.ca_pem)? {
-            roots.add(ca)?;
-        }
         let verifier =
-            WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone()).build()?;
-        let key = PrivateKeyDer::from_pem_slice(&self.key_pem).map_err(|e| TlsError::Read {
-            what: "private key",
-            path: String::new(),
-            reason: e.to_string(),
-        })?;
+            WebPkiClientVerifier::builder_with_provider(Arc::new(self.roots()?), provider.clone())
+                .build()?;
+        let key = self.private_key()?;
         let mut config = rustls::ServerConfig::builder_with_provider(provider)
             .with_protocol_versions(&[&rustls::version::TLS13])?
             .with_client_cert_verifier(verifier)
@@ -99,7 +92,36 @@ impl TlsMaterial {
         Ok(Arc::new(config))
     }
 
-    /// The client side, for tonic channels to nodes.
+    /// The covenant CA as a root store.
+    pub fn roots(&self) -> Result<rustls::RootCertStore, TlsError> {
+        let mut roots = rustls::RootCertStore::empty();
+        for ca in parse_certs("CA certificate", &self.ca_pem)? {
+            roots.add(ca)?;
+        }
+        Ok(roots)
+    }
+
+    fn private_key(&self) -> Result<PrivateKeyDer<'static>, TlsError> {
+        PrivateKeyDer::from_pem_slice(&self.key_pem).map_err(|e| TlsError::Read {
+            what: "private key",
+            path: String::new(),
+            reason: e.to_string(),
+        })
+    }
+
+    /// The client side: TLS 1.3 only, ALPN h2, our certificate as client identity, the covenant
+    /// CA as the only root.
+    pub fn client_config_tls13(&self) -> Result<rustls::ClientConfig, TlsError> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_protocol_versions(&[&rustls::version::TLS13])?
+            .with_root_certificates(self.roots()?)
+            .with_client_auth_cert(self.certs()?, self.private_key()?)?;
+        config.alpn_protocols = vec![b"h2".to_vec()];
+        Ok(config)
+    }
+
+    /// The client side as a tonic `ClientTlsConfig` (for callers that use tonic's own TLS).
     pub fn client_config(&self) -> tonic::transport::ClientTlsConfig {
         tonic::transport::ClientTlsConfig::new()
             .ca_certificate(tonic::transport::Certificate::from_pem(&self.ca_pem))
