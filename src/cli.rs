@@ -34,6 +34,12 @@ pub enum Command {
     Keygen(KeygenArgs),
     /// Development certificates.
     Certs(CertsArgs),
+    /// The covenant policy: check a policy file and print its reviewable matrix.
+    Policy(PolicyArgs),
+    /// Ask every peer through your own node, under a routine flow or a case.
+    Query(QueryArgs),
+    /// Open, close and list cases of case meetings at your own node.
+    Case(CaseArgs),
     /// Start a federation of nodes on loopback, push a synthetic population, show what each holds.
     Demo(crate::demo::DemoArgs),
 }
@@ -64,6 +70,148 @@ pub struct ServeArgs {
     /// The version of the pseudonymisation key.
     #[arg(long)]
     pub pseudonym_key_version: Option<u16>,
+    /// The covenant policy file (TOML).
+    #[arg(long)]
+    pub policy: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct PolicyArgs {
+    #[command(subcommand)]
+    pub command: PolicyCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Validate a policy file; print its version and the matrix meeting x role -> legal bases,
+    /// purposes, data categories. Exits non-zero with file:line errors if it is invalid.
+    Check {
+        /// The policy file, e.g. policies/groningen.toml.
+        file: PathBuf,
+    },
+}
+
+/// The claim a query makes: role, legal basis, purpose, and a routine flow or a case.
+#[derive(Debug, Args)]
+pub struct ClaimArgs {
+    /// The role you act in, e.g. leerplichtambtenaar.
+    #[arg(long)]
+    pub role: String,
+    /// The legal basis (policy id) you act under.
+    #[arg(long)]
+    pub basis: String,
+    /// The purpose (policy id).
+    #[arg(long)]
+    pub purpose: String,
+    /// The routine flow (policy id), e.g. verzuimmelding.
+    #[arg(long, conflicts_with_all = ["meeting", "case"])]
+    pub flow: Option<String>,
+    /// The case meeting type (policy id), with --case.
+    #[arg(long, requires = "case")]
+    pub meeting: Option<String>,
+    /// The case id, with --meeting.
+    #[arg(long, requires = "meeting")]
+    pub case: Option<String>,
+    /// Who is acting (a name or employee number of your own organisation), for the audit log.
+    #[arg(long, default_value = "")]
+    pub actor: String,
+}
+
+impl ClaimArgs {
+    pub fn to_pb(&self) -> anyhow::Result<pb::AccessClaim> {
+        let context = match (&self.flow, &self.meeting, &self.case) {
+            (Some(flow), _, _) => pb::access_claim::Context::RoutineFlow(flow.clone()),
+            (None, Some(meeting), Some(case)) => pb::access_claim::Context::CaseRef(pb::CaseRef {
+                meeting_type: meeting.clone(),
+                case_id: case.clone(),
+            }),
+            _ => bail!("name a routine flow (--flow) or a case (--meeting and --case)"),
+        };
+        Ok(pb::AccessClaim {
+            role: self.role.clone(),
+            legal_basis: self.basis.clone(),
+            purpose: self.purpose.clone(),
+            actor: self.actor.clone(),
+            context: Some(context),
+        })
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct QueryArgs {
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+    #[command(flatten)]
+    pub claim: ClaimArgs,
+    /// Only pupils living in this municipality (CBS code).
+    #[arg(long)]
+    pub municipality: Option<String>,
+    /// Only this school (BRIN + vestiging).
+    #[arg(long)]
+    pub school: Option<String>,
+    /// Only these categories (repeatable), e.g. --category LRV --category AV.
+    #[arg(long)]
+    pub category: Vec<String>,
+    /// Only this status.
+    #[arg(long)]
+    pub status: Option<String>,
+    /// Only OPEN signals absent longer than this many days.
+    #[arg(long, default_value_t = 0)]
+    pub open_longer_than: u32,
+    /// How long to wait for each peer (ms).
+    #[arg(long, default_value_t = 3000)]
+    pub timeout_ms: u32,
+    /// Output as JSON lines.
+    #[arg(long, conflicts_with = "csv")]
+    pub json: bool,
+    /// Output as CSV.
+    #[arg(long)]
+    pub csv: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CaseArgs {
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+    #[command(subcommand)]
+    pub command: CaseCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CaseCommand {
+    /// Open a case; your organisation becomes its lead.
+    Open {
+        /// The case meeting type (policy id).
+        #[arg(long)]
+        meeting: String,
+        /// The purpose (policy id).
+        #[arg(long)]
+        purpose: String,
+        /// A pupil's pseudonym (repeatable).
+        #[arg(long = "pupil", required = true)]
+        pupils: Vec<String>,
+        /// A participating organisation's OIN (repeatable).
+        #[arg(long = "participant")]
+        participants: Vec<String>,
+        /// Who opens it.
+        #[arg(long, default_value = "")]
+        actor: String,
+    },
+    /// Close a case you lead.
+    Close {
+        /// The case id.
+        #[arg(long)]
+        id: String,
+        /// Who closes it.
+        #[arg(long, default_value = "")]
+        actor: String,
+    },
+    /// List the cases your node holds.
+    List {
+        /// Only open cases.
+        #[arg(long)]
+        open: bool,
+    },
 }
 
 /// How to reach your own node.
@@ -84,10 +232,13 @@ pub struct ConnectArgs {
 }
 
 impl ConnectArgs {
-    async fn intake(&self) -> anyhow::Result<SignalIntakeClient<tonic::transport::Channel>> {
+    async fn channel(&self) -> anyhow::Result<tonic::transport::Channel> {
         let tls = TlsMaterial::load(&self.cert, &self.key, &self.ca)?;
-        let channel = client::connect(&self.node, &tls).await?;
-        Ok(SignalIntakeClient::new(channel))
+        Ok(client::connect(&self.node, &tls).await?)
+    }
+
+    async fn intake(&self) -> anyhow::Result<SignalIntakeClient<tonic::transport::Channel>> {
+        Ok(SignalIntakeClient::new(self.channel().await?))
     }
 }
 
@@ -194,8 +345,188 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             eprintln!("wrote a development CA and partner certificates to {}", out.display());
             Ok(())
         }
+        Command::Policy(PolicyArgs {
+            command: PolicyCommand::Check { file },
+        }) => policy_check(&file),
+        Command::Query(args) => query(args).await,
+        Command::Case(args) => case(args).await,
         Command::Demo(args) => crate::demo::run(args).await,
     }
+}
+
+fn policy_check(file: &std::path::Path) -> anyhow::Result<()> {
+    match crate::policy::Policy::load(file) {
+        Ok(policy) => {
+            println!("{}: valid, version {}", file.display(), policy.version());
+            for warning in policy.warnings() {
+                println!("warning: {warning}");
+            }
+            println!();
+            print!("{}", policy.matrix());
+            Ok(())
+        }
+        Err(errors) => {
+            eprintln!("{errors}");
+            bail!("{}: {} error(s); the policy is not valid", file.display(), errors.0.len())
+        }
+    }
+}
+
+fn query_filter(args: &QueryArgs) -> anyhow::Result<pb::QueryFilter> {
+    let categories = args
+        .category
+        .iter()
+        .map(|c| enum_filter(&Some(c.clone()), "CATEGORY_", |s| pb::Category::from_str_name(s).map(Into::into)))
+        .collect::<anyhow::Result<Vec<i32>>>()?;
+    Ok(pb::QueryFilter {
+        residence_municipality: args.municipality.clone().unwrap_or_default(),
+        school: args.school.clone().unwrap_or_default(),
+        categories,
+        status: enum_filter(&args.status, "STATUS_", |s| pb::Status::from_str_name(s).map(Into::into))?,
+        open_longer_than_days: args.open_longer_than,
+    })
+}
+
+async fn query(args: QueryArgs) -> anyhow::Result<()> {
+    let request = pb::FederationQueryRequest {
+        claim: Some(args.claim.to_pb()?),
+        filter: Some(query_filter(&args)?),
+        timeout_ms: args.timeout_ms,
+    };
+    let channel = args.connect.channel().await?;
+    let response = pb::federation_client::FederationClient::new(channel)
+        .query(request)
+        .await
+        .map_err(|s| anyhow::anyhow!("your node refused: {}", s.message()))?
+        .into_inner();
+    let format = output_format(args.json, args.csv);
+    print!("{}", render_federation(&response, format)?);
+    for failure in &response.failures {
+        eprintln!("peer {}: {} {}", failure.peer, failure.code, failure.message);
+    }
+    Ok(())
+}
+
+fn output_format(json: bool, csv: bool) -> OutputFormat {
+    if json {
+        OutputFormat::Json
+    } else if csv {
+        OutputFormat::Csv
+    } else {
+        OutputFormat::Table
+    }
+}
+
+/// Renders a federated answer: every signal with the peer that holds it.
+pub fn render_federation(
+    response: &pb::FederationQueryResponse,
+    format: OutputFormat,
+) -> anyhow::Result<String> {
+    let mut rows: Vec<(String, pb::SignalView)> = Vec::new();
+    for answer in &response.answers {
+        for s in answer.response.iter().flat_map(|r| r.signals.iter()) {
+            rows.push((answer.peer.clone(), s.clone()));
+        }
+    }
+    let mut header = vec!["holder"];
+    header.extend(VIEW_COLUMNS);
+    let cells = |(peer, v): &(String, pb::SignalView)| {
+        let mut c = vec![peer.clone()];
+        c.extend(view_cells(v));
+        c
+    };
+    match format {
+        OutputFormat::Table => {
+            let mut table = comfy_table::Table::new();
+            table.load_preset(comfy_table::presets::UTF8_FULL_CONDENSED);
+            table.set_header(header);
+            for row in &rows {
+                table.add_row(cells(row));
+            }
+            let mut out = format!("{table}\n{} signals from {} peers", rows.len(), response.answers.len());
+            if !response.failures.is_empty() {
+                out.push_str(&format!(", {} peers did not answer", response.failures.len()));
+            }
+            out.push('\n');
+            Ok(out)
+        }
+        OutputFormat::Json => {
+            let mut out = String::new();
+            for row in &rows {
+                let object: serde_json::Map<String, serde_json::Value> = header
+                    .iter()
+                    .zip(cells(row))
+                    .map(|(k, c)| ((*k).to_owned(), serde_json::Value::String(c)))
+                    .collect();
+                out.push_str(&serde_json::to_string(&object)?);
+                out.push('\n');
+            }
+            Ok(out)
+        }
+        OutputFormat::Csv => {
+            let mut writer = csv::Writer::from_writer(Vec::new());
+            writer.write_record(&header)?;
+            for row in &rows {
+                writer.write_record(cells(row))?;
+            }
+            Ok(String::from_utf8(writer.into_inner()?)?)
+        }
+    }
+}
+
+async fn case(args: CaseArgs) -> anyhow::Result<()> {
+    let mut cases = pb::cases_client::CasesClient::new(args.connect.channel().await?);
+    let refused = |s: tonic::Status| anyhow::anyhow!("your node refused: {}", s.message());
+    let response = match args.command {
+        CaseCommand::Open { meeting, purpose, pupils, participants, actor } => cases
+            .open_case(pb::OpenCaseRequest {
+                meeting_type: meeting,
+                purpose,
+                pupil_pseudonyms: pupils,
+                participant_oins: participants,
+                actor,
+            })
+            .await
+            .map_err(refused)?
+            .into_inner(),
+        CaseCommand::Close { id, actor } => cases
+            .close_case(pb::CloseCaseRequest { case_id: id, actor })
+            .await
+            .map_err(refused)?
+            .into_inner(),
+        CaseCommand::List { open } => {
+            let list = cases
+                .list_cases(pb::ListCasesRequest { open_only: open })
+                .await
+                .map_err(refused)?
+                .into_inner();
+            for c in &list.cases {
+                println!("{}", case_line(c));
+            }
+            return Ok(());
+        }
+    };
+    if let Some(c) = &response.case {
+        println!("{}", case_line(c));
+    }
+    for f in &response.not_notified {
+        eprintln!("participant {} not told: {} {}", f.peer, f.code, f.message);
+    }
+    Ok(())
+}
+
+fn case_line(c: &pb::Case) -> String {
+    let names: Vec<&str> = c.participants.iter().map(|p| p.name.as_str()).collect();
+    format!(
+        "{} {} ({}) lead {} with {}; {} pupils; {}",
+        c.case_id,
+        c.meeting_type,
+        c.purpose,
+        c.lead.as_ref().map(|l| l.name.as_str()).unwrap_or("?"),
+        names.join(", "),
+        c.pupil_pseudonyms.len(),
+        if c.open { "open".to_owned() } else { format!("closed {}", c.closed_at) }
+    )
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
@@ -211,6 +542,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         ca: args.ca,
         pseudonym_key: args.pseudonym_key,
         pseudonym_key_version: args.pseudonym_key_version,
+        policy: args.policy,
+        peers: Vec::new(),
     });
     let listen = NodeConfig::require(&config.listen, "listen address", "listen")?;
     let data_dir = NodeConfig::require(&config.data_dir, "data directory", "data-dir")?;
@@ -228,10 +561,15 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {listen}"))?;
     // The bound address on stdout, so a supervisor (or a test) that asked for port 0 learns it.
     println!("listening on {}", listener.local_addr()?);
+    if config.policy.is_none() {
+        tracing::warn!("no --policy given: this node will deny every exchange (intake only)");
+    }
     let setup = crate::node::NodeSetup {
         tls,
         key,
         data_dir: data_dir.clone(),
+        policy: config.policy.clone(),
+        peers: config.peers.clone(),
     };
     crate::node::serve(setup, listener, shutdown_signal()).await?;
     Ok(())
@@ -360,14 +698,7 @@ async fn list(args: ListArgs) -> anyhow::Result<()> {
     while let Some(v) = stream.message().await.map_err(|s| anyhow::anyhow!("{}", s.message()))? {
         views.push(v);
     }
-    let format = if args.json {
-        OutputFormat::Json
-    } else if args.csv {
-        OutputFormat::Csv
-    } else {
-        OutputFormat::Table
-    };
-    print!("{}", render_views(&views, format)?);
+    print!("{}", render_views(&views, output_format(args.json, args.csv))?);
     Ok(())
 }
 

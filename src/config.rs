@@ -32,6 +32,11 @@ pub struct NodeConfig {
     pub pseudonym_key: Option<PathBuf>,
     /// The version of that key, carried in every pseudonym (default 1).
     pub pseudonym_key_version: Option<u16>,
+    /// The covenant policy file (TOML), e.g. policies/groningen.toml.
+    pub policy: Option<PathBuf>,
+    /// The other partners' nodes this node may ask.
+    #[serde(default, rename = "peer")]
+    pub peers: Vec<crate::peers::PeerConfig>,
 }
 
 impl NodeConfig {
@@ -57,6 +62,12 @@ impl NodeConfig {
             ca: flags.ca.or(self.ca),
             pseudonym_key: flags.pseudonym_key.or(self.pseudonym_key),
             pseudonym_key_version: flags.pseudonym_key_version.or(self.pseudonym_key_version),
+            policy: flags.policy.or(self.policy),
+            peers: if flags.peers.is_empty() {
+                self.peers
+            } else {
+                flags.peers
+            },
         }
     }
 
@@ -83,6 +94,16 @@ mod tests {
         let merged = file.overridden_by(flags);
         assert_eq!(merged.listen.as_deref(), Some("127.0.0.1:2"));
         assert_eq!(merged.data_dir.as_deref(), Some(Path::new("/a")));
+    }
+
+    #[test]
+    fn peers_from_file() {
+        let file: NodeConfig = toml::from_str(
+            "policy = \"policies/groningen.toml\"\n[[peer]]\nname = \"ggd\"\naddress = \"127.0.0.1:7443\"\noin = \"00000099000000000006\"\n",
+        )
+        .unwrap();
+        assert_eq!(file.peers.len(), 1);
+        assert_eq!(file.peers[0].name, "ggd");
     }
 
     #[test]

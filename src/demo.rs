@@ -7,6 +7,7 @@ use crate::cli::push_rows;
 use crate::pb;
 use crate::pb::signal_intake_client::SignalIntakeClient;
 use crate::pseudonym::{PseudonymKey, KEY_LEN};
+use crate::peers::PeerConfig;
 use crate::tls::TlsMaterial;
 use anyhow::Context as _;
 use chrono::{Days, NaiveDate};
@@ -74,17 +75,26 @@ pub struct DemoNode {
 }
 
 impl DemoNode {
-    /// Starts a node for a development party on a free loopback port.
-    pub async fn start(file: &str, data_dir: &Path, key: &[u8; KEY_LEN]) -> anyhow::Result<Self> {
+    /// Starts a node for a development party on a listener the caller bound, with the demo
+    /// policy and the given peers.
+    pub async fn start(
+        file: &str,
+        listener: tokio::net::TcpListener,
+        data_dir: &Path,
+        key: &[u8; KEY_LEN],
+        policy: Option<PathBuf>,
+        peers: Vec<PeerConfig>,
+    ) -> anyhow::Result<Self> {
         let party = dev_party(file).with_context(|| format!("no development party {file}"))?;
         let tls = dev_certs::material(file).with_context(|| format!("no certificate for {file}"))?;
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let setup = crate::node::NodeSetup {
             tls,
             key: PseudonymKey::from_bytes(1, key),
             data_dir: data_dir.join(file),
+            policy,
+            peers,
         };
         let task = tokio::spawn(crate::node::serve(setup, listener, async {
             let _ = rx.await;
@@ -261,12 +271,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     println!("pactgate demo: one node per partner on loopback, development certificates, seed {}", args.seed);
     println!("data directory: {}\n", data_dir.display());
 
-    let mut nodes = Vec::new();
-    for file in DEMO_NODES {
-        let node = DemoNode::start(file, &data_dir, &key).await?;
-        println!("  started node {:<11} {:<36} on {}", file, node.party.name, node.addr);
-        nodes.push(node);
-    }
+    let nodes = start_federation(&data_dir, &key).await?;
 
     let today = chrono::Utc::now().date_naive();
     let population = population(args.seed, today);
@@ -311,6 +316,40 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     }
     println!("\nAll nodes stopped cleanly.");
     Ok(())
+}
+
+/// The covenant policy the demo's nodes run under, compiled in.
+pub const DEMO_POLICY: &str = include_str!("../policies/groningen.toml");
+
+/// Starts every demo node on its own loopback port, each with all others as peers.
+pub async fn start_federation(data_dir: &Path, key: &[u8; KEY_LEN]) -> anyhow::Result<Vec<DemoNode>> {
+    std::fs::create_dir_all(data_dir)?;
+    let policy = data_dir.join("policy.toml");
+    std::fs::write(&policy, DEMO_POLICY)?;
+    let mut bound = Vec::new();
+    for file in DEMO_NODES {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let party = dev_party(file).with_context(|| format!("no development party {file}"))?;
+        bound.push((party, listener));
+    }
+    let configs: Vec<PeerConfig> = bound
+        .iter()
+        .map(|(party, listener)| {
+            Ok(PeerConfig {
+                name: party.file.to_owned(),
+                address: listener.local_addr()?.to_string(),
+                oin: party.oin.to_owned(),
+            })
+        })
+        .collect::<std::io::Result<_>>()?;
+    let mut nodes = Vec::new();
+    for (party, listener) in bound {
+        let peers = configs.iter().filter(|c| c.name != party.file).cloned().collect();
+        let node = DemoNode::start(party.file, listener, data_dir, key, Some(policy.clone()), peers).await?;
+        println!("  started node {:<11} {:<36} on {}", party.file, party.name, node.addr);
+        nodes.push(node);
+    }
+    Ok(nodes)
 }
 
 /// The demo's pseudonymisation key, derived from the seed (a real covenant key comes from

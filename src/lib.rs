@@ -11,6 +11,10 @@
 //! - [`tls`]: rustls configs (TLS 1.3, client certificates required) and the TLS listener.
 //! - [`certs`]: development certificates (rcgen).
 //! - [`config`]: the node's TOML configuration.
+//! - [`policy`]: the covenant's Bijlage 3 as data: load, check, the FG's matrix, `evaluate`.
+//! - [`cases`]: cases of case meetings and their sled tree.
+//! - [`exchange`]: which signals a permit lets a request see.
+//! - [`peers`]: the configured peer nodes and their channels.
 //! - [`rpc`]: gRPC handlers, proto/domain conversion, error-to-status mapping.
 //! - [`node`]: a running node: all services on one mTLS listener.
 //! - [`client`]: connecting to a node as a partner's system.
@@ -20,15 +24,19 @@
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
 
+pub mod cases;
 pub mod certs;
 pub mod cli;
 pub mod client;
 pub mod config;
 pub mod demo;
+pub mod exchange;
 pub mod identity;
 pub mod import;
 pub mod node;
 pub mod pb;
+pub mod peers;
+pub mod policy;
 pub mod pseudonym;
 pub mod rpc;
 pub mod signal;

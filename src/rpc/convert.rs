@@ -1,7 +1,10 @@
 //! Conversions between the generated proto types and the domain types, in both directions. The
 //! only place that knows both; everything else uses the domain types.
 
+use crate::cases::{Case, Party};
+use crate::identity::Organisation;
 use crate::pb;
+use crate::policy::{Field, FieldSet};
 use crate::signal::{Category, RawSignal, Sector, Signal, Status};
 
 pub fn category_from_pb(value: i32) -> Result<Category, String> {
@@ -110,4 +113,102 @@ pub fn signal_view(s: &Signal) -> pb::SignalView {
         age: s.age,
         updated_at: s.updated_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
     }
+}
+
+/// A signal as a peer may see it: every field outside `fields` left at its default (empty or
+/// unspecified), so nothing the role may not see leaves the node.
+pub fn minimised_view(s: &Signal, fields: &FieldSet) -> pb::SignalView {
+    let full = signal_view(s);
+    let keep = |f: Field| fields.contains(f);
+    pb::SignalView {
+        source_record_id: if keep(Field::SourceRecordId) { full.source_record_id } else { String::new() },
+        pupil_pseudonym: if keep(Field::PupilPseudonym) { full.pupil_pseudonym } else { String::new() },
+        category: if keep(Field::Category) { full.category } else { 0 },
+        sector: if keep(Field::Sector) { full.sector } else { 0 },
+        residence_municipality: if keep(Field::ResidenceMunicipality) { full.residence_municipality } else { String::new() },
+        school: if keep(Field::School) { full.school } else { String::new() },
+        absent_since: if keep(Field::AbsentSince) { full.absent_since } else { String::new() },
+        status: if keep(Field::Status) { full.status } else { 0 },
+        offer_date: if keep(Field::OfferDate) { full.offer_date } else { String::new() },
+        age: if keep(Field::Age) { full.age } else { 0 },
+        // When this node stored the signal says nothing about the pupil; it is always shared.
+        updated_at: full.updated_at,
+    }
+}
+
+/// The proto names of the fields in a set, in field order.
+pub fn field_names(fields: &FieldSet) -> Vec<String> {
+    Field::ALL
+        .iter()
+        .filter(|f| fields.contains(**f))
+        .map(|f| f.name().to_owned())
+        .collect()
+}
+
+pub fn organisation(o: &Organisation) -> pb::Organisation {
+    pb::Organisation {
+        oin: o.oin.clone(),
+        name: o.name.clone(),
+    }
+}
+
+fn party_to_pb(p: &Party) -> pb::Organisation {
+    pb::Organisation {
+        oin: p.oin.clone(),
+        name: p.name.clone(),
+    }
+}
+
+fn rfc3339(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+pub fn case_to_pb(c: &Case) -> pb::Case {
+    pb::Case {
+        case_id: c.id.clone(),
+        meeting_type: c.meeting_type.clone(),
+        pupil_pseudonyms: c.pupils.clone(),
+        participants: c.participants.iter().map(party_to_pb).collect(),
+        lead: Some(party_to_pb(&c.lead)),
+        open: c.open,
+        opened_at: rfc3339(c.opened_at),
+        closed_at: c.closed_at.map(rfc3339).unwrap_or_default(),
+        purpose: c.purpose.clone(),
+    }
+}
+
+/// A case as a peer sent it; malformed parts are INVALID_ARGUMENT naming the field.
+pub fn case_from_pb(c: pb::Case) -> Result<Case, tonic::Status> {
+    let invalid = |what: &str| tonic::Status::invalid_argument(format!("case.{what} is malformed"));
+    if !crate::cases::is_case_id(&c.case_id) {
+        return Err(invalid("case_id"));
+    }
+    if c.pupil_pseudonyms.is_empty() || !c.pupil_pseudonyms.iter().all(|p| crate::pseudonym::is_pseudonym(p)) {
+        return Err(invalid("pupil_pseudonyms"));
+    }
+    let parse_time = |t: &str| {
+        chrono::DateTime::parse_from_rfc3339(t).map(|t| t.with_timezone(&chrono::Utc))
+    };
+    let lead = c.lead.ok_or_else(|| invalid("lead"))?;
+    Ok(Case {
+        id: c.case_id,
+        meeting_type: c.meeting_type,
+        purpose: c.purpose,
+        pupils: c.pupil_pseudonyms,
+        participants: c
+            .participants
+            .into_iter()
+            .map(|p| Party { oin: p.oin, name: p.name })
+            .collect(),
+        lead: Party {
+            oin: lead.oin,
+            name: lead.name,
+        },
+        open: c.open,
+        opened_at: parse_time(&c.opened_at).map_err(|_| invalid("opened_at"))?,
+        closed_at: match c.closed_at.as_str() {
+            "" => None,
+            t => Some(parse_time(t).map_err(|_| invalid("closed_at"))?),
+        },
+    })
 }

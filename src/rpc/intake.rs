@@ -6,9 +6,10 @@ use super::convert;
 use crate::identity::Organisation;
 use crate::pb;
 use crate::pb::signal_intake_server::SignalIntake;
-use crate::pseudonym::{is_pseudonym, PseudonymKey};
+use crate::node::NodeContext;
+use crate::pseudonym::is_pseudonym;
 use crate::signal::{self, Signal};
-use crate::store::{SignalFilter, Store};
+use crate::store::SignalFilter;
 use std::pin::Pin;
 use std::sync::Arc;
 use tokio_stream::Stream;
@@ -20,27 +21,17 @@ pub const MAX_RECORDS_PER_PUSH: usize = 100_000;
 pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
 
 pub struct IntakeService {
-    own: Organisation,
-    key: Arc<PseudonymKey>,
-    store: Store,
+    node: Arc<NodeContext>,
 }
 
 impl IntakeService {
-    pub fn new(own: Organisation, key: Arc<PseudonymKey>, store: Store) -> Self {
-        Self { own, key, store }
+    pub fn new(node: Arc<NodeContext>) -> Self {
+        Self { node }
     }
 
     /// Only the node's own organisation may use intake.
     fn authorize<T>(&self, request: &Request<T>) -> Result<Organisation, Status> {
-        let caller = super::caller(request)?;
-        if caller.oin != self.own.oin {
-            tracing::warn!(peer.oin = %caller.oin, "SignalIntake refused to another organisation");
-            return Err(Status::permission_denied(format!(
-                "SignalIntake is only for {} itself; {} may not push to or list this node",
-                self.own, caller
-            )));
-        }
-        Ok(caller)
+        self.node.authorize_own(request)
     }
 }
 
@@ -110,14 +101,14 @@ impl SignalIntake for IntakeService {
                      push was stored: split it into smaller pushes"
                 )));
             }
-            match signal::validate(convert::raw_signal(record), &self.key, today, now) {
+            match signal::validate(convert::raw_signal(record), &self.node.key, today, now) {
                 Ok(s) => good.push(s),
                 Err(e) => refused.push(rejected(index, e)),
             }
             index += 1;
         }
         let accepted = good.len();
-        let store = self.store.clone();
+        let store = self.node.store.clone();
         tokio::task::spawn_blocking(move || store.upsert_batch(&good))
             .await
             .map_err(super::task_status)?
@@ -143,7 +134,7 @@ impl SignalIntake for IntakeService {
     ) -> Result<Response<Self::ListStream>, Status> {
         let caller = self.authorize(&request)?;
         let filter = filter_from(request.into_inner())?;
-        let store = self.store.clone();
+        let store = self.node.store.clone();
         let signals = tokio::task::spawn_blocking(move || store.list(&filter))
             .await
             .map_err(super::task_status)?

@@ -2,7 +2,10 @@
 //! the one place that turns errors into `tonic::Status` with messages a person understands and
 //! no internals or pupil ids.
 
+pub mod cases;
 pub mod convert;
+pub mod exchange;
+pub mod federation;
 pub mod intake;
 
 use crate::identity::{self, Organisation};
@@ -26,4 +29,10 @@ pub fn store_status(e: crate::store::StoreError) -> Status {
 pub fn task_status(e: tokio::task::JoinError) -> Status {
     tracing::error!(error = %e, "blocking task failed");
     Status::internal("the node failed while handling the request; nothing was acknowledged")
+}
+
+/// Turns a case store failure into a status.
+pub fn case_status(e: crate::cases::CaseError) -> Status {
+    tracing::error!(error = %e, "case store failure");
+    Status::internal("the node could not read or store the case; nothing was acknowledged")
 }

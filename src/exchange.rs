@@ -1,0 +1,86 @@
+//! What a permitted request may see: selects the signals that fall within a permit's scope, a
+//! case's pupils and the request's filter, and only rows of the signal categories the role may
+//! see. Never decides whether a request is allowed (that is the policy's `evaluate`), and cannot
+//! be called without the permit it produced.
+
+use crate::cases::Case;
+use crate::policy::{Permit, Scope};
+use crate::signal::{Category, Signal, Status};
+use crate::store::{SignalFilter, Store, StoreError};
+use chrono::NaiveDate;
+
+/// The filters of an exchange query (all set filters must match).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExchangeFilter {
+    pub residence_municipality: Option<String>,
+    pub school: Option<String>,
+    pub categories: Vec<Category>,
+    pub status: Option<Status>,
+    pub open_longer_than_days: Option<u32>,
+}
+
+impl ExchangeFilter {
+    fn matches(&self, s: &Signal, today: NaiveDate) -> bool {
+        self.residence_municipality
+            .as_ref()
+            .is_none_or(|m| *m == s.residence_municipality)
+            && self.school.as_ref().is_none_or(|c| *c == s.school)
+            && (self.categories.is_empty() || self.categories.contains(&s.category))
+            && self.status.is_none_or(|st| st == s.status)
+            && self.open_longer_than_days.is_none_or(|days| {
+                s.status == Status::Open && (today - s.absent_since).num_days() > i64::from(days)
+            })
+    }
+}
+
+/// Whether a signal lies within the permit's scope.
+pub fn in_scope(scope: &Scope, s: &Signal) -> bool {
+    match scope {
+        Scope::Unrestricted => true,
+        Scope::Municipalities(codes) => codes.iter().any(|c| *c == s.residence_municipality),
+        Scope::Schools(brins) => s.school.len() >= 4 && brins.iter().any(|b| *b == s.school[..4]),
+    }
+}
+
+/// The signals a permitted request may receive (before field minimisation, which the gRPC layer
+/// applies with `permit.fields` as it builds the answer). With a case, only that case's pupils.
+pub fn select(
+    store: &Store,
+    permit: &Permit,
+    filter: &ExchangeFilter,
+    case: Option<&Case>,
+    today: NaiveDate,
+) -> Result<Vec<Signal>, StoreError> {
+    let candidates = match case {
+        Some(case) => {
+            let mut all = Vec::new();
+            for pupil in &case.pupils {
+                all.extend(store.list(&SignalFilter {
+                    pupil_pseudonym: Some(pupil.clone()),
+                    ..SignalFilter::default()
+                })?);
+            }
+            all
+        }
+        None => match &permit.scope {
+            Scope::Municipalities(codes) => {
+                let mut all = Vec::new();
+                for code in codes {
+                    all.extend(store.list(&SignalFilter {
+                        residence_municipality: Some(code.clone()),
+                        ..SignalFilter::default()
+                    })?);
+                }
+                all
+            }
+            _ => store.list(&SignalFilter::default())?,
+        },
+    };
+    Ok(candidates
+        .into_iter()
+        .filter(|s| permit.signal_categories.contains(&s.category))
+        .filter(|s| in_scope(&permit.scope, s))
+        .filter(|s| case.is_none_or(|c| c.covers_pupil(&s.pupil_pseudonym)))
+        .filter(|s| filter.matches(s, today))
+        .collect())
+}

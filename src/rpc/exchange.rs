@@ -1,0 +1,228 @@
+//! `pactgate.v1.Exchange`: peer nodes ask this node for signals, share cases with it, and ask
+//! who it is. Every Query is decided by the policy (fail closed) and answered with only the
+//! fields the caller's role may see; a ShareCase is accepted only from the case's lead.
+
+use super::convert;
+use crate::cases::Case;
+use crate::exchange::{self, ExchangeFilter};
+use crate::node::NodeContext;
+use crate::pb;
+use crate::pb::exchange_server::Exchange;
+use crate::policy::{AccessRequest, Context, Decision, Permit};
+use std::sync::Arc;
+use tonic::{Request, Response, Status};
+
+pub struct ExchangeService {
+    node: Arc<NodeContext>,
+}
+
+impl ExchangeService {
+    pub fn new(node: Arc<NodeContext>) -> Self {
+        Self { node }
+    }
+}
+
+/// The claim's context as the policy names it.
+pub fn context_of(claim: &pb::AccessClaim) -> Result<Context<'_>, Status> {
+    match &claim.context {
+        Some(pb::access_claim::Context::RoutineFlow(flow)) => Ok(Context::RoutineFlow { flow }),
+        Some(pb::access_claim::Context::CaseRef(case)) => Ok(Context::Case {
+            meeting: &case.meeting_type,
+        }),
+        None => Err(Status::permission_denied(
+            "denied: the claim names neither a routine_flow nor a case_ref",
+        )),
+    }
+}
+
+/// The filter of a query as the domain knows it; malformed filters are INVALID_ARGUMENT.
+pub fn filter_from(filter: Option<pb::QueryFilter>) -> Result<ExchangeFilter, Status> {
+    let f = filter.unwrap_or_default();
+    let invalid = |e: crate::signal::FieldError| Status::invalid_argument(format!("filter: {e}"));
+    let residence_municipality = match f.residence_municipality.as_str() {
+        "" => None,
+        m => Some(crate::signal::check_municipality(m).map_err(invalid)?),
+    };
+    let school = match f.school.as_str() {
+        "" => None,
+        c => Some(crate::signal::check_school(c, crate::signal::Category::Lrv).map_err(invalid)?),
+    };
+    let categories = f
+        .categories
+        .iter()
+        .map(|c| convert::category_from_pb(*c))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|r| Status::invalid_argument(format!("filter: category {r}")))?;
+    let status = match f.status {
+        0 => None,
+        s => Some(
+            convert::status_from_pb(s)
+                .map_err(|r| Status::invalid_argument(format!("filter: status {r}")))?,
+        ),
+    };
+    Ok(ExchangeFilter {
+        residence_municipality,
+        school,
+        categories,
+        status,
+        open_longer_than_days: (f.open_longer_than_days > 0).then_some(f.open_longer_than_days),
+    })
+}
+
+/// Checks a case-context request against the case this node holds.
+fn check_case(
+    node: &NodeContext,
+    claim: &pb::AccessClaim,
+    caller_oin: &str,
+) -> Result<Option<Case>, Status> {
+    let Some(pb::access_claim::Context::CaseRef(reference)) = &claim.context else {
+        return Ok(None);
+    };
+    let deny = |reason: String| Err(Status::permission_denied(format!("denied: {reason}")));
+    let case = node
+        .cases
+        .get(&reference.case_id)
+        .map_err(super::case_status)?;
+    let Some(case) = case else {
+        return deny(format!("case {:?} is not known at this node", reference.case_id));
+    };
+    if case.meeting_type != reference.meeting_type {
+        return deny(format!(
+            "case {} belongs to meeting {:?}, not {:?}",
+            case.id, case.meeting_type, reference.meeting_type
+        ));
+    }
+    if !case.open {
+        return deny(format!("case {} is closed", case.id));
+    }
+    if !case.has_participant(caller_oin) {
+        return deny(format!("the caller does not take part in case {}", case.id));
+    }
+    if !case.has_participant(&node.own.oin) {
+        return deny(format!("this node's organisation does not take part in case {}", case.id));
+    }
+    Ok(Some(case))
+}
+
+/// Answers a query for a caller whose organisation comes from its certificate.
+pub fn answer(
+    node: &NodeContext,
+    caller_oin: &str,
+    request: pb::QueryRequest,
+) -> Result<pb::QueryResponse, Status> {
+    let claim = request
+        .claim
+        .ok_or_else(|| Status::permission_denied("denied: the request carries no claim"))?;
+    let policy = node.policy.current().ok_or_else(|| {
+        Status::permission_denied("denied: this node has no covenant policy loaded")
+    })?;
+    let access = AccessRequest {
+        caller_oin,
+        holder_oin: &node.own.oin,
+        role: &claim.role,
+        legal_basis: &claim.legal_basis,
+        purpose: &claim.purpose,
+        context: context_of(&claim)?,
+    };
+    let permit: Permit = match policy.evaluate(&access) {
+        Decision::Permit(p) => p,
+        Decision::Deny(d) => {
+            tracing::info!(peer.oin = %caller_oin, policy.decision = "deny", reason = %d.reason, "query denied");
+            return Err(Status::permission_denied(format!("denied: {}", d.reason)));
+        }
+    };
+    let case = check_case(node, &claim, caller_oin)?;
+    let filter = filter_from(request.filter)?;
+    let today = chrono::Utc::now().date_naive();
+    let signals = exchange::select(&node.store, &permit, &filter, case.as_ref(), today)
+        .map_err(super::store_status)?;
+    tracing::info!(
+        peer.oin = %caller_oin,
+        policy.decision = "permit",
+        policy.rule = %permit.rule,
+        query.count = signals.len(),
+        "query answered"
+    );
+    Ok(pb::QueryResponse {
+        signals: signals
+            .iter()
+            .map(|s| convert::minimised_view(s, &permit.fields))
+            .collect(),
+        disclosed_fields: convert::field_names(&permit.fields),
+        holder: Some(convert::organisation(&node.own)),
+        rule: permit.rule.clone(),
+        processing_activity: permit.processing_activity.clone(),
+        policy_version: policy.version().to_owned(),
+    })
+}
+
+/// Checks and stores a case shared by its lead.
+fn accept_case(node: &NodeContext, caller_oin: &str, shared: pb::Case) -> Result<(), Status> {
+    let deny = |reason: String| Err(Status::permission_denied(format!("denied: {reason}")));
+    let case = convert::case_from_pb(shared)?;
+    if case.lead.oin != caller_oin {
+        return deny("only the lead of a case may share or close it".into());
+    }
+    if !case.has_participant(&node.own.oin) {
+        return deny("this node's organisation does not take part in the case".into());
+    }
+    let policy = node.policy.current().ok_or_else(|| {
+        Status::permission_denied("denied: this node has no covenant policy loaded")
+    })?;
+    if let Err(reason) = policy.check_case_parties(&case.meeting_type, &case.purpose, caller_oin, &node.own.oin) {
+        return deny(reason);
+    }
+    if let Some(existing) = node.cases.get(&case.id).map_err(super::case_status)? {
+        if existing.lead != case.lead || existing.meeting_type != case.meeting_type {
+            return deny(format!("case {} is already held here with another lead or meeting", case.id));
+        }
+    }
+    node.cases.put(&case).map_err(super::case_status)?;
+    tracing::info!(peer.oin = %caller_oin, case.id = %case.id, case.open = case.open, "case shared");
+    Ok(())
+}
+
+#[tonic::async_trait]
+impl Exchange for ExchangeService {
+    async fn query(
+        &self,
+        request: Request<pb::QueryRequest>,
+    ) -> Result<Response<pb::QueryResponse>, Status> {
+        let caller = super::caller(&request)?;
+        let node = self.node.clone();
+        let inner = request.into_inner();
+        let response = tokio::task::spawn_blocking(move || answer(&node, &caller.oin, inner))
+            .await
+            .map_err(super::task_status)??;
+        Ok(Response::new(response))
+    }
+
+    async fn share_case(
+        &self,
+        request: Request<pb::ShareCaseRequest>,
+    ) -> Result<Response<pb::ShareCaseResponse>, Status> {
+        let caller = super::caller(&request)?;
+        let shared = request
+            .into_inner()
+            .case
+            .ok_or_else(|| Status::invalid_argument("case is missing"))?;
+        let node = self.node.clone();
+        tokio::task::spawn_blocking(move || accept_case(&node, &caller.oin, shared))
+            .await
+            .map_err(super::task_status)??;
+        Ok(Response::new(pb::ShareCaseResponse { accepted: true }))
+    }
+
+    async fn describe_node(
+        &self,
+        request: Request<pb::DescribeNodeRequest>,
+    ) -> Result<Response<pb::DescribeNodeResponse>, Status> {
+        super::caller(&request)?;
+        let policy = self.node.policy.current();
+        Ok(Response::new(pb::DescribeNodeResponse {
+            organisation: Some(convert::organisation(&self.node.own)),
+            policy_version: policy.as_ref().map(|p| p.version().to_owned()).unwrap_or_default(),
+            covenant: policy.as_ref().map(|p| p.covenant_name().to_owned()).unwrap_or_default(),
+        }))
+    }
+}
