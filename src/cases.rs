@@ -76,7 +76,8 @@ impl CaseStore {
 
     /// Stores (or replaces) a case and makes it durable.
     pub fn put(&self, case: &Case) -> Result<(), CaseError> {
-        self.tree.insert(case.id.as_bytes(), serde_json::to_vec(case)?)?;
+        self.tree
+            .insert(case.id.as_bytes(), serde_json::to_vec(case)?)?;
         self.store.sync()?;
         Ok(())
     }
@@ -125,13 +126,19 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = crate::store::Store::open(dir.path()).unwrap();
         let cases = CaseStore::open(&store).unwrap();
-        let lead = Party { oin: "1".repeat(20), name: "SWV".into() };
+        let lead = Party {
+            oin: "1".repeat(20),
+            name: "SWV".into(),
+        };
         let mut case = Case {
             id: new_case_id(),
             meeting_type: "aoj-team-vo".into(),
             purpose: "passend-aanbod".into(),
             pupils: vec!["v1.AAAAAAAAAAAAAAAAAAAAAA".into()],
-            participants: vec![Party { oin: "2".repeat(20), name: "GGD".into() }],
+            participants: vec![Party {
+                oin: "2".repeat(20),
+                name: "GGD".into(),
+            }],
             lead,
             open: true,
             opened_at: chrono::Utc::now(),

@@ -18,13 +18,41 @@ pub struct DevParty {
 
 /// The parties `pactgate certs dev` makes certificates for.
 pub const DEV_PARTIES: [DevParty; 7] = [
-    DevParty { file: "swv-vo", name: "Samenwerkingsverband VO Groningen", oin: "00000099000000000001" },
-    DevParty { file: "swv-po", name: "Samenwerkingsverband PO Groningen", oin: "00000099000000000002" },
-    DevParty { file: "mbo", name: "Noorderpoort", oin: "00000099000000000003" },
-    DevParty { file: "leerplicht", name: "Gemeente Groningen Leerplicht RMC", oin: "00000099000000000004" },
-    DevParty { file: "wij", name: "WIJ Groningen", oin: "00000099000000000005" },
-    DevParty { file: "ggd", name: "GGD Groningen", oin: "00000099000000000006" },
-    DevParty { file: "fg", name: "FG Gemeente Groningen", oin: "00000099000000000007" },
+    DevParty {
+        file: "swv-vo",
+        name: "Samenwerkingsverband VO Groningen",
+        oin: "00000099000000000001",
+    },
+    DevParty {
+        file: "swv-po",
+        name: "Samenwerkingsverband PO Groningen",
+        oin: "00000099000000000002",
+    },
+    DevParty {
+        file: "mbo",
+        name: "Noorderpoort",
+        oin: "00000099000000000003",
+    },
+    DevParty {
+        file: "leerplicht",
+        name: "Gemeente Groningen Leerplicht RMC",
+        oin: "00000099000000000004",
+    },
+    DevParty {
+        file: "wij",
+        name: "WIJ Groningen",
+        oin: "00000099000000000005",
+    },
+    DevParty {
+        file: "ggd",
+        name: "GGD Groningen",
+        oin: "00000099000000000006",
+    },
+    DevParty {
+        file: "fg",
+        name: "FG Gemeente Groningen",
+        oin: "00000099000000000007",
+    },
 ];
 
 /// The development party with this file name.
@@ -37,7 +65,10 @@ pub enum CertsError {
     #[error("certificate generation failed: {0}")]
     Rcgen(#[from] rcgen::Error),
     #[error("cannot write {path}: {source}")]
-    Write { path: String, source: std::io::Error },
+    Write {
+        path: String,
+        source: std::io::Error,
+    },
 }
 
 /// A certificate and its private key, PEM-encoded.

@@ -13,7 +13,11 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
 #[derive(Debug, Parser)]
-#[command(name = "pactgate", version, about = "Privacy-preserving data exchange gateway for a Thuiszitterspact")]
+#[command(
+    name = "pactgate",
+    version,
+    about = "Privacy-preserving data exchange gateway for a Thuiszitterspact"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -335,14 +339,20 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Pseudonym(args) => pseudonym(args),
         Command::Keygen(args) => {
             PseudonymKey::generate(&args.out)?;
-            eprintln!("wrote a new pseudonymisation key to {} (mode 0600)", args.out.display());
+            eprintln!(
+                "wrote a new pseudonymisation key to {} (mode 0600)",
+                args.out.display()
+            );
             Ok(())
         }
         Command::Certs(CertsArgs {
             command: CertsCommand::Dev { out },
         }) => {
             crate::certs::write_dev_set(&out)?;
-            eprintln!("wrote a development CA and partner certificates to {}", out.display());
+            eprintln!(
+                "wrote a development CA and partner certificates to {}",
+                out.display()
+            );
             Ok(())
         }
         Command::Policy(PolicyArgs {
@@ -367,7 +377,11 @@ fn policy_check(file: &std::path::Path) -> anyhow::Result<()> {
         }
         Err(errors) => {
             eprintln!("{errors}");
-            bail!("{}: {} error(s); the policy is not valid", file.display(), errors.0.len())
+            bail!(
+                "{}: {} error(s); the policy is not valid",
+                file.display(),
+                errors.0.len()
+            )
         }
     }
 }
@@ -376,13 +390,19 @@ fn query_filter(args: &QueryArgs) -> anyhow::Result<pb::QueryFilter> {
     let categories = args
         .category
         .iter()
-        .map(|c| enum_filter(&Some(c.clone()), "CATEGORY_", |s| pb::Category::from_str_name(s).map(Into::into)))
+        .map(|c| {
+            enum_filter(&Some(c.clone()), "CATEGORY_", |s| {
+                pb::Category::from_str_name(s).map(Into::into)
+            })
+        })
         .collect::<anyhow::Result<Vec<i32>>>()?;
     Ok(pb::QueryFilter {
         residence_municipality: args.municipality.clone().unwrap_or_default(),
         school: args.school.clone().unwrap_or_default(),
         categories,
-        status: enum_filter(&args.status, "STATUS_", |s| pb::Status::from_str_name(s).map(Into::into))?,
+        status: enum_filter(&args.status, "STATUS_", |s| {
+            pb::Status::from_str_name(s).map(Into::into)
+        })?,
         open_longer_than_days: args.open_longer_than,
     })
 }
@@ -402,7 +422,10 @@ async fn query(args: QueryArgs) -> anyhow::Result<()> {
     let format = output_format(args.json, args.csv);
     print!("{}", render_federation(&response, format)?);
     for failure in &response.failures {
-        eprintln!("peer {}: {} {}", failure.peer, failure.code, failure.message);
+        eprintln!(
+            "peer {}: {} {}",
+            failure.peer, failure.code, failure.message
+        );
     }
     Ok(())
 }
@@ -443,9 +466,16 @@ pub fn render_federation(
             for row in &rows {
                 table.add_row(cells(row));
             }
-            let mut out = format!("{table}\n{} signals from {} peers", rows.len(), response.answers.len());
+            let mut out = format!(
+                "{table}\n{} signals from {} peers",
+                rows.len(),
+                response.answers.len()
+            );
             if !response.failures.is_empty() {
-                out.push_str(&format!(", {} peers did not answer", response.failures.len()));
+                out.push_str(&format!(
+                    ", {} peers did not answer",
+                    response.failures.len()
+                ));
             }
             out.push('\n');
             Ok(out)
@@ -478,7 +508,13 @@ async fn case(args: CaseArgs) -> anyhow::Result<()> {
     let mut cases = pb::cases_client::CasesClient::new(args.connect.channel().await?);
     let refused = |s: tonic::Status| anyhow::anyhow!("your node refused: {}", s.message());
     let response = match args.command {
-        CaseCommand::Open { meeting, purpose, pupils, participants, actor } => cases
+        CaseCommand::Open {
+            meeting,
+            purpose,
+            pupils,
+            participants,
+            actor,
+        } => cases
             .open_case(pb::OpenCaseRequest {
                 meeting_type: meeting,
                 purpose,
@@ -525,7 +561,11 @@ fn case_line(c: &pb::Case) -> String {
         c.lead.as_ref().map(|l| l.name.as_str()).unwrap_or("?"),
         names.join(", "),
         c.pupil_pseudonyms.len(),
-        if c.open { "open".to_owned() } else { format!("closed {}", c.closed_at) }
+        if c.open {
+            "open".to_owned()
+        } else {
+            format!("closed {}", c.closed_at)
+        }
     )
 }
 
@@ -553,7 +593,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         NodeConfig::require(&config.ca, "CA certificate", "ca")?,
     )?;
     let key = PseudonymKey::load(
-        NodeConfig::require(&config.pseudonym_key, "pseudonymisation key", "pseudonym-key")?,
+        NodeConfig::require(
+            &config.pseudonym_key,
+            "pseudonymisation key",
+            "pseudonym-key",
+        )?,
         config.pseudonym_key_version.unwrap_or(1),
     )?;
     let listener = tokio::net::TcpListener::bind(listen)
@@ -645,7 +689,8 @@ pub async fn push_rows(
 async fn push(args: PushArgs) -> anyhow::Result<()> {
     let bytes = std::fs::read(&args.file)
         .with_context(|| format!("cannot read {}", args.file.display()))?;
-    let rows = crate::import::read(&bytes).map_err(|e| anyhow::anyhow!("{}: {e}", args.file.display()))?;
+    let rows =
+        crate::import::read(&bytes).map_err(|e| anyhow::anyhow!("{}: {e}", args.file.display()))?;
     let mut intake = args.connect.intake().await?;
     let progress = indicatif::ProgressBar::new(rows.len() as u64);
     progress.set_style(
@@ -669,10 +714,18 @@ async fn push(args: PushArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn enum_filter(text: &Option<String>, prefix: &str, from: fn(&str) -> Option<i32>) -> anyhow::Result<i32> {
+fn enum_filter(
+    text: &Option<String>,
+    prefix: &str,
+    from: fn(&str) -> Option<i32>,
+) -> anyhow::Result<i32> {
     let Some(text) = text else { return Ok(0) };
     let upper = text.to_ascii_uppercase();
-    let full = if upper.starts_with(prefix) { upper } else { format!("{prefix}{upper}") };
+    let full = if upper.starts_with(prefix) {
+        upper
+    } else {
+        format!("{prefix}{upper}")
+    };
     match from(&full) {
         Some(v) => Ok(v),
         None => bail!("{text:?} is not a known value"),
@@ -684,8 +737,12 @@ async fn list(args: ListArgs) -> anyhow::Result<()> {
         residence_municipality: args.municipality.clone().unwrap_or_default(),
         school: args.school.clone().unwrap_or_default(),
         pupil_pseudonym: args.pupil.clone().unwrap_or_default(),
-        category: enum_filter(&args.category, "CATEGORY_", |s| pb::Category::from_str_name(s).map(Into::into))?,
-        status: enum_filter(&args.status, "STATUS_", |s| pb::Status::from_str_name(s).map(Into::into))?,
+        category: enum_filter(&args.category, "CATEGORY_", |s| {
+            pb::Category::from_str_name(s).map(Into::into)
+        })?,
+        status: enum_filter(&args.status, "STATUS_", |s| {
+            pb::Status::from_str_name(s).map(Into::into)
+        })?,
         limit: args.limit,
     };
     let mut intake = args.connect.intake().await?;
@@ -695,10 +752,17 @@ async fn list(args: ListArgs) -> anyhow::Result<()> {
         .map_err(|s| anyhow::anyhow!("the node refused: {}", s.message()))?
         .into_inner();
     let mut views = Vec::new();
-    while let Some(v) = stream.message().await.map_err(|s| anyhow::anyhow!("{}", s.message()))? {
+    while let Some(v) = stream
+        .message()
+        .await
+        .map_err(|s| anyhow::anyhow!("{}", s.message()))?
+    {
         views.push(v);
     }
-    print!("{}", render_views(&views, output_format(args.json, args.csv))?);
+    print!(
+        "{}",
+        render_views(&views, output_format(args.json, args.csv))?
+    );
     Ok(())
 }
 

@@ -6,8 +6,8 @@ use crate::certs::{dev_party, DevParty};
 use crate::cli::push_rows;
 use crate::pb;
 use crate::pb::signal_intake_client::SignalIntakeClient;
-use crate::pseudonym::{PseudonymKey, KEY_LEN};
 use crate::peers::PeerConfig;
+use crate::pseudonym::{PseudonymKey, KEY_LEN};
 use crate::tls::TlsMaterial;
 use anyhow::Context as _;
 use chrono::{Days, NaiveDate};
@@ -33,13 +33,34 @@ pub mod dev_certs {
     pub const CA: &str = include_str!("../certs-dev/ca.pem");
     pub fn cert(file: &str) -> Option<(&'static str, &'static str)> {
         Some(match file {
-            "swv-vo" => (include_str!("../certs-dev/swv-vo.pem"), include_str!("../certs-dev/swv-vo.key")),
-            "swv-po" => (include_str!("../certs-dev/swv-po.pem"), include_str!("../certs-dev/swv-po.key")),
-            "mbo" => (include_str!("../certs-dev/mbo.pem"), include_str!("../certs-dev/mbo.key")),
-            "leerplicht" => (include_str!("../certs-dev/leerplicht.pem"), include_str!("../certs-dev/leerplicht.key")),
-            "wij" => (include_str!("../certs-dev/wij.pem"), include_str!("../certs-dev/wij.key")),
-            "ggd" => (include_str!("../certs-dev/ggd.pem"), include_str!("../certs-dev/ggd.key")),
-            "fg" => (include_str!("../certs-dev/fg.pem"), include_str!("../certs-dev/fg.key")),
+            "swv-vo" => (
+                include_str!("../certs-dev/swv-vo.pem"),
+                include_str!("../certs-dev/swv-vo.key"),
+            ),
+            "swv-po" => (
+                include_str!("../certs-dev/swv-po.pem"),
+                include_str!("../certs-dev/swv-po.key"),
+            ),
+            "mbo" => (
+                include_str!("../certs-dev/mbo.pem"),
+                include_str!("../certs-dev/mbo.key"),
+            ),
+            "leerplicht" => (
+                include_str!("../certs-dev/leerplicht.pem"),
+                include_str!("../certs-dev/leerplicht.key"),
+            ),
+            "wij" => (
+                include_str!("../certs-dev/wij.pem"),
+                include_str!("../certs-dev/wij.key"),
+            ),
+            "ggd" => (
+                include_str!("../certs-dev/ggd.pem"),
+                include_str!("../certs-dev/ggd.key"),
+            ),
+            "fg" => (
+                include_str!("../certs-dev/fg.pem"),
+                include_str!("../certs-dev/fg.key"),
+            ),
             _ => return None,
         })
     }
@@ -86,7 +107,8 @@ impl DemoNode {
         peers: Vec<PeerConfig>,
     ) -> anyhow::Result<Self> {
         let party = dev_party(file).with_context(|| format!("no development party {file}"))?;
-        let tls = dev_certs::material(file).with_context(|| format!("no certificate for {file}"))?;
+        let tls =
+            dev_certs::material(file).with_context(|| format!("no certificate for {file}"))?;
         let addr = listener.local_addr()?;
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let setup = crate::node::NodeSetup {
@@ -175,9 +197,24 @@ const PLAN: [(&str, pb::Category, pb::Sector, usize); 14] = [
     ("mbo", pb::Category::Lrv, pb::Sector::Mbo, 90),
     ("mbo", pb::Category::Verzuim, pb::Sector::Mbo, 60),
     ("leerplicht", pb::Category::Av, pb::Sector::Vo, 87),
-    ("leerplicht", pb::Category::Vrijstelling5a, pb::Sector::So, 135),
-    ("leerplicht", pb::Category::Vrijstelling5b, pb::Sector::Po, 4),
-    ("leerplicht", pb::Category::Vrijstelling5c, pb::Sector::Vo, 18),
+    (
+        "leerplicht",
+        pb::Category::Vrijstelling5a,
+        pb::Sector::So,
+        135,
+    ),
+    (
+        "leerplicht",
+        pb::Category::Vrijstelling5b,
+        pb::Sector::Po,
+        4,
+    ),
+    (
+        "leerplicht",
+        pb::Category::Vrijstelling5c,
+        pb::Sector::Vo,
+        18,
+    ),
     ("leerplicht", pb::Category::Lrv, pb::Sector::Vo, 60),
 ];
 
@@ -203,14 +240,19 @@ fn age_for(sector: pb::Sector, rng: &mut StdRng) -> u32 {
 /// same children the SWV VO reports by school, so the nodes share pseudonyms.
 pub fn population(seed: u64, today: NaiveDate) -> BTreeMap<&'static str, Vec<pb::SignalRecord>> {
     let mut rng = StdRng::seed_from_u64(seed);
-    let school_year_start = NaiveDate::from_ymd_opt(today.year_ce().1 as i32 - i32::from(today.month() < 8), 8, 25)
-        .unwrap_or(today);
+    let school_year_start = NaiveDate::from_ymd_opt(
+        today.year_ce().1 as i32 - i32::from(today.month() < 8),
+        8,
+        25,
+    )
+    .unwrap_or(today);
     let span = (today - school_year_start).num_days().max(1) as u64;
     let mut out: BTreeMap<&'static str, Vec<pb::SignalRecord>> = BTreeMap::new();
     let mut swv_vo_pupils: Vec<Pupil> = Vec::new();
     for (node, category, sector, count) in PLAN {
         for i in 0..count {
-            let shared = node == "leerplicht" && category == pb::Category::Lrv && !swv_vo_pupils.is_empty();
+            let shared =
+                node == "leerplicht" && category == pb::Category::Lrv && !swv_vo_pupils.is_empty();
             let pupil = if shared {
                 swv_vo_pupils[rng.random_range(0..swv_vo_pupils.len())].clone()
             } else {
@@ -226,12 +268,34 @@ pub fn population(seed: u64, today: NaiveDate) -> BTreeMap<&'static str, Vec<pb:
             let absent_since = today - Days::new(rng.random_range(0..span));
             let days_absent = (today - absent_since).num_days() as u64;
             let roll = rng.random_range(0..100);
-            let (status, offer_date) = match roll {
-                0..=54 => (pb::Status::Open, None),
-                55..=74 => (pb::Status::Aanbod, Some(absent_since + Days::new(rng.random_range(0..=days_absent)))),
-                75..=89 => (pb::Status::Teruggeleid, Some(absent_since + Days::new(rng.random_range(0..=days_absent)))),
-                _ => (pb::Status::Gesloten, None),
+            let some_day_since =
+                |rng: &mut StdRng| absent_since + Days::new(rng.random_range(0..=days_absent));
+            let (status, offer_date, closed_on) = match roll {
+                0..=54 => (pb::Status::Open, None, None),
+                55..=74 => (pb::Status::Aanbod, Some(some_day_since(&mut rng)), None),
+                75..=89 => {
+                    let offer = some_day_since(&mut rng);
+                    let back =
+                        offer + Days::new(rng.random_range(0..=(today - offer).num_days() as u64));
+                    (pb::Status::Teruggeleid, Some(offer), Some(back))
+                }
+                _ => (pb::Status::Gesloten, None, Some(some_day_since(&mut rng))),
             };
+            let is_av = category == pb::Category::Av;
+            let is_exemption = matches!(
+                category,
+                pb::Category::Vrijstelling5a
+                    | pb::Category::Vrijstelling5b
+                    | pb::Category::Vrijstelling5c
+            );
+            let temporary = is_exemption && rng.random_range(0..100) < 60;
+            let exemption_term = match (is_exemption, temporary) {
+                (false, _) => pb::ExemptionTerm::Unspecified,
+                (true, true) => pb::ExemptionTerm::Temporary,
+                (true, false) => pb::ExemptionTerm::Permanent,
+            };
+            let exemption_end =
+                temporary.then(|| absent_since + Days::new(rng.random_range(60..400)));
             let schools = schools_of(node);
             let school = if category == pb::Category::Av || schools.is_empty() {
                 String::new()
@@ -239,7 +303,13 @@ pub fn population(seed: u64, today: NaiveDate) -> BTreeMap<&'static str, Vec<pb:
                 schools[rng.random_range(0..schools.len())].to_owned()
             };
             out.entry(node).or_default().push(pb::SignalRecord {
-                source_record_id: format!("{node}-{}-{i:04}", category.as_str_name().trim_start_matches("CATEGORY_").to_lowercase()),
+                source_record_id: format!(
+                    "{node}-{}-{i:04}",
+                    category
+                        .as_str_name()
+                        .trim_start_matches("CATEGORY_")
+                        .to_lowercase()
+                ),
                 pupil_id: pupil.bsn.clone(),
                 category: category.into(),
                 sector: sector.into(),
@@ -249,6 +319,12 @@ pub fn population(seed: u64, today: NaiveDate) -> BTreeMap<&'static str, Vec<pb:
                 status: status.into(),
                 offer_date: offer_date.map(|d| d.to_string()).unwrap_or_default(),
                 age: pupil.age,
+                address_under_investigation: is_av && rng.random_range(0..100) < 8,
+                exemption_5c_requested: is_av && rng.random_range(0..100) < 6,
+                awaiting_mbo_intake: is_av && pupil.age >= 16 && rng.random_range(0..100) < 40,
+                exemption_term: exemption_term.into(),
+                exemption_end: exemption_end.map(|d| d.to_string()).unwrap_or_default(),
+                closed_on: closed_on.map(|d| d.to_string()).unwrap_or_default(),
             });
         }
     }
@@ -268,7 +344,10 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         }
     };
     let key = demo_key(args.seed);
-    println!("pactgate demo: one node per partner on loopback, development certificates, seed {}", args.seed);
+    println!(
+        "pactgate demo: one node per partner on loopback, development certificates, seed {}",
+        args.seed
+    );
     println!("data directory: {}\n", data_dir.display());
 
     let nodes = start_federation(&data_dir, &key).await?;
@@ -279,14 +358,22 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     for node in &nodes {
         let records = population.get(node.party.file).cloned().unwrap_or_default();
         if records.is_empty() {
-            println!("  {:<11} holds no signals of its own (joins case meetings only)", node.party.file);
+            println!(
+                "  {:<11} holds no signals of its own (joins case meetings only)",
+                node.party.file
+            );
             continue;
         }
         let mut intake = intake_client(node.addr, node.party.file).await?;
-        let rows = records.into_iter().enumerate().map(|(i, r)| (i + 1, Ok(r))).collect::<Vec<_>>();
+        let rows = records
+            .into_iter()
+            .enumerate()
+            .map(|(i, r)| (i + 1, Ok(r)))
+            .collect::<Vec<_>>();
         let total = rows.len();
         let started = std::time::Instant::now();
-        let summary = push_rows(&mut intake, rows, 10_000, &indicatif::ProgressBar::hidden()).await?;
+        let summary =
+            push_rows(&mut intake, rows, 10_000, &indicatif::ProgressBar::hidden()).await?;
         println!(
             "  {:<11} pushed {total:>4} signals: {} stored, {} refused, acknowledged durable in {:.0?}",
             node.party.file,
@@ -308,7 +395,13 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
 
     if let Some((file, views)) = all.iter().find(|(f, _)| *f == "swv-vo") {
         println!("\nA few signals as node {file} shows them (no BSN anywhere, only pseudonyms):");
-        print!("{}", crate::cli::render_views(&views[..views.len().min(5)], crate::cli::OutputFormat::Table)?);
+        print!(
+            "{}",
+            crate::cli::render_views(
+                &views[..views.len().min(5)],
+                crate::cli::OutputFormat::Table
+            )?
+        );
     }
 
     for node in nodes {
@@ -322,7 +415,10 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
 pub const DEMO_POLICY: &str = include_str!("../policies/groningen.toml");
 
 /// Starts every demo node on its own loopback port, each with all others as peers.
-pub async fn start_federation(data_dir: &Path, key: &[u8; KEY_LEN]) -> anyhow::Result<Vec<DemoNode>> {
+pub async fn start_federation(
+    data_dir: &Path,
+    key: &[u8; KEY_LEN],
+) -> anyhow::Result<Vec<DemoNode>> {
     std::fs::create_dir_all(data_dir)?;
     let policy = data_dir.join("policy.toml");
     std::fs::write(&policy, DEMO_POLICY)?;
@@ -344,9 +440,24 @@ pub async fn start_federation(data_dir: &Path, key: &[u8; KEY_LEN]) -> anyhow::R
         .collect::<std::io::Result<_>>()?;
     let mut nodes = Vec::new();
     for (party, listener) in bound {
-        let peers = configs.iter().filter(|c| c.name != party.file).cloned().collect();
-        let node = DemoNode::start(party.file, listener, data_dir, key, Some(policy.clone()), peers).await?;
-        println!("  started node {:<11} {:<36} on {}", party.file, party.name, node.addr);
+        let peers = configs
+            .iter()
+            .filter(|c| c.name != party.file)
+            .cloned()
+            .collect();
+        let node = DemoNode::start(
+            party.file,
+            listener,
+            data_dir,
+            key,
+            Some(policy.clone()),
+            peers,
+        )
+        .await?;
+        println!(
+            "  started node {:<11} {:<36} on {}",
+            party.file, party.name, node.addr
+        );
         nodes.push(node);
     }
     Ok(nodes)
@@ -377,15 +488,30 @@ fn print_summary(file: &str, views: &[pb::SignalView]) {
     let mut by_category: BTreeMap<String, [usize; 4]> = BTreeMap::new();
     for v in views {
         let row = by_category
-            .entry(v.category().as_str_name().trim_start_matches("CATEGORY_").to_owned())
+            .entry(
+                v.category()
+                    .as_str_name()
+                    .trim_start_matches("CATEGORY_")
+                    .to_owned(),
+            )
             .or_default();
         let col = (v.status - 1).clamp(0, 3) as usize;
         row[col] += 1;
     }
-    let in_city = views.iter().filter(|v| v.residence_municipality == "GM0014").count();
+    let in_city = views
+        .iter()
+        .filter(|v| v.residence_municipality == "GM0014")
+        .count();
     let mut table = comfy_table::Table::new();
     table.load_preset(comfy_table::presets::UTF8_FULL_CONDENSED);
-    table.set_header(["category", "open", "aanbod", "teruggeleid", "gesloten", "total"]);
+    table.set_header([
+        "category",
+        "open",
+        "aanbod",
+        "teruggeleid",
+        "gesloten",
+        "total",
+    ]);
     for (category, counts) in &by_category {
         let mut cells = vec![category.clone()];
         cells.extend(counts.iter().map(usize::to_string));
@@ -430,7 +556,11 @@ async fn print_refusal_example(nodes: &[DemoNode]) -> anyhow::Result<()> {
     let mut as_wij = intake_client(swv.addr, "wij").await?;
     let refused = as_wij.list(pb::ListRequest::default()).await;
     if let Err(status) = refused {
-        println!("\n  WIJ asks the SWV VO node's intake directly: {:?}: {}", status.code(), status.message());
+        println!(
+            "\n  WIJ asks the SWV VO node's intake directly: {:?}: {}",
+            status.code(),
+            status.message()
+        );
     }
     let mut own = intake_client(swv.addr, "swv-vo").await?;
     let bad = pb::SignalRecord {
@@ -442,8 +572,8 @@ async fn print_refusal_example(nodes: &[DemoNode]) -> anyhow::Result<()> {
         school: "20VA01".into(),
         absent_since: "2031-02-30".into(),
         status: pb::Status::Open.into(),
-        offer_date: String::new(),
         age: 14,
+        ..Default::default()
     };
     let report = own.push(tokio_stream::iter(vec![bad])).await?.into_inner();
     for r in report.rejected {

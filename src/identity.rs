@@ -2,8 +2,8 @@
 //! verified. Identity only, never permission: deciding what an organisation may do is the
 //! caller's and the policy's job.
 
-use x509_parser::prelude::{FromDer, X509Certificate};
 use x509_parser::oid_registry::OID_X509_SERIALNUMBER;
+use x509_parser::prelude::{FromDer, X509Certificate};
 
 /// An organisation of the covenant, as its certificate names it: the OIN (20 digits, in the
 /// subject serialNumber, as PKIoverheid certificates carry it) and the organisation name.

@@ -40,7 +40,7 @@ impl Format {
     }
 }
 
-const FIELDS: [&str; 10] = [
+const FIELDS: [&str; 16] = [
     "source_record_id",
     "pupil_id",
     "category",
@@ -51,6 +51,12 @@ const FIELDS: [&str; 10] = [
     "status",
     "offer_date",
     "age",
+    "address_under_investigation",
+    "exemption_5c_requested",
+    "awaiting_mbo_intake",
+    "exemption_term",
+    "exemption_end",
+    "closed_on",
 ];
 
 /// Reads every row of a file.
@@ -76,7 +82,10 @@ fn read_csv(bytes: &[u8]) -> Result<Vec<Row>, LineError> {
         return Err(LineError {
             line: 1,
             field: "header".into(),
-            reason: format!("has unknown column {unknown:?}; known: {}", FIELDS.join(", ")),
+            reason: format!(
+                "has unknown column {unknown:?}; known: {}",
+                FIELDS.join(", ")
+            ),
         });
     }
     let mut rows = Vec::new();
@@ -105,7 +114,9 @@ fn read_csv(bytes: &[u8]) -> Result<Vec<Row>, LineError> {
 /// A CSV error's kind without the row's content.
 fn csv_reason(e: &csv::Error) -> String {
     match e.kind() {
-        csv::ErrorKind::UnequalLengths { expected_len, len, .. } => {
+        csv::ErrorKind::UnequalLengths {
+            expected_len, len, ..
+        } => {
             format!("has {len} fields, expected {expected_len}")
         }
         csv::ErrorKind::Utf8 { .. } => "is not valid UTF-8".into(),
@@ -142,6 +153,7 @@ fn json_row(line: usize, text: &str) -> Result<pb::SignalRecord, LineError> {
             serde_json::Value::String(s) => s.clone(),
             serde_json::Value::Number(n) => n.to_string(),
             serde_json::Value::Null => String::new(),
+            serde_json::Value::Bool(b) => b.to_string(),
             _ => return Err(err(field, "must be a string or a number".into())),
         };
         map.insert(*field, text);
@@ -166,11 +178,34 @@ fn record_from(line: usize, map: &HashMap<&str, String>) -> Result<pb::SignalRec
     let age = if age_text.is_empty() {
         0
     } else {
-        age_text
-            .parse::<u32>()
-            .map_err(|_| err("age", format!("{:?} is not a whole number of years", clip(&age_text))))?
+        age_text.parse::<u32>().map_err(|_| {
+            err(
+                "age",
+                format!("{:?} is not a whole number of years", clip(&age_text)),
+            )
+        })?
+    };
+    let exemption_term = enum_value(
+        &get("exemption_term"),
+        "EXEMPTION_TERM_",
+        pb::ExemptionTerm::from_str_name,
+    )
+    .map_err(|r| err("exemption_term", r))?;
+    let flag = |field: &str| match get(field).to_ascii_lowercase().as_str() {
+        "" | "false" | "0" | "nee" | "n" => Ok(false),
+        "true" | "1" | "ja" | "j" => Ok(true),
+        other => Err(err(
+            field,
+            format!("{:?} is not true or false", clip(other)),
+        )),
     };
     Ok(pb::SignalRecord {
+        address_under_investigation: flag("address_under_investigation")?,
+        exemption_5c_requested: flag("exemption_5c_requested")?,
+        awaiting_mbo_intake: flag("awaiting_mbo_intake")?,
+        exemption_term,
+        exemption_end: get("exemption_end"),
+        closed_on: get("closed_on"),
         source_record_id: get("source_record_id"),
         pupil_id: get("pupil_id"),
         category,

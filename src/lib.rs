@@ -20,6 +20,7 @@
 //! - [`client`]: connecting to a node as a partner's system.
 //! - [`import`]: reading CSV / JSON-lines signal files (fuzzable).
 //! - [`cli`]: the `pactgate` subcommands.
+//! - [`trace`]: W3C traceparent ids carried across nodes for the audit.
 //! - [`demo`]: `pactgate demo`, a federation on loopback with a synthetic population.
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
@@ -42,3 +43,4 @@ pub mod rpc;
 pub mod signal;
 pub mod store;
 pub mod tls;
+pub mod trace;

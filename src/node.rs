@@ -178,18 +178,27 @@ pub async fn serve(
         "node serving"
     );
 
-    let intake = pb::signal_intake_server::SignalIntakeServer::new(IntakeService::new(context.clone()))
-        .max_decoding_message_size(MAX_MESSAGE_BYTES);
+    let intake =
+        pb::signal_intake_server::SignalIntakeServer::new(IntakeService::new(context.clone()))
+            .max_decoding_message_size(MAX_MESSAGE_BYTES);
     let exchange = pb::exchange_server::ExchangeServer::new(ExchangeService::new(context.clone()));
     let federation =
         pb::federation_server::FederationServer::new(FederationService::new(context.clone()));
     let cases = pb::cases_server::CasesServer::new(CasesService::new(context.clone()));
 
     let (health, health_service) = tonic_health::server::health_reporter();
-    health.set_serving::<pb::signal_intake_server::SignalIntakeServer<IntakeService>>().await;
-    health.set_serving::<pb::exchange_server::ExchangeServer<ExchangeService>>().await;
-    health.set_serving::<pb::federation_server::FederationServer<FederationService>>().await;
-    health.set_serving::<pb::cases_server::CasesServer<CasesService>>().await;
+    health
+        .set_serving::<pb::signal_intake_server::SignalIntakeServer<IntakeService>>()
+        .await;
+    health
+        .set_serving::<pb::exchange_server::ExchangeServer<ExchangeService>>()
+        .await;
+    health
+        .set_serving::<pb::federation_server::FederationServer<FederationService>>()
+        .await;
+    health
+        .set_serving::<pb::cases_server::CasesServer<CasesService>>()
+        .await;
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)

@@ -36,9 +36,15 @@ pub enum PupilIdError {
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
     #[error("cannot read pseudonymisation key {path}: {source}")]
-    Read { path: String, source: std::io::Error },
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("cannot write pseudonymisation key {path}: {source}")]
-    Write { path: String, source: std::io::Error },
+    Write {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("pseudonymisation key {path} must be exactly {KEY_LEN} bytes, found {found}")]
     Length { path: String, found: usize },
     #[error(
@@ -167,8 +173,13 @@ impl PseudonymKey {
             source: std::io::Error::other("no system randomness"),
         })?;
         write_private(path, raw.as_slice()).map_err(|source| match source.kind() {
-            std::io::ErrorKind::AlreadyExists => KeyError::Exists { path: shown.clone() },
-            _ => KeyError::Write { path: shown, source },
+            std::io::ErrorKind::AlreadyExists => KeyError::Exists {
+                path: shown.clone(),
+            },
+            _ => KeyError::Write {
+                path: shown,
+                source,
+            },
         })
     }
 
@@ -269,12 +280,30 @@ mod tests {
 
     #[test]
     fn bsn_eleven_proof() {
-        assert_eq!(PupilId::parse("111222333").unwrap().kind(), PupilIdKind::Bsn);
-        assert_eq!(PupilId::parse("123456782").unwrap().kind(), PupilIdKind::Bsn);
-        assert_eq!(PupilId::parse("123456789").unwrap_err(), PupilIdError::Checksum);
-        assert_eq!(PupilId::parse("000000000").unwrap_err(), PupilIdError::Checksum);
-        assert_eq!(PupilId::parse("12345678").unwrap_err(), PupilIdError::NotNineDigits);
-        assert_eq!(PupilId::parse("12345678a").unwrap_err(), PupilIdError::NotNineDigits);
+        assert_eq!(
+            PupilId::parse("111222333").unwrap().kind(),
+            PupilIdKind::Bsn
+        );
+        assert_eq!(
+            PupilId::parse("123456782").unwrap().kind(),
+            PupilIdKind::Bsn
+        );
+        assert_eq!(
+            PupilId::parse("123456789").unwrap_err(),
+            PupilIdError::Checksum
+        );
+        assert_eq!(
+            PupilId::parse("000000000").unwrap_err(),
+            PupilIdError::Checksum
+        );
+        assert_eq!(
+            PupilId::parse("12345678").unwrap_err(),
+            PupilIdError::NotNineDigits
+        );
+        assert_eq!(
+            PupilId::parse("12345678a").unwrap_err(),
+            PupilIdError::NotNineDigits
+        );
         assert_eq!(PupilId::parse(" ").unwrap_err(), PupilIdError::Empty);
     }
 

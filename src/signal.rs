@@ -112,6 +112,13 @@ impl Status {
     }
 }
 
+/// The term of an exemption.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum ExemptionTerm {
+    Temporary,
+    Permanent,
+}
+
 /// A stored signal: the pupil appears only by pseudonym.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Signal {
@@ -126,6 +133,18 @@ pub struct Signal {
     pub offer_date: Option<NaiveDate>,
     pub age: u32,
     pub updated_at: chrono::DateTime<chrono::Utc>,
+    #[serde(default)]
+    pub address_under_investigation: bool,
+    #[serde(default)]
+    pub exemption_5c_requested: bool,
+    #[serde(default)]
+    pub awaiting_mbo_intake: bool,
+    #[serde(default)]
+    pub exemption_term: Option<ExemptionTerm>,
+    #[serde(default)]
+    pub exemption_end: Option<NaiveDate>,
+    #[serde(default)]
+    pub closed_on: Option<NaiveDate>,
 }
 
 /// A record as it arrives, before any check. Enums are already mapped by the gRPC layer (an
@@ -141,6 +160,13 @@ pub struct RawSignal {
     pub status: Result<Status, String>,
     pub offer_date: String,
     pub age: u32,
+    pub address_under_investigation: bool,
+    pub exemption_5c_requested: bool,
+    pub awaiting_mbo_intake: bool,
+    /// `Ok(None)`: not given; `Err`: an unknown value.
+    pub exemption_term: Result<Option<ExemptionTerm>, String>,
+    pub exemption_end: String,
+    pub closed_on: String,
 }
 
 impl fmt::Debug for RawSignal {
@@ -188,15 +214,22 @@ pub fn validate(
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<Signal, FieldError> {
     let source_record_id = check_record_id(&raw.source_record_id)?;
-    let pupil = PupilId::parse(&raw.pupil_id).map_err(|e| FieldError::new("pupil_id", e.to_string()))?;
+    let pupil =
+        PupilId::parse(&raw.pupil_id).map_err(|e| FieldError::new("pupil_id", e.to_string()))?;
     if contains_digits_of(&raw.source_record_id, raw.pupil_id.trim()) {
         return Err(FieldError::new(
             "source_record_id",
             "contains the pupil_id; use an identifier that does not reveal the pupil",
         ));
     }
-    let category = raw.category.map_err(|r| FieldError::new("category", r))?;
-    let sector = raw.sector.map_err(|r| FieldError::new("sector", r))?;
+    let category = raw
+        .category
+        .clone()
+        .map_err(|r| FieldError::new("category", r))?;
+    let sector = raw
+        .sector
+        .clone()
+        .map_err(|r| FieldError::new("sector", r))?;
     let residence_municipality = check_municipality(&raw.residence_municipality)?;
     let school = check_school(&raw.school, category)?;
     let absent_since = parse_date("absent_since", &raw.absent_since)?;
@@ -206,7 +239,10 @@ pub fn validate(
             format!("{absent_since} is in the future"),
         ));
     }
-    let status = raw.status.map_err(|r| FieldError::new("status", r))?;
+    let status = raw
+        .status
+        .clone()
+        .map_err(|r| FieldError::new("status", r))?;
     let offer_date = check_offer(&raw.offer_date, status, absent_since, today)?;
     if !AGE_RANGE.contains(&raw.age) {
         return Err(FieldError::new(
@@ -219,6 +255,7 @@ pub fn validate(
             ),
         ));
     }
+    let details = check_details(&raw, category, status, absent_since, today)?;
     Ok(Signal {
         source_record_id,
         pupil_pseudonym: key.pseudonym(&pupil),
@@ -231,6 +268,102 @@ pub fn validate(
         offer_date,
         age: raw.age,
         updated_at: now,
+        address_under_investigation: raw.address_under_investigation,
+        exemption_5c_requested: raw.exemption_5c_requested,
+        awaiting_mbo_intake: raw.awaiting_mbo_intake,
+        exemption_term: details.exemption_term,
+        exemption_end: details.exemption_end,
+        closed_on: details.closed_on,
+    })
+}
+
+/// The checked optional details the counting rules need.
+struct Details {
+    exemption_term: Option<ExemptionTerm>,
+    exemption_end: Option<NaiveDate>,
+    closed_on: Option<NaiveDate>,
+}
+
+fn is_exemption(c: Category) -> bool {
+    matches!(
+        c,
+        Category::Vrijstelling5a | Category::Vrijstelling5b | Category::Vrijstelling5c
+    )
+}
+
+fn check_details(
+    raw: &RawSignal,
+    category: Category,
+    status: Status,
+    absent_since: NaiveDate,
+    today: NaiveDate,
+) -> Result<Details, FieldError> {
+    let only_av = |field: &'static str, set: bool| {
+        if set && category != Category::Av {
+            return Err(FieldError::new(field, "may be set only on an AV signal"));
+        }
+        Ok(())
+    };
+    only_av("exemption_5c_requested", raw.exemption_5c_requested)?;
+    only_av("awaiting_mbo_intake", raw.awaiting_mbo_intake)?;
+    let exemption_term = raw
+        .exemption_term
+        .clone()
+        .map_err(|r| FieldError::new("exemption_term", r))?;
+    if exemption_term.is_some() && !is_exemption(category) {
+        return Err(FieldError::new(
+            "exemption_term",
+            "may be set only on a VRIJSTELLING_* signal",
+        ));
+    }
+    let exemption_end = match raw.exemption_end.as_str() {
+        "" => None,
+        text => {
+            if !is_exemption(category) {
+                return Err(FieldError::new(
+                    "exemption_end",
+                    "may be set only on a VRIJSTELLING_* signal",
+                ));
+            }
+            let end = parse_date("exemption_end", text)?;
+            if end < absent_since {
+                return Err(FieldError::new(
+                    "exemption_end",
+                    format!("{end} is before absent_since {absent_since}"),
+                ));
+            }
+            Some(end)
+        }
+    };
+    let closed_on = match raw.closed_on.as_str() {
+        "" => None,
+        text => {
+            if !matches!(status, Status::Teruggeleid | Status::Gesloten) {
+                return Err(FieldError::new(
+                    "closed_on",
+                    "may be set only when status is TERUGGELEID or GESLOTEN",
+                ));
+            }
+            let day = parse_date("closed_on", text)?;
+            if day < absent_since {
+                return Err(FieldError::new(
+                    "closed_on",
+                    format!("{day} is before absent_since {absent_since}"),
+                ));
+            }
+            if day > today {
+                return Err(FieldError::new(
+                    "closed_on",
+                    format!("{day} is in the future"),
+                ));
+            }
+            Some(day)
+        }
+    };
+    Ok(Details {
+        exemption_term,
+        exemption_end,
+        closed_on,
     })
 }
 
@@ -261,13 +394,15 @@ fn contains_digits_of(text: &str, pupil_digits: &str) -> bool {
 
 /// Checks a CBS municipality code: "GM" followed by four digits.
 pub fn check_municipality(code: &str) -> Result<String, FieldError> {
-    let ok = code.len() == 6
-        && code.starts_with("GM")
-        && code[2..].bytes().all(|b| b.is_ascii_digit());
+    let ok =
+        code.len() == 6 && code.starts_with("GM") && code[2..].bytes().all(|b| b.is_ascii_digit());
     if !ok {
         return Err(FieldError::new(
             "residence_municipality",
-            format!("{:?} is not a CBS code (\"GM\" and four digits, e.g. GM0014)", clip(code)),
+            format!(
+                "{:?} is not a CBS code (\"GM\" and four digits, e.g. GM0014)",
+                clip(code)
+            ),
         ));
     }
     Ok(code.to_owned())
@@ -308,13 +443,19 @@ pub fn check_school(code: &str, category: Category) -> Result<String, FieldError
 /// Parses a YYYY-MM-DD date.
 pub fn parse_date(field: &'static str, text: &str) -> Result<NaiveDate, FieldError> {
     if text.is_empty() {
-        return Err(FieldError::new(field, "is empty; expected a date as YYYY-MM-DD"));
+        return Err(FieldError::new(
+            field,
+            "is empty; expected a date as YYYY-MM-DD",
+        ));
     }
     let shaped = text.len() == 10
-        && text
-            .bytes()
-            .enumerate()
-            .all(|(i, b)| if i == 4 || i == 7 { b == b'-' } else { b.is_ascii_digit() });
+        && text.bytes().enumerate().all(|(i, b)| {
+            if i == 4 || i == 7 {
+                b == b'-'
+            } else {
+                b.is_ascii_digit()
+            }
+        });
     if !shaped {
         return Err(FieldError::new(
             field,
@@ -354,7 +495,10 @@ fn check_offer(
         ));
     }
     if date > today {
-        return Err(FieldError::new("offer_date", format!("{date} is in the future")));
+        return Err(FieldError::new(
+            "offer_date",
+            format!("{date} is in the future"),
+        ));
     }
     Ok(Some(date))
 }
@@ -392,6 +536,12 @@ mod tests {
             status: Ok(Status::Open),
             offer_date: String::new(),
             age: 14,
+            address_under_investigation: false,
+            exemption_5c_requested: false,
+            awaiting_mbo_intake: false,
+            exemption_term: Ok(None),
+            exemption_end: String::new(),
+            closed_on: String::new(),
         }
     }
 
@@ -410,20 +560,87 @@ mod tests {
     #[test]
     fn each_bad_field_is_named() {
         let cases: Vec<(fn(&mut RawSignal), &str, &str)> = vec![
-            (|r| r.pupil_id = zeroize::Zeroizing::new("123456789".into()), "pupil_id", "11-proef"),
-            (|r| r.source_record_id = String::new(), "source_record_id", "empty"),
-            (|r| r.source_record_id = "x-111222333".into(), "source_record_id", "contains the pupil_id"),
-            (|r| r.residence_municipality = "0014".into(), "residence_municipality", "CBS"),
+            (
+                |r| r.pupil_id = zeroize::Zeroizing::new("123456789".into()),
+                "pupil_id",
+                "11-proef",
+            ),
+            (
+                |r| r.source_record_id = String::new(),
+                "source_record_id",
+                "empty",
+            ),
+            (
+                |r| r.source_record_id = "x-111222333".into(),
+                "source_record_id",
+                "contains the pupil_id",
+            ),
+            (
+                |r| r.residence_municipality = "0014".into(),
+                "residence_municipality",
+                "CBS",
+            ),
             (|r| r.school = "AB1234".into(), "school", "BRIN"),
             (|r| r.school = String::new(), "school", "empty"),
-            (|r| r.absent_since = "2031-02-30".into(), "absent_since", "2031-02-30 is not a date"),
-            (|r| r.absent_since = "1-2-2026".into(), "absent_since", "YYYY-MM-DD"),
-            (|r| r.absent_since = "2027-01-01".into(), "absent_since", "future"),
+            (
+                |r| r.absent_since = "2031-02-30".into(),
+                "absent_since",
+                "2031-02-30 is not a date",
+            ),
+            (
+                |r| r.absent_since = "1-2-2026".into(),
+                "absent_since",
+                "YYYY-MM-DD",
+            ),
+            (
+                |r| r.absent_since = "2027-01-01".into(),
+                "absent_since",
+                "future",
+            ),
             (|r| r.status = Ok(Status::Aanbod), "offer_date", "required"),
             (|r| r.offer_date = "2026-10-01".into(), "offer_date", "OPEN"),
-            (|r| { r.status = Ok(Status::Aanbod); r.offer_date = "2026-08-01".into(); }, "offer_date", "before"),
+            (
+                |r| {
+                    r.status = Ok(Status::Aanbod);
+                    r.offer_date = "2026-08-01".into();
+                },
+                "offer_date",
+                "before",
+            ),
             (|r| r.age = 41, "age", "outside"),
-            (|r| r.category = Err("is not set".into()), "category", "not set"),
+            (
+                |r| r.category = Err("is not set".into()),
+                "category",
+                "not set",
+            ),
+            (
+                |r| r.exemption_5c_requested = true,
+                "exemption_5c_requested",
+                "only on an AV",
+            ),
+            (
+                |r| r.exemption_term = Ok(Some(ExemptionTerm::Temporary)),
+                "exemption_term",
+                "VRIJSTELLING",
+            ),
+            (
+                |r| r.exemption_end = "2027-01-01".into(),
+                "exemption_end",
+                "VRIJSTELLING",
+            ),
+            (
+                |r| r.closed_on = "2026-10-01".into(),
+                "closed_on",
+                "TERUGGELEID",
+            ),
+            (
+                |r| {
+                    r.status = Ok(Status::Gesloten);
+                    r.closed_on = "2026-08-01".into();
+                },
+                "closed_on",
+                "before",
+            ),
         ];
         for (change, field, words) in cases {
             let mut r = raw();

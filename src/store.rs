@@ -240,6 +240,12 @@ mod tests {
             offer_date: None,
             age: 14,
             updated_at: chrono::Utc::now(),
+            address_under_investigation: false,
+            exemption_5c_requested: false,
+            awaiting_mbo_intake: false,
+            exemption_term: None,
+            exemption_end: None,
+            closed_on: None,
         }
     }
 
@@ -247,8 +253,12 @@ mod tests {
     fn upsert_replaces_and_moves_indexes() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
-        store.upsert_batch(&[signal("a", "GM0014", "20XY01")]).unwrap();
-        store.upsert_batch(&[signal("a", "GM1966", "20XY01")]).unwrap();
+        store
+            .upsert_batch(&[signal("a", "GM0014", "20XY01")])
+            .unwrap();
+        store
+            .upsert_batch(&[signal("a", "GM1966", "20XY01")])
+            .unwrap();
         assert_eq!(store.count(), 1);
         let by = |m: &str| SignalFilter {
             residence_municipality: Some(m.into()),
@@ -263,7 +273,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         {
             let store = Store::open(dir.path()).unwrap();
-            let batch: Vec<_> = (0..50).map(|i| signal(&format!("r{i}"), "GM0014", "")).collect();
+            let batch: Vec<_> = (0..50)
+                .map(|i| signal(&format!("r{i}"), "GM0014", ""))
+                .collect();
             assert_eq!(store.upsert_batch(&batch).unwrap(), 50);
         }
         let store = Store::open(dir.path()).unwrap();

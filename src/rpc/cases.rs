@@ -27,13 +27,13 @@ impl CasesService {
 
     /// Builds a new case from the request, checked against the policy.
     fn new_case(&self, req: &pb::OpenCaseRequest) -> Result<Case, Status> {
-        let policy = self
-            .node
-            .policy
-            .current()
-            .ok_or_else(|| Status::failed_precondition("this node has no covenant policy loaded"))?;
+        let policy = self.node.policy.current().ok_or_else(|| {
+            Status::failed_precondition("this node has no covenant policy loaded")
+        })?;
         if req.pupil_pseudonyms.is_empty() {
-            return Err(Status::invalid_argument("pupil_pseudonyms: a case needs at least one pupil"));
+            return Err(Status::invalid_argument(
+                "pupil_pseudonyms: a case needs at least one pupil",
+            ));
         }
         if let Some(i) = req.pupil_pseudonyms.iter().position(|p| !is_pseudonym(p)) {
             return Err(Status::invalid_argument(format!(
@@ -49,7 +49,9 @@ impl CasesService {
             })?;
             policy
                 .check_case_parties(&req.meeting_type, &req.purpose, &self.node.own.oin, oin)
-                .map_err(|reason| Status::permission_denied(format!("participant_oins[{i}]: {reason}")))?;
+                .map_err(|reason| {
+                    Status::permission_denied(format!("participant_oins[{i}]: {reason}"))
+                })?;
             participants.push(Party {
                 oin: party.oin.clone(),
                 name: party.name.clone(),
@@ -77,8 +79,17 @@ impl CasesService {
             .map_err(super::task_status)?
             .map_err(super::case_status)?;
         let mut failures = Vec::new();
-        for participant in case.participants.iter().filter(|p| p.oin != self.node.own.oin) {
-            let Some(peer) = self.node.peers.iter().find(|p| p.config.oin == participant.oin) else {
+        for participant in case
+            .participants
+            .iter()
+            .filter(|p| p.oin != self.node.own.oin)
+        {
+            let Some(peer) = self
+                .node
+                .peers
+                .iter()
+                .find(|p| p.config.oin == participant.oin)
+            else {
                 failures.push(pb::PeerFailure {
                     peer: participant.name.clone(),
                     code: "NOT_FOUND".into(),
@@ -94,7 +105,10 @@ impl CasesService {
             let result = tokio::time::timeout(NOTIFY_TIMEOUT, client.share_case(request)).await;
             let failure = match result {
                 Ok(Ok(_)) => continue,
-                Ok(Err(status)) => (super::federation::code_name(status.code()), status.message().to_owned()),
+                Ok(Err(status)) => (
+                    super::federation::code_name(status.code()),
+                    status.message().to_owned(),
+                ),
                 Err(_) => ("DEADLINE_EXCEEDED".into(), "no answer in time".into()),
             };
             failures.push(pb::PeerFailure {
@@ -135,7 +149,8 @@ impl Cases for CasesService {
             .await
             .map_err(super::task_status)?
             .map_err(super::case_status)?;
-        let mut case = existing.ok_or_else(|| Status::not_found(format!("case {id:?} is not known at this node")))?;
+        let mut case = existing
+            .ok_or_else(|| Status::not_found(format!("case {id:?} is not known at this node")))?;
         if case.lead.oin != self.node.own.oin {
             return Err(Status::permission_denied(format!(
                 "case {id} is led by {}; only the lead may close it",

@@ -5,7 +5,7 @@ use crate::cases::{Case, Party};
 use crate::identity::Organisation;
 use crate::pb;
 use crate::policy::{Field, FieldSet};
-use crate::signal::{Category, RawSignal, Sector, Signal, Status};
+use crate::signal::{Category, ExemptionTerm, RawSignal, Sector, Signal, Status};
 
 pub fn category_from_pb(value: i32) -> Result<Category, String> {
     match pb::Category::try_from(value) {
@@ -83,6 +83,27 @@ pub fn status_to_pb(s: Status) -> pb::Status {
     }
 }
 
+pub fn exemption_term_from_pb(value: i32) -> Result<Option<ExemptionTerm>, String> {
+    match pb::ExemptionTerm::try_from(value) {
+        Ok(pb::ExemptionTerm::Unspecified) => Ok(None),
+        Ok(pb::ExemptionTerm::Temporary) => Ok(Some(ExemptionTerm::Temporary)),
+        Ok(pb::ExemptionTerm::Permanent) => Ok(Some(ExemptionTerm::Permanent)),
+        Err(_) => Err(format!("{value} is not a known exemption term")),
+    }
+}
+
+pub fn exemption_term_to_pb(t: Option<ExemptionTerm>) -> pb::ExemptionTerm {
+    match t {
+        None => pb::ExemptionTerm::Unspecified,
+        Some(ExemptionTerm::Temporary) => pb::ExemptionTerm::Temporary,
+        Some(ExemptionTerm::Permanent) => pb::ExemptionTerm::Permanent,
+    }
+}
+
+fn date_text(d: Option<chrono::NaiveDate>) -> String {
+    d.map(|d| d.to_string()).unwrap_or_default()
+}
+
 /// An inbound record as a raw domain record; the pupil id moves into wiping storage.
 pub fn raw_signal(record: pb::SignalRecord) -> RawSignal {
     RawSignal {
@@ -96,6 +117,12 @@ pub fn raw_signal(record: pb::SignalRecord) -> RawSignal {
         status: status_from_pb(record.status),
         offer_date: record.offer_date,
         age: record.age,
+        address_under_investigation: record.address_under_investigation,
+        exemption_5c_requested: record.exemption_5c_requested,
+        awaiting_mbo_intake: record.awaiting_mbo_intake,
+        exemption_term: exemption_term_from_pb(record.exemption_term),
+        exemption_end: record.exemption_end,
+        closed_on: record.closed_on,
     }
 }
 
@@ -109,9 +136,17 @@ pub fn signal_view(s: &Signal) -> pb::SignalView {
         school: s.school.clone(),
         absent_since: s.absent_since.to_string(),
         status: status_to_pb(s.status).into(),
-        offer_date: s.offer_date.map(|d| d.to_string()).unwrap_or_default(),
+        offer_date: date_text(s.offer_date),
         age: s.age,
-        updated_at: s.updated_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        updated_at: s
+            .updated_at
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        address_under_investigation: s.address_under_investigation,
+        exemption_5c_requested: s.exemption_5c_requested,
+        awaiting_mbo_intake: s.awaiting_mbo_intake,
+        exemption_term: exemption_term_to_pb(s.exemption_term).into(),
+        exemption_end: date_text(s.exemption_end),
+        closed_on: date_text(s.closed_on),
     }
 }
 
@@ -121,18 +156,65 @@ pub fn minimised_view(s: &Signal, fields: &FieldSet) -> pb::SignalView {
     let full = signal_view(s);
     let keep = |f: Field| fields.contains(f);
     pb::SignalView {
-        source_record_id: if keep(Field::SourceRecordId) { full.source_record_id } else { String::new() },
-        pupil_pseudonym: if keep(Field::PupilPseudonym) { full.pupil_pseudonym } else { String::new() },
-        category: if keep(Field::Category) { full.category } else { 0 },
+        source_record_id: if keep(Field::SourceRecordId) {
+            full.source_record_id
+        } else {
+            String::new()
+        },
+        pupil_pseudonym: if keep(Field::PupilPseudonym) {
+            full.pupil_pseudonym
+        } else {
+            String::new()
+        },
+        category: if keep(Field::Category) {
+            full.category
+        } else {
+            0
+        },
         sector: if keep(Field::Sector) { full.sector } else { 0 },
-        residence_municipality: if keep(Field::ResidenceMunicipality) { full.residence_municipality } else { String::new() },
-        school: if keep(Field::School) { full.school } else { String::new() },
-        absent_since: if keep(Field::AbsentSince) { full.absent_since } else { String::new() },
+        residence_municipality: if keep(Field::ResidenceMunicipality) {
+            full.residence_municipality
+        } else {
+            String::new()
+        },
+        school: if keep(Field::School) {
+            full.school
+        } else {
+            String::new()
+        },
+        absent_since: if keep(Field::AbsentSince) {
+            full.absent_since
+        } else {
+            String::new()
+        },
         status: if keep(Field::Status) { full.status } else { 0 },
-        offer_date: if keep(Field::OfferDate) { full.offer_date } else { String::new() },
+        offer_date: if keep(Field::OfferDate) {
+            full.offer_date
+        } else {
+            String::new()
+        },
         age: if keep(Field::Age) { full.age } else { 0 },
         // When this node stored the signal says nothing about the pupil; it is always shared.
         updated_at: full.updated_at,
+        // The counting details travel with the category they qualify.
+        address_under_investigation: keep(Field::Category) && full.address_under_investigation,
+        exemption_5c_requested: keep(Field::Category) && full.exemption_5c_requested,
+        awaiting_mbo_intake: keep(Field::Category) && full.awaiting_mbo_intake,
+        exemption_term: if keep(Field::Category) {
+            full.exemption_term
+        } else {
+            0
+        },
+        exemption_end: if keep(Field::Category) {
+            full.exemption_end
+        } else {
+            String::new()
+        },
+        closed_on: if keep(Field::Status) {
+            full.closed_on
+        } else {
+            String::new()
+        },
     }
 }
 
@@ -183,12 +265,16 @@ pub fn case_from_pb(c: pb::Case) -> Result<Case, tonic::Status> {
     if !crate::cases::is_case_id(&c.case_id) {
         return Err(invalid("case_id"));
     }
-    if c.pupil_pseudonyms.is_empty() || !c.pupil_pseudonyms.iter().all(|p| crate::pseudonym::is_pseudonym(p)) {
+    if c.pupil_pseudonyms.is_empty()
+        || !c
+            .pupil_pseudonyms
+            .iter()
+            .all(|p| crate::pseudonym::is_pseudonym(p))
+    {
         return Err(invalid("pupil_pseudonyms"));
     }
-    let parse_time = |t: &str| {
-        chrono::DateTime::parse_from_rfc3339(t).map(|t| t.with_timezone(&chrono::Utc))
-    };
+    let parse_time =
+        |t: &str| chrono::DateTime::parse_from_rfc3339(t).map(|t| t.with_timezone(&chrono::Utc));
     let lead = c.lead.ok_or_else(|| invalid("lead"))?;
     Ok(Case {
         id: c.case_id,
@@ -198,7 +284,10 @@ pub fn case_from_pb(c: pb::Case) -> Result<Case, tonic::Status> {
         participants: c
             .participants
             .into_iter()
-            .map(|p| Party { oin: p.oin, name: p.name })
+            .map(|p| Party {
+                oin: p.oin,
+                name: p.name,
+            })
             .collect(),
         lead: Party {
             oin: lead.oin,

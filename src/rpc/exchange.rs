@@ -84,7 +84,10 @@ fn check_case(
         .get(&reference.case_id)
         .map_err(super::case_status)?;
     let Some(case) = case else {
-        return deny(format!("case {:?} is not known at this node", reference.case_id));
+        return deny(format!(
+            "case {:?} is not known at this node",
+            reference.case_id
+        ));
     };
     if case.meeting_type != reference.meeting_type {
         return deny(format!(
@@ -99,7 +102,10 @@ fn check_case(
         return deny(format!("the caller does not take part in case {}", case.id));
     }
     if !case.has_participant(&node.own.oin) {
-        return deny(format!("this node's organisation does not take part in case {}", case.id));
+        return deny(format!(
+            "this node's organisation does not take part in case {}",
+            case.id
+        ));
     }
     Ok(Some(case))
 }
@@ -169,12 +175,17 @@ fn accept_case(node: &NodeContext, caller_oin: &str, shared: pb::Case) -> Result
     let policy = node.policy.current().ok_or_else(|| {
         Status::permission_denied("denied: this node has no covenant policy loaded")
     })?;
-    if let Err(reason) = policy.check_case_parties(&case.meeting_type, &case.purpose, caller_oin, &node.own.oin) {
+    if let Err(reason) =
+        policy.check_case_parties(&case.meeting_type, &case.purpose, caller_oin, &node.own.oin)
+    {
         return deny(reason);
     }
     if let Some(existing) = node.cases.get(&case.id).map_err(super::case_status)? {
         if existing.lead != case.lead || existing.meeting_type != case.meeting_type {
-            return deny(format!("case {} is already held here with another lead or meeting", case.id));
+            return deny(format!(
+                "case {} is already held here with another lead or meeting",
+                case.id
+            ));
         }
     }
     node.cases.put(&case).map_err(super::case_status)?;
@@ -221,8 +232,14 @@ impl Exchange for ExchangeService {
         let policy = self.node.policy.current();
         Ok(Response::new(pb::DescribeNodeResponse {
             organisation: Some(convert::organisation(&self.node.own)),
-            policy_version: policy.as_ref().map(|p| p.version().to_owned()).unwrap_or_default(),
-            covenant: policy.as_ref().map(|p| p.covenant_name().to_owned()).unwrap_or_default(),
+            policy_version: policy
+                .as_ref()
+                .map(|p| p.version().to_owned())
+                .unwrap_or_default(),
+            covenant: policy
+                .as_ref()
+                .map(|p| p.covenant().name.clone())
+                .unwrap_or_default(),
         }))
     }
 }

@@ -119,8 +119,14 @@ impl Federation for FederationService {
 mod tests {
     #[test]
     fn code_names_follow_grpc() {
-        assert_eq!(super::code_name(tonic::Code::PermissionDenied), "PERMISSION_DENIED");
+        assert_eq!(
+            super::code_name(tonic::Code::PermissionDenied),
+            "PERMISSION_DENIED"
+        );
         assert_eq!(super::code_name(tonic::Code::Unavailable), "UNAVAILABLE");
-        assert_eq!(super::code_name(tonic::Code::DeadlineExceeded), "DEADLINE_EXCEEDED");
+        assert_eq!(
+            super::code_name(tonic::Code::DeadlineExceeded),
+            "DEADLINE_EXCEEDED"
+        );
     }
 }

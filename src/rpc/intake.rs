@@ -4,9 +4,9 @@
 
 use super::convert;
 use crate::identity::Organisation;
+use crate::node::NodeContext;
 use crate::pb;
 use crate::pb::signal_intake_server::SignalIntake;
-use crate::node::NodeContext;
 use crate::pseudonym::is_pseudonym;
 use crate::signal::{self, Signal};
 use crate::store::SignalFilter;
@@ -63,11 +63,17 @@ fn filter_from(req: pb::ListRequest) -> Result<SignalFilter, Status> {
     }
     let category = match req.category {
         0 => None,
-        v => Some(convert::category_from_pb(v).map_err(|r| Status::invalid_argument(format!("category {r}")))?),
+        v => Some(
+            convert::category_from_pb(v)
+                .map_err(|r| Status::invalid_argument(format!("category {r}")))?,
+        ),
     };
     let status = match req.status {
         0 => None,
-        v => Some(convert::status_from_pb(v).map_err(|r| Status::invalid_argument(format!("status {r}")))?),
+        v => Some(
+            convert::status_from_pb(v)
+                .map_err(|r| Status::invalid_argument(format!("status {r}")))?,
+        ),
     };
     Ok(SignalFilter {
         residence_municipality,
@@ -140,7 +146,10 @@ impl SignalIntake for IntakeService {
             .map_err(super::task_status)?
             .map_err(super::store_status)?;
         tracing::info!(peer.oin = %caller.oin, list.count = signals.len(), "list answered");
-        let views: Vec<_> = signals.iter().map(|s| Ok(convert::signal_view(s))).collect();
+        let views: Vec<_> = signals
+            .iter()
+            .map(|s| Ok(convert::signal_view(s)))
+            .collect();
         Ok(Response::new(Box::pin(tokio_stream::iter(views))))
     }
 }

@@ -22,7 +22,9 @@ pub fn caller<T>(request: &tonic::Request<T>) -> Result<Organisation, Status> {
 /// Turns a store failure into a status. The detail is logged here, not sent.
 pub fn store_status(e: crate::store::StoreError) -> Status {
     tracing::error!(error = %e, "store failure");
-    Status::internal("the node could not complete the request in its data store; nothing was acknowledged")
+    Status::internal(
+        "the node could not complete the request in its data store; nothing was acknowledged",
+    )
 }
 
 /// Turns a panicked or cancelled blocking task into a status.

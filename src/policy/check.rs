@@ -1,0 +1,850 @@
+//! Turns the written file into a checked covenant: syntax, formats, references, completeness.
+//! Collects every error with its line and a fix instead of stopping at the first; values built
+//! while errors exist are discarded, so fallbacks used to keep checking never reach a caller.
+
+use super::error::{PolicyError, PolicyErrors};
+use super::model::{
+    category_from_code, Covenant, DataCategory, Fg, Field, FieldSet, FlowScope, Grant, LegalBasis,
+    Meeting, OrgType, Participant, Party, Purpose, RoutineFlow,
+};
+use super::raw::{
+    RawCovenant, RawDataCategory, RawFg, RawLegalBasis, RawMeeting, RawParticipant, RawParty,
+    RawPolicy, RawPurpose, RawRoutineFlow, Text, Texts,
+};
+use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Range;
+use toml::Spanned;
+
+/// The checked content of a policy file.
+#[derive(Debug)]
+pub(super) struct Checked {
+    pub covenant: Covenant,
+    pub parties: Vec<Party>,
+    pub fgs: Vec<Fg>,
+    pub legal_bases: Vec<LegalBasis>,
+    pub purposes: Vec<Purpose>,
+    pub data_categories: Vec<DataCategory>,
+    pub routine_flows: Vec<RoutineFlow>,
+    pub meetings: Vec<Meeting>,
+    pub warnings: Vec<String>,
+}
+
+/// Checks `text` (named `file` in messages).
+pub(super) fn check(text: &str, file: &str) -> Result<Checked, PolicyErrors> {
+    let mut checker = Checker::new(text, file);
+    let raw = match toml::from_str::<RawPolicy>(text) {
+        Ok(raw) => raw,
+        Err(e) => return Err(PolicyErrors(vec![checker.toml_error(&e)])),
+    };
+    let checked = checker.policy(raw);
+    match checker.errors.is_empty() {
+        true => Ok(checked),
+        false => Err(PolicyErrors(checker.errors)),
+    }
+}
+
+/// Ids defined so far, each with what a reference needs to know about it.
+#[derive(Default)]
+struct Known {
+    legal_bases: BTreeMap<String, bool>,
+    purposes: BTreeMap<String, ()>,
+    data_categories: BTreeMap<String, DataCategory>,
+    parties: BTreeMap<String, OrgType>,
+    party_oins: BTreeSet<String>,
+    org_types: BTreeSet<OrgType>,
+    flows: BTreeSet<String>,
+    meetings: BTreeSet<String>,
+}
+
+struct Checker<'a> {
+    file: &'a str,
+    line_starts: Vec<usize>,
+    errors: Vec<PolicyError>,
+    warnings: Vec<String>,
+    known: Known,
+}
+
+impl<'a> Checker<'a> {
+    fn new(text: &str, file: &'a str) -> Self {
+        let line_starts = std::iter::once(0)
+            .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+            .collect();
+        Self {
+            file,
+            line_starts,
+            errors: Vec::new(),
+            warnings: Vec::new(),
+            known: Known::default(),
+        }
+    }
+
+    /// The 1-based line of a byte offset.
+    fn line(&self, offset: usize) -> usize {
+        self.line_starts.partition_point(|&start| start <= offset)
+    }
+
+    fn error(&mut self, span: Range<usize>, message: impl Into<String>, fix: impl Into<String>) {
+        self.errors.push(PolicyError {
+            file: self.file.to_string(),
+            line: self.line(span.start),
+            message: message.into(),
+            fix: fix.into(),
+        });
+    }
+
+    fn warn(&mut self, span: Range<usize>, message: impl AsRef<str>) {
+        let line = self.line(span.start);
+        self.warnings
+            .push(format!("{}:{}: {}", self.file, line, message.as_ref()));
+    }
+
+    fn toml_error(&self, e: &toml::de::Error) -> PolicyError {
+        let message = e.message().trim().to_string();
+        let fix = if message.starts_with("unknown field") {
+            "remove this key or correct its spelling (the allowed keys are listed)"
+        } else if message.starts_with("missing field") {
+            "add the missing key to this table"
+        } else if message.starts_with("invalid type") {
+            "write the value in the form the key needs (text in quotes, a list in [ ])"
+        } else {
+            "correct the TOML syntax on this line"
+        };
+        PolicyError {
+            file: self.file.to_string(),
+            line: e.span().map_or(0, |s| self.line(s.start)),
+            message,
+            fix: fix.to_string(),
+        }
+    }
+
+    fn policy(&mut self, raw: RawPolicy) -> Checked {
+        let covenant = self.covenant(&raw.covenant);
+        let legal_bases = raw
+            .legal_basis
+            .iter()
+            .map(|b| self.legal_basis(b))
+            .collect();
+        let purposes = raw.purpose.iter().map(|p| self.purpose(p)).collect();
+        let data_categories = raw
+            .data_category
+            .iter()
+            .map(|d| self.data_category(d))
+            .collect();
+        let parties = raw.party.iter().map(|p| self.party(p)).collect();
+        let fgs = raw.fg.iter().map(|f| self.fg(f)).collect();
+        let routine_flows = raw
+            .routine_flow
+            .iter()
+            .map(|f| self.routine_flow(f))
+            .collect();
+        let meetings = raw.meeting.iter().map(|m| self.meeting(m)).collect();
+        Checked {
+            covenant,
+            parties,
+            fgs,
+            legal_bases,
+            purposes,
+            data_categories,
+            routine_flows,
+            meetings,
+            warnings: std::mem::take(&mut self.warnings),
+        }
+    }
+
+    // ---- values ----
+
+    fn text(&mut self, t: &Text, what: &str) -> String {
+        let value = t.get_ref().trim();
+        if value.is_empty() {
+            self.error(
+                t.span(),
+                format!("{what} is empty"),
+                format!("write the {what}"),
+            );
+        }
+        value.to_string()
+    }
+
+    fn id(&mut self, t: &Text, kind: &str, taken: bool) -> String {
+        let id = self.text(t, &format!("{kind} id"));
+        if id.chars().any(char::is_whitespace) {
+            self.error(
+                t.span(),
+                format!("{kind} id '{id}' contains a space"),
+                "write ids as one word, e.g. with hyphens",
+            );
+        }
+        if taken {
+            self.error(
+                t.span(),
+                format!("{kind} id '{id}' is used twice"),
+                format!("give each {kind} its own id"),
+            );
+        }
+        id
+    }
+
+    fn org_type(&mut self, t: &Text) -> OrgType {
+        OrgType::from_code(t.get_ref()).unwrap_or_else(|| {
+            self.error(
+                t.span(),
+                format!("unknown organisation type '{}'", t.get_ref()),
+                "use one of: swv, mbo, gemeente, wij, ggd",
+            );
+            OrgType::Swv
+        })
+    }
+
+    fn oin(&mut self, t: &Text, owner: &str) -> String {
+        let oin = t.get_ref().clone();
+        if oin.len() != 20 || !oin.bytes().all(|b| b.is_ascii_digit()) {
+            self.error(
+                t.span(),
+                format!("OIN '{oin}' of {owner} is not 20 digits"),
+                "copy the 20-digit OIN from the party's PKIoverheid certificate (subject serialNumber)",
+            );
+        }
+        oin
+    }
+
+    /// Checks that a list of ids names at least one and only known ones; keeps the known ones.
+    fn refs<T>(
+        &mut self,
+        list: &Texts,
+        known: &BTreeMap<String, T>,
+        kind: &str,
+        owner: &str,
+        at: Range<usize>,
+    ) -> Vec<String> {
+        if list.is_empty() {
+            self.error(
+                at,
+                format!("{owner} names no {kind}"),
+                format!("add at least one {kind} id"),
+            );
+        }
+        let mut ids: Vec<String> = Vec::with_capacity(list.len());
+        for t in list {
+            if let Some(id) = self.reference(t, known, kind) {
+                if !ids.contains(&id) {
+                    ids.push(id);
+                }
+            }
+        }
+        ids
+    }
+
+    fn reference<T>(
+        &mut self,
+        t: &Text,
+        known: &BTreeMap<String, T>,
+        kind: &str,
+    ) -> Option<String> {
+        if known.contains_key(t.get_ref()) {
+            return Some(t.get_ref().clone());
+        }
+        let names: Vec<&str> = known.keys().map(String::as_str).collect();
+        self.error(
+            t.span(),
+            format!("unknown {kind} '{}'", t.get_ref()),
+            format!(
+                "use an id defined in a [[{}]] table: {}",
+                kind.replace(' ', "_"),
+                names.join(", ")
+            ),
+        );
+        None
+    }
+
+    // ---- tables ----
+
+    fn covenant(&mut self, c: &Spanned<RawCovenant>) -> Covenant {
+        let raw = c.get_ref();
+        Covenant {
+            name: self.text(&raw.name, "covenant name"),
+            description: self.text(&raw.description, "covenant description"),
+            text_version: self.text(&raw.text_version, "covenant text version"),
+        }
+    }
+
+    fn legal_basis(&mut self, b: &Spanned<RawLegalBasis>) -> LegalBasis {
+        let raw = b.get_ref();
+        let taken = self.known.legal_bases.contains_key(raw.id.get_ref());
+        let id = self.id(&raw.id, "legal basis", taken);
+        self.known
+            .legal_bases
+            .insert(id.clone(), raw.art9_exception);
+        LegalBasis {
+            id,
+            law: self.text(&raw.law, "law"),
+            article: self.text(&raw.article, "article"),
+            text: self.text(&raw.text, "legal basis text"),
+            art9_exception: raw.art9_exception,
+        }
+    }
+
+    fn purpose(&mut self, p: &Spanned<RawPurpose>) -> Purpose {
+        let raw = p.get_ref();
+        let taken = self.known.purposes.contains_key(raw.id.get_ref());
+        let id = self.id(&raw.id, "purpose", taken);
+        self.known.purposes.insert(id.clone(), ());
+        Purpose {
+            id,
+            text: self.text(&raw.text, "purpose text"),
+        }
+    }
+
+    fn data_category(&mut self, d: &Spanned<RawDataCategory>) -> DataCategory {
+        let raw = d.get_ref();
+        let taken = self.known.data_categories.contains_key(raw.id.get_ref());
+        let id = self.id(&raw.id, "data category", taken);
+        let owner = format!("data category '{id}'");
+        let category = DataCategory {
+            name: self.text(&raw.name, "data category name"),
+            fields: self.fields(&raw.fields, &owner, d.span()),
+            signal_categories: self.signal_categories(&raw.signal_categories, &owner, d.span()),
+            special: raw.special,
+            id: id.clone(),
+        };
+        self.check_health_is_special(&category, d.span());
+        self.known.data_categories.insert(id, category.clone());
+        category
+    }
+
+    fn fields(&mut self, list: &Texts, owner: &str, at: Range<usize>) -> FieldSet {
+        if list.is_empty() {
+            self.error(
+                at,
+                format!("{owner} covers no fields"),
+                "add fields = [\"pupil_pseudonym\", ...]",
+            );
+        }
+        let mut set = FieldSet::EMPTY;
+        for t in list {
+            match Field::from_name(t.get_ref()) {
+                Some(field) => set.insert(field),
+                None => {
+                    let names: Vec<&str> = Field::ALL.iter().map(|f| f.name()).collect();
+                    self.error(
+                        t.span(),
+                        format!("unknown field '{}'", t.get_ref()),
+                        format!("use one of: {}", names.join(", ")),
+                    );
+                }
+            }
+        }
+        set
+    }
+
+    fn signal_categories(
+        &mut self,
+        list: &Texts,
+        owner: &str,
+        at: Range<usize>,
+    ) -> Vec<crate::signal::Category> {
+        if list.is_empty() {
+            self.error(
+                at,
+                format!("{owner} covers no signal categories"),
+                "add signal_categories = [\"LRV\", ...]",
+            );
+        }
+        let mut found = BTreeSet::new();
+        for t in list {
+            match category_from_code(t.get_ref()) {
+                Some(c) => {
+                    found.insert(c);
+                }
+                None => {
+                    let codes: Vec<&str> = crate::signal::Category::ALL
+                        .iter()
+                        .map(|c| c.code())
+                        .collect();
+                    self.error(
+                        t.span(),
+                        format!("unknown signal category '{}'", t.get_ref()),
+                        format!("use one of: {}", codes.join(", ")),
+                    );
+                }
+            }
+        }
+        found.into_iter().collect()
+    }
+
+    /// Health rows (LANGDURIG_ZIEK, VRIJSTELLING_5A) are special-category data (AVG art. 9).
+    fn check_health_is_special(&mut self, d: &DataCategory, at: Range<usize>) {
+        use crate::signal::Category::{LangdurigZiek, Vrijstelling5a};
+        let health = d
+            .signal_categories
+            .iter()
+            .any(|c| matches!(c, LangdurigZiek | Vrijstelling5a));
+        if health && !d.special {
+            self.error(
+                at,
+                format!("data category '{}' covers health data (LANGDURIG_ZIEK or VRIJSTELLING_5A) but is not marked special", d.id),
+                "add special = true (AVG art. 9), or move the health rows to a special data category",
+            );
+        }
+    }
+
+    fn party(&mut self, p: &Spanned<RawParty>) -> Party {
+        let raw = p.get_ref();
+        let taken = self.known.parties.contains_key(raw.id.get_ref());
+        let id = self.id(&raw.id, "party", taken);
+        let owner = format!("party '{id}'");
+        let oin = self.oin(&raw.oin, &owner);
+        if !self.known.party_oins.insert(oin.clone()) {
+            self.error(
+                raw.oin.span(),
+                format!("OIN {oin} is used by two parties"),
+                "give each party its own OIN",
+            );
+        }
+        let org_type = self.org_type(&raw.org_type);
+        self.known.parties.insert(id.clone(), org_type);
+        self.known.org_types.insert(org_type);
+        let scope_at = p.span();
+        Party {
+            name: self.text(&raw.name, "party name"),
+            municipalities: self.municipalities(raw, org_type, &owner, scope_at.clone()),
+            schools: self.schools(raw, org_type, &owner, scope_at),
+            region: raw.region.as_ref().map(|r| self.text(r, "region")),
+            id,
+            oin,
+            org_type,
+        }
+    }
+
+    fn municipalities(
+        &mut self,
+        raw: &RawParty,
+        org_type: OrgType,
+        owner: &str,
+        at: Range<usize>,
+    ) -> Vec<String> {
+        let list = &raw.municipalities;
+        match (org_type == OrgType::Gemeente, list.first()) {
+            (true, None) => self.error(
+                at,
+                format!("{owner} is a gemeente but lists no municipalities"),
+                "add municipalities = [\"GM0014\"] (CBS codes)",
+            ),
+            (false, Some(first)) => self.error(
+                first.span(),
+                format!("{owner} is not a gemeente but lists municipalities"),
+                "remove municipalities; only a gemeente has residents in scope",
+            ),
+            _ => {}
+        }
+        for t in list {
+            if !is_municipality_code(t.get_ref()) {
+                self.error(
+                    t.span(),
+                    format!("'{}' is not a CBS municipality code", t.get_ref()),
+                    "write GM followed by 4 digits, e.g. GM0014",
+                );
+            }
+        }
+        list.iter().map(|t| t.get_ref().clone()).collect()
+    }
+
+    fn schools(
+        &mut self,
+        raw: &RawParty,
+        org_type: OrgType,
+        owner: &str,
+        at: Range<usize>,
+    ) -> Vec<String> {
+        let list = &raw.schools;
+        let has_schools = matches!(org_type, OrgType::Swv | OrgType::Mbo);
+        match (has_schools, list.first()) {
+            (true, None) => self.error(
+                at,
+                format!("{owner} is an {org_type} but lists no schools"),
+                "add schools = [\"20XY\"] (BRIN codes)",
+            ),
+            (false, Some(first)) => self.error(
+                first.span(),
+                format!("{owner} is a {org_type} and cannot list schools"),
+                "remove schools; only an swv or mbo has schools in scope",
+            ),
+            _ => {}
+        }
+        for t in list {
+            if !is_brin(t.get_ref()) {
+                self.error(
+                    t.span(),
+                    format!("'{}' is not a BRIN code", t.get_ref()),
+                    "write two digits and two capitals, e.g. 20XY (without the vestiging)",
+                );
+            }
+        }
+        list.iter().map(|t| t.get_ref().clone()).collect()
+    }
+
+    fn fg(&mut self, f: &Spanned<RawFg>) -> Fg {
+        let raw = f.get_ref();
+        let name = self.text(&raw.name, "FG name");
+        let oin = self.oin(&raw.oin, &format!("FG '{name}'"));
+        if self.known.party_oins.contains(&oin) {
+            self.error(
+                raw.oin.span(),
+                format!("FG '{name}' has the OIN of a party"),
+                "give the FG its own certificate and OIN, so a party's node cannot act as FG",
+            );
+        }
+        let parties = self.known.parties.clone();
+        let of = self.refs(
+            &raw.of,
+            &parties,
+            "party",
+            &format!("FG '{name}'"),
+            f.span(),
+        );
+        Fg { oin, name, of }
+    }
+
+    fn routine_flow(&mut self, f: &Spanned<RawRoutineFlow>) -> RoutineFlow {
+        let raw = f.get_ref();
+        let taken = !self.known.flows.insert(raw.id.get_ref().clone());
+        let id = self.id(&raw.id, "routine flow", taken);
+        let owner = format!("routine flow '{id}'");
+        if raw.from.is_empty() {
+            self.error(
+                f.span(),
+                format!("{owner} names no org type in from"),
+                "add from = [\"swv\", ...]: the org types that hold the data",
+            );
+        }
+        let from: Vec<OrgType> = raw.from.iter().map(|t| self.org_type(t)).collect();
+        if raw.to.is_empty() {
+            self.error(
+                f.span(),
+                format!("{owner} names no org type in to"),
+                "add to = [\"gemeente\"]: the org types that receive the data",
+            );
+        }
+        let to: Vec<OrgType> = raw.to.iter().map(|t| self.org_type(t)).collect();
+        let scope = self.flow_scope(&raw.scope, &to, &owner);
+        let legal_bases = self.refs(
+            &raw.legal_bases,
+            &self.known.legal_bases.clone(),
+            "legal basis",
+            &owner,
+            f.span(),
+        );
+        let purpose = self
+            .reference(&raw.purpose, &self.known.purposes.clone(), "purpose")
+            .unwrap_or_default();
+        let data_categories = self.refs(
+            &raw.data_categories,
+            &self.known.data_categories.clone(),
+            "data category",
+            &owner,
+            f.span(),
+        );
+        let processing_activity =
+            self.processing_activity(raw.processing_activity.as_ref(), &owner, f.span());
+        let grant = self.grant(&data_categories, &legal_bases, &owner, f.span());
+        self.warn_missing_types(from.iter().chain(&to), &owner, f.span());
+        RoutineFlow {
+            rule: format!("routine_flow {id}"),
+            name: self.text(&raw.name, "routine flow name"),
+            role: self.text(&raw.role, "role"),
+            id,
+            from,
+            to,
+            legal_bases,
+            purpose,
+            data_categories,
+            scope,
+            processing_activity,
+            grant,
+        }
+    }
+
+    fn flow_scope(&mut self, t: &Text, to: &[OrgType], owner: &str) -> FlowScope {
+        let Some(scope) = FlowScope::from_code(t.get_ref()) else {
+            self.error(
+                t.span(),
+                format!("unknown scope '{}'", t.get_ref()),
+                "use residents, schools, own or none",
+            );
+            return FlowScope::None;
+        };
+        if scope == FlowScope::None {
+            self.warn(
+                t.span(),
+                format!("{owner} has scope none: the receiver sees signals of every pupil"),
+            );
+        }
+        for &receiver in to {
+            if !scope_fits(scope, receiver) {
+                self.error(
+                    t.span(),
+                    format!("{owner} has scope {} but goes to {receiver}, which has no such scope", scope.code()),
+                    "residents fits a gemeente, schools an swv or mbo, own any of these; use none only with the FG's consent",
+                );
+            }
+        }
+        scope
+    }
+
+    fn processing_activity(&mut self, t: Option<&Text>, owner: &str, at: Range<usize>) -> String {
+        match t {
+            Some(t) => self.text(t, "processing activity"),
+            None => {
+                self.error(at, format!("{owner} names no processing activity"), "add processing_activity = \"...\" (its id in the register of processing activities)");
+                String::new()
+            }
+        }
+    }
+
+    /// What a rule's data categories grant; special data needs an AVG art. 9(2) exception.
+    fn grant(
+        &mut self,
+        data_categories: &[String],
+        legal_bases: &[String],
+        owner: &str,
+        at: Range<usize>,
+    ) -> Grant {
+        let mut grant = Grant {
+            data_categories: data_categories.to_vec(),
+            fields: FieldSet::EMPTY,
+            signal_categories: Vec::new(),
+            special: false,
+        };
+        let mut rows = BTreeSet::new();
+        for d in data_categories
+            .iter()
+            .filter_map(|id| self.known.data_categories.get(id))
+        {
+            grant.fields = grant.fields.union(d.fields);
+            rows.extend(d.signal_categories.iter().copied());
+            grant.special |= d.special;
+        }
+        grant.signal_categories = rows.into_iter().collect();
+        let exception = legal_bases
+            .iter()
+            .any(|b| self.known.legal_bases.get(b) == Some(&true));
+        if grant.special && !exception {
+            self.error(
+                at,
+                format!("{owner} receives special-category data but none of its legal bases is an AVG art. 9(2) exception"),
+                "add a legal basis with art9_exception = true (e.g. AVG art. 9(2)(h)), or remove the special data category",
+            );
+        }
+        grant
+    }
+
+    fn warn_missing_types<'t>(
+        &mut self,
+        types: impl Iterator<Item = &'t OrgType>,
+        owner: &str,
+        at: Range<usize>,
+    ) {
+        let missing: BTreeSet<OrgType> = types
+            .filter(|t| !self.known.org_types.contains(t))
+            .copied()
+            .collect();
+        for t in missing {
+            self.warn(
+                at.clone(),
+                format!("{owner} names org type {t}, but no party is a {t}"),
+            );
+        }
+    }
+
+    fn meeting(&mut self, m: &Spanned<RawMeeting>) -> Meeting {
+        let raw = m.get_ref();
+        let taken = !self.known.meetings.insert(raw.id.get_ref().clone());
+        let id = self.id(&raw.id, "meeting", taken);
+        let owner = format!("meeting '{id}'");
+        let purposes = self.refs(
+            &raw.purposes,
+            &self.known.purposes.clone(),
+            "purpose",
+            &owner,
+            m.span(),
+        );
+        let mut participants: Vec<Participant> = Vec::new();
+        for p in &raw.participant {
+            let seat = self.participant(p, &id, &purposes);
+            if participants
+                .iter()
+                .any(|q| q.org_type == seat.org_type && q.role == seat.role)
+            {
+                self.error(
+                    p.span(),
+                    format!("{owner} has two seats for {}:{}", seat.org_type, seat.role),
+                    "merge them into one [[meeting.participant]]",
+                );
+            }
+            participants.push(seat);
+        }
+        if participants.is_empty() {
+            self.error(
+                m.span(),
+                format!("{owner} has no participants"),
+                "add [[meeting.participant]] tables",
+            );
+        }
+        let processing_activities = self.meeting_activities(raw, &owner);
+        Meeting {
+            name: self.text(&raw.name, "meeting name"),
+            description: self.text(&raw.description, "meeting description"),
+            id,
+            purposes,
+            participants,
+            processing_activities,
+        }
+    }
+
+    fn participant(
+        &mut self,
+        p: &Spanned<RawParticipant>,
+        meeting: &str,
+        meeting_purposes: &[String],
+    ) -> Participant {
+        let raw = p.get_ref();
+        let org_type = self.org_type(&raw.org_type);
+        let role = self.text(&raw.role, "role");
+        let owner = format!("participant {org_type}:{role} of meeting '{meeting}'");
+        let legal_bases = self.refs(
+            &raw.legal_bases,
+            &self.known.legal_bases.clone(),
+            "legal basis",
+            &owner,
+            p.span(),
+        );
+        let purposes = self.refs(
+            &raw.purposes,
+            &self.known.purposes.clone(),
+            "purpose",
+            &owner,
+            p.span(),
+        );
+        self.check_subset(&raw.purposes, meeting_purposes, &owner, meeting);
+        let data_categories = self.refs(
+            &raw.data_categories,
+            &self.known.data_categories.clone(),
+            "data category",
+            &owner,
+            p.span(),
+        );
+        let grant = self.grant(&data_categories, &legal_bases, &owner, p.span());
+        self.warn_missing_types([org_type].iter(), &owner, p.span());
+        Participant {
+            rule: format!("meeting {meeting} / participant {org_type}:{role}"),
+            org_type,
+            role,
+            legal_bases,
+            purposes: purposes
+                .into_iter()
+                .filter(|p| meeting_purposes.contains(p))
+                .collect(),
+            data_categories,
+            grant,
+        }
+    }
+
+    fn check_subset(
+        &mut self,
+        purposes: &Texts,
+        meeting_purposes: &[String],
+        owner: &str,
+        meeting: &str,
+    ) {
+        for t in purposes {
+            let known = self.known.purposes.contains_key(t.get_ref());
+            if known && !meeting_purposes.contains(t.get_ref()) {
+                self.error(
+                    t.span(),
+                    format!(
+                        "purpose '{}' of {owner} is not a purpose of meeting '{meeting}'",
+                        t.get_ref()
+                    ),
+                    format!(
+                        "add it to the meeting's purposes or remove it here (meeting purposes: {})",
+                        meeting_purposes.join(", ")
+                    ),
+                );
+            }
+        }
+    }
+
+    fn meeting_activities(&mut self, raw: &RawMeeting, owner: &str) -> BTreeMap<String, String> {
+        let mut activities = BTreeMap::new();
+        for (purpose, activity) in &raw.processing_activities {
+            if !raw.purposes.iter().any(|p| p.get_ref() == purpose) {
+                self.error(activity.span(), format!("{owner} has a processing activity for '{purpose}', which is not one of its purposes"), "remove the line or add the purpose to the meeting's purposes");
+            }
+            activities.insert(purpose.clone(), self.text(activity, "processing activity"));
+        }
+        for p in &raw.purposes {
+            if !raw.processing_activities.contains_key(p.get_ref()) {
+                let fix = format!(
+                    "add {} = \"...\" under [meeting.processing_activities]",
+                    p.get_ref()
+                );
+                self.error(
+                    p.span(),
+                    format!(
+                        "purpose '{}' of {owner} has no processing activity",
+                        p.get_ref()
+                    ),
+                    fix,
+                );
+            }
+        }
+        activities
+    }
+}
+
+/// Whether a receiver of this org type has the scope a flow asks for.
+fn scope_fits(scope: FlowScope, receiver: OrgType) -> bool {
+    let has_schools = matches!(receiver, OrgType::Swv | OrgType::Mbo);
+    match scope {
+        FlowScope::Residents => receiver == OrgType::Gemeente,
+        FlowScope::Schools => has_schools,
+        FlowScope::Own => has_schools || receiver == OrgType::Gemeente,
+        FlowScope::None => true,
+    }
+}
+
+fn is_municipality_code(code: &str) -> bool {
+    code.len() == 6 && code.starts_with("GM") && code[2..].bytes().all(|b| b.is_ascii_digit())
+}
+
+fn is_brin(code: &str) -> bool {
+    let b = code.as_bytes();
+    b.len() == 4
+        && b[..2].iter().all(u8::is_ascii_digit)
+        && b[2..].iter().all(u8::is_ascii_uppercase)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats() {
+        assert!(is_municipality_code("GM0014"));
+        assert!(
+            !is_municipality_code("GM014")
+                && !is_municipality_code("gm0014")
+                && !is_municipality_code("GM00a4")
+        );
+        assert!(is_brin("20XY"));
+        assert!(!is_brin("20xy") && !is_brin("20XY01") && !is_brin("2XYZ") && !is_brin("20É"));
+    }
+
+    #[test]
+    fn lines_are_one_based() {
+        let c = Checker::new("a\nbb\n\nc", "f");
+        assert_eq!(
+            [c.line(0), c.line(1), c.line(2), c.line(5), c.line(6)],
+            [1, 1, 2, 3, 4]
+        );
+    }
+}

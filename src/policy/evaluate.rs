@@ -1,0 +1,351 @@
+//! Decides one access request against the covenant: a permit saying what may be seen, or a
+//! denial naming the part that did not match. Fails closed (anything unknown is denied); never
+//! looks at pupil data, and allocates nothing but the permit or the denial.
+
+use super::model::{FieldSet, FlowScope, Grant, Meeting, OrgType, Participant, Party, RoutineFlow};
+use super::Policy;
+use crate::signal::Category;
+
+/// Who asks whom for what, under which basis and for which purpose.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AccessRequest<'a> {
+    /// From the caller's mTLS certificate, never from the request.
+    pub caller_oin: &'a str,
+    /// The node's own party: whose data is asked for.
+    pub holder_oin: &'a str,
+    /// As the caller claims it.
+    pub role: &'a str,
+    /// Legal basis id, as claimed.
+    pub legal_basis: &'a str,
+    /// Purpose id, as claimed.
+    pub purpose: &'a str,
+    pub context: Context<'a>,
+}
+
+/// Under which rule of the covenant the request is made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Context<'a> {
+    RoutineFlow { flow: &'a str },
+    Case { meeting: &'a str },
+}
+
+/// Which signals a permit reaches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    /// Signals whose residence municipality (CBS code) is listed.
+    Municipalities(Vec<String>),
+    /// Signals whose school's BRIN (first 4 characters) is listed.
+    Schools(Vec<String>),
+    /// No restriction by the policy (a case restricts to its own pupils).
+    Unrestricted,
+}
+
+/// What a permitted request may see and under which rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Permit {
+    /// E.g. "routine_flow verzuimmelding" or "meeting aoj-team-vo / participant gemeente:leerplichtambtenaar".
+    pub rule: String,
+    pub processing_activity: String,
+    /// Data category ids granted.
+    pub data_categories: Vec<String>,
+    /// The union of the fields of the granted data categories.
+    pub fields: FieldSet,
+    /// The rows (signal categories) of the granted data categories, in [`Category::ALL`] order.
+    pub signal_categories: Vec<Category>,
+    pub scope: Scope,
+    pub legal_basis: String,
+    pub purpose: String,
+}
+
+/// Why a request was refused: names the part that did not match.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{reason}")]
+pub struct Denial {
+    pub reason: String,
+}
+
+/// The outcome of [`Policy::evaluate`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    Permit(Permit),
+    Deny(Denial),
+}
+
+impl Decision {
+    pub fn is_permit(&self) -> bool {
+        matches!(self, Decision::Permit(_))
+    }
+
+    pub fn permit(&self) -> Option<&Permit> {
+        match self {
+            Decision::Permit(p) => Some(p),
+            Decision::Deny(_) => None,
+        }
+    }
+
+    pub fn into_result(self) -> Result<Permit, Denial> {
+        match self {
+            Decision::Permit(p) => Ok(p),
+            Decision::Deny(d) => Err(d),
+        }
+    }
+}
+
+impl Policy {
+    /// Decides a request. Permit only if one rule of the covenant matches every part of it.
+    pub fn evaluate(&self, request: &AccessRequest<'_>) -> Decision {
+        match self.decide(request) {
+            Ok(permit) => Decision::Permit(permit),
+            Err(reason) => Decision::Deny(Denial { reason }),
+        }
+    }
+
+    fn decide(&self, r: &AccessRequest<'_>) -> Result<Permit, String> {
+        let caller = self.party_by_oin(r.caller_oin).ok_or_else(|| {
+            format!(
+                "caller OIN '{}' is not a party of the covenant",
+                shown(r.caller_oin)
+            )
+        })?;
+        let holder = self.party_by_oin(r.holder_oin).ok_or_else(|| {
+            format!(
+                "holder OIN '{}' is not a party of the covenant",
+                shown(r.holder_oin)
+            )
+        })?;
+        match r.context {
+            Context::RoutineFlow { flow } => self.decide_flow(r, caller, holder, flow),
+            Context::Case { meeting } => self.decide_case(r, caller, holder, meeting),
+        }
+    }
+
+    fn decide_flow(
+        &self,
+        r: &AccessRequest<'_>,
+        caller: &Party,
+        holder: &Party,
+        id: &str,
+    ) -> Result<Permit, String> {
+        let f = self
+            .routine_flow(id)
+            .ok_or_else(|| format!("routine flow '{}' does not exist", shown(id)))?;
+        check_flow(f, r, caller, holder)?;
+        let scope = flow_scope(f.scope, caller);
+        Ok(permit(&f.rule, &f.processing_activity, &f.grant, scope, r))
+    }
+
+    fn decide_case(
+        &self,
+        r: &AccessRequest<'_>,
+        caller: &Party,
+        holder: &Party,
+        id: &str,
+    ) -> Result<Permit, String> {
+        let m = self
+            .meeting(id)
+            .ok_or_else(|| format!("meeting '{}' does not exist", shown(id)))?;
+        let seat = m
+            .participant(caller.org_type, r.role)
+            .ok_or_else(|| no_seat(m, caller, r.role))?;
+        check_seat(m, seat, r)?;
+        if !m.has_seat(holder.org_type) {
+            return Err(format!(
+                "holder '{}' is a {}, which has no seat in meeting '{}'",
+                holder.id, holder.org_type, m.id
+            ));
+        }
+        let activity = m.processing_activities.get(r.purpose).ok_or_else(|| {
+            format!(
+                "purpose '{}' of meeting '{}' has no processing activity",
+                r.purpose, m.id
+            )
+        })?;
+        Ok(permit(
+            &seat.rule,
+            activity,
+            &seat.grant,
+            Scope::Unrestricted,
+            r,
+        ))
+    }
+}
+
+fn check_flow(
+    f: &RoutineFlow,
+    r: &AccessRequest<'_>,
+    caller: &Party,
+    holder: &Party,
+) -> Result<(), String> {
+    if !f.to.contains(&caller.org_type) {
+        return Err(format!(
+            "caller '{}' is a {}, but routine flow '{}' goes to {}",
+            caller.id,
+            caller.org_type,
+            f.id,
+            codes(&f.to)
+        ));
+    }
+    if !f.from.contains(&holder.org_type) {
+        return Err(format!(
+            "holder '{}' is a {}, but routine flow '{}' comes from {}",
+            holder.id,
+            holder.org_type,
+            f.id,
+            codes(&f.from)
+        ));
+    }
+    if f.role != r.role {
+        return Err(format!(
+            "role '{}' is not the role of routine flow '{}' (allowed: {})",
+            shown(r.role),
+            f.id,
+            f.role
+        ));
+    }
+    if !f.legal_bases.iter().any(|b| b == r.legal_basis) {
+        return Err(format!(
+            "legal basis '{}' is not a legal basis of routine flow '{}' (allowed: {})",
+            shown(r.legal_basis),
+            f.id,
+            f.legal_bases.join(", ")
+        ));
+    }
+    if f.purpose != r.purpose {
+        return Err(format!(
+            "purpose '{}' is not a purpose of routine flow '{}' (allowed: {})",
+            shown(r.purpose),
+            f.id,
+            f.purpose
+        ));
+    }
+    Ok(())
+}
+
+/// The scope of a routine flow for this caller; fails closed (empty) if the caller has none.
+fn flow_scope(scope: FlowScope, caller: &Party) -> Scope {
+    let residents = || Scope::Municipalities(caller.municipalities.clone());
+    let schools = || Scope::Schools(caller.schools.clone());
+    match scope {
+        FlowScope::Residents => residents(),
+        FlowScope::Schools => schools(),
+        FlowScope::Own if caller.org_type == OrgType::Gemeente => residents(),
+        FlowScope::Own => schools(),
+        FlowScope::None => Scope::Unrestricted,
+    }
+}
+
+fn codes(types: &[OrgType]) -> String {
+    types
+        .iter()
+        .map(|t| t.code())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn check_seat(m: &Meeting, seat: &Participant, r: &AccessRequest<'_>) -> Result<(), String> {
+    let who = format!(
+        "participant {}:{} in meeting '{}'",
+        seat.org_type, seat.role, m.id
+    );
+    if !seat.legal_bases.iter().any(|b| b == r.legal_basis) {
+        return Err(format!(
+            "legal basis '{}' is not a legal basis of {who} (allowed: {})",
+            shown(r.legal_basis),
+            seat.legal_bases.join(", ")
+        ));
+    }
+    if !seat.purposes.iter().any(|p| p == r.purpose) {
+        return Err(format!(
+            "purpose '{}' is not a purpose of {who} (allowed: {})",
+            shown(r.purpose),
+            seat.purposes.join(", ")
+        ));
+    }
+    Ok(())
+}
+
+fn no_seat(m: &Meeting, caller: &Party, role: &str) -> String {
+    if !m.has_seat(caller.org_type) {
+        return format!(
+            "caller '{}' is a {}, which has no seat in meeting '{}'",
+            caller.id, caller.org_type, m.id
+        );
+    }
+    let roles: Vec<&str> = m
+        .participants
+        .iter()
+        .filter(|p| p.org_type == caller.org_type)
+        .map(|p| p.role.as_str())
+        .collect();
+    format!(
+        "role '{}' is not a role of {} in meeting '{}' (allowed: {})",
+        shown(role),
+        caller.org_type,
+        m.id,
+        roles.join(", ")
+    )
+}
+
+fn permit(
+    rule: &str,
+    activity: &str,
+    grant: &Grant,
+    scope: Scope,
+    r: &AccessRequest<'_>,
+) -> Permit {
+    Permit {
+        rule: rule.to_string(),
+        processing_activity: activity.to_string(),
+        data_categories: grant.data_categories.clone(),
+        fields: grant.fields,
+        signal_categories: grant.signal_categories.clone(),
+        scope,
+        legal_basis: r.legal_basis.to_string(),
+        purpose: r.purpose.to_string(),
+    }
+}
+
+/// A claimed value as a denial quotes it: at most 64 characters, so junk cannot flood a log.
+fn shown(value: &str) -> &str {
+    match value.char_indices().nth(64) {
+        Some((end, _)) => &value[..end],
+        None => value,
+    }
+}
+
+impl Policy {
+    /// Whether a case of `meeting` for `purpose` may be led by `lead_oin` with `participant_oin`
+    /// at the table: both are parties, the purpose is one of the meeting's, and both parties'
+    /// organisation types have a seat. Used when a case is opened and when it is shared.
+    pub fn check_case_parties(
+        &self,
+        meeting: &str,
+        purpose: &str,
+        lead_oin: &str,
+        participant_oin: &str,
+    ) -> Result<(), String> {
+        let m = self
+            .meeting(meeting)
+            .ok_or_else(|| format!("meeting type {:?} is not in the policy", shown(meeting)))?;
+        if !m.purposes.iter().any(|p| p == purpose) {
+            return Err(format!(
+                "purpose {:?} is not a purpose of meeting {} (allowed: {})",
+                shown(purpose),
+                m.id,
+                m.purposes.join(", ")
+            ));
+        }
+        for oin in [lead_oin, participant_oin] {
+            let party = self
+                .party_by_oin(oin)
+                .ok_or_else(|| format!("OIN {} is not a party of the covenant", shown(oin)))?;
+            if !m.has_seat(party.org_type) {
+                return Err(format!(
+                    "{} ({}) has no seat at meeting {}",
+                    party.name, party.org_type, m.id
+                ));
+            }
+        }
+        Ok(())
+    }
+}

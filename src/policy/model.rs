@@ -1,0 +1,350 @@
+//! The covenant as checked data: parties, legal bases, purposes, data categories, routine flows,
+//! case meetings and FGs. Pure values; never read from disk here. Every id a value holds was
+//! resolved against the file when the policy was checked.
+
+use crate::signal::Category;
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// The kind of organisation a party is; flows and meeting seats are written per org type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum OrgType {
+    Swv,
+    Mbo,
+    Gemeente,
+    Wij,
+    Ggd,
+}
+
+impl OrgType {
+    pub const ALL: [OrgType; 5] = [
+        OrgType::Swv,
+        OrgType::Mbo,
+        OrgType::Gemeente,
+        OrgType::Wij,
+        OrgType::Ggd,
+    ];
+
+    /// The code as the policy file writes it (`swv`, `mbo`, `gemeente`, `wij`, `ggd`).
+    pub fn code(self) -> &'static str {
+        match self {
+            OrgType::Swv => "swv",
+            OrgType::Mbo => "mbo",
+            OrgType::Gemeente => "gemeente",
+            OrgType::Wij => "wij",
+            OrgType::Ggd => "ggd",
+        }
+    }
+
+    pub fn from_code(code: &str) -> Option<OrgType> {
+        OrgType::ALL.into_iter().find(|t| t.code() == code)
+    }
+}
+
+impl fmt::Display for OrgType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.code())
+    }
+}
+
+/// A field of a signal, named as in the proto.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Field {
+    SourceRecordId,
+    PupilPseudonym,
+    Category,
+    Sector,
+    ResidenceMunicipality,
+    School,
+    AbsentSince,
+    Status,
+    OfferDate,
+    Age,
+}
+
+impl Field {
+    pub const ALL: [Field; 10] = [
+        Field::SourceRecordId,
+        Field::PupilPseudonym,
+        Field::Category,
+        Field::Sector,
+        Field::ResidenceMunicipality,
+        Field::School,
+        Field::AbsentSince,
+        Field::Status,
+        Field::OfferDate,
+        Field::Age,
+    ];
+
+    /// The proto field name (`pupil_pseudonym`, `residence_municipality`, ...).
+    pub fn name(self) -> &'static str {
+        match self {
+            Field::SourceRecordId => "source_record_id",
+            Field::PupilPseudonym => "pupil_pseudonym",
+            Field::Category => "category",
+            Field::Sector => "sector",
+            Field::ResidenceMunicipality => "residence_municipality",
+            Field::School => "school",
+            Field::AbsentSince => "absent_since",
+            Field::Status => "status",
+            Field::OfferDate => "offer_date",
+            Field::Age => "age",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Field> {
+        Field::ALL.into_iter().find(|f| f.name() == name)
+    }
+
+    fn bit(self) -> u16 {
+        1 << (self as u16)
+    }
+}
+
+/// A set of signal fields (a bitset; copying it never allocates).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct FieldSet(u16);
+
+impl FieldSet {
+    pub const EMPTY: FieldSet = FieldSet(0);
+
+    pub fn contains(self, field: Field) -> bool {
+        self.0 & field.bit() != 0
+    }
+
+    pub fn insert(&mut self, field: Field) {
+        self.0 |= field.bit();
+    }
+
+    pub fn union(self, other: FieldSet) -> FieldSet {
+        FieldSet(self.0 | other.0)
+    }
+
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    pub fn len(self) -> usize {
+        self.0.count_ones() as usize
+    }
+
+    /// The fields in the order of [`Field::ALL`].
+    pub fn iter(self) -> impl Iterator<Item = Field> {
+        Field::ALL.into_iter().filter(move |f| self.contains(*f))
+    }
+}
+
+impl FromIterator<Field> for FieldSet {
+    fn from_iter<I: IntoIterator<Item = Field>>(iter: I) -> Self {
+        let mut set = FieldSet::EMPTY;
+        iter.into_iter().for_each(|f| set.insert(f));
+        set
+    }
+}
+
+impl fmt::Debug for FieldSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_set().entries(self.iter().map(Field::name)).finish()
+    }
+}
+
+/// The signal category for a code as partners write it (`LRV`, `LANGDURIG_ZIEK`, ...).
+pub fn category_from_code(code: &str) -> Option<Category> {
+    Category::ALL.into_iter().find(|c| c.code() == code)
+}
+
+/// What the covenant file says about itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Covenant {
+    pub name: String,
+    pub description: String,
+    /// The date/version label of the covenant text this file models.
+    pub text_version: String,
+}
+
+/// An organisation that signed the covenant and runs a node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Party {
+    pub id: String,
+    pub oin: String,
+    pub name: String,
+    pub org_type: OrgType,
+    /// CBS codes of the municipalities whose residents a gemeente serves.
+    pub municipalities: Vec<String>,
+    /// BRIN codes of the schools an swv or mbo covers.
+    pub schools: Vec<String>,
+    pub region: Option<String>,
+}
+
+/// A legal basis (grondslag): a law and article, quoted as data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LegalBasis {
+    pub id: String,
+    pub law: String,
+    pub article: String,
+    pub text: String,
+    /// Whether this basis is an exception of AVG art. 9(2) that allows special-category data.
+    pub art9_exception: bool,
+}
+
+/// A purpose (doelbinding).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Purpose {
+    pub id: String,
+    pub text: String,
+}
+
+/// A group of signal data: which rows (signal categories) and which fields of them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DataCategory {
+    pub id: String,
+    pub name: String,
+    pub fields: FieldSet,
+    pub signal_categories: Vec<Category>,
+    /// Special-category data (AVG art. 9), e.g. health.
+    pub special: bool,
+}
+
+/// Which signals a routine flow reaches, judged from the receiving party.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlowScope {
+    /// Signals whose residence municipality is one of the receiver's municipalities.
+    Residents,
+    /// Signals whose school (BRIN) is one of the receiver's schools.
+    Schools,
+    /// The receiver's own scope: residents for a gemeente, schools for an swv or mbo.
+    Own,
+    /// No restriction (`policy check` warns).
+    None,
+}
+
+impl FlowScope {
+    pub fn code(self) -> &'static str {
+        match self {
+            FlowScope::Residents => "residents",
+            FlowScope::Schools => "schools",
+            FlowScope::Own => "own",
+            FlowScope::None => "none",
+        }
+    }
+
+    pub fn from_code(code: &str) -> Option<FlowScope> {
+        [
+            FlowScope::Residents,
+            FlowScope::Schools,
+            FlowScope::Own,
+            FlowScope::None,
+        ]
+        .into_iter()
+        .find(|s| s.code() == code)
+    }
+}
+
+/// What a rule grants, precomputed from its data categories when the policy is checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Grant {
+    pub data_categories: Vec<String>,
+    pub fields: FieldSet,
+    pub signal_categories: Vec<Category>,
+    pub special: bool,
+}
+
+/// A routine flow: data that moves between org types without a case meeting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoutineFlow {
+    pub id: String,
+    pub name: String,
+    /// Org types that hold the data (any of them).
+    pub from: Vec<OrgType>,
+    /// Org types that receive it (the caller must be one of them).
+    pub to: Vec<OrgType>,
+    pub role: String,
+    pub legal_bases: Vec<String>,
+    pub purpose: String,
+    pub data_categories: Vec<String>,
+    pub scope: FlowScope,
+    pub processing_activity: String,
+    pub(super) grant: Grant,
+    pub(super) rule: String,
+}
+
+/// A seat at a case meeting: an org type in a role, with its bases, purposes and data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Participant {
+    pub org_type: OrgType,
+    pub role: String,
+    pub legal_bases: Vec<String>,
+    pub purposes: Vec<String>,
+    pub data_categories: Vec<String>,
+    pub(super) grant: Grant,
+    pub(super) rule: String,
+}
+
+/// A case meeting type (casusoverleg) of Bijlage 3.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Meeting {
+    pub id: String,
+    pub name: String,
+    pub description: String,
+    pub purposes: Vec<String>,
+    pub participants: Vec<Participant>,
+    /// Purpose id -> processing activity id in the register.
+    pub processing_activities: BTreeMap<String, String>,
+}
+
+impl Meeting {
+    /// The seat for this org type in this role, if the meeting has one.
+    pub fn participant(&self, org_type: OrgType, role: &str) -> Option<&Participant> {
+        self.participants
+            .iter()
+            .find(|p| p.org_type == org_type && p.role == role)
+    }
+
+    /// Whether any seat is held by this org type.
+    pub fn has_seat(&self, org_type: OrgType) -> bool {
+        self.participants.iter().any(|p| p.org_type == org_type)
+    }
+}
+
+/// A data protection officer (FG) and the parties it is FG of.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fg {
+    pub oin: String,
+    pub name: String,
+    /// Party ids.
+    pub of: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_codes_round_trip() {
+        for f in Field::ALL {
+            assert_eq!(Field::from_name(f.name()), Some(f));
+        }
+        for t in OrgType::ALL {
+            assert_eq!(OrgType::from_code(t.code()), Some(t));
+        }
+        for c in Category::ALL {
+            assert_eq!(category_from_code(c.code()), Some(c));
+        }
+        assert_eq!(Field::from_name("bsn"), None);
+        assert_eq!(OrgType::from_code("SWV"), None);
+    }
+
+    #[test]
+    fn field_set_is_a_set() {
+        let set: FieldSet = [Field::Age, Field::School, Field::Age]
+            .into_iter()
+            .collect();
+        assert_eq!(set.len(), 2);
+        assert!(set.contains(Field::Age) && !set.contains(Field::Status));
+        assert_eq!(
+            set.iter().collect::<Vec<_>>(),
+            vec![Field::School, Field::Age]
+        );
+        assert_eq!(format!("{set:?}"), r#"{"school", "age"}"#);
+    }
+}
