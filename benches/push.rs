@@ -90,7 +90,7 @@ fn records(streams: usize, batch: usize, tag: &str, seed: u64) -> Vec<Vec<pb::Si
 
 fn bench_key() -> [u8; KEY_LEN] {
     let mut key = [0u8; KEY_LEN];
-    StdRng::seed_from_u64(0x6265_6e63_68).fill(&mut key);
+    StdRng::seed_from_u64(0x0062_656e_6368).fill(&mut key);
     key
 }
 
@@ -248,8 +248,11 @@ async fn measure_grpc(
 // (b) bare sled: the store's keys and values, prepared up front; per batch one `sled::Batch`,
 // one `flush()` and one fdatasync of the log file, as `Store::sync` does.
 
-/// The four entries a signal occupies in the `signals` tree (see `store.rs`).
-fn entries(s: &Signal) -> anyhow::Result<[(Vec<u8>, Vec<u8>); 4]> {
+/// The four (key, value) entries a signal occupies in the `signals` tree (see `store.rs`).
+type Entries = [(Vec<u8>, Vec<u8>); 4];
+
+/// Builds a signal's entries, as `Store::upsert_batch` does.
+fn entries(s: &Signal) -> anyhow::Result<Entries> {
     let key = |kind: u8, value: &str| {
         let mut k = vec![kind, 0];
         k.extend_from_slice(value.as_bytes());
@@ -282,7 +285,7 @@ impl SledParts {
     }
 }
 
-fn bare_sled(dir: &Path, batches: &[Vec<[(Vec<u8>, Vec<u8>); 4]>]) -> anyhow::Result<SledParts> {
+fn bare_sled(dir: &Path, batches: &[Vec<Entries>]) -> anyhow::Result<SledParts> {
     let path = dir.join("store");
     let db = sled::Config::new().path(&path).open()?;
     let tree = db.open_tree("signals")?;
