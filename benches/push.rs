@@ -1,0 +1,552 @@
+//! Push throughput: the bare limits (tonic client streaming over the node's own mTLS setup into a
+//! no-op handler; sled batches with flush + fdatasync; ring HMAC-SHA256) and the full path through
+//! a real node, all from one run, with the ratios. Measures only; never changes what it measures.
+//!
+//! Run with `cargo bench --bench push`. `PUSH_BENCH_STREAMS` and `PUSH_BENCH_BATCH` override the
+//! workload (default 100 streams of 1,000 records).
+
+use anyhow::{ensure, Context as _};
+use pactgate::pb::signal_intake_client::SignalIntakeClient;
+use pactgate::pb::signal_intake_server::{SignalIntake, SignalIntakeServer};
+use pactgate::pb;
+use pactgate::pseudonym::{PseudonymKey, PupilId, KEY_LEN};
+use pactgate::rpc::intake::MAX_MESSAGE_BYTES;
+use pactgate::signal::Signal;
+use pactgate::store::Store;
+use pactgate::tls::TlsMaterial;
+use futures::StreamExt as _;
+use prost::Message as _;
+use rand::rngs::StdRng;
+use rand::{Rng as _, SeedableRng as _};
+use std::hint::black_box;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::pin::Pin;
+use std::time::{Duration, Instant};
+use tokio_stream::Stream;
+use tonic::transport::Channel;
+use tonic::{Request, Response, Status, Streaming};
+
+/// The party whose node and own system the benchmark plays (a push to one's own node).
+const PARTY: &str = "swv-vo";
+/// Streams in flight at once in the concurrent rows (one HTTP/2 connection, like the CLI's).
+const IN_FLIGHT: usize = 4;
+/// Passes over all records for the CPU figures (the best pass counts).
+const CPU_PASSES: usize = 5;
+/// Same bytes as `pseudonym::DOMAIN` plus kind and separator, so the bare HMAC hashes as much.
+const HMAC_PREFIX: &[u8] = b"pactgate/v1/pupil-pseudonym\x00bsn\x00";
+
+struct Workload {
+    streams: usize,
+    batch: usize,
+}
+
+impl Workload {
+    fn from_env() -> anyhow::Result<Self> {
+        let var = |name: &str, default: usize| -> anyhow::Result<usize> {
+            match std::env::var(name) {
+                Ok(v) => v.parse().with_context(|| format!("{name}={v:?} is not a count")),
+                Err(_) => Ok(default),
+            }
+        };
+        Ok(Self {
+            streams: var("PUSH_BENCH_STREAMS", 100)?,
+            batch: var("PUSH_BENCH_BATCH", 1_000)?,
+        })
+    }
+
+    fn records(&self) -> usize {
+        self.streams * self.batch
+    }
+}
+
+/// Valid records (BSNs passing the 11-proef, distinct ids of at most 8 digits so no id can
+/// contain a BSN), one Vec per stream. `tag` keeps warm-up ids apart from measured ones.
+fn records(streams: usize, batch: usize, tag: &str, seed: u64) -> Vec<Vec<pb::SignalRecord>> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let absent_since = (chrono::Utc::now().date_naive() - chrono::Days::new(30)).to_string();
+    let schools = ["20VA01", "20VB01", "20VC02", "20VD01"];
+    (0..streams)
+        .map(|s| {
+            (0..batch)
+                .map(|i| pb::SignalRecord {
+                    source_record_id: format!("{PARTY}/verzuimmodule/{tag}/{s:03}-{i:05}"),
+                    pupil_id: pactgate::demo::synthetic_bsn(&mut rng),
+                    category: pb::Category::Lrv.into(),
+                    sector: pb::Sector::Vo.into(),
+                    residence_municipality: pactgate::demo::MUNICIPALITIES[rng.random_range(0..4)]
+                        .0
+                        .to_owned(),
+                    school: schools[rng.random_range(0..schools.len())].to_owned(),
+                    absent_since: absent_since.clone(),
+                    status: pb::Status::Open.into(),
+                    offer_date: String::new(),
+                    age: rng.random_range(12..=17),
+                })
+                .collect()
+        })
+        .collect()
+}
+
+fn bench_key() -> [u8; KEY_LEN] {
+    let mut key = [0u8; KEY_LEN];
+    StdRng::seed_from_u64(0x0062_656e_6368).fill(&mut key);
+    key
+}
+
+fn per_sec(n: usize, took: Duration) -> f64 {
+    n as f64 / took.as_secs_f64()
+}
+
+// ---------------------------------------------------------------------------------------------
+// (a) bare tonic: the same listener, TLS config and certificates, a handler that only counts.
+
+struct CountingIntake;
+
+type ViewStream = Pin<Box<dyn Stream<Item = Result<pb::SignalView, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl SignalIntake for CountingIntake {
+    async fn push(
+        &self,
+        request: Request<Streaming<pb::SignalRecord>>,
+    ) -> Result<Response<pb::PushReport>, Status> {
+        let mut stream = request.into_inner();
+        let mut count = 0u32;
+        while let Some(record) = stream.message().await? {
+            black_box(&record);
+            count += 1;
+        }
+        Ok(Response::new(pb::PushReport {
+            accepted: count,
+            rejected: Vec::new(),
+        }))
+    }
+
+    type ListStream = ViewStream;
+
+    async fn list(
+        &self,
+        _request: Request<pb::ListRequest>,
+    ) -> Result<Response<Self::ListStream>, Status> {
+        Ok(Response::new(Box::pin(tokio_stream::empty())))
+    }
+}
+
+/// A server task and the way to stop it; stopping waits until it has finished.
+struct Running {
+    addr: SocketAddr,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Running {
+    async fn stop(self) -> anyhow::Result<()> {
+        let _ = self.stop.send(());
+        self.task.await?
+    }
+}
+
+async fn start_bare(tls: &TlsMaterial) -> anyhow::Result<Running> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let incoming = pactgate::tls::incoming(listener, tls.server_config()?);
+    let service = SignalIntakeServer::new(CountingIntake).max_decoding_message_size(MAX_MESSAGE_BYTES);
+    let (stop, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        tonic::transport::Server::builder()
+            .add_service(service)
+            .serve_with_incoming_shutdown(incoming, async {
+                let _ = rx.await;
+            })
+            .await?;
+        Ok(())
+    });
+    Ok(Running { addr, stop, task })
+}
+
+async fn start_node(tls: TlsMaterial, data_dir: &Path) -> anyhow::Result<Running> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let setup = pactgate::node::NodeSetup {
+        tls,
+        key: PseudonymKey::from_bytes(1, &bench_key()),
+        data_dir: data_dir.to_owned(),
+    };
+    let (stop, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        pactgate::node::serve(setup, listener, async {
+            let _ = rx.await;
+        })
+        .await?;
+        Ok(())
+    });
+    Ok(Running { addr, stop, task })
+}
+
+/// Connects, retrying briefly while the server task starts.
+async fn client(addr: SocketAddr, tls: &TlsMaterial) -> anyhow::Result<SignalIntakeClient<Channel>> {
+    let mut last = None;
+    for _ in 0..50 {
+        match pactgate::client::connect(&addr.to_string(), tls).await {
+            Ok(channel) => {
+                return Ok(SignalIntakeClient::new(channel)
+                    .max_decoding_message_size(MAX_MESSAGE_BYTES))
+            }
+            Err(e) => last = Some(e),
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Err(last.map(anyhow::Error::from).unwrap_or_else(|| anyhow::anyhow!("no connection")))
+}
+
+/// Pushes every stream, `in_flight` at a time over one channel; checks every record was
+/// accepted and returns the time taken.
+async fn push_all(
+    client: &SignalIntakeClient<Channel>,
+    streams: Vec<Vec<pb::SignalRecord>>,
+    in_flight: usize,
+) -> anyhow::Result<Duration> {
+    let started = Instant::now();
+    let reports: Vec<_> = futures::stream::iter(streams)
+        .map(|records| {
+            let mut client = client.clone();
+            let expected = records.len();
+            async move {
+                let report = client.push(tokio_stream::iter(records)).await?.into_inner();
+                ensure!(
+                    report.accepted as usize == expected && report.rejected.is_empty(),
+                    "push accepted {} of {expected}, refused {}",
+                    report.accepted,
+                    report.rejected.len()
+                );
+                Ok(())
+            }
+        })
+        .buffer_unordered(in_flight)
+        .collect()
+        .await;
+    let took = started.elapsed();
+    reports.into_iter().collect::<anyhow::Result<()>>()?;
+    Ok(took)
+}
+
+/// Pushes the warm-up streams, then the measured ones sequentially and `IN_FLIGHT` at a time.
+async fn measure_grpc(
+    client: &SignalIntakeClient<Channel>,
+    warmup: &[Vec<pb::SignalRecord>],
+    sequential: &[Vec<pb::SignalRecord>],
+    concurrent: &[Vec<pb::SignalRecord>],
+) -> anyhow::Result<(Duration, Duration)> {
+    push_all(client, warmup.to_vec(), 1).await?;
+    let one = push_all(client, sequential.to_vec(), 1).await?;
+    let many = push_all(client, concurrent.to_vec(), IN_FLIGHT).await?;
+    Ok((one, many))
+}
+
+// ---------------------------------------------------------------------------------------------
+// (b) bare sled: the store's keys and values, prepared up front; per batch one `sled::Batch`,
+// one `flush()` and one fdatasync of the log file, as `Store::sync` does.
+
+/// The four (key, value) entries a signal occupies in the `signals` tree (see `store.rs`).
+type Entries = [(Vec<u8>, Vec<u8>); 4];
+
+/// Builds a signal's entries, as `Store::upsert_batch` does.
+fn entries(s: &Signal) -> anyhow::Result<Entries> {
+    let key = |kind: u8, value: &str| {
+        let mut k = vec![kind, 0];
+        k.extend_from_slice(value.as_bytes());
+        k.push(0);
+        k.extend_from_slice(s.source_record_id.as_bytes());
+        k
+    };
+    let mut signal_key = vec![b's', 0];
+    signal_key.extend_from_slice(s.source_record_id.as_bytes());
+    Ok([
+        (signal_key, serde_json::to_vec(s)?),
+        (key(b'p', &s.pupil_pseudonym), Vec::new()),
+        (key(b'm', &s.residence_municipality), Vec::new()),
+        (key(b'c', &s.school), Vec::new()),
+    ])
+}
+
+/// Where the time of the bare sled figure goes: building and applying the batch, sled's
+/// `flush()`, the fdatasync.
+#[derive(Default)]
+struct SledParts {
+    apply: Duration,
+    flush: Duration,
+    sync: Duration,
+}
+
+impl SledParts {
+    fn total(&self) -> Duration {
+        self.apply + self.flush + self.sync
+    }
+}
+
+fn bare_sled(dir: &Path, batches: &[Vec<Entries>]) -> anyhow::Result<SledParts> {
+    let path = dir.join("store");
+    let db = sled::Config::new().path(&path).open()?;
+    let tree = db.open_tree("signals")?;
+    let mut parts = SledParts::default();
+    for records in batches {
+        let started = Instant::now();
+        let mut batch = sled::Batch::default();
+        for entry in records {
+            for (k, v) in entry {
+                batch.insert(k.as_slice(), v.as_slice());
+            }
+        }
+        tree.apply_batch(batch)?;
+        let applied = Instant::now();
+        db.flush()?;
+        let flushed = Instant::now();
+        std::fs::File::open(path.join("db"))?.sync_data()?;
+        parts.apply += applied - started;
+        parts.flush += flushed - applied;
+        parts.sync += flushed.elapsed();
+    }
+    Ok(parts)
+}
+
+/// The store's own batch path without gRPC: `Store::upsert_batch` on validated signals.
+fn store_only(dir: &Path, batches: &[Vec<Signal>]) -> anyhow::Result<Duration> {
+    let store = Store::open(dir)?;
+    let started = Instant::now();
+    for signals in batches {
+        store.upsert_batch(signals)?;
+    }
+    Ok(started.elapsed())
+}
+
+// ---------------------------------------------------------------------------------------------
+// (d) bare ring vs validation + pseudonymisation.
+
+fn best_of<F: FnMut() -> anyhow::Result<()>>(mut pass: F) -> anyhow::Result<Duration> {
+    let mut best = Duration::MAX;
+    for _ in 0..CPU_PASSES {
+        let started = Instant::now();
+        pass()?;
+        best = best.min(started.elapsed());
+    }
+    Ok(best)
+}
+
+struct CpuFigures {
+    hmac: Duration,
+    pseudonym: Duration,
+    validate: Duration,
+}
+
+fn cpu(flat: &[pb::SignalRecord]) -> anyhow::Result<CpuFigures> {
+    let raw_key = bench_key();
+    let ring_key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &raw_key);
+    let key = PseudonymKey::from_bytes(1, &raw_key);
+    let now = chrono::Utc::now();
+    let today = now.date_naive();
+
+    let hmac = best_of(|| {
+        for r in flat {
+            let mut ctx = ring::hmac::Context::with_key(&ring_key);
+            ctx.update(HMAC_PREFIX);
+            ctx.update(r.pupil_id.as_bytes());
+            black_box(ctx.sign());
+        }
+        Ok(())
+    })?;
+    let pseudonym = best_of(|| {
+        for r in flat {
+            let id = PupilId::parse(&r.pupil_id).map_err(|e| anyhow::anyhow!("{e}"))?;
+            black_box(key.pseudonym(&id));
+        }
+        Ok(())
+    })?;
+    // The conversion from the proto record is part of the handler's per-record work; the clone
+    // that feeds it is done before the clock starts.
+    let mut validate = Duration::MAX;
+    for _ in 0..CPU_PASSES {
+        let owned = flat.to_vec();
+        let started = Instant::now();
+        for r in owned {
+            let raw = pactgate::rpc::convert::raw_signal(r);
+            black_box(pactgate::signal::validate(raw, &key, today, now).map_err(|e| anyhow::anyhow!("{e}"))?);
+        }
+        validate = validate.min(started.elapsed());
+    }
+    Ok(CpuFigures {
+        hmac,
+        pseudonym,
+        validate,
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// The machine.
+
+fn proc_field(file: &str, field: &str) -> String {
+    std::fs::read_to_string(file)
+        .ok()
+        .and_then(|text| {
+            text.lines()
+                .find(|l| l.starts_with(field))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, v)| v.trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown".to_owned())
+}
+
+/// The device and filesystem type of the mount that holds `path`, from /proc/mounts.
+fn filesystem_of(path: &Path) -> String {
+    let path = path.canonicalize().unwrap_or_else(|_| path.to_owned());
+    let mounts = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
+    mounts
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.split_whitespace();
+            Some((f.next()?, f.next()?, f.next()?))
+        })
+        .filter(|(_, point, _)| path.starts_with(point))
+        .max_by_key(|(_, point, _)| point.len())
+        .map(|(dev, point, fs)| format!("{fs} on {dev} (mounted at {point})"))
+        .unwrap_or_else(|| "unknown".to_owned())
+}
+
+// ---------------------------------------------------------------------------------------------
+
+fn main() -> anyhow::Result<()> {
+    let work = Workload::from_env()?;
+    let n = work.records();
+    let tmp = tempfile::tempdir()?;
+    let cores = std::thread::available_parallelism().map_or(0, usize::from);
+
+    println!("pactgate push benchmark, {}", chrono::Utc::now().format("%Y-%m-%d %H:%M UTC"));
+    println!(
+        "machine: {cores} cores, {}, RAM {}; load average before: {}",
+        proc_field("/proc/cpuinfo", "model name"),
+        proc_field("/proc/meminfo", "MemTotal"),
+        std::fs::read_to_string("/proc/loadavg").unwrap_or_default().trim()
+    );
+    println!("temp dir {}: {}", tmp.path().display(), filesystem_of(tmp.path()));
+
+    let measured = records(work.streams, work.batch, "m", 1);
+    let concurrent = records(work.streams, work.batch, "c", 2);
+    let warmup = records(2, work.batch, "w", 3);
+    let flat: Vec<pb::SignalRecord> = measured.iter().flatten().cloned().collect();
+    let wire = flat.iter().map(|r| r.encoded_len()).sum::<usize>() as f64 / n as f64;
+
+    // Validated signals and their store entries, prepared before any clock runs.
+    let key = PseudonymKey::from_bytes(1, &bench_key());
+    let now = chrono::Utc::now();
+    let validated: Vec<Vec<Signal>> = measured
+        .iter()
+        .map(|b| {
+            b.iter()
+                .map(|r| {
+                    pactgate::signal::validate(pactgate::rpc::convert::raw_signal(r.clone()), &key, now.date_naive(), now)
+                        .map_err(|e| anyhow::anyhow!("benchmark record refused: {e}"))
+                })
+                .collect()
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let sled_batches: Vec<Vec<_>> = validated
+        .iter()
+        .map(|b| b.iter().map(entries).collect::<anyhow::Result<_>>())
+        .collect::<anyhow::Result<_>>()?;
+    let value = sled_batches.iter().flatten().map(|e| e[0].1.len()).sum::<usize>() as f64 / n as f64;
+    let entry = sled_batches
+        .iter()
+        .flatten()
+        .map(|e| e.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>())
+        .sum::<usize>() as f64
+        / n as f64;
+    println!(
+        "workload: {} streams x {} records = {n} signals per figure; batch = one stream = {} \
+         records; SignalRecord {wire:.0} B on the wire; stored JSON {value:.0} B, all 4 entries \
+         {entry:.0} B (keys + values)",
+        work.streams, work.batch, work.batch
+    );
+
+    // (d) first, on a quiet runtime.
+    let cpu = cpu(&flat)?;
+
+    let tls = pactgate::demo::dev_certs::material(PARTY).context("no dev certificate")?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let (bare_one, bare_many) = runtime.block_on(async {
+        let server = start_bare(&tls).await?;
+        let client = client(server.addr, &tls).await?;
+        let took = measure_grpc(&client, &warmup, &measured, &concurrent).await?;
+        drop(client);
+        server.stop().await?;
+        anyhow::Ok(took)
+    })?;
+
+    let sled_dir = tempfile::tempdir_in(tmp.path())?;
+    let sled_parts = bare_sled(sled_dir.path(), &sled_batches)?;
+    let sled_took = sled_parts.total();
+    drop(sled_dir);
+
+    let store_dir = tempfile::tempdir_in(tmp.path())?;
+    let store_took = store_only(store_dir.path(), &validated)?;
+    drop(store_dir);
+
+    let node_dir = tempfile::tempdir_in(tmp.path())?;
+    let (full_one, full_many) = runtime.block_on(async {
+        let node = start_node(tls.clone(), node_dir.path()).await?;
+        let client = client(node.addr, &tls).await?;
+        let took = measure_grpc(&client, &warmup, &measured, &concurrent).await?;
+        drop(client);
+        node.stop().await?;
+        anyhow::Ok(took)
+    })?;
+    let stored = Store::open(node_dir.path())?.count();
+    ensure!(stored == 2 * n + warmup.len() * work.batch, "the node holds {stored} signals");
+
+    let a1 = per_sec(n, bare_one);
+    let a4 = per_sec(n, bare_many);
+    let b = per_sec(n, sled_took);
+    let c1 = per_sec(n, full_one);
+    let c4 = per_sec(n, full_many);
+    let e = per_sec(n, store_took);
+    let hmac = per_sec(n, cpu.hmac);
+    let pseudonym = per_sec(n, cpu.pseudonym);
+    let validate = per_sec(n, cpu.validate);
+
+    println!();
+    println!("{:<72} {:>12}", "figure", "signals/s");
+    let row = |name: &str, v: f64| println!("{name:<72} {v:>12.0}");
+    row("(a) bare tonic mTLS client streaming, no-op handler, 1 stream at a time", a1);
+    row(&format!("(a) bare tonic mTLS client streaming, no-op handler, {IN_FLIGHT} in flight"), a4);
+    row("(b) bare sled: 4 inserts/record, 1 Batch + flush + fdatasync per batch", b);
+    let ms = |d: Duration| d.as_secs_f64() * 1e3 / work.streams as f64;
+    println!(
+        "    per batch: apply {:.1} ms, sled flush {:.1} ms, fdatasync {:.1} ms",
+        ms(sled_parts.apply),
+        ms(sled_parts.flush),
+        ms(sled_parts.sync)
+    );
+    row("(c) full Push through node::serve, 1 stream at a time", c1);
+    row(&format!("(c) full Push through node::serve, {IN_FLIGHT} in flight"), c4);
+    row("(e) Store::upsert_batch alone (no gRPC), per batch", e);
+    row("(d) bare ring HMAC-SHA256 over the pseudonym input, 1 core", hmac);
+    row("(d) PupilId::parse + PseudonymKey::pseudonym, 1 core", pseudonym);
+    row("(d) convert::raw_signal + signal::validate, 1 core", validate);
+    println!();
+    println!(
+        "ratio full / min(a, b), 1 stream at a time:  {:.2}  (min = {})",
+        c1 / a1.min(b),
+        if a1 < b { "a" } else { "b" }
+    );
+    println!(
+        "ratio full / min(a, b), {IN_FLIGHT} in flight:        {:.2}  (min = {})",
+        c4 / a4.min(b),
+        if a4 < b { "a" } else { "b" }
+    );
+    println!("ratio validate / bare HMAC:                  {:.2}", validate / hmac);
+    println!("ratio pseudonym / bare HMAC:                 {:.2}", pseudonym / hmac);
+    println!(
+        "load average after: {}",
+        std::fs::read_to_string("/proc/loadavg").unwrap_or_default().trim()
+    );
+    Ok(())
+}
