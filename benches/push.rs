@@ -6,15 +6,15 @@
 //! workload (default 100 streams of 1,000 records).
 
 use anyhow::{ensure, Context as _};
+use futures::StreamExt as _;
+use pactgate::pb;
 use pactgate::pb::signal_intake_client::SignalIntakeClient;
 use pactgate::pb::signal_intake_server::{SignalIntake, SignalIntakeServer};
-use pactgate::pb;
 use pactgate::pseudonym::{PseudonymKey, PupilId, KEY_LEN};
 use pactgate::rpc::intake::MAX_MESSAGE_BYTES;
 use pactgate::signal::Signal;
 use pactgate::store::Store;
 use pactgate::tls::TlsMaterial;
-use futures::StreamExt as _;
 use prost::Message as _;
 use rand::rngs::StdRng;
 use rand::{Rng as _, SeedableRng as _};
@@ -45,7 +45,9 @@ impl Workload {
     fn from_env() -> anyhow::Result<Self> {
         let var = |name: &str, default: usize| -> anyhow::Result<usize> {
             match std::env::var(name) {
-                Ok(v) => v.parse().with_context(|| format!("{name}={v:?} is not a count")),
+                Ok(v) => v
+                    .parse()
+                    .with_context(|| format!("{name}={v:?} is not a count")),
                 Err(_) => Ok(default),
             }
         };
@@ -80,8 +82,8 @@ fn records(streams: usize, batch: usize, tag: &str, seed: u64) -> Vec<Vec<pb::Si
                     school: schools[rng.random_range(0..schools.len())].to_owned(),
                     absent_since: absent_since.clone(),
                     status: pb::Status::Open.into(),
-                    offer_date: String::new(),
                     age: rng.random_range(12..=17),
+                    ..Default::default()
                 })
                 .collect()
         })
@@ -151,7 +153,8 @@ async fn start_bare(tls: &TlsMaterial) -> anyhow::Result<Running> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let incoming = pactgate::tls::incoming(listener, tls.server_config()?);
-    let service = SignalIntakeServer::new(CountingIntake).max_decoding_message_size(MAX_MESSAGE_BYTES);
+    let service =
+        SignalIntakeServer::new(CountingIntake).max_decoding_message_size(MAX_MESSAGE_BYTES);
     let (stop, rx) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         tonic::transport::Server::builder()
@@ -168,11 +171,11 @@ async fn start_bare(tls: &TlsMaterial) -> anyhow::Result<Running> {
 async fn start_node(tls: TlsMaterial, data_dir: &Path) -> anyhow::Result<Running> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
-    let setup = pactgate::node::NodeSetup {
+    let setup = pactgate::node::NodeSetup::new(
         tls,
-        key: PseudonymKey::from_bytes(1, &bench_key()),
-        data_dir: data_dir.to_owned(),
-    };
+        PseudonymKey::from_bytes(1, &bench_key()),
+        data_dir.to_owned(),
+    );
     let (stop, rx) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         pactgate::node::serve(setup, listener, async {
@@ -185,19 +188,25 @@ async fn start_node(tls: TlsMaterial, data_dir: &Path) -> anyhow::Result<Running
 }
 
 /// Connects, retrying briefly while the server task starts.
-async fn client(addr: SocketAddr, tls: &TlsMaterial) -> anyhow::Result<SignalIntakeClient<Channel>> {
+async fn client(
+    addr: SocketAddr,
+    tls: &TlsMaterial,
+) -> anyhow::Result<SignalIntakeClient<Channel>> {
     let mut last = None;
     for _ in 0..50 {
         match pactgate::client::connect(&addr.to_string(), tls).await {
             Ok(channel) => {
-                return Ok(SignalIntakeClient::new(channel)
-                    .max_decoding_message_size(MAX_MESSAGE_BYTES))
+                return Ok(
+                    SignalIntakeClient::new(channel).max_decoding_message_size(MAX_MESSAGE_BYTES)
+                )
             }
             Err(e) => last = Some(e),
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    Err(last.map(anyhow::Error::from).unwrap_or_else(|| anyhow::anyhow!("no connection")))
+    Err(last
+        .map(anyhow::Error::from)
+        .unwrap_or_else(|| anyhow::anyhow!("no connection")))
 }
 
 /// Pushes every stream, `in_flight` at a time over one channel; checks every record was
@@ -370,7 +379,10 @@ fn cpu(flat: &[pb::SignalRecord]) -> anyhow::Result<CpuFigures> {
         let started = Instant::now();
         for r in owned {
             let raw = pactgate::rpc::convert::raw_signal(r);
-            black_box(pactgate::signal::validate(raw, &key, today, now).map_err(|e| anyhow::anyhow!("{e}"))?);
+            black_box(
+                pactgate::signal::validate(raw, &key, today, now)
+                    .map_err(|e| anyhow::anyhow!("{e}"))?,
+            );
         }
         validate = validate.min(started.elapsed());
     }
@@ -420,14 +432,23 @@ fn main() -> anyhow::Result<()> {
     let tmp = tempfile::tempdir()?;
     let cores = std::thread::available_parallelism().map_or(0, usize::from);
 
-    println!("pactgate push benchmark, {}", chrono::Utc::now().format("%Y-%m-%d %H:%M UTC"));
+    println!(
+        "pactgate push benchmark, {}",
+        chrono::Utc::now().format("%Y-%m-%d %H:%M UTC")
+    );
     println!(
         "machine: {cores} cores, {}, RAM {}; load average before: {}",
         proc_field("/proc/cpuinfo", "model name"),
         proc_field("/proc/meminfo", "MemTotal"),
-        std::fs::read_to_string("/proc/loadavg").unwrap_or_default().trim()
+        std::fs::read_to_string("/proc/loadavg")
+            .unwrap_or_default()
+            .trim()
     );
-    println!("temp dir {}: {}", tmp.path().display(), filesystem_of(tmp.path()));
+    println!(
+        "temp dir {}: {}",
+        tmp.path().display(),
+        filesystem_of(tmp.path())
+    );
 
     let measured = records(work.streams, work.batch, "m", 1);
     let concurrent = records(work.streams, work.batch, "c", 2);
@@ -443,8 +464,13 @@ fn main() -> anyhow::Result<()> {
         .map(|b| {
             b.iter()
                 .map(|r| {
-                    pactgate::signal::validate(pactgate::rpc::convert::raw_signal(r.clone()), &key, now.date_naive(), now)
-                        .map_err(|e| anyhow::anyhow!("benchmark record refused: {e}"))
+                    pactgate::signal::validate(
+                        pactgate::rpc::convert::raw_signal(r.clone()),
+                        &key,
+                        now.date_naive(),
+                        now,
+                    )
+                    .map_err(|e| anyhow::anyhow!("benchmark record refused: {e}"))
                 })
                 .collect()
         })
@@ -453,7 +479,12 @@ fn main() -> anyhow::Result<()> {
         .iter()
         .map(|b| b.iter().map(entries).collect::<anyhow::Result<_>>())
         .collect::<anyhow::Result<_>>()?;
-    let value = sled_batches.iter().flatten().map(|e| e[0].1.len()).sum::<usize>() as f64 / n as f64;
+    let value = sled_batches
+        .iter()
+        .flatten()
+        .map(|e| e[0].1.len())
+        .sum::<usize>() as f64
+        / n as f64;
     let entry = sled_batches
         .iter()
         .flatten()
@@ -471,7 +502,9 @@ fn main() -> anyhow::Result<()> {
     let cpu = cpu(&flat)?;
 
     let tls = pactgate::demo::dev_certs::material(PARTY).context("no dev certificate")?;
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     let (bare_one, bare_many) = runtime.block_on(async {
         let server = start_bare(&tls).await?;
         let client = client(server.addr, &tls).await?;
@@ -500,7 +533,10 @@ fn main() -> anyhow::Result<()> {
         anyhow::Ok(took)
     })?;
     let stored = Store::open(node_dir.path())?.count();
-    ensure!(stored == 2 * n + warmup.len() * work.batch, "the node holds {stored} signals");
+    ensure!(
+        stored == 2 * n + warmup.len() * work.batch,
+        "the node holds {stored} signals"
+    );
 
     let a1 = per_sec(n, bare_one);
     let a4 = per_sec(n, bare_many);
@@ -515,9 +551,18 @@ fn main() -> anyhow::Result<()> {
     println!();
     println!("{:<72} {:>12}", "figure", "signals/s");
     let row = |name: &str, v: f64| println!("{name:<72} {v:>12.0}");
-    row("(a) bare tonic mTLS client streaming, no-op handler, 1 stream at a time", a1);
-    row(&format!("(a) bare tonic mTLS client streaming, no-op handler, {IN_FLIGHT} in flight"), a4);
-    row("(b) bare sled: 4 inserts/record, 1 Batch + flush + fdatasync per batch", b);
+    row(
+        "(a) bare tonic mTLS client streaming, no-op handler, 1 stream at a time",
+        a1,
+    );
+    row(
+        &format!("(a) bare tonic mTLS client streaming, no-op handler, {IN_FLIGHT} in flight"),
+        a4,
+    );
+    row(
+        "(b) bare sled: 4 inserts/record, 1 Batch + flush + fdatasync per batch",
+        b,
+    );
     let ms = |d: Duration| d.as_secs_f64() * 1e3 / work.streams as f64;
     println!(
         "    per batch: apply {:.1} ms, sled flush {:.1} ms, fdatasync {:.1} ms",
@@ -526,11 +571,23 @@ fn main() -> anyhow::Result<()> {
         ms(sled_parts.sync)
     );
     row("(c) full Push through node::serve, 1 stream at a time", c1);
-    row(&format!("(c) full Push through node::serve, {IN_FLIGHT} in flight"), c4);
+    row(
+        &format!("(c) full Push through node::serve, {IN_FLIGHT} in flight"),
+        c4,
+    );
     row("(e) Store::upsert_batch alone (no gRPC), per batch", e);
-    row("(d) bare ring HMAC-SHA256 over the pseudonym input, 1 core", hmac);
-    row("(d) PupilId::parse + PseudonymKey::pseudonym, 1 core", pseudonym);
-    row("(d) convert::raw_signal + signal::validate, 1 core", validate);
+    row(
+        "(d) bare ring HMAC-SHA256 over the pseudonym input, 1 core",
+        hmac,
+    );
+    row(
+        "(d) PupilId::parse + PseudonymKey::pseudonym, 1 core",
+        pseudonym,
+    );
+    row(
+        "(d) convert::raw_signal + signal::validate, 1 core",
+        validate,
+    );
     println!();
     println!(
         "ratio full / min(a, b), 1 stream at a time:  {:.2}  (min = {})",
@@ -542,11 +599,19 @@ fn main() -> anyhow::Result<()> {
         c4 / a4.min(b),
         if a4 < b { "a" } else { "b" }
     );
-    println!("ratio validate / bare HMAC:                  {:.2}", validate / hmac);
-    println!("ratio pseudonym / bare HMAC:                 {:.2}", pseudonym / hmac);
+    println!(
+        "ratio validate / bare HMAC:                  {:.2}",
+        validate / hmac
+    );
+    println!(
+        "ratio pseudonym / bare HMAC:                 {:.2}",
+        pseudonym / hmac
+    );
     println!(
         "load average after: {}",
-        std::fs::read_to_string("/proc/loadavg").unwrap_or_default().trim()
+        std::fs::read_to_string("/proc/loadavg")
+            .unwrap_or_default()
+            .trim()
     );
     Ok(())
 }

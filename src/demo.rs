@@ -398,11 +398,18 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         print!(
             "{}",
             crate::cli::render_views(
-                &views[..views.len().min(5)],
+                &views[..views.len().min(3)],
                 crate::cli::OutputFormat::Table
             )?
         );
     }
+
+    let swv_vo_views = all
+        .iter()
+        .find(|(f, _)| *f == "swv-vo")
+        .map(|(_, v)| v.clone())
+        .unwrap_or_default();
+    exchange_story(&nodes, &swv_vo_views).await?;
 
     for node in nodes {
         node.stop().await?;
@@ -580,4 +587,297 @@ async fn print_refusal_example(nodes: &[DemoNode]) -> anyhow::Result<()> {
         println!("  a record with a mistyped BSN is refused: {}", r.reason);
     }
     Ok(())
+}
+
+fn node<'a>(nodes: &'a [DemoNode], file: &str) -> anyhow::Result<&'a DemoNode> {
+    nodes
+        .iter()
+        .find(|n| n.party.file == file)
+        .with_context(|| format!("no demo node {file}"))
+}
+
+/// A claim under a routine flow.
+fn flow_claim(role: &str, basis: &str, purpose: &str, flow: &str, actor: &str) -> pb::AccessClaim {
+    pb::AccessClaim {
+        role: role.into(),
+        legal_basis: basis.into(),
+        purpose: purpose.into(),
+        actor: actor.into(),
+        context: Some(pb::access_claim::Context::RoutineFlow(flow.into())),
+    }
+}
+
+/// A claim in a case.
+fn case_claim(
+    role: &str,
+    basis: &str,
+    purpose: &str,
+    case: &pb::Case,
+    actor: &str,
+) -> pb::AccessClaim {
+    pb::AccessClaim {
+        role: role.into(),
+        legal_basis: basis.into(),
+        purpose: purpose.into(),
+        actor: actor.into(),
+        context: Some(pb::access_claim::Context::CaseRef(pb::CaseRef {
+            meeting_type: case.meeting_type.clone(),
+            case_id: case.case_id.clone(),
+        })),
+    }
+}
+
+/// Asks every peer through the node of `file`, as that node's own organisation.
+pub async fn federated(
+    nodes: &[DemoNode],
+    file: &str,
+    claim: pb::AccessClaim,
+    filter: pb::QueryFilter,
+) -> anyhow::Result<pb::FederationQueryResponse> {
+    let n = node(nodes, file)?;
+    let tls = dev_certs::material(file).context("unknown party")?;
+    let channel = crate::client::connect(&n.addr.to_string(), &tls).await?;
+    let response = pb::federation_client::FederationClient::new(channel)
+        .query(pb::FederationQueryRequest {
+            claim: Some(claim),
+            filter: Some(filter),
+            timeout_ms: 3000,
+        })
+        .await?
+        .into_inner();
+    Ok(response)
+}
+
+/// One line per peer: how many signals, of which categories, living where, which fields.
+fn print_answers(response: &pb::FederationQueryResponse, show_failures: bool) {
+    for answer in &response.answers {
+        let Some(r) = &answer.response else { continue };
+        let mut categories: BTreeMap<String, usize> = BTreeMap::new();
+        let mut places: BTreeMap<String, usize> = BTreeMap::new();
+        for s in &r.signals {
+            *categories
+                .entry(
+                    s.category()
+                        .as_str_name()
+                        .trim_start_matches("CATEGORY_")
+                        .to_owned(),
+                )
+                .or_default() += 1;
+            *places.entry(s.residence_municipality.clone()).or_default() += 1;
+        }
+        let fmt = |m: &BTreeMap<String, usize>| {
+            m.iter()
+                .map(|(k, v)| format!("{k} {v}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        println!(
+            "    {:<11} {:>4} signals  [{}]",
+            answer.peer,
+            r.signals.len(),
+            fmt(&categories)
+        );
+        if !r.signals.is_empty() {
+            println!(
+                "                living in: {}",
+                if places.keys().all(String::is_empty) {
+                    "(withheld)".to_owned()
+                } else {
+                    fmt(&places)
+                }
+            );
+            println!(
+                "                fields shared: {}",
+                r.disclosed_fields.join(", ")
+            );
+            println!(
+                "                rule: {}; processing activity {}",
+                r.rule, r.processing_activity
+            );
+        }
+    }
+    if show_failures {
+        for f in &response.failures {
+            println!("    {:<11} {}: {}", f.peer, f.code, f.message);
+        }
+    }
+}
+
+/// The exchanges of the covenant: a routine flow across the federation, a case meeting where
+/// each role sees only its own data categories, and refused requests with their reasons.
+async fn exchange_story(nodes: &[DemoNode], swv_vo_views: &[pb::SignalView]) -> anyhow::Result<()> {
+    println!("\n== Exchange under the covenant (policies/groningen.toml) ==");
+    println!("\n1. Leerplicht Groningen asks every partner for the absence of pupils living in Groningen");
+    println!("   (routine flow verzuimmelding, as leerplichtambtenaar, Leerplichtwet art. 21, purpose verzuimaanpak):");
+    let response = federated(
+        nodes,
+        "leerplicht",
+        flow_claim(
+            "leerplichtambtenaar",
+            "lpw-art21",
+            "verzuimaanpak",
+            "verzuimmelding",
+            "leerplichtambtenaar A. Bakker",
+        ),
+        pb::QueryFilter::default(),
+    )
+    .await?;
+    print_answers(&response, false);
+    let outside = response
+        .answers
+        .iter()
+        .flat_map(|a| a.response.iter().flat_map(|r| r.signals.iter()))
+        .filter(|s| s.residence_municipality != "GM0014")
+        .count();
+    println!("    => {outside} signals of pupils living outside Groningen came back (the flow is scoped to the caller's residents)");
+    for f in &response.failures {
+        println!("    {:<11} refused: {}", f.peer, f.message);
+    }
+
+    println!("\n2. The SWV VO opens an AOJ-team case for three pupils, with Leerplicht, WIJ and the GGD at the table:");
+    let mut pupils: Vec<String> = Vec::new();
+    for wanted in [
+        pb::Category::LangdurigZiek,
+        pb::Category::LangdurigZiek,
+        pb::Category::Lrv,
+    ] {
+        if let Some(v) = swv_vo_views
+            .iter()
+            .find(|v| v.category() == wanted && !pupils.contains(&v.pupil_pseudonym))
+        {
+            pupils.push(v.pupil_pseudonym.clone());
+        }
+    }
+    let swv = node(nodes, "swv-vo")?;
+    let tls = dev_certs::material("swv-vo").context("unknown party")?;
+    let mut cases = pb::cases_client::CasesClient::new(
+        crate::client::connect(&swv.addr.to_string(), &tls).await?,
+    );
+    let participants: Vec<String> = ["leerplicht", "wij", "ggd"]
+        .iter()
+        .filter_map(|f| dev_party(f).map(|p| p.oin.to_owned()))
+        .collect();
+    let opened = cases
+        .open_case(pb::OpenCaseRequest {
+            meeting_type: "aoj-team-vo".into(),
+            purpose: "passend-aanbod".into(),
+            pupil_pseudonyms: pupils,
+            participant_oins: participants,
+            actor: "zorgcoordinator M. Smit".into(),
+        })
+        .await?
+        .into_inner();
+    let case = opened.case.context("no case returned")?;
+    println!(
+        "    case {} opened, lead {}, shared with {} participants' nodes",
+        case.case_id,
+        case.lead.as_ref().map(|l| l.name.as_str()).unwrap_or("?"),
+        case.participants.len() - opened.not_notified.len()
+    );
+
+    println!("\n   The GGD school doctor asks (jeugdarts, Wet publieke gezondheid art. 5, purpose jgz-advies):");
+    let ggd = federated(
+        nodes,
+        "ggd",
+        case_claim(
+            "jeugdarts",
+            "wpg-5",
+            "jgz-advies",
+            &case,
+            "jeugdarts dr. P. Visser",
+        ),
+        pb::QueryFilter::default(),
+    )
+    .await?;
+    print_answers(&only_with_signals(ggd), false);
+    println!("\n   The WIJ worker asks (wij-medewerker, Jeugdwet art. 7.4, purpose zorg-en-ondersteuning):");
+    let wij = federated(
+        nodes,
+        "wij",
+        case_claim(
+            "wij-medewerker",
+            "jw-7-4",
+            "zorg-en-ondersteuning",
+            &case,
+            "WIJ-medewerker K. de Boer",
+        ),
+        pb::QueryFilter::default(),
+    )
+    .await?;
+    print_answers(&only_with_signals(wij), false);
+    println!("    => the GGD doctor sees the long-term sickness signals (special category, AVG art. 9); the WIJ worker does not.");
+
+    println!("\n3. Refused requests, each with the part that did not match:");
+    let wrong_flow = federated(
+        nodes,
+        "wij",
+        flow_claim(
+            "wij-medewerker",
+            "jw-7-4",
+            "verzuimaanpak",
+            "verzuimmelding",
+            "WIJ-medewerker K. de Boer",
+        ),
+        pb::QueryFilter::default(),
+    )
+    .await?;
+    if let Some(f) = wrong_flow.failures.iter().find(|f| f.peer == "swv-vo") {
+        println!(
+            "    WIJ claims the Leerplicht routine flow at swv-vo: {}: {}",
+            f.code, f.message
+        );
+    }
+    let wrong_basis = federated(
+        nodes,
+        "leerplicht",
+        flow_claim(
+            "leerplichtambtenaar",
+            "jw-7-4",
+            "verzuimaanpak",
+            "verzuimmelding",
+            "leerplichtambtenaar A. Bakker",
+        ),
+        pb::QueryFilter::default(),
+    )
+    .await?;
+    if let Some(f) = wrong_basis.failures.iter().find(|f| f.peer == "swv-vo") {
+        println!(
+            "    Leerplicht under the Jeugdwet instead of the Leerplichtwet: {}: {}",
+            f.code, f.message
+        );
+    }
+    cases
+        .close_case(pb::CloseCaseRequest {
+            case_id: case.case_id.clone(),
+            actor: "zorgcoordinator M. Smit".into(),
+        })
+        .await?;
+    let after = federated(
+        nodes,
+        "ggd",
+        case_claim(
+            "jeugdarts",
+            "wpg-5",
+            "jgz-advies",
+            &case,
+            "jeugdarts dr. P. Visser",
+        ),
+        pb::QueryFilter::default(),
+    )
+    .await?;
+    if let Some(f) = after.failures.iter().find(|f| f.peer == "swv-vo") {
+        println!(
+            "    the GGD doctor after the SWV closed the case: {}: {}",
+            f.code, f.message
+        );
+    }
+    Ok(())
+}
+
+/// Only the peers that returned signals (the others hold nothing of the case's pupils).
+fn only_with_signals(mut response: pb::FederationQueryResponse) -> pb::FederationQueryResponse {
+    response
+        .answers
+        .retain(|a| a.response.as_ref().is_some_and(|r| !r.signals.is_empty()));
+    response
 }
