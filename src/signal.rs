@@ -249,7 +249,7 @@ pub fn validate(
             "age",
             format!(
                 "{} is outside {}-{} years",
-                raw.age,
+                shown_number(raw.age),
                 AGE_RANGE.start(),
                 AGE_RANGE.end()
             ),
@@ -501,6 +501,17 @@ fn check_offer(
         ));
     }
     Ok(Some(date))
+}
+
+/// A refused number as an error may echo it: small numbers as they are, anything with enough
+/// digits to be a pupil id withheld (a partner may put a BSN in the wrong field).
+pub fn shown_number(value: impl Into<i64>) -> String {
+    let value = value.into();
+    if value.unsigned_abs() < 100_000 {
+        value.to_string()
+    } else {
+        "<withheld: looks like an identifier>".to_owned()
+    }
 }
 
 /// Shortens a refused value before it is echoed in an error, so an error never carries a large

@@ -19,7 +19,10 @@ pub fn category_from_pb(value: i32) -> Result<Category, String> {
         Ok(pb::Category::Schorsing) => Ok(Category::Schorsing),
         Ok(pb::Category::Verwijdering) => Ok(Category::Verwijdering),
         Ok(pb::Category::Verzuim) => Ok(Category::Verzuim),
-        Err(_) => Err(format!("{value} is not a known category")),
+        Err(_) => Err(format!(
+            "{} is not a known category",
+            crate::signal::shown_number(value)
+        )),
     }
 }
 
@@ -47,7 +50,10 @@ pub fn sector_from_pb(value: i32) -> Result<Sector, String> {
         Ok(pb::Sector::Vso) => Ok(Sector::Vso),
         Ok(pb::Sector::Pro) => Ok(Sector::Pro),
         Ok(pb::Sector::Mbo) => Ok(Sector::Mbo),
-        Err(_) => Err(format!("{value} is not a known sector")),
+        Err(_) => Err(format!(
+            "{} is not a known sector",
+            crate::signal::shown_number(value)
+        )),
     }
 }
 
@@ -70,7 +76,10 @@ pub fn status_from_pb(value: i32) -> Result<Status, String> {
         Ok(pb::Status::Aanbod) => Ok(Status::Aanbod),
         Ok(pb::Status::Teruggeleid) => Ok(Status::Teruggeleid),
         Ok(pb::Status::Gesloten) => Ok(Status::Gesloten),
-        Err(_) => Err(format!("{value} is not a known status")),
+        Err(_) => Err(format!(
+            "{} is not a known status",
+            crate::signal::shown_number(value)
+        )),
     }
 }
 
@@ -88,7 +97,10 @@ pub fn exemption_term_from_pb(value: i32) -> Result<Option<ExemptionTerm>, Strin
         Ok(pb::ExemptionTerm::Unspecified) => Ok(None),
         Ok(pb::ExemptionTerm::Temporary) => Ok(Some(ExemptionTerm::Temporary)),
         Ok(pb::ExemptionTerm::Permanent) => Ok(Some(ExemptionTerm::Permanent)),
-        Err(_) => Err(format!("{value} is not a known exemption term")),
+        Err(_) => Err(format!(
+            "{} is not a known exemption term",
+            crate::signal::shown_number(value)
+        )),
     }
 }
 
