@@ -12,6 +12,7 @@
 //! - [`certs`]: development certificates (rcgen).
 //! - [`config`]: the node's TOML configuration.
 //! - [`policy`]: the covenant's Bijlage 3 as data: load, check, the FG's matrix, `evaluate`.
+//! - [`clock`]: counting rules as data, the three-month clock, the G4 report, suppression.
 //! - [`cases`]: cases of case meetings and their sled tree.
 //! - [`exchange`]: which signals a permit lets a request see.
 //! - [`peers`]: the configured peer nodes and their channels.
@@ -29,6 +30,7 @@ pub mod cases;
 pub mod certs;
 pub mod cli;
 pub mod client;
+pub mod clock;
 pub mod config;
 pub mod demo;
 pub mod exchange;

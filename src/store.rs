@@ -101,6 +101,14 @@ impl Store {
     /// Stores (inserts or replaces, by `source_record_id`) a batch of signals atomically, then
     /// makes it durable. When this returns `Ok`, every signal of the batch is on disk.
     pub fn upsert_batch(&self, signals: &[Signal]) -> Result<usize, StoreError> {
+        let stored = self.upsert_batch_unsynced(signals)?;
+        self.sync()?;
+        Ok(stored)
+    }
+
+    /// Like [`Store::upsert_batch`] but without the final sync, for a caller that writes more
+    /// (the audit entry of the push) and then calls [`Store::sync`] once for both.
+    pub fn upsert_batch_unsynced(&self, signals: &[Signal]) -> Result<usize, StoreError> {
         if signals.is_empty() {
             return Ok(0);
         }
@@ -124,7 +132,6 @@ impl Store {
             batch.insert(signal_key(&s.source_record_id), serde_json::to_vec(s)?);
         }
         self.signals.apply_batch(batch)?;
-        self.sync()?;
         Ok(latest.len())
     }
 

@@ -1,0 +1,76 @@
+//! The three-month clock and the G4 result schema: counting rules as data, the clock (`due`),
+//! the report per reference date, suppression and rendering. Pure: never stores, logs or sends
+//! pupil data, and reads nothing but the rules text it is given (`load` aside).
+//! Invariant: a child (one pseudonym) counts at most once per cell, whichever partners report it.
+//!
+//! # Time, counted like age
+//! A duration runs from `absent_since` (day 0) to the date `D` it is looked at: a child is
+//! "absent 4 weeks" at `D` iff `D >= absent_since + 28 days`, and "absent three months" iff
+//! `D >= absent_since + 3 calendar months` (chrono's month arithmetic: 31 Aug + 3 months =
+//! 30 Nov). School weeks are the school days (Mon-Fri outside the region's holidays) in
+//! `[absent_since, D)`, divided by five.
+//!
+//! # One child, several partners
+//! Signals are joined on `pupil_pseudonym`. An offer recorded on any of the child's active
+//! signals in a clock category stops the child's clock. Where the child's signals disagree,
+//! the winning signal is the one with the earliest `absent_since` (the G4 count from the first
+//! day actually absent), then the latest `updated_at`, then the smallest content; the winner
+//! alone decides the row, the column, the municipality and the SWV the child counts in.
+
+mod calendar;
+mod due;
+mod render;
+mod report;
+mod rules;
+mod suppress;
+#[cfg(test)]
+mod tests;
+
+pub use calendar::{Holiday, SchoolCalendar};
+pub use due::{days_without_offer, due, school_weeks_absent, DueBand, DueLine};
+pub use render::{RenderError, PER_1000};
+pub use report::{report, Cell, Column, Report, Row, NO_SWV, REGION};
+pub use rules::{
+    ClockRules, CountingRules, Flag, Period, Rule, RulesError, RulesErrors, SectorGroup,
+};
+pub use suppress::{relations, suppress, Relation, SuppressedCell, SuppressedReport};
+
+use crate::signal::{Signal, Status};
+use chrono::{Months, NaiveDate};
+
+/// The day the signal stopped being open: `closed_on`, or for a closed status without that
+/// date, the day it was last updated.
+pub(crate) fn closed_day(s: &Signal) -> Option<NaiveDate> {
+    if s.closed_on.is_some() {
+        return s.closed_on;
+    }
+    match s.status {
+        Status::Teruggeleid | Status::Gesloten => Some(s.updated_at.date_naive()),
+        Status::Open | Status::Aanbod => None,
+    }
+}
+
+/// The day an offer was made: `offer_date`, or for status AANBOD without that date, the day
+/// it was last updated.
+pub(crate) fn offer_day(s: &Signal) -> Option<NaiveDate> {
+    if s.offer_date.is_some() {
+        return s.offer_date;
+    }
+    (s.status == Status::Aanbod).then(|| s.updated_at.date_naive())
+}
+
+/// Whether the signal is running at `at`: absence started on or before `at`, and it was not
+/// closed on or before `at` (a child back at school on the reference date does not count).
+pub fn is_active(s: &Signal, at: NaiveDate) -> bool {
+    s.absent_since <= at && closed_day(s).is_none_or(|c| c > at)
+}
+
+/// `since` plus `months` calendar months (clamped to the month's end); None past year 262143.
+pub(crate) fn months_after(since: NaiveDate, months: u32) -> Option<NaiveDate> {
+    since.checked_add_months(Months::new(months))
+}
+
+/// Whether `months` calendar months have passed since `since` at `at`.
+pub(crate) fn months_reached(since: NaiveDate, months: u32, at: NaiveDate) -> bool {
+    months_after(since, months).is_some_and(|d| at >= d)
+}

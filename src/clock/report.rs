@@ -1,0 +1,509 @@
+//! The G4 result schema: per reference date, per scope (region, residence municipality, SWV),
+//! rows AV/LRV PO/VO, totals, denominators, exemptions and long-term sick, split shorter and
+//! longer than three months. Counts only; never suppresses (see `suppress`) or renders.
+//! Invariant: a child counts at most once per cell; in every count row, TOTAL = SHORTER + LONGER.
+
+use super::rules::{CountingRules, Flag, Rule, SectorGroup};
+use super::{is_active, months_reached, offer_day};
+use crate::signal::{Category, ExemptionTerm, Signal};
+use chrono::NaiveDate;
+use serde::{Serialize, Serializer};
+use std::cmp::Reverse;
+use std::collections::{BTreeSet, HashMap};
+
+/// The scope of all signals.
+pub const REGION: &str = "region";
+/// The SWV scope of children whose winning signal names no school of a known SWV.
+pub const NO_SWV: &str = "no-swv";
+
+/// A row of the result schema.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Row {
+    AvPo,
+    AvVo,
+    /// Of AV VO: awaiting the MBO February intake (only when the rule names them apart).
+    AvVoMboTransition,
+    LrvPo,
+    LrvVo,
+    /// AV PO + AV VO + LRV PO + LRV VO.
+    TotalNotAttending,
+    /// The denominator from the rules (not a count of signals; TOTAL column only).
+    ResidentPupils,
+    Vrijstelling5aTemporary,
+    Vrijstelling5aPermanent,
+    Vrijstelling5b,
+    Vrijstelling5c,
+    LangdurigZiek,
+}
+
+impl Row {
+    pub const ALL: [Row; 12] = [
+        Row::AvPo,
+        Row::AvVo,
+        Row::AvVoMboTransition,
+        Row::LrvPo,
+        Row::LrvVo,
+        Row::TotalNotAttending,
+        Row::ResidentPupils,
+        Row::Vrijstelling5aTemporary,
+        Row::Vrijstelling5aPermanent,
+        Row::Vrijstelling5b,
+        Row::Vrijstelling5c,
+        Row::LangdurigZiek,
+    ];
+
+    pub fn code(self) -> &'static str {
+        match self {
+            Row::AvPo => "AV_PO",
+            Row::AvVo => "AV_VO",
+            Row::AvVoMboTransition => "AV_VO_MBO_TRANSITION",
+            Row::LrvPo => "LRV_PO",
+            Row::LrvVo => "LRV_VO",
+            Row::TotalNotAttending => "TOTAL_NOT_ATTENDING",
+            Row::ResidentPupils => "RESIDENT_PUPILS",
+            Row::Vrijstelling5aTemporary => "VRIJSTELLING_5A_TEMPORARY",
+            Row::Vrijstelling5aPermanent => "VRIJSTELLING_5A_PERMANENT",
+            Row::Vrijstelling5b => "VRIJSTELLING_5B",
+            Row::Vrijstelling5c => "VRIJSTELLING_5C",
+            Row::LangdurigZiek => "LANGDURIG_ZIEK",
+        }
+    }
+
+    /// The label a reader of the G4 schema knows.
+    pub fn label(self) -> &'static str {
+        match self {
+            Row::AvPo => "AV PO",
+            Row::AvVo => "AV VO",
+            Row::AvVoMboTransition => "  waarvan bij overstap VO-mbo",
+            Row::LrvPo => "LRV PO",
+            Row::LrvVo => "LRV VO",
+            Row::TotalNotAttending => "Totaal niet-schoolgaande leerplichtigen",
+            Row::ResidentPupils => "Totaal woonachtige leerplichtigen",
+            Row::Vrijstelling5aTemporary => "Vrijstelling 5a tijdelijk",
+            Row::Vrijstelling5aPermanent => "Vrijstelling 5a permanent",
+            Row::Vrijstelling5b => "Vrijstelling 5b",
+            Row::Vrijstelling5c => "Vrijstelling 5c",
+            Row::LangdurigZiek => "Langdurig zieken",
+        }
+    }
+
+    /// Whether the row counts children (and so is subject to suppression).
+    pub fn is_count(self) -> bool {
+        self != Row::ResidentPupils
+    }
+
+    fn index(self) -> usize {
+        Row::ALL.iter().position(|r| *r == self).unwrap_or(0)
+    }
+}
+
+/// A column: duration of the absence at the reference date.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Column {
+    /// Less than three months since `absent_since`.
+    Shorter,
+    /// Three months or more since `absent_since`.
+    Longer,
+    Total,
+}
+
+impl Column {
+    pub const ALL: [Column; 3] = [Column::Shorter, Column::Longer, Column::Total];
+
+    pub fn code(self) -> &'static str {
+        match self {
+            Column::Shorter => "SHORTER_THAN_3_MONTHS",
+            Column::Longer => "LONGER_THAN_3_MONTHS",
+            Column::Total => "TOTAL",
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Column::Shorter => "<3 mnd",
+            Column::Longer => ">3 mnd",
+            Column::Total => "totaal",
+        }
+    }
+
+    fn index(self) -> usize {
+        Column::ALL.iter().position(|c| *c == self).unwrap_or(0)
+    }
+}
+
+macro_rules! serialize_as_code {
+    ($($t:ty),*) => {$(
+        impl Serialize for $t {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.code())
+            }
+        }
+    )*};
+}
+serialize_as_code!(Row, Column);
+
+/// One number of the report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Cell {
+    pub date: NaiveDate,
+    /// `region`, a CBS municipality code, an SWV name, or `no-swv`.
+    pub scope: String,
+    pub row: Row,
+    pub column: Column,
+    pub count: u64,
+}
+
+/// The result schema at one or more reference dates under one rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Report {
+    pub(crate) rule: String,
+    pub(crate) dates: Vec<NaiveDate>,
+    pub(crate) scopes: Vec<String>,
+    pub(crate) rows: Vec<Row>,
+    pub(crate) cells: Vec<Cell>,
+}
+
+impl Report {
+    pub fn rule(&self) -> &str {
+        &self.rule
+    }
+
+    pub fn dates(&self) -> &[NaiveDate] {
+        &self.dates
+    }
+
+    pub fn scopes(&self) -> &[String] {
+        &self.scopes
+    }
+
+    pub fn rows(&self) -> &[Row] {
+        &self.rows
+    }
+
+    pub fn cells(&self) -> Vec<Cell> {
+        self.cells.clone()
+    }
+
+    /// The count of one cell, if the report has it.
+    pub fn count(&self, date: NaiveDate, scope: &str, row: Row, column: Column) -> Option<u64> {
+        self.cells
+            .iter()
+            .find(|c| c.date == date && c.scope == scope && c.row == row && c.column == column)
+            .map(|c| c.count)
+    }
+}
+
+/// Counts the signals (each held by a partner) at every date under `rule`.
+pub fn report(
+    signals: &[(String, Signal)],
+    dates: &[NaiveDate],
+    rule: &Rule,
+    rules: &CountingRules,
+) -> Report {
+    let scopes = Scopes::new(signals, rules);
+    let mut children: HashMap<&str, Vec<&Signal>> = HashMap::new();
+    for (_, s) in signals {
+        children
+            .entry(s.pupil_pseudonym.as_str())
+            .or_default()
+            .push(s);
+    }
+    let mut grid = Grid::new(dates.len(), scopes.names.len());
+    for (di, &at) in dates.iter().enumerate() {
+        for sigs in children.values() {
+            for (row, winner) in child_rows(sigs, at, rule, rules) {
+                let longer = months_reached(winner.absent_since, rules.clock().three_months, at);
+                let column = if longer {
+                    Column::Longer
+                } else {
+                    Column::Shorter
+                };
+                for scope in scopes.of(winner, rules) {
+                    grid.add(di, scope, row, column);
+                    grid.add(di, scope, row, Column::Total);
+                }
+            }
+        }
+    }
+    let rows = rule_rows(rule);
+    let cells = build_cells(&grid, dates, &scopes, &rows, rules);
+    Report {
+        rule: rule.name.clone(),
+        dates: dates.to_vec(),
+        scopes: scopes.names,
+        rows,
+        cells,
+    }
+}
+
+/// The rows a report under `rule` has, in schema order.
+fn rule_rows(rule: &Rule) -> Vec<Row> {
+    Row::ALL
+        .into_iter()
+        .filter(|r| *r != Row::AvVoMboTransition || rule.names_mbo_intake_apart())
+        .collect()
+}
+
+/// Which rows of the schema a category feeds; one winner per family per child.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Family {
+    NotAttending,
+    V5a,
+    V5b,
+    V5c,
+    Sick,
+}
+
+fn family(c: Category) -> Option<Family> {
+    match c {
+        Category::Lrv | Category::Av => Some(Family::NotAttending),
+        Category::Vrijstelling5a => Some(Family::V5a),
+        Category::Vrijstelling5b => Some(Family::V5b),
+        Category::Vrijstelling5c => Some(Family::V5c),
+        Category::LangdurigZiek => Some(Family::Sick),
+        Category::Schorsing | Category::Verwijdering | Category::Verzuim => None,
+    }
+}
+
+const FAMILIES: [Family; 5] = [
+    Family::NotAttending,
+    Family::V5a,
+    Family::V5b,
+    Family::V5c,
+    Family::Sick,
+];
+
+/// Whether one signal, on its own, counts at `at` under `rule`.
+pub(crate) fn counts(s: &Signal, at: NaiveDate, rule: &Rule, rules: &CountingRules) -> bool {
+    if !is_active(s, at) {
+        return false;
+    }
+    let cal = rules.calendar();
+    match s.category {
+        Category::Lrv => rule.lrv_after.reached(cal, s.absent_since, at),
+        Category::Av => {
+            rule.av_after.reached(cal, s.absent_since, at)
+                && !rule.av_exclude.iter().any(|f| f.on(s))
+        }
+        Category::Vrijstelling5a | Category::Vrijstelling5b | Category::Vrijstelling5c => {
+            s.exemption_end.is_none_or(|end| at <= end)
+        }
+        Category::LangdurigZiek => rule.sick_after.reached(cal, s.absent_since, at),
+        Category::Schorsing | Category::Verwijdering | Category::Verzuim => false,
+    }
+}
+
+/// Whether an offer on one of the child's active clock signals was made on or before `at`.
+fn offered(sigs: &[&Signal], at: NaiveDate, rules: &CountingRules) -> bool {
+    sigs.iter().any(|s| {
+        is_active(s, at)
+            && rules.clock().categories.contains(&s.category)
+            && offer_day(s).is_some_and(|o| o <= at)
+    })
+}
+
+/// The signal that speaks for the child when its signals disagree (see the module docs).
+fn winner<'a>(candidates: impl Iterator<Item = &'a Signal>) -> Option<&'a Signal> {
+    candidates.min_by_key(|s| {
+        (
+            s.absent_since,
+            Reverse(s.updated_at),
+            s.category,
+            s.sector,
+            &s.residence_municipality,
+            &s.school,
+            &s.source_record_id,
+        )
+    })
+}
+
+/// The rows one child counts in at `at`, each with its winning signal.
+fn child_rows<'a>(
+    sigs: &[&'a Signal],
+    at: NaiveDate,
+    rule: &Rule,
+    rules: &CountingRules,
+) -> Vec<(Row, &'a Signal)> {
+    let offered = offered(sigs, at, rules);
+    let mut out = Vec::new();
+    for fam in FAMILIES {
+        if fam == Family::NotAttending && offered {
+            continue;
+        }
+        let candidates = sigs
+            .iter()
+            .copied()
+            .filter(|s| family(s.category) == Some(fam) && counts(s, at, rule, rules));
+        if let Some(w) = winner(candidates) {
+            out.extend(rows_of(fam, w, rule, rules).into_iter().map(|r| (r, w)));
+        }
+    }
+    out
+}
+
+fn rows_of(fam: Family, w: &Signal, rule: &Rule, rules: &CountingRules) -> Vec<Row> {
+    let group = rules.sector_group(w.sector);
+    match (fam, w.category, group) {
+        (Family::NotAttending, Category::Lrv, SectorGroup::Po) => {
+            vec![Row::TotalNotAttending, Row::LrvPo]
+        }
+        (Family::NotAttending, Category::Lrv, SectorGroup::Vo) => {
+            vec![Row::TotalNotAttending, Row::LrvVo]
+        }
+        (Family::NotAttending, _, SectorGroup::Po) => vec![Row::TotalNotAttending, Row::AvPo],
+        (Family::NotAttending, _, SectorGroup::Vo) if mbo_apart(w, rule) => {
+            vec![Row::TotalNotAttending, Row::AvVo, Row::AvVoMboTransition]
+        }
+        (Family::NotAttending, _, SectorGroup::Vo) => vec![Row::TotalNotAttending, Row::AvVo],
+        (Family::V5a, _, _) if exemption_term(w) == ExemptionTerm::Permanent => {
+            vec![Row::Vrijstelling5aPermanent]
+        }
+        (Family::V5a, _, _) => vec![Row::Vrijstelling5aTemporary],
+        (Family::V5b, _, _) => vec![Row::Vrijstelling5b],
+        (Family::V5c, _, _) => vec![Row::Vrijstelling5c],
+        (Family::Sick, _, _) => vec![Row::LangdurigZiek],
+    }
+}
+
+fn mbo_apart(w: &Signal, rule: &Rule) -> bool {
+    rule.names_mbo_intake_apart() && Flag::AwaitingMboIntake.on(w)
+}
+
+/// The term of an exemption: as given; else temporary when it has an end date, else permanent.
+pub(crate) fn exemption_term(s: &Signal) -> ExemptionTerm {
+    match (s.exemption_term, s.exemption_end) {
+        (Some(t), _) => t,
+        (None, Some(_)) => ExemptionTerm::Temporary,
+        (None, None) => ExemptionTerm::Permanent,
+    }
+}
+
+/// The scopes of a report: region, municipalities, SWVs, no-swv.
+struct Scopes {
+    names: Vec<String>,
+    index: HashMap<String, usize>,
+}
+
+impl Scopes {
+    fn new(signals: &[(String, Signal)], rules: &CountingRules) -> Self {
+        let municipalities: BTreeSet<&str> = rules
+            .denominators()
+            .keys()
+            .map(String::as_str)
+            .chain(
+                signals
+                    .iter()
+                    .map(|(_, s)| s.residence_municipality.as_str()),
+            )
+            .collect();
+        let names: Vec<String> = std::iter::once(REGION)
+            .chain(municipalities)
+            .chain(rules.swv_names().iter().map(String::as_str))
+            .chain(std::iter::once(NO_SWV))
+            .map(str::to_string)
+            .collect();
+        let index = names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.clone(), i))
+            .collect();
+        Scopes { names, index }
+    }
+
+    /// Region, the winner's municipality, and the winner's SWV (or no-swv).
+    fn of(&self, w: &Signal, rules: &CountingRules) -> [usize; 3] {
+        let municipality = self
+            .index
+            .get(&w.residence_municipality)
+            .copied()
+            .unwrap_or(0);
+        let swv = rules.swv_of_school(&w.school).unwrap_or(NO_SWV);
+        let swv = self
+            .index
+            .get(swv)
+            .or_else(|| self.index.get(NO_SWV))
+            .copied()
+            .unwrap_or(0);
+        [0, municipality, swv]
+    }
+}
+
+/// Dense counts: date x scope x row x column.
+struct Grid {
+    scopes: usize,
+    counts: Vec<u64>,
+}
+
+impl Grid {
+    fn new(dates: usize, scopes: usize) -> Self {
+        Grid {
+            scopes,
+            counts: vec![0; dates * scopes * Row::ALL.len() * Column::ALL.len()],
+        }
+    }
+
+    fn slot(&self, date: usize, scope: usize, row: Row, column: Column) -> usize {
+        ((date * self.scopes + scope) * Row::ALL.len() + row.index()) * Column::ALL.len()
+            + column.index()
+    }
+
+    fn add(&mut self, date: usize, scope: usize, row: Row, column: Column) {
+        let i = self.slot(date, scope, row, column);
+        if let Some(n) = self.counts.get_mut(i) {
+            *n += 1;
+        }
+    }
+
+    fn get(&self, date: usize, scope: usize, row: Row, column: Column) -> u64 {
+        self.counts
+            .get(self.slot(date, scope, row, column))
+            .copied()
+            .unwrap_or(0)
+    }
+}
+
+fn build_cells(
+    grid: &Grid,
+    dates: &[NaiveDate],
+    scopes: &Scopes,
+    rows: &[Row],
+    rules: &CountingRules,
+) -> Vec<Cell> {
+    let mut cells = Vec::new();
+    for (di, &date) in dates.iter().enumerate() {
+        for (si, scope) in scopes.names.iter().enumerate() {
+            for &row in rows {
+                if row == Row::ResidentPupils {
+                    cells.extend(denominator(rules, scope).map(|count| Cell {
+                        date,
+                        scope: scope.clone(),
+                        row,
+                        column: Column::Total,
+                        count,
+                    }));
+                    continue;
+                }
+                for column in Column::ALL {
+                    cells.push(Cell {
+                        date,
+                        scope: scope.clone(),
+                        row,
+                        column,
+                        count: grid.get(di, si, row, column),
+                    });
+                }
+            }
+        }
+    }
+    cells
+}
+
+/// Resident pupils of compulsory age in a scope: a municipality's own, the region's sum; SWV
+/// scopes have none (an SWV is school-based, not residence-based).
+fn denominator(rules: &CountingRules, scope: &str) -> Option<u64> {
+    let d = rules.denominators();
+    if scope == REGION {
+        return (!d.is_empty()).then(|| d.values().sum());
+    }
+    d.get(scope).copied()
+}
