@@ -363,18 +363,35 @@ async fn the_pseudonym_command_prints_what_the_node_stores() {
     assert_eq!(ids(&found), ["p-0"]);
 }
 
+/// A BSN typed into a numeric field (age, or an enum sent as its number) is echoed back in the
+/// refusal, in Push and in List. Fix in src/signal.rs (`validate`, the age branch) and
+/// src/rpc/convert.rs (`category_from_pb`, `sector_from_pb`, `status_from_pb`): show the refused
+/// number only when it is short (at most 3 digits), e.g. "is outside 3-23 years" /
+/// "is not a known category" otherwise.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug: src/signal.rs validate() echoes the age value, so a BSN put in the age column comes back in the refusal"]
-async fn a_bsn_in_the_age_field_is_not_echoed() {
+#[ignore = "bug: numeric fields echo their value, so a BSN in the age, category, sector or status field comes back in the refusal (src/signal.rs validate, src/rpc/convert.rs *_from_pb)"]
+async fn a_bsn_in_a_numeric_field_is_not_echoed() {
     let node = TestNode::start("swv-vo").await;
     let mut client = node.intake().await;
-    let bsns = Bsns::new(23).take(2);
-    let record = pb::SignalRecord {
-        age: bsns[1].parse().unwrap(),
-        ..good_record("age-in-wrong-column", &bsns[0])
-    };
-    let report = push(&mut client, vec![record]).await.expect("push");
-    assert_eq!(report.rejected.len(), 1);
-    assert_eq!(report.rejected[0].field, "age");
+    let bsns = Bsns::new(23).take(5);
+    let number = |i: usize| -> u32 { bsns[i].parse().unwrap() };
+    let records = vec![
+        pb::SignalRecord { age: number(1), ..good_record("n-age", &bsns[0]) },
+        pb::SignalRecord { category: number(2) as i32, ..good_record("n-cat", &bsns[0]) },
+        pb::SignalRecord { sector: number(3) as i32, ..good_record("n-sector", &bsns[0]) },
+        pb::SignalRecord { status: number(4) as i32, ..good_record("n-status", &bsns[0]) },
+    ];
+    let report = push(&mut client, records).await.expect("push");
+    let fields: Vec<&str> = report.rejected.iter().map(|r| r.field.as_str()).collect();
+    assert_eq!(fields, ["age", "category", "sector", "status"]);
     assert_reasons_clean(&report, &bsns);
+    for request in [
+        pb::ListRequest { category: number(2) as i32, ..Default::default() },
+        pb::ListRequest { status: number(4) as i32, ..Default::default() },
+    ] {
+        let status = list(&mut client, request).await.expect_err("an unknown enum filter");
+        for bsn in &bsns {
+            assert!(!status.message().contains(bsn.as_str()), "List echoes {bsn}: {:?}", status.message());
+        }
+    }
 }
