@@ -216,10 +216,13 @@ pub fn validate(
     let source_record_id = check_record_id(&raw.source_record_id)?;
     let pupil =
         PupilId::parse(&raw.pupil_id).map_err(|e| FieldError::new("pupil_id", e.to_string()))?;
-    if contains_digits_of(&raw.source_record_id, raw.pupil_id.trim()) {
+    if contains_digits_of(&raw.source_record_id, raw.pupil_id.trim())
+        || contains_pupil_like_number(&raw.source_record_id)
+    {
         return Err(FieldError::new(
             "source_record_id",
-            "contains the pupil_id; use an identifier that does not reveal the pupil",
+            "contains the pupil_id or another number that passes the BSN or onderwijsnummer \
+             check; use an identifier that does not reveal a pupil",
         ));
     }
     let category = raw
@@ -390,6 +393,13 @@ fn check_record_id(id: &str) -> Result<String, FieldError> {
 fn contains_digits_of(text: &str, pupil_digits: &str) -> bool {
     let digits: String = text.chars().filter(char::is_ascii_digit).collect();
     !pupil_digits.is_empty() && digits.contains(pupil_digits)
+}
+
+/// True if the text holds a run of exactly nine digits that is a valid BSN or onderwijsnummer.
+fn contains_pupil_like_number(text: &str) -> bool {
+    text.split(|c: char| !c.is_ascii_digit())
+        .filter(|run| run.len() == 9)
+        .any(|run| PupilId::parse(run).is_ok())
 }
 
 /// Checks a CBS municipality code: "GM" followed by four digits.

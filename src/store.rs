@@ -83,7 +83,7 @@ impl Store {
     /// Opens (or creates) the store under `data_dir/store`.
     pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
         let path = data_dir.join("store");
-        let db = sled::Config::new().path(&path).open()?;
+        let db = open_with_retry(&path)?;
         let signals = db.open_tree(SIGNALS_TREE)?;
         Ok(Self {
             db,
@@ -192,6 +192,24 @@ impl Store {
     /// The number of stored signals.
     pub fn count(&self) -> usize {
         self.signals.scan_prefix([SIGNAL, 0]).count()
+    }
+}
+
+/// Opens sled, retrying for up to two seconds while another handle in this process still holds
+/// the directory's lock: sled 0.34 releases it from a background thread shortly after the last
+/// `Db` is dropped, so a quick restart can otherwise fail with "could not acquire lock".
+fn open_with_retry(path: &Path) -> Result<sled::Db, StoreError> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    loop {
+        match sled::Config::new().path(path).open() {
+            Err(sled::Error::Io(e))
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            other => return Ok(other?),
+        }
     }
 }
 

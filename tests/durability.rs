@@ -27,7 +27,9 @@ fn school_of(version: usize) -> String {
 
 fn version_of(school: &str) -> usize {
     let digits: String = school.chars().filter(char::is_ascii_digit).collect();
-    digits.parse().unwrap_or_else(|_| panic!("school {school:?} carries no version"))
+    digits
+        .parse()
+        .unwrap_or_else(|_| panic!("school {school:?} carries no version"))
 }
 
 /// What the pusher did: per record id, the pupil and the versions sent and acknowledged.
@@ -71,7 +73,11 @@ async fn acknowledged_pushes_survive_sigkill() {
                         ids.push(known[rng.random_range(0..known.len())].clone());
                     }
                     for id in ids {
-                        let pupil = l.pupil.entry(id.clone()).or_insert_with(|| bsns.next_bsn()).clone();
+                        let pupil = l
+                            .pupil
+                            .entry(id.clone())
+                            .or_insert_with(|| bsns.next_bsn())
+                            .clone();
                         l.sent.entry(id.clone()).or_default().insert(version);
                         records.push(pb::SignalRecord {
                             school: school_of(version),
@@ -81,8 +87,10 @@ async fn acknowledged_pushes_survive_sigkill() {
                 }
                 let this_version = version;
                 version += 1;
-                let sent: Vec<String> = records.iter().map(|r| r.source_record_id.clone()).collect();
-                let answer = tokio::time::timeout(Duration::from_secs(20), push(&mut client, records)).await;
+                let sent: Vec<String> =
+                    records.iter().map(|r| r.source_record_id.clone()).collect();
+                let answer =
+                    tokio::time::timeout(Duration::from_secs(20), push(&mut client, records)).await;
                 let Ok(Ok(report)) = answer else {
                     return version; // the node died under us
                 };
@@ -126,8 +134,10 @@ async fn acknowledged_pushes_survive_sigkill() {
                 batches_acked: l.batches_acked,
             }
         };
-        let listed: BTreeMap<&str, &pb::SignalView> =
-            views.iter().map(|v| (v.source_record_id.as_str(), v)).collect();
+        let listed: BTreeMap<&str, &pb::SignalView> = views
+            .iter()
+            .map(|v| (v.source_record_id.as_str(), v))
+            .collect();
         assert_eq!(listed.len(), views.len(), "a record id is listed twice");
         for (id, acked_version) in &l.acked {
             let view = listed.get(id.as_str()).unwrap_or_else(|| {
@@ -138,36 +148,66 @@ async fn acknowledged_pushes_survive_sigkill() {
                 version >= *acked_version,
                 "round {rounds}: {id} is back at version {version}, acknowledged {acked_version}"
             );
-            assert_eq!(view.pupil_pseudonym, pseudonym_of(&l.pupil[id]), "{id} corrupted");
+            assert_eq!(
+                view.pupil_pseudonym,
+                pseudonym_of(&l.pupil[id]),
+                "{id} corrupted"
+            );
         }
         for (id, view) in &listed {
-            let sent = l.sent.get(*id).unwrap_or_else(|| panic!("{id} was never sent"));
+            let sent = l
+                .sent
+                .get(*id)
+                .unwrap_or_else(|| panic!("{id} was never sent"));
             let version = version_of(&view.school);
-            assert!(sent.contains(&version), "{id} at version {version} never sent ({sent:?})");
+            assert!(
+                sent.contains(&version),
+                "{id} at version {version} never sent ({sent:?})"
+            );
         }
         // The secondary indexes agree with the records after recovery.
         let by_municipality = list(
             &mut client,
-            pb::ListRequest { residence_municipality: "GM0014".into(), ..Default::default() },
+            pb::ListRequest {
+                residence_municipality: "GM0014".into(),
+                ..Default::default()
+            },
         )
         .await
         .unwrap();
-        assert_eq!(ids(&by_municipality), ids(&views), "municipality index out of step after a crash");
+        assert_eq!(
+            ids(&by_municipality),
+            ids(&views),
+            "municipality index out of step after a crash"
+        );
         let mut by_school: BTreeMap<&str, Vec<String>> = BTreeMap::new();
         for v in &views {
-            by_school.entry(v.school.as_str()).or_default().push(v.source_record_id.clone());
+            by_school
+                .entry(v.school.as_str())
+                .or_default()
+                .push(v.source_record_id.clone());
         }
         for (school, mut expected) in by_school {
             expected.sort();
-            let request = pb::ListRequest { school: school.into(), ..Default::default() };
+            let request = pb::ListRequest {
+                school: school.into(),
+                ..Default::default()
+            };
             let found = ids(&list(&mut client, request).await.unwrap());
-            assert_eq!(found, expected, "school index of {school} out of step after a crash");
+            assert_eq!(
+                found, expected,
+                "school index of {school} out of step after a crash"
+            );
         }
         rounds += 1;
     }
     let l = ledger.lock().unwrap();
     assert!(rounds >= 2, "only {rounds} rounds");
-    assert!(l.batches_acked >= rounds, "{} batches acknowledged", l.batches_acked);
+    assert!(
+        l.batches_acked >= rounds,
+        "{} batches acknowledged",
+        l.batches_acked
+    );
     eprintln!(
         "{rounds} kills survived: {} batches, {} records acknowledged in {:?}",
         l.batches_acked,
@@ -179,7 +219,11 @@ async fn acknowledged_pushes_survive_sigkill() {
     assert!(node.terminate().success());
 }
 
-fn push_cli(node: std::net::SocketAddr, file: &std::path::Path, party: &str) -> std::process::Output {
+fn push_cli(
+    node: std::net::SocketAddr,
+    file: &std::path::Path,
+    party: &str,
+) -> std::process::Output {
     let (cert, key, ca) = cert_paths(party);
     let mut child = pactgate_bin()
         .arg("push")
@@ -236,31 +280,61 @@ async fn push_command_imports_a_csv_and_reports_refused_rows() {
     let output = push_cli(node.addr(), &file, "swv-vo");
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(3), "exit code; stdout:\n{stdout}\nstderr:\n{stderr}");
-    assert!(stdout.contains("8 records read, 3 stored, 5 refused"), "{stdout}");
-    let refused: Vec<&str> = stdout.lines().filter(|l| l.trim_start().starts_with("refused:")).collect();
+    assert_eq!(
+        output.status.code(),
+        Some(3),
+        "exit code; stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    assert!(
+        stdout.contains("8 records read, 3 stored, 5 refused"),
+        "{stdout}"
+    );
+    let refused: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.trim_start().starts_with("refused:"))
+        .collect();
     assert_eq!(refused.len(), 5, "{stdout}");
     // Each refusal names the file line (header is line 1) and the field.
-    for (line, field) in [(5, "pupil_id"), (6, "category"), (7, "absent_since"), (8, "row"), (9, "age")] {
+    for (line, field) in [
+        (5, "pupil_id"),
+        (6, "category"),
+        (7, "absent_since"),
+        (8, "row"),
+        (9, "age"),
+    ] {
         assert!(
-            refused.iter().any(|r| r.contains(&format!("line {line}")) && r.contains(field)),
+            refused
+                .iter()
+                .any(|r| r.contains(&format!("line {line}")) && r.contains(field)),
             "no refusal of line {line} for {field}:\n{stdout}"
         );
     }
     assert!(stdout.contains("11-proef"), "{stdout}");
     for bsn in b.iter().chain([&bad_bsn]) {
-        assert!(!stdout.contains(bsn.as_str()) && !stderr.contains(bsn.as_str()), "{bsn} echoed");
+        assert!(
+            !stdout.contains(bsn.as_str()) && !stderr.contains(bsn.as_str()),
+            "{bsn} echoed"
+        );
     }
 
     let mut client = node.intake().await;
     let views = list_all(&mut client).await;
     assert_eq!(ids(&views), ["csv-1", "csv-2", "csv-3"]);
-    let v3 = views.iter().find(|v| v.source_record_id == "csv-3").unwrap();
+    let v3 = views
+        .iter()
+        .find(|v| v.source_record_id == "csv-3")
+        .unwrap();
     assert_eq!(v3.category, pb::Category::Verzuim as i32);
     assert_eq!(v3.sector, pb::Sector::Po as i32);
     assert_eq!(v3.pupil_pseudonym, pseudonym_of(&b[2]));
-    let v2 = views.iter().find(|v| v.source_record_id == "csv-2").unwrap();
-    assert_eq!((v2.status, v2.offer_date.as_str()), (pb::Status::Aanbod as i32, offer.as_str()));
+    let v2 = views
+        .iter()
+        .find(|v| v.source_record_id == "csv-2")
+        .unwrap();
+    assert_eq!(
+        (v2.status, v2.offer_date.as_str()),
+        (pb::Status::Aanbod as i32, offer.as_str())
+    );
 
     // A clean file: exit 0; pushing it again updates, never duplicates.
     let clean = dir.path().join("clean.csv");
@@ -276,17 +350,31 @@ async fn push_command_imports_a_csv_and_reports_refused_rows() {
     for _ in 0..2 {
         let output = push_cli(node.addr(), &clean, "swv-vo");
         let stdout = String::from_utf8_lossy(&output.stdout);
-        assert_eq!(output.status.code(), Some(0), "{stdout}{}", String::from_utf8_lossy(&output.stderr));
-        assert!(stdout.contains("1 records read, 1 stored, 0 refused"), "{stdout}");
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "{stdout}{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(
+            stdout.contains("1 records read, 1 stored, 0 refused"),
+            "{stdout}"
+        );
     }
     let views = list_all(&mut client).await;
     assert_eq!(views.len(), 3);
-    let v1 = views.iter().find(|v| v.source_record_id == "csv-1").unwrap();
+    let v1 = views
+        .iter()
+        .find(|v| v.source_record_id == "csv-1")
+        .unwrap();
     assert_eq!(v1.status, pb::Status::Teruggeleid as i32);
 
     // Another party's certificate: the push fails as a whole, with a non-zero exit.
     let output = push_cli(node.addr(), &clean, "wij");
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("refused") && stderr.contains("WIJ Groningen"), "{stderr}");
+    assert!(
+        stderr.contains("refused") && stderr.contains("WIJ Groningen"),
+        "{stderr}"
+    );
 }

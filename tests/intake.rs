@@ -49,7 +49,10 @@ async fn push_then_list_shows_pseudonymised_signals() {
             .unwrap();
         assert_eq!(view.pupil_pseudonym, pseudonym_of(bsn));
         assert!(view.pupil_pseudonym.starts_with("v1."));
-        assert!(!format!("{view:?}").contains(bsn.as_str()), "a view shows the BSN");
+        assert!(
+            !format!("{view:?}").contains(bsn.as_str()),
+            "a view shows the BSN"
+        );
         assert_eq!(view.category, record.category);
         assert_eq!(view.sector, record.sector);
         assert_eq!(view.residence_municipality, record.residence_municipality);
@@ -61,7 +64,10 @@ async fn push_then_list_shows_pseudonymised_signals() {
         let updated = chrono::DateTime::parse_from_rfc3339(&view.updated_at)
             .unwrap_or_else(|e| panic!("updated_at {:?}: {e}", view.updated_at));
         let age = chrono::Utc::now().signed_duration_since(updated);
-        assert!(age.num_seconds().abs() < 120, "updated_at {updated} is not now");
+        assert!(
+            age.num_seconds().abs() < 120,
+            "updated_at {updated} is not now"
+        );
     }
 }
 
@@ -70,11 +76,41 @@ fn filter_population(bsns: &mut Bsns) -> (Vec<pb::SignalRecord>, String) {
     let shared_pupil = bsns.next_bsn();
     let mut records = Vec::new();
     let combos = [
-        ("f1", "GM0014", "20XY01", pb::Category::Lrv, pb::Status::Open),
-        ("f2", "GM0014", "20XY01", pb::Category::Verzuim, pb::Status::Open),
-        ("f3", "GM0014", "30AB02", pb::Category::Lrv, pb::Status::Aanbod),
-        ("f4", "GM1966", "20XY01", pb::Category::Schorsing, pb::Status::Gesloten),
-        ("f5", "GM1966", "30AB02", pb::Category::Lrv, pb::Status::Teruggeleid),
+        (
+            "f1",
+            "GM0014",
+            "20XY01",
+            pb::Category::Lrv,
+            pb::Status::Open,
+        ),
+        (
+            "f2",
+            "GM0014",
+            "20XY01",
+            pb::Category::Verzuim,
+            pb::Status::Open,
+        ),
+        (
+            "f3",
+            "GM0014",
+            "30AB02",
+            pb::Category::Lrv,
+            pb::Status::Aanbod,
+        ),
+        (
+            "f4",
+            "GM1966",
+            "20XY01",
+            pb::Category::Schorsing,
+            pb::Status::Gesloten,
+        ),
+        (
+            "f5",
+            "GM1966",
+            "30AB02",
+            pb::Category::Lrv,
+            pb::Status::Teruggeleid,
+        ),
         ("f6", "GM1969", "", pb::Category::Av, pb::Status::Open),
     ];
     for (id, muni, school, category, status) in combos {
@@ -105,7 +141,11 @@ async fn list_filters_select_exactly_the_matching_signals() {
     let (_node, mut client) = node_and_client().await;
     let (records, shared) = filter_population(&mut Bsns::new(2));
     let report = push(&mut client, records).await.unwrap();
-    assert_eq!((report.accepted, report.rejected.len()), (6, 0), "{report:?}");
+    assert_eq!(
+        (report.accepted, report.rejected.len()),
+        (6, 0),
+        "{report:?}"
+    );
 
     let req = |f: fn(&mut pb::ListRequest)| {
         let mut r = pb::ListRequest::default();
@@ -113,16 +153,52 @@ async fn list_filters_select_exactly_the_matching_signals() {
         r
     };
     let cases: Vec<(&str, pb::ListRequest, Vec<&str>)> = vec![
-        ("all", pb::ListRequest::default(), vec!["f1", "f2", "f3", "f4", "f5", "f6"]),
-        ("municipality", req(|r| r.residence_municipality = "GM0014".into()), vec!["f1", "f2", "f3"]),
-        ("municipality GM1969", req(|r| r.residence_municipality = "GM1969".into()), vec!["f6"]),
-        ("municipality none", req(|r| r.residence_municipality = "GM0000".into()), vec![]),
-        ("school", req(|r| r.school = "20XY01".into()), vec!["f1", "f2", "f4"]),
+        (
+            "all",
+            pb::ListRequest::default(),
+            vec!["f1", "f2", "f3", "f4", "f5", "f6"],
+        ),
+        (
+            "municipality",
+            req(|r| r.residence_municipality = "GM0014".into()),
+            vec!["f1", "f2", "f3"],
+        ),
+        (
+            "municipality GM1969",
+            req(|r| r.residence_municipality = "GM1969".into()),
+            vec!["f6"],
+        ),
+        (
+            "municipality none",
+            req(|r| r.residence_municipality = "GM0000".into()),
+            vec![],
+        ),
+        (
+            "school",
+            req(|r| r.school = "20XY01".into()),
+            vec!["f1", "f2", "f4"],
+        ),
         ("school none", req(|r| r.school = "99ZZ99".into()), vec![]),
-        ("category", req(|r| r.category = pb::Category::Lrv as i32), vec!["f1", "f3", "f5"]),
-        ("category AV", req(|r| r.category = pb::Category::Av as i32), vec!["f6"]),
-        ("status", req(|r| r.status = pb::Status::Open as i32), vec!["f1", "f2", "f6"]),
-        ("status GESLOTEN", req(|r| r.status = pb::Status::Gesloten as i32), vec!["f4"]),
+        (
+            "category",
+            req(|r| r.category = pb::Category::Lrv as i32),
+            vec!["f1", "f3", "f5"],
+        ),
+        (
+            "category AV",
+            req(|r| r.category = pb::Category::Av as i32),
+            vec!["f6"],
+        ),
+        (
+            "status",
+            req(|r| r.status = pb::Status::Open as i32),
+            vec!["f1", "f2", "f6"],
+        ),
+        (
+            "status GESLOTEN",
+            req(|r| r.status = pb::Status::Gesloten as i32),
+            vec!["f4"],
+        ),
         (
             "municipality+school",
             req(|r| {
@@ -150,7 +226,9 @@ async fn list_filters_select_exactly_the_matching_signals() {
         ),
     ];
     for (name, request, expected) in cases {
-        let views = list(&mut client, request).await.unwrap_or_else(|e| panic!("{name}: {e}"));
+        let views = list(&mut client, request)
+            .await
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(ids(&views), expected, "filter {name}");
     }
 
@@ -159,12 +237,18 @@ async fn list_filters_select_exactly_the_matching_signals() {
         pupil_pseudonym: shared.clone(),
         ..Default::default()
     };
-    assert_eq!(ids(&list(&mut client, by_pupil.clone()).await.unwrap()), ["f2", "f5"]);
+    assert_eq!(
+        ids(&list(&mut client, by_pupil.clone()).await.unwrap()),
+        ["f2", "f5"]
+    );
     let by_pupil_here = pb::ListRequest {
         residence_municipality: "GM1966".into(),
         ..by_pupil.clone()
     };
-    assert_eq!(ids(&list(&mut client, by_pupil_here).await.unwrap()), ["f5"]);
+    assert_eq!(
+        ids(&list(&mut client, by_pupil_here).await.unwrap()),
+        ["f5"]
+    );
     let unknown_pupil = pb::ListRequest {
         pupil_pseudonym: pseudonym_of(&Bsns::new(999).next_bsn()),
         ..Default::default()
@@ -174,17 +258,48 @@ async fn list_filters_select_exactly_the_matching_signals() {
     // Limit: with and without an index, never more than asked, always matching.
     for (limit, request) in [
         (2, pb::ListRequest::default()),
-        (1, pb::ListRequest { residence_municipality: "GM0014".into(), ..Default::default() }),
-        (4, pb::ListRequest { school: "20XY01".into(), ..Default::default() }),
-        (1, pb::ListRequest { category: pb::Category::Lrv as i32, ..Default::default() }),
+        (
+            1,
+            pb::ListRequest {
+                residence_municipality: "GM0014".into(),
+                ..Default::default()
+            },
+        ),
+        (
+            4,
+            pb::ListRequest {
+                school: "20XY01".into(),
+                ..Default::default()
+            },
+        ),
+        (
+            1,
+            pb::ListRequest {
+                category: pb::Category::Lrv as i32,
+                ..Default::default()
+            },
+        ),
     ] {
         let all = ids(&list(&mut client, request.clone()).await.unwrap());
-        let limited = list(&mut client, pb::ListRequest { limit, ..request.clone() })
-            .await
-            .unwrap();
-        assert_eq!(limited.len(), all.len().min(limit as usize), "limit {limit} on {request:?}");
+        let limited = list(
+            &mut client,
+            pb::ListRequest {
+                limit,
+                ..request.clone()
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            limited.len(),
+            all.len().min(limit as usize),
+            "limit {limit} on {request:?}"
+        );
         for v in &limited {
-            assert!(all.contains(&v.source_record_id), "{request:?} limit {limit}");
+            assert!(
+                all.contains(&v.source_record_id),
+                "{request:?} limit {limit}"
+            );
         }
     }
 }
@@ -193,17 +308,59 @@ async fn list_filters_select_exactly_the_matching_signals() {
 async fn invalid_list_filters_are_refused_with_a_reason() {
     let (_node, mut client) = node_and_client().await;
     let cases = [
-        ("municipality", pb::ListRequest { residence_municipality: "0014".into(), ..Default::default() }, "CBS"),
-        ("school", pb::ListRequest { school: "ab1234".into(), ..Default::default() }, "BRIN"),
-        ("pseudonym", pb::ListRequest { pupil_pseudonym: "123456782".into(), ..Default::default() }, "not a pseudonym"),
-        ("category", pb::ListRequest { category: 99, ..Default::default() }, "category"),
-        ("status", pb::ListRequest { status: 42, ..Default::default() }, "status"),
+        (
+            "municipality",
+            pb::ListRequest {
+                residence_municipality: "0014".into(),
+                ..Default::default()
+            },
+            "CBS",
+        ),
+        (
+            "school",
+            pb::ListRequest {
+                school: "ab1234".into(),
+                ..Default::default()
+            },
+            "BRIN",
+        ),
+        (
+            "pseudonym",
+            pb::ListRequest {
+                pupil_pseudonym: "123456782".into(),
+                ..Default::default()
+            },
+            "not a pseudonym",
+        ),
+        (
+            "category",
+            pb::ListRequest {
+                category: 99,
+                ..Default::default()
+            },
+            "category",
+        ),
+        (
+            "status",
+            pb::ListRequest {
+                status: 42,
+                ..Default::default()
+            },
+            "status",
+        ),
     ];
     for (name, request, words) in cases {
         let status = list(&mut client, request).await.expect_err(name);
         assert_eq!(status.code(), Code::InvalidArgument, "{name}: {status:?}");
-        assert!(status.message().contains(words), "{name}: {:?}", status.message());
-        assert!(!status.message().contains("123456782"), "{name} echoes the id");
+        assert!(
+            status.message().contains(words),
+            "{name}: {:?}",
+            status.message()
+        );
+        assert!(
+            !status.message().contains("123456782"),
+            "{name} echoes the id"
+        );
     }
 }
 
@@ -224,9 +381,15 @@ async fn repush_of_a_record_id_updates_and_never_duplicates() {
         age: 15,
         ..good_record("dossier-7", &second_pupil)
     };
-    assert_eq!(push(&mut client, vec![v1.clone()]).await.unwrap().accepted, 1);
+    assert_eq!(
+        push(&mut client, vec![v1.clone()]).await.unwrap().accepted,
+        1
+    );
     let first = list_all(&mut client).await;
-    assert_eq!(push(&mut client, vec![v2.clone()]).await.unwrap().accepted, 1);
+    assert_eq!(
+        push(&mut client, vec![v2.clone()]).await.unwrap().accepted,
+        1
+    );
     let views = list_all(&mut client).await;
     assert_eq!(views.len(), 1, "{views:?}");
     let v = &views[0];
@@ -242,14 +405,35 @@ async fn repush_of_a_record_id_updates_and_never_duplicates() {
         let mut c = reader.clone();
         async move { list(&mut c, r).await.unwrap().len() }
     };
-    let muni = |m: &str| pb::ListRequest { residence_municipality: m.into(), ..Default::default() };
-    let school = |s: &str| pb::ListRequest { school: s.into(), ..Default::default() };
-    let pupil = |p: String| pb::ListRequest { pupil_pseudonym: p, ..Default::default() };
-    assert_eq!(count(muni("GM0014")).await, 0, "old municipality index left behind");
+    let muni = |m: &str| pb::ListRequest {
+        residence_municipality: m.into(),
+        ..Default::default()
+    };
+    let school = |s: &str| pb::ListRequest {
+        school: s.into(),
+        ..Default::default()
+    };
+    let pupil = |p: String| pb::ListRequest {
+        pupil_pseudonym: p,
+        ..Default::default()
+    };
+    assert_eq!(
+        count(muni("GM0014")).await,
+        0,
+        "old municipality index left behind"
+    );
     assert_eq!(count(muni("GM1966")).await, 1);
-    assert_eq!(count(school("20XY01")).await, 0, "old school index left behind");
+    assert_eq!(
+        count(school("20XY01")).await,
+        0,
+        "old school index left behind"
+    );
     assert_eq!(count(school("30AB02")).await, 1);
-    assert_eq!(count(pupil(pseudonym_of(&first_pupil))).await, 0, "old pupil index left behind");
+    assert_eq!(
+        count(pupil(pseudonym_of(&first_pupil))).await,
+        0,
+        "old pupil index left behind"
+    );
     assert_eq!(count(pupil(pseudonym_of(&second_pupil))).await, 1);
 
     // Pushing the identical record again changes nothing but updated_at.
@@ -271,10 +455,24 @@ async fn repush_of_a_record_id_updates_and_never_duplicates() {
     assert!(report.rejected.is_empty());
     let views = list_all(&mut client).await;
     assert_eq!(ids(&views), ["dossier-7", "dossier-8"]);
-    let d8 = views.iter().find(|v| v.source_record_id == "dossier-8").unwrap();
-    assert_eq!((d8.residence_municipality.as_str(), d8.school.as_str()), ("GM1952", "50EF04"));
-    assert_eq!(count(muni("GM1969")).await, 0, "first version of the stream indexed");
-    assert_eq!(count(school("40CD03")).await, 0, "first version of the stream indexed");
+    let d8 = views
+        .iter()
+        .find(|v| v.source_record_id == "dossier-8")
+        .unwrap();
+    assert_eq!(
+        (d8.residence_municipality.as_str(), d8.school.as_str()),
+        ("GM1952", "50EF04")
+    );
+    assert_eq!(
+        count(muni("GM1969")).await,
+        0,
+        "first version of the stream indexed"
+    );
+    assert_eq!(
+        count(school("40CD03")).await,
+        0,
+        "first version of the stream indexed"
+    );
     assert_eq!(count(muni("GM1952")).await, 1);
     assert_eq!(count(pupil(pseudonym_of(&first_pupil))).await, 1);
 }
@@ -283,7 +481,9 @@ async fn repush_of_a_record_id_updates_and_never_duplicates() {
 async fn restart_keeps_all_data() {
     let (mut node, mut client) = node_and_client().await;
     let mut bsns = Bsns::new(4);
-    let first: Vec<_> = (0..20).map(|i| good_record(&format!("a-{i:02}"), &bsns.next_bsn())).collect();
+    let first: Vec<_> = (0..20)
+        .map(|i| good_record(&format!("a-{i:02}"), &bsns.next_bsn()))
+        .collect();
     let second: Vec<_> = (0..20)
         .map(|i| pb::SignalRecord {
             residence_municipality: "GM1966".into(),
@@ -304,11 +504,24 @@ async fn restart_keeps_all_data() {
         v
     };
     assert_eq!(sorted(after), sorted(before));
-    let gm1966 = pb::ListRequest { residence_municipality: "GM1966".into(), ..Default::default() };
-    assert_eq!(list(&mut client, gm1966).await.unwrap().len(), 20, "index lost in restart");
+    let gm1966 = pb::ListRequest {
+        residence_municipality: "GM1966".into(),
+        ..Default::default()
+    };
+    assert_eq!(
+        list(&mut client, gm1966).await.unwrap().len(),
+        20,
+        "index lost in restart"
+    );
 
     // And it still takes pushes, then keeps them through a second restart.
-    assert_eq!(push(&mut client, vec![good_record("c-1", &bsns.next_bsn())]).await.unwrap().accepted, 1);
+    assert_eq!(
+        push(&mut client, vec![good_record("c-1", &bsns.next_bsn())])
+            .await
+            .unwrap()
+            .accepted,
+        1
+    );
     drop(client);
     node.restart().await;
     let mut client = node.intake().await;
@@ -329,34 +542,174 @@ async fn every_bad_field_is_refused_with_index_field_and_reason_and_good_records
     let future = date_from_today(3);
     let long_ago = date_from_today(-400);
     let cases: Vec<(&str, Change, &str, &str)> = vec![
-        ("bsn fails 11-proef", change(|r| r.pupil_id = failing_eleven_proof(&r.pupil_id)), "pupil_id", "11-proef"),
-        ("bsn 123456789", change(|r| r.pupil_id = "123456789".into()), "pupil_id", "11-proef"),
-        ("bsn with a letter", change(|r| r.pupil_id = "12345678a".into()), "pupil_id", "nine digits"),
-        ("bsn with dots", change(|r| r.pupil_id = "1234.5678".into()), "pupil_id", "nine digits"),
-        ("bsn of ten digits", change(|r| r.pupil_id = format!("{}1", r.pupil_id)), "pupil_id", "nine digits"),
-        ("bsn empty", change(|r| r.pupil_id = String::new()), "pupil_id", "empty"),
-        ("bsn zeros", change(|r| r.pupil_id = "000000000".into()), "pupil_id", "11-proef"),
-        ("absent_since 30 Feb", change(|r| r.absent_since = "2031-02-30".into()), "absent_since", "2031-02-30 is not a date"),
-        ("absent_since month 13", change(|r| r.absent_since = "2025-13-01".into()), "absent_since", "not a date"),
-        ("absent_since dutch order", change(|r| r.absent_since = "01-09-2025".into()), "absent_since", "YYYY-MM-DD"),
-        ("absent_since empty", change(|r| r.absent_since = String::new()), "absent_since", "empty"),
-        ("absent_since in the future", change(move |r| r.absent_since = future.clone()), "absent_since", "in the future"),
-        ("municipality without GM", change(|r| r.residence_municipality = "0014".into()), "residence_municipality", "CBS code"),
-        ("municipality lower case", change(|r| r.residence_municipality = "gm0014".into()), "residence_municipality", "CBS code"),
-        ("municipality name", change(|r| r.residence_municipality = "Groningen".into()), "residence_municipality", "CBS code"),
-        ("municipality empty", change(|r| r.residence_municipality = String::new()), "residence_municipality", "CBS code"),
-        ("school shape", change(|r| r.school = "AB1234".into()), "school", "BRIN"),
-        ("school lower case", change(|r| r.school = "20xy01".into()), "school", "BRIN"),
-        ("school too long", change(|r| r.school = "20XY011".into()), "school", "BRIN"),
-        ("school empty for LRV", change(|r| r.school = String::new()), "school", "only an AV"),
-        ("category unspecified", change(|r| r.category = 0), "category", "not set"),
-        ("category unknown", change(|r| r.category = 99), "category", "99 is not a known category"),
-        ("sector unspecified", change(|r| r.sector = 0), "sector", "not set"),
-        ("sector unknown", change(|r| r.sector = 42), "sector", "42 is not a known sector"),
-        ("status unspecified", change(|r| r.status = 0), "status", "not set"),
-        ("status unknown", change(|r| r.status = 17), "status", "17 is not a known status"),
-        ("AANBOD without offer_date", change(|r| r.status = pb::Status::Aanbod as i32), "offer_date", "required"),
-        ("OPEN with offer_date", change(|r| r.offer_date = date_from_today(-1)), "offer_date", "status is OPEN"),
+        (
+            "bsn fails 11-proef",
+            change(|r| r.pupil_id = failing_eleven_proof(&r.pupil_id)),
+            "pupil_id",
+            "11-proef",
+        ),
+        (
+            "bsn 123456789",
+            change(|r| r.pupil_id = "123456789".into()),
+            "pupil_id",
+            "11-proef",
+        ),
+        (
+            "bsn with a letter",
+            change(|r| r.pupil_id = "12345678a".into()),
+            "pupil_id",
+            "nine digits",
+        ),
+        (
+            "bsn with dots",
+            change(|r| r.pupil_id = "1234.5678".into()),
+            "pupil_id",
+            "nine digits",
+        ),
+        (
+            "bsn of ten digits",
+            change(|r| r.pupil_id = format!("{}1", r.pupil_id)),
+            "pupil_id",
+            "nine digits",
+        ),
+        (
+            "bsn empty",
+            change(|r| r.pupil_id = String::new()),
+            "pupil_id",
+            "empty",
+        ),
+        (
+            "bsn zeros",
+            change(|r| r.pupil_id = "000000000".into()),
+            "pupil_id",
+            "11-proef",
+        ),
+        (
+            "absent_since 30 Feb",
+            change(|r| r.absent_since = "2031-02-30".into()),
+            "absent_since",
+            "2031-02-30 is not a date",
+        ),
+        (
+            "absent_since month 13",
+            change(|r| r.absent_since = "2025-13-01".into()),
+            "absent_since",
+            "not a date",
+        ),
+        (
+            "absent_since dutch order",
+            change(|r| r.absent_since = "01-09-2025".into()),
+            "absent_since",
+            "YYYY-MM-DD",
+        ),
+        (
+            "absent_since empty",
+            change(|r| r.absent_since = String::new()),
+            "absent_since",
+            "empty",
+        ),
+        (
+            "absent_since in the future",
+            change(move |r| r.absent_since = future.clone()),
+            "absent_since",
+            "in the future",
+        ),
+        (
+            "municipality without GM",
+            change(|r| r.residence_municipality = "0014".into()),
+            "residence_municipality",
+            "CBS code",
+        ),
+        (
+            "municipality lower case",
+            change(|r| r.residence_municipality = "gm0014".into()),
+            "residence_municipality",
+            "CBS code",
+        ),
+        (
+            "municipality name",
+            change(|r| r.residence_municipality = "Groningen".into()),
+            "residence_municipality",
+            "CBS code",
+        ),
+        (
+            "municipality empty",
+            change(|r| r.residence_municipality = String::new()),
+            "residence_municipality",
+            "CBS code",
+        ),
+        (
+            "school shape",
+            change(|r| r.school = "AB1234".into()),
+            "school",
+            "BRIN",
+        ),
+        (
+            "school lower case",
+            change(|r| r.school = "20xy01".into()),
+            "school",
+            "BRIN",
+        ),
+        (
+            "school too long",
+            change(|r| r.school = "20XY011".into()),
+            "school",
+            "BRIN",
+        ),
+        (
+            "school empty for LRV",
+            change(|r| r.school = String::new()),
+            "school",
+            "only an AV",
+        ),
+        (
+            "category unspecified",
+            change(|r| r.category = 0),
+            "category",
+            "not set",
+        ),
+        (
+            "category unknown",
+            change(|r| r.category = 99),
+            "category",
+            "99 is not a known category",
+        ),
+        (
+            "sector unspecified",
+            change(|r| r.sector = 0),
+            "sector",
+            "not set",
+        ),
+        (
+            "sector unknown",
+            change(|r| r.sector = 42),
+            "sector",
+            "42 is not a known sector",
+        ),
+        (
+            "status unspecified",
+            change(|r| r.status = 0),
+            "status",
+            "not set",
+        ),
+        (
+            "status unknown",
+            change(|r| r.status = 17),
+            "status",
+            "17 is not a known status",
+        ),
+        (
+            "AANBOD without offer_date",
+            change(|r| r.status = pb::Status::Aanbod as i32),
+            "offer_date",
+            "required",
+        ),
+        (
+            "OPEN with offer_date",
+            change(|r| r.offer_date = date_from_today(-1)),
+            "offer_date",
+            "status is OPEN",
+        ),
         (
             "offer before absence",
             change(move |r| {
@@ -387,7 +740,12 @@ async fn every_bad_field_is_refused_with_index_field_and_reason_and_good_records
         ("age 2", change(|r| r.age = 2), "age", "outside 3-23"),
         ("age 24", change(|r| r.age = 24), "age", "outside 3-23"),
         ("age 0", change(|r| r.age = 0), "age", "outside 3-23"),
-        ("record id holds the BSN", change(|r| r.source_record_id = format!("dossier-{}", r.pupil_id)), "source_record_id", "contains the pupil_id"),
+        (
+            "record id holds the BSN",
+            change(|r| r.source_record_id = format!("dossier-{}", r.pupil_id)),
+            "source_record_id",
+            "contains the pupil_id",
+        ),
         (
             "record id holds the BSN with dots",
             change(|r| {
@@ -397,9 +755,24 @@ async fn every_bad_field_is_refused_with_index_field_and_reason_and_good_records
             "source_record_id",
             "contains the pupil_id",
         ),
-        ("record id empty", change(|r| r.source_record_id = String::new()), "source_record_id", "empty"),
-        ("record id too long", change(|r| r.source_record_id = "x".repeat(129)), "source_record_id", "longer than 128"),
-        ("record id with a space", change(|r| r.source_record_id = "a b".into()), "source_record_id", "printable ASCII"),
+        (
+            "record id empty",
+            change(|r| r.source_record_id = String::new()),
+            "source_record_id",
+            "empty",
+        ),
+        (
+            "record id too long",
+            change(|r| r.source_record_id = "x".repeat(129)),
+            "source_record_id",
+            "longer than 128",
+        ),
+        (
+            "record id with a space",
+            change(|r| r.source_record_id = "a b".into()),
+            "source_record_id",
+            "printable ASCII",
+        ),
     ];
     // Good records that sit on the edges of the rules.
     let goods: Vec<Change> = vec![
@@ -442,15 +815,37 @@ async fn every_bad_field_is_refused_with_index_field_and_reason_and_good_records
 
     let mut refused = report.rejected.clone();
     refused.sort_by_key(|r| r.index);
-    let got: Vec<(u32, &str)> = refused.iter().map(|r| (r.index, r.field.as_str())).collect();
-    let want: Vec<(u32, &str)> = expected_bad.iter().map(|(i, f, ..)| (*i as u32, *f)).collect();
+    let got: Vec<(u32, &str)> = refused
+        .iter()
+        .map(|r| (r.index, r.field.as_str()))
+        .collect();
+    let want: Vec<(u32, &str)> = expected_bad
+        .iter()
+        .map(|(i, f, ..)| (*i as u32, *f))
+        .collect();
     assert_eq!(got, want, "refused (index, field)");
     for (r, (index, field, words, name, bsn)) in refused.iter().zip(&expected_bad) {
         let prefix = format!("record {index}: {field} ");
-        assert!(r.reason.starts_with(&prefix), "{name}: {:?} should start with {prefix:?}", r.reason);
-        assert!(r.reason.contains(words), "{name}: {:?} should say {words:?}", r.reason);
-        assert!(r.reason.len() < 300, "{name}: reason too long: {:?}", r.reason);
-        assert!(!r.reason.contains(bsn.as_str()), "{name}: the reason echoes the BSN: {:?}", r.reason);
+        assert!(
+            r.reason.starts_with(&prefix),
+            "{name}: {:?} should start with {prefix:?}",
+            r.reason
+        );
+        assert!(
+            r.reason.contains(words),
+            "{name}: {:?} should say {words:?}",
+            r.reason
+        );
+        assert!(
+            r.reason.len() < 300,
+            "{name}: reason too long: {:?}",
+            r.reason
+        );
+        assert!(
+            !r.reason.contains(bsn.as_str()),
+            "{name}: the reason echoes the BSN: {:?}",
+            r.reason
+        );
     }
     assert_eq!(report.accepted as usize, expected_good.len());
 
@@ -464,14 +859,18 @@ async fn every_bad_field_is_refused_with_index_field_and_reason_and_good_records
 async fn an_oversized_record_refuses_the_whole_push() {
     let (node, mut client) = node_and_client().await;
     let mut bsns = Bsns::new(6);
-    let mut records: Vec<_> = (0..5).map(|i| good_record(&format!("ok-{i}"), &bsns.next_bsn())).collect();
+    let mut records: Vec<_> = (0..5)
+        .map(|i| good_record(&format!("ok-{i}"), &bsns.next_bsn()))
+        .collect();
     records.push(pb::SignalRecord {
         school: "A".repeat(65 * 1024),
         ..good_record("huge", &bsns.next_bsn())
     });
     records.push(good_record("after", &bsns.next_bsn()));
 
-    let status = push(&mut client, records).await.expect_err("a 65 KiB record must be refused");
+    let status = push(&mut client, records)
+        .await
+        .expect_err("a 65 KiB record must be refused");
     assert!(
         matches!(status.code(), Code::OutOfRange | Code::ResourceExhausted),
         "code {:?}: {}",
@@ -484,8 +883,15 @@ async fn an_oversized_record_refuses_the_whole_push() {
         "the message should say the record is too large: {:?}",
         status.message()
     );
-    assert!(message.contains("65536") || message.contains("64 kib"), "{:?}", status.message());
-    assert!(list_all(&mut client).await.is_empty(), "part of a refused push was stored");
+    assert!(
+        message.contains("65536") || message.contains("64 kib"),
+        "{:?}",
+        status.message()
+    );
+    assert!(
+        list_all(&mut client).await.is_empty(),
+        "part of a refused push was stored"
+    );
 
     // The node is fine afterwards, and a record just under the limit is judged on its fields.
     let mut client = node.intake().await;
@@ -493,13 +899,19 @@ async fn an_oversized_record_refuses_the_whole_push() {
         school: "A".repeat(60 * 1024),
         ..good_record("near", &bsns.next_bsn())
     };
-    let report = push(&mut client, vec![near, good_record("fine", &bsns.next_bsn())])
-        .await
-        .expect("a push under the limit");
+    let report = push(
+        &mut client,
+        vec![near, good_record("fine", &bsns.next_bsn())],
+    )
+    .await
+    .expect("a push under the limit");
     assert_eq!(report.accepted, 1);
     assert_eq!(report.rejected.len(), 1);
     assert_eq!(report.rejected[0].field, "school");
-    assert!(report.rejected[0].reason.len() < 300, "an error echoes a large value");
+    assert!(
+        report.rejected[0].reason.len() < 300,
+        "an error echoes a large value"
+    );
     assert_eq!(ids(&list_all(&mut client).await), ["fine"]);
 }
 
@@ -525,9 +937,15 @@ async fn a_push_of_more_than_the_maximum_records_is_refused_whole() {
         status.message()
     );
     let mut client = node.intake().await;
-    let some = list(&mut client, pb::ListRequest { limit: 1, ..Default::default() })
-        .await
-        .unwrap();
+    let some = list(
+        &mut client,
+        pb::ListRequest {
+            limit: 1,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
     assert!(some.is_empty(), "part of a refused push was stored");
 }
 
@@ -540,14 +958,18 @@ async fn health_check_says_serving() {
     let mut health = HealthClient::new(node.channel_as("swv-vo").await);
     for service in ["", "pactgate.v1.SignalIntake"] {
         let answer = health
-            .check(HealthCheckRequest { service: service.into() })
+            .check(HealthCheckRequest {
+                service: service.into(),
+            })
             .await
             .unwrap_or_else(|e| panic!("health of {service:?}: {e}"))
             .into_inner();
         assert_eq!(answer.status, ServingStatus::Serving as i32, "{service:?}");
     }
     let unknown = health
-        .check(HealthCheckRequest { service: "pactgate.v1.Nothing".into() })
+        .check(HealthCheckRequest {
+            service: "pactgate.v1.Nothing".into(),
+        })
         .await
         .expect_err("unknown service");
     assert_eq!(unknown.code(), Code::NotFound);
@@ -590,11 +1012,22 @@ async fn reflection_lists_the_services_as_grpcurl_sees_them() {
 
     let second = answers.message().await.unwrap().expect("a file answer");
     let Some(MessageResponse::FileDescriptorResponse(files)) = second.message_response else {
-        panic!("expected file descriptors, got {:?}", second.message_response);
+        panic!(
+            "expected file descriptors, got {:?}",
+            second.message_response
+        );
     };
     let all: Vec<u8> = files.file_descriptor_proto.concat();
-    for word in ["signals.proto", "SignalIntake", "SignalRecord", "PushReport"] {
-        assert!(contains_bytes(&all, word.as_bytes()), "{word} missing from the descriptor");
+    for word in [
+        "signals.proto",
+        "SignalIntake",
+        "SignalRecord",
+        "PushReport",
+    ] {
+        assert!(
+            contains_bytes(&all, word.as_bytes()),
+            "{word} missing from the descriptor"
+        );
     }
 
     // Older grpcurl versions ask v1alpha.
@@ -615,5 +1048,8 @@ async fn reflection_lists_the_services_as_grpcurl_sees_them() {
     let Some(AlphaResponse::ListServicesResponse(list)) = answer.message_response else {
         panic!("expected a service list");
     };
-    assert!(list.service.iter().any(|s| s.name == "pactgate.v1.SignalIntake"));
+    assert!(list
+        .service
+        .iter()
+        .any(|s| s.name == "pactgate.v1.SignalIntake"));
 }

@@ -21,7 +21,9 @@ use tonic::Code;
 /// failed. With TLS 1.3 the server's refusal of a client certificate may only surface on the
 /// first read, so this asserts on the RPC, not on `connect`.
 async fn try_push(addr: SocketAddr, tls: &TlsMaterial, id: &str) -> Result<pb::PushReport, String> {
-    let channel = channel_with(addr, tls).await.map_err(|e| format!("connect: {e}"))?;
+    let channel = channel_with(addr, tls)
+        .await
+        .map_err(|e| format!("connect: {e}"))?;
     let mut client = SignalIntakeClient::new(channel);
     let bsn = Bsns::new(id.len() as u64 + 100).next_bsn();
     let call = push(&mut client, vec![good_record(id, &bsn)]);
@@ -68,8 +70,13 @@ fn raw_config(
 
 /// A raw TLS handshake, then the HTTP/2 preface, then one read: Ok with the bytes the server
 /// sent (its HTTP/2 SETTINGS) if the node accepted the client, Err with the TLS error otherwise.
-async fn raw_session(addr: SocketAddr, config: Arc<rustls::ClientConfig>) -> Result<Vec<u8>, String> {
-    let tcp = tokio::net::TcpStream::connect(addr).await.map_err(|e| format!("tcp: {e}"))?;
+async fn raw_session(
+    addr: SocketAddr,
+    config: Arc<rustls::ClientConfig>,
+) -> Result<Vec<u8>, String> {
+    let tcp = tokio::net::TcpStream::connect(addr)
+        .await
+        .map_err(|e| format!("tcp: {e}"))?;
     let connector = tokio_rustls::TlsConnector::from(config);
     let name = ServerName::IpAddress(addr.ip().into());
     let mut tls = tokio::time::timeout(Duration::from_secs(10), connector.connect(name, tcp))
@@ -106,12 +113,23 @@ async fn a_good_certificate_is_accepted_control() {
     let node = TestNode::start("swv-vo").await;
     // The committed certificate and a freshly issued one both work, through the library's
     // client and a raw TLS 1.3 session: so the refusals below are about what they change.
-    try_push(node.addr(), &material("swv-vo"), "control-1").await.expect("committed cert");
-    try_push(node.addr(), &fresh_cert("swv-vo"), "control-2").await.expect("fresh cert");
-    let settings = raw_session(node.addr(), raw_config(&[&rustls::version::TLS13], Some(&material("swv-vo"))))
+    try_push(node.addr(), &material("swv-vo"), "control-1")
         .await
-        .expect("raw TLS 1.3 session");
-    assert_eq!(settings.get(3), Some(&4), "the node's first HTTP/2 frame is SETTINGS");
+        .expect("committed cert");
+    try_push(node.addr(), &fresh_cert("swv-vo"), "control-2")
+        .await
+        .expect("fresh cert");
+    let settings = raw_session(
+        node.addr(),
+        raw_config(&[&rustls::version::TLS13], Some(&material("swv-vo"))),
+    )
+    .await
+    .expect("raw TLS 1.3 session");
+    assert_eq!(
+        settings.get(3),
+        Some(&4),
+        "the node's first HTTP/2 frame is SETTINGS"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -126,14 +144,25 @@ async fn a_client_without_a_certificate_is_refused() {
         .unwrap()
         .connect_timeout(Duration::from_secs(5));
     let outcome = async {
-        let channel = endpoint.connect().await.map_err(|e| format!("connect: {e}"))?;
-        let mut client = SignalIntakeClient::new(channel);
-        push(&mut client, vec![good_record("anon", &Bsns::new(11).next_bsn())])
+        let channel = endpoint
+            .connect()
             .await
-            .map_err(|s| format!("push: {s}"))
+            .map_err(|e| format!("connect: {e}"))?;
+        let mut client = SignalIntakeClient::new(channel);
+        push(
+            &mut client,
+            vec![good_record("anon", &Bsns::new(11).next_bsn())],
+        )
+        .await
+        .map_err(|s| format!("push: {s}"))
     };
-    let outcome = tokio::time::timeout(Duration::from_secs(15), outcome).await.expect("no hang");
-    assert!(outcome.is_err(), "a client without a certificate pushed: {outcome:?}");
+    let outcome = tokio::time::timeout(Duration::from_secs(15), outcome)
+        .await
+        .expect("no hang");
+    assert!(
+        outcome.is_err(),
+        "a client without a certificate pushed: {outcome:?}"
+    );
 
     assert_alert(
         raw_session(node.addr(), raw_config(&[&rustls::version::TLS13], None)).await,
@@ -149,9 +178,16 @@ async fn a_certificate_from_a_foreign_ca_is_refused() {
     // The same party, the same names, only signed by a CA outside the covenant.
     let foreign = foreign_cert("swv-vo");
     let outcome = try_push(node.addr(), &foreign, "foreign").await;
-    assert!(outcome.is_err(), "a foreign-CA certificate pushed: {outcome:?}");
+    assert!(
+        outcome.is_err(),
+        "a foreign-CA certificate pushed: {outcome:?}"
+    );
     assert_alert(
-        raw_session(node.addr(), raw_config(&[&rustls::version::TLS13], Some(&foreign))).await,
+        raw_session(
+            node.addr(),
+            raw_config(&[&rustls::version::TLS13], Some(&foreign)),
+        )
+        .await,
         &["UnknownCA", "BadCertificate", "DecryptError"],
         "foreign CA",
     );
@@ -163,9 +199,16 @@ async fn an_expired_certificate_is_refused() {
     let node = TestNode::start("swv-vo").await;
     let expired = expired_cert("swv-vo");
     let outcome = try_push(node.addr(), &expired, "expired").await;
-    assert!(outcome.is_err(), "an expired certificate pushed: {outcome:?}");
+    assert!(
+        outcome.is_err(),
+        "an expired certificate pushed: {outcome:?}"
+    );
     assert_alert(
-        raw_session(node.addr(), raw_config(&[&rustls::version::TLS13], Some(&expired))).await,
+        raw_session(
+            node.addr(),
+            raw_config(&[&rustls::version::TLS13], Some(&expired)),
+        )
+        .await,
         &["CertificateExpired", "BadCertificate"],
         "expired certificate",
     );
@@ -178,14 +221,24 @@ async fn a_tls12_only_client_is_refused() {
     let tls12 = raw_config(&[&rustls::version::TLS12], Some(&material("swv-vo")));
     let result = raw_session(node.addr(), tls12).await;
     let err = result.expect_err("a TLS 1.2 client got a session");
-    assert!(err.starts_with("handshake:"), "refused at the handshake: {err}");
     assert!(
-        err.contains("ProtocolVersion") || err.contains("HandshakeFailure") || err.contains("version"),
+        err.starts_with("handshake:"),
+        "refused at the handshake: {err}"
+    );
+    assert!(
+        err.contains("ProtocolVersion")
+            || err.contains("HandshakeFailure")
+            || err.contains("version"),
         "{err}"
     );
     // The control: the same client, allowed TLS 1.3, gets through.
-    let both = raw_config(&[&rustls::version::TLS13, &rustls::version::TLS12], Some(&material("swv-vo")));
-    raw_session(node.addr(), both).await.expect("TLS 1.3 with the same identity");
+    let both = raw_config(
+        &[&rustls::version::TLS13, &rustls::version::TLS12],
+        Some(&material("swv-vo")),
+    );
+    raw_session(node.addr(), both)
+        .await
+        .expect("TLS 1.3 with the same identity");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -194,14 +247,27 @@ async fn another_covenant_party_may_not_use_signal_intake() {
     let mut bsns = Bsns::new(12);
     for party in ["wij", "leerplicht", "swv-po"] {
         let mut client = node.intake_as(party).await;
-        let status = push(&mut client, vec![good_record(&format!("from-{party}"), &bsns.next_bsn())])
-            .await
-            .expect_err("Push by another organisation");
-        assert_eq!(status.code(), Code::PermissionDenied, "{party} Push: {status:?}");
+        let status = push(
+            &mut client,
+            vec![good_record(&format!("from-{party}"), &bsns.next_bsn())],
+        )
+        .await
+        .expect_err("Push by another organisation");
+        assert_eq!(
+            status.code(),
+            Code::PermissionDenied,
+            "{party} Push: {status:?}"
+        );
         let name = pactgate::certs::dev_party(party).unwrap().name;
-        assert!(status.message().contains(name), "{party}: {:?}", status.message());
         assert!(
-            status.message().contains("Samenwerkingsverband VO Groningen"),
+            status.message().contains(name),
+            "{party}: {:?}",
+            status.message()
+        );
+        assert!(
+            status
+                .message()
+                .contains("Samenwerkingsverband VO Groningen"),
             "{:?}",
             status.message()
         );
@@ -209,15 +275,23 @@ async fn another_covenant_party_may_not_use_signal_intake() {
         let status = list(&mut client, pb::ListRequest::default())
             .await
             .expect_err("List by another organisation");
-        assert_eq!(status.code(), Code::PermissionDenied, "{party} List: {status:?}");
+        assert_eq!(
+            status.code(),
+            Code::PermissionDenied,
+            "{party} List: {status:?}"
+        );
     }
     // The node's own party was never refused, and nothing of the others was stored.
     let mut own = node.intake().await;
     assert!(list_all(&mut own).await.is_empty());
-    push(&mut own, vec![good_record("own", &bsns.next_bsn())]).await.expect("own push");
+    push(&mut own, vec![good_record("own", &bsns.next_bsn())])
+        .await
+        .expect("own push");
     // A node of another party refuses swv-vo in turn.
     let wij_node = TestNode::start("wij").await;
     let mut at_wij = wij_node.intake_as("swv-vo").await;
-    let status = list(&mut at_wij, pb::ListRequest::default()).await.expect_err("swv-vo at wij");
+    let status = list(&mut at_wij, pb::ListRequest::default())
+        .await
+        .expect_err("swv-vo at wij");
     assert_eq!(status.code(), Code::PermissionDenied);
 }

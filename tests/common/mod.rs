@@ -114,6 +114,11 @@ pub fn date_from_today(days: i64) -> String {
         .to_string()
 }
 
+/// The shipped covenant policy.
+pub fn policy_path() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("policies/groningen.toml")
+}
+
 /// A record that passes every check: an LRV signal of a VO pupil of 14 living in Groningen,
 /// absent since 60 days, still open. Change fields with struct update syntax.
 pub fn good_record(source_record_id: &str, bsn: &str) -> pb::SignalRecord {
@@ -128,6 +133,7 @@ pub fn good_record(source_record_id: &str, bsn: &str) -> pb::SignalRecord {
         status: pb::Status::Open as i32,
         offer_date: String::new(),
         age: 14,
+        ..Default::default()
     }
 }
 
@@ -297,11 +303,8 @@ fn spawn_node(party: &str, data_dir: PathBuf) -> Running {
                     let _ = stop_rx.await;
                     let _ = stopping_tx.send(());
                 };
-                let setup = pactgate::node::NodeSetup {
-                    tls,
-                    key: test_key(),
-                    data_dir,
-                };
+                let mut setup = pactgate::node::NodeSetup::new(tls, test_key(), data_dir);
+                setup.policy = Some(policy_path());
                 tokio::select! {
                     served = pactgate::node::serve(setup, listener, shutdown) => {
                         served.map_err(|e| format!("node::serve failed: {e}"))
@@ -365,7 +368,11 @@ impl TestNode {
         let started = Instant::now();
         let tls = material(&self.party);
         loop {
-            if self.running.as_ref().is_some_and(|r| r.thread.is_finished()) {
+            if self
+                .running
+                .as_ref()
+                .is_some_and(|r| r.thread.is_finished())
+            {
                 let result = self.running.take().unwrap().stop_blocking();
                 panic!("node {} stopped while starting: {result:?}", self.party);
             }
