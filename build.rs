@@ -8,6 +8,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let protos = [
         "proto/pactgate/v1/signals.proto",
         "proto/pactgate/v1/exchange.proto",
+        "proto/pactgate/v1/clock.proto",
     ];
     println!("cargo:rerun-if-changed=proto");
     let fds = protox::compile(protos, ["proto"])?;

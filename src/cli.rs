@@ -77,6 +77,9 @@ pub struct ServeArgs {
     /// The covenant policy file (TOML).
     #[arg(long)]
     pub policy: Option<PathBuf>,
+    /// The counting rules file (TOML).
+    #[arg(long)]
+    pub counting: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -583,6 +586,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         pseudonym_key: args.pseudonym_key,
         pseudonym_key_version: args.pseudonym_key_version,
         policy: args.policy,
+        counting: args.counting,
         peers: Vec::new(),
     });
     let listen = NodeConfig::require(&config.listen, "listen address", "listen")?;
@@ -614,6 +618,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         data_dir: data_dir.clone(),
         policy: config.policy.clone(),
         peers: config.peers.clone(),
+        counting: config.counting.clone(),
     };
     crate::node::serve(setup, listener, shutdown_signal()).await?;
     Ok(())

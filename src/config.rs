@@ -37,6 +37,8 @@ pub struct NodeConfig {
     pub pseudonym_key_version: Option<u16>,
     /// The covenant policy file (TOML), e.g. policies/groningen.toml.
     pub policy: Option<PathBuf>,
+    /// The counting rules file (TOML), e.g. policies/counting.toml.
+    pub counting: Option<PathBuf>,
     /// The other partners' nodes this node may ask.
     #[serde(default, rename = "peer")]
     pub peers: Vec<crate::peers::PeerConfig>,
@@ -66,6 +68,7 @@ impl NodeConfig {
             pseudonym_key: flags.pseudonym_key.or(self.pseudonym_key),
             pseudonym_key_version: flags.pseudonym_key_version.or(self.pseudonym_key_version),
             policy: flags.policy.or(self.policy),
+            counting: flags.counting.or(self.counting),
             peers: if flags.peers.is_empty() {
                 self.peers
             } else {

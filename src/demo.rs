@@ -117,6 +117,7 @@ impl DemoNode {
             data_dir: data_dir.join(file),
             policy,
             peers,
+            counting: Some(data_dir.join("counting.toml")),
         };
         let task = tokio::spawn(crate::node::serve(setup, listener, async {
             let _ = rx.await;
@@ -421,6 +422,9 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
 /// The covenant policy the demo's nodes run under, compiled in.
 pub const DEMO_POLICY: &str = include_str!("../policies/groningen.toml");
 
+/// The counting rules the demo's nodes use, compiled in.
+pub const DEMO_COUNTING: &str = include_str!("../policies/counting.toml");
+
 /// Starts every demo node on its own loopback port, each with all others as peers.
 pub async fn start_federation(
     data_dir: &Path,
@@ -429,6 +433,7 @@ pub async fn start_federation(
     std::fs::create_dir_all(data_dir)?;
     let policy = data_dir.join("policy.toml");
     std::fs::write(&policy, DEMO_POLICY)?;
+    std::fs::write(data_dir.join("counting.toml"), DEMO_COUNTING)?;
     let mut bound = Vec::new();
     for file in DEMO_NODES {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;

@@ -4,6 +4,8 @@
 //! to stop. On SIGHUP it reloads the policy; an invalid new policy keeps the old one.
 
 use crate::cases::CaseStore;
+use crate::clock::CountingRules;
+use crate::rpc::clock::{ClockService, CountsService};
 use crate::identity::Organisation;
 use crate::pb;
 use crate::peers::{Peer, PeerConfig};
@@ -33,6 +35,8 @@ pub enum NodeError {
     Policy(#[from] crate::policy::PolicyErrors),
     #[error(transparent)]
     Peer(#[from] crate::client::ClientError),
+    #[error(transparent)]
+    Counting(#[from] crate::clock::RulesErrors),
     #[error("gRPC reflection could not be set up: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
     #[error("the gRPC server failed: {0}")]
@@ -48,6 +52,9 @@ pub struct NodeSetup {
     pub policy: Option<PathBuf>,
     /// The other partners' nodes.
     pub peers: Vec<PeerConfig>,
+    /// The counting rules file (policies/counting.toml). Without one, the clock is unavailable
+    /// and nothing is purged.
+    pub counting: Option<PathBuf>,
 }
 
 impl NodeSetup {
@@ -59,6 +66,7 @@ impl NodeSetup {
             data_dir,
             policy: None,
             peers: Vec::new(),
+            counting: None,
         }
     }
 }
@@ -107,6 +115,7 @@ pub struct NodeContext {
     pub policy: PolicyHandle,
     pub peers: Vec<Peer>,
     pub key: Arc<PseudonymKey>,
+    pub counting: Option<Arc<CountingRules>>,
 }
 
 impl NodeContext {
@@ -167,6 +176,12 @@ pub async fn serve(
         peers: crate::peers::connect_all(&setup.peers, &setup.tls)?,
         policy: policy.clone(),
         key: Arc::new(setup.key),
+        counting: setup
+            .counting
+            .as_deref()
+            .map(CountingRules::load)
+            .transpose()?
+            .map(Arc::new),
     });
     reload_on_sighup(policy.clone());
     let addr = listener.local_addr().ok();
@@ -185,6 +200,8 @@ pub async fn serve(
     let federation =
         pb::federation_server::FederationServer::new(FederationService::new(context.clone()));
     let cases = pb::cases_server::CasesServer::new(CasesService::new(context.clone()));
+    let clock = pb::clock_server::ClockServer::new(ClockService::new(context.clone()));
+    let counts = pb::counts_server::CountsServer::new(CountsService::new(context.clone()));
 
     let (health, health_service) = tonic_health::server::health_reporter();
     health
@@ -217,6 +234,8 @@ pub async fn serve(
         .add_service(exchange)
         .add_service(federation)
         .add_service(cases)
+        .add_service(clock)
+        .add_service(counts)
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await?;
     store.sync()?;

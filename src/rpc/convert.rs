@@ -313,3 +313,74 @@ pub fn case_from_pb(c: pb::Case) -> Result<Case, tonic::Status> {
         },
     })
 }
+
+/// A signal a peer shared, back as a domain signal for counting. Fields the sharer withheld stay
+/// empty; a view without the pseudonym, category, status or first day absent cannot be counted
+/// and gives `None`.
+pub fn signal_from_view(v: &pb::SignalView) -> Option<Signal> {
+    let date = |t: &str| chrono::NaiveDate::parse_from_str(t, "%Y-%m-%d").ok();
+    if v.pupil_pseudonym.is_empty() {
+        return None;
+    }
+    Some(Signal {
+        source_record_id: v.source_record_id.clone(),
+        pupil_pseudonym: v.pupil_pseudonym.clone(),
+        category: category_from_pb(v.category).ok()?,
+        sector: sector_from_pb(v.sector).unwrap_or(Sector::Vo),
+        residence_municipality: v.residence_municipality.clone(),
+        school: v.school.clone(),
+        absent_since: date(&v.absent_since)?,
+        status: status_from_pb(v.status).ok()?,
+        offer_date: date(&v.offer_date),
+        age: v.age,
+        updated_at: chrono::DateTime::parse_from_rfc3339(&v.updated_at)
+            .map(|t| t.with_timezone(&chrono::Utc))
+            .unwrap_or_else(|_| chrono::Utc::now()),
+        address_under_investigation: v.address_under_investigation,
+        exemption_5c_requested: v.exemption_5c_requested,
+        awaiting_mbo_intake: v.awaiting_mbo_intake,
+        exemption_term: exemption_term_from_pb(v.exemption_term).ok().flatten(),
+        exemption_end: date(&v.exemption_end),
+        closed_on: date(&v.closed_on),
+    })
+}
+
+pub fn due_band_to_pb(b: crate::clock::DueBand) -> pb::DueBand {
+    match b {
+        crate::clock::DueBand::Weeks8 => pb::DueBand::Weeks8,
+        crate::clock::DueBand::Weeks10 => pb::DueBand::Weeks10,
+        crate::clock::DueBand::Weeks12 => pb::DueBand::Weeks12,
+        crate::clock::DueBand::OverThreeMonths => pb::DueBand::OverThreeMonths,
+    }
+}
+
+pub fn due_line(l: &crate::clock::DueLine) -> pb::DueLine {
+    pb::DueLine {
+        pupil_pseudonym: l.pupil_pseudonym.clone(),
+        weeks: l.weeks,
+        days: l.days,
+        band: due_band_to_pb(l.band).into(),
+        categories: l.categories.iter().map(|c| category_to_pb(*c).into()).collect(),
+        sectors: l.sectors.iter().map(|s| sector_to_pb(*s).into()).collect(),
+        schools: l.schools.clone(),
+        residence_municipalities: l.municipalities.clone(),
+        holders: l
+            .holders
+            .iter()
+            .map(|(partner, record)| pb::SignalHolder {
+                partner: partner.clone(),
+                source_record_id: record.clone(),
+            })
+            .collect(),
+    }
+}
+
+pub fn report_cell(c: &crate::clock::SuppressedCell) -> pb::ReportCell {
+    pb::ReportCell {
+        date: c.date.to_string(),
+        scope: c.scope.clone(),
+        row: c.row.code().to_owned(),
+        column: c.column.code().to_owned(),
+        count: c.value,
+    }
+}

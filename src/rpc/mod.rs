@@ -3,6 +3,7 @@
 //! no internals or pupil ids.
 
 pub mod cases;
+pub mod clock;
 pub mod convert;
 pub mod exchange;
 pub mod federation;

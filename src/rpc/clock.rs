@@ -1,0 +1,207 @@
+//! `pactgate.v1.Clock` and `pactgate.v1.Counts`: the due list and the G4 report for the node's
+//! own organisation (over its own signals and, with a claim, what the peers share under it), and
+//! suppressed counts for other parties under the monitoring routine flow. Counting itself is the
+//! `clock` module's; this layer gathers signals and converts.
+
+use super::convert;
+use crate::clock::{self, CountingRules};
+use crate::exchange::{self, ExchangeFilter};
+use crate::node::NodeContext;
+use crate::pb;
+use crate::pb::clock_server::Clock;
+use crate::pb::counts_server::Counts;
+use crate::policy::{AccessRequest, Decision};
+use crate::signal::Signal;
+use crate::store::SignalFilter;
+use chrono::NaiveDate;
+use std::sync::Arc;
+use std::time::Duration;
+use tonic::{Request, Response, Status};
+
+pub struct ClockService {
+    node: Arc<NodeContext>,
+}
+
+impl ClockService {
+    pub fn new(node: Arc<NodeContext>) -> Self {
+        Self { node }
+    }
+}
+
+pub struct CountsService {
+    node: Arc<NodeContext>,
+}
+
+impl CountsService {
+    pub fn new(node: Arc<NodeContext>) -> Self {
+        Self { node }
+    }
+}
+
+fn rules(node: &NodeContext) -> Result<Arc<CountingRules>, Status> {
+    node.counting.clone().ok_or_else(|| {
+        Status::failed_precondition("this node has no counting rules loaded (config: counting)")
+    })
+}
+
+fn parse_day(field: &str, text: &str) -> Result<NaiveDate, Status> {
+    if text.is_empty() {
+        return Ok(chrono::Utc::now().date_naive());
+    }
+    NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        .map_err(|_| Status::invalid_argument(format!("{field}: {text:?} is not a date (YYYY-MM-DD)")))
+}
+
+fn parse_days(texts: &[String]) -> Result<Vec<NaiveDate>, Status> {
+    if texts.is_empty() {
+        return Err(Status::invalid_argument("at: give at least one reference date"));
+    }
+    texts.iter().map(|t| parse_day("at", t)).collect()
+}
+
+fn rule<'a>(rules: &'a CountingRules, name: &str) -> Result<&'a clock::Rule, Status> {
+    rules.rule(name).ok_or_else(|| {
+        Status::invalid_argument(format!(
+            "rule: {name:?} is not a counting rule (known: {})",
+            rules.rule_names().join(", ")
+        ))
+    })
+}
+
+fn timeout(ms: u32) -> Duration {
+    match ms {
+        0 => super::federation::DEFAULT_TIMEOUT,
+        ms => Duration::from_millis(u64::from(ms)).min(super::federation::MAX_TIMEOUT),
+    }
+}
+
+/// The node's own signals (as "self") and, with a claim, every signal the peers share under it.
+async fn gather(
+    node: &Arc<NodeContext>,
+    claim: Option<pb::AccessClaim>,
+    wait: Duration,
+) -> Result<(Vec<(String, Signal)>, Vec<pb::PeerFailure>), Status> {
+    let store = node.store.clone();
+    let own = tokio::task::spawn_blocking(move || store.list(&SignalFilter::default()))
+        .await
+        .map_err(super::task_status)?
+        .map_err(super::store_status)?;
+    let mut signals: Vec<(String, Signal)> = own.into_iter().map(|s| ("self".to_owned(), s)).collect();
+    let Some(claim) = claim else {
+        return Ok((signals, Vec::new()));
+    };
+    let query = pb::QueryRequest {
+        claim: Some(claim),
+        filter: None,
+    };
+    let federated = super::federation::federate(&node.peers, query, wait).await;
+    for answer in &federated.answers {
+        for view in answer.response.iter().flat_map(|r| r.signals.iter()) {
+            if let Some(s) = convert::signal_from_view(view) {
+                signals.push((answer.peer.clone(), s));
+            }
+        }
+    }
+    Ok((signals, federated.failures))
+}
+
+#[tonic::async_trait]
+impl Clock for ClockService {
+    async fn due(&self, request: Request<pb::DueRequest>) -> Result<Response<pb::DueResponse>, Status> {
+        let caller = self.node.authorize_own(&request)?;
+        let req = request.into_inner();
+        let rules = rules(&self.node)?;
+        let at = parse_day("at", &req.at)?;
+        let (signals, failures) = gather(&self.node, req.claim, timeout(req.timeout_ms)).await?;
+        let lines = clock::due(&signals, at, &rules);
+        tracing::info!(peer.oin = %caller.oin, due.lines = lines.len(), due.failures = failures.len(), "due list");
+        Ok(Response::new(pb::DueResponse {
+            at: at.to_string(),
+            lines: lines.iter().map(convert::due_line).collect(),
+            failures,
+        }))
+    }
+
+    async fn report(
+        &self,
+        request: Request<pb::ReportRequest>,
+    ) -> Result<Response<pb::ReportResponse>, Status> {
+        let caller = self.node.authorize_own(&request)?;
+        let req = request.into_inner();
+        let rules = rules(&self.node)?;
+        let dates = parse_days(&req.at)?;
+        let rule = rule(&rules, &req.rule)?.clone();
+        let (signals, failures) = gather(&self.node, req.claim, timeout(req.timeout_ms)).await?;
+        let report = clock::report(&signals, &dates, &rule, &rules);
+        // For the node's own organisation: nothing suppressed (threshold 0).
+        let shown = report.suppressed(0);
+        let render = |e: clock::RenderError| Status::internal(format!("the report could not be rendered: {e}"));
+        tracing::info!(peer.oin = %caller.oin, report.rule = %req.rule, report.dates = dates.len(), "report");
+        Ok(Response::new(pb::ReportResponse {
+            cells: shown.cells.iter().map(convert::report_cell).collect(),
+            table: shown.to_table(),
+            csv: shown.to_csv().map_err(render)?,
+            json: shown.to_json().map_err(render)?,
+            svg: shown.to_svg(),
+            failures,
+        }))
+    }
+}
+
+#[tonic::async_trait]
+impl Counts for CountsService {
+    async fn counts(
+        &self,
+        request: Request<pb::CountsRequest>,
+    ) -> Result<Response<pb::CountsResponse>, Status> {
+        let caller = super::caller(&request)?;
+        let req = request.into_inner();
+        let claim = req
+            .claim
+            .ok_or_else(|| Status::permission_denied("denied: the request carries no claim"))?;
+        let policy = self.node.policy.current().ok_or_else(|| {
+            Status::permission_denied("denied: this node has no covenant policy loaded")
+        })?;
+        let access = AccessRequest {
+            caller_oin: &caller.oin,
+            holder_oin: &self.node.own.oin,
+            role: &claim.role,
+            legal_basis: &claim.legal_basis,
+            purpose: &claim.purpose,
+            context: super::exchange::context_of(&claim)?,
+        };
+        let permit = match policy.evaluate(&access) {
+            Decision::Permit(p) => p,
+            Decision::Deny(d) => return Err(Status::permission_denied(format!("denied: {}", d.reason))),
+        };
+        if permit.fields.contains(crate::policy::Field::PupilPseudonym) {
+            return Err(Status::permission_denied(format!(
+                "denied: rule {} shares pupil-level data; counts are only given under a flow whose \
+                 data categories hold no pseudonym (e.g. monitoring)",
+                permit.rule
+            )));
+        }
+        let rules = rules(&self.node)?;
+        let dates = parse_days(&req.at)?;
+        let rule = rule(&rules, &req.rule)?.clone();
+        let node = self.node.clone();
+        let selected = tokio::task::spawn_blocking(move || {
+            let today = chrono::Utc::now().date_naive();
+            exchange::select(&node.store, &permit, &ExchangeFilter::default(), None, today)
+        })
+        .await
+        .map_err(super::task_status)?
+        .map_err(super::store_status)?;
+        let own = self.node.own.name.clone();
+        let signals: Vec<(String, Signal)> = selected.into_iter().map(|s| (own.clone(), s)).collect();
+        let threshold = rules.suppression_threshold();
+        let suppressed = clock::report(&signals, &dates, &rule, &rules).suppressed(threshold);
+        tracing::info!(peer.oin = %caller.oin, counts.cells = suppressed.cells.len(), "counts answered");
+        Ok(Response::new(pb::CountsResponse {
+            cells: suppressed.cells.iter().map(convert::report_cell).collect(),
+            threshold,
+            holder: Some(convert::organisation(&self.node.own)),
+            policy_version: policy.version().to_owned(),
+        }))
+    }
+}
