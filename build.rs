@@ -9,6 +9,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/pactgate/v1/signals.proto",
         "proto/pactgate/v1/exchange.proto",
         "proto/pactgate/v1/clock.proto",
+        "proto/pactgate/v1/audit.proto",
     ];
     println!("cargo:rerun-if-changed=proto");
     let fds = protox::compile(protos, ["proto"])?;

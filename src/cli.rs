@@ -44,6 +44,12 @@ pub enum Command {
     Query(QueryArgs),
     /// Open, close and list cases of case meetings at your own node.
     Case(CaseArgs),
+    /// The children passing 8, 10 and 12 weeks and three months without an offer.
+    Due(DueArgs),
+    /// The G4 result schema at reference dates under a counting rule (table, CSV, JSON, SVG).
+    Report(ReportArgs),
+    /// Purge signals closed longer than the retention period (node stopped; offline).
+    Purge(PurgeArgs),
     /// Start a federation of nodes on loopback, push a synthetic population, show what each holds.
     Demo(crate::demo::DemoArgs),
 }
@@ -174,6 +180,99 @@ pub struct QueryArgs {
     /// Output as CSV.
     #[arg(long)]
     pub csv: bool,
+}
+
+/// An optional claim, for commands that may ask the peers too.
+#[derive(Debug, Args)]
+pub struct OptionalClaimArgs {
+    /// The role you act in; with --basis, --purpose and --flow, the peers are asked too.
+    #[arg(long, requires_all = ["basis", "purpose", "flow"])]
+    pub role: Option<String>,
+    /// The legal basis (policy id).
+    #[arg(long)]
+    pub basis: Option<String>,
+    /// The purpose (policy id).
+    #[arg(long)]
+    pub purpose: Option<String>,
+    /// The routine flow (policy id).
+    #[arg(long)]
+    pub flow: Option<String>,
+    /// Who is acting, for the audit log.
+    #[arg(long, default_value = "")]
+    pub actor: String,
+}
+
+impl OptionalClaimArgs {
+    fn to_pb(&self) -> Option<pb::AccessClaim> {
+        let (role, basis, purpose, flow) = (
+            self.role.as_ref()?,
+            self.basis.as_ref()?,
+            self.purpose.as_ref()?,
+            self.flow.as_ref()?,
+        );
+        Some(pb::AccessClaim {
+            role: role.clone(),
+            legal_basis: basis.clone(),
+            purpose: purpose.clone(),
+            actor: self.actor.clone(),
+            context: Some(pb::access_claim::Context::RoutineFlow(flow.clone())),
+        })
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct DueArgs {
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+    #[command(flatten)]
+    pub claim: OptionalClaimArgs,
+    /// Count at this day (YYYY-MM-DD); default today.
+    #[arg(long)]
+    pub at: Option<String>,
+    /// Output as JSON lines.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+    #[command(flatten)]
+    pub claim: OptionalClaimArgs,
+    /// Reference dates, comma separated (YYYY-MM-DD,YYYY-MM-DD,...).
+    #[arg(long, value_delimiter = ',', required = true)]
+    pub at: Vec<String>,
+    /// The counting rule (e.g. g4, groningen, duo).
+    #[arg(long)]
+    pub rule: String,
+    /// Output: table, csv, json or svg.
+    #[arg(long, default_value = "table")]
+    pub format: ReportFormat,
+    /// Also write the SVG chart to this file.
+    #[arg(long)]
+    pub chart: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormat {
+    Table,
+    Csv,
+    Json,
+    Svg,
+}
+
+#[derive(Debug, Args)]
+pub struct PurgeArgs {
+    /// The node's data directory (the node must be stopped).
+    #[arg(long)]
+    pub data_dir: PathBuf,
+    /// The counting rules file, which holds the retention period.
+    #[arg(long)]
+    pub counting: PathBuf,
+    /// The node's certificate (names the node's organisation for the audit entry).
+    #[arg(long)]
+    pub cert: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -363,11 +462,43 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }) => policy_check(&file),
         Command::Query(args) => query(args).await,
         Command::Case(args) => case(args).await,
+        Command::Due(args) => due(args).await,
+        Command::Report(args) => report(args).await,
+        Command::Purge(args) => purge(args),
         Command::Demo(args) => crate::demo::run(args).await,
     }
 }
 
+/// True if a TOML file is a counting rules file (it has a `[counting]` table).
+fn is_counting_file(file: &std::path::Path) -> bool {
+    std::fs::read_to_string(file)
+        .ok()
+        .and_then(|t| t.parse::<toml::Table>().ok())
+        .is_some_and(|t| t.contains_key("counting"))
+}
+
+fn counting_check(file: &std::path::Path) -> anyhow::Result<()> {
+    match crate::clock::CountingRules::load(file) {
+        Ok(rules) => {
+            println!("{}: valid counting rules: {}", file.display(), rules.rule_names().join(", "));
+            println!(
+                "suppression threshold {}, retention {} days after closing",
+                rules.suppression_threshold(),
+                rules.retention_days()
+            );
+            Ok(())
+        }
+        Err(errors) => {
+            eprintln!("{errors}");
+            bail!("{}: the counting rules are not valid", file.display())
+        }
+    }
+}
+
 fn policy_check(file: &std::path::Path) -> anyhow::Result<()> {
+    if is_counting_file(file) {
+        return counting_check(file);
+    }
     match crate::policy::Policy::load(file) {
         Ok(policy) => {
             println!("{}: valid, version {}", file.display(), policy.version());
@@ -859,5 +990,130 @@ fn pseudonym(args: PseudonymArgs) -> anyhow::Result<()> {
     if failed > 0 {
         bail!("{failed} ids could not be pseudonymised");
     }
+    Ok(())
+}
+
+async fn due(args: DueArgs) -> anyhow::Result<()> {
+    let channel = args.connect.channel().await?;
+    let response = pb::clock_client::ClockClient::new(channel)
+        .due(pb::DueRequest {
+            claim: args.claim.to_pb(),
+            at: args.at.clone().unwrap_or_default(),
+            timeout_ms: 0,
+        })
+        .await
+        .map_err(|s| anyhow::anyhow!("your node refused: {}", s.message()))?
+        .into_inner();
+    if args.json {
+        for line in &response.lines {
+            println!("{}", serde_json::to_string(&due_json(line))?);
+        }
+    } else {
+        print!("{}", render_due(&response));
+    }
+    for f in &response.failures {
+        eprintln!("peer {}: {} {}", f.peer, f.code, f.message);
+    }
+    Ok(())
+}
+
+fn band_label(band: i32) -> &'static str {
+    match pb::DueBand::try_from(band) {
+        Ok(pb::DueBand::Weeks8) => "8+ weeks",
+        Ok(pb::DueBand::Weeks10) => "10+ weeks",
+        Ok(pb::DueBand::Weeks12) => "12+ weeks",
+        Ok(pb::DueBand::OverThreeMonths) => "OVER 3 MONTHS",
+        _ => "?",
+    }
+}
+
+fn category_names(categories: &[i32]) -> String {
+    categories
+        .iter()
+        .map(|c| {
+            pb::Category::try_from(*c)
+                .map(|c| c.as_str_name().trim_start_matches("CATEGORY_").to_owned())
+                .unwrap_or_default()
+        })
+        .collect::<Vec<_>>()
+        .join("+")
+}
+
+fn due_json(l: &pb::DueLine) -> serde_json::Value {
+    serde_json::json!({
+        "pupil_pseudonym": l.pupil_pseudonym,
+        "band": band_label(l.band),
+        "weeks": l.weeks,
+        "days": l.days,
+        "categories": category_names(&l.categories),
+        "schools": l.schools,
+        "residence_municipalities": l.residence_municipalities,
+        "holders": l.holders.iter().map(|h| format!("{}:{}", h.partner, h.source_record_id)).collect::<Vec<_>>(),
+    })
+}
+
+/// Renders a due list as a table, one line per child.
+pub fn render_due(response: &pb::DueResponse) -> String {
+    let mut table = comfy_table::Table::new();
+    table.load_preset(comfy_table::presets::UTF8_FULL_CONDENSED);
+    table.set_header(["band", "weeks", "pupil", "categories", "school", "lives in", "held by"]);
+    for l in &response.lines {
+        let holders: Vec<String> = l
+            .holders
+            .iter()
+            .map(|h| if h.source_record_id.is_empty() { h.partner.clone() } else { format!("{} ({})", h.partner, h.source_record_id) })
+            .collect();
+        table.add_row(vec![
+            band_label(l.band).to_owned(),
+            l.weeks.to_string(),
+            l.pupil_pseudonym.clone(),
+            category_names(&l.categories),
+            l.schools.join(", "),
+            l.residence_municipalities.join(", "),
+            holders.join("; "),
+        ]);
+    }
+    format!("{table}\n{} children on the clock at {}\n", response.lines.len(), response.at)
+}
+
+async fn report(args: ReportArgs) -> anyhow::Result<()> {
+    let channel = args.connect.channel().await?;
+    let response = pb::clock_client::ClockClient::new(channel)
+        .report(pb::ReportRequest {
+            at: args.at.clone(),
+            rule: args.rule.clone(),
+            claim: args.claim.to_pb(),
+            timeout_ms: 0,
+        })
+        .await
+        .map_err(|s| anyhow::anyhow!("your node refused: {}", s.message()))?
+        .into_inner();
+    match args.format {
+        ReportFormat::Table => print!("{}", response.table),
+        ReportFormat::Csv => print!("{}", response.csv),
+        ReportFormat::Json => println!("{}", response.json),
+        ReportFormat::Svg => println!("{}", response.svg),
+    }
+    if let Some(path) = &args.chart {
+        std::fs::write(path, &response.svg).with_context(|| format!("cannot write {}", path.display()))?;
+        eprintln!("chart written to {}", path.display());
+    }
+    for f in &response.failures {
+        eprintln!("peer {}: {} {}", f.peer, f.code, f.message);
+    }
+    Ok(())
+}
+
+fn purge(args: PurgeArgs) -> anyhow::Result<()> {
+    let rules = crate::clock::CountingRules::load(&args.counting).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let cert = std::fs::read(&args.cert).with_context(|| format!("cannot read {}", args.cert.display()))?;
+    let own = crate::tls::organisation_of_pem(&cert)?;
+    let store = crate::store::Store::open(&args.data_dir)?;
+    let purged = crate::retention::purge(&store, &own, &rules, chrono::Utc::now().date_naive())?;
+    println!(
+        "purged {} signals closed more than {} days ago",
+        purged,
+        rules.retention_days()
+    );
     Ok(())
 }

@@ -236,17 +236,30 @@ fn age_for(sector: pb::Sector, rng: &mut StdRng) -> u32 {
     }
 }
 
-/// The synthetic population: per node, the records its own system pushes. Deterministic for a
-/// seed and a day. About a fifth of the pupils Leerplicht knows of (LRV by residence) are the
-/// same children the SWV VO reports by school, so the nodes share pseudonyms.
+/// The start of the last complete school year before `today` (25 August), so the demo's
+/// population covers a whole school year and its three reference dates.
+pub fn last_school_year_start(today: NaiveDate) -> NaiveDate {
+    let year = today.year() - 1 - i32::from(today.month() < 8);
+    NaiveDate::from_ymd_opt(year, 8, 25).unwrap_or(today)
+}
+
+/// The reference dates (1 November, 1 February, 1 June) of the school year starting then.
+pub fn reference_dates(school_year_start: NaiveDate) -> Vec<NaiveDate> {
+    let y = school_year_start.year();
+    [(y, 11, 1), (y + 1, 2, 1), (y + 1, 6, 1)]
+        .iter()
+        .filter_map(|(y, m, d)| NaiveDate::from_ymd_opt(*y, *m, *d))
+        .collect()
+}
+
+/// The synthetic population: per node, the records its own system pushes, spread from the start
+/// of the last complete school year until today, with offers, returns and closings along the
+/// way. Deterministic for a seed and a day. About a fifth of the pupils Leerplicht knows of (LRV
+/// by residence) are the same children the SWV VO reports by school, so the nodes share
+/// pseudonyms.
 pub fn population(seed: u64, today: NaiveDate) -> BTreeMap<&'static str, Vec<pb::SignalRecord>> {
     let mut rng = StdRng::seed_from_u64(seed);
-    let school_year_start = NaiveDate::from_ymd_opt(
-        today.year_ce().1 as i32 - i32::from(today.month() < 8),
-        8,
-        25,
-    )
-    .unwrap_or(today);
+    let school_year_start = last_school_year_start(today);
     let span = (today - school_year_start).num_days().max(1) as u64;
     let mut out: BTreeMap<&'static str, Vec<pb::SignalRecord>> = BTreeMap::new();
     let mut swv_vo_pupils: Vec<Pupil> = Vec::new();

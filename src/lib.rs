@@ -13,6 +13,8 @@
 //! - [`config`]: the node's TOML configuration.
 //! - [`policy`]: the covenant's Bijlage 3 as data: load, check, the FG's matrix, `evaluate`.
 //! - [`clock`]: counting rules as data, the three-month clock, the G4 report, suppression.
+//! - [`retention`]: purging closed signals after the retention period.
+//! - [`audit`]: the append-only audit log: RFC 9162 Merkle tree, signed checkpoints, witnesses, verify.
 //! - [`cases`]: cases of case meetings and their sled tree.
 //! - [`exchange`]: which signals a permit lets a request see.
 //! - [`peers`]: the configured peer nodes and their channels.
@@ -26,6 +28,7 @@
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
 
+pub mod audit;
 pub mod cases;
 pub mod certs;
 pub mod cli;
@@ -41,6 +44,7 @@ pub mod pb;
 pub mod peers;
 pub mod policy;
 pub mod pseudonym;
+pub mod retention;
 pub mod rpc;
 pub mod signal;
 pub mod store;

@@ -3,8 +3,11 @@
 //! future completes. Owns no port of its own, so tests and the demo choose ports and decide when
 //! to stop. On SIGHUP it reloads the policy; an invalid new policy keeps the old one.
 
+use crate::audit::{Action, AuditLog, Decision as AuditDecision, NewEntry, SigningKey, Witness};
 use crate::cases::CaseStore;
+use crate::trace::TraceContext;
 use crate::clock::CountingRules;
+use crate::rpc::audit::{AuditService, WitnessService};
 use crate::rpc::clock::{ClockService, CountsService};
 use crate::identity::Organisation;
 use crate::pb;
@@ -37,6 +40,10 @@ pub enum NodeError {
     Peer(#[from] crate::client::ClientError),
     #[error(transparent)]
     Counting(#[from] crate::clock::RulesErrors),
+    #[error("the audit log could not be opened: {0}")]
+    Audit(#[from] crate::audit::AuditError),
+    #[error("the witness store could not be opened: {0}")]
+    Witness(String),
     #[error("gRPC reflection could not be set up: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
     #[error("the gRPC server failed: {0}")]
@@ -110,6 +117,8 @@ impl PolicyHandle {
 /// What every service of a node shares.
 pub struct NodeContext {
     pub own: Organisation,
+    pub audit: AuditLog,
+    pub witness: Witness,
     pub store: Store,
     pub cases: CaseStore,
     pub policy: PolicyHandle,
@@ -118,7 +127,71 @@ pub struct NodeContext {
     pub counting: Option<Arc<CountingRules>>,
 }
 
+/// The file, in the data dir, of the node's Ed25519 key that signs its audit checkpoints and its
+/// cosignatures as a witness.
+pub const AUDIT_KEY_FILE: &str = "audit-signing.key";
+
+/// The name under which a node cosigns as a witness.
+pub fn witness_name(oin: &str) -> String {
+    format!("pactgate-witness/{oin}")
+}
+
+/// An audit entry with the request's trace, the acting organisation and the stated actor; the
+/// caller fills in what else it knows. Allowed unless set otherwise.
+pub fn entry(
+    trace: &TraceContext,
+    org: &Organisation,
+    actor: &str,
+    action: Action,
+    policy_version: &str,
+) -> NewEntry {
+    NewEntry {
+        trace_id: trace.trace_id.clone(),
+        span_id: trace.span_id.clone(),
+        actor_oin: org.oin.clone(),
+        actor_name: org.name.clone(),
+        actor: actor.chars().take(200).collect(),
+        action,
+        flow: String::new(),
+        meeting_type: String::new(),
+        case_id: String::new(),
+        processing_activity: String::new(),
+        purpose: String::new(),
+        legal_basis: String::new(),
+        pupils: Vec::new(),
+        data_categories: Vec::new(),
+        decision: AuditDecision::Allow,
+        reason: String::new(),
+        policy_version: policy_version.to_owned(),
+        count: 0,
+    }
+}
+
 impl NodeContext {
+    /// The active policy's version, or "" without one.
+    pub fn policy_version(&self) -> String {
+        self.policy
+            .current()
+            .map(|p| p.version().to_owned())
+            .unwrap_or_default()
+    }
+
+    /// Appends an audit entry and makes it durable before returning: a request whose entry cannot
+    /// be written fails (fail closed). Blocking; call from a blocking context.
+    pub fn record(&self, entry: NewEntry) -> Result<(), Status> {
+        self.audit.append(entry).map_err(audit_status)?;
+        self.store.sync().map_err(crate::rpc::store_status)?;
+        Ok(())
+    }
+
+    /// [`NodeContext::record`] from async code.
+    pub async fn record_async(self: &Arc<Self>, entry: NewEntry) -> Result<(), Status> {
+        let node = self.clone();
+        tokio::task::spawn_blocking(move || node.record(entry))
+            .await
+            .map_err(crate::rpc::task_status)?
+    }
+
     /// Only the node's own organisation may use the services for its own systems (intake,
     /// federation, cases); any other organisation gets PERMISSION_DENIED.
     pub fn authorize_own<T>(&self, request: &tonic::Request<T>) -> Result<Organisation, Status> {
@@ -134,8 +207,34 @@ impl NodeContext {
     }
 }
 
+/// Turns an audit failure into a status; the request fails with it.
+pub fn audit_status(e: crate::audit::AuditError) -> Status {
+    tracing::error!(error = %e, "audit write failed");
+    Status::internal("the node could not write its audit log, so it refuses the request")
+}
+
+/// Records a policy load (or a refused reload) in the audit log.
+fn record_policy_load(node: &NodeContext, outcome: Result<Option<String>, String>) {
+    let trace = TraceContext::from_metadata(&tonic::metadata::MetadataMap::new());
+    let mut e = entry(&trace, &node.own, "pactgate node", Action::PolicyLoad, "");
+    match outcome {
+        Ok(version) => {
+            e.policy_version = version.unwrap_or_default();
+            e.reason = "policy loaded".into();
+        }
+        Err(errors) => {
+            e.decision = AuditDecision::Deny;
+            e.policy_version = node.policy_version();
+            e.reason = format!("invalid policy refused, the old one stays: {errors}");
+        }
+    }
+    if let Err(status) = node.record(e) {
+        tracing::error!(error = %status.message(), "could not audit the policy load");
+    }
+}
+
 /// Reloads the policy on every SIGHUP, for as long as the node runs.
-fn reload_on_sighup(policy: PolicyHandle) {
+fn reload_on_sighup(policy: PolicyHandle, node: Arc<NodeContext>) {
     #[cfg(unix)]
     tokio::spawn(async move {
         let Ok(mut hangups) =
@@ -145,18 +244,29 @@ fn reload_on_sighup(policy: PolicyHandle) {
             return;
         };
         while hangups.recv().await.is_some() {
-            match policy.reload() {
-                Ok(Some(version)) => tracing::info!(policy.version = %version, "policy reloaded"),
-                Ok(None) => tracing::info!("SIGHUP: no policy file configured"),
-                Err(errors) => tracing::error!(
-                    errors = %errors,
-                    "SIGHUP: the new policy is invalid; the old policy stays active"
-                ),
-            }
+            let outcome = match policy.reload() {
+                Ok(Some(version)) => {
+                    tracing::info!(policy.version = %version, "policy reloaded");
+                    Ok(Some(version))
+                }
+                Ok(None) => {
+                    tracing::info!("SIGHUP: no policy file configured");
+                    continue;
+                }
+                Err(errors) => {
+                    tracing::error!(
+                        errors = %errors,
+                        "SIGHUP: the new policy is invalid; the old policy stays active"
+                    );
+                    Err(errors.to_string())
+                }
+            };
+            let node = node.clone();
+            let _ = tokio::task::spawn_blocking(move || record_policy_load(&node, outcome)).await;
         }
     });
     #[cfg(not(unix))]
-    let _ = policy;
+    let _ = (policy, node);
 }
 
 /// Serves the node on `listener` until `shutdown` completes.
@@ -169,8 +279,15 @@ pub async fn serve(
     let server_tls = setup.tls.server_config()?;
     let policy = PolicyHandle::load(setup.policy.as_deref())?;
     let store = Store::open(&setup.data_dir)?;
+    let signing = SigningKey::load_or_create(&setup.data_dir.join(AUDIT_KEY_FILE))
+        .map_err(crate::audit::AuditError::from)?;
+    let witness_key = SigningKey::load_or_create(&setup.data_dir.join(AUDIT_KEY_FILE))
+        .map_err(crate::audit::AuditError::from)?;
     let context = Arc::new(NodeContext {
         own: own.clone(),
+        audit: AuditLog::open(store.db(), &own.oin, signing)?,
+        witness: Witness::open(store.db(), &witness_name(&own.oin), witness_key)
+            .map_err(|e| NodeError::Witness(e.to_string()))?,
         cases: CaseStore::open(&store)?,
         store: store.clone(),
         peers: crate::peers::connect_all(&setup.peers, &setup.tls)?,
@@ -183,7 +300,12 @@ pub async fn serve(
             .transpose()?
             .map(Arc::new),
     });
-    reload_on_sighup(policy.clone());
+    record_policy_load(&context, Ok(policy.current().map(|p| p.version().to_owned())));
+    reload_on_sighup(policy.clone(), context.clone());
+    crate::rpc::audit::spawn_checkpoints(context.clone());
+    if let Some(rules) = &context.counting {
+        crate::retention::spawn_task(store.clone(), own.clone(), rules.clone());
+    }
     let addr = listener.local_addr().ok();
     tracing::info!(
         node.org = %own.name,
@@ -200,6 +322,8 @@ pub async fn serve(
     let federation =
         pb::federation_server::FederationServer::new(FederationService::new(context.clone()));
     let cases = pb::cases_server::CasesServer::new(CasesService::new(context.clone()));
+    let audit = pb::audit_server::AuditServer::new(AuditService::new(context.clone()));
+    let witness = pb::witness_server::WitnessServer::new(WitnessService::new(context.clone()));
     let clock = pb::clock_server::ClockServer::new(ClockService::new(context.clone()));
     let counts = pb::counts_server::CountsServer::new(CountsService::new(context.clone()));
 
@@ -235,6 +359,8 @@ pub async fn serve(
         .add_service(federation)
         .add_service(cases)
         .add_service(clock)
+        .add_service(audit)
+        .add_service(witness)
         .add_service(counts)
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await?;

@@ -135,6 +135,31 @@ impl Store {
         Ok(latest.len())
     }
 
+    /// Removes, with their index entries, every signal for which `expired` holds, in one atomic
+    /// batch; does not sync (the caller writes the purge's audit entry, then syncs both). Returns
+    /// how many were removed.
+    pub fn purge_unsynced(&self, expired: impl Fn(&Signal) -> bool) -> Result<usize, StoreError> {
+        let _guard = self.write_lock.lock().map_err(|_| StoreError::Poisoned)?;
+        let mut batch = sled::Batch::default();
+        let mut removed = 0;
+        for entry in self.signals.scan_prefix([SIGNAL, 0]) {
+            let (key, bytes) = entry?;
+            let s: Signal = serde_json::from_slice(&bytes)?;
+            if !expired(&s) {
+                continue;
+            }
+            for index in index_keys(&s) {
+                batch.remove(index);
+            }
+            batch.remove(key);
+            removed += 1;
+        }
+        if removed > 0 {
+            self.signals.apply_batch(batch)?;
+        }
+        Ok(removed)
+    }
+
     /// Flushes sled and then fdatasyncs its log file. sled 0.34's own flush uses
     /// `sync_file_range`, which neither writes the file's size nor flushes the disk's cache; the
     /// extra fdatasync does both.
@@ -291,6 +316,20 @@ mod tests {
         };
         assert!(store.list(&by("GM0014")).unwrap().is_empty());
         assert_eq!(store.list(&by("GM1966")).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn purge_removes_signal_and_indexes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        store
+            .upsert_batch(&[signal("a", "GM0014", "20XY01"), signal("b", "GM0014", "20XY01")])
+            .unwrap();
+        assert_eq!(store.purge_unsynced(|s| s.source_record_id == "a").unwrap(), 1);
+        store.sync().unwrap();
+        assert_eq!(store.count(), 1);
+        let keys: Vec<_> = store.signals.iter().keys().map(|k| k.unwrap().to_vec()).collect();
+        assert!(keys.iter().all(|k| !k.ends_with(b"\0a")), "an index entry of a survived");
     }
 
     #[test]

@@ -68,13 +68,7 @@ impl TlsMaterial {
 
     /// The organisation this material's certificate names.
     pub fn organisation(&self) -> Result<crate::identity::Organisation, TlsError> {
-        let certs = self.certs()?;
-        let leaf = certs.first().ok_or(TlsError::Empty {
-            what: "certificate",
-            path: String::new(),
-            kind: "certificate",
-        })?;
-        Ok(crate::identity::organisation_of(leaf.as_ref())?)
+        organisation_of_pem(&self.cert_pem)
     }
 
     /// The server side: TLS 1.3 only, ALPN h2, a client certificate from the covenant CA required.
@@ -130,6 +124,17 @@ impl TlsMaterial {
                 &self.key_pem,
             ))
     }
+}
+
+/// The organisation a PEM certificate names.
+pub fn organisation_of_pem(pem: &[u8]) -> Result<crate::identity::Organisation, TlsError> {
+    let certs = parse_certs("certificate", pem)?;
+    let leaf = certs.first().ok_or(TlsError::Empty {
+        what: "certificate",
+        path: String::new(),
+        kind: "certificate",
+    })?;
+    Ok(crate::identity::organisation_of(leaf.as_ref())?)
 }
 
 fn read(what: &'static str, path: &Path) -> Result<Vec<u8>, TlsError> {

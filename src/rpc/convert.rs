@@ -384,3 +384,113 @@ pub fn report_cell(c: &crate::clock::SuppressedCell) -> pb::ReportCell {
         count: c.value,
     }
 }
+
+fn audit_action(a: crate::audit::Action) -> pb::AuditAction {
+    use crate::audit::Action as A;
+    match a {
+        A::Ingest => pb::AuditAction::Ingest,
+        A::Query => pb::AuditAction::Query,
+        A::Disclose => pb::AuditAction::Disclose,
+        A::Receive => pb::AuditAction::Receive,
+        A::CaseOpen => pb::AuditAction::CaseOpen,
+        A::CaseClose => pb::AuditAction::CaseClose,
+        A::ShareCase => pb::AuditAction::ShareCase,
+        A::PolicyLoad => pb::AuditAction::PolicyLoad,
+        A::ConfigChange => pb::AuditAction::ConfigChange,
+        A::Purge => pb::AuditAction::Purge,
+        A::FederatedQuery => pb::AuditAction::FederatedQuery,
+        A::AuditAccess => pb::AuditAction::AuditAccess,
+    }
+}
+
+fn audit_decision(d: crate::audit::Decision) -> pb::AuditDecision {
+    match d {
+        crate::audit::Decision::Allow => pb::AuditDecision::Allow,
+        crate::audit::Decision::Deny => pb::AuditDecision::Deny,
+    }
+}
+
+pub fn audit_entry(e: &crate::audit::Entry) -> pb::AuditEntry {
+    pb::AuditEntry {
+        seq: e.seq,
+        time: rfc3339(e.time),
+        trace_id: e.trace_id.clone(),
+        span_id: e.span_id.clone(),
+        node_oin: e.node_oin.clone(),
+        actor_oin: e.actor_oin.clone(),
+        actor_name: e.actor_name.clone(),
+        actor: e.actor.clone(),
+        action: audit_action(e.action).into(),
+        routine_flow: e.flow.clone(),
+        meeting_type: e.meeting_type.clone(),
+        case_id: e.case_id.clone(),
+        processing_activity: e.processing_activity.clone(),
+        purpose: e.purpose.clone(),
+        legal_basis: e.legal_basis.clone(),
+        pupil_pseudonyms: e.pupils.clone(),
+        data_categories: e.data_categories.clone(),
+        decision: audit_decision(e.decision).into(),
+        reason: e.reason.clone(),
+        policy_version: e.policy_version.clone(),
+        count: e.count,
+    }
+}
+
+/// An entry as one CSV row, in the order of `rpc::audit::CSV_COLUMNS`.
+pub fn audit_row(e: &crate::audit::Entry) -> Vec<String> {
+    let p = audit_entry(e);
+    let action = p.action().as_str_name().trim_start_matches("AUDIT_ACTION_").to_owned();
+    let decision = p.decision().as_str_name().trim_start_matches("AUDIT_DECISION_").to_owned();
+    vec![
+        p.seq.to_string(),
+        p.time,
+        p.trace_id,
+        p.span_id,
+        p.node_oin,
+        p.actor_oin,
+        p.actor_name,
+        p.actor,
+        action,
+        p.routine_flow,
+        p.meeting_type,
+        p.case_id,
+        p.processing_activity,
+        p.purpose,
+        p.legal_basis,
+        p.pupil_pseudonyms.join(" "),
+        p.data_categories.join(" "),
+        decision,
+        p.reason,
+        p.policy_version,
+        p.count.to_string(),
+    ]
+}
+
+/// The outcome of verifying the audit log.
+pub fn verify_response(
+    result: Result<crate::audit::VerifyReport, crate::audit::VerifyError>,
+) -> pb::VerifyResponse {
+    match result {
+        Ok(r) => pb::VerifyResponse {
+            ok: true,
+            entries: r.entries,
+            checkpoints_checked: r.checkpoints_checked,
+            cosignatures_checked: r.cosignatures_checked,
+            first_bad_seq: 0,
+            problem: String::new(),
+            root_hash: r.root.to_vec(),
+            size: r.size,
+        },
+        Err(crate::audit::VerifyError::Tamper(t)) => pb::VerifyResponse {
+            ok: false,
+            first_bad_seq: t.first_bad.map(|r| r.first).unwrap_or(0),
+            problem: t.to_string(),
+            ..Default::default()
+        },
+        Err(e) => pb::VerifyResponse {
+            ok: false,
+            problem: format!("the log could not be read: {e}"),
+            ..Default::default()
+        },
+    }
+}

@@ -2,6 +2,7 @@
 //! the one place that turns errors into `tonic::Status` with messages a person understands and
 //! no internals or pupil ids.
 
+pub mod audit;
 pub mod cases;
 pub mod clock;
 pub mod convert;
