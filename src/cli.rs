@@ -50,6 +50,8 @@ pub enum Command {
     Report(ReportArgs),
     /// Purge signals closed longer than the retention period (node stopped; offline).
     Purge(PurgeArgs),
+    /// The audit log: verify it, list, export, the access report for one pupil, proofs.
+    Audit(AuditArgs),
     /// Start a federation of nodes on loopback, push a synthetic population, show what each holds.
     Demo(crate::demo::DemoArgs),
 }
@@ -263,6 +265,121 @@ pub enum ReportFormat {
 }
 
 #[derive(Debug, Args)]
+pub struct AuditArgs {
+    #[command(subcommand)]
+    pub command: AuditCommand,
+}
+
+/// How the FG reaches the node (all four, or none for offline commands).
+#[derive(Debug, Args)]
+pub struct FgConnectArgs {
+    /// The node's address, host:port.
+    #[arg(long, env = "PACTGATE_NODE")]
+    pub node: Option<String>,
+    /// The FG's certificate (PEM).
+    #[arg(long, env = "PACTGATE_CERT")]
+    pub cert: Option<PathBuf>,
+    /// Its private key (PEM).
+    #[arg(long, env = "PACTGATE_KEY")]
+    pub key: Option<PathBuf>,
+    /// The covenant CA certificate (PEM).
+    #[arg(long, env = "PACTGATE_CA")]
+    pub ca: Option<PathBuf>,
+}
+
+impl FgConnectArgs {
+    pub async fn channel(&self) -> anyhow::Result<tonic::transport::Channel> {
+        let (Some(node), Some(cert), Some(key), Some(ca)) =
+            (&self.node, &self.cert, &self.key, &self.ca)
+        else {
+            bail!("give --node, --cert, --key and --ca (or PACTGATE_NODE, _CERT, _KEY, _CA)");
+        };
+        let tls = TlsMaterial::load(cert, key, ca)?;
+        Ok(client::connect(node, &tls).await?)
+    }
+}
+
+/// Which audit entries (all set filters must match).
+#[derive(Debug, Args)]
+pub struct AuditFilterArgs {
+    /// Only entries about this pupil (pseudonym).
+    #[arg(long)]
+    pub pupil: Option<String>,
+    /// Only entries of this acting organisation (OIN).
+    #[arg(long)]
+    pub org: Option<String>,
+    /// Only entries of this case.
+    #[arg(long)]
+    pub case: Option<String>,
+    /// Only entries for this purpose.
+    #[arg(long)]
+    pub purpose: Option<String>,
+    /// Only allowed or only denied entries.
+    #[arg(long, value_parser = ["allow", "deny"])]
+    pub decision: Option<String>,
+    /// From this day or time (YYYY-MM-DD or RFC 3339).
+    #[arg(long)]
+    pub from: Option<String>,
+    /// Until this day or time (exclusive).
+    #[arg(long)]
+    pub until: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Recompute the tree and check every checkpoint and cosignature. Offline with --data-dir
+    /// (the node must be stopped), otherwise over gRPC as FG. Exits 2 on tampering, naming the
+    /// first bad sequence number.
+    Verify {
+        /// The node's data directory (offline).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// A checkpoint a peer holds (a file with the note body: origin, size, base64 root).
+        #[arg(long = "peer-checkpoint")]
+        peer_checkpoints: Vec<PathBuf>,
+        #[command(flatten)]
+        connect: FgConnectArgs,
+    },
+    /// List entries as a table.
+    List {
+        #[command(flatten)]
+        connect: FgConnectArgs,
+        #[command(flatten)]
+        filter: AuditFilterArgs,
+    },
+    /// Export entries as JSON lines or CSV.
+    Export {
+        #[command(flatten)]
+        connect: FgConnectArgs,
+        #[command(flatten)]
+        filter: AuditFilterArgs,
+        /// jsonl or csv.
+        #[arg(long, default_value = "jsonl", value_parser = ["jsonl", "csv"])]
+        format: String,
+    },
+    /// Everything disclosed about one pupil (AVG art. 15). The BSN is pseudonymised by the node
+    /// on the spot and never stored or logged.
+    Report {
+        #[command(flatten)]
+        connect: FgConnectArgs,
+        /// The pupil's BSN or onderwijsnummer.
+        #[arg(long, conflicts_with = "pupil")]
+        pupil_id: Option<String>,
+        /// Or the pupil's pseudonym.
+        #[arg(long)]
+        pupil: Option<String>,
+    },
+    /// An inclusion proof of one entry against the newest checkpoint (JSON).
+    Prove {
+        #[command(flatten)]
+        connect: FgConnectArgs,
+        /// The entry's sequence number.
+        #[arg(long)]
+        seq: u64,
+    },
+}
+
+#[derive(Debug, Args)]
 pub struct PurgeArgs {
     /// The node's data directory (the node must be stopped).
     #[arg(long)]
@@ -465,6 +582,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Due(args) => due(args).await,
         Command::Report(args) => report(args).await,
         Command::Purge(args) => purge(args),
+        Command::Audit(args) => crate::audit_cli::run(args).await,
         Command::Demo(args) => crate::demo::run(args).await,
     }
 }
@@ -480,7 +598,11 @@ fn is_counting_file(file: &std::path::Path) -> bool {
 fn counting_check(file: &std::path::Path) -> anyhow::Result<()> {
     match crate::clock::CountingRules::load(file) {
         Ok(rules) => {
-            println!("{}: valid counting rules: {}", file.display(), rules.rule_names().join(", "));
+            println!(
+                "{}: valid counting rules: {}",
+                file.display(),
+                rules.rule_names().join(", ")
+            );
             println!(
                 "suppression threshold {}, retention {} days after closing",
                 rules.suppression_threshold(),
@@ -1056,12 +1178,26 @@ fn due_json(l: &pb::DueLine) -> serde_json::Value {
 pub fn render_due(response: &pb::DueResponse) -> String {
     let mut table = comfy_table::Table::new();
     table.load_preset(comfy_table::presets::UTF8_FULL_CONDENSED);
-    table.set_header(["band", "weeks", "pupil", "categories", "school", "lives in", "held by"]);
+    table.set_header([
+        "band",
+        "weeks",
+        "pupil",
+        "categories",
+        "school",
+        "lives in",
+        "held by",
+    ]);
     for l in &response.lines {
         let holders: Vec<String> = l
             .holders
             .iter()
-            .map(|h| if h.source_record_id.is_empty() { h.partner.clone() } else { format!("{} ({})", h.partner, h.source_record_id) })
+            .map(|h| {
+                if h.source_record_id.is_empty() {
+                    h.partner.clone()
+                } else {
+                    format!("{} ({})", h.partner, h.source_record_id)
+                }
+            })
             .collect();
         table.add_row(vec![
             band_label(l.band).to_owned(),
@@ -1073,7 +1209,11 @@ pub fn render_due(response: &pb::DueResponse) -> String {
             holders.join("; "),
         ]);
     }
-    format!("{table}\n{} children on the clock at {}\n", response.lines.len(), response.at)
+    format!(
+        "{table}\n{} children on the clock at {}\n",
+        response.lines.len(),
+        response.at
+    )
 }
 
 async fn report(args: ReportArgs) -> anyhow::Result<()> {
@@ -1095,7 +1235,8 @@ async fn report(args: ReportArgs) -> anyhow::Result<()> {
         ReportFormat::Svg => println!("{}", response.svg),
     }
     if let Some(path) = &args.chart {
-        std::fs::write(path, &response.svg).with_context(|| format!("cannot write {}", path.display()))?;
+        std::fs::write(path, &response.svg)
+            .with_context(|| format!("cannot write {}", path.display()))?;
         eprintln!("chart written to {}", path.display());
     }
     for f in &response.failures {
@@ -1105,11 +1246,22 @@ async fn report(args: ReportArgs) -> anyhow::Result<()> {
 }
 
 fn purge(args: PurgeArgs) -> anyhow::Result<()> {
-    let rules = crate::clock::CountingRules::load(&args.counting).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let cert = std::fs::read(&args.cert).with_context(|| format!("cannot read {}", args.cert.display()))?;
+    let rules =
+        crate::clock::CountingRules::load(&args.counting).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let cert = std::fs::read(&args.cert)
+        .with_context(|| format!("cannot read {}", args.cert.display()))?;
     let own = crate::tls::organisation_of_pem(&cert)?;
     let store = crate::store::Store::open(&args.data_dir)?;
-    let purged = crate::retention::purge(&store, &own, &rules, chrono::Utc::now().date_naive())?;
+    let key =
+        crate::audit::SigningKey::load_or_create(&args.data_dir.join(crate::node::AUDIT_KEY_FILE))?;
+    let audit = crate::audit::AuditLog::open(store.db(), &own.oin, key)?;
+    let purged = crate::retention::purge(
+        &store,
+        &audit,
+        &own,
+        &rules,
+        chrono::Utc::now().date_naive(),
+    )?;
     println!(
         "purged {} signals closed more than {} days ago",
         purged,

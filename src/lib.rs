@@ -15,6 +15,7 @@
 //! - [`clock`]: counting rules as data, the three-month clock, the G4 report, suppression.
 //! - [`retention`]: purging closed signals after the retention period.
 //! - [`audit`]: the append-only audit log: RFC 9162 Merkle tree, signed checkpoints, witnesses, verify.
+//! - [`audit_cli`]: the `pactgate audit` commands for the FG.
 //! - [`cases`]: cases of case meetings and their sled tree.
 //! - [`exchange`]: which signals a permit lets a request see.
 //! - [`peers`]: the configured peer nodes and their channels.
@@ -29,6 +30,7 @@
 #![deny(rust_2018_idioms)]
 
 pub mod audit;
+pub mod audit_cli;
 pub mod cases;
 pub mod certs;
 pub mod cli;

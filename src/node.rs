@@ -5,21 +5,21 @@
 
 use crate::audit::{Action, AuditLog, Decision as AuditDecision, NewEntry, SigningKey, Witness};
 use crate::cases::CaseStore;
-use crate::trace::TraceContext;
 use crate::clock::CountingRules;
-use crate::rpc::audit::{AuditService, WitnessService};
-use crate::rpc::clock::{ClockService, CountsService};
 use crate::identity::Organisation;
 use crate::pb;
 use crate::peers::{Peer, PeerConfig};
 use crate::policy::Policy;
 use crate::pseudonym::PseudonymKey;
+use crate::rpc::audit::{AuditService, WitnessService};
 use crate::rpc::cases::CasesService;
+use crate::rpc::clock::{ClockService, CountsService};
 use crate::rpc::exchange::ExchangeService;
 use crate::rpc::federation::FederationService;
 use crate::rpc::intake::{IntakeService, MAX_MESSAGE_BYTES};
 use crate::store::Store;
 use crate::tls::TlsMaterial;
+use crate::trace::TraceContext;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
@@ -300,11 +300,14 @@ pub async fn serve(
             .transpose()?
             .map(Arc::new),
     });
-    record_policy_load(&context, Ok(policy.current().map(|p| p.version().to_owned())));
+    record_policy_load(
+        &context,
+        Ok(policy.current().map(|p| p.version().to_owned())),
+    );
     reload_on_sighup(policy.clone(), context.clone());
     crate::rpc::audit::spawn_checkpoints(context.clone());
     if let Some(rules) = &context.counting {
-        crate::retention::spawn_task(store.clone(), own.clone(), rules.clone());
+        crate::retention::spawn_task(context.clone(), rules.clone());
     }
     let addr = listener.local_addr().ok();
     tracing::info!(

@@ -3,9 +3,11 @@
 //! task and by `pactgate purge`. Every purge that removes anything is audited by count and
 //! period, never with the pupils' pseudonyms.
 
+use crate::audit::{Action, AuditLog};
 use crate::clock::CountingRules;
 use crate::identity::Organisation;
 use crate::store::{Store, StoreError};
+use crate::trace::TraceContext;
 use chrono::NaiveDate;
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,14 +15,34 @@ use std::time::Duration;
 /// How often a running node purges.
 pub const PURGE_INTERVAL: Duration = Duration::from_secs(3600);
 
-/// Purges what has expired at `today` and makes it durable. Returns how many were removed.
+#[derive(Debug, thiserror::Error)]
+pub enum PurgeError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("the purge could not be audited: {0}")]
+    Audit(#[from] crate::audit::AuditError),
+}
+
+/// Purges what has expired at `today`, audits it (count and period, no pupils) and makes both
+/// durable with one sync. Returns how many were removed.
 pub fn purge(
     store: &Store,
+    audit: &AuditLog,
     own: &Organisation,
     rules: &CountingRules,
     today: NaiveDate,
-) -> Result<usize, StoreError> {
+) -> Result<usize, PurgeError> {
     let removed = store.purge_unsynced(|s| rules.retention_expired(s, today))?;
+    if removed > 0 {
+        let trace = TraceContext::from_metadata(&tonic::metadata::MetadataMap::new());
+        let mut e = crate::node::entry(&trace, own, "pactgate retention", Action::Purge, "");
+        e.count = removed as u64;
+        e.reason = format!(
+            "{removed} signals closed more than {} days before {today} purged",
+            rules.retention_days()
+        );
+        audit.append(e)?;
+    }
     store.sync()?;
     if removed > 0 {
         tracing::info!(
@@ -34,15 +56,17 @@ pub fn purge(
 }
 
 /// Runs [`purge`] now and then every [`PURGE_INTERVAL`], for as long as the node runs.
-pub fn spawn_task(store: Store, own: Organisation, rules: Arc<CountingRules>) {
+pub fn spawn_task(node: Arc<crate::node::NodeContext>, rules: Arc<CountingRules>) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(PURGE_INTERVAL);
         loop {
             tick.tick().await;
-            let (store, own, rules) = (store.clone(), own.clone(), rules.clone());
+            let (node, rules) = (node.clone(), rules.clone());
             let today = chrono::Utc::now().date_naive();
-            let result =
-                tokio::task::spawn_blocking(move || purge(&store, &own, &rules, today)).await;
+            let result = tokio::task::spawn_blocking(move || {
+                purge(&node.store, &node.audit, &node.own, &rules, today)
+            })
+            .await;
             match result {
                 Ok(Ok(_)) => {}
                 Ok(Err(e)) => tracing::error!(error = %e, "retention purge failed"),

@@ -323,13 +323,27 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         store
-            .upsert_batch(&[signal("a", "GM0014", "20XY01"), signal("b", "GM0014", "20XY01")])
+            .upsert_batch(&[
+                signal("a", "GM0014", "20XY01"),
+                signal("b", "GM0014", "20XY01"),
+            ])
             .unwrap();
-        assert_eq!(store.purge_unsynced(|s| s.source_record_id == "a").unwrap(), 1);
+        assert_eq!(
+            store.purge_unsynced(|s| s.source_record_id == "a").unwrap(),
+            1
+        );
         store.sync().unwrap();
         assert_eq!(store.count(), 1);
-        let keys: Vec<_> = store.signals.iter().keys().map(|k| k.unwrap().to_vec()).collect();
-        assert!(keys.iter().all(|k| !k.ends_with(b"\0a")), "an index entry of a survived");
+        let keys: Vec<_> = store
+            .signals
+            .iter()
+            .keys()
+            .map(|k| k.unwrap().to_vec())
+            .collect();
+        assert!(
+            keys.iter().all(|k| !k.ends_with(b"\0a")),
+            "an index entry of a survived"
+        );
     }
 
     #[test]

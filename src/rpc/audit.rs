@@ -48,7 +48,13 @@ impl AuditService {
             .policy
             .current()
             .is_some_and(|p| p.is_fg_of(&caller.oin, &self.node.own.oin));
-        let mut e = entry(&trace, &caller, "", Action::AuditAccess, &self.node.policy_version());
+        let mut e = entry(
+            &trace,
+            &caller,
+            "",
+            Action::AuditAccess,
+            &self.node.policy_version(),
+        );
         e.reason = what.to_owned();
         if !allowed {
             e.decision = AuditDecision::Deny;
@@ -67,7 +73,9 @@ impl AuditService {
 
 /// Pins a key on first use under `name`; afterwards only the same key is accepted.
 fn pin_key(db: &sled::Db, tree: &str, name: &str, key: &str) -> Result<(), Status> {
-    let tree = db.open_tree(tree).map_err(|e| Status::internal(e.to_string()))?;
+    let tree = db
+        .open_tree(tree)
+        .map_err(|e| Status::internal(e.to_string()))?;
     let previous = tree
         .compare_and_swap(name.as_bytes(), None as Option<&[u8]>, Some(key.as_bytes()))
         .map_err(|e| Status::internal(e.to_string()))?;
@@ -167,12 +175,17 @@ fn signed_checkpoint(log: &AuditLog) -> Result<Option<pb::SignedCheckpoint>, Sta
 async fn trusted_checkpoints(node: &Arc<NodeContext>) -> Result<Vec<TrustedCheckpoint>, Status> {
     let keys = pinned_keys(node.store.db(), WITNESS_KEYS_TREE);
     let key_refs: Vec<&str> = keys.iter().map(String::as_str).collect();
-    let mut trusted = node.audit.cosigned_checkpoints(&key_refs).map_err(audit_status)?;
+    let mut trusted = node
+        .audit
+        .cosigned_checkpoints(&key_refs)
+        .map_err(audit_status)?;
     for peer in &node.peers {
         let mut client = WitnessClient::new(peer.channel.clone());
         let mut request = Request::new(pb::HeldCheckpointRequest {});
         request.set_timeout(COSIGN_TIMEOUT);
-        let Ok(Ok(held)) = tokio::time::timeout(COSIGN_TIMEOUT, client.held_checkpoint(request)).await else {
+        let Ok(Ok(held)) =
+            tokio::time::timeout(COSIGN_TIMEOUT, client.held_checkpoint(request)).await
+        else {
             continue;
         };
         let held = held.into_inner();
@@ -197,9 +210,27 @@ type EntryStream = Pin<Box<dyn Stream<Item = Result<pb::AuditEntry, Status>> + S
 type ChunkStream = Pin<Box<dyn Stream<Item = Result<pb::ExportChunk, Status>> + Send>>;
 
 const CSV_COLUMNS: [&str; 21] = [
-    "seq", "time", "trace_id", "span_id", "node_oin", "actor_oin", "actor_name", "actor", "action",
-    "routine_flow", "meeting_type", "case_id", "processing_activity", "purpose", "legal_basis",
-    "pupil_pseudonyms", "data_categories", "decision", "reason", "policy_version", "count",
+    "seq",
+    "time",
+    "trace_id",
+    "span_id",
+    "node_oin",
+    "actor_oin",
+    "actor_name",
+    "actor",
+    "action",
+    "routine_flow",
+    "meeting_type",
+    "case_id",
+    "processing_activity",
+    "purpose",
+    "legal_basis",
+    "pupil_pseudonyms",
+    "data_categories",
+    "decision",
+    "reason",
+    "policy_version",
+    "count",
 ];
 
 /// Entries as JSON lines or CSV.
@@ -216,15 +247,17 @@ pub fn export(entries: &[audit::Entry], format: pb::ExportFormat) -> Result<Vec<
         }
         pb::ExportFormat::Csv => {
             let mut w = csv::Writer::from_writer(Vec::new());
-            w.write_record(CSV_COLUMNS).map_err(|e| fail(e.to_string()))?;
+            w.write_record(CSV_COLUMNS)
+                .map_err(|e| fail(e.to_string()))?;
             for e in entries {
-                w.write_record(convert::audit_row(e)).map_err(|e| fail(e.to_string()))?;
+                w.write_record(convert::audit_row(e))
+                    .map_err(|e| fail(e.to_string()))?;
             }
             w.into_inner().map_err(|e| fail(e.to_string()))
         }
-        pb::ExportFormat::Unspecified => {
-            Err(Status::invalid_argument("format: choose EXPORT_FORMAT_JSON_LINES or EXPORT_FORMAT_CSV"))
-        }
+        pb::ExportFormat::Unspecified => Err(Status::invalid_argument(
+            "format: choose EXPORT_FORMAT_JSON_LINES or EXPORT_FORMAT_CSV",
+        )),
     }
 }
 
@@ -237,7 +270,11 @@ impl Audit for AuditService {
         self.authorize(&request, "list entries").await?;
         let req = request.into_inner();
         let filter = filter_from(req.filter)?;
-        let limit = if req.limit == 0 { 1000 } else { req.limit as usize };
+        let limit = if req.limit == 0 {
+            1000
+        } else {
+            req.limit as usize
+        };
         let all = matching(&self.node.audit, &filter)?;
         let mut page: Vec<_> = all
             .iter()
@@ -247,7 +284,10 @@ impl Audit for AuditService {
             .collect();
         let more = page.len() > limit;
         page.truncate(limit);
-        Ok(Response::new(pb::ListEntriesResponse { entries: page, more }))
+        Ok(Response::new(pb::ListEntriesResponse {
+            entries: page,
+            more,
+        }))
     }
 
     type StreamEntriesStream = EntryStream;
@@ -273,7 +313,8 @@ impl Audit for AuditService {
     ) -> Result<Response<Self::ExportStream>, Status> {
         self.authorize(&request, "export").await?;
         let req = request.into_inner();
-        let format = pb::ExportFormat::try_from(req.format).unwrap_or(pb::ExportFormat::Unspecified);
+        let format =
+            pb::ExportFormat::try_from(req.format).unwrap_or(pb::ExportFormat::Unspecified);
         let filter = filter_from(req.filter)?;
         let bytes = export(&matching(&self.node.audit, &filter)?, format)?;
         let chunks: Vec<_> = bytes
@@ -340,9 +381,17 @@ impl Audit for AuditService {
             )));
         }
         let log = &self.node.audit;
-        let entry = log.get(seq).map_err(audit_status)?.ok_or_else(|| Status::not_found(format!("no entry {seq}")))?;
-        let bytes = log.entry_bytes(seq).map_err(audit_status)?.unwrap_or_default();
-        let path = log.inclusion_proof(seq, checkpoint.size).map_err(audit_status)?;
+        let entry = log
+            .get(seq)
+            .map_err(audit_status)?
+            .ok_or_else(|| Status::not_found(format!("no entry {seq}")))?;
+        let bytes = log
+            .entry_bytes(seq)
+            .map_err(audit_status)?
+            .unwrap_or_default();
+        let path = log
+            .inclusion_proof(seq, checkpoint.size)
+            .map_err(audit_status)?;
         Ok(Response::new(pb::ProveResponse {
             entry: Some(convert::audit_entry(&entry)),
             leaf_hash: audit::leaf_hash(&bytes).to_vec(),
@@ -391,10 +440,17 @@ impl Witness for WitnessService {
             .iter()
             .map(|h| <[u8; 32]>::try_from(h.as_slice()))
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|_| Status::invalid_argument("consistency_proof: every hash must be 32 bytes"))?;
+            .map_err(|_| {
+                Status::invalid_argument("consistency_proof: every hash must be 32 bytes")
+            })?;
         let node = self.node.clone();
         let result = tokio::task::spawn_blocking(move || {
-            pin_key(node.store.db(), ORIGIN_KEYS_TREE, &origin, &req.verifier_key)?;
+            pin_key(
+                node.store.db(),
+                ORIGIN_KEYS_TREE,
+                &origin,
+                &req.verifier_key,
+            )?;
             let cosignature = node
                 .witness
                 .cosign(&req.verifier_key, &req.note, &proof, req.old_size)
@@ -448,14 +504,19 @@ async fn cosign_at(
 ) -> Result<(), String> {
     let witness = witness_name(&peer.config.oin);
     let size = checkpoint.checkpoint.size;
-    let old = node.audit.last_cosigned(&witness).map_err(|e| e.to_string())?;
+    let old = node
+        .audit
+        .last_cosigned(&witness)
+        .map_err(|e| e.to_string())?;
     if old >= size {
         return Ok(());
     }
     let proof = if old == 0 {
         Vec::new()
     } else {
-        node.audit.consistency_proof(old, size).map_err(|e| e.to_string())?
+        node.audit
+            .consistency_proof(old, size)
+            .map_err(|e| e.to_string())?
     };
     let mut client = WitnessClient::new(peer.channel.clone());
     let mut request = Request::new(pb::CosignRequest {
@@ -471,10 +532,18 @@ async fn cosign_at(
         .map_err(|s| s.message().to_owned())?
         .into_inner();
     if response.witness != witness {
-        return Err(format!("answered as {}, expected {witness}", response.witness));
+        return Err(format!(
+            "answered as {}, expected {witness}",
+            response.witness
+        ));
     }
-    pin_key(node.store.db(), WITNESS_KEYS_TREE, &witness, &response.verifier_key)
-        .map_err(|s| s.message().to_owned())?;
+    pin_key(
+        node.store.db(),
+        WITNESS_KEYS_TREE,
+        &witness,
+        &response.verifier_key,
+    )
+    .map_err(|s| s.message().to_owned())?;
     let cosignature = Cosignature::parse_line(&response.cosignature).map_err(|e| e.to_string())?;
     node.audit
         .add_cosignature(&response.verifier_key, checkpoint, &cosignature)

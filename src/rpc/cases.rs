@@ -3,12 +3,15 @@
 //! own organisation may call it; only the lead may close a case.
 
 use super::convert;
+use crate::audit::{Action, Decision as AuditDecision, NewEntry};
 use crate::cases::{self, Case, Party};
-use crate::node::NodeContext;
+use crate::identity::Organisation;
+use crate::node::{entry, NodeContext};
 use crate::pb;
 use crate::pb::cases_server::Cases;
 use crate::pb::exchange_client::ExchangeClient;
 use crate::pseudonym::is_pseudonym;
+use crate::trace::TraceContext;
 use std::sync::Arc;
 use std::time::Duration;
 use tonic::{Request, Response, Status};
@@ -70,8 +73,40 @@ impl CasesService {
         })
     }
 
+    /// An audit entry about a case.
+    fn case_entry(
+        &self,
+        trace: &TraceContext,
+        caller: &Organisation,
+        actor: &str,
+        action: Action,
+        case: Option<&Case>,
+    ) -> NewEntry {
+        let mut e = entry(trace, caller, actor, action, &self.node.policy_version());
+        if let Some(case) = case {
+            e.case_id = case.id.clone();
+            e.meeting_type = case.meeting_type.clone();
+            e.purpose = case.purpose.clone();
+            e.pupils = case.pupils.clone();
+            e.processing_activity = self
+                .node
+                .policy
+                .current()
+                .and_then(|p| {
+                    p.meeting(&case.meeting_type)
+                        .and_then(|m| m.processing_activities.get(&case.purpose).cloned())
+                })
+                .unwrap_or_default();
+        }
+        e
+    }
+
     /// Stores the case and tells every participant's node; returns those that could not be told.
-    async fn store_and_share(&self, case: &Case) -> Result<Vec<pb::PeerFailure>, Status> {
+    async fn store_and_share(
+        &self,
+        case: &Case,
+        trace: &TraceContext,
+    ) -> Result<Vec<pb::PeerFailure>, Status> {
         let node = self.node.clone();
         let stored = case.clone();
         tokio::task::spawn_blocking(move || node.cases.put(&stored))
@@ -102,6 +137,7 @@ impl CasesService {
                 case: Some(convert::case_to_pb(case)),
             });
             request.set_timeout(NOTIFY_TIMEOUT);
+            trace.inject(&mut request);
             let result = tokio::time::timeout(NOTIFY_TIMEOUT, client.share_case(request)).await;
             let failure = match result {
                 Ok(Ok(_)) => continue,
@@ -128,8 +164,34 @@ impl Cases for CasesService {
         request: Request<pb::OpenCaseRequest>,
     ) -> Result<Response<pb::CaseResponse>, Status> {
         let caller = self.node.authorize_own(&request)?;
-        let case = self.new_case(request.get_ref())?;
-        let not_notified = self.store_and_share(&case).await?;
+        let trace = TraceContext::from_metadata(request.metadata());
+        let case = match self.new_case(request.get_ref()) {
+            Ok(case) => case,
+            Err(status) => {
+                let mut e = self.case_entry(
+                    &trace,
+                    &caller,
+                    &request.get_ref().actor,
+                    Action::CaseOpen,
+                    None,
+                );
+                e.meeting_type = request.get_ref().meeting_type.chars().take(100).collect();
+                e.decision = AuditDecision::Deny;
+                e.reason = status.message().to_owned();
+                self.node.record_async(e).await?;
+                return Err(status);
+            }
+        };
+        let mut e = self.case_entry(
+            &trace,
+            &caller,
+            &request.get_ref().actor,
+            Action::CaseOpen,
+            Some(&case),
+        );
+        e.reason = "case opened".into();
+        self.node.record_async(e).await?;
+        let not_notified = self.store_and_share(&case, &trace).await?;
         tracing::info!(peer.oin = %caller.oin, case.id = %case.id, case.meeting = %case.meeting_type, "case opened");
         Ok(Response::new(pb::CaseResponse {
             case: Some(convert::case_to_pb(&case)),
@@ -142,6 +204,8 @@ impl Cases for CasesService {
         request: Request<pb::CloseCaseRequest>,
     ) -> Result<Response<pb::CaseResponse>, Status> {
         let caller = self.node.authorize_own(&request)?;
+        let trace = TraceContext::from_metadata(request.metadata());
+        let actor = request.get_ref().actor.clone();
         let id = request.get_ref().case_id.clone();
         let node = self.node.clone();
         let lookup = id.clone();
@@ -159,7 +223,10 @@ impl Cases for CasesService {
         }
         case.open = false;
         case.closed_at = Some(chrono::Utc::now());
-        let not_notified = self.store_and_share(&case).await?;
+        let mut e = self.case_entry(&trace, &caller, &actor, Action::CaseClose, Some(&case));
+        e.reason = "case closed".into();
+        self.node.record_async(e).await?;
+        let not_notified = self.store_and_share(&case, &trace).await?;
         tracing::info!(peer.oin = %caller.oin, case.id = %case.id, "case closed");
         Ok(Response::new(pb::CaseResponse {
             case: Some(convert::case_to_pb(&case)),

@@ -4,6 +4,7 @@
 //! `clock` module's; this layer gathers signals and converts.
 
 use super::convert;
+use crate::audit::{Action, Decision as AuditDecision};
 use crate::clock::{self, CountingRules};
 use crate::exchange::{self, ExchangeFilter};
 use crate::node::NodeContext;
@@ -48,13 +49,16 @@ fn parse_day(field: &str, text: &str) -> Result<NaiveDate, Status> {
     if text.is_empty() {
         return Ok(chrono::Utc::now().date_naive());
     }
-    NaiveDate::parse_from_str(text, "%Y-%m-%d")
-        .map_err(|_| Status::invalid_argument(format!("{field}: {text:?} is not a date (YYYY-MM-DD)")))
+    NaiveDate::parse_from_str(text, "%Y-%m-%d").map_err(|_| {
+        Status::invalid_argument(format!("{field}: {text:?} is not a date (YYYY-MM-DD)"))
+    })
 }
 
 fn parse_days(texts: &[String]) -> Result<Vec<NaiveDate>, Status> {
     if texts.is_empty() {
-        return Err(Status::invalid_argument("at: give at least one reference date"));
+        return Err(Status::invalid_argument(
+            "at: give at least one reference date",
+        ));
     }
     texts.iter().map(|t| parse_day("at", t)).collect()
 }
@@ -78,6 +82,8 @@ fn timeout(ms: u32) -> Duration {
 /// The node's own signals (as "self") and, with a claim, every signal the peers share under it.
 async fn gather(
     node: &Arc<NodeContext>,
+    caller: &crate::identity::Organisation,
+    trace: &crate::trace::TraceContext,
     claim: Option<pb::AccessClaim>,
     wait: Duration,
 ) -> Result<(Vec<(String, Signal)>, Vec<pb::PeerFailure>), Status> {
@@ -86,7 +92,8 @@ async fn gather(
         .await
         .map_err(super::task_status)?
         .map_err(super::store_status)?;
-    let mut signals: Vec<(String, Signal)> = own.into_iter().map(|s| ("self".to_owned(), s)).collect();
+    let mut signals: Vec<(String, Signal)> =
+        own.into_iter().map(|s| ("self".to_owned(), s)).collect();
     let Some(claim) = claim else {
         return Ok((signals, Vec::new()));
     };
@@ -94,7 +101,7 @@ async fn gather(
         claim: Some(claim),
         filter: None,
     };
-    let federated = super::federation::federate(&node.peers, query, wait).await;
+    let federated = super::federation::federate_audited(node, caller, trace, query, wait).await?;
     for answer in &federated.answers {
         for view in answer.response.iter().flat_map(|r| r.signals.iter()) {
             if let Some(s) = convert::signal_from_view(view) {
@@ -107,12 +114,23 @@ async fn gather(
 
 #[tonic::async_trait]
 impl Clock for ClockService {
-    async fn due(&self, request: Request<pb::DueRequest>) -> Result<Response<pb::DueResponse>, Status> {
+    async fn due(
+        &self,
+        request: Request<pb::DueRequest>,
+    ) -> Result<Response<pb::DueResponse>, Status> {
         let caller = self.node.authorize_own(&request)?;
+        let trace = crate::trace::TraceContext::from_metadata(request.metadata());
         let req = request.into_inner();
         let rules = rules(&self.node)?;
         let at = parse_day("at", &req.at)?;
-        let (signals, failures) = gather(&self.node, req.claim, timeout(req.timeout_ms)).await?;
+        let (signals, failures) = gather(
+            &self.node,
+            &caller,
+            &trace,
+            req.claim,
+            timeout(req.timeout_ms),
+        )
+        .await?;
         let lines = clock::due(&signals, at, &rules);
         tracing::info!(peer.oin = %caller.oin, due.lines = lines.len(), due.failures = failures.len(), "due list");
         Ok(Response::new(pb::DueResponse {
@@ -127,15 +145,25 @@ impl Clock for ClockService {
         request: Request<pb::ReportRequest>,
     ) -> Result<Response<pb::ReportResponse>, Status> {
         let caller = self.node.authorize_own(&request)?;
+        let trace = crate::trace::TraceContext::from_metadata(request.metadata());
         let req = request.into_inner();
         let rules = rules(&self.node)?;
         let dates = parse_days(&req.at)?;
         let rule = rule(&rules, &req.rule)?.clone();
-        let (signals, failures) = gather(&self.node, req.claim, timeout(req.timeout_ms)).await?;
+        let (signals, failures) = gather(
+            &self.node,
+            &caller,
+            &trace,
+            req.claim,
+            timeout(req.timeout_ms),
+        )
+        .await?;
         let report = clock::report(&signals, &dates, &rule, &rules);
         // For the node's own organisation: nothing suppressed (threshold 0).
         let shown = report.suppressed(0);
-        let render = |e: clock::RenderError| Status::internal(format!("the report could not be rendered: {e}"));
+        let render = |e: clock::RenderError| {
+            Status::internal(format!("the report could not be rendered: {e}"))
+        };
         tracing::info!(peer.oin = %caller.oin, report.rule = %req.rule, report.dates = dates.len(), "report");
         Ok(Response::new(pb::ReportResponse {
             cells: shown.cells.iter().map(convert::report_cell).collect(),
@@ -155,7 +183,52 @@ impl Counts for CountsService {
         request: Request<pb::CountsRequest>,
     ) -> Result<Response<pb::CountsResponse>, Status> {
         let caller = super::caller(&request)?;
+        let trace = crate::trace::TraceContext::from_metadata(request.metadata());
         let req = request.into_inner();
+        let claim = req.claim.clone().unwrap_or_default();
+        match self.decide_counts(&caller, req).await {
+            Ok((response, permit)) => {
+                let mut e = super::exchange::claim_entry(
+                    &self.node,
+                    &trace,
+                    &caller,
+                    &claim,
+                    Action::Disclose,
+                );
+                e.processing_activity = permit.processing_activity.clone();
+                e.data_categories = permit.data_categories.clone();
+                e.count = response.cells.len() as u64;
+                e.reason = format!(
+                    "{} (suppressed counts only, threshold {})",
+                    permit.rule, response.threshold
+                );
+                self.node.record_async(e).await?;
+                Ok(Response::new(response))
+            }
+            Err(status) => {
+                let mut e = super::exchange::claim_entry(
+                    &self.node,
+                    &trace,
+                    &caller,
+                    &claim,
+                    Action::Query,
+                );
+                e.decision = AuditDecision::Deny;
+                e.reason = status.message().to_owned();
+                self.node.record_async(e).await?;
+                Err(status)
+            }
+        }
+    }
+}
+
+impl CountsService {
+    /// Decides a counts request and computes the suppressed cells.
+    async fn decide_counts(
+        &self,
+        caller: &crate::identity::Organisation,
+        req: pb::CountsRequest,
+    ) -> Result<(pb::CountsResponse, crate::policy::Permit), Status> {
         let claim = req
             .claim
             .ok_or_else(|| Status::permission_denied("denied: the request carries no claim"))?;
@@ -172,7 +245,9 @@ impl Counts for CountsService {
         };
         let permit = match policy.evaluate(&access) {
             Decision::Permit(p) => p,
-            Decision::Deny(d) => return Err(Status::permission_denied(format!("denied: {}", d.reason))),
+            Decision::Deny(d) => {
+                return Err(Status::permission_denied(format!("denied: {}", d.reason)))
+            }
         };
         if permit.fields.contains(crate::policy::Field::PupilPseudonym) {
             return Err(Status::permission_denied(format!(
@@ -185,23 +260,26 @@ impl Counts for CountsService {
         let dates = parse_days(&req.at)?;
         let rule = rule(&rules, &req.rule)?.clone();
         let node = self.node.clone();
+        let scope = permit.clone();
         let selected = tokio::task::spawn_blocking(move || {
             let today = chrono::Utc::now().date_naive();
-            exchange::select(&node.store, &permit, &ExchangeFilter::default(), None, today)
+            exchange::select(&node.store, &scope, &ExchangeFilter::default(), None, today)
         })
         .await
         .map_err(super::task_status)?
         .map_err(super::store_status)?;
         let own = self.node.own.name.clone();
-        let signals: Vec<(String, Signal)> = selected.into_iter().map(|s| (own.clone(), s)).collect();
+        let signals: Vec<(String, Signal)> =
+            selected.into_iter().map(|s| (own.clone(), s)).collect();
         let threshold = rules.suppression_threshold();
         let suppressed = clock::report(&signals, &dates, &rule, &rules).suppressed(threshold);
         tracing::info!(peer.oin = %caller.oin, counts.cells = suppressed.cells.len(), "counts answered");
-        Ok(Response::new(pb::CountsResponse {
+        let response = pb::CountsResponse {
             cells: suppressed.cells.iter().map(convert::report_cell).collect(),
             threshold,
             holder: Some(convert::organisation(&self.node.own)),
             policy_version: policy.version().to_owned(),
-        }))
+        };
+        Ok((response, permit))
     }
 }

@@ -360,7 +360,11 @@ pub fn due_line(l: &crate::clock::DueLine) -> pb::DueLine {
         weeks: l.weeks,
         days: l.days,
         band: due_band_to_pb(l.band).into(),
-        categories: l.categories.iter().map(|c| category_to_pb(*c).into()).collect(),
+        categories: l
+            .categories
+            .iter()
+            .map(|c| category_to_pb(*c).into())
+            .collect(),
         sectors: l.sectors.iter().map(|s| sector_to_pb(*s).into()).collect(),
         schools: l.schools.clone(),
         residence_municipalities: l.municipalities.clone(),
@@ -439,8 +443,16 @@ pub fn audit_entry(e: &crate::audit::Entry) -> pb::AuditEntry {
 /// An entry as one CSV row, in the order of `rpc::audit::CSV_COLUMNS`.
 pub fn audit_row(e: &crate::audit::Entry) -> Vec<String> {
     let p = audit_entry(e);
-    let action = p.action().as_str_name().trim_start_matches("AUDIT_ACTION_").to_owned();
-    let decision = p.decision().as_str_name().trim_start_matches("AUDIT_DECISION_").to_owned();
+    let action = p
+        .action()
+        .as_str_name()
+        .trim_start_matches("AUDIT_ACTION_")
+        .to_owned();
+    let decision = p
+        .decision()
+        .as_str_name()
+        .trim_start_matches("AUDIT_DECISION_")
+        .to_owned();
     vec![
         p.seq.to_string(),
         p.time,

@@ -3,12 +3,17 @@
 //! fields the caller's role may see; a ShareCase is accepted only from the case's lead.
 
 use super::convert;
+use crate::audit::{Action, Decision as AuditDecision, NewEntry};
 use crate::cases::Case;
 use crate::exchange::{self, ExchangeFilter};
+use crate::identity::Organisation;
+use crate::node::entry;
 use crate::node::NodeContext;
 use crate::pb;
 use crate::pb::exchange_server::Exchange;
 use crate::policy::{AccessRequest, Context, Decision, Permit};
+use crate::pseudonym::is_pseudonym;
+use crate::trace::TraceContext;
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
@@ -110,15 +115,21 @@ fn check_case(
     Ok(Some(case))
 }
 
-/// Answers a query for a caller whose organisation comes from its certificate.
-pub fn answer(
+/// What an allowed query disclosed, for the audit entry.
+struct Disclosure {
+    response: pb::QueryResponse,
+    permit: Permit,
+    pupils: Vec<String>,
+}
+
+/// Decides a query and selects what it may see; every refusal is a PERMISSION_DENIED status
+/// naming the part that did not match.
+fn decide(
     node: &NodeContext,
     caller_oin: &str,
-    request: pb::QueryRequest,
-) -> Result<pb::QueryResponse, Status> {
-    let claim = request
-        .claim
-        .ok_or_else(|| Status::permission_denied("denied: the request carries no claim"))?;
+    claim: &pb::AccessClaim,
+    filter: Option<pb::QueryFilter>,
+) -> Result<Disclosure, Status> {
     let policy = node.policy.current().ok_or_else(|| {
         Status::permission_denied("denied: this node has no covenant policy loaded")
     })?;
@@ -128,28 +139,20 @@ pub fn answer(
         role: &claim.role,
         legal_basis: &claim.legal_basis,
         purpose: &claim.purpose,
-        context: context_of(&claim)?,
+        context: context_of(claim)?,
     };
     let permit: Permit = match policy.evaluate(&access) {
         Decision::Permit(p) => p,
         Decision::Deny(d) => {
-            tracing::info!(peer.oin = %caller_oin, policy.decision = "deny", reason = %d.reason, "query denied");
-            return Err(Status::permission_denied(format!("denied: {}", d.reason)));
+            return Err(Status::permission_denied(format!("denied: {}", d.reason)))
         }
     };
-    let case = check_case(node, &claim, caller_oin)?;
-    let filter = filter_from(request.filter)?;
+    let case = check_case(node, claim, caller_oin)?;
+    let filter = filter_from(filter)?;
     let today = chrono::Utc::now().date_naive();
     let signals = exchange::select(&node.store, &permit, &filter, case.as_ref(), today)
         .map_err(super::store_status)?;
-    tracing::info!(
-        peer.oin = %caller_oin,
-        policy.decision = "permit",
-        policy.rule = %permit.rule,
-        query.count = signals.len(),
-        "query answered"
-    );
-    Ok(pb::QueryResponse {
+    let response = pb::QueryResponse {
         signals: signals
             .iter()
             .map(|s| convert::minimised_view(s, &permit.fields))
@@ -159,7 +162,67 @@ pub fn answer(
         rule: permit.rule.clone(),
         processing_activity: permit.processing_activity.clone(),
         policy_version: policy.version().to_owned(),
+    };
+    Ok(Disclosure {
+        response,
+        pupils: super::intake::distinct_pupils(&signals),
+        permit,
     })
+}
+
+/// The claim's context and purpose on an audit entry.
+pub fn claim_entry(
+    node: &NodeContext,
+    trace: &TraceContext,
+    caller: &Organisation,
+    claim: &pb::AccessClaim,
+    action: Action,
+) -> NewEntry {
+    let mut e = entry(trace, caller, &claim.actor, action, &node.policy_version());
+    e.purpose = claim.purpose.chars().take(100).collect();
+    e.legal_basis = claim.legal_basis.chars().take(100).collect();
+    match &claim.context {
+        Some(pb::access_claim::Context::RoutineFlow(flow)) => {
+            e.flow = flow.chars().take(100).collect()
+        }
+        Some(pb::access_claim::Context::CaseRef(c)) => {
+            e.meeting_type = c.meeting_type.chars().take(100).collect();
+            e.case_id = c.case_id.chars().take(100).collect();
+        }
+        None => {}
+    }
+    e
+}
+
+/// Answers a peer's query and audits the decision (durably, before the answer leaves).
+pub fn answer(
+    node: &NodeContext,
+    caller: &Organisation,
+    trace: &TraceContext,
+    request: pb::QueryRequest,
+) -> Result<pb::QueryResponse, Status> {
+    let claim = request.claim.unwrap_or_default();
+    match decide(node, &caller.oin, &claim, request.filter) {
+        Ok(d) => {
+            let mut e = claim_entry(node, trace, caller, &claim, Action::Disclose);
+            e.processing_activity = d.permit.processing_activity.clone();
+            e.data_categories = d.permit.data_categories.clone();
+            e.pupils = d.pupils;
+            e.count = d.response.signals.len() as u64;
+            e.reason = d.permit.rule.clone();
+            node.record(e)?;
+            tracing::info!(peer.oin = %caller.oin, policy.rule = %d.permit.rule, query.count = d.response.signals.len(), "query answered");
+            Ok(d.response)
+        }
+        Err(status) => {
+            let mut e = claim_entry(node, trace, caller, &claim, Action::Query);
+            e.decision = AuditDecision::Deny;
+            e.reason = status.message().to_owned();
+            node.record(e)?;
+            tracing::info!(peer.oin = %caller.oin, policy.decision = "deny", reason = %status.message(), "query refused");
+            Err(status)
+        }
+    }
 }
 
 /// Checks and stores a case shared by its lead.
@@ -200,9 +263,10 @@ impl Exchange for ExchangeService {
         request: Request<pb::QueryRequest>,
     ) -> Result<Response<pb::QueryResponse>, Status> {
         let caller = super::caller(&request)?;
+        let trace = TraceContext::from_metadata(request.metadata());
         let node = self.node.clone();
         let inner = request.into_inner();
-        let response = tokio::task::spawn_blocking(move || answer(&node, &caller.oin, inner))
+        let response = tokio::task::spawn_blocking(move || answer(&node, &caller, &trace, inner))
             .await
             .map_err(super::task_status)??;
         Ok(Response::new(response))
@@ -213,14 +277,44 @@ impl Exchange for ExchangeService {
         request: Request<pb::ShareCaseRequest>,
     ) -> Result<Response<pb::ShareCaseResponse>, Status> {
         let caller = super::caller(&request)?;
+        let trace = TraceContext::from_metadata(request.metadata());
         let shared = request
             .into_inner()
             .case
             .ok_or_else(|| Status::invalid_argument("case is missing"))?;
         let node = self.node.clone();
-        tokio::task::spawn_blocking(move || accept_case(&node, &caller.oin, shared))
-            .await
-            .map_err(super::task_status)??;
+        tokio::task::spawn_blocking(move || {
+            let mut e = entry(
+                &trace,
+                &caller,
+                "",
+                Action::ShareCase,
+                &node.policy_version(),
+            );
+            e.case_id = shared.case_id.chars().take(100).collect();
+            e.meeting_type = shared.meeting_type.chars().take(100).collect();
+            e.purpose = shared.purpose.chars().take(100).collect();
+            e.pupils = shared
+                .pupil_pseudonyms
+                .iter()
+                .filter(|p| is_pseudonym(p))
+                .cloned()
+                .collect();
+            e.reason = if shared.open {
+                "case shared".into()
+            } else {
+                "case closed".into()
+            };
+            let outcome = accept_case(&node, &caller.oin, shared);
+            if let Err(status) = &outcome {
+                e.decision = AuditDecision::Deny;
+                e.reason = status.message().to_owned();
+            }
+            node.record(e)?;
+            outcome
+        })
+        .await
+        .map_err(super::task_status)??;
         Ok(Response::new(pb::ShareCaseResponse { accepted: true }))
     }
 

@@ -2,11 +2,15 @@
 //! parallel under the same claim, waits at most a timeout per peer, and merges the answers. A
 //! peer that refuses, fails or is too slow is reported, never waited for beyond the timeout.
 
-use crate::node::NodeContext;
+use super::exchange::claim_entry;
+use crate::audit::{Action, Decision as AuditDecision};
+use crate::identity::Organisation;
+use crate::node::{audit_status, NodeContext};
 use crate::pb;
 use crate::pb::exchange_client::ExchangeClient;
 use crate::pb::federation_server::Federation;
 use crate::peers::Peer;
+use crate::trace::TraceContext;
 use std::sync::Arc;
 use std::time::Duration;
 use tonic::{Request, Response, Status};
@@ -30,6 +34,7 @@ async fn ask(
     peer: Peer,
     request: pb::QueryRequest,
     timeout: Duration,
+    trace: Option<TraceContext>,
 ) -> Result<pb::PeerAnswer, pb::PeerFailure> {
     let fail = |code: tonic::Code, message: String| pb::PeerFailure {
         peer: peer.config.name.clone(),
@@ -39,6 +44,9 @@ async fn ask(
     let mut client = ExchangeClient::new(peer.channel.clone());
     let mut outgoing = Request::new(request);
     outgoing.set_timeout(timeout);
+    if let Some(trace) = &trace {
+        trace.inject(&mut outgoing);
+    }
     match tokio::time::timeout(timeout, client.query(outgoing)).await {
         Err(_) => Err(fail(
             tonic::Code::DeadlineExceeded,
@@ -68,16 +76,17 @@ pub fn code_name(code: tonic::Code) -> String {
     }
 }
 
-/// Asks every peer in parallel and merges the answers.
+/// Asks every peer in parallel and merges the answers; the trace, if given, goes to every peer.
 pub async fn federate(
     peers: &[Peer],
     request: pb::QueryRequest,
     timeout: Duration,
+    trace: Option<&TraceContext>,
 ) -> pb::FederationQueryResponse {
     let asks = peers
         .iter()
         .cloned()
-        .map(|peer| ask(peer, request.clone(), timeout));
+        .map(|peer| ask(peer, request.clone(), timeout, trace.cloned()));
     let mut response = pb::FederationQueryResponse::default();
     for result in futures::future::join_all(asks).await {
         match result {
@@ -88,6 +97,62 @@ pub async fn federate(
     response
 }
 
+/// Asks every peer under the caller's claim and audits it: one entry for the federated query and
+/// one per peer for what it sent back (or why not), all durable before the answer is returned.
+pub async fn federate_audited(
+    node: &Arc<NodeContext>,
+    caller: &Organisation,
+    trace: &TraceContext,
+    request: pb::QueryRequest,
+    timeout: Duration,
+) -> Result<pb::FederationQueryResponse, Status> {
+    let claim = request.claim.clone().unwrap_or_default();
+    let response = federate(&node.peers, request, timeout, Some(trace)).await;
+    let mut entries = Vec::new();
+    let mut asked = claim_entry(node, trace, caller, &claim, Action::FederatedQuery);
+    asked.count = response.answers.len() as u64;
+    asked.reason = format!(
+        "asked {} peers: {} answered, {} refused or failed",
+        node.peers.len(),
+        response.answers.len(),
+        response.failures.len()
+    );
+    entries.push(asked);
+    for answer in &response.answers {
+        let Some(r) = &answer.response else { continue };
+        let mut e = claim_entry(node, trace, caller, &claim, Action::Receive);
+        e.processing_activity = r.processing_activity.clone();
+        e.pupils = distinct(r.signals.iter().map(|s| s.pupil_pseudonym.as_str()));
+        e.count = r.signals.len() as u64;
+        e.reason = format!("received from {} under {}", answer.peer, r.rule);
+        entries.push(e);
+    }
+    for failure in &response.failures {
+        let mut e = claim_entry(node, trace, caller, &claim, Action::Receive);
+        e.decision = AuditDecision::Deny;
+        e.reason = format!("{} {}: {}", failure.peer, failure.code, failure.message);
+        entries.push(e);
+    }
+    let recorder = node.clone();
+    tokio::task::spawn_blocking(move || {
+        for e in entries {
+            recorder.audit.append(e).map_err(audit_status)?;
+        }
+        recorder.store.sync().map_err(super::store_status)
+    })
+    .await
+    .map_err(super::task_status)??;
+    Ok(response)
+}
+
+fn distinct<'a>(pseudonyms: impl Iterator<Item = &'a str>) -> Vec<String> {
+    let mut seen = std::collections::HashSet::new();
+    pseudonyms
+        .filter(|p| !p.is_empty() && seen.insert(*p))
+        .map(str::to_owned)
+        .collect()
+}
+
 #[tonic::async_trait]
 impl Federation for FederationService {
     async fn query(
@@ -95,6 +160,7 @@ impl Federation for FederationService {
         request: Request<pb::FederationQueryRequest>,
     ) -> Result<Response<pb::FederationQueryResponse>, Status> {
         let caller = self.node.authorize_own(&request)?;
+        let trace = TraceContext::from_metadata(request.metadata());
         let inner = request.into_inner();
         let timeout = match inner.timeout_ms {
             0 => DEFAULT_TIMEOUT,
@@ -104,7 +170,7 @@ impl Federation for FederationService {
             claim: inner.claim,
             filter: inner.filter,
         };
-        let response = federate(&self.node.peers, query, timeout).await;
+        let response = federate_audited(&self.node, &caller, &trace, query, timeout).await?;
         tracing::info!(
             peer.oin = %caller.oin,
             federation.answers = response.answers.len(),

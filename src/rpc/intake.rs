@@ -3,13 +3,15 @@
 //! arrival; stores a push whole-record-or-nothing and answers only after the flush.
 
 use super::convert;
+use crate::audit::Action;
 use crate::identity::Organisation;
-use crate::node::NodeContext;
+use crate::node::{audit_status, entry, NodeContext};
 use crate::pb;
 use crate::pb::signal_intake_server::SignalIntake;
 use crate::pseudonym::is_pseudonym;
 use crate::signal::{self, Signal};
 use crate::store::SignalFilter;
+use crate::trace::TraceContext;
 use std::pin::Pin;
 use std::sync::Arc;
 use tokio_stream::Stream;
@@ -85,6 +87,16 @@ fn filter_from(req: pb::ListRequest) -> Result<SignalFilter, Status> {
     })
 }
 
+/// The distinct pseudonyms of some signals, in first-seen order.
+pub fn distinct_pupils(signals: &[Signal]) -> Vec<String> {
+    let mut seen = std::collections::HashSet::new();
+    signals
+        .iter()
+        .filter(|s| seen.insert(s.pupil_pseudonym.as_str()))
+        .map(|s| s.pupil_pseudonym.clone())
+        .collect()
+}
+
 type ViewStream = Pin<Box<dyn Stream<Item = Result<pb::SignalView, Status>> + Send>>;
 
 #[tonic::async_trait]
@@ -94,6 +106,8 @@ impl SignalIntake for IntakeService {
         request: Request<Streaming<pb::SignalRecord>>,
     ) -> Result<Response<pb::PushReport>, Status> {
         let caller = self.authorize(&request)?;
+        let trace = TraceContext::from_metadata(request.metadata());
+        let actor = super::stated_actor(request.metadata());
         let mut stream = request.into_inner();
         let now = chrono::Utc::now();
         let today = now.date_naive();
@@ -114,11 +128,27 @@ impl SignalIntake for IntakeService {
             index += 1;
         }
         let accepted = good.len();
-        let store = self.node.store.clone();
-        tokio::task::spawn_blocking(move || store.upsert_batch(&good))
-            .await
-            .map_err(super::task_status)?
-            .map_err(super::store_status)?;
+        let mut e = entry(
+            &trace,
+            &caller,
+            &actor,
+            Action::Ingest,
+            &self.node.policy_version(),
+        );
+        e.pupils = distinct_pupils(&good);
+        e.count = accepted as u64;
+        e.reason = format!("{accepted} records stored, {} refused", refused.len());
+        let node = self.node.clone();
+        // The signals and the audit entry of the push become durable with one sync.
+        tokio::task::spawn_blocking(move || {
+            node.store
+                .upsert_batch_unsynced(&good)
+                .map_err(super::store_status)?;
+            node.audit.append(e).map_err(audit_status)?;
+            node.store.sync().map_err(super::store_status)
+        })
+        .await
+        .map_err(super::task_status)??;
         tracing::info!(
             peer.oin = %caller.oin,
             push.records = index,
@@ -139,12 +169,25 @@ impl SignalIntake for IntakeService {
         request: Request<pb::ListRequest>,
     ) -> Result<Response<Self::ListStream>, Status> {
         let caller = self.authorize(&request)?;
+        let trace = TraceContext::from_metadata(request.metadata());
+        let actor = super::stated_actor(request.metadata());
         let filter = filter_from(request.into_inner())?;
         let store = self.node.store.clone();
         let signals = tokio::task::spawn_blocking(move || store.list(&filter))
             .await
             .map_err(super::task_status)?
             .map_err(super::store_status)?;
+        let mut e = entry(
+            &trace,
+            &caller,
+            &actor,
+            Action::Query,
+            &self.node.policy_version(),
+        );
+        e.pupils = distinct_pupils(&signals);
+        e.count = signals.len() as u64;
+        e.reason = "own organisation lists its own node".into();
+        self.node.record_async(e).await?;
         tracing::info!(peer.oin = %caller.oin, list.count = signals.len(), "list answered");
         let views: Vec<_> = signals
             .iter()

@@ -40,3 +40,16 @@ pub fn case_status(e: crate::cases::CaseError) -> Status {
     tracing::error!(error = %e, "case store failure");
     Status::internal("the node could not read or store the case; nothing was acknowledged")
 }
+
+/// The metadata key in which a partner's system may state who is acting (a person or system of
+/// its own organisation), for the audit log.
+pub const ACTOR_METADATA: &str = "pactgate-actor";
+
+/// The acting person or system as the caller states it, or "".
+pub fn stated_actor(metadata: &tonic::metadata::MetadataMap) -> String {
+    metadata
+        .get(ACTOR_METADATA)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.chars().take(200).collect())
+        .unwrap_or_default()
+}
