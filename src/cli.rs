@@ -872,6 +872,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         policy: config.policy.clone(),
         peers: config.peers.clone(),
         counting: config.counting.clone(),
+        checkpoint_interval: crate::rpc::audit::CHECKPOINT_INTERVAL,
     };
     crate::node::serve(setup, listener, shutdown_signal()).await?;
     Ok(())

@@ -118,6 +118,7 @@ impl DemoNode {
             policy,
             peers,
             counting: Some(data_dir.join("counting.toml")),
+            checkpoint_interval: std::time::Duration::from_millis(500),
         };
         let task = tokio::spawn(crate::node::serve(setup, listener, async {
             let _ = rx.await;
@@ -424,11 +425,29 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         .map(|(_, v)| v.clone())
         .unwrap_or_default();
     exchange_story(&nodes, &swv_vo_views).await?;
+    clock_story(&nodes, &data_dir, today).await?;
+    let demo_pupil = population
+        .get("swv-vo")
+        .and_then(|records| {
+            records.iter().find(|r| {
+                r.category == i32::from(pb::Category::Lrv) && r.residence_municipality == "GM0014"
+            })
+        })
+        .map(|r| r.pupil_id.clone());
+    audit_story(&nodes, demo_pupil).await?;
 
     for node in nodes {
         node.stop().await?;
     }
-    println!("\nAll nodes stopped cleanly.");
+    println!(
+        "\nAll nodes stopped cleanly. Each node's audit log, verified offline from its data dir:"
+    );
+    for file in DEMO_NODES {
+        let dir = data_dir.join(file);
+        print!("  {file:<11} ");
+        crate::audit_cli::verify_offline(&dir, &[])?;
+    }
+    println!("\nThe report charts are in {}", data_dir.display());
     Ok(())
 }
 
@@ -898,4 +917,233 @@ fn only_with_signals(mut response: pb::FederationQueryResponse) -> pb::Federatio
         .answers
         .retain(|a| a.response.as_ref().is_some_and(|r| !r.signals.is_empty()));
     response
+}
+
+/// The monitoring claim Leerplicht uses to ask for suppressed counts.
+fn monitoring_claim() -> pb::AccessClaim {
+    flow_claim(
+        "monitor",
+        "lpw-art25",
+        "monitoring",
+        "monitoring",
+        "beleidsmedewerker monitor",
+    )
+}
+
+fn leerplicht_claim() -> pb::AccessClaim {
+    flow_claim(
+        "leerplichtambtenaar",
+        "lpw-art21",
+        "verzuimaanpak",
+        "verzuimmelding",
+        "leerplichtambtenaar A. Bakker",
+    )
+}
+
+async fn clock_client(
+    nodes: &[DemoNode],
+    file: &str,
+) -> anyhow::Result<pb::clock_client::ClockClient<tonic::transport::Channel>> {
+    let n = node(nodes, file)?;
+    let tls = dev_certs::material(file).context("unknown party")?;
+    Ok(pb::clock_client::ClockClient::new(
+        crate::client::connect(&n.addr.to_string(), &tls).await?,
+    ))
+}
+
+/// The region's total of a row at a date under a report (TOTAL column).
+fn region_total(cells: &[pb::ReportCell], date: &str, row: &str) -> String {
+    cells
+        .iter()
+        .find(|c| c.date == date && c.scope == "region" && c.row == row && c.column == "TOTAL")
+        .and_then(|c| c.count)
+        .map(|n| n.to_string())
+        .unwrap_or_else(|| "-".into())
+}
+
+/// The clock: Leerplicht's due list across the federation, the G4 report at the three
+/// reference dates under two definitions side by side, the charts, and suppressed counts.
+async fn clock_story(nodes: &[DemoNode], data_dir: &Path, today: NaiveDate) -> anyhow::Result<()> {
+    println!("\n== The three-month clock ==");
+    let mut clock = clock_client(nodes, "leerplicht").await?;
+    let due = clock
+        .due(pb::DueRequest {
+            claim: Some(leerplicht_claim()),
+            at: String::new(),
+            timeout_ms: 3000,
+        })
+        .await?
+        .into_inner();
+    let mut bands: BTreeMap<&str, usize> = BTreeMap::new();
+    for line in &due.lines {
+        *bands
+            .entry(match pb::DueBand::try_from(line.band) {
+                Ok(pb::DueBand::OverThreeMonths) => "over three months",
+                Ok(pb::DueBand::Weeks12) => "past 12 weeks",
+                Ok(pb::DueBand::Weeks10) => "past 10 weeks",
+                _ => "past 8 weeks",
+            })
+            .or_default() += 1;
+    }
+    println!(
+        "\n4. Leerplicht Groningen's due list at {} (its own signals and what the SWVs and the MBO share under verzuimmelding,\n   one line per child, joined on the pseudonym): {}",
+        due.at,
+        bands.iter().map(|(k, v)| format!("{v} {k}")).collect::<Vec<_>>().join(", ")
+    );
+    let shown = pb::DueResponse {
+        at: due.at.clone(),
+        lines: due
+            .lines
+            .iter()
+            .filter(|l| l.band != i32::from(pb::DueBand::OverThreeMonths))
+            .take(8)
+            .cloned()
+            .collect(),
+        failures: Vec::new(),
+    };
+    println!("   The children nearest the deadline (not yet over three months):");
+    for line in crate::cli::render_due(&shown).lines().take(14) {
+        println!("   {line}");
+    }
+
+    let dates: Vec<String> = reference_dates(last_school_year_start(today))
+        .iter()
+        .map(|d| d.to_string())
+        .collect();
+    println!("\n5. The G4 result schema at the reference dates {} (region, all partners' signals as Leerplicht may see them):", dates.join(", "));
+    let mut reports = Vec::new();
+    for rule in ["g4", "groningen"] {
+        let report = clock
+            .report(pb::ReportRequest {
+                at: dates.clone(),
+                rule: rule.into(),
+                claim: Some(leerplicht_claim()),
+                timeout_ms: 3000,
+            })
+            .await?
+            .into_inner();
+        let chart = data_dir.join(format!("report-{rule}.svg"));
+        std::fs::write(&chart, &report.svg)?;
+        reports.push((rule, report));
+    }
+    let mut table = comfy_table::Table::new();
+    table.load_preset(comfy_table::presets::UTF8_FULL_CONDENSED);
+    let mut header = vec!["row".to_owned()];
+    for (rule, _) in &reports {
+        for d in &dates {
+            header.push(format!("{rule} {d}"));
+        }
+    }
+    table.set_header(header);
+    for row in [
+        "AV_PO",
+        "AV_VO",
+        "LRV_PO",
+        "LRV_VO",
+        "TOTAL_NOT_ATTENDING",
+        "VRIJSTELLING_5A_TEMPORARY",
+        "VRIJSTELLING_5A_PERMANENT",
+        "VRIJSTELLING_5C",
+    ] {
+        let mut cells = vec![row.to_owned()];
+        for (_, report) in &reports {
+            for d in &dates {
+                cells.push(region_total(&report.cells, d, row));
+            }
+        }
+        table.add_row(cells);
+    }
+    for line in table.to_string().lines() {
+        println!("   {line}");
+    }
+    println!("   => the same signals, two definitions: g4 counts AV after four weeks, Groningen only after three months.");
+    println!("   Charts written: report-g4.svg and report-groningen.svg in the data directory.");
+
+    println!("\n6. The monitor of Gemeente Groningen asks each partner for counts only (routine flow monitoring, rule g4):");
+    let tls = dev_certs::material("leerplicht").context("unknown party")?;
+    for holder in ["swv-vo", "swv-po", "mbo"] {
+        let n = node(nodes, holder)?;
+        let mut counts = pb::counts_client::CountsClient::new(
+            crate::client::connect(&n.addr.to_string(), &tls).await?,
+        );
+        let answer = counts
+            .counts(pb::CountsRequest {
+                claim: Some(monitoring_claim()),
+                at: dates.clone(),
+                rule: "g4".into(),
+            })
+            .await?
+            .into_inner();
+        let hidden = answer.cells.iter().filter(|c| c.count.is_none()).count();
+        let small = answer
+            .cells
+            .iter()
+            .filter_map(|c| c.count)
+            .filter(|n| *n > 0 && *n < answer.threshold)
+            .count();
+        println!(
+            "   {holder:<7} {} cells, {hidden} suppressed (below {} or recomputable from a total), {small} visible cells below the threshold",
+            answer.cells.len(),
+            answer.threshold
+        );
+    }
+    println!("   => only counts left the partners' nodes, no pupil-level data.");
+    Ok(())
+}
+
+/// The audit: the FG of Leerplicht verifies the node's log against its peers and asks the access
+/// report of one demo pupil.
+async fn audit_story(nodes: &[DemoNode], pupil_bsn: Option<String>) -> anyhow::Result<()> {
+    println!("\n== The audit log ==");
+    // Let the nodes sign a checkpoint of everything so far and their peers cosign it.
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let leerplicht = node(nodes, "leerplicht")?;
+    let tls = dev_certs::material("fg").context("no FG certificate")?;
+    let mut audit = pb::audit_client::AuditClient::new(
+        crate::client::connect(&leerplicht.addr.to_string(), &tls).await?,
+    );
+    let verified = audit.verify(pb::VerifyRequest {}).await?.into_inner();
+    println!(
+        "\n7. The FG of Gemeente Groningen verifies Leerplicht's audit log over mTLS: {} ({} entries, {} checkpoint signatures, {} cosigned checkpoints incl. what the peers hold)",
+        if verified.ok { "verified".to_owned() } else { format!("FAILED at seq {}: {}", verified.first_bad_seq, verified.problem) },
+        verified.entries,
+        verified.checkpoints_checked,
+        verified.cosignatures_checked
+    );
+    if let Some(bsn) = pupil_bsn {
+        let report = audit
+            .access_report(pb::AccessReportRequest {
+                pupil_id: bsn,
+                pupil_pseudonym: String::new(),
+            })
+            .await?
+            .into_inner();
+        println!("\n8. A parent asks what was shared about their child (AVG art. 15); the FG enters the BSN, the node pseudonymises it:");
+        println!(
+            "   pupil {}: {} audit entries at Leerplicht's node",
+            report.pupil_pseudonym,
+            report.entries.len()
+        );
+        for line in crate::audit_cli::render_entries(&report.entries).lines() {
+            println!("   {line}");
+        }
+        if let Some(c) = &report.checkpoint {
+            println!("   {}", crate::audit_cli::checkpoint_line(c));
+        }
+    }
+    let mut as_wij = pb::audit_client::AuditClient::new(
+        crate::client::connect(
+            &leerplicht.addr.to_string(),
+            &dev_certs::material("wij").context("no wij certificate")?,
+        )
+        .await?,
+    );
+    if let Err(status) = as_wij.verify(pb::VerifyRequest {}).await {
+        println!(
+            "\n   WIJ tries to read Leerplicht's audit log: {:?}: {}",
+            status.code(),
+            status.message()
+        );
+    }
+    Ok(())
 }

@@ -62,6 +62,9 @@ pub struct NodeSetup {
     /// The counting rules file (policies/counting.toml). Without one, the clock is unavailable
     /// and nothing is purged.
     pub counting: Option<PathBuf>,
+    /// How often the node signs a checkpoint of its audit log (if it grew) and has its peers
+    /// cosign it.
+    pub checkpoint_interval: std::time::Duration,
 }
 
 impl NodeSetup {
@@ -74,6 +77,7 @@ impl NodeSetup {
             policy: None,
             peers: Vec::new(),
             counting: None,
+            checkpoint_interval: crate::rpc::audit::CHECKPOINT_INTERVAL,
         }
     }
 }
@@ -234,9 +238,9 @@ fn record_policy_load(node: &NodeContext, outcome: Result<Option<String>, String
 }
 
 /// Reloads the policy on every SIGHUP, for as long as the node runs.
-fn reload_on_sighup(policy: PolicyHandle, node: Arc<NodeContext>) {
+fn reload_on_sighup(policy: PolicyHandle, node: Arc<NodeContext>) -> tokio::task::JoinHandle<()> {
     #[cfg(unix)]
-    tokio::spawn(async move {
+    return tokio::spawn(async move {
         let Ok(mut hangups) =
             tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
         else {
@@ -266,7 +270,10 @@ fn reload_on_sighup(policy: PolicyHandle, node: Arc<NodeContext>) {
         }
     });
     #[cfg(not(unix))]
-    let _ = (policy, node);
+    {
+        let _ = (policy, node);
+        tokio::spawn(async {})
+    }
 }
 
 /// Serves the node on `listener` until `shutdown` completes.
@@ -304,10 +311,14 @@ pub async fn serve(
         &context,
         Ok(policy.current().map(|p| p.version().to_owned())),
     );
-    reload_on_sighup(policy.clone(), context.clone());
-    crate::rpc::audit::spawn_checkpoints(context.clone());
+    // Background tasks hold the context (and so the store); they end with the node, so that a
+    // stopped node releases its data dir.
+    let mut tasks = vec![
+        reload_on_sighup(policy.clone(), context.clone()),
+        crate::rpc::audit::spawn_checkpoints(context.clone(), setup.checkpoint_interval),
+    ];
     if let Some(rules) = &context.counting {
-        crate::retention::spawn_task(context.clone(), rules.clone());
+        tasks.push(crate::retention::spawn_task(context.clone(), rules.clone()));
     }
     let addr = listener.local_addr().ok();
     tracing::info!(
@@ -367,6 +378,10 @@ pub async fn serve(
         .add_service(counts)
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await?;
+    for task in tasks {
+        task.abort();
+        let _ = task.await;
+    }
     store.sync()?;
     tracing::info!(node.org = %own.name, "node stopped");
     Ok(())

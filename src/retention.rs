@@ -56,7 +56,10 @@ pub fn purge(
 }
 
 /// Runs [`purge`] now and then every [`PURGE_INTERVAL`], for as long as the node runs.
-pub fn spawn_task(node: Arc<crate::node::NodeContext>, rules: Arc<CountingRules>) {
+pub fn spawn_task(
+    node: Arc<crate::node::NodeContext>,
+    rules: Arc<CountingRules>,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(PURGE_INTERVAL);
         loop {
@@ -73,5 +76,5 @@ pub fn spawn_task(node: Arc<crate::node::NodeContext>, rules: Arc<CountingRules>
                 Err(e) => tracing::error!(error = %e, "retention purge task failed"),
             }
         }
-    });
+    })
 }

@@ -552,17 +552,20 @@ async fn cosign_at(
 }
 
 /// Signs a checkpoint when the log has grown and has every peer cosign it, now and every
-/// [`CHECKPOINT_INTERVAL`], for as long as the node runs.
-pub fn spawn_checkpoints(node: Arc<NodeContext>) {
+/// `interval`, for as long as the node runs.
+pub fn spawn_checkpoints(
+    node: Arc<NodeContext>,
+    interval: Duration,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(CHECKPOINT_INTERVAL);
+        let mut tick = tokio::time::interval(interval);
         loop {
             tick.tick().await;
             if let Err(e) = checkpoint_round(&node).await {
                 tracing::warn!(error = %e, "audit checkpoint round failed");
             }
         }
-    });
+    })
 }
 
 /// One round: sign if grown, then ask every peer that has not cosigned the newest checkpoint.
