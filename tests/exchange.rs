@@ -473,9 +473,16 @@ async fn a_node_without_a_policy_denies_every_exchange() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_peer_down_or_silent_is_reported_while_the_others_answer_within_the_timeout() {
+async fn a_peer_down_silent_or_impostor_is_reported_while_the_others_answer_in_time() {
     let silent = SilentPeer::start();
+    // A real node of the covenant at an address configured for another organisation.
+    let impostor = TestNode::start("swv-po").await;
     let extra = vec![
+        pactgate::peers::PeerConfig {
+            name: "impostor".into(),
+            address: impostor.addr().to_string(),
+            oin: oin("mbo"),
+        },
         pactgate::peers::PeerConfig {
             name: "silent".into(),
             address: silent.addr.to_string(),
@@ -523,6 +530,7 @@ async fn a_peer_down_or_silent_is_reported_while_the_others_answer_within_the_ti
         ("mbo", &["UNAVAILABLE"][..]),
         ("gone", &["UNAVAILABLE"][..]),
         ("silent", &["DEADLINE_EXCEEDED", "UNAVAILABLE"][..]),
+        ("impostor", &["UNAVAILABLE"][..]),
     ] {
         let failure = failure_of(&merged, peer).unwrap_or_else(|| panic!("{peer}: {merged:?}"));
         assert!(
@@ -534,7 +542,7 @@ async fn a_peer_down_or_silent_is_reported_while_the_others_answer_within_the_ti
         assert!(!failure.message.is_empty());
     }
     assert_eq!(merged.answers.len(), 2);
-    assert_eq!(merged.failures.len(), 3);
+    assert_eq!(merged.failures.len(), 4);
 }
 
 // ---------------------------------------------------------------------------------------------

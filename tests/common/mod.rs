@@ -237,6 +237,34 @@ pub async fn channel_with(
     pactgate::client::connect(&addr.to_string(), tls).await
 }
 
+/// A channel to `addr` as a development party that counts the connections it opens (TCP + TLS):
+/// a tonic channel reconnects silently, so only the count shows whether a connection was
+/// dropped.
+pub fn counted_channel(
+    addr: SocketAddr,
+    party: &str,
+) -> (Channel, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    let (endpoint, config) = pactgate::client::channel(&addr.to_string(), &material(party), None)
+        .expect("client config");
+    let connects = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = connects.clone();
+    let connector = tokio_rustls::TlsConnector::from(config);
+    let connect = tower::service_fn(move |uri: tonic::transport::Uri| {
+        counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let connector = connector.clone();
+        async move {
+            let host = uri.host().unwrap_or("127.0.0.1").to_owned();
+            let port = uri.port_u16().unwrap_or(443);
+            let tcp = tokio::net::TcpStream::connect((host.as_str(), port)).await?;
+            let name = rustls::pki_types::ServerName::try_from(host)
+                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+            let tls = connector.connect(name, tcp).await?;
+            Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(tls))
+        }
+    });
+    (endpoint.connect_with_connector_lazy(connect), connects)
+}
+
 /// Pushes records and returns the report or the status.
 pub async fn push(
     client: &mut SignalIntakeClient<Channel>,
