@@ -1006,11 +1006,14 @@ mod properties {
         });
         let answered = std::cell::Cell::new(0usize);
         let with_data = std::cell::Cell::new(0usize);
+        let case_reads = std::cell::Cell::new(0usize);
         let result = runner.run(&asks(), |ask| {
             let answers = decide(&ask, &w.policy).is_permit() && case_readable(&ask, &w);
+            let in_case = ask.context.is_err();
             let signals = rt.block_on(check(ask, &w))?;
             answered.set(answered.get() + usize::from(answers));
             with_data.set(with_data.get() + usize::from(signals > 0));
+            case_reads.set(case_reads.get() + usize::from(answers && in_case && signals > 0));
             Ok(())
         });
         drop(w);
@@ -1018,12 +1021,17 @@ mod properties {
             panic!("{e}");
         }
         eprintln!(
-            "{} of {CASES} generated requests were answered, {} with data",
+            "{} of {CASES} generated requests were answered, {} with data, {} of them case reads",
             answered.get(),
-            with_data.get()
+            with_data.get(),
+            case_reads.get()
         );
         assert!(
-            answered.get() >= CASES as usize / 5 && with_data.get() >= CASES as usize / 10,
+            // About a quarter are answered, a third of those in a case: these floors lie far
+            // in the tail, so they fail only when the generator stops reaching the rules.
+            answered.get() >= CASES as usize / 8
+                && with_data.get() >= CASES as usize / 16
+                && case_reads.get() >= CASES as usize / 64,
             "the generator should reach the permitted side often enough"
         );
     }
