@@ -1,12 +1,17 @@
 //! The one test harness: real pactgate nodes on `127.0.0.1:0` with the development certificates
 //! and a temporary data dir, in-process ([`TestNode`], on a thread and runtime of its own) or as
-//! the real binary ([`ProcessNode`], which can be SIGKILLed), plus test data: good records, valid
-//! BSNs, and certificates the node must refuse. Every node stops when dropped.
+//! the real binary ([`ProcessNode`], which can be SIGKILLed or sent SIGHUP), a [`Federation`] of
+//! nodes that are each other's peers, plus test data: good records, valid BSNs, certificates the
+//! node must refuse, claims, policy files of a test's own. Every node stops when dropped.
 #![allow(dead_code)]
 
 use pactgate::certs::{dev_party, DevCa};
 use pactgate::pb;
+use pactgate::pb::cases_client::CasesClient;
+use pactgate::pb::exchange_client::ExchangeClient;
+use pactgate::pb::federation_client::FederationClient;
 use pactgate::pb::signal_intake_client::SignalIntakeClient;
+use pactgate::peers::PeerConfig;
 use pactgate::pseudonym::{PseudonymKey, PupilId, KEY_LEN};
 use pactgate::tls::TlsMaterial;
 use rand::rngs::StdRng;
@@ -232,6 +237,34 @@ pub async fn channel_with(
     pactgate::client::connect(&addr.to_string(), tls).await
 }
 
+/// A channel to `addr` as a development party that counts the connections it opens (TCP + TLS):
+/// a tonic channel reconnects silently, so only the count shows whether a connection was
+/// dropped.
+pub fn counted_channel(
+    addr: SocketAddr,
+    party: &str,
+) -> (Channel, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    let (endpoint, config) = pactgate::client::channel(&addr.to_string(), &material(party), None)
+        .expect("client config");
+    let connects = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = connects.clone();
+    let connector = tokio_rustls::TlsConnector::from(config);
+    let connect = tower::service_fn(move |uri: tonic::transport::Uri| {
+        counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let connector = connector.clone();
+        async move {
+            let host = uri.host().unwrap_or("127.0.0.1").to_owned();
+            let port = uri.port_u16().unwrap_or(443);
+            let tcp = tokio::net::TcpStream::connect((host.as_str(), port)).await?;
+            let name = rustls::pki_types::ServerName::try_from(host)
+                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+            let tls = connector.connect(name, tcp).await?;
+            Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(tls))
+        }
+    });
+    (endpoint.connect_with_connector_lazy(connect), connects)
+}
+
 /// Pushes records and returns the report or the status.
 pub async fn push(
     client: &mut SignalIntakeClient<Channel>,
@@ -281,10 +314,20 @@ struct Running {
     thread: std::thread::JoinHandle<Result<(), String>>,
 }
 
-fn spawn_node(party: &str, data_dir: PathBuf) -> Running {
-    let tls = material(party);
+/// A listener on a free port of 127.0.0.1, ready for tokio.
+pub fn bind_loopback() -> std::net::TcpListener {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
     listener.set_nonblocking(true).unwrap();
+    listener
+}
+
+fn spawn_node(
+    party: &str,
+    data_dir: PathBuf,
+    listener: std::net::TcpListener,
+    options: NodeOptions,
+) -> Running {
+    let tls = material(party);
     let addr = listener.local_addr().unwrap();
     let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let thread = std::thread::Builder::new()
@@ -304,7 +347,8 @@ fn spawn_node(party: &str, data_dir: PathBuf) -> Running {
                     let _ = stopping_tx.send(());
                 };
                 let mut setup = pactgate::node::NodeSetup::new(tls, test_key(), data_dir);
-                setup.policy = Some(policy_path());
+                setup.policy = options.policy;
+                setup.peers = options.peers;
                 tokio::select! {
                     served = pactgate::node::serve(setup, listener, shutdown) => {
                         served.map_err(|e| format!("node::serve failed: {e}"))
@@ -338,12 +382,47 @@ impl Running {
 pub struct TestNode {
     pub party: String,
     running: Option<Running>,
+    options: NodeOptions,
     dir: TempDir,
 }
 
+/// What a test node runs with besides its party's certificate: the policy file and its peers.
+#[derive(Debug, Clone)]
+pub struct NodeOptions {
+    /// The covenant policy; `None`: no policy, every exchange is denied.
+    pub policy: Option<PathBuf>,
+    pub peers: Vec<PeerConfig>,
+}
+
+impl Default for NodeOptions {
+    /// The shipped policy, no peers.
+    fn default() -> Self {
+        Self {
+            policy: Some(policy_path()),
+            peers: Vec::new(),
+        }
+    }
+}
+
 impl TestNode {
-    /// Starts a node for a development party and waits until its health check says SERVING.
+    /// Starts a node for a development party (the shipped policy, no peers) and waits until its
+    /// health check says SERVING.
     pub async fn start(party: &str) -> TestNode {
+        Self::start_with(party, NodeOptions::default()).await
+    }
+
+    /// Starts a node with a policy and peers of the test's choosing.
+    pub async fn start_with(party: &str, options: NodeOptions) -> TestNode {
+        Self::start_on(party, options, bind_loopback()).await
+    }
+
+    /// Starts a node on a listener the test bound already (so its peers know its address
+    /// before it runs).
+    pub async fn start_on(
+        party: &str,
+        options: NodeOptions,
+        listener: std::net::TcpListener,
+    ) -> TestNode {
         let dir = tempfile::Builder::new()
             .prefix(&format!("pactgate-{party}-"))
             .tempdir()
@@ -351,14 +430,24 @@ impl TestNode {
         let mut node = TestNode {
             party: party.to_owned(),
             running: None,
+            options,
             dir,
         };
-        node.launch().await;
+        node.launch_on(listener).await;
         node
     }
 
     async fn launch(&mut self) {
-        self.running = Some(spawn_node(&self.party, self.data_dir()));
+        self.launch_on(bind_loopback()).await;
+    }
+
+    async fn launch_on(&mut self, listener: std::net::TcpListener) {
+        self.running = Some(spawn_node(
+            &self.party,
+            self.data_dir(),
+            listener,
+            self.options.clone(),
+        ));
         self.wait_ready().await;
     }
 
@@ -420,6 +509,26 @@ impl TestNode {
         self.intake_as(&self.party.clone()).await
     }
 
+    /// An Exchange client as a development party (a peer node calling this one).
+    pub async fn exchange_as(&self, party: &str) -> ExchangeClient<Channel> {
+        ExchangeClient::new(self.channel_as(party).await)
+    }
+
+    /// A Federation client as a development party (its own system, if the party is the node's).
+    pub async fn federation_as(&self, party: &str) -> FederationClient<Channel> {
+        FederationClient::new(self.channel_as(party).await)
+    }
+
+    /// A Cases client as a development party.
+    pub async fn cases_as(&self, party: &str) -> CasesClient<Channel> {
+        CasesClient::new(self.channel_as(party).await)
+    }
+
+    /// This node as a peer of another node.
+    pub fn as_peer(&self) -> PeerConfig {
+        peer_config(&self.party, self.addr())
+    }
+
     /// Stops the node gracefully (asserting a clean stop) and starts it again on the same data
     /// dir, on a new port. Clients of the old node must reconnect.
     pub async fn restart(&mut self) {
@@ -477,6 +586,32 @@ pub fn pactgate_bin() -> Command {
     cmd
 }
 
+/// Runs a command to its end with stdout and stderr captured, killing it and failing if it takes
+/// longer than `limit`.
+pub fn run_within(cmd: &mut Command, limit: Duration) -> std::process::Output {
+    let child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let pid = child.id();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(limit) {
+        Ok(output) => output.expect("wait"),
+        Err(_) => {
+            let _ = Command::new("kill")
+                .arg("-KILL")
+                .arg(pid.to_string())
+                .status();
+            panic!("{cmd:?} still running after {limit:?}");
+        }
+    }
+}
+
 /// Writes the test key to `path`, mode 0600.
 pub fn write_test_key(path: &Path) {
     use std::os::unix::fs::OpenOptionsExt as _;
@@ -497,12 +632,19 @@ pub struct ProcessNode {
     pub addr: SocketAddr,
     child: Option<Child>,
     starts: usize,
+    policy: Option<PathBuf>,
     dir: TempDir,
 }
 
 impl ProcessNode {
-    /// Starts the binary and waits until it prints "listening on ADDR".
+    /// Starts the binary (no policy) and waits until it prints "listening on ADDR".
     pub fn start(party: &str) -> ProcessNode {
+        Self::start_with_policy(party, None)
+    }
+
+    /// Starts the binary with `--policy FILE` (or none) and waits until it prints "listening on
+    /// ADDR". The policy must be valid: an invalid one stops the node right after that line.
+    pub fn start_with_policy(party: &str, policy: Option<&Path>) -> ProcessNode {
         let dir = tempfile::Builder::new()
             .prefix(&format!("pactgate-proc-{party}-"))
             .tempdir()
@@ -513,6 +655,7 @@ impl ProcessNode {
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             child: None,
             starts: 0,
+            policy: policy.map(Path::to_path_buf),
             dir,
         };
         node.launch();
@@ -543,8 +686,12 @@ impl ProcessNode {
         let (cert, key, ca) = cert_paths(&self.party);
         let stderr = std::fs::File::create(self.stderr_file(self.starts)).expect("stderr file");
         self.starts += 1;
-        let mut child = pactgate_bin()
-            .arg("serve")
+        let mut command = pactgate_bin();
+        command.arg("serve");
+        if let Some(policy) = &self.policy {
+            command.arg("--policy").arg(policy);
+        }
+        let mut child = command
             .arg("--listen")
             .arg("127.0.0.1:0")
             .arg("--data-dir")
@@ -646,10 +793,459 @@ impl ProcessNode {
     pub async fn intake(&self) -> SignalIntakeClient<Channel> {
         self.intake_as(&self.party.clone()).await
     }
+
+    /// An Exchange client as a development party.
+    pub async fn exchange_as(&self, party: &str) -> ExchangeClient<Channel> {
+        let channel = channel_with(self.addr, &material(party))
+            .await
+            .unwrap_or_else(|e| panic!("connect as {party}: {e}"));
+        ExchangeClient::new(channel)
+    }
+
+    /// Sends SIGHUP (the node reloads its policy), with `kill` rather than libc.
+    pub fn hangup(&self) {
+        let sent = Command::new("kill")
+            .arg("-HUP")
+            .arg(self.pid().to_string())
+            .status()
+            .expect("kill -HUP");
+        assert!(sent.success(), "kill -HUP failed");
+    }
+
+    /// Whether the node is still running (it has not exited).
+    pub fn is_running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| c.try_wait().expect("try_wait").is_none())
+    }
+
+    /// Waits (at most [`READY_TIMEOUT`]) until the node's stderr contains `needle`.
+    pub fn wait_for_log(&self, needle: &str) {
+        let started = Instant::now();
+        while !contains_bytes(&self.stderr_log(), needle.as_bytes()) {
+            assert!(
+                started.elapsed() < READY_TIMEOUT,
+                "the node never logged {needle:?}; stderr:\n{}",
+                String::from_utf8_lossy(&self.stderr_log())
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
 }
 
 impl Drop for ProcessNode {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// A federation of nodes, and the exchange under the covenant
+// ---------------------------------------------------------------------------------------------
+
+/// The OIN of a development party (its certificate's serialNumber).
+pub fn oin(party: &str) -> String {
+    dev_party(party)
+        .unwrap_or_else(|| panic!("no dev party {party}"))
+        .oin
+        .to_owned()
+}
+
+/// A peer entry naming a development party at `addr`.
+pub fn peer_config(party: &str, addr: SocketAddr) -> PeerConfig {
+    PeerConfig {
+        name: party.to_owned(),
+        address: addr.to_string(),
+        oin: oin(party),
+    }
+}
+
+/// In-process nodes on 127.0.0.1 that are each other's peers: every listener is bound before any
+/// node starts, so each node's peer list holds the others' real addresses.
+pub struct Federation {
+    nodes: Vec<TestNode>,
+}
+
+impl Federation {
+    /// Nodes of these parties, under the shipped policy.
+    pub async fn start(parties: &[&str]) -> Federation {
+        Self::start_with(parties, Some(policy_path()), Vec::new()).await
+    }
+
+    /// Nodes of these parties under `policy`; every node also gets `extra_peers` (for example a
+    /// peer that is down).
+    pub async fn start_with(
+        parties: &[&str],
+        policy: Option<PathBuf>,
+        extra_peers: Vec<PeerConfig>,
+    ) -> Federation {
+        let listeners: Vec<std::net::TcpListener> =
+            parties.iter().map(|_| bind_loopback()).collect();
+        let configs: Vec<PeerConfig> = parties
+            .iter()
+            .zip(&listeners)
+            .map(|(party, l)| peer_config(party, l.local_addr().unwrap()))
+            .collect();
+        let starts = parties.iter().zip(listeners).map(|(party, listener)| {
+            let mut peers: Vec<PeerConfig> = configs
+                .iter()
+                .filter(|c| c.name != *party)
+                .cloned()
+                .collect();
+            peers.extend(extra_peers.iter().cloned());
+            let options = NodeOptions {
+                policy: policy.clone(),
+                peers,
+            };
+            TestNode::start_on(party, options, listener)
+        });
+        Federation {
+            nodes: futures::future::join_all(starts).await,
+        }
+    }
+
+    /// The node of a party.
+    pub fn node(&self, party: &str) -> &TestNode {
+        self.nodes
+            .iter()
+            .find(|n| n.party == party)
+            .unwrap_or_else(|| panic!("no node {party} in the federation"))
+    }
+
+    /// Takes a node out of the federation (to stop it); the others keep it as a peer.
+    pub fn take(&mut self, party: &str) -> TestNode {
+        let i = self
+            .nodes
+            .iter()
+            .position(|n| n.party == party)
+            .unwrap_or_else(|| panic!("no node {party} in the federation"));
+        self.nodes.remove(i)
+    }
+
+    pub fn parties(&self) -> Vec<String> {
+        self.nodes.iter().map(|n| n.party.clone()).collect()
+    }
+}
+
+/// An address on 127.0.0.1 where nothing listens (bound, then released).
+pub fn closed_port() -> SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.local_addr().unwrap()
+}
+
+/// A TCP server on 127.0.0.1 that accepts connections and never says a word: a peer that hangs
+/// in the TLS handshake. Stops accepting when dropped.
+pub struct SilentPeer {
+    pub addr: SocketAddr,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl SilentPeer {
+    pub fn start() -> SilentPeer {
+        let listener = bind_loopback();
+        let addr = listener.local_addr().unwrap();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stopping = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut held = Vec::new();
+            while !stopping.load(std::sync::atomic::Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((socket, _)) => held.push(socket),
+                    Err(_) => std::thread::sleep(Duration::from_millis(10)),
+                }
+            }
+        });
+        SilentPeer {
+            addr,
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for SilentPeer {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// A claim under a routine flow.
+pub fn flow_claim(role: &str, basis: &str, purpose: &str, flow: &str) -> pb::AccessClaim {
+    pb::AccessClaim {
+        role: role.into(),
+        legal_basis: basis.into(),
+        purpose: purpose.into(),
+        actor: "test".into(),
+        context: Some(pb::access_claim::Context::RoutineFlow(flow.into())),
+    }
+}
+
+/// A claim in a case of a case meeting.
+pub fn case_claim(
+    role: &str,
+    basis: &str,
+    purpose: &str,
+    meeting: &str,
+    case_id: &str,
+) -> pb::AccessClaim {
+    pb::AccessClaim {
+        role: role.into(),
+        legal_basis: basis.into(),
+        purpose: purpose.into(),
+        actor: "test".into(),
+        context: Some(pb::access_claim::Context::CaseRef(pb::CaseRef {
+            meeting_type: meeting.into(),
+            case_id: case_id.into(),
+        })),
+    }
+}
+
+/// The leerplicht claim of the routine absence flow, every part right.
+pub fn verzuimmelding_claim() -> pb::AccessClaim {
+    flow_claim(
+        "leerplichtambtenaar",
+        "lpw-art21",
+        "verzuimaanpak",
+        "verzuimmelding",
+    )
+}
+
+/// Exchange/Query with a claim and no filter.
+pub async fn query(
+    client: &mut ExchangeClient<Channel>,
+    claim: pb::AccessClaim,
+) -> Result<pb::QueryResponse, tonic::Status> {
+    query_filtered(client, claim, pb::QueryFilter::default()).await
+}
+
+/// Exchange/Query with a claim and a filter.
+pub async fn query_filtered(
+    client: &mut ExchangeClient<Channel>,
+    claim: pb::AccessClaim,
+    filter: pb::QueryFilter,
+) -> Result<pb::QueryResponse, tonic::Status> {
+    client
+        .query(pb::QueryRequest {
+            claim: Some(claim),
+            filter: Some(filter),
+        })
+        .await
+        .map(tonic::Response::into_inner)
+}
+
+/// Asserts a status is PERMISSION_DENIED and its message contains every one of `parts`.
+pub fn assert_denied(result: Result<impl std::fmt::Debug, tonic::Status>, parts: &[&str]) {
+    let status = match result {
+        Ok(answer) => panic!("expected PERMISSION_DENIED naming {parts:?}, got {answer:?}"),
+        Err(status) => status,
+    };
+    assert_eq!(
+        status.code(),
+        tonic::Code::PermissionDenied,
+        "expected PERMISSION_DENIED, got {status:?}"
+    );
+    for part in parts {
+        assert!(
+            status.message().contains(part),
+            "the reason {:?} does not name {part:?}",
+            status.message()
+        );
+    }
+}
+
+/// Federation/Query at the party's own node.
+pub async fn federated(
+    node: &TestNode,
+    claim: pb::AccessClaim,
+    filter: pb::QueryFilter,
+    timeout_ms: u32,
+) -> pb::FederationQueryResponse {
+    node.federation_as(&node.party.clone())
+        .await
+        .query(pb::FederationQueryRequest {
+            claim: Some(claim),
+            filter: Some(filter),
+            timeout_ms,
+        })
+        .await
+        .unwrap_or_else(|s| panic!("Federation/Query at {}: {s:?}", node.party))
+        .into_inner()
+}
+
+/// The answer of one peer in a federated response.
+pub fn answer_of<'a>(
+    response: &'a pb::FederationQueryResponse,
+    peer: &str,
+) -> Option<&'a pb::QueryResponse> {
+    response
+        .answers
+        .iter()
+        .find(|a| a.peer == peer)
+        .and_then(|a| a.response.as_ref())
+}
+
+/// The failure of one peer in a federated response.
+pub fn failure_of<'a>(
+    response: &'a pb::FederationQueryResponse,
+    peer: &str,
+) -> Option<&'a pb::PeerFailure> {
+    response.failures.iter().find(|f| f.peer == peer)
+}
+
+/// Pushes records to a node as its own party and asserts every one was accepted.
+pub async fn push_all(node: &TestNode, records: Vec<pb::SignalRecord>) {
+    let n = records.len();
+    let report = push(&mut node.intake().await, records)
+        .await
+        .unwrap_or_else(|s| panic!("push to {}: {s:?}", node.party));
+    assert!(
+        report.rejected.is_empty(),
+        "push to {} rejected {:?}",
+        node.party,
+        report.rejected
+    );
+    assert_eq!(report.accepted as usize, n);
+}
+
+/// A record of a given category, municipality and school, absent `days_absent` days (the
+/// absence date makes a record recognisable in a minimised answer).
+pub fn record(
+    id: &str,
+    bsn: &str,
+    category: pb::Category,
+    municipality: &str,
+    school: &str,
+    days_absent: i64,
+) -> pb::SignalRecord {
+    pb::SignalRecord {
+        category: category as i32,
+        residence_municipality: municipality.into(),
+        school: school.into(),
+        absent_since: date_from_today(-days_absent),
+        ..good_record(id, bsn)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Minimisation
+// ---------------------------------------------------------------------------------------------
+
+/// The signal fields (by proto name, as `QueryResponse.disclosed_fields` names them) that carry
+/// a value in a view. The counting details count as `category` (they qualify it) and `closed_on`
+/// as `status`; `updated_at` says nothing about the pupil and is not counted.
+pub fn carried_fields(v: &pb::SignalView) -> Vec<&'static str> {
+    let mut out = Vec::new();
+    let mut add = |set: bool, name: &'static str| {
+        if set && !out.contains(&name) {
+            out.push(name);
+        }
+    };
+    add(!v.source_record_id.is_empty(), "source_record_id");
+    add(!v.pupil_pseudonym.is_empty(), "pupil_pseudonym");
+    add(v.category != 0, "category");
+    add(v.sector != 0, "sector");
+    add(
+        !v.residence_municipality.is_empty(),
+        "residence_municipality",
+    );
+    add(!v.school.is_empty(), "school");
+    add(!v.absent_since.is_empty(), "absent_since");
+    add(v.status != 0, "status");
+    add(!v.offer_date.is_empty(), "offer_date");
+    add(v.age != 0, "age");
+    add(
+        v.address_under_investigation
+            || v.exemption_5c_requested
+            || v.awaiting_mbo_intake
+            || v.exemption_term != 0
+            || !v.exemption_end.is_empty(),
+        "category",
+    );
+    add(!v.closed_on.is_empty(), "status");
+    out
+}
+
+/// Asserts no view carries a field outside `allowed`.
+pub fn assert_minimised(views: &[pb::SignalView], allowed: &[&str], who: &str) {
+    for v in views {
+        for field in carried_fields(v) {
+            assert!(
+                allowed.contains(&field),
+                "{who}: field {field} left the node, but only {allowed:?} may"
+            );
+        }
+    }
+}
+
+/// The proto names of a permit's fields.
+pub fn permit_field_names(permit: &pactgate::policy::Permit) -> Vec<&'static str> {
+    permit.fields.iter().map(|f| f.name()).collect()
+}
+
+/// The shipped policy, loaded as a node loads it.
+pub fn shipped_policy() -> pactgate::policy::Policy {
+    pactgate::policy::Policy::load(&policy_path()).expect("the shipped policy is valid")
+}
+
+// ---------------------------------------------------------------------------------------------
+// Policy files of a test's own
+// ---------------------------------------------------------------------------------------------
+
+/// A policy file in a temporary directory, starting as a copy of the shipped one.
+pub struct PolicyFile {
+    pub path: PathBuf,
+    _dir: TempDir,
+}
+
+impl PolicyFile {
+    /// A copy of `policies/groningen.toml`.
+    pub fn shipped_copy() -> PolicyFile {
+        let text = std::fs::read_to_string(policy_path()).expect("groningen.toml");
+        Self::with_text(&text)
+    }
+
+    /// A policy file with this text (named `covenant.toml`).
+    pub fn with_text(text: &str) -> PolicyFile {
+        let dir = tempfile::Builder::new()
+            .prefix("pactgate-policy-")
+            .tempdir()
+            .expect("temp dir");
+        let path = dir.path().join("covenant.toml");
+        std::fs::write(&path, text).expect("write policy");
+        PolicyFile { path, _dir: dir }
+    }
+
+    pub fn text(&self) -> String {
+        std::fs::read_to_string(&self.path).expect("read policy")
+    }
+
+    /// Replaces the file's text atomically (write a sibling, rename over), as an editor or a
+    /// deployment does, so a reload never reads half a file.
+    pub fn replace_text(&self, text: &str) {
+        let next = self.path.with_extension("toml.next");
+        std::fs::write(&next, text).expect("write policy");
+        std::fs::rename(&next, &self.path).expect("rename policy");
+    }
+}
+
+/// `text` with the one occurrence of `from` replaced by `to` (panics unless there is exactly one).
+pub fn edited(text: &str, from: &str, to: &str) -> String {
+    assert_eq!(
+        text.matches(from).count(),
+        1,
+        "{from:?} must occur exactly once in the policy"
+    );
+    text.replacen(from, to, 1)
+}
+
+/// The 1-based line of the first occurrence of `needle` in `text`.
+pub fn line_of(text: &str, needle: &str) -> usize {
+    let at = text
+        .find(needle)
+        .unwrap_or_else(|| panic!("{needle:?} not in the text"));
+    text[..at].matches('\n').count() + 1
 }
