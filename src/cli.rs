@@ -860,8 +860,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
-    // The bound address on stdout, so a supervisor (or a test) that asked for port 0 learns it.
-    println!("listening on {}", listener.local_addr()?);
+    let addr = listener.local_addr()?;
+    let (ready, is_ready) = tokio::sync::oneshot::channel();
     if config.policy.is_none() {
         tracing::warn!("no --policy given: this node will deny every exchange (intake only)");
     }
@@ -873,8 +873,15 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         peers: config.peers.clone(),
         counting: config.counting.clone(),
         checkpoint_interval: crate::rpc::audit::CHECKPOINT_INTERVAL,
+        ready: Some(ready),
     };
-    crate::node::serve(setup, listener, shutdown_signal()).await?;
+    let node = tokio::spawn(crate::node::serve(setup, listener, shutdown_signal()));
+    // The bound address on stdout once the node is fully set up, so a supervisor (or a test)
+    // that asked for port 0 learns it, and never for a node that refused to start.
+    if is_ready.await.is_ok() {
+        println!("listening on {addr}");
+    }
+    node.await??;
     Ok(())
 }
 

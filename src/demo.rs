@@ -119,6 +119,7 @@ impl DemoNode {
             peers,
             counting: Some(data_dir.join("counting.toml")),
             checkpoint_interval: std::time::Duration::from_millis(500),
+            ready: None,
         };
         let task = tokio::spawn(crate::node::serve(setup, listener, async {
             let _ = rx.await;

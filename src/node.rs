@@ -65,6 +65,9 @@ pub struct NodeSetup {
     /// How often the node signs a checkpoint of its audit log (if it grew) and has its peers
     /// cosign it.
     pub checkpoint_interval: std::time::Duration,
+    /// Told once the node is fully set up (policy loaded, store open, SIGHUP handler installed)
+    /// and about to serve; dropped unsent if it fails before that.
+    pub ready: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
 impl NodeSetup {
@@ -78,6 +81,7 @@ impl NodeSetup {
             peers: Vec::new(),
             counting: None,
             checkpoint_interval: crate::rpc::audit::CHECKPOINT_INTERVAL,
+            ready: None,
         }
     }
 }
@@ -238,15 +242,16 @@ fn record_policy_load(node: &NodeContext, outcome: Result<Option<String>, String
 }
 
 /// Reloads the policy on every SIGHUP, for as long as the node runs.
+/// The SIGHUP handler is installed before this returns (so a SIGHUP right after the node reports
+/// ready reloads instead of killing it); the reloading runs in the returned task.
 fn reload_on_sighup(policy: PolicyHandle, node: Arc<NodeContext>) -> tokio::task::JoinHandle<()> {
     #[cfg(unix)]
+    let Ok(mut hangups) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
+        tracing::warn!("cannot listen for SIGHUP; the policy will not be reloaded");
+        return tokio::spawn(async {});
+    };
+    #[cfg(unix)]
     return tokio::spawn(async move {
-        let Ok(mut hangups) =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-        else {
-            tracing::warn!("cannot listen for SIGHUP; the policy will not be reloaded");
-            return;
-        };
         while hangups.recv().await.is_some() {
             let outcome = match policy.reload() {
                 Ok(Some(version)) => {
@@ -364,6 +369,9 @@ pub async fn serve(
         .build_v1alpha()?;
 
     let incoming = crate::tls::incoming(listener, server_tls);
+    if let Some(ready) = setup.ready {
+        let _ = ready.send(());
+    }
     tonic::transport::Server::builder()
         .add_service(health_service)
         .add_service(reflection_v1)

@@ -227,8 +227,9 @@ fn open_with_retry(path: &Path) -> Result<sled::Db, StoreError> {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
     loop {
         match sled::Config::new().path(path).open() {
+            // sled reports the held lock as an io::Error of kind Other wrapping the EWOULDBLOCK.
             Err(sled::Error::Io(e))
-                if e.kind() == std::io::ErrorKind::WouldBlock
+                if e.to_string().contains("could not acquire lock")
                     && std::time::Instant::now() < deadline =>
             {
                 std::thread::sleep(std::time::Duration::from_millis(20));

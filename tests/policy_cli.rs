@@ -166,7 +166,6 @@ fn serve_refuses_an_invalid_policy_with_file_and_line() {
 }
 
 #[test]
-#[ignore = "bug: `serve` prints \"listening on ADDR\" before it loads the policy, then exits"]
 fn serve_does_not_announce_a_listener_for_an_invalid_policy() {
     let dir = tempfile::tempdir().unwrap();
     let (_, broken, _) = broken_copies().remove(0);
@@ -315,7 +314,6 @@ async fn sighup_swaps_a_valid_policy_in_and_keeps_the_old_one_for_an_invalid_fil
 }
 
 #[test]
-#[ignore = "bug: SIGHUP soon after \"listening on\" kills the node (the handler is not installed yet)"]
 fn a_sighup_right_after_listening_on_reloads_instead_of_killing_the_node() {
     let file = PolicyFile::shipped_copy();
     let mut node = ProcessNode::start_with_policy("swv-vo", Some(&file.path));

@@ -201,8 +201,16 @@ pub fn answer(
     trace: &TraceContext,
     request: pb::QueryRequest,
 ) -> Result<pb::QueryResponse, Status> {
+    let missing = request.claim.is_none();
     let claim = request.claim.unwrap_or_default();
-    match decide(node, &caller.oin, &claim, request.filter) {
+    let decided = if missing {
+        Err(Status::permission_denied(
+            "denied: the request carries no claim",
+        ))
+    } else {
+        decide(node, &caller.oin, &claim, request.filter)
+    };
+    match decided {
         Ok(d) => {
             let mut e = claim_entry(node, trace, caller, &claim, Action::Disclose);
             e.processing_activity = d.permit.processing_activity.clone();
