@@ -91,7 +91,7 @@ pub fn verify_offline(data_dir: &Path, peer_checkpoints: &[PathBuf]) -> anyhow::
     }
     report_verify(
         crate::rpc::convert::verify_response(audit::verify(&log, &trusted)),
-        &log.origin().to_owned(),
+        log.origin(),
     )
 }
 

@@ -37,7 +37,7 @@ impl ExchangeFilter {
 pub fn in_scope(scope: &Scope, s: &Signal) -> bool {
     match scope {
         Scope::Unrestricted => true,
-        Scope::Municipalities(codes) => codes.iter().any(|c| *c == s.residence_municipality),
+        Scope::Municipalities(codes) => codes.contains(&s.residence_municipality),
         Scope::Schools(brins) => s.school.len() >= 4 && brins.iter().any(|b| *b == s.school[..4]),
     }
 }

@@ -580,7 +580,8 @@ mod tests {
 
     #[test]
     fn each_bad_field_is_named() {
-        let cases: Vec<(fn(&mut RawSignal), &str, &str)> = vec![
+        type Case = (fn(&mut RawSignal), &'static str, &'static str);
+        let cases: Vec<Case> = vec![
             (
                 |r| r.pupil_id = zeroize::Zeroizing::new("123456789".into()),
                 "pupil_id",
