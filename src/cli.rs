@@ -701,63 +701,31 @@ pub fn render_federation(
     response: &pb::FederationQueryResponse,
     format: OutputFormat,
 ) -> anyhow::Result<String> {
-    let mut rows: Vec<(String, pb::SignalView)> = Vec::new();
-    for answer in &response.answers {
-        for s in answer.response.iter().flat_map(|r| r.signals.iter()) {
-            rows.push((answer.peer.clone(), s.clone()));
-        }
-    }
     let mut header = vec!["holder"];
     header.extend(VIEW_COLUMNS);
-    let cells = |(peer, v): &(String, pb::SignalView)| {
-        let mut c = vec![peer.clone()];
-        c.extend(view_cells(v));
-        c
-    };
-    match format {
-        OutputFormat::Table => {
-            let mut table = comfy_table::Table::new();
-            table.load_preset(comfy_table::presets::UTF8_FULL_CONDENSED);
-            table.set_header(header);
-            for row in &rows {
-                table.add_row(cells(row));
-            }
-            let mut out = format!(
-                "{table}\n{} signals from {} peers",
-                rows.len(),
-                response.answers.len()
-            );
-            if !response.failures.is_empty() {
-                out.push_str(&format!(
-                    ", {} peers did not answer",
-                    response.failures.len()
-                ));
-            }
-            out.push('\n');
-            Ok(out)
-        }
-        OutputFormat::Json => {
-            let mut out = String::new();
-            for row in &rows {
-                let object: serde_json::Map<String, serde_json::Value> = header
-                    .iter()
-                    .zip(cells(row))
-                    .map(|(k, c)| ((*k).to_owned(), serde_json::Value::String(c)))
-                    .collect();
-                out.push_str(&serde_json::to_string(&object)?);
-                out.push('\n');
-            }
-            Ok(out)
-        }
-        OutputFormat::Csv => {
-            let mut writer = csv::Writer::from_writer(Vec::new());
-            writer.write_record(&header)?;
-            for row in &rows {
-                writer.write_record(cells(row))?;
-            }
-            Ok(String::from_utf8(writer.into_inner()?)?)
-        }
+    let rows: Vec<Vec<String>> = response
+        .answers
+        .iter()
+        .flat_map(|a| {
+            a.response.iter().flat_map(|r| r.signals.iter()).map(|v| {
+                let mut row = vec![a.peer.clone()];
+                row.extend(view_cells(v));
+                row
+            })
+        })
+        .collect();
+    let mut footer = format!(
+        "{} signals from {} peers",
+        rows.len(),
+        response.answers.len()
+    );
+    if !response.failures.is_empty() {
+        footer.push_str(&format!(
+            ", {} peers did not answer",
+            response.failures.len()
+        ));
     }
+    render_rows(&header, &rows, &footer, format)
 }
 
 async fn case(args: CaseArgs) -> anyhow::Result<()> {
@@ -986,16 +954,7 @@ fn enum_filter(
     from: fn(&str) -> Option<i32>,
 ) -> anyhow::Result<i32> {
     let Some(text) = text else { return Ok(0) };
-    let upper = text.to_ascii_uppercase();
-    let full = if upper.starts_with(prefix) {
-        upper
-    } else {
-        format!("{prefix}{upper}")
-    };
-    match from(&full) {
-        Some(v) => Ok(v),
-        None => bail!("{text:?} is not a known value"),
-    }
+    crate::import::enum_value(text, prefix, from).map_err(|reason| anyhow::anyhow!("{reason}"))
 }
 
 async fn list(args: ListArgs) -> anyhow::Result<()> {
@@ -1065,23 +1024,40 @@ fn view_cells(v: &pb::SignalView) -> Vec<String> {
 
 /// Renders signal views as a table, JSON lines or CSV.
 pub fn render_views(views: &[pb::SignalView], format: OutputFormat) -> anyhow::Result<String> {
+    let rows: Vec<Vec<String>> = views.iter().map(view_cells).collect();
+    render_rows(
+        &VIEW_COLUMNS,
+        &rows,
+        &format!("{} signals", views.len()),
+        format,
+    )
+}
+
+/// Rows of text cells as a table (with a footer line), JSON lines (one object per row, keyed by
+/// the header) or CSV (with the header row).
+pub fn render_rows(
+    header: &[&str],
+    rows: &[Vec<String>],
+    footer: &str,
+    format: OutputFormat,
+) -> anyhow::Result<String> {
     match format {
         OutputFormat::Table => {
             let mut table = comfy_table::Table::new();
             table.load_preset(comfy_table::presets::UTF8_FULL_CONDENSED);
-            table.set_header(VIEW_COLUMNS);
-            for v in views {
-                table.add_row(view_cells(v));
+            table.set_header(header);
+            for row in rows {
+                table.add_row(row);
             }
-            Ok(format!("{table}\n{} signals\n", views.len()))
+            Ok(format!("{table}\n{footer}\n"))
         }
         OutputFormat::Json => {
             let mut out = String::new();
-            for v in views {
-                let object: serde_json::Map<String, serde_json::Value> = VIEW_COLUMNS
+            for row in rows {
+                let object: serde_json::Map<String, serde_json::Value> = header
                     .iter()
-                    .zip(view_cells(v))
-                    .map(|(k, c)| ((*k).to_owned(), serde_json::Value::String(c)))
+                    .zip(row)
+                    .map(|(k, c)| ((*k).to_owned(), serde_json::Value::String(c.clone())))
                     .collect();
                 out.push_str(&serde_json::to_string(&object)?);
                 out.push('\n');
@@ -1090,9 +1066,9 @@ pub fn render_views(views: &[pb::SignalView], format: OutputFormat) -> anyhow::R
         }
         OutputFormat::Csv => {
             let mut writer = csv::Writer::from_writer(Vec::new());
-            writer.write_record(VIEW_COLUMNS)?;
-            for v in views {
-                writer.write_record(view_cells(v))?;
+            writer.write_record(header)?;
+            for row in rows {
+                writer.write_record(row)?;
             }
             Ok(String::from_utf8(writer.into_inner()?)?)
         }

@@ -665,6 +665,17 @@ fn case_claim(
     }
 }
 
+/// The GGD school doctor's claim in a case.
+fn doctor_claim(case: &pb::Case) -> pb::AccessClaim {
+    case_claim(
+        "jeugdarts",
+        "wpg-5",
+        "jgz-advies",
+        case,
+        "jeugdarts dr. P. Visser",
+    )
+}
+
 /// Asks every peer through the node of `file`, as that node's own organisation.
 pub async fn federated(
     nodes: &[DemoNode],
@@ -817,13 +828,7 @@ async fn exchange_story(nodes: &[DemoNode], swv_vo_views: &[pb::SignalView]) -> 
     let ggd = federated(
         nodes,
         "ggd",
-        case_claim(
-            "jeugdarts",
-            "wpg-5",
-            "jgz-advies",
-            &case,
-            "jeugdarts dr. P. Visser",
-        ),
+        doctor_claim(&case),
         pb::QueryFilter::default(),
     )
     .await?;
@@ -893,13 +898,7 @@ async fn exchange_story(nodes: &[DemoNode], swv_vo_views: &[pb::SignalView]) -> 
     let after = federated(
         nodes,
         "ggd",
-        case_claim(
-            "jeugdarts",
-            "wpg-5",
-            "jgz-advies",
-            &case,
-            "jeugdarts dr. P. Visser",
-        ),
+        doctor_claim(&case),
         pb::QueryFilter::default(),
     )
     .await?;

@@ -221,7 +221,7 @@ fn record_from(line: usize, map: &HashMap<&str, String>) -> Result<pb::SignalRec
 
 /// Reads an enum value written with or without its prefix; empty means unspecified (0), which
 /// the node refuses with its own message.
-fn enum_value<E: Into<i32>>(
+pub fn enum_value<E: Into<i32>>(
     text: &str,
     prefix: &str,
     from_name: fn(&str) -> Option<E>,
