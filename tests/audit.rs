@@ -370,7 +370,11 @@ fn a_rewrite_that_kept_the_cosignatures_is_caught_by_them() {
     let (_dir, data) = f.copy();
     rewrite_history(f, &data, true);
     let first = f.cosigned[0];
-    let stderr = assert_tamper_found(&verify_offline(&data, &[]), 0, "rewritten, cosignatures kept");
+    let stderr = assert_tamper_found(
+        &verify_offline(&data, &[]),
+        0,
+        "rewritten, cosignatures kept",
+    );
     let range = match first {
         1 => "first bad entry: 0".to_owned(),
         n => format!("first bad entry: one of 0..={}", n - 1),
@@ -384,7 +388,11 @@ fn a_rewrite_that_kept_the_cosignatures_is_named_a_rewrite() {
     let f = realistic();
     let (_dir, data) = f.copy();
     rewrite_history(f, &data, true);
-    let stderr = assert_tamper_found(&verify_offline(&data, &[]), 0, "rewritten, cosignatures kept");
+    let stderr = assert_tamper_found(
+        &verify_offline(&data, &[]),
+        0,
+        "rewritten, cosignatures kept",
+    );
     assert!(stderr.contains("rewritten"), "{stderr}");
 }
 
@@ -420,9 +428,23 @@ fn expect_code(
         Ok(r) => panic!("{case}: cosigned {r:?}"),
         Err(s) => {
             assert_eq!(s.code(), code, "{case}: {s:?}");
-            assert!(s.message().contains(part), "{case}: {:?} lacks {part:?}", s.message());
+            assert!(
+                s.message().contains(part),
+                "{case}: {:?} lacks {part:?}",
+                s.message()
+            );
         }
     }
+}
+
+/// A checkpoint offered to a witness, and the refusal expected.
+struct Offer {
+    case: &'static str,
+    note: String,
+    old_size: u64,
+    proof: Vec<[u8; 32]>,
+    code: tonic::Code,
+    says: &'static str,
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -460,8 +482,14 @@ async fn a_witness_refuses_what_does_not_extend_what_it_cosigned() {
     };
     for _ in 0..3 {
         let trace = pactgate::trace::TraceContext::from_metadata(&Default::default());
-        log.append(pactgate::node::entry(&trace, &org, "test", Action::ConfigChange, ""))
-            .expect("append");
+        log.append(pactgate::node::entry(
+            &trace,
+            &org,
+            "test",
+            Action::ConfigChange,
+            "",
+        ))
+        .expect("append");
     }
     let next = log.checkpoint().expect("checkpoint");
     let new_size = next.checkpoint.size;
@@ -482,62 +510,85 @@ async fn a_witness_refuses_what_does_not_extend_what_it_cosigned() {
 
     let mut bad_proof = proof.clone();
     bad_proof[0][0] ^= 1;
-    let cases: Vec<(&str, String, u64, Vec<[u8; 32]>, tonic::Code, &str)> = vec![
-        (
-            "a consistency proof that does not hold",
-            next.note.clone(),
-            size,
-            bad_proof,
-            tonic::Code::FailedPrecondition,
-            "does not check",
-        ),
-        (
-            "an old size other than the one held",
-            next.note.clone(),
-            size - 1,
-            log.consistency_proof(size - 1, new_size).unwrap(),
-            tonic::Code::FailedPrecondition,
-            "old size",
-        ),
-        (
-            "a smaller size",
-            signed(size - 1, log.root(size - 1).unwrap(), &origin, &key),
-            0,
-            Vec::new(),
-            tonic::Code::FailedPrecondition,
-            "smaller",
-        ),
-        (
-            "another root at the held size (a fork)",
-            signed(size, log.root(size - 1).unwrap(), &origin, &key),
-            size,
-            Vec::new(),
-            tonic::Code::FailedPrecondition,
-            "forked",
-        ),
-        (
-            "another origin than the caller's OIN",
-            signed(new_size, next.checkpoint.root, &origin_of("swv-po"), &key),
-            size,
-            proof.clone(),
-            tonic::Code::PermissionDenied,
-            "own log",
-        ),
+    let offers = vec![
+        Offer {
+            case: "a consistency proof that does not hold",
+            note: next.note.clone(),
+            old_size: size,
+            proof: bad_proof,
+            code: tonic::Code::FailedPrecondition,
+            says: "does not check",
+        },
+        Offer {
+            case: "an old size other than the one held",
+            note: next.note.clone(),
+            old_size: size - 1,
+            proof: log.consistency_proof(size - 1, new_size).unwrap(),
+            code: tonic::Code::FailedPrecondition,
+            says: "old size",
+        },
+        Offer {
+            case: "a smaller size",
+            note: signed(size - 1, log.root(size - 1).unwrap(), &origin, &key),
+            old_size: 0,
+            proof: Vec::new(),
+            code: tonic::Code::FailedPrecondition,
+            says: "smaller",
+        },
+        Offer {
+            case: "another root at the held size (a fork)",
+            note: signed(size, log.root(size - 1).unwrap(), &origin, &key),
+            old_size: size,
+            proof: Vec::new(),
+            code: tonic::Code::FailedPrecondition,
+            says: "forked",
+        },
+        Offer {
+            case: "another origin than the caller's OIN",
+            note: signed(new_size, next.checkpoint.root, &origin_of("swv-po"), &key),
+            old_size: size,
+            proof: proof.clone(),
+            code: tonic::Code::PermissionDenied,
+            says: "own log",
+        },
     ];
-    for (case, note, old, proof, code, part) in cases {
-        let result = cosign(&mut as_leerplicht, &note, old, &proof, &vkey).await;
-        expect_code(result, code, part, case);
-        assert_eq!(held().await, before, "{case}: the held checkpoint changed");
+    for o in offers {
+        let result = cosign(&mut as_leerplicht, &o.note, o.old_size, &o.proof, &vkey).await;
+        expect_code(result, o.code, o.says, o.case);
+        assert_eq!(
+            held().await,
+            before,
+            "{}: the held checkpoint changed",
+            o.case
+        );
     }
+
     // Another key for the same origin than the one pinned at first use.
     let other = SigningKey::from_pkcs8(&SigningKey::generate_pkcs8().unwrap()).unwrap();
     let forged = signed(new_size, next.checkpoint.root, &origin, &other);
-    let result = cosign(&mut as_leerplicht, &forged, size, &proof, &other.verifier_key(&origin)).await;
-    expect_code(result, tonic::Code::FailedPrecondition, "pinned", "another log key");
+    let result = cosign(
+        &mut as_leerplicht,
+        &forged,
+        size,
+        &proof,
+        &other.verifier_key(&origin),
+    )
+    .await;
+    expect_code(
+        result,
+        tonic::Code::FailedPrecondition,
+        "pinned",
+        "another log key",
+    );
     // Leerplicht's true checkpoint, sent by another party.
     let mut as_swv_po = swv.witness_as("swv-po").await;
     let result = cosign(&mut as_swv_po, &next.note, size, &proof, &vkey).await;
-    expect_code(result, tonic::Code::PermissionDenied, "own log", "someone else's log");
+    expect_code(
+        result,
+        tonic::Code::PermissionDenied,
+        "own log",
+        "someone else's log",
+    );
     assert_eq!(held().await, before);
 
     // Control: the true extension is cosigned, and then held.
@@ -653,7 +704,10 @@ async fn after_sigkill_the_log_verifies_and_holds_every_acknowledged_request() {
             });
         let l = acked.lock().unwrap();
         for (trace, (accepted, pseudonyms)) in &l.pushes {
-            let found = by_trace.get(trace.as_str()).map(Vec::as_slice).unwrap_or_default();
+            let found = by_trace
+                .get(trace.as_str())
+                .map(Vec::as_slice)
+                .unwrap_or_default();
             assert!(
                 found.iter().any(|e| e.action == Action::Ingest
                     && e.count == *accepted
@@ -662,7 +716,10 @@ async fn after_sigkill_the_log_verifies_and_holds_every_acknowledged_request() {
             );
         }
         for (trace, signals) in &l.queries {
-            let found = by_trace.get(trace.as_str()).map(Vec::as_slice).unwrap_or_default();
+            let found = by_trace
+                .get(trace.as_str())
+                .map(Vec::as_slice)
+                .unwrap_or_default();
             assert!(
                 found.iter().any(|e| e.action == Action::Disclose
                     && e.count == *signals
@@ -688,7 +745,12 @@ async fn no_raw_bsn_reaches_an_audit_tree_or_any_file() {
     let mut all = Vec::new();
     let swv_records = resident_records("swv", &mut bsns, 4);
     let lp_records = resident_records("lp", &mut bsns, 2);
-    all.extend(swv_records.iter().chain(&lp_records).map(|r| r.pupil_id.clone()));
+    all.extend(
+        swv_records
+            .iter()
+            .chain(&lp_records)
+            .map(|r| r.pupil_id.clone()),
+    );
     // Refused records: valid BSNs with a bad field, and a BSN failing the 11-proef.
     let refused_bsn = bsns.next_bsn();
     let bad_bsn = failing_eleven_proof(&bsns.next_bsn());
@@ -750,7 +812,9 @@ async fn no_raw_bsn_reaches_an_audit_tree_or_any_file() {
         let data = dir.path().join("data");
         let audit = tree_values(&data, "audit");
         assert!(
-            audit.iter().any(|(_, v)| contains_bytes(v, seen.as_bytes())),
+            audit
+                .iter()
+                .any(|(_, v)| contains_bytes(v, seen.as_bytes())),
             "{party}: the pseudonym is in no audit tree, so the scan sees nothing"
         );
         for (tree, value) in audit.iter().chain(&tree_values(&data, "witness")) {
@@ -778,31 +842,38 @@ async fn no_raw_bsn_reaches_an_audit_tree_or_any_file() {
 // ---------------------------------------------------------------------------------------------
 
 /// Calls every Audit RPC and returns each one's status (OK or the error).
-async fn every_audit_call(node: &TestNode, party: &str) -> Vec<(&'static str, Result<(), tonic::Status>)> {
+async fn every_audit_call(
+    node: &TestNode,
+    party: &str,
+) -> Vec<(&'static str, Result<(), tonic::Status>)> {
     fn ok<T>(r: Result<T, tonic::Status>) -> Result<(), tonic::Status> {
         r.map(|_| ())
     }
     let mut c = node.audit_as(party).await;
     vec![
-        ("ListEntries", ok(c.list_entries(pb::ListEntriesRequest::default()).await)),
-        ("StreamEntries", ok(c.stream_entries(pb::StreamEntriesRequest::default()).await)),
+        (
+            "ListEntries",
+            ok(c.list_entries(pb::ListEntriesRequest::default()).await),
+        ),
+        (
+            "StreamEntries",
+            ok(c.stream_entries(pb::StreamEntriesRequest::default()).await),
+        ),
         (
             "Export",
-            ok(c
-                .export(pb::ExportRequest {
-                    filter: None,
-                    format: pb::ExportFormat::Csv.into(),
-                })
-                .await),
+            ok(c.export(pb::ExportRequest {
+                filter: None,
+                format: pb::ExportFormat::Csv.into(),
+            })
+            .await),
         ),
         (
             "AccessReport",
-            ok(c
-                .access_report(pb::AccessReportRequest {
-                    pupil_id: Bsns::new(1).next_bsn(),
-                    pupil_pseudonym: String::new(),
-                })
-                .await),
+            ok(c.access_report(pb::AccessReportRequest {
+                pupil_id: Bsns::new(1).next_bsn(),
+                pupil_pseudonym: String::new(),
+            })
+            .await),
         ),
         ("Verify", ok(c.verify(pb::VerifyRequest {}).await)),
         ("Prove", ok(c.prove(pb::ProveRequest { seq: 0 }).await)),
@@ -821,7 +892,11 @@ async fn only_the_fg_may_use_the_audit_service_and_every_refusal_is_audited() {
     for party in outsiders {
         for (rpc, result) in every_audit_call(&node, party).await {
             let status = result.expect_err(&format!("{party} may not call {rpc}"));
-            assert_eq!(status.code(), tonic::Code::PermissionDenied, "{party} {rpc}: {status:?}");
+            assert_eq!(
+                status.code(),
+                tonic::Code::PermissionDenied,
+                "{party} {rpc}: {status:?}"
+            );
             assert!(
                 status.message().contains("not named in the policy as FG"),
                 "{party} {rpc}: {}",
@@ -839,10 +914,14 @@ async fn only_the_fg_may_use_the_audit_service_and_every_refusal_is_audited() {
     )
     .await;
     for party in outsiders {
-        let theirs: Vec<_> = denied.iter().filter(|e| e.actor_oin == oin(party)).collect();
+        let theirs: Vec<_> = denied
+            .iter()
+            .filter(|e| e.actor_oin == oin(party))
+            .collect();
         assert_eq!(theirs.len(), 7, "{party}: {theirs:?}");
-        assert!(theirs.iter().all(|e| e.action() == pb::AuditAction::AuditAccess
-            && e.reason.contains("not an FG")));
+        assert!(theirs
+            .iter()
+            .all(|e| e.action() == pb::AuditAction::AuditAccess && e.reason.contains("not an FG")));
     }
     // The FG's own reads are audited as allowed.
     let fg_reads = fg_entries(
@@ -854,8 +933,10 @@ async fn only_the_fg_may_use_the_audit_service_and_every_refusal_is_audited() {
     )
     .await;
     assert!(fg_reads.len() >= 2);
-    assert!(fg_reads.iter().all(|e| e.action() == pb::AuditAction::AuditAccess
-        && e.decision() == pb::AuditDecision::Allow));
+    assert!(fg_reads
+        .iter()
+        .all(|e| e.action() == pb::AuditAction::AuditAccess
+            && e.decision() == pb::AuditDecision::Allow));
     // The FG of leerplicht is no FG of swv-vo.
     let swv = TestNode::start("swv-vo").await;
     for (rpc, result) in every_audit_call(&swv, "fg").await {
@@ -936,7 +1017,10 @@ async fn the_fg_filters_exports_reports_and_proves() {
         .await
         .expect("Federation/Query")
         .into_inner();
-    assert_eq!(answer_of(&asked, "swv-vo").map(|a| a.signals.len()), Some(3));
+    assert_eq!(
+        answer_of(&asked, "swv-vo").map(|a| a.signals.len()),
+        Some(3)
+    );
     let case = swv
         .cases_as("swv-vo")
         .await
@@ -966,8 +1050,14 @@ async fn the_fg_filters_exports_reports_and_proves() {
     )
     .await;
     let actions: BTreeSet<i32> = by_pupil.iter().map(|e| e.action).collect();
-    assert!(actions.contains(&pb::AuditAction::Receive.into()), "{by_pupil:?}");
-    assert!(actions.contains(&pb::AuditAction::ShareCase.into()), "{by_pupil:?}");
+    assert!(
+        actions.contains(&pb::AuditAction::Receive.into()),
+        "{by_pupil:?}"
+    );
+    assert!(
+        actions.contains(&pb::AuditAction::ShareCase.into()),
+        "{by_pupil:?}"
+    );
     assert!(by_pupil.iter().all(|e| e.pupil_pseudonyms.contains(&pupil)));
     type Check<'a> = (pb::AuditFilter, Box<dyn Fn(&pb::AuditEntry) -> bool + 'a>);
     let checks: Vec<Check<'_>> = vec![
@@ -1014,7 +1104,7 @@ async fn the_fg_filters_exports_reports_and_proves() {
     for (filter, matches) in checks {
         let found = fg_entries(lp, filter.clone()).await;
         assert!(!found.is_empty(), "{filter:?} found nothing");
-        assert!(found.iter().all(|e| matches(e)), "{filter:?}: {found:?}");
+        assert!(found.iter().all(&matches), "{filter:?}: {found:?}");
     }
     let tomorrow = fg_entries(
         lp,
@@ -1030,7 +1120,12 @@ async fn the_fg_filters_exports_reports_and_proves() {
     let first = list_page(lp, None, 3).await;
     assert!(first.more && first.entries.len() == 3);
     let next = list_page(lp, Some(first.entries[2].seq), 3).await;
-    let seqs: Vec<u64> = first.entries.iter().chain(&next.entries).map(|e| e.seq).collect();
+    let seqs: Vec<u64> = first
+        .entries
+        .iter()
+        .chain(&next.entries)
+        .map(|e| e.seq)
+        .collect();
     assert_eq!(seqs, (0..6).collect::<Vec<u64>>());
 
     // Export: JSON lines and CSV of the same entries.
@@ -1082,7 +1177,10 @@ async fn the_fg_filters_exports_reports_and_proves() {
         .await
         .expect("AccessReport")
         .into_inner();
-    assert!(nobody.entries.is_empty(), "a non-resident was never disclosed to leerplicht");
+    assert!(
+        nobody.entries.is_empty(),
+        "a non-resident was never disclosed to leerplicht"
+    );
 
     // An inclusion proof from `pactgate audit prove` that checks against the cosigned root, with
     // the entry exactly as exported (JSON lines are the canonical bytes).
@@ -1101,7 +1199,11 @@ async fn the_fg_filters_exports_reports_and_proves() {
             .arg(ca),
         Duration::from_secs(30),
     );
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let proof: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
     let b64 = |v: &serde_json::Value| -> [u8; 32] {
         use base64::Engine as _;
@@ -1116,13 +1218,19 @@ async fn the_fg_filters_exports_reports_and_proves() {
     let root = b64(&proof["root_hash"]);
     let note = proof["checkpoint_note"].as_str().unwrap();
     let body = pactgate::audit::body_of(note).expect("a checkpoint note");
-    assert_eq!((body.origin, body.size, body.root), (origin_of("leerplicht"), size, root));
+    assert_eq!(
+        (body.origin, body.size, body.root),
+        (origin_of("leerplicht"), size, root)
+    );
     let path: Vec<[u8; 32]> = proof["path"].as_array().unwrap().iter().map(b64).collect();
     let line = jsonl.lines().next().unwrap().as_bytes();
     assert_eq!(pactgate::audit::leaf_hash(line), b64(&proof["leaf_hash"]));
     pactgate::audit::verify_inclusion(line, seq, size, &root, &path).expect("the proof checks");
     assert!(pactgate::audit::verify_inclusion(line, seq + 1, size, &root, &path).is_err());
-    let beyond = fg.prove(pb::ProveRequest { seq: 1 << 40 }).await.expect_err("beyond");
+    let beyond = fg
+        .prove(pb::ProveRequest { seq: 1 << 40 })
+        .await
+        .expect_err("beyond");
     assert_eq!(beyond.code(), tonic::Code::OutOfRange);
 }
 

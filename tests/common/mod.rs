@@ -1447,7 +1447,10 @@ pub fn stored_entries(data_dir: &Path, party: &str) -> Vec<pactgate::audit::Entr
 /// `pactgate audit verify --data-dir DIR [--peer-checkpoint FILE]...` (the node stopped).
 pub fn verify_offline(data_dir: &Path, peer_checkpoints: &[PathBuf]) -> std::process::Output {
     let mut cmd = pactgate_bin();
-    cmd.arg("audit").arg("verify").arg("--data-dir").arg(data_dir);
+    cmd.arg("audit")
+        .arg("verify")
+        .arg("--data-dir")
+        .arg(data_dir);
     for file in peer_checkpoints {
         cmd.arg("--peer-checkpoint").arg(file);
     }
@@ -1481,7 +1484,10 @@ pub fn assert_tamper_found(output: &std::process::Output, first_bad: u64, what: 
         String::from_utf8_lossy(&output.stdout)
     );
     let line = format!("first bad sequence number: {first_bad}\n");
-    assert!(stderr.contains(&line), "{what}: expected {line:?} in:\n{stderr}");
+    assert!(
+        stderr.contains(&line),
+        "{what}: expected {line:?} in:\n{stderr}"
+    );
     stderr
 }
 
