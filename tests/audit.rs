@@ -38,7 +38,9 @@ fn resident_records(prefix: &str, bsns: &mut Bsns, n: usize) -> Vec<pb::SignalRe
 // ---------------------------------------------------------------------------------------------
 
 struct Realistic {
-    data_dir: PathBuf,
+    /// The stopped node's data dir, file by file (kept in memory: a static is never dropped, so
+    /// a temporary directory here would outlive the run).
+    files: Vec<(PathBuf, Vec<u8>)>,
     entries: Vec<Entry>,
     /// Sizes of the node's own signed checkpoints.
     checkpoints: Vec<u64>,
@@ -48,7 +50,6 @@ struct Realistic {
     held: Checkpoint,
     /// ... and the signed note it keeps for it (tree `witness` of its data dir).
     held_note: String,
-    _dir: TempDir,
 }
 
 impl Realistic {
@@ -67,7 +68,11 @@ impl Realistic {
             .tempdir()
             .expect("temp dir");
         let data = dir.path().join("data");
-        copy_dir(&self.data_dir, &data);
+        for (path, bytes) in &self.files {
+            let target = data.join(path);
+            std::fs::create_dir_all(target.parent().unwrap()).expect("create dir");
+            std::fs::write(target, bytes).expect("write file");
+        }
         (dir, data)
     }
 
@@ -164,8 +169,12 @@ async fn make_realistic() -> Realistic {
     let cosigned = sizes("audit.cosignatures");
     drop(log);
     drop(db);
+    let files = read_tree(&data_dir)
+        .into_iter()
+        .map(|(path, bytes)| (path.strip_prefix(&data_dir).unwrap().to_path_buf(), bytes))
+        .collect();
     let f = Realistic {
-        data_dir,
+        files,
         entries,
         checkpoints,
         cosigned,
@@ -175,7 +184,6 @@ async fn make_realistic() -> Realistic {
             root: held.root_hash.try_into().expect("a 32-byte root"),
         },
         held_note,
-        _dir: dir,
     };
     assert!(f.checkpoints.len() >= 3, "checkpoints {:?}", f.checkpoints);
     assert!(f.cosigned.len() >= 2, "cosigned {:?}", f.cosigned);
@@ -810,14 +818,14 @@ async fn no_raw_bsn_reaches_an_audit_tree_or_any_file() {
     let seen = pseudonym_of(&swv_records[0].pupil_id);
     for (party, dir) in [("leerplicht", &lp_dir), ("swv-vo", &swv_dir)] {
         let data = dir.path().join("data");
-        let audit = tree_values(&data, "audit");
+        let audit = tree_keys_and_values(&data, "audit");
         assert!(
             audit
                 .iter()
                 .any(|(_, v)| contains_bytes(v, seen.as_bytes())),
             "{party}: the pseudonym is in no audit tree, so the scan sees nothing"
         );
-        for (tree, value) in audit.iter().chain(&tree_values(&data, "witness")) {
+        for (tree, value) in audit.iter().chain(&tree_keys_and_values(&data, "witness")) {
             for bsn in &all {
                 assert!(
                     !contains_bytes(value, bsn.as_bytes()),

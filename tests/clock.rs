@@ -502,7 +502,7 @@ async fn purge_removes_signals_closed_past_retention_with_their_indexes_and_audi
         assert_eq!(left, kept_ids.iter().map(|s| s.to_string()).collect());
     }
     // No key or value of the signals tree (signals and indexes) names a purged signal or pupil.
-    let signals = tree_values(&data, "signals");
+    let signals = tree_keys_and_values(&data, "signals");
     for (id, bsn, _, _) in &gone {
         let pseudonym = pseudonym_of(bsn);
         for (_, bytes) in &signals {

@@ -1491,23 +1491,9 @@ pub fn assert_tamper_found(output: &std::process::Output, first_bad: u64, what: 
     stderr
 }
 
-/// Copies a directory tree (a stopped node's data dir) to `to`.
-pub fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("create dir");
-    for entry in std::fs::read_dir(from).expect("read dir") {
-        let entry = entry.expect("dir entry");
-        let target = to.join(entry.file_name());
-        if entry.file_type().expect("file type").is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).expect("copy file");
-        }
-    }
-}
-
-/// Every value of every tree of a stopped node's store whose name starts with `prefix`, with
-/// the tree's name.
-pub fn tree_values(data_dir: &Path, prefix: &str) -> Vec<(String, Vec<u8>)> {
+/// Every key and every value of every tree of a stopped node's store whose name starts with
+/// `prefix`, each with the tree's name.
+pub fn tree_keys_and_values(data_dir: &Path, prefix: &str) -> Vec<(String, Vec<u8>)> {
     let db = open_db(data_dir);
     let mut out = Vec::new();
     for name in db.tree_names() {
