@@ -7,10 +7,14 @@
 
 use pactgate::certs::{dev_party, DevCa};
 use pactgate::pb;
+use pactgate::pb::audit_client::AuditClient;
 use pactgate::pb::cases_client::CasesClient;
+use pactgate::pb::clock_client::ClockClient;
+use pactgate::pb::counts_client::CountsClient;
 use pactgate::pb::exchange_client::ExchangeClient;
 use pactgate::pb::federation_client::FederationClient;
 use pactgate::pb::signal_intake_client::SignalIntakeClient;
+use pactgate::pb::witness_client::WitnessClient;
 use pactgate::peers::PeerConfig;
 use pactgate::pseudonym::{PseudonymKey, PupilId, KEY_LEN};
 use pactgate::tls::TlsMaterial;
@@ -326,6 +330,7 @@ fn spawn_node(
     data_dir: PathBuf,
     listener: std::net::TcpListener,
     options: NodeOptions,
+    tuning: NodeTuning,
 ) -> Running {
     let tls = material(party);
     let addr = listener.local_addr().unwrap();
@@ -349,6 +354,8 @@ fn spawn_node(
                 let mut setup = pactgate::node::NodeSetup::new(tls, test_key(), data_dir);
                 setup.policy = options.policy;
                 setup.peers = options.peers;
+                setup.counting = tuning.counting;
+                setup.checkpoint_interval = tuning.checkpoint_interval;
                 tokio::select! {
                     served = pactgate::node::serve(setup, listener, shutdown) => {
                         served.map_err(|e| format!("node::serve failed: {e}"))
@@ -383,6 +390,7 @@ pub struct TestNode {
     pub party: String,
     running: Option<Running>,
     options: NodeOptions,
+    tuning: NodeTuning,
     dir: TempDir,
 }
 
@@ -392,6 +400,36 @@ pub struct NodeOptions {
     /// The covenant policy; `None`: no policy, every exchange is denied.
     pub policy: Option<PathBuf>,
     pub peers: Vec<PeerConfig>,
+}
+
+/// What a test node runs with besides [`NodeOptions`]: counting rules (the clock, counts and
+/// retention) and how often it signs an audit checkpoint and has its peers cosign it.
+#[derive(Debug, Clone)]
+pub struct NodeTuning {
+    /// `None`: no clock, no purge.
+    pub counting: Option<PathBuf>,
+    pub checkpoint_interval: Duration,
+}
+
+impl Default for NodeTuning {
+    /// No counting rules, the node's own checkpoint interval.
+    fn default() -> Self {
+        Self {
+            counting: None,
+            checkpoint_interval: pactgate::rpc::audit::CHECKPOINT_INTERVAL,
+        }
+    }
+}
+
+impl NodeTuning {
+    /// The shipped counting rules and a checkpoint every 200 ms, so a test sees its requests
+    /// checkpointed and cosigned within a second.
+    pub fn fast_audit_with_counting() -> Self {
+        Self {
+            counting: Some(counting_path()),
+            checkpoint_interval: Duration::from_millis(200),
+        }
+    }
 }
 
 impl Default for NodeOptions {
@@ -423,6 +461,22 @@ impl TestNode {
         options: NodeOptions,
         listener: std::net::TcpListener,
     ) -> TestNode {
+        Self::start_tuned_on(party, options, NodeTuning::default(), listener).await
+    }
+
+    /// Starts a node with a policy, peers, counting rules and checkpoint interval of the test's
+    /// choosing.
+    pub async fn start_tuned(party: &str, options: NodeOptions, tuning: NodeTuning) -> TestNode {
+        Self::start_tuned_on(party, options, tuning, bind_loopback()).await
+    }
+
+    /// [`TestNode::start_tuned`] on a listener the test bound already.
+    pub async fn start_tuned_on(
+        party: &str,
+        options: NodeOptions,
+        tuning: NodeTuning,
+        listener: std::net::TcpListener,
+    ) -> TestNode {
         let dir = tempfile::Builder::new()
             .prefix(&format!("pactgate-{party}-"))
             .tempdir()
@@ -431,6 +485,7 @@ impl TestNode {
             party: party.to_owned(),
             running: None,
             options,
+            tuning,
             dir,
         };
         node.launch_on(listener).await;
@@ -447,6 +502,7 @@ impl TestNode {
             self.data_dir(),
             listener,
             self.options.clone(),
+            self.tuning.clone(),
         ));
         self.wait_ready().await;
     }
@@ -522,6 +578,26 @@ impl TestNode {
     /// A Cases client as a development party.
     pub async fn cases_as(&self, party: &str) -> CasesClient<Channel> {
         CasesClient::new(self.channel_as(party).await)
+    }
+
+    /// An Audit client as a development party (`fg` is the FG of leerplicht).
+    pub async fn audit_as(&self, party: &str) -> AuditClient<Channel> {
+        AuditClient::new(self.channel_as(party).await)
+    }
+
+    /// A Witness client as a development party (a peer node whose log this node witnesses).
+    pub async fn witness_as(&self, party: &str) -> WitnessClient<Channel> {
+        WitnessClient::new(self.channel_as(party).await)
+    }
+
+    /// A Clock client as a development party.
+    pub async fn clock_as(&self, party: &str) -> ClockClient<Channel> {
+        ClockClient::new(self.channel_as(party).await)
+    }
+
+    /// A Counts client as a development party.
+    pub async fn counts_as(&self, party: &str) -> CountsClient<Channel> {
+        CountsClient::new(self.channel_as(party).await)
     }
 
     /// This node as a peer of another node.
@@ -879,6 +955,16 @@ impl Federation {
         policy: Option<PathBuf>,
         extra_peers: Vec<PeerConfig>,
     ) -> Federation {
+        Self::start_tuned(parties, policy, extra_peers, NodeTuning::default()).await
+    }
+
+    /// [`Federation::start_with`], every node with `tuning`.
+    pub async fn start_tuned(
+        parties: &[&str],
+        policy: Option<PathBuf>,
+        extra_peers: Vec<PeerConfig>,
+        tuning: NodeTuning,
+    ) -> Federation {
         let listeners: Vec<std::net::TcpListener> =
             parties.iter().map(|_| bind_loopback()).collect();
         let configs: Vec<PeerConfig> = parties
@@ -897,7 +983,7 @@ impl Federation {
                 policy: policy.clone(),
                 peers,
             };
-            TestNode::start_on(party, options, listener)
+            TestNode::start_tuned_on(party, options, tuning.clone(), listener)
         });
         Federation {
             nodes: futures::future::join_all(starts).await,
@@ -1248,4 +1334,179 @@ pub fn line_of(text: &str, needle: &str) -> usize {
         .find(needle)
         .unwrap_or_else(|| panic!("{needle:?} not in the text"));
     text[..at].matches('\n').count() + 1
+}
+
+// ---------------------------------------------------------------------------------------------
+// Audit, clock and counting
+// ---------------------------------------------------------------------------------------------
+
+/// The shipped counting rules.
+pub fn counting_path() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("policies/counting.toml")
+}
+
+/// A W3C trace id (32 lowercase hex digits) that names a test and a request number.
+pub fn trace_id(test: u32, n: u64) -> String {
+    format!("{test:08x}{:08x}{n:016x}", 0x7e57_u32)
+}
+
+/// `message` as a request carrying `traceparent` with this trace id (and a fixed span id).
+pub fn traced<T>(message: T, trace_id: &str) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    let value = format!("00-{trace_id}-00f067aa0ba902b7-01");
+    request.metadata_mut().insert(
+        pactgate::trace::TRACEPARENT,
+        value.parse().expect("a valid metadata value"),
+    );
+    request
+}
+
+/// The witness name under which a development party's node cosigns.
+pub fn witness_of(party: &str) -> String {
+    pactgate::node::witness_name(&oin(party))
+}
+
+/// The checkpoint origin of a development party's audit log.
+pub fn origin_of(party: &str) -> String {
+    format!("pactgate/{}", oin(party))
+}
+
+/// Every entry of a node's audit log, as the FG lists it (this call is itself audited).
+pub async fn fg_entries(node: &TestNode, filter: pb::AuditFilter) -> Vec<pb::AuditEntry> {
+    let mut stream = node
+        .audit_as("fg")
+        .await
+        .stream_entries(pb::StreamEntriesRequest {
+            filter: Some(filter),
+        })
+        .await
+        .expect("StreamEntries as the FG")
+        .into_inner();
+    let mut entries = Vec::new();
+    while let Some(e) = stream.message().await.expect("an entry") {
+        entries.push(e);
+    }
+    entries
+}
+
+/// Waits (at most [`READY_TIMEOUT`]) until the node's newest checkpoint covers at least
+/// `min_size` entries and the witness of `witness_party` cosigned it; returns it. Every look is
+/// an FG call, itself audited, so the log grows while waiting.
+pub async fn wait_cosigned(
+    node: &TestNode,
+    witness_party: &str,
+    min_size: u64,
+) -> pb::SignedCheckpoint {
+    let started = Instant::now();
+    let witness = witness_of(witness_party);
+    let mut fg = node.audit_as("fg").await;
+    loop {
+        let latest = fg
+            .latest_checkpoint(pb::LatestCheckpointRequest {})
+            .await
+            .map(tonic::Response::into_inner);
+        if let Ok(cp) = &latest {
+            if cp.size >= min_size && cp.witnesses.contains(&witness) {
+                return cp.clone();
+            }
+        }
+        assert!(
+            started.elapsed() < READY_TIMEOUT,
+            "{} has no checkpoint of {min_size}+ entries cosigned by {witness}: {latest:?}",
+            node.party
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The signing key a node keeps in its data dir for its checkpoints and cosignatures.
+pub fn audit_key(data_dir: &Path) -> pactgate::audit::SigningKey {
+    let pkcs8 = std::fs::read(data_dir.join(pactgate::node::AUDIT_KEY_FILE)).expect("audit key");
+    pactgate::audit::SigningKey::from_pkcs8(&pkcs8).expect("a PKCS#8 Ed25519 key")
+}
+
+/// The sled database of a stopped node (`DATA_DIR/store`).
+pub fn open_db(data_dir: &Path) -> sled::Db {
+    sled::open(data_dir.join("store")).expect("open the stopped node's store")
+}
+
+/// The audit log of a stopped node of `party`, through the library.
+pub fn open_audit(db: &sled::Db, data_dir: &Path, party: &str) -> pactgate::audit::AuditLog {
+    pactgate::audit::AuditLog::open(db, &oin(party), audit_key(data_dir)).expect("open audit log")
+}
+
+/// Every entry of a stopped node's audit log, read with the library.
+pub fn stored_entries(data_dir: &Path, party: &str) -> Vec<pactgate::audit::Entry> {
+    let db = open_db(data_dir);
+    let log = open_audit(&db, data_dir, party);
+    log.range(0, log.len())
+        .collect::<Result<_, _>>()
+        .expect("readable entries")
+}
+
+/// `pactgate audit verify --data-dir DIR [--peer-checkpoint FILE]...` (the node stopped).
+pub fn verify_offline(data_dir: &Path, peer_checkpoints: &[PathBuf]) -> std::process::Output {
+    let mut cmd = pactgate_bin();
+    cmd.arg("audit")
+        .arg("verify")
+        .arg("--data-dir")
+        .arg(data_dir);
+    for file in peer_checkpoints {
+        cmd.arg("--peer-checkpoint").arg(file);
+    }
+    run_within(&mut cmd, Duration::from_secs(30))
+}
+
+/// Asserts an offline verify found the log intact.
+pub fn assert_verifies(output: &std::process::Output, what: &str) {
+    assert!(
+        output.status.success(),
+        "{what}: audit verify failed: {:?}\nstdout: {}\nstderr: {}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        contains_bytes(&output.stdout, b"verified"),
+        "{what}: {}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+}
+
+/// Asserts an offline verify exited 2 naming `first_bad` as the first bad sequence number;
+/// returns its stderr.
+pub fn assert_tamper_found(output: &std::process::Output, first_bad: u64, what: &str) -> String {
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert_eq!(
+        output.status.code(),
+        Some(2),
+        "{what}: audit verify should exit 2; stdout: {}\nstderr: {stderr}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    let line = format!("first bad sequence number: {first_bad}\n");
+    assert!(
+        stderr.contains(&line),
+        "{what}: expected {line:?} in:\n{stderr}"
+    );
+    stderr
+}
+
+/// Every key and every value of every tree of a stopped node's store whose name starts with
+/// `prefix`, each with the tree's name.
+pub fn tree_keys_and_values(data_dir: &Path, prefix: &str) -> Vec<(String, Vec<u8>)> {
+    let db = open_db(data_dir);
+    let mut out = Vec::new();
+    for name in db.tree_names() {
+        if !name.starts_with(prefix.as_bytes()) {
+            continue;
+        }
+        let tree = db.open_tree(&name).expect("open tree");
+        let name = String::from_utf8_lossy(&name).into_owned();
+        for kv in tree.iter() {
+            let (k, v) = kv.expect("read");
+            out.push((name.clone(), k.to_vec()));
+            out.push((name.clone(), v.to_vec()));
+        }
+    }
+    out
 }
