@@ -61,8 +61,10 @@ fn node_oin_of(db: &sled::Db) -> anyhow::Result<String> {
 fn read_peer_checkpoint(path: &Path) -> anyhow::Result<TrustedCheckpoint> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let checkpoint: Checkpoint =
-        audit::body_of(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    // A signed note, or just its body (origin, size, base64 root) as a witness reports it.
+    let checkpoint: Checkpoint = audit::body_of(&text)
+        .or_else(|_| Checkpoint::parse_body(&text))
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     Ok(TrustedCheckpoint::new(
         checkpoint,
         format!("given in {}", path.display()),

@@ -260,7 +260,7 @@ impl Checkpoint {
         )
     }
 
-    fn parse_body(text: &str) -> Result<Self, NoteError> {
+    pub fn parse_body(text: &str) -> Result<Self, NoteError> {
         let mut lines = text.split('\n');
         let (Some(origin), Some(size), Some(root)) = (lines.next(), lines.next(), lines.next())
         else {

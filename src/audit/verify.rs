@@ -152,6 +152,8 @@ struct Ref {
     root: Hash,
     /// Vouched for by a peer (not only by the node's own key).
     peer: bool,
+    /// Signed by the node's own key only (not a cosignature nor a peer's copy).
+    own: bool,
     source: String,
     matched: Option<bool>,
 }
@@ -230,7 +232,7 @@ fn collect_refs(log: &AuditLog, trusted: &[TrustedCheckpoint]) -> Result<Collect
             .and_then(|note| Checkpoint::open(note, &own).ok());
         match opened {
             Some(s) if s.checkpoint.size == size => {
-                refs.push(Ref::new(s.checkpoint, false, "signed by the node"))
+                refs.push(Ref::new(s.checkpoint, false, SIGNED_BY_NODE))
             }
             _ => {
                 fault.get_or_insert(TamperKind::CheckpointSignature { size });
@@ -275,6 +277,7 @@ impl Ref {
             size: cp.size,
             root: cp.root,
             peer,
+            own: !peer && source == SIGNED_BY_NODE,
             source: source.to_owned(),
             matched: None,
         }
@@ -417,8 +420,13 @@ fn judge(log: &AuditLog, refs: &[Ref], fault: Option<Fault>) -> Result<Option<Ta
 
 /// The finding for a root mismatch at `r` when nothing finer is known: some entry below it.
 /// Refs are sorted own-first, so a first mismatch by a peer means the node's own checkpoints agree.
+/// The source of a reference the node signed itself.
+const SIGNED_BY_NODE: &str = "signed by the node";
+
 fn mismatch_default(r: &Ref) -> Fault {
-    let kind = if r.peer {
+    // Anything a witness vouched for (held by a peer, or its cosignature stored here) that no
+    // longer matches means the log was rewritten; only the node's own signature cannot say so.
+    let kind = if !r.own {
         TamperKind::Rewritten {
             checkpoint_size: r.size,
             source: r.source.clone(),

@@ -41,6 +41,16 @@ impl AuditService {
 
     /// Only an FG the policy names for this node's party; every call (allowed or not) is audited.
     async fn authorize<T>(&self, request: &Request<T>, what: &str) -> Result<Organisation, Status> {
+        self.authorize_about(request, what, Vec::new()).await
+    }
+
+    /// [`AuditService::authorize`], recording the pupils the FG looks up.
+    async fn authorize_about<T>(
+        &self,
+        request: &Request<T>,
+        what: &str,
+        pupils: Vec<String>,
+    ) -> Result<Organisation, Status> {
         let caller = super::caller(request)?;
         let trace = TraceContext::from_metadata(request.metadata());
         let allowed = self
@@ -56,6 +66,7 @@ impl AuditService {
             &self.node.policy_version(),
         );
         e.reason = what.to_owned();
+        e.pupils = pupils;
         if !allowed {
             e.decision = AuditDecision::Deny;
             e.reason = format!("{what}: not an FG of this node's party");
@@ -328,19 +339,20 @@ impl Audit for AuditService {
         &self,
         request: Request<pb::AccessReportRequest>,
     ) -> Result<Response<pb::AccessReportResponse>, Status> {
-        self.authorize(&request, "access report").await?;
-        let req = request.into_inner();
+        let req = request.get_ref();
         let pseudonym = if !req.pupil_id.is_empty() {
             let id = PupilId::parse(&req.pupil_id)
                 .map_err(|e| Status::invalid_argument(format!("pupil_id {e}")))?;
             self.node.key.pseudonym(&id)
         } else if is_pseudonym(&req.pupil_pseudonym) {
-            req.pupil_pseudonym
+            req.pupil_pseudonym.clone()
         } else {
             return Err(Status::invalid_argument(
                 "give pupil_id (BSN or onderwijsnummer) or pupil_pseudonym",
             ));
         };
+        self.authorize_about(&request, "access report", vec![pseudonym.clone()])
+            .await?;
         let filter = Filter {
             pupil: Some(pseudonym.clone()),
             ..Filter::default()

@@ -417,7 +417,7 @@ fn audit_decision(d: crate::audit::Decision) -> pb::AuditDecision {
 pub fn audit_entry(e: &crate::audit::Entry) -> pb::AuditEntry {
     pb::AuditEntry {
         seq: e.seq,
-        time: rfc3339(e.time),
+        time: e.time.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
         trace_id: e.trace_id.clone(),
         span_id: e.span_id.clone(),
         node_oin: e.node_oin.clone(),
