@@ -351,13 +351,14 @@ use chrono::Datelike as _;
 
 /// Runs the demo.
 pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
-    let temp;
+    // Without --data-dir the nodes' data, the audit logs and the charts go to a new directory
+    // under the system's temp dir that is kept after the demo, so they can be looked at.
     let data_dir = match &args.data_dir {
         Some(dir) => dir.clone(),
-        None => {
-            temp = tempfile::tempdir()?;
-            temp.path().to_path_buf()
-        }
+        None => tempfile::Builder::new()
+            .prefix("pactgate-demo-")
+            .tempdir()?
+            .keep(),
     };
     let key = demo_key(args.seed);
     println!(
@@ -448,7 +449,10 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         print!("  {file:<11} ");
         crate::audit_cli::verify_offline(&dir, &[])?;
     }
-    println!("\nThe report charts are in {}", data_dir.display());
+    println!(
+        "\nThe nodes' data, audit logs and the report charts (report-g4.svg, report-groningen.svg) are in {}",
+        data_dir.display()
+    );
     Ok(())
 }
 

@@ -5,9 +5,10 @@ use clap::Parser as _;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = pactgate::cli::Cli::parse();
-    // The demo prints its own story; its nodes log warnings only unless PACTGATE_LOG says more.
+    // The demo prints its own story (its refusals are on purpose); its nodes log errors only
+    // unless PACTGATE_LOG says more.
     let default_level = match cli.command {
-        pactgate::cli::Command::Demo(_) => "warn",
+        pactgate::cli::Command::Demo(_) => "error",
         _ => "info",
     };
     tracing_subscriber::fmt()
