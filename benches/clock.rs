@@ -415,6 +415,7 @@ fn claim() -> pb::AccessClaim {
 struct DueFigures {
     due: Summary,
     federated: Summary,
+    fdatasync: Summary,
     direct: Summary,
     lines: usize,
     pushed: Vec<(String, usize)>,
@@ -486,6 +487,9 @@ async fn due_figures(dir: &Path, calls: usize, today: NaiveDate) -> anyhow::Resu
     let mut d_times = Vec::with_capacity(calls);
     let mut f_times = Vec::with_capacity(calls);
     let mut x_times = Vec::with_capacity(calls);
+    let mut s_times = Vec::with_capacity(calls);
+    let sync_file = dir.join("fdatasync-probe");
+    let page = vec![7u8; 4096];
     let mut lines = 0;
     let mut shared = Vec::new();
     let mut direct_signals = 0;
@@ -532,10 +536,24 @@ async fn due_figures(dir: &Path, calls: usize, today: NaiveDate) -> anyhow::Resu
         let x = started.elapsed();
         direct_signals = answer.signals.len();
         ensure!(direct_signals > 0, "direct: no signals");
+
+        // The floor of every audited request: one fdatasync (`NodeContext::record` -> `Store::sync`).
+        let started = Instant::now();
+        {
+            use std::io::Write as _;
+            let mut file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&sync_file)?;
+            file.write_all(&page)?;
+            file.sync_data()?;
+        }
+        let s = started.elapsed();
         if i >= WARMUP {
             d_times.push(d);
             f_times.push(f);
             x_times.push(x);
+            s_times.push(s);
         }
     }
     drop((due, federation, direct));
@@ -546,6 +564,7 @@ async fn due_figures(dir: &Path, calls: usize, today: NaiveDate) -> anyhow::Resu
     Ok(DueFigures {
         due: Summary::of(d_times),
         federated: Summary::of(f_times),
+        fdatasync: Summary::of(s_times),
         direct: Summary::of(x_times),
         lines,
         pushed,
@@ -685,6 +704,10 @@ fn main() -> anyhow::Result<()> {
             ms(s.max)
         )
     };
+    row(
+        "diagnostic: bare 4 KiB append + fdatasync (same disk)",
+        &d.fdatasync,
+    );
     row(
         &format!(
             "(a) direct Exchange/Query leerplicht -> swv-vo, {} signals",
