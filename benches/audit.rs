@@ -56,7 +56,7 @@ fn env_count(name: &str, default: usize) -> anyhow::Result<usize> {
 
 fn bench_key() -> [u8; KEY_LEN] {
     let mut key = [0u8; KEY_LEN];
-    StdRng::seed_from_u64(0x6175_6469_74).fill(&mut key);
+    StdRng::seed_from_u64(0x0061_7564_6974).fill(&mut key);
     key
 }
 

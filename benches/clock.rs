@@ -46,7 +46,7 @@ fn env_count(name: &str, default: usize) -> anyhow::Result<usize> {
 
 fn bench_key() -> [u8; KEY_LEN] {
     let mut key = [0u8; KEY_LEN];
-    StdRng::seed_from_u64(0x636c_6f63_6b).fill(&mut key);
+    StdRng::seed_from_u64(0x0063_6c6f_636b).fill(&mut key);
     key
 }
 

@@ -467,6 +467,9 @@ impl Witness for WitnessService {
                 .witness
                 .cosign(&req.verifier_key, &req.note, &proof, req.old_size)
                 .map_err(|e| Status::failed_precondition(format!("not cosigned: {e}")))?;
+            // What the witness accepted must survive a power cut before it vouches for it, or it
+            // could later accept a fork at that size.
+            node.store.sync().map_err(super::store_status)?;
             let size = body_of(&req.note).map(|c| c.size).unwrap_or(0);
             Ok::<_, Status>((cosignature, size))
         })
@@ -584,16 +587,22 @@ pub fn spawn_checkpoints(
 pub async fn checkpoint_round(node: &Arc<NodeContext>) -> Result<(), String> {
     let signer = node.clone();
     let checkpoint = tokio::task::spawn_blocking(move || {
-        let latest = signer.audit.latest_checkpoint()?;
+        let latest = signer
+            .audit
+            .latest_checkpoint()
+            .map_err(|e| e.to_string())?;
         let len = signer.audit.len();
-        match latest {
-            Some(cp) if cp.checkpoint.size >= len => Ok(cp),
-            _ => signer.audit.checkpoint(),
-        }
+        let checkpoint = match latest {
+            Some(cp) if cp.checkpoint.size >= len => cp,
+            _ => signer.audit.checkpoint().map_err(|e| e.to_string())?,
+        };
+        // sled's flush is not an fdatasync: make the signed checkpoint durable before any peer
+        // sees it.
+        signer.store.sync().map_err(|e| e.to_string())?;
+        Ok::<_, String>(checkpoint)
     })
     .await
-    .map_err(|e| e.to_string())?
-    .map_err(|e| e.to_string())?;
+    .map_err(|e| e.to_string())??;
     if checkpoint.checkpoint.size == 0 {
         return Ok(());
     }
