@@ -114,16 +114,6 @@ impl TlsMaterial {
         config.alpn_protocols = vec![b"h2".to_vec()];
         Ok(config)
     }
-
-    /// The client side as a tonic `ClientTlsConfig` (for callers that use tonic's own TLS).
-    pub fn client_config(&self) -> tonic::transport::ClientTlsConfig {
-        tonic::transport::ClientTlsConfig::new()
-            .ca_certificate(tonic::transport::Certificate::from_pem(&self.ca_pem))
-            .identity(tonic::transport::Identity::from_pem(
-                &self.cert_pem,
-                &self.key_pem,
-            ))
-    }
 }
 
 /// The organisation a PEM certificate names.
