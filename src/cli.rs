@@ -1145,6 +1145,18 @@ fn category_names(categories: &[i32]) -> String {
         .join("+")
 }
 
+fn sector_names(sectors: &[i32]) -> String {
+    sectors
+        .iter()
+        .map(|s| {
+            pb::Sector::try_from(*s)
+                .map(|s| s.as_str_name().trim_start_matches("SECTOR_").to_owned())
+                .unwrap_or_default()
+        })
+        .collect::<Vec<_>>()
+        .join("+")
+}
+
 fn due_json(l: &pb::DueLine) -> serde_json::Value {
     serde_json::json!({
         "pupil_pseudonym": l.pupil_pseudonym,
@@ -1152,6 +1164,7 @@ fn due_json(l: &pb::DueLine) -> serde_json::Value {
         "weeks": l.weeks,
         "days": l.days,
         "categories": category_names(&l.categories),
+        "sectors": sector_names(&l.sectors),
         "schools": l.schools,
         "residence_municipalities": l.residence_municipalities,
         "holders": l.holders.iter().map(|h| format!("{}:{}", h.partner, h.source_record_id)).collect::<Vec<_>>(),
@@ -1167,6 +1180,7 @@ pub fn render_due(response: &pb::DueResponse) -> String {
         "weeks",
         "pupil",
         "categories",
+        "sector",
         "school",
         "lives in",
         "held by",
@@ -1188,6 +1202,7 @@ pub fn render_due(response: &pb::DueResponse) -> String {
             l.weeks.to_string(),
             l.pupil_pseudonym.clone(),
             category_names(&l.categories),
+            sector_names(&l.sectors),
             l.schools.join(", "),
             l.residence_municipalities.join(", "),
             holders.join("; "),
