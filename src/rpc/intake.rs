@@ -116,10 +116,21 @@ impl SignalIntake for IntakeService {
         let mut index = 0usize;
         while let Some(record) = stream.message().await? {
             if index >= MAX_RECORDS_PER_PUSH {
-                return Err(Status::resource_exhausted(format!(
+                let refusal = format!(
                     "a push may carry at most {MAX_RECORDS_PER_PUSH} records; nothing of this \
                      push was stored: split it into smaller pushes"
-                )));
+                );
+                let mut e = entry(
+                    &trace,
+                    &caller,
+                    &actor,
+                    Action::Ingest,
+                    &self.node.policy_version(),
+                );
+                e.decision = crate::audit::Decision::Deny;
+                e.reason = refusal.clone();
+                self.node.record_async(e).await?;
+                return Err(Status::resource_exhausted(refusal));
             }
             match signal::validate(convert::raw_signal(record), &self.node.key, today, now) {
                 Ok(s) => good.push(s),
