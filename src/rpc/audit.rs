@@ -23,6 +23,11 @@ use tonic::{Request, Response, Status};
 
 /// How often the node considers signing a new checkpoint.
 pub const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(5);
+/// A checkpoint is also signed, without waiting for the interval, once this many entries were
+/// appended since the last one.
+pub const CHECKPOINT_EVERY_ENTRIES: u64 = 1000;
+/// How often the task looks at the log's growth between intervals.
+const GROWTH_POLL: Duration = Duration::from_millis(200);
 /// How long a witness may take to cosign.
 const COSIGN_TIMEOUT: Duration = Duration::from_secs(3);
 /// Witness keys pinned on first use, by witness name (node side), and origin keys pinned on
@@ -566,16 +571,26 @@ async fn cosign_at(
     Ok(())
 }
 
-/// Signs a checkpoint when the log has grown and has every peer cosign it, now and every
-/// `interval`, for as long as the node runs.
+/// Signs a checkpoint when the log has grown and has every peer cosign it: every `interval`, or
+/// sooner once [`CHECKPOINT_EVERY_ENTRIES`] entries were appended, for as long as the node runs.
 pub fn spawn_checkpoints(
     node: Arc<NodeContext>,
     interval: Duration,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(interval);
+        let mut tick = tokio::time::interval(interval.min(GROWTH_POLL));
+        let mut last_round: Option<tokio::time::Instant> = None;
+        let mut last_size = 0;
         loop {
             tick.tick().await;
+            let size = node.audit.len();
+            let due = last_round.is_none_or(|t| t.elapsed() >= interval)
+                || size >= last_size + CHECKPOINT_EVERY_ENTRIES;
+            if !due {
+                continue;
+            }
+            last_round = Some(tokio::time::Instant::now());
+            last_size = size;
             if let Err(e) = checkpoint_round(&node).await {
                 tracing::warn!(error = %e, "audit checkpoint round failed");
             }
