@@ -7,15 +7,19 @@
 //! Push workload (default 100 streams of 1,000 records), `AUDIT_BENCH_ENTRIES` the log size
 //! (default 200,000 entries).
 
+mod common;
+
 use anyhow::{ensure, Context as _};
+use common::{
+    bench_key, env_count, intake_client, loadavg, per_sec, target, us, Summary, ViewStream,
+};
 use pactgate::audit::{
     self, Action, AuditLog, Checkpoint, Decision, NewEntry, SigningKey, Witness,
 };
 use pactgate::pb;
 use pactgate::pb::signal_intake_client::SignalIntakeClient;
-use pactgate::pb::signal_intake_server::{SignalIntake, SignalIntakeServer};
-use pactgate::pseudonym::{PseudonymKey, PupilId, KEY_LEN};
-use pactgate::rpc::intake::MAX_MESSAGE_BYTES;
+use pactgate::pb::signal_intake_server::SignalIntake;
+use pactgate::pseudonym::{PseudonymKey, PupilId};
 use pactgate::signal::{self, Signal};
 use pactgate::store::Store;
 use pactgate::tls::TlsMaterial;
@@ -23,12 +27,9 @@ use rand::rngs::StdRng;
 use rand::{Rng as _, SeedableRng as _};
 use ring::signature::{Ed25519KeyPair, KeyPair as _, UnparsedPublicKey, ED25519};
 use std::hint::black_box;
-use std::net::SocketAddr;
 use std::path::Path;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio_stream::Stream;
 use tonic::transport::Channel;
 use tonic::{Request, Response, Status, Streaming};
 
@@ -44,82 +45,11 @@ const SIGN_CALLS: usize = 200;
 const PROOFS: usize = 10_000;
 /// A checkpoint every this many entries while the log is built (as a busy node would sign).
 const CHECKPOINT_EVERY: u64 = 10_000;
-
-fn env_count(name: &str, default: usize) -> anyhow::Result<usize> {
-    match std::env::var(name) {
-        Ok(v) => v
-            .parse()
-            .with_context(|| format!("{name}={v:?} is not a count")),
-        Err(_) => Ok(default),
-    }
-}
-
-fn bench_key() -> [u8; KEY_LEN] {
-    let mut key = [0u8; KEY_LEN];
-    StdRng::seed_from_u64(0x0061_7564_6974).fill(&mut key);
-    key
-}
-
-fn per_sec(n: usize, took: Duration) -> f64 {
-    n as f64 / took.as_secs_f64()
-}
-
-fn us(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e6
-}
-
-/// Nearest-rank percentiles of a set of durations.
-struct Summary {
-    p50: Duration,
-    p99: Duration,
-    mean: Duration,
-}
-
-impl Summary {
-    fn of(mut samples: Vec<Duration>) -> Self {
-        samples.sort_unstable();
-        let rank = |q: f64| {
-            let i = ((q * samples.len() as f64).ceil() as usize).clamp(1, samples.len());
-            samples[i - 1]
-        };
-        let total: Duration = samples.iter().sum();
-        Self {
-            p50: rank(0.50),
-            p99: rank(0.99),
-            mean: total / samples.len() as u32,
-        }
-    }
-}
+/// Seed of the bench's pseudonym key.
+const KEY_SEED: u64 = 0x0061_7564_6974;
 
 // ---------------------------------------------------------------------------------------------
 // (1) Push with the audit on and off.
-
-/// Valid records, one Vec per stream; `tag` keeps warm-up ids apart from measured ones.
-fn records(streams: usize, batch: usize, tag: &str, seed: u64) -> Vec<Vec<pb::SignalRecord>> {
-    let mut rng = StdRng::seed_from_u64(seed);
-    let absent_since = (chrono::Utc::now().date_naive() - chrono::Days::new(30)).to_string();
-    let schools = ["20VA01", "20VB01", "20VC02", "20VD01"];
-    (0..streams)
-        .map(|s| {
-            (0..batch)
-                .map(|i| pb::SignalRecord {
-                    source_record_id: format!("{PARTY}/verzuimmodule/{tag}/{s:03}-{i:05}"),
-                    pupil_id: pactgate::demo::synthetic_bsn(&mut rng),
-                    category: pb::Category::Lrv.into(),
-                    sector: pb::Sector::Vo.into(),
-                    residence_municipality: pactgate::demo::MUNICIPALITIES[rng.random_range(0..4)]
-                        .0
-                        .to_owned(),
-                    school: schools[rng.random_range(0..schools.len())].to_owned(),
-                    absent_since: absent_since.clone(),
-                    status: pb::Status::Open.into(),
-                    age: rng.random_range(12..=17),
-                    ..Default::default()
-                })
-                .collect()
-        })
-        .collect()
-}
 
 /// `src/rpc/intake.rs`'s Push minus the audit entry: the own-organisation check, validation and
 /// pseudonymisation per record, then one `Store::upsert_batch` (batch, flush, fdatasync).
@@ -128,8 +58,6 @@ struct UnauditedIntake {
     store: Store,
     key: Arc<PseudonymKey>,
 }
-
-type ViewStream = Pin<Box<dyn Stream<Item = Result<pb::SignalView, Status>> + Send>>;
 
 #[tonic::async_trait]
 impl SignalIntake for UnauditedIntake {
@@ -185,80 +113,14 @@ impl SignalIntake for UnauditedIntake {
     }
 }
 
-/// A server task and the way to stop it; stopping waits until it has finished.
-struct Running {
-    addr: SocketAddr,
-    stop: tokio::sync::oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<anyhow::Result<()>>,
-}
-
-impl Running {
-    async fn stop(self) -> anyhow::Result<()> {
-        let _ = self.stop.send(());
-        self.task.await?
-    }
-}
-
-async fn start_unaudited(tls: &TlsMaterial, data_dir: &Path) -> anyhow::Result<Running> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    let incoming = pactgate::tls::incoming(listener, tls.server_config()?);
-    let service = SignalIntakeServer::new(UnauditedIntake {
+/// The unaudited handler on a bare tonic server with the node's TLS config.
+async fn start_unaudited(tls: &TlsMaterial, data_dir: &Path) -> anyhow::Result<common::Running> {
+    let handler = UnauditedIntake {
         own_oin: tls.organisation()?.oin,
         store: Store::open(data_dir)?,
-        key: Arc::new(PseudonymKey::from_bytes(1, &bench_key())),
-    })
-    .max_decoding_message_size(MAX_MESSAGE_BYTES);
-    let (stop, rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        tonic::transport::Server::builder()
-            .add_service(service)
-            .serve_with_incoming_shutdown(incoming, async {
-                let _ = rx.await;
-            })
-            .await?;
-        Ok(())
-    });
-    Ok(Running { addr, stop, task })
-}
-
-async fn start_node(tls: TlsMaterial, data_dir: &Path) -> anyhow::Result<Running> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    let setup = pactgate::node::NodeSetup::new(
-        tls,
-        PseudonymKey::from_bytes(1, &bench_key()),
-        data_dir.to_owned(),
-    );
-    let (stop, rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        pactgate::node::serve(setup, listener, async {
-            let _ = rx.await;
-        })
-        .await?;
-        Ok(())
-    });
-    Ok(Running { addr, stop, task })
-}
-
-/// Connects, retrying briefly while the server task starts.
-async fn client(
-    addr: SocketAddr,
-    tls: &TlsMaterial,
-) -> anyhow::Result<SignalIntakeClient<Channel>> {
-    let mut last = None;
-    for _ in 0..50 {
-        match pactgate::client::connect(&addr.to_string(), tls).await {
-            Ok(channel) => {
-                return Ok(
-                    SignalIntakeClient::new(channel).max_decoding_message_size(MAX_MESSAGE_BYTES)
-                )
-            }
-            Err(e) => last = Some(e),
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    Err(last.map_or_else(|| anyhow::anyhow!("no connection"), anyhow::Error::from))
+        key: Arc::new(PseudonymKey::from_bytes(1, &bench_key(KEY_SEED))),
+    };
+    common::start_intake(tls, handler).await
 }
 
 /// Pushes one stream; checks every record was accepted; returns the time taken.
@@ -295,16 +157,16 @@ async fn push_figures(dir: &Path, streams: usize, batch: usize) -> anyhow::Resul
     let tls = pactgate::demo::dev_certs::material(PARTY).context("no dev certificate")?;
     let on_dir = dir.join("on");
     let off_dir = dir.join("off");
-    let on = start_node(tls.clone(), &on_dir).await?;
+    let on = common::start_node(tls.clone(), &on_dir, &bench_key(KEY_SEED)).await?;
     let off = start_unaudited(&tls, &off_dir).await?;
-    let mut on_client = client(on.addr, &tls).await?;
-    let mut off_client = client(off.addr, &tls).await?;
+    let mut on_client = intake_client(on.addr, &tls).await?;
+    let mut off_client = intake_client(off.addr, &tls).await?;
 
-    for records in records(PUSH_WARMUP, batch, "warmup", 7) {
+    for records in common::push_records(PARTY, PUSH_WARMUP, batch, "warmup", 7) {
         push_one(&mut on_client, records.clone()).await?;
         push_one(&mut off_client, records).await?;
     }
-    let measured = records(streams, batch, "measured", 42);
+    let measured = common::push_records(PARTY, streams, batch, "measured", 42);
     let mut on_streams = Vec::with_capacity(streams);
     let mut off_streams = Vec::with_capacity(streams);
     for (i, records) in measured.into_iter().enumerate() {
@@ -463,7 +325,7 @@ fn realistic_entry(rng: &mut StdRng, pupils: &[String], i: u64, max_pupils: usiz
 
 /// A pool of pupil pseudonyms made with the real key (format `v1.` + 22 base64url).
 fn pseudonyms(n: usize) -> anyhow::Result<Vec<String>> {
-    let key = PseudonymKey::from_bytes(1, &bench_key());
+    let key = PseudonymKey::from_bytes(1, &bench_key(KEY_SEED));
     let mut rng = StdRng::seed_from_u64(5);
     (0..n)
         .map(|_| {
@@ -814,34 +676,7 @@ fn proof_figures(l: &Log) -> anyhow::Result<ProofFigures> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The machine.
-
-fn proc_field(file: &str, field: &str) -> String {
-    std::fs::read_to_string(file)
-        .ok()
-        .and_then(|text| {
-            text.lines()
-                .find(|l| l.starts_with(field))
-                .and_then(|l| l.split_once(':'))
-                .map(|(_, v)| v.trim().to_owned())
-        })
-        .unwrap_or_else(|| "unknown".to_owned())
-}
-
-fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .unwrap_or_default()
-        .trim()
-        .to_owned()
-}
-
-fn target(holds: bool) -> &'static str {
-    if holds {
-        "holds"
-    } else {
-        "MISSED"
-    }
-}
+// Printing.
 
 fn print_verify(v: &VerifyFigures, n: u64, targets: bool) {
     let mb = v.bytes as f64 / 1e6;
@@ -889,18 +724,7 @@ fn main() -> anyhow::Result<()> {
         n > SIGN_CALLS as u64 + 100,
         "AUDIT_BENCH_ENTRIES is too small"
     );
-    let cores = std::thread::available_parallelism().map_or(0, usize::from);
-    println!(
-        "pactgate audit benchmark, {}",
-        chrono::Utc::now().format("%Y-%m-%d %H:%M UTC")
-    );
-    println!("command: cargo bench --bench audit");
-    println!(
-        "machine: {cores} cores, {}, RAM {}; load average before: {}",
-        proc_field("/proc/cpuinfo", "model name"),
-        proc_field("/proc/meminfo", "MemTotal"),
-        loadavg()
-    );
+    common::print_header("audit", true);
     let tmp = tempfile::tempdir()?;
     println!("temp dir: {}", tmp.path().display());
 

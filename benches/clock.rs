@@ -6,24 +6,24 @@
 //! Run with `cargo bench --bench clock`. `CLOCK_BENCH_SIGNALS` changes the number of signals
 //! (default 100,000), `CLOCK_BENCH_CALLS` the measured Due calls (default 200, after 50 warm-up).
 
+mod common;
+
 use anyhow::{ensure, Context as _};
 use chrono::{Days, NaiveDate};
-use pactgate::certs::dev_party;
+use common::{bench_key, claim, connect, env_count, loadavg, ms, oin, per_sec, target, Summary};
 use pactgate::clock::{self, Column, CountingRules, Row, REGION};
 use pactgate::demo::dev_certs;
 use pactgate::node::NodeSetup;
 use pactgate::pb;
 use pactgate::peers::PeerConfig;
-use pactgate::pseudonym::{PseudonymKey, PupilId, KEY_LEN};
+use pactgate::pseudonym::{PseudonymKey, PupilId};
 use pactgate::signal::{Category, ExemptionTerm, Sector, Signal, Status};
 use pactgate::store::{SignalFilter, Store};
 use rand::rngs::StdRng;
 use rand::{Rng as _, SeedableRng as _};
 use std::hint::black_box;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-use tonic::transport::Channel;
 
 /// Passes of the report figures (they alternate; the best and the median are shown).
 const PASSES: usize = 5;
@@ -34,58 +34,8 @@ const HOLDERS: [&str; 3] = ["swv-vo", "swv-po", "mbo"];
 const ASKER: &str = "leerplicht";
 /// Of the signals, the share (in %) about a child another signal already names.
 const SHARED_PERCENT: u32 = 15;
-
-fn env_count(name: &str, default: usize) -> anyhow::Result<usize> {
-    match std::env::var(name) {
-        Ok(v) => v
-            .parse()
-            .with_context(|| format!("{name}={v:?} is not a count")),
-        Err(_) => Ok(default),
-    }
-}
-
-fn bench_key() -> [u8; KEY_LEN] {
-    let mut key = [0u8; KEY_LEN];
-    StdRng::seed_from_u64(0x0063_6c6f_636b).fill(&mut key);
-    key
-}
-
-fn oin(file: &str) -> &'static str {
-    dev_party(file).map_or("unknown", |p| p.oin)
-}
-
-fn per_sec(n: usize, took: Duration) -> f64 {
-    n as f64 / took.as_secs_f64()
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
-}
-
-/// Nearest-rank percentiles of a set of durations.
-struct Summary {
-    p50: Duration,
-    p99: Duration,
-    mean: Duration,
-    max: Duration,
-}
-
-impl Summary {
-    fn of(mut samples: Vec<Duration>) -> Self {
-        samples.sort_unstable();
-        let rank = |q: f64| {
-            let i = ((q * samples.len() as f64).ceil() as usize).clamp(1, samples.len());
-            samples[i - 1]
-        };
-        let total: Duration = samples.iter().sum();
-        Self {
-            p50: rank(0.50),
-            p99: rank(0.99),
-            mean: total / samples.len() as u32,
-            max: samples[samples.len() - 1],
-        }
-    }
-}
+/// Seed of the bench's pseudonym key.
+const KEY_SEED: u64 = 0x0063_6c6f_636b;
 
 // ---------------------------------------------------------------------------------------------
 // (1) The G4 report over a city's signals.
@@ -171,7 +121,7 @@ fn age_for(sector: Sector, rng: &mut StdRng) -> u32 {
 /// year until today, with offers, returns and closings as in `demo::population`, and about
 /// `SHARED_PERCENT`% about a child another signal already names (one pseudonym, several signals).
 fn city_signals(n: usize, today: NaiveDate) -> anyhow::Result<Vec<Signal>> {
-    let key = PseudonymKey::from_bytes(1, &bench_key());
+    let key = PseudonymKey::from_bytes(1, &bench_key(KEY_SEED));
     let mut rng = StdRng::seed_from_u64(0x6734);
     let start = pactgate::demo::last_school_year_start(today);
     let span = (today - start).num_days().max(1) as u64;
@@ -352,64 +302,23 @@ fn median(v: &[Duration]) -> Duration {
 // (2) Clock/Due over three peers.
 
 /// Starts a node with the policy, the counting rules and the production checkpoint interval.
-async fn start(
+fn start(
     file: &str,
     listener: tokio::net::TcpListener,
     dir: &Path,
     files: &(PathBuf, PathBuf),
     peers: Vec<PeerConfig>,
-) -> anyhow::Result<(
-    SocketAddr,
-    tokio::sync::oneshot::Sender<()>,
-    tokio::task::JoinHandle<Result<(), pactgate::node::NodeError>>,
-)> {
+) -> anyhow::Result<common::Running> {
     let tls = dev_certs::material(file).context("no dev certificate")?;
-    let addr = listener.local_addr()?;
     let mut setup = NodeSetup::new(
         tls,
-        PseudonymKey::from_bytes(1, &bench_key()),
+        PseudonymKey::from_bytes(1, &bench_key(KEY_SEED)),
         dir.join(file),
     );
     setup.policy = Some(files.0.clone());
     setup.counting = Some(files.1.clone());
     setup.peers = peers;
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(pactgate::node::serve(setup, listener, async {
-        let _ = rx.await;
-    }));
-    Ok((addr, tx, task))
-}
-
-/// Connects as `as_party`, retrying briefly while the node starts; with `expect`, only to a
-/// node whose certificate names that party's OIN.
-async fn connect(
-    addr: SocketAddr,
-    as_party: &str,
-    expect: Option<&str>,
-) -> anyhow::Result<Channel> {
-    let tls = dev_certs::material(as_party).context("no dev certificate")?;
-    let expected = expect.map(oin);
-    let mut last = None;
-    for _ in 0..50 {
-        match pactgate::client::connect_expecting(&addr.to_string(), &tls, expected).await {
-            Ok(channel) => return Ok(channel),
-            Err(e) => last = Some(e),
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    Err(last.map_or_else(|| anyhow::anyhow!("no connection"), anyhow::Error::from))
-}
-
-fn claim() -> pb::AccessClaim {
-    pb::AccessClaim {
-        role: "leerplichtambtenaar".into(),
-        legal_basis: "lpw-art21".into(),
-        purpose: "verzuimaanpak".into(),
-        actor: "leerplichtambtenaar (benchmark)".into(),
-        context: Some(pb::access_claim::Context::RoutineFlow(
-            "verzuimmelding".into(),
-        )),
-    }
+    common::serve_node(setup, listener)
 }
 
 struct DueFigures {
@@ -440,13 +349,14 @@ async fn due_figures(dir: &Path, calls: usize, today: NaiveDate) -> anyhow::Resu
             address: listener.local_addr()?.to_string(),
             oin: oin(file).to_owned(),
         });
-        let (addr, tx, task) = start(file, listener, dir, &files, Vec::new()).await?;
-        addrs.push(addr);
-        nodes.push((tx, task));
+        let node = start(file, listener, dir, &files, Vec::new())?;
+        addrs.push(node.addr);
+        nodes.push(node);
     }
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let (asker, tx, task) = start(ASKER, listener, dir, &files, peers).await?;
-    nodes.push((tx, task));
+    let node = start(ASKER, listener, dir, &files, peers)?;
+    let asker = node.addr;
+    nodes.push(node);
 
     // Each partner's own system pushes its part of the demo population to its own node.
     let mut pushed = Vec::new();
@@ -557,9 +467,8 @@ async fn due_figures(dir: &Path, calls: usize, today: NaiveDate) -> anyhow::Resu
         }
     }
     drop((due, federation, direct));
-    for (tx, task) in nodes.into_iter().rev() {
-        let _ = tx.send(());
-        task.await??;
+    for node in nodes.into_iter().rev() {
+        node.stop().await?;
     }
     Ok(DueFigures {
         due: Summary::of(d_times),
@@ -575,45 +484,12 @@ async fn due_figures(dir: &Path, calls: usize, today: NaiveDate) -> anyhow::Resu
 }
 
 // ---------------------------------------------------------------------------------------------
-// The machine.
-
-fn proc_field(file: &str, field: &str) -> String {
-    std::fs::read_to_string(file)
-        .ok()
-        .and_then(|text| {
-            text.lines()
-                .find(|l| l.starts_with(field))
-                .and_then(|l| l.split_once(':'))
-                .map(|(_, v)| v.trim().to_owned())
-        })
-        .unwrap_or_else(|| "unknown".to_owned())
-}
-
-fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .unwrap_or_default()
-        .trim()
-        .to_owned()
-}
-
-// ---------------------------------------------------------------------------------------------
 
 fn main() -> anyhow::Result<()> {
     let n = env_count("CLOCK_BENCH_SIGNALS", 100_000)?;
     let calls = env_count("CLOCK_BENCH_CALLS", 200)?;
-    let cores = std::thread::available_parallelism().map_or(0, usize::from);
     let today = chrono::Utc::now().date_naive();
-    println!(
-        "pactgate clock benchmark, {}",
-        chrono::Utc::now().format("%Y-%m-%d %H:%M UTC")
-    );
-    println!("command: cargo bench --bench clock");
-    println!(
-        "machine: {cores} cores, {}, RAM {}; load average before: {}",
-        proc_field("/proc/cpuinfo", "model name"),
-        proc_field("/proc/meminfo", "MemTotal"),
-        loadavg()
-    );
+    common::print_header("clock", true);
     let rules_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies/counting.toml");
     let rules = CountingRules::load(&rules_path).map_err(|e| anyhow::anyhow!("{e}"))?;
     let dates = pactgate::demo::reference_dates(pactgate::demo::last_school_year_start(today));
@@ -655,7 +531,7 @@ fn main() -> anyhow::Result<()> {
     let ratio_median = per_sec(n, median(&r.full)) / per_sec(n, median(&r.scan));
     println!(
         "    ratio full / bare scan: best {ratio:.2}, median {ratio_median:.2}   target >= 0.5: {}",
-        if ratio >= 0.5 { "holds" } else { "MISSED" }
+        target(ratio >= 0.5)
     );
     println!(
         "    report: {} cells; region total not attending (total / longer than 3 months): {}",

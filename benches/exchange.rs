@@ -5,22 +5,22 @@
 //! Run with `cargo bench --bench exchange`. `EXCHANGE_BENCH_QUERIES` overrides the number of
 //! measured queries of each kind (default 300, after 50 of warm-up).
 
-use anyhow::{ensure, Context as _};
-use pactgate::certs::dev_party;
-use pactgate::demo::{dev_certs, DemoNode};
+mod common;
+
+use anyhow::ensure;
+use common::{bench_key, claim, connect, env_count, loadavg, ms, ns, oin, target, Summary};
+use pactgate::demo::DemoNode;
 use pactgate::pb;
 use pactgate::pb::exchange_client::ExchangeClient;
 use pactgate::pb::federation_client::FederationClient;
 use pactgate::peers::PeerConfig;
 use pactgate::policy::{AccessRequest, Context, Policy};
-use pactgate::pseudonym::KEY_LEN;
 use rand::rngs::StdRng;
 use rand::{Rng as _, SeedableRng as _};
 use std::collections::HashMap;
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-use tonic::transport::Channel;
 
 /// Calls timed together as one sample of the decision figures.
 const CALLS_PER_SAMPLE: usize = 1_000;
@@ -40,48 +40,8 @@ const WITHHELD_IN_CITY: usize = 4;
 const ELSEWHERE: usize = 60;
 /// What the federated answer must hold.
 const EXPECTED: usize = 100;
-
-fn oin(file: &str) -> &'static str {
-    dev_party(file).map_or("unknown", |p| p.oin)
-}
-
-// ---------------------------------------------------------------------------------------------
-// Percentiles.
-
-/// Nearest-rank percentiles of a set of durations.
-struct Summary {
-    p50: Duration,
-    p99: Duration,
-    mean: Duration,
-    min: Duration,
-    max: Duration,
-}
-
-impl Summary {
-    fn of(mut samples: Vec<Duration>) -> Self {
-        samples.sort_unstable();
-        let rank = |q: f64| {
-            let i = ((q * samples.len() as f64).ceil() as usize).clamp(1, samples.len());
-            samples[i - 1]
-        };
-        let total: Duration = samples.iter().sum();
-        Self {
-            p50: rank(0.50),
-            p99: rank(0.99),
-            mean: total / samples.len() as u32,
-            min: samples[0],
-            max: samples[samples.len() - 1],
-        }
-    }
-}
-
-fn ns(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e9
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
-}
+/// Seed of the bench's pseudonym key.
+const KEY_SEED: u64 = 0x6578_6368_616e_6765;
 
 // ---------------------------------------------------------------------------------------------
 // (1) The policy decision.
@@ -295,12 +255,6 @@ fn decisions(policy: &Policy) -> anyhow::Result<DecisionFigures> {
 // ---------------------------------------------------------------------------------------------
 // (2) The federated query.
 
-fn bench_key() -> [u8; KEY_LEN] {
-    let mut key = [0u8; KEY_LEN];
-    StdRng::seed_from_u64(0x6578_6368_616e_6765).fill(&mut key);
-    key
-}
-
 /// Schools, sector, ages and the categories the flow covers, per holder.
 fn profile(
     holder: &str,
@@ -377,38 +331,6 @@ fn records(holder: &str, visible: usize, seed: u64) -> Vec<pb::SignalRecord> {
     out
 }
 
-/// Connects as `as_party`, retrying briefly while the node starts; with `expect`, only to a
-/// node whose certificate names that party's OIN (as a peer channel does).
-async fn connect(
-    addr: std::net::SocketAddr,
-    as_party: &str,
-    expect: Option<&str>,
-) -> anyhow::Result<Channel> {
-    let tls = dev_certs::material(as_party).context("no dev certificate")?;
-    let expected = expect.map(oin);
-    let mut last = None;
-    for _ in 0..50 {
-        match pactgate::client::connect_expecting(&addr.to_string(), &tls, expected).await {
-            Ok(channel) => return Ok(channel),
-            Err(e) => last = Some(e),
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    Err(last.map_or_else(|| anyhow::anyhow!("no connection"), anyhow::Error::from))
-}
-
-fn claim() -> pb::AccessClaim {
-    pb::AccessClaim {
-        role: "leerplichtambtenaar".into(),
-        legal_basis: "lpw-art21".into(),
-        purpose: "verzuimaanpak".into(),
-        actor: "leerplichtambtenaar (benchmark)".into(),
-        context: Some(pb::access_claim::Context::RoutineFlow(
-            "verzuimmelding".into(),
-        )),
-    }
-}
-
 struct QueryFigures {
     direct: Summary,
     federated: Summary,
@@ -453,7 +375,7 @@ fn check_federated(r: &pb::FederationQueryResponse) -> anyhow::Result<usize> {
 }
 
 async fn queries(dir: &Path, policy: PathBuf, queries: usize) -> anyhow::Result<QueryFigures> {
-    let key = bench_key();
+    let key = bench_key(KEY_SEED);
     let mut holders = Vec::new();
     let mut peers = Vec::new();
     for (file, _) in HOLDERS {
@@ -568,48 +490,10 @@ async fn queries(dir: &Path, policy: PathBuf, queries: usize) -> anyhow::Result<
 }
 
 // ---------------------------------------------------------------------------------------------
-// The machine.
-
-fn proc_field(file: &str, field: &str) -> String {
-    std::fs::read_to_string(file)
-        .ok()
-        .and_then(|text| {
-            text.lines()
-                .find(|l| l.starts_with(field))
-                .and_then(|l| l.split_once(':'))
-                .map(|(_, v)| v.trim().to_owned())
-        })
-        .unwrap_or_else(|| "unknown".to_owned())
-}
-
-fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .unwrap_or_default()
-        .trim()
-        .to_owned()
-}
-
-// ---------------------------------------------------------------------------------------------
 
 fn main() -> anyhow::Result<()> {
-    let n: usize = match std::env::var("EXCHANGE_BENCH_QUERIES") {
-        Ok(v) => v
-            .parse()
-            .with_context(|| format!("EXCHANGE_BENCH_QUERIES={v:?} is not a count"))?,
-        Err(_) => 300,
-    };
-    let cores = std::thread::available_parallelism().map_or(0, usize::from);
-    println!(
-        "pactgate exchange benchmark, {}",
-        chrono::Utc::now().format("%Y-%m-%d %H:%M UTC")
-    );
-    println!("command: cargo bench --bench exchange");
-    println!(
-        "machine: {cores} cores, {}, RAM {}; load average before: {}",
-        proc_field("/proc/cpuinfo", "model name"),
-        proc_field("/proc/meminfo", "MemTotal"),
-        loadavg()
-    );
+    let n = env_count("EXCHANGE_BENCH_QUERIES", 300)?;
+    common::print_header("exchange", true);
 
     let policy_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies/groningen.toml");
     let policy = Policy::load(&policy_path).map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -663,11 +547,7 @@ fn main() -> anyhow::Result<()> {
     );
     println!(
         "target evaluate p50 < 2 us: {} ({:.0} ns)",
-        if d.evaluate.p50 < Duration::from_micros(2) {
-            "holds"
-        } else {
-            "MISSED"
-        },
+        target(d.evaluate.p50 < Duration::from_micros(2)),
         ns(d.evaluate.p50)
     );
 
@@ -722,11 +602,7 @@ fn main() -> anyhow::Result<()> {
     );
     println!(
         "target federated p99 < 10 ms: {} ({:.2} ms)",
-        if q.federated.p99 < Duration::from_millis(10) {
-            "holds"
-        } else {
-            "MISSED"
-        },
+        target(q.federated.p99 < Duration::from_millis(10)),
         ms(q.federated.p99)
     );
     println!("load average after: {}", loadavg());

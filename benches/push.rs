@@ -5,25 +5,21 @@
 //! Run with `cargo bench --bench push`. `PUSH_BENCH_STREAMS` and `PUSH_BENCH_BATCH` override the
 //! workload (default 100 streams of 1,000 records).
 
+mod common;
+
 use anyhow::{ensure, Context as _};
+use common::{bench_key, env_count, intake_client, loadavg, per_sec, ViewStream};
 use futures::StreamExt as _;
 use pactgate::pb;
 use pactgate::pb::signal_intake_client::SignalIntakeClient;
-use pactgate::pb::signal_intake_server::{SignalIntake, SignalIntakeServer};
-use pactgate::pseudonym::{PseudonymKey, PupilId, KEY_LEN};
-use pactgate::rpc::intake::MAX_MESSAGE_BYTES;
+use pactgate::pb::signal_intake_server::SignalIntake;
+use pactgate::pseudonym::{PseudonymKey, PupilId};
 use pactgate::signal::Signal;
 use pactgate::store::Store;
-use pactgate::tls::TlsMaterial;
 use prost::Message as _;
-use rand::rngs::StdRng;
-use rand::{Rng as _, SeedableRng as _};
 use std::hint::black_box;
-use std::net::SocketAddr;
 use std::path::Path;
-use std::pin::Pin;
 use std::time::{Duration, Instant};
-use tokio_stream::Stream;
 use tonic::transport::Channel;
 use tonic::{Request, Response, Status, Streaming};
 
@@ -35,6 +31,8 @@ const IN_FLIGHT: usize = 4;
 const CPU_PASSES: usize = 5;
 /// Same bytes as `pseudonym::DOMAIN` plus kind and separator, so the bare HMAC hashes as much.
 const HMAC_PREFIX: &[u8] = b"pactgate/v1/pupil-pseudonym\x00bsn\x00";
+/// Seed of the bench's pseudonym key.
+const KEY_SEED: u64 = 0x0062_656e_6368;
 
 struct Workload {
     streams: usize,
@@ -43,17 +41,9 @@ struct Workload {
 
 impl Workload {
     fn from_env() -> anyhow::Result<Self> {
-        let var = |name: &str, default: usize| -> anyhow::Result<usize> {
-            match std::env::var(name) {
-                Ok(v) => v
-                    .parse()
-                    .with_context(|| format!("{name}={v:?} is not a count")),
-                Err(_) => Ok(default),
-            }
-        };
         Ok(Self {
-            streams: var("PUSH_BENCH_STREAMS", 100)?,
-            batch: var("PUSH_BENCH_BATCH", 1_000)?,
+            streams: env_count("PUSH_BENCH_STREAMS", 100)?,
+            batch: env_count("PUSH_BENCH_BATCH", 1_000)?,
         })
     }
 
@@ -62,50 +52,10 @@ impl Workload {
     }
 }
 
-/// Valid records (BSNs passing the 11-proef, distinct ids of at most 8 digits so no id can
-/// contain a BSN), one Vec per stream. `tag` keeps warm-up ids apart from measured ones.
-fn records(streams: usize, batch: usize, tag: &str, seed: u64) -> Vec<Vec<pb::SignalRecord>> {
-    let mut rng = StdRng::seed_from_u64(seed);
-    let absent_since = (chrono::Utc::now().date_naive() - chrono::Days::new(30)).to_string();
-    let schools = ["20VA01", "20VB01", "20VC02", "20VD01"];
-    (0..streams)
-        .map(|s| {
-            (0..batch)
-                .map(|i| pb::SignalRecord {
-                    source_record_id: format!("{PARTY}/verzuimmodule/{tag}/{s:03}-{i:05}"),
-                    pupil_id: pactgate::demo::synthetic_bsn(&mut rng),
-                    category: pb::Category::Lrv.into(),
-                    sector: pb::Sector::Vo.into(),
-                    residence_municipality: pactgate::demo::MUNICIPALITIES[rng.random_range(0..4)]
-                        .0
-                        .to_owned(),
-                    school: schools[rng.random_range(0..schools.len())].to_owned(),
-                    absent_since: absent_since.clone(),
-                    status: pb::Status::Open.into(),
-                    age: rng.random_range(12..=17),
-                    ..Default::default()
-                })
-                .collect()
-        })
-        .collect()
-}
-
-fn bench_key() -> [u8; KEY_LEN] {
-    let mut key = [0u8; KEY_LEN];
-    StdRng::seed_from_u64(0x0062_656e_6368).fill(&mut key);
-    key
-}
-
-fn per_sec(n: usize, took: Duration) -> f64 {
-    n as f64 / took.as_secs_f64()
-}
-
 // ---------------------------------------------------------------------------------------------
 // (a) bare tonic: the same listener, TLS config and certificates, a handler that only counts.
 
 struct CountingIntake;
-
-type ViewStream = Pin<Box<dyn Stream<Item = Result<pb::SignalView, Status>> + Send>>;
 
 #[tonic::async_trait]
 impl SignalIntake for CountingIntake {
@@ -133,80 +83,6 @@ impl SignalIntake for CountingIntake {
     ) -> Result<Response<Self::ListStream>, Status> {
         Ok(Response::new(Box::pin(tokio_stream::empty())))
     }
-}
-
-/// A server task and the way to stop it; stopping waits until it has finished.
-struct Running {
-    addr: SocketAddr,
-    stop: tokio::sync::oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<anyhow::Result<()>>,
-}
-
-impl Running {
-    async fn stop(self) -> anyhow::Result<()> {
-        let _ = self.stop.send(());
-        self.task.await?
-    }
-}
-
-async fn start_bare(tls: &TlsMaterial) -> anyhow::Result<Running> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    let incoming = pactgate::tls::incoming(listener, tls.server_config()?);
-    let service =
-        SignalIntakeServer::new(CountingIntake).max_decoding_message_size(MAX_MESSAGE_BYTES);
-    let (stop, rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        tonic::transport::Server::builder()
-            .add_service(service)
-            .serve_with_incoming_shutdown(incoming, async {
-                let _ = rx.await;
-            })
-            .await?;
-        Ok(())
-    });
-    Ok(Running { addr, stop, task })
-}
-
-async fn start_node(tls: TlsMaterial, data_dir: &Path) -> anyhow::Result<Running> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    let setup = pactgate::node::NodeSetup::new(
-        tls,
-        PseudonymKey::from_bytes(1, &bench_key()),
-        data_dir.to_owned(),
-    );
-    let (stop, rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        pactgate::node::serve(setup, listener, async {
-            let _ = rx.await;
-        })
-        .await?;
-        Ok(())
-    });
-    Ok(Running { addr, stop, task })
-}
-
-/// Connects, retrying briefly while the server task starts.
-async fn client(
-    addr: SocketAddr,
-    tls: &TlsMaterial,
-) -> anyhow::Result<SignalIntakeClient<Channel>> {
-    let mut last = None;
-    for _ in 0..50 {
-        match pactgate::client::connect(&addr.to_string(), tls).await {
-            Ok(channel) => {
-                return Ok(
-                    SignalIntakeClient::new(channel).max_decoding_message_size(MAX_MESSAGE_BYTES)
-                )
-            }
-            Err(e) => last = Some(e),
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    Err(last
-        .map(anyhow::Error::from)
-        .unwrap_or_else(|| anyhow::anyhow!("no connection")))
 }
 
 /// Pushes every stream, `in_flight` at a time over one channel; checks every record was
@@ -349,7 +225,7 @@ struct CpuFigures {
 }
 
 fn cpu(flat: &[pb::SignalRecord]) -> anyhow::Result<CpuFigures> {
-    let raw_key = bench_key();
+    let raw_key = bench_key(KEY_SEED);
     let ring_key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &raw_key);
     let key = PseudonymKey::from_bytes(1, &raw_key);
     let now = chrono::Utc::now();
@@ -396,18 +272,6 @@ fn cpu(flat: &[pb::SignalRecord]) -> anyhow::Result<CpuFigures> {
 // ---------------------------------------------------------------------------------------------
 // The machine.
 
-fn proc_field(file: &str, field: &str) -> String {
-    std::fs::read_to_string(file)
-        .ok()
-        .and_then(|text| {
-            text.lines()
-                .find(|l| l.starts_with(field))
-                .and_then(|l| l.split_once(':'))
-                .map(|(_, v)| v.trim().to_owned())
-        })
-        .unwrap_or_else(|| "unknown".to_owned())
-}
-
 /// The device and filesystem type of the mount that holds `path`, from /proc/mounts.
 fn filesystem_of(path: &Path) -> String {
     let path = path.canonicalize().unwrap_or_else(|_| path.to_owned());
@@ -430,34 +294,22 @@ fn main() -> anyhow::Result<()> {
     let work = Workload::from_env()?;
     let n = work.records();
     let tmp = tempfile::tempdir()?;
-    let cores = std::thread::available_parallelism().map_or(0, usize::from);
 
-    println!(
-        "pactgate push benchmark, {}",
-        chrono::Utc::now().format("%Y-%m-%d %H:%M UTC")
-    );
-    println!(
-        "machine: {cores} cores, {}, RAM {}; load average before: {}",
-        proc_field("/proc/cpuinfo", "model name"),
-        proc_field("/proc/meminfo", "MemTotal"),
-        std::fs::read_to_string("/proc/loadavg")
-            .unwrap_or_default()
-            .trim()
-    );
+    common::print_header("push", false);
     println!(
         "temp dir {}: {}",
         tmp.path().display(),
         filesystem_of(tmp.path())
     );
 
-    let measured = records(work.streams, work.batch, "m", 1);
-    let concurrent = records(work.streams, work.batch, "c", 2);
-    let warmup = records(2, work.batch, "w", 3);
+    let measured = common::push_records(PARTY, work.streams, work.batch, "m", 1);
+    let concurrent = common::push_records(PARTY, work.streams, work.batch, "c", 2);
+    let warmup = common::push_records(PARTY, 2, work.batch, "w", 3);
     let flat: Vec<pb::SignalRecord> = measured.iter().flatten().cloned().collect();
     let wire = flat.iter().map(|r| r.encoded_len()).sum::<usize>() as f64 / n as f64;
 
     // Validated signals and their store entries, prepared before any clock runs.
-    let key = PseudonymKey::from_bytes(1, &bench_key());
+    let key = PseudonymKey::from_bytes(1, &bench_key(KEY_SEED));
     let now = chrono::Utc::now();
     let validated: Vec<Vec<Signal>> = measured
         .iter()
@@ -506,8 +358,8 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     let (bare_one, bare_many) = runtime.block_on(async {
-        let server = start_bare(&tls).await?;
-        let client = client(server.addr, &tls).await?;
+        let server = common::start_intake(&tls, CountingIntake).await?;
+        let client = intake_client(server.addr, &tls).await?;
         let took = measure_grpc(&client, &warmup, &measured, &concurrent).await?;
         drop(client);
         server.stop().await?;
@@ -525,8 +377,8 @@ fn main() -> anyhow::Result<()> {
 
     let node_dir = tempfile::tempdir_in(tmp.path())?;
     let (full_one, full_many) = runtime.block_on(async {
-        let node = start_node(tls.clone(), node_dir.path()).await?;
-        let client = client(node.addr, &tls).await?;
+        let node = common::start_node(tls.clone(), node_dir.path(), &bench_key(KEY_SEED)).await?;
+        let client = intake_client(node.addr, &tls).await?;
         let took = measure_grpc(&client, &warmup, &measured, &concurrent).await?;
         drop(client);
         node.stop().await?;
@@ -607,11 +459,6 @@ fn main() -> anyhow::Result<()> {
         "ratio pseudonym / bare HMAC:                 {:.2}",
         pseudonym / hmac
     );
-    println!(
-        "load average after: {}",
-        std::fs::read_to_string("/proc/loadavg")
-            .unwrap_or_default()
-            .trim()
-    );
+    println!("load average after: {}", loadavg());
     Ok(())
 }
