@@ -386,11 +386,19 @@ async fn queries(dir: &Path, policy: PathBuf, queries: usize) -> anyhow::Result<
             oin: oin(file).to_owned(),
         });
         holders.push(
-            DemoNode::start(file, listener, dir, &key, Some(policy.clone()), Vec::new()).await?,
+            DemoNode::start(
+                file,
+                listener,
+                dir,
+                &key,
+                (Some(policy.clone()), None),
+                Vec::new(),
+            )
+            .await?,
         );
     }
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let asker = DemoNode::start(ASKER, listener, dir, &key, Some(policy), peers).await?;
+    let asker = DemoNode::start(ASKER, listener, dir, &key, (Some(policy), None), peers).await?;
 
     // Each holder's own system pushes its signals to its own node.
     for (seed, (node, (file, visible))) in holders.iter().zip(HOLDERS).enumerate() {

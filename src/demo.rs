@@ -96,14 +96,14 @@ pub struct DemoNode {
 }
 
 impl DemoNode {
-    /// Starts a node for a development party on a listener the caller bound, with the demo
-    /// policy and the given peers.
+    /// Starts a node for a development party on a listener the caller bound, with the given
+    /// policy and counting rules files and peers.
     pub async fn start(
         file: &str,
         listener: tokio::net::TcpListener,
         data_dir: &Path,
         key: &[u8; KEY_LEN],
-        policy: Option<PathBuf>,
+        (policy, counting): (Option<PathBuf>, Option<PathBuf>),
         peers: Vec<PeerConfig>,
     ) -> anyhow::Result<Self> {
         let party = dev_party(file).with_context(|| format!("no development party {file}"))?;
@@ -117,7 +117,7 @@ impl DemoNode {
             data_dir: data_dir.join(file),
             policy,
             peers,
-            counting: Some(data_dir.join("counting.toml")),
+            counting,
             checkpoint_interval: std::time::Duration::from_millis(500),
             ready: None,
         };
@@ -470,7 +470,8 @@ pub async fn start_federation(
     std::fs::create_dir_all(data_dir)?;
     let policy = data_dir.join("policy.toml");
     std::fs::write(&policy, DEMO_POLICY)?;
-    std::fs::write(data_dir.join("counting.toml"), DEMO_COUNTING)?;
+    let counting = data_dir.join("counting.toml");
+    std::fs::write(&counting, DEMO_COUNTING)?;
     let mut bound = Vec::new();
     for file in DEMO_NODES {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
@@ -499,7 +500,7 @@ pub async fn start_federation(
             listener,
             data_dir,
             key,
-            Some(policy.clone()),
+            (Some(policy.clone()), Some(counting.clone())),
             peers,
         )
         .await?;
