@@ -856,62 +856,60 @@ async fn exchange_story(nodes: &[DemoNode], swv_vo_views: &[pb::SignalView]) -> 
     println!("    => the GGD doctor sees the long-term sickness signals (special category, AVG art. 9); the WIJ worker does not.");
 
     println!("\n3. Refused requests, each with the part that did not match:");
-    let wrong_flow = federated(
+    let wij_claims_leerplicht = flow_claim(
+        "wij-medewerker",
+        "jw-7-4",
+        "verzuimaanpak",
+        "verzuimmelding",
+        "WIJ-medewerker K. de Boer",
+    );
+    print_refusal(
         nodes,
         "wij",
-        flow_claim(
-            "wij-medewerker",
-            "jw-7-4",
-            "verzuimaanpak",
-            "verzuimmelding",
-            "WIJ-medewerker K. de Boer",
-        ),
-        pb::QueryFilter::default(),
+        wij_claims_leerplicht,
+        "WIJ claims the Leerplicht routine flow at swv-vo",
     )
     .await?;
-    if let Some(f) = wrong_flow.failures.iter().find(|f| f.peer == "swv-vo") {
-        println!(
-            "    WIJ claims the Leerplicht routine flow at swv-vo: {}: {}",
-            f.code, f.message
-        );
-    }
-    let wrong_basis = federated(
+    let wrong_basis = flow_claim(
+        "leerplichtambtenaar",
+        "jw-7-4",
+        "verzuimaanpak",
+        "verzuimmelding",
+        "leerplichtambtenaar A. Bakker",
+    );
+    print_refusal(
         nodes,
         "leerplicht",
-        flow_claim(
-            "leerplichtambtenaar",
-            "jw-7-4",
-            "verzuimaanpak",
-            "verzuimmelding",
-            "leerplichtambtenaar A. Bakker",
-        ),
-        pb::QueryFilter::default(),
+        wrong_basis,
+        "Leerplicht under the Jeugdwet instead of the Leerplichtwet",
     )
     .await?;
-    if let Some(f) = wrong_basis.failures.iter().find(|f| f.peer == "swv-vo") {
-        println!(
-            "    Leerplicht under the Jeugdwet instead of the Leerplichtwet: {}: {}",
-            f.code, f.message
-        );
-    }
     cases
         .close_case(pb::CloseCaseRequest {
             case_id: case.case_id.clone(),
             actor: "zorgcoordinator M. Smit".into(),
         })
         .await?;
-    let after = federated(
+    print_refusal(
         nodes,
         "ggd",
         doctor_claim(&case),
-        pb::QueryFilter::default(),
+        "the GGD doctor after the SWV closed the case",
     )
     .await?;
-    if let Some(f) = after.failures.iter().find(|f| f.peer == "swv-vo") {
-        println!(
-            "    the GGD doctor after the SWV closed the case: {}: {}",
-            f.code, f.message
-        );
+    Ok(())
+}
+
+/// Asks through `asker`'s node and prints why swv-vo refused.
+async fn print_refusal(
+    nodes: &[DemoNode],
+    asker: &str,
+    claim: pb::AccessClaim,
+    label: &str,
+) -> anyhow::Result<()> {
+    let response = federated(nodes, asker, claim, pb::QueryFilter::default()).await?;
+    if let Some(f) = response.failures.iter().find(|f| f.peer == "swv-vo") {
+        println!("    {label}: {}: {}", f.code, f.message);
     }
     Ok(())
 }

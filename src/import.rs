@@ -4,6 +4,7 @@
 //! names; enum values may be written with or without their prefix (`LRV` or `CATEGORY_LRV`).
 
 use crate::pb;
+use crate::signal::clip;
 use std::collections::HashMap;
 
 /// A row that could not be read, by its 1-based line in the file. Never echoes a pupil id.
@@ -238,13 +239,6 @@ pub fn enum_value<E: Into<i32>>(
     from_name(&full)
         .map(Into::into)
         .ok_or_else(|| format!("{:?} is not a known value", clip(text)))
-}
-
-fn clip(text: &str) -> String {
-    if text.bytes().filter(u8::is_ascii_digit).count() >= 8 {
-        return "<withheld>".into();
-    }
-    text.chars().take(24).collect()
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! Pupil identifiers and their keyed pseudonyms. Pure: no I/O except reading and writing the key
 //! file. The raw identifier lives only inside [`PupilId`], which never prints its value and is
-//! wiped on drop; the key lives only inside [`PseudonymKey`], likewise.
+//! wiped on drop; the key lives only inside [`PseudonymKey`], which never prints it. Also the one
+//! rule for withholding id-like numbers from any text that is echoed, logged or stored.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
@@ -119,12 +120,12 @@ impl PupilId {
 }
 
 /// The covenant's pseudonymisation key, with its version. Whoever holds it can reverse a
-/// pseudonym by trying all ~10^8 ids, so it is never logged or sent and is wiped on drop.
+/// pseudonym by trying all ~10^8 ids, so it is never logged or sent. The raw bytes live only in
+/// wiping buffers while the key is made; what remains is ring's HMAC key schedule (which ring
+/// does not wipe; see the README).
 pub struct PseudonymKey {
     version: u16,
-    // ring keeps the HMAC key schedule; the raw bytes are kept only to wipe them on drop.
     hmac: hmac::Key,
-    raw: Zeroizing<[u8; KEY_LEN]>,
 }
 
 impl fmt::Debug for PseudonymKey {
@@ -136,11 +137,9 @@ impl fmt::Debug for PseudonymKey {
 impl PseudonymKey {
     /// A key from its bytes (tests, the demo).
     pub fn from_bytes(version: u16, bytes: &[u8; KEY_LEN]) -> Self {
-        let raw = Zeroizing::new(*bytes);
         Self {
             version,
-            hmac: hmac::Key::new(hmac::HMAC_SHA256, raw.as_slice()),
-            raw,
+            hmac: hmac::Key::new(hmac::HMAC_SHA256, bytes),
         }
     }
 
@@ -211,11 +210,39 @@ impl PseudonymKey {
     }
 }
 
-impl Drop for PseudonymKey {
-    fn drop(&mut self) {
-        // `raw` wipes itself (Zeroizing); ring's key schedule offers no wipe, see the README.
-        self.raw.zeroize();
+/// True if a run of digits could be a pupil id, or a pupil id with digits around it: eight or
+/// more digits. A run of exactly twenty is an OIN, an organisation's number, and is shown.
+fn id_like_run(run: &str) -> bool {
+    run.len() >= 8 && run.len() != 20
+}
+
+/// True if the text holds a run of digits that could be a pupil id.
+pub fn looks_like_id(text: &str) -> bool {
+    text.split(|c: char| !c.is_ascii_digit()).any(id_like_run)
+}
+
+/// The text with every digit run that could be a pupil id replaced by `<withheld>`, for text a
+/// caller supplied that is quoted in a reason, an error message or the audit log.
+pub fn withhold_ids(text: &str) -> std::borrow::Cow<'_, str> {
+    if !looks_like_id(text) {
+        return std::borrow::Cow::Borrowed(text);
     }
+    let mut out = String::with_capacity(text.len());
+    let mut run = String::new();
+    let flush = |run: &mut String, out: &mut String| {
+        out.push_str(if id_like_run(run) { "<withheld>" } else { run });
+        run.clear();
+    };
+    for c in text.chars() {
+        if c.is_ascii_digit() {
+            run.push(c);
+        } else {
+            flush(&mut run, &mut out);
+            out.push(c);
+        }
+    }
+    flush(&mut run, &mut out);
+    std::borrow::Cow::Owned(out)
 }
 
 /// True if the text has the shape of a pseudonym ("v<digits>.<22 base64url chars>").
@@ -322,6 +349,20 @@ mod tests {
     }
 
     #[test]
+    fn id_like_numbers_are_withheld_but_oins_shown() {
+        assert_eq!(withhold_ids("purpose 111222333 x"), "purpose <withheld> x");
+        assert_eq!(withhold_ids("a1112223334b"), "a<withheld>b");
+        assert_eq!(
+            withhold_ids("OIN 00000099000000000004"),
+            "OIN 00000099000000000004"
+        );
+        assert_eq!(
+            withhold_ids("2026-11-23, 1000 records"),
+            "2026-11-23, 1000 records"
+        );
+    }
+
+    #[test]
     fn debug_never_shows_digits() {
         let id = PupilId::parse("111222333").unwrap();
         assert!(!format!("{id:?}").contains("111222333"));
@@ -366,6 +407,13 @@ mod tests {
                 let other = PseudonymKey::from_bytes(1, &k);
                 prop_assert_ne!(key().pseudonym(&id), other.pseudonym(&id));
             }
+        }
+
+        #[test]
+        fn withheld_text_never_holds_a_valid_id(n in 100_000_000u32..999_999_999, pre in "[a-z ]{0,5}", post in "[a-z0-9 ]{0,5}") {
+            let id = n.to_string();
+            let text = format!("{pre}{id}{post}");
+            prop_assert!(!withhold_ids(&text).contains(&id));
         }
 
         #[test]

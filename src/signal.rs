@@ -527,13 +527,8 @@ pub fn shown_number(value: impl Into<i64>) -> String {
 /// Shortens a refused value before it is echoed in an error, so an error never carries a large
 /// payload, and withholds it whole if it holds a run of digits long enough to be a pupil id
 /// (a partner may put a BSN in the wrong column).
-fn clip(text: &str) -> String {
-    let longest_digit_run = text
-        .split(|c: char| !c.is_ascii_digit())
-        .map(str::len)
-        .max()
-        .unwrap_or(0);
-    if longest_digit_run >= 8 {
+pub(crate) fn clip(text: &str) -> String {
+    if crate::pseudonym::looks_like_id(text) {
         return "<withheld: looks like an identifier>".to_owned();
     }
     text.chars().take(24).collect()

@@ -121,6 +121,34 @@ impl NewEntry {
         Ok(())
     }
 
+    /// The entry with every id-like number withheld from the text callers can put in it (the
+    /// stated actor, claimed purpose, basis, flow and meeting, reasons that quote them), and a
+    /// case id kept only if it has a case id's shape: no raw pupil id reaches the log, whatever a
+    /// caller writes where. Pupils are pseudonyms and ids are checked by `validate`.
+    pub(crate) fn scrubbed(mut self) -> Self {
+        let scrub = |t: &mut String| {
+            if let std::borrow::Cow::Owned(clean) = crate::pseudonym::withhold_ids(t) {
+                *t = clean;
+            }
+        };
+        for text in [
+            &mut self.actor,
+            &mut self.flow,
+            &mut self.meeting_type,
+            &mut self.processing_activity,
+            &mut self.purpose,
+            &mut self.legal_basis,
+            &mut self.reason,
+        ] {
+            scrub(text);
+        }
+        self.data_categories.iter_mut().for_each(scrub);
+        if !self.case_id.is_empty() && !crate::cases::is_case_id(&self.case_id) {
+            self.case_id = "<malformed>".to_owned();
+        }
+        self
+    }
+
     /// Completes the entry with what only the log knows.
     pub(crate) fn into_entry(self, seq: u64, time: DateTime<Utc>, node_oin: &str) -> Entry {
         Entry {

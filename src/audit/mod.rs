@@ -171,6 +171,7 @@ impl AuditLog {
     /// it answers. An error here must fail the request.
     pub fn append(&self, new: NewEntry) -> Result<Entry> {
         new.validate()?;
+        let new = new.scrubbed();
         let mut state = self.state();
         let mut frontier = state
             .frontier

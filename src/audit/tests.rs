@@ -102,6 +102,25 @@ fn append_assigns_seq_time_and_node() {
 }
 
 #[test]
+fn id_like_numbers_in_caller_text_never_reach_the_log() {
+    let node = Node::new();
+    let mut e = sample(0);
+    e.actor = "mentor 111222333".into();
+    e.purpose = "111222333".into();
+    e.reason = "purpose '111222333' is not a purpose of flow x".into();
+    e.case_id = "case 111222333".into();
+    let stored = node.log.append(e).expect("append");
+    let bytes = node
+        .log
+        .entry_bytes(stored.seq)
+        .expect("read")
+        .expect("present");
+    assert!(!String::from_utf8_lossy(&bytes).contains("111222333"));
+    assert_eq!(stored.actor, "mentor <withheld>");
+    assert_eq!(stored.case_id, "<malformed>");
+}
+
+#[test]
 fn root_and_proofs_survive_reopen() {
     let mut node = Node::new();
     node.fill(13);

@@ -306,11 +306,11 @@ fn permit(
 }
 
 /// A claimed value as a denial quotes it: at most 64 characters, so junk cannot flood a log.
-fn shown(value: &str) -> &str {
-    match value.char_indices().nth(64) {
-        Some((end, _)) => &value[..end],
-        None => value,
-    }
+fn shown(value: &str) -> String {
+    crate::pseudonym::withhold_ids(value)
+        .chars()
+        .take(64)
+        .collect()
 }
 
 impl Policy {

@@ -127,7 +127,12 @@ fn parse_time(field: &str, text: &str) -> Result<Option<chrono::DateTime<chrono:
         .ok()
         .and_then(|d| d.and_hms_opt(0, 0, 0))
         .map(|t| Some(t.and_utc()))
-        .ok_or_else(|| Status::invalid_argument(format!("{field}: {text:?} is not a date or time")))
+        .ok_or_else(|| {
+            Status::invalid_argument(format!(
+                "{field}: {:?} is not a date or time",
+                crate::pseudonym::withhold_ids(text)
+            ))
+        })
 }
 
 fn filter_from(f: Option<pb::AuditFilter>) -> Result<Filter, Status> {

@@ -47,7 +47,8 @@ impl CasesService {
         for (i, oin) in req.participant_oins.iter().enumerate() {
             let party = policy.party_by_oin(oin).ok_or_else(|| {
                 Status::invalid_argument(format!(
-                    "participant_oins[{i}]: OIN {oin} is not a party of the covenant"
+                    "participant_oins[{i}]: OIN {} is not a party of the covenant",
+                    crate::pseudonym::withhold_ids(oin)
                 ))
             })?;
             policy
@@ -213,8 +214,12 @@ impl Cases for CasesService {
             .await
             .map_err(super::task_status)?
             .map_err(super::case_status)?;
-        let mut case = existing
-            .ok_or_else(|| Status::not_found(format!("case {id:?} is not known at this node")))?;
+        let mut case = existing.ok_or_else(|| {
+            Status::not_found(format!(
+                "case {:?} is not known at this node",
+                crate::pseudonym::withhold_ids(&id)
+            ))
+        })?;
         if case.lead.oin != self.node.own.oin {
             return Err(Status::permission_denied(format!(
                 "case {id} is led by {}; only the lead may close it",

@@ -11,7 +11,6 @@ use crate::node::NodeContext;
 use crate::pb;
 use crate::pb::clock_server::Clock;
 use crate::pb::counts_server::Counts;
-use crate::policy::{AccessRequest, Decision};
 use crate::signal::Signal;
 use crate::store::SignalFilter;
 use chrono::NaiveDate;
@@ -50,7 +49,10 @@ fn parse_day(field: &str, text: &str) -> Result<NaiveDate, Status> {
         return Ok(chrono::Utc::now().date_naive());
     }
     NaiveDate::parse_from_str(text, "%Y-%m-%d").map_err(|_| {
-        Status::invalid_argument(format!("{field}: {text:?} is not a date (YYYY-MM-DD)"))
+        Status::invalid_argument(format!(
+            "{field}: {:?} is not a date (YYYY-MM-DD)",
+            crate::pseudonym::withhold_ids(text)
+        ))
     })
 }
 
@@ -66,7 +68,8 @@ fn parse_days(texts: &[String]) -> Result<Vec<NaiveDate>, Status> {
 fn rule<'a>(rules: &'a CountingRules, name: &str) -> Result<&'a clock::Rule, Status> {
     rules.rule(name).ok_or_else(|| {
         Status::invalid_argument(format!(
-            "rule: {name:?} is not a counting rule (known: {})",
+            "rule: {:?} is not a counting rule (known: {})",
+            crate::pseudonym::withhold_ids(name),
             rules.rule_names().join(", ")
         ))
     })
@@ -232,23 +235,7 @@ impl CountsService {
         let claim = req
             .claim
             .ok_or_else(|| Status::permission_denied("denied: the request carries no claim"))?;
-        let policy = self.node.policy.current().ok_or_else(|| {
-            Status::permission_denied("denied: this node has no covenant policy loaded")
-        })?;
-        let access = AccessRequest {
-            caller_oin: &caller.oin,
-            holder_oin: &self.node.own.oin,
-            role: &claim.role,
-            legal_basis: &claim.legal_basis,
-            purpose: &claim.purpose,
-            context: super::exchange::context_of(&claim)?,
-        };
-        let permit = match policy.evaluate(&access) {
-            Decision::Permit(p) => p,
-            Decision::Deny(d) => {
-                return Err(Status::permission_denied(format!("denied: {}", d.reason)))
-            }
-        };
+        let (policy, permit) = super::exchange::permit_for(&self.node, &caller.oin, &claim)?;
         if permit.fields.contains(crate::policy::Field::PupilPseudonym) {
             return Err(Status::permission_denied(format!(
                 "denied: rule {} shares pupil-level data; counts are only given under a flow whose \

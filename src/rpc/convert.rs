@@ -315,11 +315,11 @@ pub fn case_from_pb(c: pb::Case) -> Result<Case, tonic::Status> {
 }
 
 /// A signal a peer shared, back as a domain signal for counting. Fields the sharer withheld stay
-/// empty; a view without the pseudonym, category, status or first day absent cannot be counted
-/// and gives `None`.
+/// empty; a view without a well-formed pseudonym, category, status or first day absent cannot be
+/// counted and gives `None`.
 pub fn signal_from_view(v: &pb::SignalView) -> Option<Signal> {
     let date = |t: &str| chrono::NaiveDate::parse_from_str(t, "%Y-%m-%d").ok();
-    if v.pupil_pseudonym.is_empty() {
+    if !crate::pseudonym::is_pseudonym(&v.pupil_pseudonym) {
         return None;
     }
     Some(Signal {

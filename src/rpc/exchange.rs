@@ -11,7 +11,7 @@ use crate::node::entry;
 use crate::node::NodeContext;
 use crate::pb;
 use crate::pb::exchange_server::Exchange;
-use crate::policy::{AccessRequest, Context, Decision, Permit};
+use crate::policy::{AccessRequest, Context, Decision, Permit, Policy};
 use crate::pseudonym::is_pseudonym;
 use crate::trace::TraceContext;
 use std::sync::Arc;
@@ -91,13 +91,15 @@ fn check_case(
     let Some(case) = case else {
         return deny(format!(
             "case {:?} is not known at this node",
-            reference.case_id
+            crate::pseudonym::withhold_ids(&reference.case_id)
         ));
     };
     if case.meeting_type != reference.meeting_type {
         return deny(format!(
             "case {} belongs to meeting {:?}, not {:?}",
-            case.id, case.meeting_type, reference.meeting_type
+            case.id,
+            case.meeting_type,
+            crate::pseudonym::withhold_ids(&reference.meeting_type)
         ));
     }
     if !case.open {
@@ -122,14 +124,14 @@ struct Disclosure {
     pupils: Vec<String>,
 }
 
-/// Decides a query and selects what it may see; every refusal is a PERMISSION_DENIED status
-/// naming the part that did not match.
-fn decide(
+/// The policy's decision on a claim by `caller_oin` to this node's data: the active policy and
+/// the permit, or PERMISSION_DENIED naming the part that did not match. The one place every
+/// data-bearing request (queries and counts) is decided.
+pub fn permit_for(
     node: &NodeContext,
     caller_oin: &str,
     claim: &pb::AccessClaim,
-    filter: Option<pb::QueryFilter>,
-) -> Result<Disclosure, Status> {
+) -> Result<(Arc<Policy>, Permit), Status> {
     let policy = node.policy.current().ok_or_else(|| {
         Status::permission_denied("denied: this node has no covenant policy loaded")
     })?;
@@ -141,12 +143,21 @@ fn decide(
         purpose: &claim.purpose,
         context: context_of(claim)?,
     };
-    let permit: Permit = match policy.evaluate(&access) {
-        Decision::Permit(p) => p,
-        Decision::Deny(d) => {
-            return Err(Status::permission_denied(format!("denied: {}", d.reason)))
-        }
-    };
+    match policy.evaluate(&access) {
+        Decision::Permit(permit) => Ok((policy, permit)),
+        Decision::Deny(d) => Err(Status::permission_denied(format!("denied: {}", d.reason))),
+    }
+}
+
+/// Decides a query and selects what it may see; every refusal is a PERMISSION_DENIED status
+/// naming the part that did not match.
+fn decide(
+    node: &NodeContext,
+    caller_oin: &str,
+    claim: &pb::AccessClaim,
+    filter: Option<pb::QueryFilter>,
+) -> Result<Disclosure, Status> {
+    let (policy, permit) = permit_for(node, caller_oin, claim)?;
     let case = check_case(node, claim, caller_oin)?;
     let filter = filter_from(filter)?;
     let today = chrono::Utc::now().date_naive();

@@ -145,10 +145,12 @@ pub async fn federate_audited(
     Ok(response)
 }
 
+/// The distinct pseudonyms a peer sent; anything that is not a pseudonym (a peer's mistake, or
+/// worse a raw id) is left out of the audit entry.
 fn distinct<'a>(pseudonyms: impl Iterator<Item = &'a str>) -> Vec<String> {
     let mut seen = std::collections::HashSet::new();
     pseudonyms
-        .filter(|p| !p.is_empty() && seen.insert(*p))
+        .filter(|p| crate::pseudonym::is_pseudonym(p) && seen.insert(*p))
         .map(str::to_owned)
         .collect()
 }
