@@ -169,6 +169,7 @@ impl SignalIntake for IntakeService {
         );
         Ok(Response::new(pb::PushReport {
             accepted: u32::try_from(accepted).unwrap_or(u32::MAX),
+            rejected_count: u32::try_from(refused.len()).unwrap_or(u32::MAX),
             rejected: refused,
         }))
     }
