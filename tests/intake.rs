@@ -744,7 +744,7 @@ async fn every_bad_field_is_refused_with_index_field_and_reason_and_good_records
             "record id holds the BSN",
             change(|r| r.source_record_id = format!("dossier-{}", r.pupil_id)),
             "source_record_id",
-            "contains the pupil_id",
+            "could be a BSN",
         ),
         (
             "record id holds the BSN with dots",
@@ -753,7 +753,16 @@ async fn every_bad_field_is_refused_with_index_field_and_reason_and_good_records
                 r.source_record_id = format!("x{}.{}.{}", &p[..3], &p[3..6], &p[6..]);
             }),
             "source_record_id",
-            "contains the pupil_id",
+            "could be a BSN",
+        ),
+        (
+            "record id holds the BSN between letters",
+            change(|r| {
+                let p = &r.pupil_id;
+                r.source_record_id = format!("x{}a{}b{}", &p[..3], &p[3..6], &p[6..]);
+            }),
+            "source_record_id",
+            "contains the digits of the pupil_id",
         ),
         (
             "record id empty",

@@ -654,6 +654,7 @@ impl Drop for TestNode {
 pub fn pactgate_bin() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_pactgate"));
     cmd.env_remove("PACTGATE_LOG")
+        .env_remove("RUST_LOG")
         .env_remove("PACTGATE_NODE")
         .env_remove("PACTGATE_CERT")
         .env_remove("PACTGATE_KEY")
@@ -688,6 +689,24 @@ pub fn run_within(cmd: &mut Command, limit: Duration) -> std::process::Output {
     }
 }
 
+/// A copy of a development party's TLS key in `dir`, readable by its owner only: `pactgate
+/// serve` refuses a key others can read, and a fresh clone checks `certs-dev/*.key` out as 0644.
+pub fn private_tls_key(party: &str, dir: &Path) -> PathBuf {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let out = dir.join(format!("{party}-tls.key"));
+    if !out.exists() {
+        let pem = std::fs::read(cert_paths(party).1).expect("dev TLS key");
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&out)
+            .expect("private TLS key");
+        file.write_all(&pem).unwrap();
+    }
+    out
+}
+
 /// Writes the test key to `path`, mode 0600.
 pub fn write_test_key(path: &Path) {
     use std::os::unix::fs::OpenOptionsExt as _;
@@ -701,7 +720,7 @@ pub fn write_test_key(path: &Path) {
 }
 
 /// `pactgate serve` as a child process: the dev certificates of one party, the test key in a
-/// 0600 file and a data dir in a temporary directory, `PACTGATE_LOG=debug`, stderr captured to a
+/// 0600 file and a data dir in a temporary directory, `RUST_LOG=debug`, stderr captured to a
 /// file per start. Can be SIGKILLed and started again on the same data dir.
 pub struct ProcessNode {
     pub party: String,
@@ -759,7 +778,8 @@ impl ProcessNode {
 
     fn launch(&mut self) {
         assert!(self.child.is_none(), "already running");
-        let (cert, key, ca) = cert_paths(&self.party);
+        let (cert, _, ca) = cert_paths(&self.party);
+        let key = private_tls_key(&self.party, self.dir.path());
         let stderr = std::fs::File::create(self.stderr_file(self.starts)).expect("stderr file");
         self.starts += 1;
         let mut command = pactgate_bin();
@@ -780,7 +800,7 @@ impl ProcessNode {
             .arg(ca)
             .arg("--pseudonym-key")
             .arg(self.key_file())
-            .env("PACTGATE_LOG", "debug")
+            .env("RUST_LOG", "debug")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(stderr))
