@@ -813,7 +813,11 @@ async fn a_bsn_in_any_written_form_never_reaches_disk_logs_replies_or_the_audit_
             request
                 .metadata_mut()
                 .insert(pactgate::rpc::ACTOR_METADATA, value);
-            replies.push_str(&reply_text(&intake.push(request).await));
+            let outcome = intake.push(request).await;
+            replies.push_str(&reply_text(&outcome));
+            let status = outcome.expect_err("an actor that could be a BSN is refused");
+            assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
+            assert!(status.message().contains("pactgate-actor"), "{status:?}");
         }
         let mut request = tonic::Request::new(pb::ListRequest {
             school: w.form.clone(),
@@ -861,7 +865,7 @@ async fn a_bsn_in_any_written_form_never_reaches_disk_logs_replies_or_the_audit_
     );
     let mut partner = node.exchange_as("swv-vo").await;
     for w in &forms {
-        for client in [&mut stranger, &mut partner] {
+        for (client, is_partner) in [(&mut stranger, false), (&mut partner, true)] {
             for claim in claims_holding(&w.form) {
                 let outcome = client
                     .query(traced_request(
@@ -873,6 +877,12 @@ async fn a_bsn_in_any_written_form_never_reaches_disk_logs_replies_or_the_audit_
                     ))
                     .await;
                 replies.push_str(&reply_text(&outcome));
+                // A partner's claim is refused for its text, naming the field.
+                if is_partner {
+                    let status = outcome.expect_err("a claim holding a BSN");
+                    assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
+                    assert!(status.message().contains("claim."), "{status:?}");
+                }
             }
             let outcome = client
                 .query(pb::QueryRequest {
