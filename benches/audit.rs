@@ -99,6 +99,7 @@ impl SignalIntake for UnauditedIntake {
             .map_err(pactgate::rpc::store_status)?;
         Ok(Response::new(pb::PushReport {
             accepted: u32::try_from(accepted).unwrap_or(u32::MAX),
+            rejected_count: u32::try_from(refused.len()).unwrap_or(u32::MAX),
             rejected: refused,
         }))
     }

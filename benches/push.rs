@@ -72,6 +72,7 @@ impl SignalIntake for CountingIntake {
         Ok(Response::new(pb::PushReport {
             accepted: count,
             rejected: Vec::new(),
+            rejected_count: 0,
         }))
     }
 

@@ -104,11 +104,17 @@ impl CaseStore {
 
 /// A new random case id: "case-" and 16 hex digits.
 pub fn new_case_id() -> String {
-    let mut bytes = [0u8; 8];
-    // SystemRandom only fails if the OS has no randomness, which ring treats as fatal elsewhere.
-    let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes);
-    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    format!("case-{hex}")
+    loop {
+        let mut bytes = [0u8; 8];
+        // SystemRandom only fails if the OS has no randomness, which ring treats as fatal
+        // elsewhere.
+        let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes);
+        let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        // Never an id whose hex digits could be read as a pupil's number.
+        if !crate::pseudonym::holds_pupil_id_digits(&hex) {
+            return format!("case-{hex}");
+        }
+    }
 }
 
 /// True if the text has the shape of a case id.

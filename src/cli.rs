@@ -812,7 +812,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     });
     let listen = NodeConfig::require(&config.listen, "listen address", "listen")?;
     let data_dir = NodeConfig::require(&config.data_dir, "data directory", "data-dir")?;
-    let tls = TlsMaterial::load(
+    let tls = TlsMaterial::load_for_node(
         NodeConfig::require(&config.cert, "certificate", "cert")?,
         NodeConfig::require(&config.key, "private key", "key")?,
         NodeConfig::require(&config.ca, "CA certificate", "ca")?,
@@ -882,6 +882,15 @@ pub struct PushSummary {
     pub accepted: usize,
     /// Refusals with the file line they came from.
     pub rejected: Vec<String>,
+    /// Refusals the node counted but did not list (a report lists the first of each push).
+    pub unlisted: usize,
+}
+
+impl PushSummary {
+    /// Every refused record, listed or not.
+    pub fn refused(&self) -> usize {
+        self.rejected.len() + self.unlisted
+    }
 }
 
 /// Pushes rows in batches; each refusal is reported with the file line it came from.
@@ -911,6 +920,7 @@ pub async fn push_rows(
             .map_err(|s| anyhow::anyhow!("the node refused the push: {}", s.message()))?
             .into_inner();
         summary.accepted += report.accepted as usize;
+        summary.unlisted += (report.rejected_count as usize).saturating_sub(report.rejected.len());
         for r in report.rejected {
             let line = lines.get(r.index as usize).copied().unwrap_or(0);
             summary.rejected.push(format!("line {line} ({})", r.reason));
@@ -937,12 +947,19 @@ async fn push(args: PushArgs) -> anyhow::Result<()> {
     println!(
         "{total} records read, {} stored, {} refused",
         summary.accepted,
-        summary.rejected.len()
+        summary.refused()
     );
     for line in &summary.rejected {
         println!("  refused: {line}");
     }
-    if !summary.rejected.is_empty() {
+    if summary.unlisted > 0 {
+        println!(
+            "  ... and {} more refused (the node lists the first {} of each batch)",
+            summary.unlisted,
+            crate::rpc::intake::MAX_REPORTED_REJECTS
+        );
+    }
+    if summary.refused() > 0 {
         std::process::exit(3);
     }
     Ok(())

@@ -25,8 +25,8 @@ pub enum IdentityError {
     Parse,
     #[error("the certificate subject has no serialNumber (OIN)")]
     NoOin,
-    #[error("the certificate's OIN {0:?} is not 20 digits")]
-    BadOin(String),
+    #[error("the certificate's OIN is not 20 digits")]
+    BadOin,
     #[error("the certificate subject has no organisation name (O)")]
     NoName,
     #[error("the connection carries no client certificate")]
@@ -42,8 +42,8 @@ pub fn organisation_of(der: &[u8]) -> Result<Organisation, IdentityError> {
         .next()
         .and_then(|a| a.as_str().ok())
         .ok_or(IdentityError::NoOin)?;
-    if oin.len() != 20 || !oin.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(IdentityError::BadOin(oin.to_owned()));
+    if !crate::pseudonym::is_oin(oin) {
+        return Err(IdentityError::BadOin);
     }
     let name = subject
         .iter_organization()

@@ -84,7 +84,8 @@ fn read_csv(bytes: &[u8]) -> Result<Vec<Row>, LineError> {
             line: 1,
             field: "header".into(),
             reason: format!(
-                "has unknown column {unknown:?}; known: {}",
+                "has unknown column {:?}; known: {}",
+                clip(unknown),
                 FIELDS.join(", ")
             ),
         });
@@ -148,7 +149,7 @@ fn json_row(line: usize, text: &str) -> Result<pb::SignalRecord, LineError> {
     let mut map = HashMap::new();
     for (key, value) in object {
         let Some(field) = FIELDS.iter().find(|f| **f == key) else {
-            return Err(err("row", format!("has unknown key {key:?}")));
+            return Err(err("row", format!("has unknown key {:?}", clip(key))));
         };
         let text = match value {
             serde_json::Value::String(s) => s.clone(),

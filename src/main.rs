@@ -6,17 +6,18 @@ use clap::Parser as _;
 async fn main() -> anyhow::Result<()> {
     let cli = pactgate::cli::Cli::parse();
     // The demo prints its own story (its refusals are on purpose); its nodes log errors only
-    // unless PACTGATE_LOG says more.
+    // unless RUST_LOG (or the older PACTGATE_LOG) says more.
     let default_level = match cli.command {
         pactgate::cli::Command::Demo(_) => "error",
         _ => "info",
     };
+    let filter = ["RUST_LOG", "PACTGATE_LOG"]
+        .into_iter()
+        .find_map(|var| tracing_subscriber::EnvFilter::try_from_env(var).ok())
+        .unwrap_or_else(|| tracing_subscriber::EnvFilter::new(default_level));
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("PACTGATE_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level)),
-        )
+        .with_env_filter(filter)
         .init();
     pactgate::cli::run(cli).await
 }

@@ -184,6 +184,15 @@ impl NodeContext {
             .unwrap_or_default()
     }
 
+    /// The earliest `absent_since` the node accepts: its counting rules' floor, or the default.
+    pub fn absent_since_floor(&self) -> chrono::NaiveDate {
+        self.counting
+            .as_ref()
+            .map_or(crate::signal::DEFAULT_MIN_ABSENT_SINCE, |r| {
+                r.min_absent_since()
+            })
+    }
+
     /// Appends an audit entry and makes it durable before returning: a request whose entry cannot
     /// be written fails (fail closed). Blocking; call from a blocking context.
     pub fn record(&self, entry: NewEntry) -> Result<(), Status> {
@@ -373,6 +382,9 @@ pub async fn serve(
         let _ = ready.send(());
     }
     tonic::transport::Server::builder()
+        .layer(tonic::service::InterceptorLayer::new(
+            crate::rpc::check_metadata,
+        ))
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)

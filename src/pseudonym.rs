@@ -210,39 +210,243 @@ impl PseudonymKey {
     }
 }
 
-/// True if a run of digits could be a pupil id, or a pupil id with digits around it: eight or
-/// more digits. A run of exactly twenty is an OIN, an organisation's number, and is shown.
-fn id_like_run(run: &str) -> bool {
-    run.len() >= 8 && run.len() != 20
+/// The fewest digits that make a run of digits id-like: a BSN and an onderwijsnummer have nine.
+pub const ID_LIKE_DIGITS: usize = 9;
+
+/// How many separator characters (dots, dashes, spaces, ...) may stand between two digits of one
+/// run: "123.456.789", "123 - 456 - 789" is written by hand too rarely to weigh against dates.
+const MAX_GAP: usize = 2;
+
+/// The zero of every block of ten decimal digits in Unicode 14 (general category Nd), sorted.
+/// Each block holds the digits 0 to 9 in order (a Unicode stability guarantee).
+const DECIMAL_ZEROS: [u32; 66] = [
+    0x30, 0x660, 0x6F0, 0x7C0, 0x966, 0x9E6, 0xA66, 0xAE6, 0xB66, 0xBE6, 0xC66, 0xCE6, 0xD66,
+    0xDE6, 0xE50, 0xED0, 0xF20, 0x1040, 0x1090, 0x17E0, 0x1810, 0x1946, 0x19D0, 0x1A80, 0x1A90,
+    0x1B50, 0x1BB0, 0x1C40, 0x1C50, 0xA620, 0xA8D0, 0xA900, 0xA9D0, 0xA9F0, 0xAA50, 0xABF0, 0xFF10,
+    0x104A0, 0x10D30, 0x11066, 0x110F0, 0x11136, 0x111D0, 0x112F0, 0x11450, 0x114D0, 0x11650,
+    0x116C0, 0x11730, 0x118E0, 0x11950, 0x11C50, 0x11D50, 0x11DA0, 0x16A60, 0x16AC0, 0x16B50,
+    0x1D7CE, 0x1D7D8, 0x1D7E2, 0x1D7EC, 0x1D7F6, 0x1E140, 0x1E2F0, 0x1E950, 0x1FBF0,
+];
+
+/// What a character is to the search for id-like numbers, after compatibility decomposition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Class {
+    /// A digit of any script, or another numeric character (a Roman numeral, a fraction part).
+    Digit,
+    /// What people put between digit groups: spaces of any width, dots, dashes, slashes, ...
+    Separator,
+    /// Invisible: zero-width characters, soft hyphens, combining marks (a keycap around a digit).
+    Ignored,
+    Other,
 }
 
-/// True if the text holds a run of digits that could be a pupil id.
+/// The value of a decimal digit of any script: ASCII, Arabic-Indic, Devanagari, full-width, ...
+fn decimal_value(c: char) -> Option<u8> {
+    let cp = u32::from(c);
+    let block = DECIMAL_ZEROS
+        .partition_point(|zero| *zero <= cp)
+        .checked_sub(1)?;
+    let value = cp - DECIMAL_ZEROS[block];
+    (value < 10).then_some(value as u8)
+}
+
+fn classify(c: char) -> Class {
+    if c.is_numeric() {
+        return Class::Digit;
+    }
+    // Not commas, colons or semicolons: they part list items and times, not digit groups.
+    if c.is_whitespace()
+        || matches!(
+            c,
+            '.' | '-' | '_' | '/' | '\\' | '\'' | '\u{b7}' | '\u{2010}'
+                ..='\u{2015}'
+                    | '\u{2022}'
+                    | '\u{2027}'
+                    | '\u{2043}'
+                    | '\u{2212}'
+                    | '\u{30fb}'
+                    | '\u{2e31}'
+        )
+    {
+        return Class::Separator;
+    }
+    if unicode_normalization::char::is_combining_mark(c)
+        || matches!(
+            c,
+            '\u{ad}' | '\u{34f}' | '\u{180e}' | '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}'
+                | '\u{2060}'..='\u{2064}' | '\u{fe00}'..='\u{fe0f}' | '\u{feff}'
+        )
+    {
+        return Class::Ignored;
+    }
+    Class::Other
+}
+
+/// A run of digits found in a text: its byte range in the text and what it holds.
+#[derive(Debug, Clone)]
+struct Run {
+    start: usize,
+    end: usize,
+    digits: usize,
+    /// Only ASCII digits, with nothing between them.
+    plain: bool,
+}
+
+impl Run {
+    fn id_like(&self, keep_oins: bool) -> bool {
+        let oin = keep_oins && self.plain && self.digits == 20;
+        self.digits >= ID_LIKE_DIGITS && !oin
+    }
+}
+
+/// Finds the runs of digits of a text, one (decomposed) character at a time.
+#[derive(Default)]
+struct Scanner {
+    runs: Vec<Run>,
+    current: Option<Run>,
+    /// Separators since the last digit.
+    gap: usize,
+}
+
+impl Scanner {
+    /// Takes one part of the character at bytes `at..end`; `ascii_digit`: that character is
+    /// an ASCII digit.
+    fn feed(&mut self, part: char, at: usize, end: usize, ascii_digit: bool) {
+        match classify(part) {
+            Class::Digit => {
+                match self.current.as_mut() {
+                    Some(run) if self.gap <= MAX_GAP => {
+                        run.plain &= ascii_digit && self.gap == 0 && run.end == at;
+                        run.digits += 1;
+                        run.end = end;
+                    }
+                    _ => {
+                        self.runs.extend(self.current.take());
+                        self.current = Some(Run {
+                            start: at,
+                            end,
+                            digits: 1,
+                            plain: ascii_digit,
+                        });
+                    }
+                }
+                self.gap = 0;
+            }
+            Class::Separator => {
+                self.gap += 1;
+                if self.gap > MAX_GAP {
+                    self.runs.extend(self.current.take());
+                }
+            }
+            Class::Ignored => {}
+            Class::Other => {
+                self.runs.extend(self.current.take());
+                self.gap = 0;
+            }
+        }
+    }
+}
+
+/// The runs of digits in a text, in any script and with separators between digit groups, as one
+/// rule for the whole node. Each character is decomposed for compatibility (the "K" of NFKC:
+/// full-width, superscript and circled digits become ASCII digits, a no-break space a space);
+/// digits of other scripts count as digits too.
+fn digit_runs(text: &str) -> Vec<Run> {
+    let mut scanner = Scanner::default();
+    for (at, c) in text.char_indices() {
+        let end = at + c.len_utf8();
+        if c.is_ascii() {
+            scanner.feed(c, at, end, c.is_ascii_digit());
+        } else {
+            unicode_normalization::char::decompose_compatible(c, |part| {
+                scanner.feed(part, at, end, false)
+            });
+        }
+    }
+    scanner.runs.extend(scanner.current);
+    scanner.runs
+}
+
+/// The decimal digits of a text, of any script, as ASCII digits; everything else left out.
+pub fn ascii_digits(text: &str) -> String {
+    let mut out = String::new();
+    for c in text.chars() {
+        unicode_normalization::char::decompose_compatible(c, |d| {
+            if let Some(v) = decimal_value(d) {
+                out.push(char::from(b'0' + v));
+            }
+        });
+    }
+    out
+}
+
+/// True if the text holds a number that could be a pupil id: nine or more digits in a row, of
+/// any script, counted across separators such as dots, dashes and spaces. The rule for caller
+/// text that would be stored, shared, echoed or logged: such text is refused or withheld.
 pub fn looks_like_id(text: &str) -> bool {
-    text.split(|c: char| !c.is_ascii_digit()).any(id_like_run)
+    digit_runs(text).iter().any(|r| r.id_like(false))
 }
 
-/// The text with every digit run that could be a pupil id replaced by `<withheld>`, for text a
-/// caller supplied that is quoted in a reason, an error message or the audit log.
-pub fn withhold_ids(text: &str) -> std::borrow::Cow<'_, str> {
-    if !looks_like_id(text) {
+fn withhold(text: &str, keep_oins: bool) -> std::borrow::Cow<'_, str> {
+    let runs: Vec<Run> = digit_runs(text)
+        .into_iter()
+        .filter(|r| r.id_like(keep_oins))
+        .collect();
+    if runs.is_empty() {
         return std::borrow::Cow::Borrowed(text);
     }
     let mut out = String::with_capacity(text.len());
-    let mut run = String::new();
-    let flush = |run: &mut String, out: &mut String| {
-        out.push_str(if id_like_run(run) { "<withheld>" } else { run });
-        run.clear();
-    };
-    for c in text.chars() {
-        if c.is_ascii_digit() {
-            run.push(c);
-        } else {
-            flush(&mut run, &mut out);
-            out.push(c);
-        }
+    let mut at = 0;
+    for run in runs {
+        out.push_str(&text[at..run.start]);
+        out.push_str("<withheld>");
+        at = run.end;
     }
-    flush(&mut run, &mut out);
+    out.push_str(&text[at..]);
     std::borrow::Cow::Owned(out)
+}
+
+/// The text with every number that could be a pupil id (see [`looks_like_id`]) replaced by
+/// `<withheld>`, for caller text that is quoted in a reason, an error message or the audit log.
+pub fn withhold_ids(text: &str) -> std::borrow::Cow<'_, str> {
+    withhold(text, false)
+}
+
+/// Like [`withhold_ids`], but an OIN (exactly twenty ASCII digits, nothing between them) stays:
+/// for text the node writes itself, which names organisations by OIN.
+pub fn withhold_ids_keeping_oins(text: &str) -> std::borrow::Cow<'_, str> {
+    withhold(text, true)
+}
+
+/// True if the text is an OIN: exactly twenty ASCII digits and nothing else.
+pub fn is_oin(text: &str) -> bool {
+    text.len() == 20 && text.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// True if nine consecutive decimal digits of the text form a valid BSN or onderwijsnummer: the
+/// rule for ids in hex (W3C trace and span ids, case ids), which may hold digit runs by chance
+/// but must not carry a pupil id.
+pub fn holds_pupil_id_digits(text: &str) -> bool {
+    text.as_bytes()
+        .windows(9)
+        .filter(|w| w.iter().all(u8::is_ascii_digit))
+        .any(|w| std::str::from_utf8(w).is_ok_and(|w| PupilId::parse(w).is_ok()))
+}
+
+/// Whether a file's mode lets group or others read or write it: `Some(mode)` if so. For the
+/// node's private keys, which it refuses to use then.
+pub fn exposed_mode(path: &Path) -> std::io::Result<Option<u32>> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(path)?.permissions().mode() & 0o777;
+        Ok((mode & 0o077 != 0).then_some(mode))
+    }
+    #[cfg(not(unix))]
+    {
+        std::fs::metadata(path)?;
+        Ok(None)
+    }
 }
 
 /// True if the text has the shape of a pseudonym ("v<digits>.<22 base64url chars>").
@@ -262,26 +466,16 @@ pub fn is_pseudonym(text: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
-#[cfg(unix)]
 fn check_private(path: &Path) -> Result<(), KeyError> {
-    use std::os::unix::fs::PermissionsExt as _;
-    let meta = std::fs::metadata(path).map_err(|source| KeyError::Read {
-        path: path.display().to_string(),
-        source,
-    })?;
-    let mode = meta.permissions().mode() & 0o777;
-    if mode & 0o077 != 0 {
-        return Err(KeyError::Permissions {
-            path: path.display().to_string(),
-            mode,
-        });
+    let shown = path.display().to_string();
+    match exposed_mode(path) {
+        Ok(None) => Ok(()),
+        Ok(Some(mode)) => Err(KeyError::Permissions { path: shown, mode }),
+        Err(source) => Err(KeyError::Read {
+            path: shown,
+            source,
+        }),
     }
-    Ok(())
-}
-
-#[cfg(not(unix))]
-fn check_private(_path: &Path) -> Result<(), KeyError> {
-    Ok(())
 }
 
 /// Writes a new file readable by its owner only; fails if it exists.
@@ -349,17 +543,74 @@ mod tests {
     }
 
     #[test]
-    fn id_like_numbers_are_withheld_but_oins_shown() {
+    fn id_like_numbers_are_withheld_but_oins_shown_in_node_text() {
         assert_eq!(withhold_ids("purpose 111222333 x"), "purpose <withheld> x");
         assert_eq!(withhold_ids("a1112223334b"), "a<withheld>b");
         assert_eq!(
-            withhold_ids("OIN 00000099000000000004"),
+            withhold_ids_keeping_oins("OIN 00000099000000000004"),
             "OIN 00000099000000000004"
         );
+        assert_eq!(withhold_ids("OIN 00000099000000000004"), "OIN <withheld>");
         assert_eq!(
             withhold_ids("2026-11-23, 1000 records"),
             "2026-11-23, 1000 records"
         );
+        assert_eq!(withhold_ids("12345678 records"), "12345678 records");
+    }
+
+    #[test]
+    fn id_like_numbers_in_every_written_form() {
+        for form in [
+            "lln-1234.56.789",
+            "123 456 789",
+            "123-45-6789",
+            "123. 456. 789",
+            "12\u{a0}34\u{a0}56\u{a0}789",
+            "123\u{202f}456\u{202f}789",
+            "１２３４５６７８９",
+            "١٢٣٤٥٦٧٨٩",
+            "۱۲۳-۴۵۶-۷۸۹",
+            "१२३४५६७८९",
+            "¹²³⁴⁵⁶⁷⁸⁹",
+            "①②③④⑤⑥⑦⑧⑨",
+            "1\u{200b}2\u{ad}3456789",
+            "1\u{20e3}2\u{20e3}3456789",
+            "𝟏𝟐𝟑𝟒𝟓𝟔𝟕𝟖𝟗",
+            "12३4５6٧8۹",
+            "123–456–789",
+        ] {
+            assert!(looks_like_id(form), "{form:?}");
+            let shown = withhold_ids(form);
+            assert!(shown.contains("<withheld>"), "{form:?} -> {shown:?}");
+            assert!(
+                ascii_digits(&shown).len() < ID_LIKE_DIGITS,
+                "{form:?} -> {shown:?}"
+            );
+        }
+        assert_eq!(ascii_digits("١٢٣-۴۵۶ ७८९"), "123456789");
+        for fine in [
+            "2026-11-23",
+            "2026-11-01, 2027-02-01",
+            "record 84: school",
+            "12:30",
+            "GM0014",
+            "case-0a1b2c3d4e5f6a7b",
+            "v1.AAAAAAAAAAAAAAAAAAAAAA",
+        ] {
+            assert!(!looks_like_id(fine), "{fine:?}");
+        }
+    }
+
+    #[test]
+    fn oins_and_hex_ids() {
+        assert!(is_oin("00000099000000000004"));
+        assert!(!is_oin("0000009900000000000"));
+        assert!(!is_oin("0000009900000000000x"));
+        assert!(!is_oin("00000099.000000000004"));
+        assert!(holds_pupil_id_digits("a111222333bbbbbbbbbbbbbbbbbbbbbb"));
+        assert!(holds_pupil_id_digits("c1234567820000ff"));
+        assert!(!holds_pupil_id_digits("4bf92f3577b34da6a3ce929d0e0e4736"));
+        assert!(!holds_pupil_id_digits("a123456789bbbbbb"));
     }
 
     #[test]
@@ -407,6 +658,13 @@ mod tests {
                 let other = PseudonymKey::from_bytes(1, &k);
                 prop_assert_ne!(key().pseudonym(&id), other.pseudonym(&id));
             }
+        }
+
+        #[test]
+        fn withheld_text_never_holds_nine_digits(text in "[0-9a-z .\\-\u{a0}\u{ff10}-\u{ff19}\u{660}-\u{669}]{0,40}") {
+            let shown = withhold_ids(&text);
+            let digits_in_a_row = ascii_digits(&shown);
+            prop_assert!(!looks_like_id(&shown), "{:?} -> {:?} ({})", text, shown, digits_in_a_row);
         }
 
         #[test]

@@ -205,24 +205,41 @@ pub const MAX_RECORD_ID_LEN: usize = 128;
 /// Ages accepted: from pre-school to the end of RMC's reach.
 pub const AGE_RANGE: std::ops::RangeInclusive<u32> = 3..=23;
 
-/// Checks every field of a raw record and pseudonymises its pupil id. The first failing field is
-/// reported; a record either passes whole or not at all.
+/// The earliest `absent_since` a node accepts when its counting rules set none
+/// (`min_absent_since` in policies/counting.toml).
+pub const DEFAULT_MIN_ABSENT_SINCE: NaiveDate = match NaiveDate::from_ymd_opt(2000, 1, 1) {
+    Some(day) => day,
+    None => NaiveDate::MIN,
+};
+
+/// Checks every field of a raw record and pseudonymises its pupil id, with the default floor for
+/// `absent_since`. See [`validate_within`].
 pub fn validate(
     raw: RawSignal,
     key: &PseudonymKey,
     today: NaiveDate,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<Signal, FieldError> {
+    validate_within(raw, key, DEFAULT_MIN_ABSENT_SINCE, today, now)
+}
+
+/// Checks every field of a raw record and pseudonymises its pupil id; `absent_since` must lie
+/// between `floor` and `today`. The first failing field is reported; a record either passes
+/// whole or not at all.
+pub fn validate_within(
+    raw: RawSignal,
+    key: &PseudonymKey,
+    floor: NaiveDate,
+    today: NaiveDate,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Signal, FieldError> {
     let source_record_id = check_record_id(&raw.source_record_id)?;
     let pupil =
         PupilId::parse(&raw.pupil_id).map_err(|e| FieldError::new("pupil_id", e.to_string()))?;
-    if contains_digits_of(&raw.source_record_id, raw.pupil_id.trim())
-        || contains_pupil_like_number(&raw.source_record_id)
-    {
+    if contains_digits_of(&raw.source_record_id, raw.pupil_id.trim()) {
         return Err(FieldError::new(
             "source_record_id",
-            "contains the pupil_id or another number that passes the BSN or onderwijsnummer \
-             check; use an identifier that does not reveal a pupil",
+            "contains the digits of the pupil_id; use an identifier that does not reveal a pupil",
         ));
     }
     let category = raw
@@ -236,6 +253,15 @@ pub fn validate(
     let residence_municipality = check_municipality(&raw.residence_municipality)?;
     let school = check_school(&raw.school, category)?;
     let absent_since = parse_date("absent_since", &raw.absent_since)?;
+    if absent_since < floor {
+        return Err(FieldError::new(
+            "absent_since",
+            format!(
+                "{absent_since} is before {floor}, the earliest date the counting rules accept \
+                 (min_absent_since)"
+            ),
+        ));
+    }
     if absent_since > today {
         return Err(FieldError::new(
             "absent_since",
@@ -386,20 +412,21 @@ fn check_record_id(id: &str) -> Result<String, FieldError> {
             "may hold only printable ASCII characters without spaces",
         ));
     }
+    if crate::pseudonym::looks_like_id(id) {
+        return Err(FieldError::new(
+            "source_record_id",
+            "holds nine or more digits in a row (counted across dots, dashes and other \
+             separators), which could be a BSN or onderwijsnummer; use an identifier that does \
+             not reveal a pupil",
+        ));
+    }
     Ok(id.to_owned())
 }
 
-/// True if the nine digits of the pupil id occur in the text (ignoring separators).
+/// True if the nine digits of the pupil id occur in the text (ignoring separators and letters,
+/// of any script).
 fn contains_digits_of(text: &str, pupil_digits: &str) -> bool {
-    let digits: String = text.chars().filter(char::is_ascii_digit).collect();
-    !pupil_digits.is_empty() && digits.contains(pupil_digits)
-}
-
-/// True if the text holds a run of exactly nine digits that is a valid BSN or onderwijsnummer.
-fn contains_pupil_like_number(text: &str) -> bool {
-    text.split(|c: char| !c.is_ascii_digit())
-        .filter(|run| run.len() == 9)
-        .any(|run| PupilId::parse(run).is_ok())
+    !pupil_digits.is_empty() && crate::pseudonym::ascii_digits(text).contains(pupil_digits)
 }
 
 /// Checks a CBS municipality code: "GM" followed by four digits.
@@ -590,7 +617,7 @@ mod tests {
             (
                 |r| r.source_record_id = "x-111222333".into(),
                 "source_record_id",
-                "contains the pupil_id",
+                "nine or more digits",
             ),
             (
                 |r| r.residence_municipality = "0014".into(),
@@ -613,6 +640,21 @@ mod tests {
                 |r| r.absent_since = "2027-01-01".into(),
                 "absent_since",
                 "future",
+            ),
+            (
+                |r| r.absent_since = "0000-01-01".into(),
+                "absent_since",
+                "before 2000-01-01",
+            ),
+            (
+                |r| r.absent_since = "1900-01-01".into(),
+                "absent_since",
+                "min_absent_since",
+            ),
+            (
+                |r| r.source_record_id = "lln-1234.56.789".into(),
+                "source_record_id",
+                "nine or more digits",
             ),
             (|r| r.status = Ok(Status::Aanbod), "offer_date", "required"),
             (|r| r.offer_date = "2026-10-01".into(), "offer_date", "OPEN"),

@@ -25,6 +25,8 @@ pub enum StoreError {
     Sync(#[from] std::io::Error),
     #[error("a stored signal could not be read (data dir damaged?): {0}")]
     Decode(#[from] serde_json::Error),
+    #[error("the data directory could not be made private (0700, files 0600): {0}")]
+    Private(std::io::Error),
     #[error("the store's write lock was poisoned by an earlier panic")]
     Poisoned,
 }
@@ -80,10 +82,17 @@ pub struct Store {
 }
 
 impl Store {
-    /// Opens (or creates) the store under `data_dir/store`.
+    /// Opens (or creates) the store under `data_dir/store`. The data dir and the store are made
+    /// private to the node's user (see [`make_private`]).
     pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
+        // The data dir's own files (the audit key) are checked by their owners before the first
+        // sync makes them private too, so a key that was exposed is refused, not quietly fixed.
+        create_private_dir(data_dir)
+            .and_then(|()| make_entry_private(data_dir))
+            .map_err(StoreError::Private)?;
         let path = data_dir.join("store");
         let db = open_with_retry(&path)?;
+        make_private(&path).map_err(StoreError::Private)?;
         let signals = db.open_tree(SIGNALS_TREE)?;
         Ok(Self {
             db,
@@ -166,6 +175,10 @@ impl Store {
     pub fn sync(&self) -> Result<(), StoreError> {
         self.db.flush()?;
         std::fs::File::open(self.path.join("db"))?.sync_data()?;
+        // sled may have made a file since (a snapshot, a blob) with the process umask.
+        if let Some(data_dir) = self.path.parent() {
+            make_private(data_dir).map_err(StoreError::Private)?;
+        }
         Ok(())
     }
 
@@ -223,6 +236,51 @@ impl Store {
 /// Opens sled, retrying for up to two seconds while another handle in this process still holds
 /// the directory's lock: sled 0.34 releases it from a background thread shortly after the last
 /// `Db` is dropped, so a quick restart can otherwise fail with "could not acquire lock".
+/// Creates `dir` (and its parents) if absent; the data dir itself is made 0700.
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)
+}
+
+/// Gives one directory mode 0700 or one file mode 0600 if it has another; leaves symbolic links
+/// and other kinds alone. True if the path is a directory.
+fn make_entry_private(path: &Path) -> std::io::Result<bool> {
+    let meta = std::fs::symlink_metadata(path)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let wanted = if meta.is_dir() {
+            0o700
+        } else if meta.is_file() {
+            0o600
+        } else {
+            return Ok(false);
+        };
+        if meta.permissions().mode() & 0o777 != wanted {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(wanted))?;
+        }
+    }
+    Ok(meta.is_dir())
+}
+
+/// Makes `dir` and everything under it private to the node's user: directories 0700, files
+/// 0600, whatever the umask was when they were made (sled makes its files with the process
+/// umask, usually 0644).
+pub fn make_private(dir: &Path) -> std::io::Result<()> {
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(path) = stack.pop() {
+        if make_entry_private(&path)? {
+            for entry in std::fs::read_dir(&path)? {
+                stack.push(entry?.path());
+            }
+        }
+    }
+    Ok(())
+}
+
 fn open_with_retry(path: &Path) -> Result<sled::Db, StoreError> {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
     loop {

@@ -30,6 +30,11 @@ pub enum TlsError {
         path: String,
         kind: &'static str,
     },
+    #[error(
+        "private key {path} is readable by group or others (mode {mode:o}); \
+         run `chmod 600 {path}`"
+    )]
+    KeyPermissions { path: String, mode: u32 },
     #[error("invalid TLS setup: {0}")]
     Rustls(#[from] rustls::Error),
     #[error("invalid client certificate verifier: {0}")]
@@ -60,6 +65,21 @@ impl TlsMaterial {
             key_pem: read("private key", key)?,
             ca_pem: read("CA certificate", ca)?,
         })
+    }
+
+    /// Like [`TlsMaterial::load`], for a node's own key file: refuses a key that group or others
+    /// may read. (Clients, the demo and tests load keys without this check.)
+    pub fn load_for_node(cert: &Path, key: &Path, ca: &Path) -> Result<Self, TlsError> {
+        let shown = key.display().to_string();
+        match crate::pseudonym::exposed_mode(key) {
+            Ok(None) => Self::load(cert, key, ca),
+            Ok(Some(mode)) => Err(TlsError::KeyPermissions { path: shown, mode }),
+            Err(e) => Err(TlsError::Read {
+                what: "private key",
+                path: shown,
+                reason: e.to_string(),
+            }),
+        }
     }
 
     fn certs(&self) -> Result<Vec<CertificateDer<'static>>, TlsError> {

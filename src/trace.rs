@@ -1,6 +1,8 @@
 //! W3C Trace Context for the audit log: the `traceparent` gRPC metadata an exchange carries, taken
 //! from the caller or started here, with a fresh span id per hop so the two sides of an exchange
-//! can be matched in their audit logs. Carries ids only, never data.
+//! can be matched in their audit logs. Carries ids only, never data: an id that is not W3C hex, or
+//! whose hex holds nine decimal digits that pass the BSN or onderwijsnummer check, is replaced by
+//! a fresh one, and the node never makes such an id itself.
 
 use ring::rand::{SecureRandom, SystemRandom};
 
@@ -16,18 +18,27 @@ pub struct TraceContext {
     pub parent_span_id: Option<String>,
 }
 
+/// A random id of `bytes` bytes in lowercase hex, drawn again while it holds a pupil id's digits.
 fn random_hex(bytes: usize) -> String {
-    let mut buf = vec![0u8; bytes];
-    // Without system randomness ring cannot run at all; an all-zero id is then invalid and
-    // visible in the log rather than silently reused.
-    let _ = SystemRandom::new().fill(&mut buf);
-    buf.iter().map(|b| format!("{b:02x}")).collect()
+    let rng = SystemRandom::new();
+    loop {
+        let mut buf = vec![0u8; bytes];
+        // Without system randomness ring cannot run at all; an all-zero id is then invalid and
+        // visible in the log rather than silently reused.
+        let _ = rng.fill(&mut buf);
+        let hex: String = buf.iter().map(|b| format!("{b:02x}")).collect();
+        if !crate::pseudonym::holds_pupil_id_digits(&hex) {
+            return hex;
+        }
+    }
 }
 
+/// A W3C id of `len` lowercase hex digits, not all zero, that carries no pupil id.
 fn is_hex(text: &str, len: usize) -> bool {
     text.len() == len
         && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
         && text.bytes().any(|b| b != b'0')
+        && !crate::pseudonym::holds_pupil_id_digits(text)
 }
 
 /// Parses a `traceparent` value ("00-<32 hex trace id>-<16 hex span id>-<2 hex flags>").
@@ -111,5 +122,24 @@ mod tests {
         }
         let fresh = TraceContext::from_metadata(&tonic::metadata::MetadataMap::new());
         assert!(is_hex(&fresh.trace_id, 32) && is_hex(&fresh.span_id, 16));
+    }
+
+    #[test]
+    fn ids_holding_a_pupil_id_are_replaced() {
+        // 111222333 passes the 11-proef; 123456789 does not.
+        for carried in [
+            "00-a111222333bbbbbbbbbbbbbbbbbbbbbb-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-c111222333dddddd-01",
+        ] {
+            assert!(parse(carried).is_none(), "{carried}");
+            let mut md = tonic::metadata::MetadataMap::new();
+            md.insert(TRACEPARENT, carried.parse().unwrap());
+            let t = TraceContext::from_metadata(&md);
+            assert!(!t.header().contains("111222333"));
+        }
+        assert!(parse("00-a123456789bbbbbbbbbbbbbbbbbbbbbb-00f067aa0ba902b7-01").is_some());
+        for _ in 0..2000 {
+            assert!(!crate::pseudonym::holds_pupil_id_digits(&random_hex(16)));
+        }
     }
 }

@@ -744,7 +744,7 @@ async fn every_bad_field_is_refused_with_index_field_and_reason_and_good_records
             "record id holds the BSN",
             change(|r| r.source_record_id = format!("dossier-{}", r.pupil_id)),
             "source_record_id",
-            "contains the pupil_id",
+            "could be a BSN",
         ),
         (
             "record id holds the BSN with dots",
@@ -753,7 +753,16 @@ async fn every_bad_field_is_refused_with_index_field_and_reason_and_good_records
                 r.source_record_id = format!("x{}.{}.{}", &p[..3], &p[3..6], &p[6..]);
             }),
             "source_record_id",
-            "contains the pupil_id",
+            "could be a BSN",
+        ),
+        (
+            "record id holds the BSN between letters",
+            change(|r| {
+                let p = &r.pupil_id;
+                r.source_record_id = format!("x{}a{}b{}", &p[..3], &p[3..6], &p[6..]);
+            }),
+            "source_record_id",
+            "contains the digits of the pupil_id",
         ),
         (
             "record id empty",
@@ -1052,4 +1061,118 @@ async fn reflection_lists_the_services_as_grpcurl_sees_them() {
         .service
         .iter()
         .any(|s| s.name == "pactgate.v1.SignalIntake"));
+}
+
+/// A copy of the shipped counting rules with `min_absent_since` set to `floor`.
+fn counting_with_floor(floor: &str) -> tempfile::NamedTempFile {
+    let shipped = std::fs::read_to_string(counting_path()).expect("counting rules");
+    let without: String = shipped
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("min_absent_since"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let text = without.replacen(
+        "[counting]\n",
+        &format!("[counting]\nmin_absent_since = \"{floor}\"\n"),
+        1,
+    );
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), text).unwrap();
+    file
+}
+
+/// Issue 9, finding 8: an `absent_since` far in the past (year 0, 1900) is refused, naming the
+/// record and the field; the floor is the counting rules' `min_absent_since`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn absent_since_before_the_floor_is_refused_naming_record_and_field() {
+    let bsn = Bsns::new(41).next_bsn();
+    let dated = |id: &str, day: &str| pb::SignalRecord {
+        absent_since: day.into(),
+        ..good_record(id, &bsn)
+    };
+
+    // Without counting rules the node's own floor holds.
+    let (_node, mut client) = node_and_client().await;
+    let report = push(
+        &mut client,
+        vec![
+            dated("year-0", "0000-01-01"),
+            dated("year-1900", "1900-01-01"),
+            dated("recent", &date_from_today(-400)),
+        ],
+    )
+    .await
+    .expect("push");
+    assert_eq!(report.accepted, 1, "{:?}", report.rejected);
+    for (index, r) in report.rejected.iter().enumerate() {
+        assert_eq!(r.index as usize, index);
+        assert_eq!(r.field, "absent_since", "{r:?}");
+        assert!(
+            r.reason.contains(&format!("record {index}")) && r.reason.contains("before"),
+            "{r:?}"
+        );
+    }
+
+    // With counting rules, theirs.
+    let rules = counting_with_floor("2020-08-01");
+    let node = TestNode::start_tuned(
+        "swv-vo",
+        NodeOptions::default(),
+        NodeTuning {
+            counting: Some(rules.path().to_path_buf()),
+            ..NodeTuning::default()
+        },
+    )
+    .await;
+    let mut client = node.intake().await;
+    let report = push(
+        &mut client,
+        vec![
+            dated("before", "2020-07-31"),
+            dated("on-the-floor", "2020-08-01"),
+            dated("future", &date_from_today(1)),
+        ],
+    )
+    .await
+    .expect("push");
+    assert_eq!(report.accepted, 1, "{:?}", report.rejected);
+    let refused: Vec<(u32, &str)> = report
+        .rejected
+        .iter()
+        .map(|r| (r.index, r.field.as_str()))
+        .collect();
+    assert_eq!(refused, [(0, "absent_since"), (2, "absent_since")]);
+    assert!(
+        report.rejected[0].reason.contains("2020-08-01"),
+        "the refusal names the floor: {:?}",
+        report.rejected[0]
+    );
+    assert!(report.rejected[1].reason.contains("future"));
+}
+
+/// Issue 9, finding 8: a push whose refusals would make a report over gRPC's 4 MiB gets a small
+/// report (the count and the first refusals), and its good records are stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_push_with_a_hundred_thousand_refusals_gets_a_small_report() {
+    let (_node, mut client) = node_and_client().await;
+    let bsn = Bsns::new(42).next_bsn();
+    let mut records = vec![good_record("good-0", &bsn), good_record("good-1", &bsn)];
+    records.extend((0..MAX_RECORDS_PER_PUSH - 2).map(|i| pb::SignalRecord {
+        age: 99,
+        ..good_record(&format!("bad-{i}"), &bsn)
+    }));
+    let report = push(&mut client, records)
+        .await
+        .expect("a report, not an error");
+    assert_eq!(report.accepted, 2);
+    assert_eq!(report.rejected_count as usize, MAX_RECORDS_PER_PUSH - 2);
+    assert_eq!(
+        report.rejected.len(),
+        100,
+        "the report lists the first 100 refusals"
+    );
+    let first: Vec<u32> = report.rejected.iter().map(|r| r.index).collect();
+    assert_eq!(first, (2..102).collect::<Vec<u32>>());
+    assert!(report.rejected.iter().all(|r| r.field == "age"));
+    assert_eq!(list_all(&mut client).await.len(), 2);
 }

@@ -121,7 +121,8 @@ fn policy_check_names_file_and_line_of_each_error() {
 }
 
 fn serve_command(dir: &Path, policy: &Path) -> std::process::Command {
-    let (cert, key, ca) = cert_paths("swv-vo");
+    let (cert, _, ca) = cert_paths("swv-vo");
+    let key = private_tls_key("swv-vo", dir);
     let key_file = dir.join("pseudonym.key");
     if !key_file.exists() {
         write_test_key(&key_file);

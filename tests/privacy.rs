@@ -7,6 +7,7 @@ mod common;
 
 use common::*;
 use pactgate::pb;
+use pactgate::tls::TlsMaterial;
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
 use std::process::{Command, Output};
@@ -277,7 +278,8 @@ async fn no_bsn_reaches_the_disk_or_debug_log_of_the_binary() {
 }
 
 fn serve_with_key(dir: &Path, key: &Path) -> Command {
-    let (cert, tls_key, ca) = cert_paths("swv-vo");
+    let (cert, _, ca) = cert_paths("swv-vo");
+    let tls_key = private_tls_key("swv-vo", dir);
     let mut cmd = pactgate_bin();
     cmd.arg("serve")
         .arg("--listen")
@@ -553,4 +555,651 @@ async fn a_bsn_in_a_numeric_field_is_not_echoed() {
             );
         }
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// A BSN in every written form (issue 9, finding 2)
+// ---------------------------------------------------------------------------------------------
+
+/// The digit zeros of the scripts a written BSN may use: ASCII, full-width, Arabic-Indic,
+/// Eastern Arabic-Indic, Devanagari, Bengali, Thai and mathematical bold digits.
+const DIGIT_ZEROS: [u32; 8] = [0x30, 0xFF10, 0x660, 0x6F0, 0x966, 0x9E6, 0xE50, 0x1D7CE];
+/// Superscript digits, which Unicode NFKC turns into ASCII digits.
+const SUPERSCRIPTS: [char; 10] = ['⁰', '¹', '²', '³', '⁴', '⁵', '⁶', '⁷', '⁸', '⁹'];
+/// What people and systems put between digit groups: nothing, dots, dashes, (no-break) spaces,
+/// an en dash, slashes, underscores, a dot and a space, a dash and a zero-width space.
+const SEPARATORS: [&str; 11] = [
+    "",
+    ".",
+    "-",
+    " ",
+    "\u{a0}",
+    "\u{202f}",
+    "\u{2013}",
+    "/",
+    "_",
+    ". ",
+    "-\u{200b}",
+];
+/// How the nine digits are grouped.
+const GROUPINGS: [&[usize]; 6] = [
+    &[9],
+    &[3, 3, 3],
+    &[4, 2, 3],
+    &[2, 2, 2, 3],
+    &[3, 2, 4],
+    &[1, 4, 4],
+];
+
+/// A BSN and one way of writing it.
+#[derive(Debug, Clone)]
+struct Written {
+    bsn: String,
+    form: String,
+}
+
+/// Valid BSNs (11-proef), computed here independently of the library.
+fn bsn_strategy() -> impl proptest::strategy::Strategy<Value = String> {
+    use proptest::prelude::*;
+    proptest::collection::vec(0u32..10, 8).prop_filter_map("no check digit", |mut d| {
+        d[0] = d[0].max(1);
+        let sum: u32 = d.iter().zip((2..=9).rev()).map(|(x, w)| x * w).sum();
+        let check = sum % 11;
+        if check > 9 {
+            return None;
+        }
+        d.push(check);
+        let bsn: String = d.iter().map(|x| char::from(b'0' + *x as u8)).collect();
+        passes_eleven_proof(&bsn).then_some(bsn)
+    })
+}
+
+/// A BSN written in one script, mixed scripts or superscripts, grouped and separated in one of
+/// many ways.
+fn written_bsn() -> impl proptest::strategy::Strategy<Value = Written> {
+    use proptest::prelude::*;
+    (
+        bsn_strategy(),
+        0..GROUPINGS.len(),
+        proptest::collection::vec(0..SEPARATORS.len(), 4),
+        0..DIGIT_ZEROS.len() + 2,
+        proptest::collection::vec(0..DIGIT_ZEROS.len(), 9),
+    )
+        .prop_map(|(bsn, grouping, seps, script, mixed)| {
+            let digit = |i: usize, d: u32| -> char {
+                if script < DIGIT_ZEROS.len() {
+                    char::from_u32(DIGIT_ZEROS[script] + d).unwrap()
+                } else if script == DIGIT_ZEROS.len() {
+                    char::from_u32(DIGIT_ZEROS[mixed[i]] + d).unwrap()
+                } else {
+                    SUPERSCRIPTS[d as usize]
+                }
+            };
+            let digits: Vec<u32> = bsn.bytes().map(|b| u32::from(b - b'0')).collect();
+            let mut form = String::new();
+            let mut i = 0;
+            for (g, len) in GROUPINGS[grouping].iter().enumerate() {
+                if g > 0 {
+                    form.push_str(SEPARATORS[seps[g - 1]]);
+                }
+                for _ in 0..*len {
+                    form.push(digit(i, digits[i]));
+                    i += 1;
+                }
+            }
+            Written { bsn, form }
+        })
+}
+
+/// The written forms of the issue, and twenty-four generated ones.
+fn written_forms() -> Vec<Written> {
+    use proptest::strategy::{Strategy as _, ValueTree as _};
+    let fixed = |bsn: &str, form: &str| Written {
+        bsn: bsn.to_owned(),
+        form: form.to_owned(),
+    };
+    let mut forms = vec![
+        fixed("123456782", "1234.56.782"),
+        fixed("101953811", "101.953.811"),
+        fixed("123456782", "123 456 782"),
+        fixed("123456782", "123-45-6782"),
+        fixed("123456782", "１２３４５６７８２"),
+        fixed("123456782", "١٢٣٤٥٦٧٨٢"),
+        fixed("123456782", "12\u{a0}34\u{a0}56\u{a0}782"),
+    ];
+    let mut runner = proptest::test_runner::TestRunner::deterministic();
+    let strategy = written_bsn();
+    for _ in 0..24 {
+        forms.push(strategy.new_tree(&mut runner).expect("a form").current());
+    }
+    forms
+}
+
+/// A certificate from the covenant CA for an organisation that is in no policy.
+fn stranger_material() -> TlsMaterial {
+    let stranger = pactgate::certs::DevParty {
+        file: "stranger",
+        name: "Onbekende Stichting",
+        oin: "00000099000000000099",
+    };
+    let now = time::OffsetDateTime::now_utc();
+    let cert = dev_ca()
+        .issue(
+            &stranger,
+            now - time::Duration::days(1),
+            now + time::Duration::days(30),
+        )
+        .expect("issue");
+    TlsMaterial {
+        cert_pem: cert.cert_pem.into_bytes(),
+        key_pem: cert.key_pem.into_bytes(),
+        ca_pem: std::fs::read(certs_dir().join("ca.pem")).expect("ca.pem"),
+    }
+}
+
+/// A reply as text that can be searched: the code and message of a refusal, or the answer.
+fn reply_text<T: std::fmt::Debug>(outcome: &Result<tonic::Response<T>, tonic::Status>) -> String {
+    match outcome {
+        Ok(answer) => format!("{:?}", answer.get_ref()),
+        Err(status) => format!("{:?} {}", status.code(), status.message()),
+    }
+}
+
+/// Every claim field a caller fills in, in turn holding `text`.
+fn claims_holding(text: &str) -> Vec<pb::AccessClaim> {
+    vec![
+        pb::AccessClaim {
+            purpose: text.into(),
+            ..verzuimmelding_claim()
+        },
+        pb::AccessClaim {
+            actor: text.into(),
+            ..verzuimmelding_claim()
+        },
+        pb::AccessClaim {
+            legal_basis: text.into(),
+            ..verzuimmelding_claim()
+        },
+        pb::AccessClaim {
+            role: text.into(),
+            ..verzuimmelding_claim()
+        },
+        flow_claim("leerplichtambtenaar", "lpw-art21", "verzuimaanpak", text),
+        case_claim(
+            "leerplichtambtenaar",
+            "lpw-art21",
+            "verzuimaanpak",
+            text,
+            text,
+        ),
+        case_claim(
+            "leerplichtambtenaar",
+            "lpw-art21",
+            "verzuimaanpak",
+            "aoj-team",
+            &format!("case-{text}"),
+        ),
+    ]
+}
+
+/// A W3C trace id and span id (lowercase hex) that carry a BSN's nine digits.
+fn traceparent_with(bsn: &str) -> String {
+    let trace = format!("a{bsn}{}", "b".repeat(22));
+    let span = format!("c{bsn}{}", "d".repeat(6));
+    format!("00-{trace}-{span}-01")
+}
+
+// The case messages are built field by field so that fields added to them later keep their
+// defaults here.
+#[allow(clippy::field_reassign_with_default)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bsn_in_any_written_form_never_reaches_disk_logs_replies_or_the_audit_log() {
+    let forms = written_forms();
+    let node = ProcessNode::start_with_policy("leerplicht", Some(&policy_path()));
+    let mut replies = String::new();
+    let mut pupils = Bsns::new(31);
+    let control = pupils.next_bsn();
+    let mut needles: Vec<String> = vec![control.clone()];
+
+    // Each form where a record id, a municipality, a school and a date belong: one push per
+    // form, so that each report lists all its refusals.
+    let mut intake = node.intake().await;
+    let report = push(&mut intake, vec![good_record("w-good", &control)])
+        .await
+        .expect("push");
+    assert_eq!(report.accepted, 1, "the control record is stored");
+    for (i, w) in forms.iter().enumerate() {
+        let pupil = pupils.next_bsn();
+        let records = vec![
+            good_record(&format!("lln-{}", w.form), &pupil),
+            pb::SignalRecord {
+                residence_municipality: w.form.clone(),
+                ..good_record(&format!("w{i}-gm"), &pupil)
+            },
+            pb::SignalRecord {
+                school: w.form.clone(),
+                ..good_record(&format!("w{i}-school"), &pupil)
+            },
+            pb::SignalRecord {
+                absent_since: w.form.clone(),
+                ..good_record(&format!("w{i}-date"), &pupil)
+            },
+        ];
+        needles.extend([w.form.clone(), w.bsn.clone(), pupil]);
+        let report = push(&mut intake, records).await.expect("push");
+        for r in &report.rejected {
+            replies.push_str(&format!("{} {} {}\n", r.index, r.field, r.reason));
+        }
+        let fields: Vec<&str> = report.rejected.iter().map(|r| r.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            [
+                "source_record_id",
+                "residence_municipality",
+                "school",
+                "absent_since"
+            ],
+            "{:?} was not refused everywhere",
+            w.form
+        );
+        assert_eq!(report.accepted, 0);
+    }
+
+    // As the stated actor of a push, in a List filter, and hidden in a trace id.
+    for w in &forms {
+        if let Ok(value) = w.form.parse::<tonic::metadata::MetadataValue<_>>() {
+            let mut request =
+                tonic::Request::new(tokio_stream::iter(vec![good_record("w-actor", &control)]));
+            request
+                .metadata_mut()
+                .insert(pactgate::rpc::ACTOR_METADATA, value);
+            let outcome = intake.push(request).await;
+            replies.push_str(&reply_text(&outcome));
+            let status = outcome.expect_err("an actor that could be a BSN is refused");
+            assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
+            assert!(status.message().contains("pactgate-actor"), "{status:?}");
+        }
+        let mut request = tonic::Request::new(pb::ListRequest {
+            school: w.form.clone(),
+            ..Default::default()
+        });
+        request.metadata_mut().insert(
+            pactgate::trace::TRACEPARENT,
+            traceparent_with(&w.bsn).parse().unwrap(),
+        );
+        match intake.list(request).await {
+            Ok(response) => {
+                let mut listed = response.into_inner();
+                loop {
+                    match listed.message().await {
+                        Ok(Some(v)) => replies.push_str(&format!("{v:?}\n")),
+                        Ok(None) => break,
+                        Err(status) => {
+                            replies.push_str(&format!(
+                                "{:?} {}\n",
+                                status.code(),
+                                status.message()
+                            ));
+                            break;
+                        }
+                    }
+                }
+            }
+            Err(status) => replies.push_str(&format!("{:?} {}\n", status.code(), status.message())),
+        }
+        let mut request = tonic::Request::new(pb::ListRequest::default());
+        request.metadata_mut().insert(
+            pactgate::trace::TRACEPARENT,
+            traceparent_with(&w.bsn).parse().unwrap(),
+        );
+        let mut listed = intake.list(request).await.expect("List").into_inner();
+        while let Some(v) = listed.message().await.expect("List stream") {
+            replies.push_str(&format!("{v:?}\n"));
+        }
+    }
+
+    // In every claim field and filter of a query, from a partner and from a certificate whose
+    // OIN is in no policy, and in a shared case.
+    let mut stranger = pb::exchange_client::ExchangeClient::new(
+        channel_with(node.addr, &stranger_material()).await.unwrap(),
+    );
+    let mut partner = node.exchange_as("swv-vo").await;
+    for w in &forms {
+        for (client, is_partner) in [(&mut stranger, false), (&mut partner, true)] {
+            for claim in claims_holding(&w.form) {
+                let outcome = client
+                    .query(traced_request(
+                        pb::QueryRequest {
+                            claim: Some(claim),
+                            filter: None,
+                        },
+                        &w.bsn,
+                    ))
+                    .await;
+                replies.push_str(&reply_text(&outcome));
+                // A partner's claim is refused for its text, naming the field.
+                if is_partner {
+                    let status = outcome.expect_err("a claim holding a BSN");
+                    assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
+                    assert!(status.message().contains("claim."), "{status:?}");
+                }
+            }
+            let outcome = client
+                .query(pb::QueryRequest {
+                    claim: Some(verzuimmelding_claim()),
+                    filter: Some(pb::QueryFilter {
+                        school: w.form.clone(),
+                        residence_municipality: w.form.clone(),
+                        ..Default::default()
+                    }),
+                })
+                .await;
+            replies.push_str(&reply_text(&outcome));
+            let mut case = pb::Case::default();
+            case.case_id = format!("case-{}abcdef0", w.bsn);
+            case.meeting_type = w.form.clone();
+            case.purpose = w.form.clone();
+            case.pupil_pseudonyms = vec![pseudonym_of(&control)];
+            case.participants = vec![
+                pb::Organisation {
+                    oin: w.form.clone(),
+                    name: w.form.clone(),
+                },
+                pb::Organisation {
+                    oin: oin("leerplicht"),
+                    name: "Leerplicht".into(),
+                },
+            ];
+            case.lead = Some(pb::Organisation {
+                oin: w.form.clone(),
+                name: w.form.clone(),
+            });
+            case.open = true;
+            case.opened_at = "2026-11-01T09:00:00Z".into();
+            let mut share = pb::ShareCaseRequest::default();
+            share.case = Some(case);
+            let outcome = client.share_case(share).await;
+            replies.push_str(&reply_text(&outcome));
+        }
+    }
+
+    // The FG's export of the audit log, in both formats.
+    let mut audit =
+        pb::audit_client::AuditClient::new(channel_with(node.addr, &material("fg")).await.unwrap());
+    let mut export = Vec::new();
+    for format in [pb::ExportFormat::JsonLines, pb::ExportFormat::Csv] {
+        let mut chunks = audit
+            .export(pb::ExportRequest {
+                filter: None,
+                format: format.into(),
+            })
+            .await
+            .expect("export")
+            .into_inner();
+        while let Some(chunk) = chunks.message().await.expect("export chunk") {
+            export.extend(chunk.data);
+        }
+    }
+    assert!(
+        contains_bytes(&export, b"verzuimmelding"),
+        "the export misses the queries"
+    );
+    drop((intake, stranger, partner, audit));
+
+    let mut node = node;
+    assert!(node.terminate().success());
+    let log = node.stderr_log();
+    assert!(
+        contains_bytes(&log, b"DEBUG"),
+        "the node did not log at debug level"
+    );
+    assert_no_bsn(
+        &node.data_dir(),
+        &[
+            ("serve stderr", &log),
+            ("replies", replies.as_bytes()),
+            ("audit export", &export),
+        ],
+        &needles,
+        &[pseudonym_of(&control), "w-good".to_owned()],
+    );
+}
+
+/// `message` with a `traceparent` whose ids carry the BSN's digits.
+fn traced_request<T>(message: T, bsn: &str) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request.metadata_mut().insert(
+        pactgate::trace::TRACEPARENT,
+        traceparent_with(bsn).parse().unwrap(),
+    );
+    request
+}
+
+// ---------------------------------------------------------------------------------------------
+// Private files and keys (issue 9, finding 8)
+// ---------------------------------------------------------------------------------------------
+
+/// The mode bits of a path.
+fn mode_of(path: &Path) -> u32 {
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+/// Asserts the data dir and every directory under it are 0700 and every file 0600.
+fn assert_private_tree(dir: &Path, when: &str) {
+    assert_eq!(mode_of(dir), 0o700, "{when}: {} is not 0700", dir.display());
+    let mut stack = vec![dir.to_path_buf()];
+    let mut files = 0;
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let path = entry.unwrap().path();
+            let meta = std::fs::symlink_metadata(&path).unwrap();
+            let mode = meta.permissions().mode() & 0o777;
+            if meta.is_dir() {
+                assert_eq!(
+                    mode,
+                    0o700,
+                    "{when}: directory {} is {mode:o}",
+                    path.display()
+                );
+                stack.push(path);
+            } else {
+                assert_eq!(mode, 0o600, "{when}: file {} is {mode:o}", path.display());
+                files += 1;
+            }
+        }
+    }
+    assert!(files > 0, "{when}: no files under {}", dir.display());
+}
+
+/// `pactgate serve` for swv-vo under umask 000 (so nothing but the node's own care makes its
+/// files private), with this TLS key and the pseudonym key of `dir`.
+fn serve_under_umask_000(dir: &Path, tls_key: &Path) -> Command {
+    let (cert, _, ca) = cert_paths("swv-vo");
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c")
+        .arg("umask 000 && exec \"$0\" \"$@\"")
+        .arg(env!("CARGO_BIN_EXE_pactgate"))
+        .arg("serve")
+        .arg("--listen")
+        .arg("127.0.0.1:0")
+        .arg("--data-dir")
+        .arg(dir.join("data"))
+        .arg("--cert")
+        .arg(cert)
+        .arg("--key")
+        .arg(tls_key)
+        .arg("--ca")
+        .arg(ca)
+        .arg("--pseudonym-key")
+        .arg(dir.join("pseudonym.key"))
+        .env_remove("PACTGATE_LOG")
+        .env_remove("RUST_LOG");
+    cmd
+}
+
+/// A copy of a development TLS key readable by its owner only (a fresh clone checks the keys
+/// out as 0644).
+fn private_copy(key: &Path, dir: &Path) -> std::path::PathBuf {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let out = dir.join("tls.key");
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&out)
+        .unwrap();
+    f.write_all(&std::fs::read(key).unwrap()).unwrap();
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_data_dir_and_its_files_are_private_whatever_the_umask() {
+    let dir = tempfile::tempdir().unwrap();
+    write_test_key(&dir.path().join("pseudonym.key"));
+    let tls_key = private_copy(&cert_paths("swv-vo").1, dir.path());
+    let mut child = serve_under_umask_000(dir.path(), &tls_key)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let Some(addr) = line.trim().strip_prefix("listening on ") else {
+        child.kill().unwrap();
+        child.wait().unwrap();
+        panic!("serve did not start: {line:?}");
+    };
+    let addr: std::net::SocketAddr = addr.parse().unwrap();
+    let mut intake = pb::signal_intake_client::SignalIntakeClient::new(
+        channel_with(addr, &material("swv-vo")).await.unwrap(),
+    );
+    let bsn = Bsns::new(33).next_bsn();
+    let report = push(&mut intake, vec![good_record("perm-1", &bsn)])
+        .await
+        .expect("push");
+    assert_eq!(report.accepted, 1);
+    drop(intake);
+    let data = dir.path().join("data");
+    assert_private_tree(&data, "running");
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status();
+    child.wait().unwrap();
+    assert_private_tree(&data, "stopped");
+}
+
+#[test]
+fn serve_refuses_a_tls_key_or_audit_key_readable_by_others() {
+    let dir = tempfile::tempdir().unwrap();
+    write_test_key(&dir.path().join("pseudonym.key"));
+    let tls_key = private_copy(&cert_paths("swv-vo").1, dir.path());
+    for mode in [0o644, 0o640, 0o604] {
+        std::fs::set_permissions(&tls_key, std::fs::Permissions::from_mode(mode)).unwrap();
+        let output = run(
+            &mut serve_under_umask_000(dir.path(), &tls_key),
+            Duration::from_secs(30),
+        );
+        let stderr = text(&output.stderr);
+        assert!(
+            !output.status.success(),
+            "serve started with a {mode:o} TLS key"
+        );
+        assert!(
+            stderr.contains("chmod 600") && stderr.contains("readable"),
+            "{mode:o}: {stderr}"
+        );
+        assert!(
+            stderr.contains("tls.key"),
+            "the error does not name the file: {stderr}"
+        );
+    }
+    std::fs::set_permissions(&tls_key, std::fs::Permissions::from_mode(0o600)).unwrap();
+
+    // The audit signing key in the data dir.
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    let audit_key = data.join(pactgate::node::AUDIT_KEY_FILE);
+    std::fs::write(
+        &audit_key,
+        pactgate::audit::SigningKey::generate_pkcs8().unwrap(),
+    )
+    .unwrap();
+    std::fs::set_permissions(&audit_key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let output = run(
+        &mut serve_under_umask_000(dir.path(), &tls_key),
+        Duration::from_secs(30),
+    );
+    let stderr = text(&output.stderr);
+    assert!(
+        !output.status.success(),
+        "serve started with a 0644 audit key"
+    );
+    assert!(
+        stderr.contains("chmod 600") && stderr.contains(pactgate::node::AUDIT_KEY_FILE),
+        "{stderr}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// RUST_LOG (issue 9, finding 8)
+// ---------------------------------------------------------------------------------------------
+
+/// Starts `pactgate serve` with this log environment, waits until it listens, stops it and
+/// returns what it logged.
+fn serve_log(env: &[(&str, &str)]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    write_test_key(&dir.path().join("pseudonym.key"));
+    let tls_key = private_copy(&cert_paths("swv-vo").1, dir.path());
+    let log_file = dir.path().join("stderr.log");
+    let mut cmd = serve_under_umask_000(dir.path(), &tls_key);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::fs::File::create(&log_file).unwrap())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status();
+    child.wait().unwrap();
+    let log = std::fs::read_to_string(&log_file).unwrap();
+    assert!(line.starts_with("listening on"), "{line:?}\n{log}");
+    log
+}
+
+#[test]
+fn rust_log_sets_the_log_level() {
+    let quiet = serve_log(&[("RUST_LOG", "error")]);
+    assert!(
+        !quiet.contains("node serving"),
+        "RUST_LOG=error still logs at info:\n{quiet}"
+    );
+    let debug = serve_log(&[("RUST_LOG", "debug")]);
+    assert!(
+        debug.contains("DEBUG"),
+        "RUST_LOG=debug logs no debug lines:\n{debug}"
+    );
+    let default = serve_log(&[]);
+    assert!(default.contains("node serving"), "{default}");
+    assert!(!default.contains("DEBUG"), "{default}");
+    // The old variable still works when RUST_LOG is not set.
+    let fallback = serve_log(&[("PACTGATE_LOG", "error")]);
+    assert!(!fallback.contains("node serving"), "{fallback}");
 }

@@ -25,6 +25,11 @@ const MAX_SIGNATURES: usize = 100;
 pub enum NoteError {
     #[error("key file: {0}")]
     KeyFile(#[from] std::io::Error),
+    #[error(
+        "audit signing key {path} is readable by group or others (mode {mode:o}); \
+         run `chmod 600 {path}`"
+    )]
+    KeyPermissions { path: String, mode: u32 },
     #[error("the key file does not hold an Ed25519 PKCS#8 key")]
     KeyFormat,
     #[error("could not generate a key")]
@@ -57,8 +62,19 @@ impl std::fmt::Debug for SigningKey {
 }
 
 impl SigningKey {
-    /// Loads the key at `path`, or makes one there (mode 0600, never overwriting) if absent.
+    /// Loads the key at `path`, or makes one there (mode 0600, never overwriting) if absent. A
+    /// key that group or others may read is refused.
     pub fn load_or_create(path: &Path) -> Result<Self, NoteError> {
+        match crate::pseudonym::exposed_mode(path) {
+            Ok(Some(mode)) => {
+                return Err(NoteError::KeyPermissions {
+                    path: path.display().to_string(),
+                    mode,
+                })
+            }
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+            _ => {}
+        }
         match std::fs::read(path) {
             Ok(pkcs8) => Self::from_pkcs8(&pkcs8),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Self::create(path),

@@ -122,28 +122,40 @@ impl NewEntry {
     }
 
     /// The entry with every id-like number withheld from the text callers can put in it (the
-    /// stated actor, claimed purpose, basis, flow and meeting, reasons that quote them), and a
-    /// case id kept only if it has a case id's shape: no raw pupil id reaches the log, whatever a
-    /// caller writes where. Pupils are pseudonyms and ids are checked by `validate`.
+    /// stated actor, the organisation name, claimed purpose, basis, flow, meeting and data
+    /// categories), OINs from the node's own reasons kept, an actor OIN kept only if it is one,
+    /// and a case id kept only if it has a case id's shape and carries no pupil id: no raw pupil
+    /// id reaches the log, whatever a caller writes where, in whatever script or with whatever
+    /// separators. Pupils are pseudonyms and trace ids are checked by `validate`.
     pub(crate) fn scrubbed(mut self) -> Self {
+        use crate::pseudonym::{withhold_ids, withhold_ids_keeping_oins};
         let scrub = |t: &mut String| {
-            if let std::borrow::Cow::Owned(clean) = crate::pseudonym::withhold_ids(t) {
+            if let std::borrow::Cow::Owned(clean) = withhold_ids(t) {
                 *t = clean;
             }
         };
         for text in [
             &mut self.actor,
+            &mut self.actor_name,
             &mut self.flow,
             &mut self.meeting_type,
             &mut self.processing_activity,
             &mut self.purpose,
             &mut self.legal_basis,
-            &mut self.reason,
         ] {
             scrub(text);
         }
         self.data_categories.iter_mut().for_each(scrub);
-        if !self.case_id.is_empty() && !crate::cases::is_case_id(&self.case_id) {
+        if let std::borrow::Cow::Owned(clean) = withhold_ids_keeping_oins(&self.reason) {
+            self.reason = clean;
+        }
+        if !crate::pseudonym::is_oin(&self.actor_oin) {
+            self.actor_oin = "<malformed>".to_owned();
+        }
+        if !self.case_id.is_empty()
+            && (!crate::cases::is_case_id(&self.case_id)
+                || crate::pseudonym::holds_pupil_id_digits(&self.case_id))
+        {
             self.case_id = "<malformed>".to_owned();
         }
         self

@@ -165,6 +165,7 @@ pub struct CountingRules {
     reference_days: Vec<(u32, u32)>,
     calendar: SchoolCalendar,
     retention_days: u32,
+    min_absent_since: NaiveDate,
     suppression_threshold: u64,
     denominators: BTreeMap<String, u64>,
     swv_by_brin: HashMap<String, String>,
@@ -222,6 +223,12 @@ impl CountingRules {
 
     pub fn retention_days(&self) -> u32 {
         self.retention_days
+    }
+
+    /// The earliest `absent_since` a node accepts: older dates are typing errors or defaults of
+    /// a partner's system, never a child's first day absent.
+    pub fn min_absent_since(&self) -> NaiveDate {
+        self.min_absent_since
     }
 
     /// Resident pupils of compulsory age per municipality (CBS code).
@@ -298,6 +305,8 @@ struct RawFile {
 struct RawCounting {
     suppression_threshold: Spanned<u64>,
     retention_days: Spanned<u32>,
+    #[serde(default)]
+    min_absent_since: Option<Spanned<String>>,
     reference_dates: Spanned<Vec<Spanned<String>>>,
 }
 
@@ -376,12 +385,34 @@ impl Checker<'_> {
             reference_days,
             calendar,
             retention_days: *raw.counting.retention_days.get_ref(),
+            min_absent_since: self.min_absent_since(raw.counting.min_absent_since.as_ref()),
             suppression_threshold: threshold,
             denominators,
             swv_by_brin,
             swv_names,
             sector_groups,
         })
+    }
+
+    fn min_absent_since(&mut self, day: Option<&Spanned<String>>) -> NaiveDate {
+        use chrono::Datelike as _;
+        let Some(day) = day else {
+            return crate::signal::DEFAULT_MIN_ABSENT_SINCE;
+        };
+        match NaiveDate::parse_from_str(day.get_ref(), "%Y-%m-%d") {
+            Ok(date) if date.year() >= 1990 => date,
+            _ => {
+                self.fail(
+                    day.span(),
+                    format!(
+                        "min_absent_since \"{}\" is not a date from 1990 on",
+                        day.get_ref()
+                    ),
+                    "write \"YYYY-MM-DD\", e.g. \"2000-01-01\"",
+                );
+                crate::signal::DEFAULT_MIN_ABSENT_SINCE
+            }
+        }
     }
 
     fn threshold(&mut self, t: &Spanned<u64>) -> u64 {

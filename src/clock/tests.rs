@@ -75,11 +75,28 @@ fn count_at(
 // ---- the rules file ----
 
 #[test]
+fn min_absent_since_is_a_date_or_refused_with_its_line() {
+    let without = RULES.replace("min_absent_since = \"2000-01-01\"\n", "");
+    assert_ne!(without, RULES, "the shipped rules set min_absent_since");
+    let r = CountingRules::parse(&without, "c.toml").expect("optional");
+    assert_eq!(
+        r.min_absent_since(),
+        crate::signal::DEFAULT_MIN_ABSENT_SINCE
+    );
+    for bad in ["1900-01-01", "2000-13-01", "yesterday"] {
+        let text = RULES.replace("\"2000-01-01\"", &format!("\"{bad}\""));
+        let err = CountingRules::parse(&text, "c.toml").expect_err(bad);
+        assert!(err.to_string().contains("min_absent_since"), "{err}");
+    }
+}
+
+#[test]
 fn shipped_rules_have_the_three_definitions() {
     let r = rules();
     assert_eq!(r.rule_names(), vec!["duo", "g4", "groningen"]);
     assert_eq!(r.suppression_threshold(), 5);
     assert_eq!(r.retention_days(), 365);
+    assert_eq!(r.min_absent_since(), d(2000, 1, 1));
     assert_eq!(
         r.reference_dates(2025),
         vec![d(2025, 11, 1), d(2026, 2, 1), d(2026, 6, 1)]

@@ -33,6 +33,12 @@ impl CasesService {
         let policy = self.node.policy.current().ok_or_else(|| {
             Status::failed_precondition("this node has no covenant policy loaded")
         })?;
+        super::refuse_id_like("meeting_type", &req.meeting_type)?;
+        super::refuse_id_like("purpose", &req.purpose)?;
+        super::refuse_id_like("actor", &req.actor)?;
+        for (i, oin) in req.participant_oins.iter().enumerate() {
+            super::refuse_non_oin(&format!("participant_oins[{i}]"), oin)?;
+        }
         if req.pupil_pseudonyms.is_empty() {
             return Err(Status::invalid_argument(
                 "pupil_pseudonyms: a case needs at least one pupil",

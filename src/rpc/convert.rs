@@ -274,8 +274,19 @@ pub fn case_to_pb(c: &Case) -> pb::Case {
 /// A case as a peer sent it; malformed parts are INVALID_ARGUMENT naming the field.
 pub fn case_from_pb(c: pb::Case) -> Result<Case, tonic::Status> {
     let invalid = |what: &str| tonic::Status::invalid_argument(format!("case.{what} is malformed"));
-    if !crate::cases::is_case_id(&c.case_id) {
+    if !crate::cases::is_case_id(&c.case_id) || crate::pseudonym::holds_pupil_id_digits(&c.case_id)
+    {
         return Err(invalid("case_id"));
+    }
+    super::refuse_id_like("case.meeting_type", &c.meeting_type)?;
+    super::refuse_id_like("case.purpose", &c.purpose)?;
+    for (i, p) in c.participants.iter().enumerate() {
+        super::refuse_non_oin(&format!("case.participants[{i}].oin"), &p.oin)?;
+        super::refuse_id_like(&format!("case.participants[{i}].name"), &p.name)?;
+    }
+    if let Some(lead) = &c.lead {
+        super::refuse_non_oin("case.lead.oin", &lead.oin)?;
+        super::refuse_id_like("case.lead.name", &lead.name)?;
     }
     if c.pupil_pseudonyms.is_empty()
         || !c

@@ -124,14 +124,39 @@ struct Disclosure {
     pupils: Vec<String>,
 }
 
+/// Refuses a claim whose caller-written text could carry a pupil id (INVALID_ARGUMENT naming the
+/// field, never echoing it).
+fn check_claim_text(claim: &pb::AccessClaim) -> Result<(), Status> {
+    for (field, text) in [
+        ("claim.role", &claim.role),
+        ("claim.legal_basis", &claim.legal_basis),
+        ("claim.purpose", &claim.purpose),
+        ("claim.actor", &claim.actor),
+    ] {
+        super::refuse_id_like(field, text)?;
+    }
+    match &claim.context {
+        Some(pb::access_claim::Context::RoutineFlow(flow)) => {
+            super::refuse_id_like("claim.routine_flow", flow)
+        }
+        Some(pb::access_claim::Context::CaseRef(case)) => {
+            super::refuse_id_like("claim.case_ref.meeting_type", &case.meeting_type)?;
+            super::refuse_id_like_case_id("claim.case_ref.case_id", &case.case_id)
+        }
+        None => Ok(()),
+    }
+}
+
 /// The policy's decision on a claim by `caller_oin` to this node's data: the active policy and
-/// the permit, or PERMISSION_DENIED naming the part that did not match. The one place every
-/// data-bearing request (queries and counts) is decided.
+/// the permit, or PERMISSION_DENIED naming the part that did not match (INVALID_ARGUMENT for
+/// claim text that could carry a pupil id). The one place every data-bearing request (queries
+/// and counts) is decided.
 pub fn permit_for(
     node: &NodeContext,
     caller_oin: &str,
     claim: &pb::AccessClaim,
 ) -> Result<(Arc<Policy>, Permit), Status> {
+    check_claim_text(claim)?;
     let policy = node.policy.current().ok_or_else(|| {
         Status::permission_denied("denied: this node has no covenant policy loaded")
     })?;

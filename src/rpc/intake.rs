@@ -19,6 +19,9 @@ use tonic::{Request, Response, Status, Streaming};
 
 /// The most records one Push stream may carry; larger pushes are refused whole.
 pub const MAX_RECORDS_PER_PUSH: usize = 100_000;
+/// The most refusals a push report lists; it counts them all (`rejected_count`), so the report
+/// stays small whatever a push carries.
+pub const MAX_REPORTED_REJECTS: usize = 100;
 /// The largest encoded SignalRecord accepted.
 pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
 
@@ -113,6 +116,8 @@ impl SignalIntake for IntakeService {
         let today = now.date_naive();
         let mut good: Vec<Signal> = Vec::new();
         let mut refused = Vec::new();
+        let mut refused_count = 0usize;
+        let floor = self.node.absent_since_floor();
         let mut index = 0usize;
         while let Some(record) = stream.message().await? {
             if index >= MAX_RECORDS_PER_PUSH {
@@ -132,9 +137,20 @@ impl SignalIntake for IntakeService {
                 self.node.record_async(e).await?;
                 return Err(Status::resource_exhausted(refusal));
             }
-            match signal::validate(convert::raw_signal(record), &self.node.key, today, now) {
+            match signal::validate_within(
+                convert::raw_signal(record),
+                &self.node.key,
+                floor,
+                today,
+                now,
+            ) {
                 Ok(s) => good.push(s),
-                Err(e) => refused.push(rejected(index, e)),
+                Err(e) => {
+                    refused_count += 1;
+                    if refused.len() < MAX_REPORTED_REJECTS {
+                        refused.push(rejected(index, e));
+                    }
+                }
             }
             index += 1;
         }
@@ -148,7 +164,7 @@ impl SignalIntake for IntakeService {
         );
         e.pupils = distinct_pupils(&good);
         e.count = accepted as u64;
-        e.reason = format!("{accepted} records stored, {} refused", refused.len());
+        e.reason = format!("{accepted} records stored, {refused_count} refused");
         let node = self.node.clone();
         // The signals and the audit entry of the push become durable with one sync.
         tokio::task::spawn_blocking(move || {
@@ -164,12 +180,13 @@ impl SignalIntake for IntakeService {
             peer.oin = %caller.oin,
             push.records = index,
             push.accepted = accepted,
-            push.rejected = refused.len(),
+            push.rejected = refused_count,
             "push stored"
         );
         Ok(Response::new(pb::PushReport {
             accepted: u32::try_from(accepted).unwrap_or(u32::MAX),
             rejected: refused,
+            rejected_count: u32::try_from(refused_count).unwrap_or(u32::MAX),
         }))
     }
 

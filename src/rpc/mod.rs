@@ -41,6 +41,58 @@ pub fn case_status(e: crate::cases::CaseError) -> Status {
     Status::internal("the node could not read or store the case; nothing was acknowledged")
 }
 
+/// Refuses caller text that holds a number that could be a pupil id (nine or more digits in a
+/// row, in any script, counted across separators), naming the field and never echoing the text:
+/// such text is never stored, shared or logged.
+pub fn refuse_id_like(field: &str, text: &str) -> Result<(), Status> {
+    if crate::pseudonym::looks_like_id(text) {
+        return Err(Status::invalid_argument(format!(
+            "{field} holds nine or more digits in a row (counted across dots, dashes, spaces and \
+             other separators, in any script), which could be a BSN or onderwijsnummer; never put \
+             a pupil's number in {field}"
+        )));
+    }
+    Ok(())
+}
+
+/// Refuses a case id that could carry a pupil id: a case id's hex digits may hold no valid BSN
+/// or onderwijsnummer, and any other text is judged as free text ([`refuse_id_like`]).
+pub fn refuse_id_like_case_id(field: &str, text: &str) -> Result<(), Status> {
+    if crate::cases::is_case_id(text) && !crate::pseudonym::holds_pupil_id_digits(text) {
+        return Ok(());
+    }
+    if crate::pseudonym::holds_pupil_id_digits(text) {
+        return Err(Status::invalid_argument(format!(
+            "{field} holds nine digits that pass the BSN or onderwijsnummer check; case ids are \
+             made by the lead's node and never carry a pupil's number"
+        )));
+    }
+    refuse_id_like(field, text)
+}
+
+/// Refuses an OIN field that is not exactly twenty digits, never echoing it.
+pub fn refuse_non_oin(field: &str, text: &str) -> Result<(), Status> {
+    if crate::pseudonym::is_oin(text) {
+        return Ok(());
+    }
+    Err(Status::invalid_argument(format!(
+        "{field} is not an OIN: an OIN is exactly twenty digits and nothing else"
+    )))
+}
+
+/// A check every request passes before its handler runs: a stated actor (the
+/// `pactgate-actor` metadata) that could carry a pupil id is refused (INVALID_ARGUMENT).
+#[allow(clippy::result_large_err)]
+pub fn check_metadata(request: tonic::Request<()>) -> Result<tonic::Request<()>, Status> {
+    if let Some(value) = request.metadata().get(ACTOR_METADATA) {
+        refuse_id_like(
+            "the pactgate-actor metadata",
+            &String::from_utf8_lossy(value.as_bytes()),
+        )?;
+    }
+    Ok(request)
+}
+
 /// The metadata key in which a partner's system may state who is acting (a person or system of
 /// its own organisation), for the audit log.
 pub const ACTOR_METADATA: &str = "pactgate-actor";

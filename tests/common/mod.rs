@@ -654,6 +654,7 @@ impl Drop for TestNode {
 pub fn pactgate_bin() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_pactgate"));
     cmd.env_remove("PACTGATE_LOG")
+        .env_remove("RUST_LOG")
         .env_remove("PACTGATE_NODE")
         .env_remove("PACTGATE_CERT")
         .env_remove("PACTGATE_KEY")
@@ -688,6 +689,24 @@ pub fn run_within(cmd: &mut Command, limit: Duration) -> std::process::Output {
     }
 }
 
+/// A copy of a development party's TLS key in `dir`, readable by its owner only: `pactgate
+/// serve` refuses a key others can read, and a fresh clone checks `certs-dev/*.key` out as 0644.
+pub fn private_tls_key(party: &str, dir: &Path) -> PathBuf {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let out = dir.join(format!("{party}-tls.key"));
+    if !out.exists() {
+        let pem = std::fs::read(cert_paths(party).1).expect("dev TLS key");
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&out)
+            .expect("private TLS key");
+        file.write_all(&pem).unwrap();
+    }
+    out
+}
+
 /// Writes the test key to `path`, mode 0600.
 pub fn write_test_key(path: &Path) {
     use std::os::unix::fs::OpenOptionsExt as _;
@@ -701,7 +720,7 @@ pub fn write_test_key(path: &Path) {
 }
 
 /// `pactgate serve` as a child process: the dev certificates of one party, the test key in a
-/// 0600 file and a data dir in a temporary directory, `PACTGATE_LOG=debug`, stderr captured to a
+/// 0600 file and a data dir in a temporary directory, `RUST_LOG=debug`, stderr captured to a
 /// file per start. Can be SIGKILLed and started again on the same data dir.
 pub struct ProcessNode {
     pub party: String,
@@ -759,7 +778,8 @@ impl ProcessNode {
 
     fn launch(&mut self) {
         assert!(self.child.is_none(), "already running");
-        let (cert, key, ca) = cert_paths(&self.party);
+        let (cert, _, ca) = cert_paths(&self.party);
+        let key = private_tls_key(&self.party, self.dir.path());
         let stderr = std::fs::File::create(self.stderr_file(self.starts)).expect("stderr file");
         self.starts += 1;
         let mut command = pactgate_bin();
@@ -780,7 +800,7 @@ impl ProcessNode {
             .arg(ca)
             .arg("--pseudonym-key")
             .arg(self.key_file())
-            .env("PACTGATE_LOG", "debug")
+            .env("RUST_LOG", "debug")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(stderr))
@@ -1345,9 +1365,15 @@ pub fn counting_path() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("policies/counting.toml")
 }
 
-/// A W3C trace id (32 lowercase hex digits) that names a test and a request number.
+/// A W3C trace id (32 lowercase hex digits) that names a test and a request number. Its decimal
+/// digits never run to nine (groups of at most seven between letters), so the node never takes
+/// it for one that carries a pupil id and replaces it.
 pub fn trace_id(test: u32, n: u64) -> String {
-    format!("{test:08x}{:08x}{n:016x}", 0x7e57_u32)
+    assert!(
+        test < 1 << 28 && n < 1 << 56,
+        "trace_id({test}, {n}) out of range"
+    );
+    format!("{test:07x}e7e57ace{:07x}e{:07x}ab", n >> 28, n & 0xfff_ffff)
 }
 
 /// `message` as a request carrying `traceparent` with this trace id (and a fixed span id).
