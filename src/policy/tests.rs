@@ -441,7 +441,7 @@ fn every_meeting_participant_is_permitted_as_written() {
                         );
                         assert_eq!(
                             Some(p.scope),
-                            Some(Scope::of_party(&caller).unwrap_or(Scope::Unrestricted)),
+                            Some(Scope::of_party(caller).unwrap_or(Scope::Unrestricted)),
                             "a case read stays within the caller's own scope"
                         );
                     }

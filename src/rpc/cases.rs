@@ -148,39 +148,40 @@ impl CasesService {
         } else {
             Action::CaseDecline
         };
-        let existing = self.load(case_id).await;
-        let decided = match existing {
-            Ok(case) => self.decided(case, accept),
-            Err(status) => Err((None, status)),
-        };
-        match decided {
+        let (known, decided) = match self.load(case_id).await {
             Ok(case) => {
-                let mut e = self.case_entry(trace, caller, actor, action, Some(&case));
-                e.reason = if accept {
-                    "case accepted"
-                } else {
-                    "case declined"
-                }
-                .into();
-                self.node.record_async(e).await?;
-                let node = self.node.clone();
-                let stored = case.clone();
-                tokio::task::spawn_blocking(move || node.cases.put(&stored))
-                    .await
-                    .map_err(super::task_status)?
-                    .map_err(super::case_status)?;
-                tracing::info!(peer.oin = %caller.oin, case.id = %case.id, case.accepted = accept, "case decided");
-                Ok(case)
+                let decided = self.decided(&case, accept);
+                (Some(case), decided)
             }
-            Err((case, status)) => {
-                let mut e = self.case_entry(trace, caller, actor, action, case.as_ref());
+            Err(status) => (None, Err(status)),
+        };
+        let case = match decided {
+            Ok(case) => case,
+            Err(status) => {
+                let mut e = self.case_entry(trace, caller, actor, action, known.as_ref());
                 e.case_id = case_id.chars().take(100).collect();
                 e.decision = AuditDecision::Deny;
                 e.reason = status.message().to_owned();
                 self.node.record_async(e).await?;
-                Err(status)
+                return Err(status);
             }
+        };
+        let mut e = self.case_entry(trace, caller, actor, action, Some(&case));
+        e.reason = if accept {
+            "case accepted"
+        } else {
+            "case declined"
         }
+        .into();
+        self.node.record_async(e).await?;
+        let node = self.node.clone();
+        let stored = case.clone();
+        tokio::task::spawn_blocking(move || node.cases.put(&stored))
+            .await
+            .map_err(super::task_status)?
+            .map_err(super::case_status)?;
+        tracing::info!(peer.oin = %caller.oin, case.id = %case.id, case.accepted = accept, "case decided");
+        Ok(case)
     }
 
     /// The case with this id at this node, or NOT_FOUND.
@@ -202,33 +203,31 @@ impl CasesService {
         })
     }
 
-    /// The case after this organisation's decision, or the refusal (with the case, if known).
-    fn decided(&self, mut case: Case, accept: bool) -> Result<Case, (Option<Case>, Status)> {
-        let refuse = |case: Case, status: Status| Err((Some(case), status));
+    /// The case after this organisation's decision, or the refusal.
+    fn decided(&self, case: &Case, accept: bool) -> Result<Case, Status> {
         if !case.open {
-            let status = Status::failed_precondition(format!("case {} is closed", case.id));
-            return refuse(case, status);
+            return Err(Status::failed_precondition(format!(
+                "case {} is closed",
+                case.id
+            )));
         }
         if case.lead.oin == self.node.own.oin {
-            let status = match accept {
-                true => return Ok(case),
-                false => Status::failed_precondition(format!(
+            return match accept {
+                true => Ok(case.clone()),
+                false => Err(Status::failed_precondition(format!(
                     "case {} is led by this organisation; close it instead of declining it",
                     case.id
-                )),
+                ))),
             };
-            return refuse(case, status);
         }
         if accept && case.acceptance == Acceptance::Declined {
-            let status = Status::failed_precondition(format!(
+            return Err(Status::failed_precondition(format!(
                 "case {} was declined here; the lead may open a new case",
                 case.id
-            ));
-            return refuse(case, status);
+            )));
         }
         if accept {
-            let checked = self
-                .node
+            self.node
                 .policy
                 .current()
                 .ok_or_else(|| "this node has no covenant policy loaded".to_owned())
@@ -239,17 +238,17 @@ impl CasesService {
                         &case.lead.oin,
                         &self.node.own.oin,
                     )
-                });
-            if let Err(reason) = checked {
-                return refuse(case, Status::permission_denied(format!("denied: {reason}")));
-            }
+                })
+                .map_err(|reason| Status::permission_denied(format!("denied: {reason}")))?;
         }
-        case.acceptance = if accept {
-            Acceptance::Accepted
-        } else {
-            Acceptance::Declined
-        };
-        Ok(case)
+        Ok(Case {
+            acceptance: if accept {
+                Acceptance::Accepted
+            } else {
+                Acceptance::Declined
+            },
+            ..case.clone()
+        })
     }
 
     /// A refusal for going too fast, audited.
