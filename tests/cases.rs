@@ -922,6 +922,29 @@ async fn a_shared_case_grants_nothing_until_the_node_accepts_it() {
         .await
         .expect_err("declined for good");
     assert_eq!(status.code(), tonic::Code::FailedPrecondition, "{status:?}");
+    // Leerplicht's own log holds the share, the decline and the refused accept.
+    let entries = fg_entries(
+        fed.node("leerplicht"),
+        pb::AuditFilter {
+            case_id: case_id.clone(),
+            ..Default::default()
+        },
+    )
+    .await;
+    let seen: Vec<(pb::AuditAction, pb::AuditDecision)> = entries
+        .iter()
+        .filter(|e| e.action() != pb::AuditAction::Query)
+        .map(|e| (e.action(), e.decision()))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (pb::AuditAction::ShareCase, pb::AuditDecision::Allow),
+            (pb::AuditAction::CaseDecline, pb::AuditDecision::Allow),
+            (pb::AuditAction::CaseAccept, pb::AuditDecision::Deny),
+        ],
+        "{entries:?}"
+    );
 
     // A second case, accepted: now (and only now) it opens the case's pupils at Leerplicht.
     let case = open_accepted(
