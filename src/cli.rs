@@ -42,7 +42,7 @@ pub enum Command {
     Policy(PolicyArgs),
     /// Ask every peer through your own node, under a routine flow or a case.
     Query(QueryArgs),
-    /// Open, close and list cases of case meetings at your own node.
+    /// Open, accept, decline, close and list cases of case meetings at your own node.
     Case(CaseArgs),
     /// The children passing 8, 10 and 12 weeks and three months without an offer.
     Due(DueArgs),
@@ -420,6 +420,24 @@ pub enum CaseCommand {
         #[arg(long, default_value = "")]
         actor: String,
     },
+    /// Accept a case shared with your node: until you do, it grants nothing at your node.
+    Accept {
+        /// The case id.
+        #[arg(long)]
+        id: String,
+        /// Who accepts it (e.g. the chair who screened the case).
+        #[arg(long, default_value = "")]
+        actor: String,
+    },
+    /// Decline a case shared with your node: it grants nothing there, for good.
+    Decline {
+        /// The case id.
+        #[arg(long)]
+        id: String,
+        /// Who declines it.
+        #[arg(long, default_value = "")]
+        actor: String,
+    },
     /// Close a case you lead.
     Close {
         /// The case id.
@@ -749,6 +767,16 @@ async fn case(args: CaseArgs) -> anyhow::Result<()> {
             .await
             .map_err(refused)?
             .into_inner(),
+        CaseCommand::Accept { id, actor } => cases
+            .accept_case(pb::AcceptCaseRequest { case_id: id, actor })
+            .await
+            .map_err(refused)?
+            .into_inner(),
+        CaseCommand::Decline { id, actor } => cases
+            .decline_case(pb::DeclineCaseRequest { case_id: id, actor })
+            .await
+            .map_err(refused)?
+            .into_inner(),
         CaseCommand::Close { id, actor } => cases
             .close_case(pb::CloseCaseRequest { case_id: id, actor })
             .await
@@ -777,8 +805,13 @@ async fn case(args: CaseArgs) -> anyhow::Result<()> {
 
 fn case_line(c: &pb::Case) -> String {
     let names: Vec<&str> = c.participants.iter().map(|p| p.name.as_str()).collect();
+    let acceptance = match c.acceptance() {
+        pb::CaseAcceptance::Accepted => "accepted",
+        pb::CaseAcceptance::Declined => "declined",
+        _ => "not yet accepted",
+    };
     format!(
-        "{} {} ({}) lead {} with {}; {} pupils; {}",
+        "{} {} ({}) lead {} with {}; {} pupils; {}; {acceptance}",
         c.case_id,
         c.meeting_type,
         c.purpose,

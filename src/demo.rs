@@ -788,7 +788,8 @@ async fn exchange_story(nodes: &[DemoNode], swv_vo_views: &[pb::SignalView]) -> 
         println!("    {:<11} refused: {}", f.peer, f.message);
     }
 
-    println!("\n2. The SWV VO opens an AOJ-team case for three pupils, with Leerplicht, WIJ and the GGD at the table:");
+    println!("\n2. The SWV VO opens an AOJ-team case for three pupils, for the school doctor's advice (purpose jgz-advies),");
+    println!("   with Leerplicht, WIJ and the GGD at the table; each accepts it at its own node before it counts there:");
     let mut pupils: Vec<String> = Vec::new();
     for wanted in [
         pb::Category::LangdurigZiek,
@@ -814,7 +815,7 @@ async fn exchange_story(nodes: &[DemoNode], swv_vo_views: &[pb::SignalView]) -> 
     let opened = cases
         .open_case(pb::OpenCaseRequest {
             meeting_type: "aoj-team-vo".into(),
-            purpose: "passend-aanbod".into(),
+            purpose: "jgz-advies".into(),
             pupil_pseudonyms: pupils,
             participant_oins: participants,
             actor: "zorgcoordinator M. Smit".into(),
@@ -828,6 +829,10 @@ async fn exchange_story(nodes: &[DemoNode], swv_vo_views: &[pb::SignalView]) -> 
         case.lead.as_ref().map(|l| l.name.as_str()).unwrap_or("?"),
         case.participants.len() - opened.not_notified.len()
     );
+    for participant in ["leerplicht", "wij", "ggd"] {
+        accept_case(nodes, participant, &case).await?;
+    }
+    println!("    accepted at the nodes of leerplicht, wij and ggd");
 
     println!("\n   The GGD school doctor asks (jeugdarts, Wet publieke gezondheid art. 5, purpose jgz-advies):");
     let ggd = federated(
@@ -838,8 +843,7 @@ async fn exchange_story(nodes: &[DemoNode], swv_vo_views: &[pb::SignalView]) -> 
     )
     .await?;
     print_answers(&only_with_signals(ggd), false);
-    println!("\n   The WIJ worker asks (wij-medewerker, Jeugdwet art. 7.4, purpose zorg-en-ondersteuning):");
-    let wij = federated(
+    print_refusal(
         nodes,
         "wij",
         case_claim(
@@ -849,11 +853,10 @@ async fn exchange_story(nodes: &[DemoNode], swv_vo_views: &[pb::SignalView]) -> 
             &case,
             "WIJ-medewerker K. de Boer",
         ),
-        pb::QueryFilter::default(),
+        "\n   The WIJ worker asks for its own purpose zorg-en-ondersteuning, which is not the case's",
     )
     .await?;
-    print_answers(&only_with_signals(wij), false);
-    println!("    => the GGD doctor sees the long-term sickness signals (special category, AVG art. 9); the WIJ worker does not.");
+    println!("    => the GGD doctor sees the long-term sickness signals (special category, AVG art. 9); the WIJ worker sees nothing of this case.");
 
     println!("\n3. Refused requests, each with the part that did not match:");
     let wij_claims_leerplicht = flow_claim(
@@ -897,6 +900,21 @@ async fn exchange_story(nodes: &[DemoNode], swv_vo_views: &[pb::SignalView]) -> 
         "the GGD doctor after the SWV closed the case",
     )
     .await?;
+    Ok(())
+}
+
+/// Accepts a case at `file`'s node, as that node's own organisation.
+async fn accept_case(nodes: &[DemoNode], file: &str, case: &pb::Case) -> anyhow::Result<()> {
+    let n = node(nodes, file)?;
+    let tls = dev_certs::material(file).context("unknown party")?;
+    let channel = crate::client::connect(&n.addr.to_string(), &tls).await?;
+    pb::cases_client::CasesClient::new(channel)
+        .accept_case(pb::AcceptCaseRequest {
+            case_id: case.case_id.clone(),
+            actor: format!("voorzitter AOJ-team namens {file}"),
+        })
+        .await
+        .with_context(|| format!("{file} could not accept the case"))?;
     Ok(())
 }
 

@@ -39,6 +39,7 @@ pub fn in_scope(scope: &Scope, s: &Signal) -> bool {
         Scope::Unrestricted => true,
         Scope::Municipalities(codes) => codes.contains(&s.residence_municipality),
         Scope::Schools(brins) => s.school.len() >= 4 && brins.iter().any(|b| *b == s.school[..4]),
+        Scope::Both(a, b) => in_scope(a, s) && in_scope(b, s),
     }
 }
 

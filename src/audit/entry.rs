@@ -23,6 +23,8 @@ pub enum Action {
     Purge,
     FederatedQuery,
     AuditAccess,
+    CaseAccept,
+    CaseDecline,
 }
 
 /// The policy's decision for this processing.

@@ -5,7 +5,8 @@
 use super::error::{PolicyError, PolicyErrors};
 use super::model::{
     category_from_code, Covenant, DataCategory, Fg, Field, FieldSet, FlowScope, Grant, LegalBasis,
-    Meeting, OrgType, Participant, Party, Purpose, RoutineFlow,
+    Meeting, OrgType, Participant, Party, Purpose, RoutineFlow, DEFAULT_MAX_PUPILS,
+    MAX_PUPILS_CEILING,
 };
 use super::raw::{
     RawCovenant, RawDataCategory, RawFg, RawLegalBasis, RawMeeting, RawParticipant, RawParty,
@@ -690,6 +691,9 @@ impl<'a> Checker<'a> {
             );
         }
         let processing_activities = self.meeting_activities(raw, &owner);
+        let lead = self.meeting_lead(m, &participants, &owner);
+        let needs_acceptance = self.meeting_acceptance(raw, &owner);
+        let max_pupils = self.meeting_max_pupils(raw, &owner);
         Meeting {
             name: self.text(&raw.name, "meeting name"),
             description: self.text(&raw.description, "meeting description"),
@@ -697,6 +701,78 @@ impl<'a> Checker<'a> {
             purposes,
             participants,
             processing_activities,
+            lead,
+            needs_acceptance,
+            max_pupils,
+        }
+    }
+
+    /// The org types that may lead a case: named, each with a seat and a scope of its own.
+    fn meeting_lead(
+        &mut self,
+        m: &Spanned<RawMeeting>,
+        participants: &[Participant],
+        owner: &str,
+    ) -> Vec<OrgType> {
+        let raw = m.get_ref();
+        if raw.lead.is_empty() {
+            self.error(
+                m.span(),
+                format!("{owner} names no lead"),
+                "add lead = [\"swv\"]: the org types that may open and share a case of this meeting",
+            );
+        }
+        let mut lead = Vec::new();
+        for t in &raw.lead {
+            let org_type = self.org_type(t);
+            if !participants.iter().any(|p| p.org_type == org_type) {
+                self.error(
+                    t.span(),
+                    format!("{owner} lets a {org_type} lead, but a {org_type} has no seat"),
+                    "add a [[meeting.participant]] for it or remove it from lead",
+                );
+            }
+            if !matches!(org_type, OrgType::Gemeente | OrgType::Swv | OrgType::Mbo) {
+                self.error(
+                    t.span(),
+                    format!("{owner} lets a {org_type} lead, but a {org_type} has no scope (municipalities or schools) to bound a case's reads"),
+                    "let a gemeente, swv or mbo lead",
+                );
+            }
+            if !lead.contains(&org_type) {
+                lead.push(org_type);
+            }
+        }
+        lead
+    }
+
+    fn meeting_acceptance(&mut self, raw: &RawMeeting, owner: &str) -> bool {
+        match &raw.needs_acceptance {
+            Some(flag) if !*flag.get_ref() => {
+                self.warn(
+                    flag.span(),
+                    format!("{owner} needs no acceptance: a shared case grants access at a participant's node as soon as it arrives"),
+                );
+                false
+            }
+            _ => true,
+        }
+    }
+
+    fn meeting_max_pupils(&mut self, raw: &RawMeeting, owner: &str) -> usize {
+        let Some(max) = &raw.max_pupils else {
+            return DEFAULT_MAX_PUPILS;
+        };
+        match usize::try_from(*max.get_ref()) {
+            Ok(n) if (1..=MAX_PUPILS_CEILING).contains(&n) => n,
+            _ => {
+                self.error(
+                    max.span(),
+                    format!("{owner} has max_pupils = {}", max.get_ref()),
+                    format!("a case is about a child and perhaps its siblings: use 1 to {MAX_PUPILS_CEILING} (default {DEFAULT_MAX_PUPILS})"),
+                );
+                DEFAULT_MAX_PUPILS
+            }
         }
     }
 

@@ -38,6 +38,28 @@ pub enum Scope {
     Schools(Vec<String>),
     /// No restriction by the policy (a case restricts to its own pupils).
     Unrestricted,
+    /// Within both (a case read: the caller's own scope and the case lead's).
+    Both(Box<Scope>, Box<Scope>),
+}
+
+impl Scope {
+    /// A party's own scope: a gemeente's residents, an swv's or mbo's schools; none for a wij
+    /// or ggd (their case reads are bounded by the case's lead).
+    pub fn of_party(party: &Party) -> Option<Scope> {
+        match party.org_type {
+            OrgType::Gemeente => Some(Scope::Municipalities(party.municipalities.clone())),
+            OrgType::Swv | OrgType::Mbo => Some(Scope::Schools(party.schools.clone())),
+            OrgType::Wij | OrgType::Ggd => None,
+        }
+    }
+
+    /// This scope, narrowed to `other` as well.
+    fn within(self, other: Scope) -> Scope {
+        match self {
+            Scope::Unrestricted => other,
+            narrow => Scope::Both(Box::new(narrow), Box::new(other)),
+        }
+    }
 }
 
 /// What a permitted request may see and under which rule.
@@ -160,13 +182,9 @@ impl Policy {
                 r.purpose, m.id
             )
         })?;
-        Ok(permit(
-            &seat.rule,
-            activity,
-            &seat.grant,
-            Scope::Unrestricted,
-            r,
-        ))
+        // A case only narrows: the caller never reads beyond its own scope.
+        let scope = Scope::of_party(caller).unwrap_or(Scope::Unrestricted);
+        Ok(permit(&seat.rule, activity, &seat.grant, scope, r))
     }
 }
 
@@ -315,8 +333,9 @@ fn shown(value: &str) -> String {
 
 impl Policy {
     /// Whether a case of `meeting` for `purpose` may be led by `lead_oin` with `participant_oin`
-    /// at the table: both are parties, the purpose is one of the meeting's, and both parties'
-    /// organisation types have a seat. Used when a case is opened and when it is shared.
+    /// at the table: both are parties, the purpose is one of the meeting's, the lead's
+    /// organisation type may lead the meeting, and both parties' organisation types have a seat.
+    /// Used when a case is opened, when it is shared and when it is read.
     pub fn check_case_parties(
         &self,
         meeting: &str,
@@ -335,6 +354,7 @@ impl Policy {
                 m.purposes.join(", ")
             ));
         }
+        self.check_case_lead(meeting, lead_oin)?;
         for oin in [lead_oin, participant_oin] {
             let party = self
                 .party_by_oin(oin)
@@ -347,5 +367,46 @@ impl Policy {
             }
         }
         Ok(())
+    }
+}
+
+impl Policy {
+    /// Whether the party with `lead_oin` may lead a case of `meeting` (its org type is one of
+    /// the meeting's `lead`).
+    pub fn check_case_lead(&self, meeting: &str, lead_oin: &str) -> Result<(), String> {
+        let m = self
+            .meeting(meeting)
+            .ok_or_else(|| format!("meeting type {:?} is not in the policy", shown(meeting)))?;
+        let lead = self.party_by_oin(lead_oin).ok_or_else(|| {
+            format!(
+                "lead OIN {} is not a party of the covenant",
+                shown(lead_oin)
+            )
+        })?;
+        if !m.may_lead(lead.org_type) {
+            return Err(format!(
+                "{} ({}) may not lead a case of meeting {} (lead: {})",
+                lead.name,
+                lead.org_type,
+                m.id,
+                codes(&m.lead)
+            ));
+        }
+        Ok(())
+    }
+
+    /// A case-context permit narrowed to the scope of the case's lead, so that a case never
+    /// reaches pupils outside both the caller's and the lead's scope.
+    pub fn narrow_to_case(&self, mut permit: Permit, lead_oin: &str) -> Result<Permit, String> {
+        let lead = self.party_by_oin(lead_oin).ok_or_else(|| {
+            format!(
+                "lead OIN {} is not a party of the covenant",
+                shown(lead_oin)
+            )
+        })?;
+        let scope = Scope::of_party(lead)
+            .ok_or_else(|| format!("the case's lead {} has no scope of its own", lead.name))?;
+        permit.scope = permit.scope.within(scope);
+        Ok(permit)
     }
 }

@@ -118,6 +118,7 @@ impl Policy {
         for (purpose, activity) in &m.processing_activities {
             line(out, &format!("    {purpose} -> {activity}"));
         }
+        write_case_rules(out, m);
     }
 
     fn participant_row(&self, p: &Participant) -> Vec<Vec<String>> {
@@ -185,6 +186,37 @@ impl Policy {
             })
             .collect()
     }
+}
+
+/// The meeting's case rules, in Dutch for the FG and the chair: who leads, how many pupils, who
+/// must accept.
+fn write_case_rules(out: &mut String, m: &Meeting) {
+    let leads: Vec<&str> = m.lead.iter().map(|t| t.code()).collect();
+    line(out, "  casusregels:");
+    line(
+        out,
+        &format!(
+            "    regie: alleen een {} mag een casus openen en delen",
+            leads.join(" of ")
+        ),
+    );
+    line(
+        out,
+        &format!(
+            "    omvang: hoogstens {} leerlingen per casus (een kind en eventueel broers en zussen)",
+            m.max_pupils
+        ),
+    );
+    let acceptance = if m.needs_acceptance {
+        "elke deelnemende organisatie accepteert een gedeelde casus eerst zelf (pactgate case accept); tot dan geeft de casus bij haar niets vrij"
+    } else {
+        "GEEN acceptatie nodig: een gedeelde casus geeft direct na ontvangst toegang"
+    };
+    line(out, &format!("    acceptatie: {acceptance}"));
+    line(
+        out,
+        "    doel en bereik: een vraag in een casus moet het doel van de casus noemen en blijft binnen het eigen bereik van de vrager en de regiehouder",
+    );
 }
 
 fn party_row(p: &Party) -> Vec<Vec<String>> {

@@ -16,7 +16,8 @@ pub use error::{PolicyError, PolicyErrors};
 pub use evaluate::{AccessRequest, Context, Decision, Denial, Permit, Scope};
 pub use model::{
     category_from_code, Covenant, DataCategory, Fg, Field, FieldSet, FlowScope, LegalBasis,
-    Meeting, OrgType, Participant, Party, Purpose, RoutineFlow,
+    Meeting, OrgType, Participant, Party, Purpose, RoutineFlow, DEFAULT_MAX_PUPILS,
+    MAX_PUPILS_CEILING,
 };
 
 use std::collections::HashMap;

@@ -290,7 +290,20 @@ pub struct Meeting {
     pub participants: Vec<Participant>,
     /// Purpose id -> processing activity id in the register.
     pub processing_activities: BTreeMap<String, String>,
+    /// Org types that may lead a case of this meeting (always a gemeente, swv or mbo: a case's
+    /// reads are bounded by its lead's scope).
+    pub lead: Vec<OrgType>,
+    /// Whether a case grants nothing at a node until that node's organisation has accepted it.
+    pub needs_acceptance: bool,
+    /// The most pupils one case may cover.
+    pub max_pupils: usize,
 }
+
+/// Pupils per case when the policy does not say: a child and its siblings.
+pub const DEFAULT_MAX_PUPILS: usize = 10;
+
+/// The highest `max_pupils` a policy may set: a case is about a child, not a school.
+pub const MAX_PUPILS_CEILING: usize = 50;
 
 impl Meeting {
     /// The seat for this org type in this role, if the meeting has one.
@@ -303,6 +316,11 @@ impl Meeting {
     /// Whether any seat is held by this org type.
     pub fn has_seat(&self, org_type: OrgType) -> bool {
         self.participants.iter().any(|p| p.org_type == org_type)
+    }
+
+    /// Whether an organisation of this type may lead a case of this meeting.
+    pub fn may_lead(&self, org_type: OrgType) -> bool {
+        self.lead.contains(&org_type)
     }
 }
 

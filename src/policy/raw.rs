@@ -122,6 +122,14 @@ pub(super) struct RawMeeting {
     pub participant: Vec<Spanned<RawParticipant>>,
     #[serde(default)]
     pub processing_activities: BTreeMap<String, Text>,
+    /// Org types that may lead (open and share) a case of this meeting.
+    #[serde(default)]
+    pub lead: Texts,
+    /// Whether each participating organisation must accept a case before it grants anything
+    /// at its node (default: yes).
+    pub needs_acceptance: Option<Spanned<bool>>,
+    /// The most pupils one case may cover (default: [`super::model::DEFAULT_MAX_PUPILS`]).
+    pub max_pupils: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Deserialize)]

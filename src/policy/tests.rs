@@ -439,7 +439,11 @@ fn every_meeting_participant_is_permitted_as_written() {
                             Some(&p.processing_activity),
                             m.processing_activities.get(purpose)
                         );
-                        assert_eq!(p.scope, Scope::Unrestricted);
+                        assert_eq!(
+                            Some(p.scope),
+                            Some(Scope::of_party(caller).unwrap_or(Scope::Unrestricted)),
+                            "a case read stays within the caller's own scope"
+                        );
                     }
                 }
             }
@@ -811,4 +815,135 @@ proptest! {
     fn arbitrary_text_never_panics(text in "\\PC{0,200}") {
         let _ = Policy::parse(&text, FILE);
     }
+}
+
+// ---- case rules per meeting: lead, size, acceptance ----
+
+#[test]
+fn shipped_meetings_name_their_lead_size_and_acceptance() {
+    let aoj = POLICY.meeting("aoj-team-vo").unwrap();
+    assert_eq!(aoj.lead, vec![OrgType::Swv]);
+    assert_eq!(aoj.max_pupils, 10);
+    assert!(aoj.needs_acceptance);
+    assert!(POLICY
+        .meeting("werkgroep-verdiepend-verzuim")
+        .unwrap()
+        .may_lead(OrgType::Gemeente));
+    assert!(POLICY.meetings().iter().all(|m| !m.lead.is_empty()));
+}
+
+#[test]
+fn a_meeting_must_name_a_lead_with_a_seat_and_a_scope() {
+    let (errors, _) = broken("lead = [\"gemeente\"]\n", "");
+    assert!(
+        errors.iter().any(|e| e.message.contains("names no lead")),
+        "{errors:#?}"
+    );
+    assert_error(
+        "lead = [\"mbo\"]",
+        "lead = [\"mbo\", \"swv\"]",
+        0,
+        "lets a swv lead, but a swv has no seat",
+    );
+    assert_error("lead = [\"swv\"]", "lead = [\"wij\"]", 0, "has no scope");
+}
+
+#[test]
+fn max_pupils_is_bounded() {
+    for bad in ["0", "-1", "1000"] {
+        assert_error(
+            "max_pupils = 10",
+            &format!("max_pupils = {bad}"),
+            0,
+            &format!("max_pupils = {bad}"),
+        );
+    }
+    let text = SHIPPED.replacen("max_pupils = 10", "max_pupils = 3", 1);
+    let policy = Policy::parse(&text, FILE).unwrap();
+    assert_eq!(policy.meeting("aoj-team-vo").unwrap().max_pupils, 3);
+    let text = SHIPPED.replacen("max_pupils = 10\n", "", 1);
+    let policy = Policy::parse(&text, FILE).unwrap();
+    assert_eq!(
+        policy.meeting("aoj-team-vo").unwrap().max_pupils,
+        DEFAULT_MAX_PUPILS
+    );
+}
+
+#[test]
+fn a_meeting_without_acceptance_is_warned_about_and_shown() {
+    let text = SHIPPED.replacen(
+        "max_pupils = 10",
+        "max_pupils = 10\nneeds_acceptance = false",
+        1,
+    );
+    let policy = Policy::parse(&text, FILE).unwrap();
+    assert!(!policy.meeting("aoj-team-vo").unwrap().needs_acceptance);
+    assert!(
+        policy
+            .warnings()
+            .iter()
+            .any(|w| w.contains("aoj-team-vo") && w.contains("needs no acceptance")),
+        "{:?}",
+        policy.warnings()
+    );
+    assert!(policy.matrix().contains("GEEN acceptatie nodig"));
+    let shipped = POLICY.matrix();
+    assert!(shipped.contains("regie: alleen een swv mag een casus openen en delen"));
+    assert!(shipped.contains("hoogstens 10 leerlingen per casus"));
+    assert!(!shipped.contains("GEEN acceptatie nodig"));
+}
+
+#[test]
+fn only_a_lead_org_type_may_lead_a_case() {
+    assert!(POLICY.check_case_lead("aoj-team-vo", SWV_VO).is_ok());
+    let reason = POLICY
+        .check_case_lead("aoj-team-vo", LEERPLICHT)
+        .unwrap_err();
+    assert!(reason.contains("may not lead"), "{reason}");
+    assert!(POLICY
+        .check_case_lead("werkgroep-verdiepend-verzuim", LEERPLICHT)
+        .is_ok());
+    assert!(POLICY.check_case_lead("ect-vo", LEERPLICHT).is_err());
+    assert!(POLICY.check_case_lead("ect-vo", FG).is_err());
+    let reason = POLICY
+        .check_case_parties("ect-vo", "verzuimaanpak", LEERPLICHT, SWV_VO)
+        .unwrap_err();
+    assert!(reason.contains("may not lead"), "{reason}");
+}
+
+#[test]
+fn a_case_narrows_a_read_to_the_leads_scope_and_never_widens_the_callers() {
+    let lp = permit(&request(
+        LEERPLICHT,
+        SWV_VO,
+        "leerplichtambtenaar",
+        "lpw-art22",
+        "passend-aanbod",
+        case("aoj-team-vo"),
+    ));
+    assert_eq!(lp.scope, Scope::Municipalities(vec!["GM0014".into()]));
+    let lp = POLICY.narrow_to_case(lp, SWV_VO).unwrap();
+    let swv_schools = Scope::Schools(POLICY.party_by_oin(SWV_VO).unwrap().schools.clone());
+    assert_eq!(
+        lp.scope,
+        Scope::Both(
+            Box::new(Scope::Municipalities(vec!["GM0014".into()])),
+            Box::new(swv_schools.clone())
+        )
+    );
+    let doctor = permit(&request(
+        GGD,
+        SWV_VO,
+        "jeugdarts",
+        "wpg-5",
+        "jgz-advies",
+        case("aoj-team-vo"),
+    ));
+    assert_eq!(doctor.scope, Scope::Unrestricted);
+    let doctor = POLICY.narrow_to_case(doctor, SWV_VO).unwrap();
+    assert_eq!(doctor.scope, swv_schools);
+    assert!(
+        POLICY.narrow_to_case(doctor, WIJ).is_err(),
+        "a wij has no scope to lead with"
+    );
 }

@@ -1,7 +1,7 @@
 //! Conversions between the generated proto types and the domain types, in both directions. The
 //! only place that knows both; everything else uses the domain types.
 
-use crate::cases::{Case, Party};
+use crate::cases::{Acceptance, Case, Party};
 use crate::identity::Organisation;
 use crate::pb;
 use crate::policy::{Field, FieldSet};
@@ -268,6 +268,19 @@ pub fn case_to_pb(c: &Case) -> pb::Case {
         opened_at: rfc3339(c.opened_at),
         closed_at: c.closed_at.map(rfc3339).unwrap_or_default(),
         purpose: c.purpose.clone(),
+        acceptance: match c.acceptance {
+            Acceptance::Pending => pb::CaseAcceptance::Pending,
+            Acceptance::Accepted => pb::CaseAcceptance::Accepted,
+            Acceptance::Declined => pb::CaseAcceptance::Declined,
+        } as i32,
+    }
+}
+
+/// A case as sent to a peer: this node's acceptance stays here.
+pub fn case_to_peer(c: &Case) -> pb::Case {
+    pb::Case {
+        acceptance: pb::CaseAcceptance::Unspecified as i32,
+        ..case_to_pb(c)
     }
 }
 
@@ -322,6 +335,7 @@ pub fn case_from_pb(c: pb::Case) -> Result<Case, tonic::Status> {
             "" => None,
             t => Some(parse_time(t).map_err(|_| invalid("closed_at"))?),
         },
+        acceptance: Acceptance::Pending,
     })
 }
 
@@ -415,6 +429,8 @@ fn audit_action(a: crate::audit::Action) -> pb::AuditAction {
         A::Purge => pb::AuditAction::Purge,
         A::FederatedQuery => pb::AuditAction::FederatedQuery,
         A::AuditAccess => pb::AuditAction::AuditAccess,
+        A::CaseAccept => pb::AuditAction::CaseAccept,
+        A::CaseDecline => pb::AuditAction::CaseDecline,
     }
 }
 

@@ -1,10 +1,12 @@
 //! `pactgate.v1.Exchange`: peer nodes ask this node for signals, share cases with it, and ask
 //! who it is. Every Query is decided by the policy (fail closed) and answered with only the
-//! fields the caller's role may see; a ShareCase is accepted only from the case's lead.
+//! fields the caller's role may see; a case only narrows a read (its pupils, its purpose, the
+//! caller's and the lead's scope) and counts only once this node's organisation accepted it.
+//! A ShareCase is taken only from a lead that may lead the meeting, never to change a case.
 
 use super::convert;
 use crate::audit::{Action, Decision as AuditDecision, NewEntry};
-use crate::cases::Case;
+use crate::cases::{Acceptance, Case, RateLimiter};
 use crate::exchange::{self, ExchangeFilter};
 use crate::identity::Organisation;
 use crate::node::entry;
@@ -19,11 +21,16 @@ use tonic::{Request, Response, Status};
 
 pub struct ExchangeService {
     node: Arc<NodeContext>,
+    /// Bounds how fast one organisation shares cases with this node.
+    share_limiter: RateLimiter,
 }
 
 impl ExchangeService {
     pub fn new(node: Arc<NodeContext>) -> Self {
-        Self { node }
+        Self {
+            node,
+            share_limiter: RateLimiter::default(),
+        }
     }
 }
 
@@ -74,9 +81,12 @@ pub fn filter_from(filter: Option<pb::QueryFilter>) -> Result<ExchangeFilter, St
     })
 }
 
-/// Checks a case-context request against the case this node holds.
+/// Checks a case-context request against the case this node holds: known, of the claimed
+/// meeting, open, accepted here (unless the meeting needs no acceptance), for the claimed
+/// purpose, with caller and this node at the table, still within the policy's lead and size.
 fn check_case(
     node: &NodeContext,
+    policy: &Policy,
     claim: &pb::AccessClaim,
     caller_oin: &str,
 ) -> Result<Option<Case>, Status> {
@@ -104,6 +114,45 @@ fn check_case(
     }
     if !case.open {
         return deny(format!("case {} is closed", case.id));
+    }
+    let Some(meeting) = policy.meeting(&case.meeting_type) else {
+        return deny(format!(
+            "case {} belongs to meeting {:?}, which the policy no longer has",
+            case.id, case.meeting_type
+        ));
+    };
+    if meeting.needs_acceptance && case.acceptance != Acceptance::Accepted {
+        return deny(format!(
+            "case {} has not been accepted by this node's organisation ({}); it grants nothing here until then",
+            case.id,
+            match case.acceptance {
+                Acceptance::Declined => "it declined it",
+                _ => "pending: `pactgate case accept`",
+            }
+        ));
+    }
+    if case.purpose != claim.purpose {
+        return deny(format!(
+            "purpose {:?} of the query is not the purpose of case {} ({})",
+            crate::pseudonym::withhold_ids(&claim.purpose)
+                .chars()
+                .take(64)
+                .collect::<String>(),
+            case.id,
+            case.purpose
+        ));
+    }
+    if case.pupils.len() > meeting.max_pupils {
+        return deny(format!(
+            "case {} covers {} pupils; meeting {} allows at most {}",
+            case.id,
+            case.pupils.len(),
+            meeting.id,
+            meeting.max_pupils
+        ));
+    }
+    if let Err(reason) = policy.check_case_lead(&case.meeting_type, &case.lead.oin) {
+        return deny(format!("case {}: {reason}", case.id));
     }
     if !case.has_participant(caller_oin) {
         return deny(format!("the caller does not take part in case {}", case.id));
@@ -183,7 +232,13 @@ fn decide(
     filter: Option<pb::QueryFilter>,
 ) -> Result<Disclosure, Status> {
     let (policy, permit) = permit_for(node, caller_oin, claim)?;
-    let case = check_case(node, claim, caller_oin)?;
+    let case = check_case(node, &policy, claim, caller_oin)?;
+    let permit = match &case {
+        Some(case) => policy
+            .narrow_to_case(permit, &case.lead.oin)
+            .map_err(|reason| Status::permission_denied(format!("denied: {reason}")))?,
+        None => permit,
+    };
     let filter = filter_from(filter)?;
     let today = chrono::Utc::now().date_naive();
     let signals = exchange::select(&node.store, &permit, &filter, case.as_ref(), today)
@@ -269,31 +324,63 @@ pub fn answer(
     }
 }
 
-/// Checks and stores a case shared by its lead.
-fn accept_case(node: &NodeContext, caller_oin: &str, shared: pb::Case) -> Result<(), Status> {
+/// Checks a case shared by `caller_oin` and stores it (or its closing); never changes, widens,
+/// re-leads or reopens a case this node already holds. A new case starts pending: it grants
+/// nothing here until this node's organisation accepts it.
+fn take_shared_case(node: &NodeContext, caller_oin: &str, shared: pb::Case) -> Result<(), Status> {
     let deny = |reason: String| Err(Status::permission_denied(format!("denied: {reason}")));
-    let case = convert::case_from_pb(shared)?;
-    if case.lead.oin != caller_oin {
-        return deny("only the lead of a case may share or close it".into());
-    }
-    if !case.has_participant(&node.own.oin) {
-        return deny("this node's organisation does not take part in the case".into());
-    }
     let policy = node.policy.current().ok_or_else(|| {
         Status::permission_denied("denied: this node has no covenant policy loaded")
     })?;
+    super::cases::check_pupils(
+        &shared.pupil_pseudonyms,
+        super::cases::max_pupils(&policy, &shared.meeting_type),
+        &shared.meeting_type,
+        "case.pupil_pseudonyms",
+    )?;
+    let mut case = convert::case_from_pb(shared)?;
+    if case.lead.oin != caller_oin {
+        return deny("only the lead of a case may share or close it".into());
+    }
+    if case.participants.len() > policy.parties().len() {
+        return Err(Status::invalid_argument(format!(
+            "case.participants: {} organisations; the covenant has {} parties",
+            case.participants.len(),
+            policy.parties().len()
+        )));
+    }
+    if !case.has_participant(&node.own.oin) || case.lead.oin == node.own.oin {
+        return deny("this node's organisation does not take part in the case".into());
+    }
     if let Err(reason) =
         policy.check_case_parties(&case.meeting_type, &case.purpose, caller_oin, &node.own.oin)
     {
         return deny(reason);
     }
+    for p in &case.participants {
+        if let Err(reason) =
+            policy.check_case_parties(&case.meeting_type, &case.purpose, caller_oin, &p.oin)
+        {
+            return deny(format!("participant {}: {reason}", p.oin));
+        }
+    }
     if let Some(existing) = node.cases.get(&case.id).map_err(super::case_status)? {
-        if existing.lead != case.lead || existing.meeting_type != case.meeting_type {
+        if !existing.same_content(&case) {
             return deny(format!(
-                "case {} is already held here with another lead or meeting",
+                "case {} is already held here with another lead, meeting, purpose, pupils or participants; a case cannot be changed, open a new one",
                 case.id
             ));
         }
+        if !existing.open {
+            return deny(format!(
+                "case {} is closed here and cannot be reopened",
+                case.id
+            ));
+        }
+        if case.open {
+            return Ok(());
+        }
+        case.acceptance = existing.acceptance;
     }
     node.cases.put(&case).map_err(super::case_status)?;
     tracing::info!(peer.oin = %caller_oin, case.id = %case.id, case.open = case.open, "case shared");
@@ -327,6 +414,7 @@ impl Exchange for ExchangeService {
             .case
             .ok_or_else(|| Status::invalid_argument("case is missing"))?;
         let node = self.node.clone();
+        let within_rate = self.share_limiter.try_take(&caller.oin);
         tokio::task::spawn_blocking(move || {
             let mut e = entry(
                 &trace,
@@ -338,18 +426,24 @@ impl Exchange for ExchangeService {
             e.case_id = shared.case_id.chars().take(100).collect();
             e.meeting_type = shared.meeting_type.chars().take(100).collect();
             e.purpose = shared.purpose.chars().take(100).collect();
-            e.pupils = shared
-                .pupil_pseudonyms
-                .iter()
-                .filter(|p| is_pseudonym(p))
-                .cloned()
-                .collect();
+            // An oversized case is refused; its pupils are not copied into the log.
+            if shared.pupil_pseudonyms.len() <= crate::policy::MAX_PUPILS_CEILING {
+                e.pupils = shared
+                    .pupil_pseudonyms
+                    .iter()
+                    .filter(|p| is_pseudonym(p))
+                    .cloned()
+                    .collect();
+            }
             e.reason = if shared.open {
                 "case shared".into()
             } else {
                 "case closed".into()
             };
-            let outcome = accept_case(&node, &caller.oin, shared);
+            let outcome = match within_rate {
+                true => take_shared_case(&node, &caller.oin, shared),
+                false => Err(super::cases::rate_limited("shared")),
+            };
             if let Err(status) = &outcome {
                 e.decision = AuditDecision::Deny;
                 e.reason = status.message().to_owned();
