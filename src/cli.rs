@@ -76,6 +76,9 @@ pub struct ServeArgs {
     /// The covenant CA certificate (PEM).
     #[arg(long)]
     pub ca: Option<PathBuf>,
+    /// The covenant CA's certificate revocation list (PEM); re-read on SIGHUP.
+    #[arg(long)]
+    pub crl: Option<PathBuf>,
     /// The pseudonymisation key file.
     #[arg(long)]
     pub pseudonym_key: Option<PathBuf>,
@@ -804,6 +807,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         cert: args.cert,
         key: args.key,
         ca: args.ca,
+        crl: args.crl,
         pseudonym_key: args.pseudonym_key,
         pseudonym_key_version: args.pseudonym_key_version,
         policy: args.policy,
@@ -840,6 +844,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         policy: config.policy.clone(),
         peers: config.peers.clone(),
         counting: config.counting.clone(),
+        crl: config.crl.clone(),
         checkpoint_interval: crate::rpc::audit::CHECKPOINT_INTERVAL,
         ready: Some(ready),
     };

@@ -48,7 +48,10 @@ fn params(serial: u8, subject: &[(DnType, &str)]) -> CertificateParams {
         .push(SanType::IpAddress(std::net::Ipv4Addr::LOCALHOST.into()));
     let mut dn = DistinguishedName::new();
     dn.push(DnType::CommonName, "Gemeente Groningen Leerplicht RMC");
-    dn.push(DnType::OrganizationName, "Gemeente Groningen Leerplicht RMC");
+    dn.push(
+        DnType::OrganizationName,
+        "Gemeente Groningen Leerplicht RMC",
+    );
     for (ty, value) in subject {
         dn.push(ty.clone(), *value);
     }

@@ -845,7 +845,10 @@ impl ProcessNode {
             Err(_) => {
                 let _ = child.kill();
                 let status = child.wait().expect("reap");
-                Err((status, String::from_utf8_lossy(&self.stderr_log()).into_owned()))
+                Err((
+                    status,
+                    String::from_utf8_lossy(&self.stderr_log()).into_owned(),
+                ))
             }
         }
     }
