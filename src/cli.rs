@@ -52,6 +52,13 @@ pub enum Command {
     Purge(PurgeArgs),
     /// The audit log: verify it, list, export, the access report for one pupil, proofs.
     Audit(AuditArgs),
+    /// The store of a stopped node: check it holds what the node acknowledged.
+    Store(crate::store_cli::StoreArgs),
+    /// A consistent copy of a running node's data, through the node (its own organisation or
+    /// its FG).
+    Backup(crate::store_cli::BackupArgs),
+    /// Put a backup into an empty data dir.
+    Restore(crate::store_cli::RestoreArgs),
     /// Start a federation of nodes on loopback, push a synthetic population, show what each holds.
     Demo(crate::demo::DemoArgs),
 }
@@ -586,6 +593,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Report(args) => report(args).await,
         Command::Purge(args) => purge(args),
         Command::Audit(args) => crate::audit_cli::run(args).await,
+        Command::Store(args) => crate::store_cli::store(args),
+        Command::Backup(args) => crate::store_cli::backup(args).await,
+        Command::Restore(args) => crate::store_cli::restore(args),
         Command::Demo(args) => crate::demo::run(args).await,
     }
 }
@@ -829,6 +839,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         )?,
         config.pseudonym_key_version.unwrap_or(1),
     )?;
+    let checked = data_dir.clone();
+    tokio::task::spawn_blocking(move || crate::store_cli::check_before_serving(&checked)).await??;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;

@@ -13,6 +13,7 @@ use crate::peers::{Peer, PeerConfig};
 use crate::policy::Policy;
 use crate::pseudonym::PseudonymKey;
 use crate::rpc::audit::{AuditService, WitnessService};
+use crate::rpc::backup::BackupService;
 use crate::rpc::cases::CasesService;
 use crate::rpc::clock::{ClockService, CountsService};
 use crate::rpc::exchange::ExchangeService;
@@ -138,6 +139,8 @@ pub struct NodeContext {
     pub peers: Vec<Peer>,
     pub key: Arc<PseudonymKey>,
     pub counting: Option<Arc<CountingRules>>,
+    /// The node's data dir (the store, its integrity record, the audit signing key).
+    pub data_dir: PathBuf,
 }
 
 /// The file, in the data dir, of the node's Ed25519 key that signs its audit checkpoints and its
@@ -330,7 +333,7 @@ pub async fn serve(
         deny_list(&policy),
     )?);
     let server_tls = setup.tls.server_config_with(verifier.clone())?;
-    let store = Store::open(&setup.data_dir)?;
+    let store = Store::open_guarded(&setup.data_dir)?;
     let signing = SigningKey::load_or_create(&setup.data_dir.join(AUDIT_KEY_FILE))
         .map_err(crate::audit::AuditError::from)?;
     let witness_key = SigningKey::load_or_create(&setup.data_dir.join(AUDIT_KEY_FILE))
@@ -351,6 +354,7 @@ pub async fn serve(
             .map(CountingRules::load)
             .transpose()?
             .map(Arc::new),
+        data_dir: setup.data_dir.clone(),
     });
     record_policy_load(
         &context,
@@ -385,6 +389,7 @@ pub async fn serve(
     let witness = pb::witness_server::WitnessServer::new(WitnessService::new(context.clone()));
     let clock = pb::clock_server::ClockServer::new(ClockService::new(context.clone()));
     let counts = pb::counts_server::CountsServer::new(CountsService::new(context.clone()));
+    let backup = pb::backup_server::BackupServer::new(BackupService::new(context.clone()));
 
     let (health, health_service) = tonic_health::server::health_reporter();
     health
@@ -424,6 +429,7 @@ pub async fn serve(
         .add_service(audit)
         .add_service(witness)
         .add_service(counts)
+        .add_service(backup)
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await?;
     for task in tasks {

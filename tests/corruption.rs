@@ -18,10 +18,10 @@ const PUSHES: usize = 4;
 const PER_PUSH: usize = 100;
 /// Offsets flipped in sled's log file and in each other file, at most (spread evenly over the
 /// file, first and last byte included).
-const OFFSETS_IN_DB: usize = 24;
+const OFFSETS_IN_DB: usize = 18;
 const OFFSETS_PER_FILE: usize = 3;
 /// Damaged copies tried at the same time.
-const PARALLEL: usize = 3;
+const PARALLEL: usize = 4;
 /// What a refusal must say: that the node refuses, and how to recover.
 const REFUSES: &str = "refuses to serve";
 const RECOVER: &str = "pactgate restore";

@@ -23,6 +23,7 @@ pub enum Action {
     Purge,
     FederatedQuery,
     AuditAccess,
+    Backup,
 }
 
 /// The policy's decision for this processing.
