@@ -366,6 +366,17 @@ impl Store {
         Ok(out)
     }
 
+    /// Reads and decodes every stored signal (one at a time); returns how many there are.
+    pub fn read_all(&self) -> Result<usize, StoreError> {
+        let mut n = 0;
+        for entry in self.signals.scan_prefix([SIGNAL, 0]) {
+            let (_, bytes) = entry?;
+            serde_json::from_slice::<Signal>(&bytes)?;
+            n += 1;
+        }
+        Ok(n)
+    }
+
     /// The number of stored signals.
     pub fn count(&self) -> usize {
         self.signals.scan_prefix([SIGNAL, 0]).count()

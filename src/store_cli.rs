@@ -82,7 +82,7 @@ pub fn store(args: StoreArgs) -> anyhow::Result<()> {
 /// Opens the store (which compares it with its integrity record) and reads every signal.
 fn check_in_process(data_dir: &Path) -> anyhow::Result<()> {
     let store = crate::store::Store::open(data_dir)?;
-    let signals = store.list(&crate::store::SignalFilter::default())?.len();
+    let signals = store.read_all()?;
     let audit = store.while_writes_wait(|_, len| len)?;
     println!(
         "store check: {signals} signals and an audit log of {audit} entries, as the node acknowledged"

@@ -413,3 +413,29 @@ async fn a_backup_through_the_running_node_restores_into_an_empty_data_dir() {
         "the restored node holds what the backup held, not what came after"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_fg_of_the_node_may_take_a_backup_and_a_peer_may_not() {
+    let node = ProcessNode::start_with_policy("leerplicht", Some(&policy_path()));
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("fg.backup");
+    let refused = backup_as("swv-vo", node.addr, &file);
+    assert!(!refused.status.success(), "a peer got a backup");
+    let made = backup_as("fg", node.addr, &file);
+    assert!(
+        made.status.success(),
+        "the FG's backup: {}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let restored = tempfile::tempdir().unwrap();
+    let out = restore(&file, &restored.path().join("data"));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_verifies(
+        &verify_offline(&restored.path().join("data"), &[]),
+        "the FG's backup, restored",
+    );
+}
