@@ -287,6 +287,57 @@ async fn revoked_certificates_are_refused_at_the_handshake_after_sighup() {
     until_accepted(node.addr, &by_policy, false, "revoked in the policy").await;
     assert!(!accepted(node.addr, &by_crl).await, "still in the CRL");
     assert!(accepted(node.addr, &control).await, "control after policy");
+
+    // An unreadable CRL on reload keeps the old one in force (it does not open the door).
+    std::fs::write(&crl, "not a CRL").unwrap();
+    node.hangup();
+    node.wait_for_log("the revocation list cannot be read");
+    assert!(
+        !accepted(node.addr, &by_crl).await,
+        "CRL dropped on a bad reload"
+    );
+    assert!(
+        !accepted(node.addr, &by_policy).await,
+        "policy list dropped"
+    );
+    assert!(
+        accepted(node.addr, &control).await,
+        "control after a bad reload"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_whose_crl_cannot_be_read_does_not_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let crl = dir.path().join("missing.crl");
+    let mut serve = pactgate_bin();
+    let (cert, key, ca) = cert_paths("swv-vo");
+    write_test_key(&dir.path().join("pseudonym.key"));
+    let out = run_within(
+        serve
+            .arg("serve")
+            .args(["--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(dir.path().join("data"))
+            .args([
+                &"--cert".into(),
+                &cert,
+                &"--key".into(),
+                &key,
+                &"--ca".into(),
+                &ca,
+            ])
+            .arg("--pseudonym-key")
+            .arg(dir.path().join("pseudonym.key"))
+            .arg("--crl")
+            .arg(&crl),
+        Duration::from_secs(30),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "started without its CRL");
+    assert!(
+        stderr.contains("revocation list") && stderr.contains("missing.crl"),
+        "names the CRL: {stderr}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
