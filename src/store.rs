@@ -128,7 +128,7 @@ impl Store {
             digest: found,
             audit_entries,
         };
-        files.write_record(record)?;
+        files.write_record(record, true)?;
         files.clear_intents()?;
         Ok(Self {
             db,
@@ -172,7 +172,7 @@ impl Store {
                 .map_err(|e| StoreError::Audit(e.to_string()))?,
         };
         let files = Files::new(data_dir);
-        files.write_record(record)?;
+        files.write_record(record, true)?;
         files.clear_intents()?;
         Ok(record)
     }
@@ -313,7 +313,8 @@ impl Store {
         if next == *written {
             return Ok(());
         }
-        self.integrity.files.write_record(next)?;
+        let signals_changed = next.batch != written.batch;
+        self.integrity.files.write_record(next, signals_changed)?;
         *written = next;
         // Clearing needs the write lock (no batch may be announced meanwhile); a writer or a
         // backup holding it only postpones the clearing to a later sync.
