@@ -71,15 +71,19 @@ fn read_peer_checkpoint(path: &Path) -> anyhow::Result<TrustedCheckpoint> {
     ))
 }
 
-/// Verifies a stopped node's audit log from its data dir. Exits 2 on tampering.
+/// Verifies a stopped node's audit log from its data dir, read-only: sled cannot open a store
+/// read-only (and opening one may write to it), so this verifies a copy in a temporary dir. Also
+/// fails on a log shorter than the node acknowledged (its integrity record). Exits 2 on
+/// tampering.
 pub fn verify_offline(data_dir: &Path, peer_checkpoints: &[PathBuf]) -> anyhow::Result<()> {
-    let store = crate::store::Store::open(data_dir)?;
-    let db = store.db();
-    let oin = node_oin_of(db)?;
+    let copy = tempfile::tempdir().context("cannot make a temporary dir for the copy")?;
+    copy_dir(&data_dir.join("store"), &copy.path().join("store"))?;
+    let db = sled::open(copy.path().join("store"))?;
+    let oin = node_oin_of(&db)?;
     let key_file = data_dir.join(crate::node::AUDIT_KEY_FILE);
     let pkcs8 =
         std::fs::read(&key_file).with_context(|| format!("cannot read {}", key_file.display()))?;
-    let log = AuditLog::open(db, &oin, SigningKey::from_pkcs8(&pkcs8)?)?;
+    let log = AuditLog::open(&db, &oin, SigningKey::from_pkcs8(&pkcs8)?)?;
     let keys: Vec<String> = db
         .open_tree("audit.witness_keys")?
         .iter()
@@ -91,10 +95,38 @@ pub fn verify_offline(data_dir: &Path, peer_checkpoints: &[PathBuf]) -> anyhow::
     for path in peer_checkpoints {
         trusted.push(read_peer_checkpoint(path)?);
     }
-    report_verify(
-        crate::rpc::convert::verify_response(audit::verify(&log, &trusted)),
-        log.origin(),
-    )
+    let mut response = crate::rpc::convert::verify_response(audit::verify(&log, &trusted));
+    let acknowledged = crate::integrity::Files::new(data_dir)
+        .read_record()?
+        .map_or(0, |r| r.audit_entries);
+    if response.ok && response.entries < acknowledged {
+        response.ok = false;
+        response.problem = format!(
+            "the log holds {} entries but the node acknowledged {acknowledged} (its integrity \
+             record): its tail was lost",
+            response.entries
+        );
+        response.first_bad_seq = response.entries;
+    }
+    report_verify(response, log.origin())
+}
+
+/// Copies a directory tree (sled's files) file by file.
+fn copy_dir(from: &Path, to: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in
+        std::fs::read_dir(from).with_context(|| format!("cannot read {}", from.display()))?
+    {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            copy_dir(&entry.path(), &target)?;
+        } else {
+            std::fs::copy(entry.path(), &target)
+                .with_context(|| format!("cannot copy {}", entry.path().display()))?;
+        }
+    }
+    Ok(())
 }
 
 fn report_verify(v: pb::VerifyResponse, origin: &str) -> anyhow::Result<()> {

@@ -52,6 +52,13 @@ pub enum Command {
     Purge(PurgeArgs),
     /// The audit log: verify it, list, export, the access report for one pupil, proofs.
     Audit(AuditArgs),
+    /// The store of a stopped node: check it holds what the node acknowledged.
+    Store(crate::store_cli::StoreArgs),
+    /// A consistent copy of a running node's data, through the node (its own organisation or
+    /// its FG).
+    Backup(crate::store_cli::BackupArgs),
+    /// Put a backup into an empty data dir.
+    Restore(crate::store_cli::RestoreArgs),
     /// Start a federation of nodes on loopback, push a synthetic population, show what each holds.
     Demo(crate::demo::DemoArgs),
 }
@@ -76,6 +83,9 @@ pub struct ServeArgs {
     /// The covenant CA certificate (PEM).
     #[arg(long)]
     pub ca: Option<PathBuf>,
+    /// The covenant CA's certificate revocation list (PEM); re-read on SIGHUP.
+    #[arg(long)]
+    pub crl: Option<PathBuf>,
     /// The pseudonymisation key file.
     #[arg(long)]
     pub pseudonym_key: Option<PathBuf>,
@@ -601,6 +611,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Report(args) => report(args).await,
         Command::Purge(args) => purge(args),
         Command::Audit(args) => crate::audit_cli::run(args).await,
+        Command::Store(args) => crate::store_cli::store(args),
+        Command::Backup(args) => crate::store_cli::backup(args).await,
+        Command::Restore(args) => crate::store_cli::restore(args),
         Command::Demo(args) => crate::demo::run(args).await,
     }
 }
@@ -837,6 +850,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         cert: args.cert,
         key: args.key,
         ca: args.ca,
+        crl: args.crl,
         pseudonym_key: args.pseudonym_key,
         pseudonym_key_version: args.pseudonym_key_version,
         policy: args.policy,
@@ -858,6 +872,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         )?,
         config.pseudonym_key_version.unwrap_or(1),
     )?;
+    let checked = data_dir.clone();
+    tokio::task::spawn_blocking(move || crate::store_cli::check_before_serving(&checked)).await??;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
@@ -873,6 +889,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         policy: config.policy.clone(),
         peers: config.peers.clone(),
         counting: config.counting.clone(),
+        crl: config.crl.clone(),
         checkpoint_interval: crate::rpc::audit::CHECKPOINT_INTERVAL,
         ready: Some(ready),
     };

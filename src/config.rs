@@ -31,6 +31,8 @@ pub struct NodeConfig {
     pub key: Option<PathBuf>,
     /// The covenant CA (PEM) that every peer's certificate must chain to.
     pub ca: Option<PathBuf>,
+    /// The covenant CA's certificate revocation list (PEM), re-read on SIGHUP.
+    pub crl: Option<PathBuf>,
     /// The pseudonymisation key file (32 bytes, mode 0600), made by `pactgate keygen`.
     pub pseudonym_key: Option<PathBuf>,
     /// The version of that key, carried in every pseudonym (default 1).
@@ -65,6 +67,7 @@ impl NodeConfig {
             cert: flags.cert.or(self.cert),
             key: flags.key.or(self.key),
             ca: flags.ca.or(self.ca),
+            crl: flags.crl.or(self.crl),
             pseudonym_key: flags.pseudonym_key.or(self.pseudonym_key),
             pseudonym_key_version: flags.pseudonym_key_version.or(self.pseudonym_key_version),
             policy: flags.policy.or(self.policy),

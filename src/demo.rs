@@ -118,6 +118,7 @@ impl DemoNode {
             policy,
             peers,
             counting,
+            crl: None,
             checkpoint_interval: std::time::Duration::from_millis(500),
             ready: None,
         };

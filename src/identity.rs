@@ -25,6 +25,8 @@ pub enum IdentityError {
     Parse,
     #[error("the certificate subject has no serialNumber (OIN)")]
     NoOin,
+    #[error("the certificate subject has {0} serialNumbers: a certificate names exactly one OIN")]
+    ManyOins(usize),
     #[error("the certificate's OIN is not 20 digits")]
     BadOin,
     #[error("the certificate subject has no organisation name (O)")]
@@ -33,15 +35,18 @@ pub enum IdentityError {
     NoCertificate,
 }
 
-/// Reads the organisation from a DER certificate (the leaf of a verified chain).
+/// Reads the organisation from a DER certificate (the leaf of a verified chain). A subject with
+/// more than one serialNumber is refused rather than read by its first: it names no single OIN.
 pub fn organisation_of(der: &[u8]) -> Result<Organisation, IdentityError> {
     let (_, cert) = X509Certificate::from_der(der).map_err(|_| IdentityError::Parse)?;
     let subject = cert.subject();
-    let oin = subject
-        .iter_by_oid(&OID_X509_SERIALNUMBER)
-        .next()
-        .and_then(|a| a.as_str().ok())
-        .ok_or(IdentityError::NoOin)?;
+    let mut serials = subject.iter_by_oid(&OID_X509_SERIALNUMBER);
+    let first = serials.next().ok_or(IdentityError::NoOin)?;
+    let more = serials.count();
+    if more > 0 {
+        return Err(IdentityError::ManyOins(more + 1));
+    }
+    let oin = first.as_str().map_err(|_| IdentityError::NoOin)?;
     if !crate::pseudonym::is_oin(oin) {
         return Err(IdentityError::BadOin);
     }

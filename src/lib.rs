@@ -7,6 +7,9 @@
 //! - [`pseudonym`]: pupil ids (BSN, onderwijsnummer), the pseudonymisation key and pseudonyms.
 //! - [`signal`]: the stored signal and the checks a raw record must pass.
 //! - [`store`]: the sled store, its indexes and durable batches.
+//! - [`integrity`]: the record of what the node acknowledged, beside sled's files.
+//! - [`backup`]: the backup format: a consistent copy of a node's data, and restoring it.
+//! - [`store_cli`]: `pactgate store check`, `backup` and `restore`.
 //! - [`identity`]: the organisation (OIN, name) a certificate names.
 //! - [`tls`]: rustls configs (TLS 1.3, client certificates required) and the TLS listener.
 //! - [`certs`]: development certificates (rcgen).
@@ -31,6 +34,7 @@
 
 pub mod audit;
 pub mod audit_cli;
+pub mod backup;
 pub mod cases;
 pub mod certs;
 pub mod cli;
@@ -41,6 +45,7 @@ pub mod demo;
 pub mod exchange;
 pub mod identity;
 pub mod import;
+pub mod integrity;
 pub mod node;
 pub mod pb;
 pub mod peers;
@@ -50,5 +55,6 @@ pub mod retention;
 pub mod rpc;
 pub mod signal;
 pub mod store;
+pub mod store_cli;
 pub mod tls;
 pub mod trace;

@@ -1,7 +1,8 @@
 //! A running pactgate node: opens the store, loads keys, certificates and the covenant policy,
 //! and serves every gRPC service over mutual TLS on a listener it is given, until a shutdown
 //! future completes. Owns no port of its own, so tests and the demo choose ports and decide when
-//! to stop. On SIGHUP it reloads the policy; an invalid new policy keeps the old one.
+//! to stop. On SIGHUP it reloads the policy and the revocation list; an invalid new policy keeps
+//! the old one, as an unreadable CRL does.
 
 use crate::audit::{Action, AuditLog, Decision as AuditDecision, NewEntry, SigningKey, Witness};
 use crate::cases::CaseStore;
@@ -12,13 +13,14 @@ use crate::peers::{Peer, PeerConfig};
 use crate::policy::Policy;
 use crate::pseudonym::PseudonymKey;
 use crate::rpc::audit::{AuditService, WitnessService};
+use crate::rpc::backup::BackupService;
 use crate::rpc::cases::CasesService;
 use crate::rpc::clock::{ClockService, CountsService};
 use crate::rpc::exchange::ExchangeService;
 use crate::rpc::federation::FederationService;
 use crate::rpc::intake::{IntakeService, MAX_MESSAGE_BYTES};
 use crate::store::Store;
-use crate::tls::TlsMaterial;
+use crate::tls::{CovenantVerifier, DenyList, TlsMaterial};
 use crate::trace::TraceContext;
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -62,6 +64,9 @@ pub struct NodeSetup {
     /// The counting rules file (policies/counting.toml). Without one, the clock is unavailable
     /// and nothing is purged.
     pub counting: Option<PathBuf>,
+    /// The covenant CA's revocation list (PEM), re-read on SIGHUP. Without one, only the policy's
+    /// `[[revoked]]` certificates are refused.
+    pub crl: Option<PathBuf>,
     /// How often the node signs a checkpoint of its audit log (if it grew) and has its peers
     /// cosign it.
     pub checkpoint_interval: std::time::Duration,
@@ -80,6 +85,7 @@ impl NodeSetup {
             policy: None,
             peers: Vec::new(),
             counting: None,
+            crl: None,
             checkpoint_interval: crate::rpc::audit::CHECKPOINT_INTERVAL,
             ready: None,
         }
@@ -133,6 +139,8 @@ pub struct NodeContext {
     pub peers: Vec<Peer>,
     pub key: Arc<PseudonymKey>,
     pub counting: Option<Arc<CountingRules>>,
+    /// The node's data dir (the store, its integrity record, the audit signing key).
+    pub data_dir: PathBuf,
 }
 
 /// The file, in the data dir, of the node's Ed25519 key that signs its audit checkpoints and its
@@ -253,7 +261,11 @@ fn record_policy_load(node: &NodeContext, outcome: Result<Option<String>, String
 /// Reloads the policy on every SIGHUP, for as long as the node runs.
 /// The SIGHUP handler is installed before this returns (so a SIGHUP right after the node reports
 /// ready reloads instead of killing it); the reloading runs in the returned task.
-fn reload_on_sighup(policy: PolicyHandle, node: Arc<NodeContext>) -> tokio::task::JoinHandle<()> {
+fn reload_on_sighup(
+    policy: PolicyHandle,
+    node: Arc<NodeContext>,
+    verifier: Arc<CovenantVerifier>,
+) -> tokio::task::JoinHandle<()> {
     #[cfg(unix)]
     let Ok(mut hangups) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
         tracing::warn!("cannot listen for SIGHUP; the policy will not be reloaded");
@@ -262,7 +274,9 @@ fn reload_on_sighup(policy: PolicyHandle, node: Arc<NodeContext>) -> tokio::task
     #[cfg(unix)]
     return tokio::spawn(async move {
         while hangups.recv().await.is_some() {
-            let outcome = match policy.reload() {
+            let outcome = policy.reload();
+            reload_revocation(&verifier, &policy);
+            let outcome = match outcome {
                 Ok(Some(version)) => {
                     tracing::info!(policy.version = %version, "policy reloaded");
                     Ok(Some(version))
@@ -285,8 +299,32 @@ fn reload_on_sighup(policy: PolicyHandle, node: Arc<NodeContext>) -> tokio::task
     });
     #[cfg(not(unix))]
     {
-        let _ = (policy, node);
+        let _ = (policy, node, verifier);
         tokio::spawn(async {})
+    }
+}
+
+/// The policy's revoked certificates (none without a policy).
+fn deny_list(policy: &PolicyHandle) -> DenyList {
+    policy
+        .current()
+        .map(|p| DenyList::from_policy(&p))
+        .unwrap_or_default()
+}
+
+/// Re-reads the CRL and takes the active policy's revoked certificates; a CRL that cannot be read
+/// leaves the old one in force.
+fn reload_revocation(verifier: &CovenantVerifier, policy: &PolicyHandle) {
+    match verifier.reload(deny_list(policy)) {
+        Ok(crl_entries) => tracing::info!(
+            tls.crl_revoked = crl_entries,
+            tls.policy_revoked = verifier.revoked_counts().1,
+            "revocation reloaded"
+        ),
+        Err(e) => tracing::error!(
+            error = %e,
+            "SIGHUP: the revocation list cannot be read; the old one stays in force"
+        ),
     }
 }
 
@@ -297,9 +335,14 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), NodeError> {
     let own: Organisation = setup.tls.organisation()?;
-    let server_tls = setup.tls.server_config()?;
     let policy = PolicyHandle::load(setup.policy.as_deref())?;
-    let store = Store::open(&setup.data_dir)?;
+    let verifier = Arc::new(CovenantVerifier::new(
+        setup.tls.roots()?,
+        setup.crl.clone(),
+        deny_list(&policy),
+    )?);
+    let server_tls = setup.tls.server_config_with(verifier.clone())?;
+    let store = Store::open_guarded(&setup.data_dir)?;
     let signing = SigningKey::load_or_create(&setup.data_dir.join(AUDIT_KEY_FILE))
         .map_err(crate::audit::AuditError::from)?;
     let witness_key = SigningKey::load_or_create(&setup.data_dir.join(AUDIT_KEY_FILE))
@@ -320,6 +363,7 @@ pub async fn serve(
             .map(CountingRules::load)
             .transpose()?
             .map(Arc::new),
+        data_dir: setup.data_dir.clone(),
     });
     record_policy_load(
         &context,
@@ -328,7 +372,7 @@ pub async fn serve(
     // Background tasks hold the context (and so the store); they end with the node, so that a
     // stopped node releases its data dir.
     let mut tasks = vec![
-        reload_on_sighup(policy.clone(), context.clone()),
+        reload_on_sighup(policy.clone(), context.clone(), verifier.clone()),
         crate::rpc::audit::spawn_checkpoints(context.clone(), setup.checkpoint_interval),
     ];
     if let Some(rules) = &context.counting {
@@ -354,6 +398,7 @@ pub async fn serve(
     let witness = pb::witness_server::WitnessServer::new(WitnessService::new(context.clone()));
     let clock = pb::clock_server::ClockServer::new(ClockService::new(context.clone()));
     let counts = pb::counts_server::CountsServer::new(CountsService::new(context.clone()));
+    let backup = pb::backup_server::BackupServer::new(BackupService::new(context.clone()));
 
     let (health, health_service) = tonic_health::server::health_reporter();
     health
@@ -396,6 +441,7 @@ pub async fn serve(
         .add_service(audit)
         .add_service(witness)
         .add_service(counts)
+        .add_service(backup)
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await?;
     for task in tasks {

@@ -1,11 +1,14 @@
 //! The node's signal store in sled: one tree holding the signals and their indexes, written only
 //! in atomic batches, acknowledged only after a flush and an fdatasync. Never sees a raw pupil id.
+//! Opens only a store that holds what the node acknowledged (see [`crate::integrity`]): each
+//! batch is announced before it is applied, and each sync records what it made durable.
 //!
 //! Keys in the `signals` tree (record ids are printable ASCII, so 0x00 separates safely):
 //! - `s\0<record>`: the signal, as JSON;
 //! - `p\0<pseudonym>\0<record>`, `m\0<municipality>\0<record>`, `c\0<school>\0<record>`: empty
 //!   index entries for queries by pupil, residence municipality and school.
 
+use crate::integrity::{Delta, Digest, Files, IntegrityError, Record};
 use crate::signal::{Category, Signal, Status};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -29,6 +32,12 @@ pub enum StoreError {
     Private(std::io::Error),
     #[error("the store's write lock was poisoned by an earlier panic")]
     Poisoned,
+    #[error(transparent)]
+    Integrity(#[from] IntegrityError),
+    #[error("the audit log's length cannot be read: {0}")]
+    Audit(String),
+    #[error("the store could not be read: sled crashed on it ({0})")]
+    Crashed(String),
 }
 
 /// Which signals a listing returns; unset fields match everything.
@@ -79,11 +88,34 @@ pub struct Store {
     // One writer at a time: a batch reads the old versions of its records to replace their
     // index entries, so two concurrent batches must not interleave.
     write_lock: Arc<Mutex<()>>,
+    integrity: Arc<Integrity>,
+}
+
+/// What the store keeps for its integrity record.
+struct Integrity {
+    files: Files,
+    audit: sled::Tree,
+    /// The number of the last batch applied and the digest after it; changed under the store's
+    /// write lock.
+    applied: Mutex<(u64, Digest)>,
+    /// The record last written.
+    written: Mutex<Record>,
+}
+
+impl Integrity {
+    fn applied(&self) -> (u64, Digest) {
+        *self.applied.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn audit_len(&self) -> Result<u64, StoreError> {
+        crate::audit::stored_len(&self.audit).map_err(|e| StoreError::Audit(e.to_string()))
+    }
 }
 
 impl Store {
-    /// Opens (or creates) the store under `data_dir/store`. The data dir and the store are made
-    /// private to the node's user (see [`make_private`]).
+    /// Opens (or creates) the store under `data_dir/store`, private to the node's user (see
+    /// [`make_private`]), refusing one that holds less than the node acknowledged (its integrity
+    /// record in `data_dir`); then records what it holds.
     pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
         // The data dir's own files (the audit key) are checked by their owners before the first
         // sync makes them private too, so a key that was exposed is refused, not quietly fixed.
@@ -94,12 +126,91 @@ impl Store {
         let db = open_with_retry(&path)?;
         make_private(&path).map_err(StoreError::Private)?;
         let signals = db.open_tree(SIGNALS_TREE)?;
+        let audit = db.open_tree(crate::audit::TREE)?;
+        let files = Files::new(data_dir);
+        let found = digest_of(&signals)?;
+        let audit_entries =
+            crate::audit::stored_len(&audit).map_err(|e| StoreError::Audit(e.to_string()))?;
+        let batch = files.check(found, audit_entries)?;
+        let record = Record {
+            batch,
+            digest: found,
+            audit_entries,
+        };
+        files.write_record(record, true)?;
+        files.clear_intents()?;
         Ok(Self {
             db,
             signals,
             path,
             write_lock: Arc::new(Mutex::new(())),
+            integrity: Arc::new(Integrity {
+                files,
+                audit,
+                applied: Mutex::new((batch, found)),
+                written: Mutex::new(record),
+            }),
         })
+    }
+
+    /// [`Store::open`] that turns a panic inside sled (which it has on some damaged files) into
+    /// [`StoreError::Crashed`]. A process abort cannot be caught this way: the binary checks the
+    /// store in a child process first.
+    pub fn open_guarded(data_dir: &Path) -> Result<Self, StoreError> {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| Self::open(data_dir)))
+            .unwrap_or_else(|panic| {
+                let what = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_owned())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_default();
+                Err(StoreError::Crashed(what))
+            })
+    }
+
+    /// Records what the store under `data_dir` holds now as acknowledged (for a store made before
+    /// integrity records, after the operator made sure it is complete). The node must be stopped.
+    pub fn adopt(data_dir: &Path) -> Result<Record, StoreError> {
+        let db = open_with_retry(&data_dir.join("store"))?;
+        let signals = db.open_tree(SIGNALS_TREE)?;
+        let audit = db.open_tree(crate::audit::TREE)?;
+        let record = Record {
+            batch: 0,
+            digest: digest_of(&signals)?,
+            audit_entries: crate::audit::stored_len(&audit)
+                .map_err(|e| StoreError::Audit(e.to_string()))?,
+        };
+        let files = Files::new(data_dir);
+        files.write_record(record, true)?;
+        files.clear_intents()?;
+        Ok(record)
+    }
+
+    /// Runs `f` on the database and the audit log's length while no batch can be written (pushes
+    /// and purges wait), e.g. to copy the store consistently.
+    pub fn while_writes_wait<R>(
+        &self,
+        f: impl FnOnce(&sled::Db, u64) -> R,
+    ) -> Result<R, StoreError> {
+        let _guard = self.write_lock.lock().map_err(|_| StoreError::Poisoned)?;
+        let audit_len = self.integrity.audit_len()?;
+        Ok(f(&self.db, audit_len))
+    }
+
+    /// Announces a batch's change in the intents file, applies the batch and counts it.
+    /// Call with the write lock held.
+    fn apply(&self, batch: sled::Batch, delta: &Delta) -> Result<(), StoreError> {
+        let mut applied = self
+            .integrity
+            .applied
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let number = applied.0 + 1;
+        self.integrity.files.append_intent(number, delta)?;
+        self.signals.apply_batch(batch)?;
+        applied.0 = number;
+        applied.1.apply(delta);
+        Ok(())
     }
 
     /// The underlying database, for other concerns that keep trees of their own (the audit).
@@ -129,18 +240,24 @@ impl Store {
         for s in signals {
             latest.insert(&s.source_record_id, s);
         }
+        let mut delta = Delta::default();
         for s in latest.values() {
-            if let Some(old) = self.get(&s.source_record_id)? {
-                for key in index_keys(&old) {
-                    batch.remove(key);
+            let key = signal_key(&s.source_record_id);
+            if let Some(old_bytes) = self.signals.get(&key)? {
+                let old: Signal = serde_json::from_slice(&old_bytes)?;
+                for index in index_keys(&old) {
+                    batch.remove(index);
                 }
+                delta.remove(&key, &old_bytes);
             }
-            for key in index_keys(s) {
-                batch.insert(key, &[][..]);
+            for index in index_keys(s) {
+                batch.insert(index, &[][..]);
             }
-            batch.insert(signal_key(&s.source_record_id), serde_json::to_vec(s)?);
+            let value = serde_json::to_vec(s)?;
+            delta.insert(&key, &value);
+            batch.insert(key, value);
         }
-        self.signals.apply_batch(batch)?;
+        self.apply(batch, &delta)?;
         Ok(latest.len())
     }
 
@@ -150,6 +267,7 @@ impl Store {
     pub fn purge_unsynced(&self, expired: impl Fn(&Signal) -> bool) -> Result<usize, StoreError> {
         let _guard = self.write_lock.lock().map_err(|_| StoreError::Poisoned)?;
         let mut batch = sled::Batch::default();
+        let mut delta = Delta::default();
         let mut removed = 0;
         for entry in self.signals.scan_prefix([SIGNAL, 0]) {
             let (key, bytes) = entry?;
@@ -160,24 +278,66 @@ impl Store {
             for index in index_keys(&s) {
                 batch.remove(index);
             }
+            delta.remove(&key, &bytes);
             batch.remove(key);
             removed += 1;
         }
         if removed > 0 {
-            self.signals.apply_batch(batch)?;
+            self.apply(batch, &delta)?;
         }
         Ok(removed)
     }
 
-    /// Flushes sled and then fdatasyncs its log file. sled 0.34's own flush uses
-    /// `sync_file_range`, which neither writes the file's size nor flushes the disk's cache; the
-    /// extra fdatasync does both.
+    /// Flushes sled and then fdatasyncs its log file; then records what that made durable (the
+    /// batches applied and the audit entries appended before the flush). sled 0.34's own flush
+    /// uses `sync_file_range`, which neither writes the file's size nor flushes the disk's cache;
+    /// the extra fdatasync does both.
     pub fn sync(&self) -> Result<(), StoreError> {
+        let (batch, digest) = self.integrity.applied();
+        let audit_entries = self.integrity.audit_len()?;
         self.db.flush()?;
         std::fs::File::open(self.path.join("db"))?.sync_data()?;
-        // sled may have made a file since (a snapshot, a blob) with the process umask.
+        self.record(Record {
+            batch,
+            digest,
+            audit_entries,
+        })?;
+        // sled may have made a file since (a snapshot, a blob) with the process umask, and so
+        // may the integrity record.
         if let Some(data_dir) = self.path.parent() {
             make_private(data_dir).map_err(StoreError::Private)?;
+        }
+        Ok(())
+    }
+
+    /// Writes the record of what a sync made durable, merged with the one written last (syncs
+    /// may finish out of order), and empties the intents once the record covers every batch.
+    /// Never waits for the write lock, so requests are not held up by a running backup.
+    fn record(&self, durable: Record) -> Result<(), StoreError> {
+        let mut written = self
+            .integrity
+            .written
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let mut next = if durable.batch >= written.batch {
+            durable
+        } else {
+            *written
+        };
+        next.audit_entries = durable.audit_entries.max(written.audit_entries);
+        if next == *written {
+            return Ok(());
+        }
+        let signals_changed = next.batch != written.batch;
+        self.integrity.files.write_record(next, signals_changed)?;
+        *written = next;
+        // Clearing needs the write lock (no batch may be announced meanwhile); a writer or a
+        // backup holding it only postpones the clearing to a later sync.
+        let Ok(_guard) = self.write_lock.try_lock() else {
+            return Ok(());
+        };
+        if self.integrity.applied().0 == next.batch {
+            self.integrity.files.clear_intents()?;
         }
         Ok(())
     }
@@ -227,10 +387,34 @@ impl Store {
         Ok(out)
     }
 
+    /// Reads and decodes every stored signal (one at a time); returns how many there are.
+    pub fn read_all(&self) -> Result<usize, StoreError> {
+        let mut n = 0;
+        for entry in self.signals.scan_prefix([SIGNAL, 0]) {
+            let (_, bytes) = entry?;
+            serde_json::from_slice::<Signal>(&bytes)?;
+            n += 1;
+        }
+        Ok(n)
+    }
+
     /// The number of stored signals.
     pub fn count(&self) -> usize {
         self.signals.scan_prefix([SIGNAL, 0]).count()
     }
+}
+
+/// The digest of every stored signal (not the indexes).
+fn digest_of(signals: &sled::Tree) -> Result<Digest, StoreError> {
+    let mut pairs = Vec::new();
+    let mut digest = Digest::default();
+    for entry in signals.scan_prefix([SIGNAL, 0]) {
+        pairs.push(entry?);
+        if pairs.len() == 1024 {
+            digest = digest.merged(Digest::of(pairs.drain(..)));
+        }
+    }
+    Ok(digest.merged(Digest::of(pairs.into_iter())))
 }
 
 /// Opens sled, retrying for up to two seconds while another handle in this process still holds

@@ -25,6 +25,7 @@ pub enum Action {
     AuditAccess,
     CaseAccept,
     CaseDecline,
+    Backup,
 }
 
 /// The policy's decision for this processing.

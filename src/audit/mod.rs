@@ -99,6 +99,40 @@ struct CosignatureRecord {
     line: String,
 }
 
+/// The sled tree of the entries and the node cache.
+pub const TREE: &str = "audit";
+
+/// The length of the log stored in `tree` (the [`TREE`]): one past the last entry's seq.
+pub fn stored_len(tree: &sled::Tree) -> Result<u64> {
+    match tree.scan_prefix([ENTRY]).next_back() {
+        Some(kv) => Ok(be_u64(&kv?.0[1..]).ok_or(AuditError::Damaged("entry key"))? + 1),
+        None => Ok(0),
+    }
+}
+
+/// Whether a backup of a log of `len` entries keeps this pair of tree `tree`: entries below
+/// `len`, cached nodes of subtrees within it, checkpoints and cosignatures of sizes up to it, and
+/// everything of other trees.
+pub fn backed_up(tree: &[u8], key: &[u8], len: u64) -> bool {
+    match tree {
+        b"audit" => match key.first() {
+            Some(&ENTRY) => be_u64(&key[1..]).is_some_and(|seq| seq < len),
+            Some(&NODE) if key.len() == 10 => be_u64(&key[2..]).is_some_and(|index| {
+                index
+                    .checked_add(1)
+                    .and_then(|end| end.checked_shl(u32::from(key[1])))
+                    .is_some_and(|end| end <= len)
+            }),
+            _ => true,
+        },
+        b"audit.checkpoints" => be_u64(key).is_some_and(|size| size <= len),
+        b"audit.cosignatures" => {
+            be_u64(&key[key.len().saturating_sub(8)..]).is_some_and(|size| size <= len)
+        }
+        _ => true,
+    }
+}
+
 fn entry_key(seq: u64) -> [u8; 9] {
     let mut k = [ENTRY; 9];
     k[1..].copy_from_slice(&seq.to_be_bytes());
@@ -120,11 +154,8 @@ impl AuditLog {
     /// Opens the log of node `node_oin` in `db`; its checkpoints are signed by `key` under the
     /// origin `pactgate/<node_oin>`.
     pub fn open(db: &sled::Db, node_oin: &str, key: SigningKey) -> Result<Self> {
-        let tree = db.open_tree("audit")?;
-        let size = match tree.scan_prefix([ENTRY]).next_back() {
-            Some(kv) => be_u64(&kv?.0[1..]).ok_or(AuditError::Damaged("entry key"))? + 1,
-            None => 0,
-        };
+        let tree = db.open_tree(TREE)?;
+        let size = stored_len(&tree)?;
         let frontier = Frontier::load(size, |id| lookup(&tree, id)).ok();
         let last_time = match size {
             0 => None,

@@ -5,12 +5,12 @@
 use super::error::{PolicyError, PolicyErrors};
 use super::model::{
     category_from_code, Covenant, DataCategory, Fg, Field, FieldSet, FlowScope, Grant, LegalBasis,
-    Meeting, OrgType, Participant, Party, Purpose, RoutineFlow, DEFAULT_MAX_PUPILS,
+    Meeting, OrgType, Participant, Party, Purpose, Revoked, RoutineFlow, DEFAULT_MAX_PUPILS,
     MAX_PUPILS_CEILING,
 };
 use super::raw::{
     RawCovenant, RawDataCategory, RawFg, RawLegalBasis, RawMeeting, RawParticipant, RawParty,
-    RawPolicy, RawPurpose, RawRoutineFlow, Text, Texts,
+    RawPolicy, RawPurpose, RawRevoked, RawRoutineFlow, Text, Texts,
 };
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;
@@ -27,6 +27,7 @@ pub(super) struct Checked {
     pub data_categories: Vec<DataCategory>,
     pub routine_flows: Vec<RoutineFlow>,
     pub meetings: Vec<Meeting>,
+    pub revoked: Vec<Revoked>,
     pub warnings: Vec<String>,
 }
 
@@ -139,6 +140,7 @@ impl<'a> Checker<'a> {
             .map(|f| self.routine_flow(f))
             .collect();
         let meetings = raw.meeting.iter().map(|m| self.meeting(m)).collect();
+        let revoked = raw.revoked.iter().map(|r| self.revoked(r)).collect();
         Checked {
             covenant,
             parties,
@@ -148,6 +150,7 @@ impl<'a> Checker<'a> {
             data_categories,
             routine_flows,
             meetings,
+            revoked,
             warnings: std::mem::take(&mut self.warnings),
         }
     }
@@ -481,6 +484,54 @@ impl<'a> Checker<'a> {
             }
         }
         list.iter().map(|t| t.get_ref().clone()).collect()
+    }
+
+    /// A revoked certificate: a fingerprint (`sha256:` and 64 hex digits, colons allowed) or a
+    /// serial number (hex, colons allowed), not both.
+    fn revoked(&mut self, r: &Spanned<RawRevoked>) -> Revoked {
+        let raw = r.get_ref();
+        let reason = raw.reason.as_ref().map(|t| t.get_ref().trim().to_owned());
+        let fix = "write `fingerprint = \"sha256:<64 hex digits>\"` or `serial = \"<hex>\"` \
+                   (the certificate's SHA-256 fingerprint or serial number), one per [[revoked]]";
+        let (fingerprint, serial) = match (&raw.fingerprint, &raw.serial) {
+            (Some(f), None) => {
+                let text = f.get_ref().trim();
+                let hex = normal_hex(text.strip_prefix("sha256:").unwrap_or(text));
+                if hex.as_ref().is_none_or(|h| h.len() != 64) {
+                    self.error(
+                        f.span(),
+                        format!("fingerprint '{text}' is not a SHA-256 fingerprint"),
+                        fix,
+                    );
+                }
+                (hex, None)
+            }
+            (None, Some(s)) => {
+                let text = s.get_ref().trim();
+                let hex = normal_hex(text).map(|h| h.trim_start_matches("00").to_owned());
+                if hex.as_ref().is_none_or(|h| h.is_empty() || h.len() > 42) {
+                    self.error(
+                        s.span(),
+                        format!("serial '{text}' is not a certificate serial number"),
+                        fix,
+                    );
+                }
+                (None, hex)
+            }
+            _ => {
+                self.error(
+                    r.span(),
+                    "a [[revoked]] certificate needs a fingerprint or a serial, not both",
+                    fix,
+                );
+                (None, None)
+            }
+        };
+        Revoked {
+            fingerprint,
+            serial,
+            reason: reason.unwrap_or_default(),
+        }
     }
 
     fn fg(&mut self, f: &Spanned<RawFg>) -> Fg {
@@ -899,6 +950,16 @@ fn is_brin(code: &str) -> bool {
         && b[2..].iter().all(u8::is_ascii_uppercase)
 }
 
+/// Hex digits with `:` and spaces removed, lowercase; `None` if anything else is in it.
+fn normal_hex(text: &str) -> Option<String> {
+    let hex: String = text
+        .chars()
+        .filter(|c| *c != ':' && !c.is_whitespace())
+        .map(|c| c.to_ascii_lowercase())
+        .collect();
+    (hex.len() % 2 == 0 && hex.bytes().all(|b| b.is_ascii_hexdigit())).then_some(hex)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -913,6 +974,31 @@ mod tests {
         );
         assert!(is_brin("20XY"));
         assert!(!is_brin("20xy") && !is_brin("20XY01") && !is_brin("2XYZ") && !is_brin("20É"));
+    }
+
+    #[test]
+    fn revoked_certificates_are_normalised_and_bad_ones_named() {
+        let shipped = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("policies/groningen.toml"),
+        )
+        .unwrap();
+        let fp = "AB:".repeat(31) + "AB";
+        let good = format!(
+            "{shipped}\n[[revoked]]\nfingerprint = \"sha256:{fp}\"\n[[revoked]]\nserial = \"00:40:12\"\n"
+        );
+        let checked = check(&good, "p.toml").expect("valid revocations");
+        assert_eq!(checked.revoked[0].fingerprint, Some("ab".repeat(32)));
+        assert_eq!(checked.revoked[1].serial.as_deref(), Some("4012"));
+        for bad in [
+            "fingerprint = \"sha256:abcd\"",
+            "serial = \"xyz\"",
+            "fingerprint = \"ab\"\nserial = \"01\"",
+            "reason = \"no certificate named\"",
+        ] {
+            let text = format!("{shipped}\n[[revoked]]\n{bad}\n");
+            let errors = check(&text, "p.toml").expect_err(bad);
+            assert!(errors.0[0].fix.contains("[[revoked]]"), "{bad}: {errors}");
+        }
     }
 
     #[test]

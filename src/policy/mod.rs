@@ -16,7 +16,7 @@ pub use error::{PolicyError, PolicyErrors};
 pub use evaluate::{AccessRequest, Context, Decision, Denial, Permit, Scope};
 pub use model::{
     category_from_code, Covenant, DataCategory, Fg, Field, FieldSet, FlowScope, LegalBasis,
-    Meeting, OrgType, Participant, Party, Purpose, RoutineFlow, DEFAULT_MAX_PUPILS,
+    Meeting, OrgType, Participant, Party, Purpose, Revoked, RoutineFlow, DEFAULT_MAX_PUPILS,
     MAX_PUPILS_CEILING,
 };
 
@@ -36,6 +36,7 @@ pub struct Policy {
     data_categories: Vec<DataCategory>,
     routine_flows: Vec<RoutineFlow>,
     meetings: Vec<Meeting>,
+    revoked: Vec<Revoked>,
     warnings: Vec<String>,
     index: Index,
 }
@@ -85,6 +86,7 @@ impl Policy {
             data_categories: c.data_categories,
             routine_flows: c.routine_flows,
             meetings: c.meetings,
+            revoked: c.revoked,
             warnings: c.warnings,
             index,
         })
@@ -107,6 +109,11 @@ impl Policy {
     /// `sha256:` and the hex digest of the file's bytes: what the audit log records.
     pub fn version(&self) -> &str {
         &self.version
+    }
+
+    /// The covenant certificates revoked before their end; the TLS layer refuses them.
+    pub fn revoked(&self) -> &[Revoked] {
+        &self.revoked
     }
 
     /// Things that are allowed but an FG should look at (e.g. a flow without scope).

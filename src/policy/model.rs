@@ -333,6 +333,16 @@ pub struct Fg {
     pub of: Vec<String>,
 }
 
+/// A covenant certificate revoked before its end (a leaked key), named by the SHA-256 fingerprint
+/// of its DER or by its serial number, both as lowercase hex without separators or leading zero
+/// bytes. Exactly one of the two is set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Revoked {
+    pub fingerprint: Option<String>,
+    pub serial: Option<String>,
+    pub reason: String,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -26,6 +26,8 @@ pub(super) struct RawPolicy {
     pub routine_flow: Vec<Spanned<RawRoutineFlow>>,
     #[serde(default)]
     pub meeting: Vec<Spanned<RawMeeting>>,
+    #[serde(default)]
+    pub revoked: Vec<Spanned<RawRevoked>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -143,4 +145,13 @@ pub(super) struct RawParticipant {
     pub purposes: Texts,
     #[serde(default)]
     pub data_categories: Texts,
+}
+
+/// A certificate revoked by the covenant: by fingerprint or by serial number.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRevoked {
+    pub fingerprint: Option<Text>,
+    pub serial: Option<Text>,
+    pub reason: Option<Text>,
 }

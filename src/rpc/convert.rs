@@ -431,6 +431,7 @@ fn audit_action(a: crate::audit::Action) -> pb::AuditAction {
         A::AuditAccess => pb::AuditAction::AuditAccess,
         A::CaseAccept => pb::AuditAction::CaseAccept,
         A::CaseDecline => pb::AuditAction::CaseDecline,
+        A::Backup => pb::AuditAction::Backup,
     }
 }
 

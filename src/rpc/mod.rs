@@ -3,6 +3,7 @@
 //! no internals or pupil ids.
 
 pub mod audit;
+pub mod backup;
 pub mod cases;
 pub mod clock;
 pub mod convert;

@@ -728,10 +728,50 @@ pub struct ProcessNode {
     child: Option<Child>,
     starts: usize,
     policy: Option<PathBuf>,
+    /// More `serve` arguments (e.g. `--crl FILE`).
+    extra_args: Vec<std::ffi::OsString>,
     dir: TempDir,
 }
 
 impl ProcessNode {
+    /// Starts the binary with `--policy FILE` (or none) and more `serve` arguments; waits until
+    /// it prints "listening on ADDR".
+    pub fn start_with_args(
+        party: &str,
+        policy: Option<&Path>,
+        extra_args: &[&std::ffi::OsStr],
+    ) -> ProcessNode {
+        let mut node = Self::unstarted(party, policy, new_process_dir(party));
+        node.extra_args = extra_args.iter().map(|a| a.to_os_string()).collect();
+        node.launch();
+        node
+    }
+
+    /// Starts the binary (no policy) on a directory that may already hold a data dir (`data/`)
+    /// and a key (`pseudonym.key`; written if missing). Returns the node's stderr instead of
+    /// panicking if it exits or does not print "listening on" in time, so a test can assert on a
+    /// refusal to start.
+    pub fn try_start_in(party: &str, dir: TempDir) -> Result<ProcessNode, (ExitStatus, String)> {
+        let mut node = Self::unstarted(party, None, dir);
+        node.try_launch()?;
+        Ok(node)
+    }
+
+    fn unstarted(party: &str, policy: Option<&Path>, dir: TempDir) -> ProcessNode {
+        if !dir.path().join("pseudonym.key").exists() {
+            write_test_key(&dir.path().join("pseudonym.key"));
+        }
+        ProcessNode {
+            party: party.to_owned(),
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            child: None,
+            starts: 0,
+            policy: policy.map(Path::to_path_buf),
+            extra_args: Vec::new(),
+            dir,
+        }
+    }
+
     /// Starts the binary (no policy) and waits until it prints "listening on ADDR".
     pub fn start(party: &str) -> ProcessNode {
         Self::start_with_policy(party, None)
@@ -740,19 +780,7 @@ impl ProcessNode {
     /// Starts the binary with `--policy FILE` (or none) and waits until it prints "listening on
     /// ADDR". The policy must be valid: an invalid one stops the node right after that line.
     pub fn start_with_policy(party: &str, policy: Option<&Path>) -> ProcessNode {
-        let dir = tempfile::Builder::new()
-            .prefix(&format!("pactgate-proc-{party}-"))
-            .tempdir()
-            .expect("temp dir");
-        write_test_key(&dir.path().join("pseudonym.key"));
-        let mut node = ProcessNode {
-            party: party.to_owned(),
-            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-            child: None,
-            starts: 0,
-            policy: policy.map(Path::to_path_buf),
-            dir,
-        };
+        let mut node = Self::unstarted(party, policy, new_process_dir(party));
         node.launch();
         node
     }
@@ -777,6 +805,14 @@ impl ProcessNode {
     }
 
     fn launch(&mut self) {
+        if let Err((status, stderr)) = self.try_launch() {
+            panic!(
+                "pactgate serve did not print \"listening on\"; exit {status:?}; stderr:\n{stderr}"
+            );
+        }
+    }
+
+    fn try_launch(&mut self) -> Result<(), (ExitStatus, String)> {
         assert!(self.child.is_none(), "already running");
         let (cert, _, ca) = cert_paths(&self.party);
         let key = private_tls_key(&self.party, self.dir.path());
@@ -800,6 +836,7 @@ impl ProcessNode {
             .arg(ca)
             .arg("--pseudonym-key")
             .arg(self.key_file())
+            .args(&self.extra_args)
             .env("RUST_LOG", "debug")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -823,14 +860,15 @@ impl ProcessNode {
             Ok(addr) => {
                 self.addr = addr;
                 self.child = Some(child);
+                Ok(())
             }
-            Err(e) => {
+            Err(_) => {
                 let _ = child.kill();
-                let status = child.wait();
-                panic!(
-                    "pactgate serve did not print \"listening on\" ({e}); exit {status:?}; stderr:\n{}",
-                    String::from_utf8_lossy(&self.stderr_log())
-                );
+                let status = child.wait().expect("reap");
+                Err((
+                    status,
+                    String::from_utf8_lossy(&self.stderr_log()).into_owned(),
+                ))
             }
         }
     }
@@ -927,6 +965,14 @@ impl ProcessNode {
             std::thread::sleep(Duration::from_millis(20));
         }
     }
+}
+
+/// A temporary directory for a [`ProcessNode`].
+fn new_process_dir(party: &str) -> TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("pactgate-proc-{party}-"))
+        .tempdir()
+        .expect("temp dir")
 }
 
 impl Drop for ProcessNode {
