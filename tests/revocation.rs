@@ -311,7 +311,8 @@ async fn a_node_whose_crl_cannot_be_read_does_not_start() {
     let dir = tempfile::tempdir().unwrap();
     let crl = dir.path().join("missing.crl");
     let mut serve = pactgate_bin();
-    let (cert, key, ca) = cert_paths("swv-vo");
+    let (cert, _, ca) = cert_paths("swv-vo");
+    let key = private_tls_key("swv-vo", dir.path());
     write_test_key(&dir.path().join("pseudonym.key"));
     let out = run_within(
         serve
