@@ -100,6 +100,27 @@ pub fn fresh_cert(party: &str) -> TlsMaterial {
     issued(&dev_ca(), party, -1, 365)
 }
 
+/// A valid certificate from the dev (covenant) CA for an organisation that is no party of the
+/// shipped policy: verified at the handshake, a stranger to the covenant.
+pub fn stranger_cert() -> TlsMaterial {
+    let stranger = pactgate::certs::DevParty {
+        file: "stranger",
+        name: "Stichting Onbekend",
+        oin: STRANGER_OIN,
+    };
+    let cert = dev_ca()
+        .issue(&stranger, days_from_now(-1), days_from_now(365))
+        .expect("issue");
+    TlsMaterial {
+        cert_pem: cert.cert_pem.into_bytes(),
+        key_pem: cert.key_pem.into_bytes(),
+        ca_pem: std::fs::read(certs_dir().join("ca.pem")).expect("ca.pem"),
+    }
+}
+
+/// The OIN of [`stranger_cert`].
+pub const STRANGER_OIN: &str = "00000099000000000099";
+
 /// A certificate for `party` from the dev CA that expired (valid two years ago for a year).
 pub fn expired_cert(party: &str) -> TlsMaterial {
     issued(&dev_ca(), party, -730, -365)
@@ -291,6 +312,22 @@ pub async fn list(
         views.push(v);
     }
     Ok(views)
+}
+
+/// Sends the headers of a unary `List` and never its body: a half-sent request. Completes with
+/// the node's answer (a refusal) or when the connection goes.
+pub async fn half_sent_list(channel: Channel) -> Result<(), tonic::Status> {
+    let mut grpc = tonic::client::Grpc::new(channel);
+    grpc.ready()
+        .await
+        .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
+    let never = futures::stream::pending::<pb::ListRequest>();
+    let path =
+        tonic::codegen::http::uri::PathAndQuery::from_static("/pactgate.v1.SignalIntake/List");
+    let codec = tonic_prost::ProstCodec::<pb::ListRequest, pb::SignalView>::default();
+    grpc.client_streaming(tonic::Request::new(never), path, codec)
+        .await
+        .map(|_| ())
 }
 
 /// Every stored signal.
@@ -653,13 +690,18 @@ impl Drop for TestNode {
 /// The `pactgate` binary of this build.
 pub fn pactgate_bin() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_pactgate"));
+    clear_node_env(&mut cmd);
+    cmd
+}
+
+/// Removes the environment variables a node reads its settings from.
+fn clear_node_env(cmd: &mut Command) {
     cmd.env_remove("PACTGATE_LOG")
         .env_remove("PACTGATE_NODE")
         .env_remove("PACTGATE_CERT")
         .env_remove("PACTGATE_KEY")
         .env_remove("PACTGATE_CA")
         .env_remove("PACTGATE_PSEUDONYM_KEY");
-    cmd
 }
 
 /// Runs a command to its end with stdout and stderr captured, killing it and failing if it takes
@@ -709,10 +751,19 @@ pub struct ProcessNode {
     child: Option<Child>,
     starts: usize,
     policy: Option<PathBuf>,
+    /// Extra `serve` arguments, and the descriptor limit (`prlimit --nofile`) to run under.
+    extra: Vec<String>,
+    nofile: Option<u32>,
     dir: TempDir,
 }
 
 impl ProcessNode {
+    /// Starts the binary (no policy) with extra `serve` arguments and, if given, a limit on its
+    /// open file descriptors.
+    pub fn start_with_args(party: &str, extra: &[&str], nofile: Option<u32>) -> ProcessNode {
+        Self::start_full(party, None, extra, nofile)
+    }
+
     /// Starts the binary (no policy) and waits until it prints "listening on ADDR".
     pub fn start(party: &str) -> ProcessNode {
         Self::start_with_policy(party, None)
@@ -721,6 +772,15 @@ impl ProcessNode {
     /// Starts the binary with `--policy FILE` (or none) and waits until it prints "listening on
     /// ADDR". The policy must be valid: an invalid one stops the node right after that line.
     pub fn start_with_policy(party: &str, policy: Option<&Path>) -> ProcessNode {
+        Self::start_full(party, policy, &[], None)
+    }
+
+    fn start_full(
+        party: &str,
+        policy: Option<&Path>,
+        extra: &[&str],
+        nofile: Option<u32>,
+    ) -> ProcessNode {
         let dir = tempfile::Builder::new()
             .prefix(&format!("pactgate-proc-{party}-"))
             .tempdir()
@@ -732,6 +792,8 @@ impl ProcessNode {
             child: None,
             starts: 0,
             policy: policy.map(Path::to_path_buf),
+            extra: extra.iter().map(|a| (*a).to_owned()).collect(),
+            nofile,
             dir,
         };
         node.launch();
@@ -762,8 +824,18 @@ impl ProcessNode {
         let (cert, key, ca) = cert_paths(&self.party);
         let stderr = std::fs::File::create(self.stderr_file(self.starts)).expect("stderr file");
         self.starts += 1;
-        let mut command = pactgate_bin();
-        command.arg("serve");
+        let mut command = match self.nofile {
+            Some(n) => {
+                let mut c = Command::new("prlimit");
+                c.arg(format!("--nofile={n}:{n}"))
+                    .arg("--")
+                    .arg(env!("CARGO_BIN_EXE_pactgate"));
+                clear_node_env(&mut c);
+                c
+            }
+            None => pactgate_bin(),
+        };
+        command.arg("serve").args(&self.extra);
         if let Some(policy) = &self.policy {
             command.arg("--policy").arg(policy);
         }
