@@ -9,6 +9,7 @@
 //! - [`store`]: the sled store, its indexes and durable batches.
 //! - [`identity`]: the organisation (OIN, name) a certificate names.
 //! - [`tls`]: rustls configs (TLS 1.3, client certificates required) and the TLS listener.
+//! - [`limits`]: limits on everything a caller controls, for every listener.
 //! - [`certs`]: development certificates (rcgen).
 //! - [`config`]: the node's TOML configuration.
 //! - [`policy`]: the covenant's Bijlage 3 as data: load, check, the FG's matrix, `evaluate`.
@@ -41,6 +42,7 @@ pub mod demo;
 pub mod exchange;
 pub mod identity;
 pub mod import;
+pub mod limits;
 pub mod node;
 pub mod pb;
 pub mod peers;

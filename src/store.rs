@@ -16,6 +16,8 @@ const SIGNAL: u8 = b's';
 const BY_PUPIL: u8 = b'p';
 const BY_MUNICIPALITY: u8 = b'm';
 const BY_SCHOOL: u8 = b'c';
+/// sled's page cache unless the node's limits say otherwise: 64 MiB.
+pub const DEFAULT_CACHE_BYTES: u64 = 64 * 1024 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -80,10 +82,16 @@ pub struct Store {
 }
 
 impl Store {
-    /// Opens (or creates) the store under `data_dir/store`.
+    /// Opens (or creates) the store under `data_dir/store`, with the default page cache.
     pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
+        Self::open_with_cache(data_dir, DEFAULT_CACHE_BYTES)
+    }
+
+    /// Opens (or creates) the store under `data_dir/store` with a page cache of `cache_bytes`
+    /// (sled's own default is 1 GiB, which a node under load fills and keeps).
+    pub fn open_with_cache(data_dir: &Path, cache_bytes: u64) -> Result<Self, StoreError> {
         let path = data_dir.join("store");
-        let db = open_with_retry(&path)?;
+        let db = open_with_retry(&path, cache_bytes)?;
         let signals = db.open_tree(SIGNALS_TREE)?;
         Ok(Self {
             db,
@@ -223,10 +231,14 @@ impl Store {
 /// Opens sled, retrying for up to two seconds while another handle in this process still holds
 /// the directory's lock: sled 0.34 releases it from a background thread shortly after the last
 /// `Db` is dropped, so a quick restart can otherwise fail with "could not acquire lock".
-fn open_with_retry(path: &Path) -> Result<sled::Db, StoreError> {
+fn open_with_retry(path: &Path, cache_bytes: u64) -> Result<sled::Db, StoreError> {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
     loop {
-        match sled::Config::new().path(path).open() {
+        match sled::Config::new()
+            .path(path)
+            .cache_capacity(cache_bytes)
+            .open()
+        {
             // sled reports the held lock as an io::Error of kind Other wrapping the EWOULDBLOCK.
             Err(sled::Error::Io(e))
                 if e.to_string().contains("could not acquire lock")

@@ -6,10 +6,43 @@
 mod common;
 
 use common::*;
+use pactgate::limits::Limits;
 use pactgate::pb;
 use pactgate::pb::signal_intake_client::SignalIntakeClient;
 use std::time::{Duration, Instant};
 use tonic::Code;
+
+/// A channel as `party` over one TCP connection whose other handle the test keeps, to cut it.
+async fn cuttable_channel(
+    addr: std::net::SocketAddr,
+    party: &str,
+) -> (tonic::transport::Channel, std::net::TcpStream) {
+    let (endpoint, config) =
+        pactgate::client::channel(&addr.to_string(), &material(party), None).expect("config");
+    let tcp = std::net::TcpStream::connect(addr).expect("connect");
+    let cut = tcp.try_clone().expect("clone");
+    tcp.set_nonblocking(true).unwrap();
+    let one = std::sync::Arc::new(std::sync::Mutex::new(Some(tcp)));
+    let connector = tokio_rustls::TlsConnector::from(config);
+    let connect = tower::service_fn(move |uri: tonic::transport::Uri| {
+        let tcp = one.lock().unwrap().take();
+        let connector = connector.clone();
+        async move {
+            let tcp = tcp.ok_or_else(|| std::io::Error::other("the one connection is used"))?;
+            let tcp = tokio::net::TcpStream::from_std(tcp)?;
+            let host = uri.host().unwrap_or("127.0.0.1").to_owned();
+            let name = rustls::pki_types::ServerName::try_from(host)
+                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+            let tls = connector.connect(name, tcp).await?;
+            Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(tls))
+        }
+    });
+    let channel = endpoint
+        .connect_with_connector(connect)
+        .await
+        .expect("channel");
+    (channel, cut)
+}
 
 fn assert_not_a_party(status: &tonic::Status, what: &str) {
     assert_eq!(status.code(), Code::PermissionDenied, "{what}: {status:?}");
@@ -218,20 +251,113 @@ async fn half_sent_requests_of_a_non_party_are_refused_and_do_not_slow_the_own_l
         }
     }
     let during = timed_lists(20).await;
+    let mut refused_by_node = 0;
     for (i, h) in held.into_iter().enumerate() {
         let status = h
             .await
             .unwrap()
             .unwrap_or_else(|_| panic!("half-sent request {i} still pending after 10 s"))
             .expect_err("a stranger's request");
-        assert_eq!(status.code(), Code::PermissionDenied, "request {i}");
+        // Refused by the node, or by HTTP/2 itself (REFUSED_STREAM beyond the streams a
+        // connection may open): never left pending.
+        assert!(
+            matches!(status.code(), Code::PermissionDenied | Code::Unavailable),
+            "request {i}: {status:?}"
+        );
+        refused_by_node += usize::from(status.code() == Code::PermissionDenied);
     }
+    assert!(
+        refused_by_node >= 100,
+        "{refused_by_node} refused by the node"
+    );
     let bound = (baseline * 10).max(Duration::from_millis(100));
     assert!(
         during <= bound,
         "own List p50 {during:?} with 500 half-sent requests against {baseline:?} before"
     );
     assert_eq!(list_all(&mut own).await.len(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_organisation_gets_at_most_its_connections() {
+    let limits = Limits {
+        max_connections_per_org: 2,
+        ..Limits::default()
+    };
+    let node = TestNode::start_limited("swv-vo", NodeTuning::default(), limits).await;
+    let mut first = node.intake().await;
+    let mut second = node.intake().await;
+    list(&mut first, pb::ListRequest::default()).await.unwrap();
+    list(&mut second, pb::ListRequest::default()).await.unwrap();
+    // A third connection is closed after its handshake: its request fails.
+    let third = match channel_with(node.addr(), &material("swv-vo")).await {
+        Ok(channel) => list(
+            &mut SignalIntakeClient::new(channel),
+            pb::ListRequest::default(),
+        )
+        .await
+        .map(|_| ()),
+        Err(e) => Err(tonic::Status::unavailable(e.to_string())),
+    };
+    assert!(third.is_err(), "a third connection of swv-vo was served");
+    // Another organisation is not affected.
+    let mut other = node.exchange_as("leerplicht").await;
+    query(&mut other, verzuimmelding_claim())
+        .await
+        .expect("leerplicht has connections of its own");
+    // A closed connection gives its place back.
+    drop(first);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let again = match channel_with(node.addr(), &material("swv-vo")).await {
+            Ok(channel) => {
+                list(
+                    &mut SignalIntakeClient::new(channel),
+                    pb::ListRequest::default(),
+                )
+                .await
+            }
+            Err(e) => Err(tonic::Status::unavailable(e.to_string())),
+        };
+        if again.is_ok() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the place never came back");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    drop(second);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pushes_beyond_the_limit_are_refused_while_others_run() {
+    let limits = Limits {
+        max_pushes: 1,
+        ..Limits::default()
+    };
+    let node = TestNode::start_limited("swv-vo", NodeTuning::default(), limits).await;
+    let mut idle = node.intake().await;
+    let holder = tokio::spawn(async move {
+        idle.push(futures::stream::pending::<pb::SignalRecord>())
+            .await
+            .map(|_| ())
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut client = node.intake().await;
+    let bsn = Bsns::new(93).next_bsn();
+    let status = push(&mut client, vec![good_record("second", &bsn)])
+        .await
+        .expect_err("a second push at once");
+    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+    holder.abort();
+    let _ = holder.await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while push(&mut client, vec![good_record("second", &bsn)])
+        .await
+        .is_err()
+    {
+        assert!(Instant::now() < deadline, "the push place never came back");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -244,7 +370,8 @@ async fn a_broken_push_keeps_its_durable_batches_and_pushing_again_is_idempotent
         .map(|(i, bsn)| good_record(&format!("batch-{i}"), bsn))
         .collect();
     let (tx, rx) = tokio::sync::mpsc::channel(16);
-    let mut pushing = node.intake().await;
+    let (channel, cut) = cuttable_channel(node.addr(), "swv-vo").await;
+    let mut pushing = SignalIntakeClient::new(channel);
     let push_task = tokio::spawn(async move {
         pushing
             .push(tokio_stream::wrappers::ReceiverStream::new(rx))
@@ -264,9 +391,10 @@ async fn a_broken_push_keeps_its_durable_batches_and_pushing_again_is_idempotent
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    // The client breaks off: the open batch is lost, the committed ones stay.
-    push_task.abort();
-    let _ = push_task.await;
+    // The connection breaks: the open batch is lost, the committed ones stay.
+    cut.shutdown(std::net::Shutdown::Both).expect("cut");
+    let broken = push_task.await.unwrap();
+    assert!(broken.is_err(), "the push was not broken off");
     drop(tx);
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(list_all(&mut own).await.len(), 2_000);

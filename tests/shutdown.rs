@@ -53,3 +53,68 @@ fn sigterm_with_an_idle_push_and_half_sent_requests_exits_0_within_the_default_g
     // The default grace is 10 s; a little more for closing and flushing.
     assert!(took < Duration::from_secs(14), "stopped after {took:?}");
 }
+
+#[test]
+fn a_push_in_flight_finishes_within_the_grace_and_the_rest_is_closed_at_its_end() {
+    let node = ProcessNode::start_with_args("swv-vo", &["--shutdown-grace-secs", "3"], None);
+    let rt = runtime();
+    let records: Vec<pb::SignalRecord> = Bsns::new(95)
+        .take(20)
+        .iter()
+        .enumerate()
+        .map(|(i, bsn)| good_record(&format!("late-{i}"), bsn))
+        .collect();
+    let (tx, rx) = tokio::sync::mpsc::channel(32);
+    let mut client = rt.block_on(node.intake());
+    let pushing = rt.spawn(async move {
+        client
+            .push(tokio_stream::wrappers::ReceiverStream::new(rx))
+            .await
+            .map(tonic::Response::into_inner)
+    });
+    hold_open(&rt, &node, 3);
+    rt.block_on(async {
+        for r in &records[..10] {
+            tx.send(r.clone()).await.unwrap();
+        }
+    });
+    let started = Instant::now();
+    let stopper = std::thread::spawn(move || {
+        let mut node = node;
+        let status = node.terminate();
+        (status, node)
+    });
+    // The push in flight goes on after the signal and ends within the grace.
+    rt.block_on(async {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        for r in &records[10..] {
+            tx.send(r.clone()).await.unwrap();
+        }
+        drop(tx);
+    });
+    let report = rt
+        .block_on(pushing)
+        .unwrap()
+        .expect("the push in flight finished within the grace");
+    assert_eq!(report.accepted, 20);
+    let (status, mut node) = stopper.join().unwrap();
+    let took = started.elapsed();
+    assert!(
+        status.success(),
+        "exit {status:?}; stderr:\n{}",
+        String::from_utf8_lossy(&node.stderr_log())
+    );
+    // The idle stream and the half-sent requests held it to the end of the 3 s grace.
+    assert!(
+        took >= Duration::from_millis(2_500) && took < Duration::from_secs(7),
+        "stopped after {took:?}"
+    );
+    assert!(contains_bytes(&node.stderr_log(), b"shutdown grace over"));
+    // Flushed: everything acknowledged is there after a restart.
+    node.restart();
+    let listed = rt.block_on(async {
+        let mut client = node.intake().await;
+        list_all(&mut client).await
+    });
+    assert_eq!(listed.len(), 20);
+}

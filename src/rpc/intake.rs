@@ -1,6 +1,7 @@
 //! `pactgate.v1.SignalIntake`: a partner's own systems push signals to, and list signals from,
 //! their own node. Only the node's own organisation may call it. Validates and pseudonymises on
-//! arrival; stores a push whole-record-or-nothing and answers only after the flush.
+//! arrival; stores a push in durable batches as it streams in (each batch whole-record-or-nothing,
+//! with its audit entry) and answers only after the last batch's flush.
 
 use super::convert;
 use crate::audit::Action;
@@ -17,7 +18,7 @@ use std::sync::Arc;
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status, Streaming};
 
-/// The most records one Push stream may carry; larger pushes are refused whole.
+/// The most records one Push stream may carry; the records beyond it are refused unread.
 pub const MAX_RECORDS_PER_PUSH: usize = 100_000;
 /// The largest encoded SignalRecord accepted.
 pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
@@ -97,60 +98,42 @@ pub fn distinct_pupils(signals: &[Signal]) -> Vec<String> {
         .collect()
 }
 
-type ViewStream = Pin<Box<dyn Stream<Item = Result<pb::SignalView, Status>> + Send>>;
+/// A Push in progress: the records validated since the last durable batch, the rejects so far
+/// and how many records are stored already.
+struct PushBatches {
+    node: Arc<NodeContext>,
+    trace: TraceContext,
+    actor: String,
+    caller: Organisation,
+    batch: Vec<Signal>,
+    refused: Vec<pb::RejectedRecord>,
+    stored: usize,
+}
 
-#[tonic::async_trait]
-impl SignalIntake for IntakeService {
-    async fn push(
-        &self,
-        request: Request<Streaming<pb::SignalRecord>>,
-    ) -> Result<Response<pb::PushReport>, Status> {
-        let caller = self.authorize(&request)?;
-        let trace = TraceContext::from_metadata(request.metadata());
-        let actor = super::stated_actor(request.metadata());
-        let mut stream = request.into_inner();
-        let now = chrono::Utc::now();
-        let today = now.date_naive();
-        let mut good: Vec<Signal> = Vec::new();
-        let mut refused = Vec::new();
-        let mut index = 0usize;
-        while let Some(record) = stream.message().await? {
-            if index >= MAX_RECORDS_PER_PUSH {
-                let refusal = format!(
-                    "a push may carry at most {MAX_RECORDS_PER_PUSH} records; nothing of this \
-                     push was stored: split it into smaller pushes"
-                );
-                let mut e = entry(
-                    &trace,
-                    &caller,
-                    &actor,
-                    Action::Ingest,
-                    &self.node.policy_version(),
-                );
-                e.decision = crate::audit::Decision::Deny;
-                e.reason = refusal.clone();
-                self.node.record_async(e).await?;
-                return Err(Status::resource_exhausted(refusal));
-            }
-            match signal::validate(convert::raw_signal(record), &self.node.key, today, now) {
-                Ok(s) => good.push(s),
-                Err(e) => refused.push(rejected(index, e)),
-            }
-            index += 1;
+impl PushBatches {
+    /// Makes the current batch durable: its signals and its audit entry in one sync, before the
+    /// next record is read. Memory stays bounded by one batch whatever the push's size.
+    async fn commit(&mut self) -> Result<(), Status> {
+        if self.batch.is_empty() {
+            return Ok(());
         }
-        let accepted = good.len();
+        let good = std::mem::take(&mut self.batch);
         let mut e = entry(
-            &trace,
-            &caller,
-            &actor,
+            &self.trace,
+            &self.caller,
+            &self.actor,
             Action::Ingest,
             &self.node.policy_version(),
         );
         e.pupils = distinct_pupils(&good);
-        e.count = accepted as u64;
-        e.reason = format!("{accepted} records stored, {} refused", refused.len());
+        e.count = good.len() as u64;
+        e.reason = format!(
+            "{} records stored (batch of a push; {} stored before it in this push)",
+            good.len(),
+            self.stored
+        );
         let node = self.node.clone();
-        // The signals and the audit entry of the push become durable with one sync.
+        let count = good.len();
         tokio::task::spawn_blocking(move || {
             node.store
                 .upsert_batch_unsynced(&good)
@@ -160,16 +143,91 @@ impl SignalIntake for IntakeService {
         })
         .await
         .map_err(super::task_status)??;
+        self.stored += count;
+        Ok(())
+    }
+
+    /// Stores what came within the limit, audits the refusal and returns its status.
+    async fn refuse_oversized(&mut self) -> Status {
+        if let Err(status) = self.commit().await {
+            return status;
+        }
+        let refusal = format!(
+            "a push may carry at most {MAX_RECORDS_PER_PUSH} records; the first \
+             {MAX_RECORDS_PER_PUSH} were handled ({} stored, {} refused) and the rest was not \
+             read: push the rest in another push (pushing a record again replaces it)",
+            self.stored,
+            self.refused.len()
+        );
+        let mut e = entry(
+            &self.trace,
+            &self.caller,
+            &self.actor,
+            Action::Ingest,
+            &self.node.policy_version(),
+        );
+        e.decision = crate::audit::Decision::Deny;
+        e.reason = refusal.clone();
+        if let Err(status) = self.node.record_async(e).await {
+            return status;
+        }
+        Status::resource_exhausted(refusal)
+    }
+}
+
+type ViewStream = Pin<Box<dyn Stream<Item = Result<pb::SignalView, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl SignalIntake for IntakeService {
+    async fn push(
+        &self,
+        request: Request<Streaming<pb::SignalRecord>>,
+    ) -> Result<Response<pb::PushReport>, Status> {
+        let caller = self.authorize(&request)?;
+        let gate = &self.node.gate;
+        let _place = gate.push_permit().inspect_err(|_| {
+            gate.refusals()
+                .note(&caller.oin, &caller.name, crate::limits::reason::PUSHES)
+        })?;
+        let mut push = PushBatches {
+            node: self.node.clone(),
+            trace: TraceContext::from_metadata(request.metadata()),
+            actor: super::stated_actor(request.metadata()),
+            caller,
+            batch: Vec::new(),
+            refused: Vec::new(),
+            stored: 0,
+        };
+        let batch_size = gate.limits().push_batch.max(1);
+        let mut stream = request.into_inner();
+        let now = chrono::Utc::now();
+        let today = now.date_naive();
+        let mut index = 0usize;
+        // A broken stream returns its error here; the batches committed before it stay stored.
+        while let Some(record) = stream.message().await? {
+            if index >= MAX_RECORDS_PER_PUSH {
+                return Err(push.refuse_oversized().await);
+            }
+            match signal::validate(convert::raw_signal(record), &self.node.key, today, now) {
+                Ok(s) => push.batch.push(s),
+                Err(e) => push.refused.push(rejected(index, e)),
+            }
+            index += 1;
+            if push.batch.len() >= batch_size {
+                push.commit().await?;
+            }
+        }
+        push.commit().await?;
         tracing::info!(
-            peer.oin = %caller.oin,
+            peer.oin = %push.caller.oin,
             push.records = index,
-            push.accepted = accepted,
-            push.rejected = refused.len(),
+            push.accepted = push.stored,
+            push.rejected = push.refused.len(),
             "push stored"
         );
         Ok(Response::new(pb::PushReport {
-            accepted: u32::try_from(accepted).unwrap_or(u32::MAX),
-            rejected: refused,
+            accepted: u32::try_from(push.stored).unwrap_or(u32::MAX),
+            rejected: push.refused,
         }))
     }
 

@@ -368,6 +368,7 @@ fn spawn_node(
     listener: std::net::TcpListener,
     options: NodeOptions,
     tuning: NodeTuning,
+    limits: pactgate::limits::Limits,
 ) -> Running {
     let tls = material(party);
     let addr = listener.local_addr().unwrap();
@@ -393,6 +394,7 @@ fn spawn_node(
                 setup.peers = options.peers;
                 setup.counting = tuning.counting;
                 setup.checkpoint_interval = tuning.checkpoint_interval;
+                setup.limits = limits;
                 tokio::select! {
                     served = pactgate::node::serve(setup, listener, shutdown) => {
                         served.map_err(|e| format!("node::serve failed: {e}"))
@@ -428,6 +430,7 @@ pub struct TestNode {
     running: Option<Running>,
     options: NodeOptions,
     tuning: NodeTuning,
+    limits: pactgate::limits::Limits,
     dir: TempDir,
 }
 
@@ -523,9 +526,32 @@ impl TestNode {
             running: None,
             options,
             tuning,
+            limits: pactgate::limits::Limits::default(),
             dir,
         };
         node.launch_on(listener).await;
+        node
+    }
+
+    /// Starts a node with the shipped policy, `tuning` and limits of the test's choosing.
+    pub async fn start_limited(
+        party: &str,
+        tuning: NodeTuning,
+        limits: pactgate::limits::Limits,
+    ) -> TestNode {
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("pactgate-{party}-"))
+            .tempdir()
+            .expect("temp dir");
+        let mut node = TestNode {
+            party: party.to_owned(),
+            running: None,
+            options: NodeOptions::default(),
+            tuning,
+            limits,
+            dir,
+        };
+        node.launch_on(bind_loopback()).await;
         node
     }
 
@@ -540,6 +566,7 @@ impl TestNode {
             listener,
             self.options.clone(),
             self.tuning.clone(),
+            self.limits.clone(),
         ));
         self.wait_ready().await;
     }
