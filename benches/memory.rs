@@ -4,7 +4,9 @@
 //! at its peak, and some time after. The bare figure is the idle node; the full path is the peak.
 //!
 //! `MEMORY_BENCH_PUSHES`, `MEMORY_BENCH_RECORDS` and `MEMORY_BENCH_SETTLE_SECS` change the
-//! workload (defaults 3, 100,000 and 30).
+//! workload (defaults 3, 100,000 and 30); `MEMORY_BENCH_CACHE_MIB` sets the node's
+//! `[limits] store_cache_mib` (default: the node's default). The node inherits the environment
+//! (so `MALLOC_ARENA_MAX` reaches it).
 
 mod common;
 
@@ -52,10 +54,10 @@ impl Drop for Node {
     }
 }
 
-fn start_node(dir: &Path) -> anyhow::Result<Node> {
+fn start_node(dir: &Path, cache_mib: Option<usize>) -> anyhow::Result<Node> {
     let certs = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("certs-dev");
     let key = dir.join("pseudonym.key");
-    {
+    if !key.exists() {
         use std::os::unix::fs::OpenOptionsExt as _;
         let mut file = std::fs::OpenOptions::new()
             .write(true)
@@ -64,8 +66,13 @@ fn start_node(dir: &Path) -> anyhow::Result<Node> {
             .open(&key)?;
         file.write_all(&common::bench_key(9))?;
     }
+    let config = dir.join("node.toml");
+    let limits = cache_mib.map_or(String::new(), |mib| format!("store_cache_mib = {mib}\n"));
+    std::fs::write(&config, format!("[limits]\n{limits}"))?;
     let mut child = Command::new(env!("CARGO_BIN_EXE_pactgate"))
         .arg("serve")
+        .arg("--config")
+        .arg(&config)
         .arg("--listen")
         .arg("127.0.0.1:0")
         .arg("--data-dir")
@@ -140,26 +147,31 @@ async fn push_all(
     Ok(accepted)
 }
 
-fn main() -> anyhow::Result<()> {
-    common::print_header("memory", true);
-    let pushes = common::env_count("MEMORY_BENCH_PUSHES", 3)?;
-    let records = common::env_count("MEMORY_BENCH_RECORDS", 100_000)?;
-    let settle = Duration::from_secs(common::env_count("MEMORY_BENCH_SETTLE_SECS", 30)? as u64);
-    println!(
-        "workload: {pushes} concurrent Push streams of {records} records into a fresh `pactgate serve` ({PARTY}), then {settle:?} idle"
-    );
-    let dir = tempfile::tempdir()?;
-    let node = start_node(dir.path())?;
+/// What one phase measured, in kB.
+struct Phase {
+    before: u64,
+    peak: u64,
+    hwm: u64,
+    sampled: u64,
+    at_end: u64,
+    after: u64,
+    accepted: u64,
+    took: Duration,
+}
+
+/// Measures the node idle, during `pushes` concurrent pushes of `records` each, and `settle` later.
+fn measure(
+    rt: &tokio::runtime::Runtime,
+    node: &Node,
+    pushes: usize,
+    records: usize,
+    settle: Duration,
+) -> anyhow::Result<Phase> {
     let pid = node.child.id();
     std::thread::sleep(Duration::from_secs(2));
     let before = status_kb(pid, "VmRSS:")?;
-
     let stop = Arc::new(AtomicBool::new(false));
     let (sampler, peak) = sample_peak(pid, stop.clone());
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
     let started = Instant::now();
     let accepted = rt.block_on(push_all(node.addr, pushes, records))?;
     let took = started.elapsed();
@@ -168,49 +180,101 @@ fn main() -> anyhow::Result<()> {
     let hwm = status_kb(pid, "VmHWM:")?;
     let at_end = status_kb(pid, "VmRSS:")?;
     let sampled = peak.load(Ordering::Relaxed);
-    let peak = sampled.max(hwm);
     anyhow::ensure!(
         accepted == (pushes * records) as u64,
         "only {accepted} records accepted"
     );
     std::thread::sleep(settle);
-    let after = status_kb(pid, "VmRSS:")?;
+    Ok(Phase {
+        before,
+        peak: sampled.max(hwm),
+        hwm,
+        sampled,
+        at_end,
+        after: status_kb(pid, "VmRSS:")?,
+        accepted,
+        took,
+    })
+}
 
+fn report(title: &str, p: &Phase, settle: Duration) {
+    println!("{title}");
     println!(
-        "pushed {accepted} records in {:.1} s ({:.0} records/s)",
-        took.as_secs_f64(),
-        common::per_sec(accepted as usize, took)
+        "  pushed {} records in {:.1} s ({:.0} records/s)",
+        p.accepted,
+        p.took.as_secs_f64(),
+        common::per_sec(p.accepted as usize, p.took)
     );
     println!(
-        "(bare) idle node before the pushes:  VmRSS {:.1} MB",
-        mb(before)
+        "  (bare) idle node before the pushes: VmRSS {:.1} MB",
+        mb(p.before)
     );
     println!(
-        "(full) peak during the pushes:       {:.1} MB (VmHWM {:.1} MB, sampled VmRSS max {:.1} MB)",
-        mb(peak),
-        mb(hwm),
-        mb(sampled)
+        "  (full) peak during the pushes:      {:.1} MB (VmHWM {:.1} MB, sampled VmRSS max {:.1} MB)",
+        mb(p.peak),
+        mb(p.hwm),
+        mb(p.sampled)
     );
     println!(
-        "       right after the pushes:      VmRSS {:.1} MB",
-        mb(at_end)
+        "  right after the pushes:             VmRSS {:.1} MB",
+        mb(p.at_end)
     );
     println!(
-        "       {:?} later:                VmRSS {:.1} MB",
+        "  {settle:?} later:                       VmRSS {:.1} MB",
+        mb(p.after)
+    );
+    println!(
+        "  ratio peak / idle: {:.2}; ratio settled / idle: {:.2}",
+        p.peak as f64 / p.before as f64,
+        p.after as f64 / p.before as f64
+    );
+    println!(
+        "  target: peak under {PEAK_TARGET_MB} MB: {}",
+        common::target(mb(p.peak) < PEAK_TARGET_MB)
+    );
+    println!(
+        "  target: {settle:?} later within {SETTLE_TARGET_RATIO}x the idle size: {}",
+        common::target(p.after as f64 <= p.before as f64 * SETTLE_TARGET_RATIO)
+    );
+}
+
+fn main() -> anyhow::Result<()> {
+    common::print_header("memory", true);
+    let pushes = common::env_count("MEMORY_BENCH_PUSHES", 3)?;
+    let records = common::env_count("MEMORY_BENCH_RECORDS", 100_000)?;
+    let settle = Duration::from_secs(common::env_count("MEMORY_BENCH_SETTLE_SECS", 30)? as u64);
+    let cache_mib = std::env::var("MEMORY_BENCH_CACHE_MIB")
+        .ok()
+        .map(|v| v.parse::<usize>())
+        .transpose()
+        .context("MEMORY_BENCH_CACHE_MIB is not a count")?;
+    println!(
+        "workload: {pushes} concurrent Push streams of {records} records into `pactgate serve` ({PARTY}), then {settle:?} idle; (1) on a fresh data dir, (2) the same records again into the node restarted on that data dir"
+    );
+    println!(
+        "node: store_cache_mib {}, MALLOC_ARENA_MAX {}",
+        cache_mib.map_or("default (64)".to_owned(), |m| m.to_string()),
+        std::env::var("MALLOC_ARENA_MAX").unwrap_or_else(|_| "unset".to_owned())
+    );
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let dir = tempfile::tempdir()?;
+    let fresh = {
+        let node = start_node(dir.path(), cache_mib)?;
+        measure(&rt, &node, pushes, records, settle)?
+    };
+    report("(1) fresh node, empty store:", &fresh, settle);
+    let holding = {
+        let node = start_node(dir.path(), cache_mib)?;
+        measure(&rt, &node, pushes, records, settle)?
+    };
+    report(
+        "(2) restarted node holding those records, the same pushes again (idempotent):",
+        &holding,
         settle,
-        mb(after)
-    );
-    println!("ratio peak / idle: {:.2}", peak as f64 / before as f64);
-    println!("ratio settled / idle: {:.2}", after as f64 / before as f64);
-    println!(
-        "target: peak under {PEAK_TARGET_MB} MB: {}",
-        common::target(mb(peak) < PEAK_TARGET_MB)
-    );
-    println!(
-        "target: {settle:?} later within {SETTLE_TARGET_RATIO}x the idle size: {}",
-        common::target(after as f64 <= before as f64 * SETTLE_TARGET_RATIO)
     );
     println!("load average after: {}", common::loadavg());
-    drop(node);
     Ok(())
 }

@@ -41,8 +41,12 @@ pub struct Limits {
     pub keepalive_timeout_secs: u64,
     /// Concurrent HTTP/2 streams (requests) per connection.
     pub max_streams_per_connection: u32,
-    /// The deadline of every request, a whole Push stream included.
+    /// The deadline of every request but a Push (for a streamed answer: until its first message).
     pub request_timeout_secs: u64,
+    /// The deadline of a whole Push stream.
+    pub push_timeout_secs: u64,
+    /// How long a Push stream may go without a record.
+    pub push_idle_secs: u64,
     /// Requests being handled at once, in all.
     pub max_in_flight: usize,
     /// Push streams at once, in all.
@@ -70,7 +74,9 @@ impl Default for Limits {
             keepalive_interval_secs: 30,
             keepalive_timeout_secs: 10,
             max_streams_per_connection: 64,
-            request_timeout_secs: 120,
+            request_timeout_secs: 60,
+            push_timeout_secs: 1_800,
+            push_idle_secs: 30,
             max_in_flight: 256,
             max_pushes: 4,
             push_batch: 1_000,
@@ -92,6 +98,19 @@ impl Limits {
         Duration::from_secs(self.request_timeout_secs)
     }
 
+    pub fn push_idle(&self) -> Duration {
+        Duration::from_secs(self.push_idle_secs)
+    }
+
+    /// The deadline of a request to `path`.
+    fn deadline(&self, path: &str) -> Duration {
+        if path == PUSH_PATH {
+            Duration::from_secs(self.push_timeout_secs)
+        } else {
+            self.request_timeout()
+        }
+    }
+
     pub fn shutdown_grace(&self) -> Duration {
         Duration::from_secs(self.shutdown_grace_secs)
     }
@@ -104,16 +123,19 @@ impl Limits {
         self.store_cache_mib.max(1) * 1024 * 1024
     }
 
-    /// A gRPC server builder with these limits on HTTP/2 and on every request.
+    /// A gRPC server builder with these limits on HTTP/2 (the deadlines are the [`GateLayer`]'s).
     pub fn grpc_server(&self) -> tonic::transport::Server {
         tonic::transport::Server::builder()
-            .timeout(self.request_timeout())
             .max_concurrent_streams(self.max_streams_per_connection)
             .http2_keepalive_interval(Some(Duration::from_secs(self.keepalive_interval_secs)))
             .http2_keepalive_timeout(Some(Duration::from_secs(self.keepalive_timeout_secs)))
             .http2_max_header_list_size(64 * 1024)
     }
 }
+
+/// The most values a repeated filter field of a request may hold (there are a handful of
+/// categories; more is a malformed request).
+pub const MAX_FILTER_VALUES: usize = 16;
 
 /// Refuses a repeated field with more than `max` items: INVALID_ARGUMENT naming the field.
 pub fn check_count(field: &str, count: usize, max: usize) -> Result<(), Status> {
@@ -417,6 +439,9 @@ pub struct GateService<S> {
     layer: GateLayer,
 }
 
+/// The one long request: a partner's system streaming its signals in.
+const PUSH_PATH: &str = "/pactgate.v1.SignalIntake/Push";
+
 /// Paths any verified client may call whoever it is: the health check.
 const OPEN_PATHS: &[&str] = &["/grpc.health.v1.Health/"];
 
@@ -485,10 +510,18 @@ where
                 Err(status) => return Box::pin(async move { Ok(status.into_http()) }),
             }
         };
+        let deadline = self.layer.gate.limits.deadline(request.uri().path());
         let ready = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, ready);
         Box::pin(async move {
-            let response = inner.call(request).await;
+            let response = match tokio::time::timeout(deadline, inner.call(request)).await {
+                Ok(response) => response,
+                Err(_) => Ok(Status::deadline_exceeded(format!(
+                    "the request took longer than the node's deadline of {} s",
+                    deadline.as_secs()
+                ))
+                .into_http()),
+            };
             drop(permit);
             response
         })

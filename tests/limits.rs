@@ -403,3 +403,59 @@ async fn a_broken_push_keeps_its_durable_batches_and_pushing_again_is_idempotent
     assert_eq!(report.accepted, 2_500);
     assert_eq!(list_all(&mut own).await.len(), 2_500);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_filter_with_thousands_of_categories_is_refused_naming_the_field() {
+    let node = TestNode::start("swv-vo").await;
+    let mut exchange = node.exchange_as("leerplicht").await;
+    let filter = pb::QueryFilter {
+        categories: vec![pb::Category::Lrv as i32; 10_000],
+        ..Default::default()
+    };
+    let status = query_filtered(&mut exchange, verzuimmelding_claim(), filter)
+        .await
+        .expect_err("10,000 categories");
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert!(
+        status.message().contains("filter.categories: 10000 items"),
+        "{:?}",
+        status.message()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_half_sent_request_and_an_idle_push_end_at_their_deadlines() {
+    let limits = Limits {
+        request_timeout_secs: 1,
+        push_idle_secs: 1,
+        ..Limits::default()
+    };
+    let node = TestNode::start_limited("swv-vo", NodeTuning::default(), limits).await;
+    let started = Instant::now();
+    let status = tokio::time::timeout(
+        Duration::from_secs(10),
+        half_sent_list(node.channel_as("swv-vo").await),
+    )
+    .await
+    .expect("the half-sent request ended")
+    .expect_err("a half-sent request");
+    assert_eq!(status.code(), Code::DeadlineExceeded, "{status:?}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+
+    let mut idle = node.intake().await;
+    let bsn = Bsns::new(96).next_bsn();
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    tx.send(good_record("before-the-pause", &bsn))
+        .await
+        .unwrap();
+    let status = tokio::time::timeout(
+        Duration::from_secs(10),
+        idle.push(tokio_stream::wrappers::ReceiverStream::new(rx)),
+    )
+    .await
+    .expect("the idle push ended")
+    .expect_err("an idle push");
+    assert_eq!(status.code(), Code::DeadlineExceeded, "{status:?}");
+    assert!(status.message().contains("no record for 1 s"), "{status:?}");
+    drop(tx);
+}

@@ -52,6 +52,11 @@ pub fn filter_from(filter: Option<pb::QueryFilter>) -> Result<ExchangeFilter, St
         "" => None,
         c => Some(crate::signal::check_school(c, crate::signal::Category::Lrv).map_err(invalid)?),
     };
+    crate::limits::check_count(
+        "filter.categories",
+        f.categories.len(),
+        crate::limits::MAX_FILTER_VALUES,
+    )?;
     let categories = f
         .categories
         .iter()

@@ -203,8 +203,19 @@ impl SignalIntake for IntakeService {
         let now = chrono::Utc::now();
         let today = now.date_naive();
         let mut index = 0usize;
-        // A broken stream returns its error here; the batches committed before it stay stored.
-        while let Some(record) = stream.message().await? {
+        let idle = gate.limits().push_idle();
+        // A broken or idle stream returns its error here; the batches committed before it stay
+        // stored.
+        while let Some(record) = tokio::time::timeout(idle, stream.message())
+            .await
+            .map_err(|_| {
+                Status::deadline_exceeded(format!(
+                    "no record for {} s: the push is closed; the {} records stored before stay",
+                    idle.as_secs(),
+                    push.stored
+                ))
+            })??
+        {
             if index >= MAX_RECORDS_PER_PUSH {
                 return Err(push.refuse_oversized().await);
             }
