@@ -253,7 +253,7 @@ fn main() -> anyhow::Result<()> {
     );
     println!(
         "node: store_cache_mib {}, MALLOC_ARENA_MAX {}",
-        cache_mib.map_or("default (64)".to_owned(), |m| m.to_string()),
+        cache_mib.map_or("default (16)".to_owned(), |m| m.to_string()),
         std::env::var("MALLOC_ARENA_MAX").unwrap_or_else(|_| "unset".to_owned())
     );
     let rt = tokio::runtime::Builder::new_multi_thread()

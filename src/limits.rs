@@ -59,7 +59,7 @@ pub struct Limits {
     pub max_reference_dates: usize,
     /// After SIGTERM or Ctrl-C: how long requests in flight may take before the rest is closed.
     pub shutdown_grace_secs: u64,
-    /// sled's page cache, in MiB.
+    /// sled's page cache, in MiB. sled 0.34 holds several times this (BENCHMARKS.md, Memory).
     pub store_cache_mib: u64,
     /// Refusals that name no pupil are audited as one entry per caller per window of this length.
     pub refusal_window_secs: u64,
@@ -83,7 +83,7 @@ impl Default for Limits {
             max_heavy: 2,
             max_reference_dates: 120,
             shutdown_grace_secs: 10,
-            store_cache_mib: 64,
+            store_cache_mib: 16,
             refusal_window_secs: 60,
         }
     }

@@ -16,8 +16,8 @@ const SIGNAL: u8 = b's';
 const BY_PUPIL: u8 = b'p';
 const BY_MUNICIPALITY: u8 = b'm';
 const BY_SCHOOL: u8 = b'c';
-/// sled's page cache unless the node's limits say otherwise: 64 MiB.
-pub const DEFAULT_CACHE_BYTES: u64 = 64 * 1024 * 1024;
+/// sled's page cache unless the node's limits say otherwise: 16 MiB (BENCHMARKS.md, Memory).
+pub const DEFAULT_CACHE_BYTES: u64 = 16 * 1024 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
