@@ -448,7 +448,9 @@ async fn serve_until_grace(
 }
 
 /// Who may call the node at all: its own organisation, its configured peers, and the parties and
-/// FGs of the active policy (read per request, so a reload applies at once).
+/// FGs of the active policy (read per request, so a reload applies at once). A node without a
+/// policy knows no parties: it admits every certificate of the covenant CA and its services deny
+/// every exchange ("no covenant policy").
 fn admits(own: &Organisation, policy: &PolicyHandle, peers: &[PeerConfig]) -> Admits {
     let own = own.oin.clone();
     let policy = policy.clone();
@@ -458,7 +460,7 @@ fn admits(own: &Organisation, policy: &PolicyHandle, peers: &[PeerConfig]) -> Ad
             || peers.contains(oin)
             || policy
                 .current()
-                .is_some_and(|p| p.party_by_oin(oin).is_some() || p.fg(oin).is_some())
+                .is_none_or(|p| p.party_by_oin(oin).is_some() || p.fg(oin).is_some())
     })
 }
 
