@@ -421,6 +421,30 @@ async fn a_filter_with_thousands_of_categories_is_refused_naming_the_field() {
         "{:?}",
         status.message()
     );
+    // Malformed requests name no pupil: counted per caller, not logged one by one.
+    for _ in 0..49 {
+        let filter = pb::QueryFilter {
+            categories: vec![pb::Category::Lrv as i32; 100],
+            ..Default::default()
+        };
+        query_filtered(&mut exchange, verzuimmelding_claim(), filter)
+            .await
+            .expect_err("100 categories");
+    }
+    let dir = node.stop().await;
+    let entries = stored_entries(&dir.path().join("data"), "swv-vo");
+    let refusals: Vec<_> = entries
+        .iter()
+        .filter(|e| e.actor_oin == oin("leerplicht"))
+        .collect();
+    assert!(
+        refusals.len() <= 2,
+        "one entry per caller per window: {refusals:#?}"
+    );
+    assert_eq!(refusals.iter().map(|e| e.count).sum::<u64>(), 50);
+    assert!(refusals
+        .iter()
+        .all(|e| e.reason.contains("malformed or oversized request")));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

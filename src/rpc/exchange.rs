@@ -238,6 +238,13 @@ pub fn answer(
             tracing::info!(peer.oin = %caller.oin, policy.rule = %d.permit.rule, query.count = d.response.signals.len(), "query answered");
             Ok(d.response)
         }
+        Err(status) if status.code() == tonic::Code::InvalidArgument => {
+            // A malformed or oversized request names no pupil: counted, not logged alone.
+            node.gate
+                .refusals()
+                .note(&caller.oin, &caller.name, crate::limits::reason::INVALID);
+            Err(status)
+        }
         Err(status) => {
             let mut e = claim_entry(node, trace, caller, &claim, Action::Query);
             e.decision = AuditDecision::Deny;
