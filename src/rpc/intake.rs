@@ -111,6 +111,17 @@ struct PushBatches {
 }
 
 impl PushBatches {
+    /// An Ingest audit entry of this push.
+    fn entry(&self) -> crate::audit::NewEntry {
+        entry(
+            &self.trace,
+            &self.caller,
+            &self.actor,
+            Action::Ingest,
+            &self.node.policy_version(),
+        )
+    }
+
     /// Makes the current batch durable: its signals and its audit entry in one sync, before the
     /// next record is read. Memory stays bounded by one batch whatever the push's size.
     async fn commit(&mut self) -> Result<(), Status> {
@@ -118,13 +129,7 @@ impl PushBatches {
             return Ok(());
         }
         let good = std::mem::take(&mut self.batch);
-        let mut e = entry(
-            &self.trace,
-            &self.caller,
-            &self.actor,
-            Action::Ingest,
-            &self.node.policy_version(),
-        );
+        let mut e = self.entry();
         e.pupils = distinct_pupils(&good);
         e.count = good.len() as u64;
         e.reason = format!(
@@ -159,13 +164,7 @@ impl PushBatches {
             self.stored,
             self.refused.len()
         );
-        let mut e = entry(
-            &self.trace,
-            &self.caller,
-            &self.actor,
-            Action::Ingest,
-            &self.node.policy_version(),
-        );
+        let mut e = self.entry();
         e.decision = crate::audit::Decision::Deny;
         e.reason = refusal.clone();
         if let Err(status) = self.node.record_async(e).await {

@@ -517,6 +517,27 @@ impl TestNode {
         tuning: NodeTuning,
         listener: std::net::TcpListener,
     ) -> TestNode {
+        let limits = pactgate::limits::Limits::default();
+        Self::start_full(party, options, tuning, limits, listener).await
+    }
+
+    /// Starts a node with the shipped policy, `tuning` and limits of the test's choosing.
+    pub async fn start_limited(
+        party: &str,
+        tuning: NodeTuning,
+        limits: pactgate::limits::Limits,
+    ) -> TestNode {
+        let options = NodeOptions::default();
+        Self::start_full(party, options, tuning, limits, bind_loopback()).await
+    }
+
+    async fn start_full(
+        party: &str,
+        options: NodeOptions,
+        tuning: NodeTuning,
+        limits: pactgate::limits::Limits,
+        listener: std::net::TcpListener,
+    ) -> TestNode {
         let dir = tempfile::Builder::new()
             .prefix(&format!("pactgate-{party}-"))
             .tempdir()
@@ -526,32 +547,10 @@ impl TestNode {
             running: None,
             options,
             tuning,
-            limits: pactgate::limits::Limits::default(),
-            dir,
-        };
-        node.launch_on(listener).await;
-        node
-    }
-
-    /// Starts a node with the shipped policy, `tuning` and limits of the test's choosing.
-    pub async fn start_limited(
-        party: &str,
-        tuning: NodeTuning,
-        limits: pactgate::limits::Limits,
-    ) -> TestNode {
-        let dir = tempfile::Builder::new()
-            .prefix(&format!("pactgate-{party}-"))
-            .tempdir()
-            .expect("temp dir");
-        let mut node = TestNode {
-            party: party.to_owned(),
-            running: None,
-            options: NodeOptions::default(),
-            tuning,
             limits,
             dir,
         };
-        node.launch_on(bind_loopback()).await;
+        node.launch_on(listener).await;
         node
     }
 
