@@ -283,15 +283,20 @@ impl Gate {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        let _permit = self
+        let permit = self
             .heavy
             .clone()
             .acquire_owned()
             .await
             .map_err(|_| Status::unavailable("the node is shutting down"))?;
-        tokio::task::spawn_blocking(work)
-            .await
-            .map_err(crate::rpc::task_status)
+        // The permit goes with the work: a request dropped at its deadline does not free the
+        // place of work that still runs.
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            work()
+        })
+        .await
+        .map_err(crate::rpc::task_status)
     }
 }
 
