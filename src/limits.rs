@@ -450,7 +450,14 @@ const PUSH_PATH: &str = "/pactgate.v1.SignalIntake/Push";
 /// Paths any verified client may call whoever it is: the health check.
 const OPEN_PATHS: &[&str] = &["/grpc.health.v1.Health/"];
 
+/// The caller: an [`Organisation`] a listener put in the extensions from its TLS session, or
+/// the organisation of the client certificate tonic's TLS listener recorded.
+///
+/// [`Organisation`]: crate::identity::Organisation
 fn caller_of(extensions: &http::Extensions) -> Option<crate::identity::Organisation> {
+    if let Some(org) = extensions.get::<crate::identity::Organisation>() {
+        return Some(org.clone());
+    }
     let certs = extensions
         .get::<TlsConnectInfo<TcpConnectInfo>>()?
         .peer_certs()?;
@@ -458,8 +465,13 @@ fn caller_of(extensions: &http::Extensions) -> Option<crate::identity::Organisat
 }
 
 impl GateLayer {
-    /// Why a request is refused before any handler, if it is.
-    fn refusal(&self, extensions: &http::Extensions) -> Result<OwnedSemaphorePermit, Status> {
+    /// Admits a request before any handler runs, or says why not (counted in the gate's tally):
+    /// the in-flight permit is held until the request is answered. Listeners that are no tower
+    /// stack of tonic's call this themselves and render the status their way.
+    pub fn admit_request(
+        &self,
+        extensions: &http::Extensions,
+    ) -> Result<OwnedSemaphorePermit, Status> {
         let refusals = self.gate.refusals();
         let Some(caller) = caller_of(extensions) else {
             refusals.note("", "", reason::NO_IDENTITY);
@@ -486,12 +498,10 @@ impl GateLayer {
     }
 }
 
-impl<S, B> tower::Service<http::Request<B>> for GateService<S>
+impl<S, B, R> tower::Service<http::Request<B>> for GateService<S>
 where
-    S: tower::Service<http::Request<B>, Response = http::Response<tonic::body::Body>>
-        + Clone
-        + Send
-        + 'static,
+    S: tower::Service<http::Request<B>, Response = http::Response<R>> + Clone + Send + 'static,
+    R: Default + Send + 'static,
     S::Future: Send + 'static,
     B: Send + 'static,
 {
@@ -510,7 +520,7 @@ where
         let permit = if open {
             None
         } else {
-            match self.layer.refusal(request.extensions()) {
+            match self.layer.admit_request(request.extensions()) {
                 Ok(permit) => Some(permit),
                 Err(status) => return Box::pin(async move { Ok(status.into_http()) }),
             }
