@@ -98,6 +98,10 @@ pub struct ServeArgs {
     /// The counting rules file (TOML).
     #[arg(long)]
     pub counting: Option<PathBuf>,
+    /// After SIGTERM or Ctrl-C, how long requests in flight may take before the node closes the
+    /// rest and exits (seconds; default 10, config `[limits] shutdown_grace_secs`).
+    #[arg(long)]
+    pub shutdown_grace_secs: Option<u64>,
 }
 
 #[derive(Debug, Args)]
@@ -856,6 +860,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         policy: args.policy,
         counting: args.counting,
         peers: Vec::new(),
+        limits: Default::default(),
     });
     let listen = NodeConfig::require(&config.listen, "listen address", "listen")?;
     let data_dir = NodeConfig::require(&config.data_dir, "data directory", "data-dir")?;
@@ -892,6 +897,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         crl: config.crl.clone(),
         checkpoint_interval: crate::rpc::audit::CHECKPOINT_INTERVAL,
         ready: Some(ready),
+        limits: crate::limits::Limits {
+            shutdown_grace_secs: args
+                .shutdown_grace_secs
+                .unwrap_or(config.limits.shutdown_grace_secs),
+            ..config.limits.clone()
+        },
     };
     let node = tokio::spawn(crate::node::serve(setup, listener, shutdown_signal()));
     // The bound address on stdout once the node is fully set up, so a supervisor (or a test)

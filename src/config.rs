@@ -44,6 +44,9 @@ pub struct NodeConfig {
     /// The other partners' nodes this node may ask.
     #[serde(default, rename = "peer")]
     pub peers: Vec<crate::peers::PeerConfig>,
+    /// The `[limits]` table: connections, requests, pushes, shutdown grace, store cache.
+    #[serde(default)]
+    pub limits: crate::limits::Limits,
 }
 
 impl NodeConfig {
@@ -77,6 +80,7 @@ impl NodeConfig {
             } else {
                 flags.peers
             },
+            limits: self.limits,
         }
     }
 
@@ -113,6 +117,16 @@ mod tests {
         .unwrap();
         assert_eq!(file.peers.len(), 1);
         assert_eq!(file.peers[0].name, "ggd");
+    }
+
+    #[test]
+    fn limits_from_file() {
+        let file: NodeConfig =
+            toml::from_str("[limits]\nshutdown_grace_secs = 3\nstore_cache_mib = 32\n").unwrap();
+        assert_eq!(file.limits.shutdown_grace_secs, 3);
+        assert_eq!(file.limits.store_cache_mib, 32);
+        let merged = file.overridden_by(NodeConfig::default());
+        assert_eq!(merged.limits.shutdown_grace_secs, 3);
     }
 
     #[test]

@@ -121,6 +121,7 @@ impl DemoNode {
             crl: None,
             checkpoint_interval: std::time::Duration::from_millis(500),
             ready: None,
+            limits: Default::default(),
         };
         let task = tokio::spawn(crate::node::serve(setup, listener, async {
             let _ = rx.await;

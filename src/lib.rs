@@ -12,6 +12,7 @@
 //! - [`store_cli`]: `pactgate store check`, `backup` and `restore`.
 //! - [`identity`]: the organisation (OIN, name) a certificate names.
 //! - [`tls`]: rustls configs (TLS 1.3, client certificates required) and the TLS listener.
+//! - [`limits`]: limits on everything a caller controls, for every listener.
 //! - [`certs`]: development certificates (rcgen).
 //! - [`config`]: the node's TOML configuration.
 //! - [`policy`]: the covenant's Bijlage 3 as data: load, check, the FG's matrix, `evaluate`.
@@ -46,6 +47,7 @@ pub mod exchange;
 pub mod identity;
 pub mod import;
 pub mod integrity;
+pub mod limits;
 pub mod node;
 pub mod pb;
 pub mod peers;

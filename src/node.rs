@@ -8,6 +8,7 @@ use crate::audit::{Action, AuditLog, Decision as AuditDecision, NewEntry, Signin
 use crate::cases::CaseStore;
 use crate::clock::CountingRules;
 use crate::identity::Organisation;
+use crate::limits::{Admits, Gate, GateLayer, Limits};
 use crate::pb;
 use crate::peers::{Peer, PeerConfig};
 use crate::policy::Policy;
@@ -73,6 +74,8 @@ pub struct NodeSetup {
     /// Told once the node is fully set up (policy loaded, store open, SIGHUP handler installed)
     /// and about to serve; dropped unsent if it fails before that.
     pub ready: Option<tokio::sync::oneshot::Sender<()>>,
+    /// The limits on what callers may cost the node, and the shutdown grace.
+    pub limits: Limits,
 }
 
 impl NodeSetup {
@@ -88,6 +91,7 @@ impl NodeSetup {
             crl: None,
             checkpoint_interval: crate::rpc::audit::CHECKPOINT_INTERVAL,
             ready: None,
+            limits: Limits::default(),
         }
     }
 }
@@ -141,6 +145,8 @@ pub struct NodeContext {
     pub counting: Option<Arc<CountingRules>>,
     /// The node's data dir (the store, its integrity record, the audit signing key).
     pub data_dir: PathBuf,
+    /// The limits and their counters, shared with the listener.
+    pub gate: Arc<Gate>,
 }
 
 /// The file, in the data dir, of the node's Ed25519 key that signs its audit checkpoints and its
@@ -342,7 +348,8 @@ pub async fn serve(
         deny_list(&policy),
     )?);
     let server_tls = setup.tls.server_config_with(verifier.clone())?;
-    let store = Store::open_guarded(&setup.data_dir)?;
+    let gate = Gate::new(setup.limits.clone());
+    let store = Store::open_guarded(&setup.data_dir, setup.limits.store_cache_bytes())?;
     let signing = SigningKey::load_or_create(&setup.data_dir.join(AUDIT_KEY_FILE))
         .map_err(crate::audit::AuditError::from)?;
     let witness_key = SigningKey::load_or_create(&setup.data_dir.join(AUDIT_KEY_FILE))
@@ -364,6 +371,7 @@ pub async fn serve(
             .transpose()?
             .map(Arc::new),
         data_dir: setup.data_dir.clone(),
+        gate: gate.clone(),
     });
     record_policy_load(
         &context,
@@ -374,6 +382,7 @@ pub async fn serve(
     let mut tasks = vec![
         reload_on_sighup(policy.clone(), context.clone(), verifier.clone()),
         crate::rpc::audit::spawn_checkpoints(context.clone(), setup.checkpoint_interval),
+        spawn_refusal_windows(context.clone()),
     ];
     if let Some(rules) = &context.counting {
         tasks.push(crate::retention::spawn_task(context.clone(), rules.clone()));
@@ -422,14 +431,24 @@ pub async fn serve(
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1alpha()?;
 
-    let incoming = crate::tls::incoming(listener, server_tls);
+    let incoming = crate::tls::incoming_limited(listener, server_tls, gate.clone());
     if let Some(ready) = setup.ready {
         let _ = ready.send(());
     }
-    tonic::transport::Server::builder()
+    let admits = admits(&own, &policy, &setup.peers);
+    let (stopping_tx, stopping) = tokio::sync::watch::channel(false);
+    let signalled = async move {
+        shutdown.await;
+        let _ = stopping_tx.send(true);
+    };
+    let server = setup
+        .limits
+        .grpc_server()
+        // Outermost: caller text in the metadata that could be a pupil id is refused unread.
         .layer(tonic::service::InterceptorLayer::new(
             crate::rpc::check_metadata,
         ))
+        .layer(GateLayer::new(gate.clone(), admits, own.to_string()))
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
@@ -442,13 +461,112 @@ pub async fn serve(
         .add_service(witness)
         .add_service(counts)
         .add_service(backup)
-        .serve_with_incoming_shutdown(incoming, shutdown)
-        .await?;
+        .serve_with_incoming_shutdown(incoming, signalled);
+    serve_until_grace(server, stopping, &gate).await?;
     for task in tasks {
         task.abort();
         let _ = task.await;
     }
+    let last = context.clone();
+    let _ =
+        tokio::task::spawn_blocking(move || record_refusals(&last, "until the node stopped")).await;
     store.sync()?;
     tracing::info!(node.org = %own.name, "node stopped");
     Ok(())
+}
+
+/// Runs the server until it has stopped: after the shutdown signal it stops accepting and lets
+/// requests in flight finish for the grace period, then closes every connection still open.
+async fn serve_until_grace(
+    server: impl Future<Output = Result<(), tonic::transport::Error>>,
+    mut stopping: tokio::sync::watch::Receiver<bool>,
+    gate: &Gate,
+) -> Result<(), NodeError> {
+    let grace = gate.limits().shutdown_grace();
+    let deadline = async move {
+        if stopping.wait_for(|s| *s).await.is_err() {
+            std::future::pending::<()>().await;
+        }
+        tracing::info!(shutdown.grace = ?grace, "stopped accepting; requests in flight may finish");
+        tokio::time::sleep(grace).await;
+    };
+    tokio::pin!(server);
+    tokio::select! {
+        served = &mut server => return Ok(served?),
+        () = deadline => {}
+    }
+    tracing::warn!(shutdown.grace = ?grace, "shutdown grace over: closing the connections still open");
+    gate.close_all();
+    match tokio::time::timeout(std::time::Duration::from_secs(5), &mut server).await {
+        Ok(served) => Ok(served?),
+        Err(_) => {
+            tracing::error!("connections did not close after the grace; stopping anyway");
+            Ok(())
+        }
+    }
+}
+
+/// Who may call the node at all: its own organisation, its configured peers, and the parties and
+/// FGs of the active policy (read per request, so a reload applies at once). A node without a
+/// policy knows no parties: it admits every certificate of the covenant CA and its services deny
+/// every exchange ("no covenant policy").
+fn admits(own: &Organisation, policy: &PolicyHandle, peers: &[PeerConfig]) -> Admits {
+    let own = own.oin.clone();
+    let policy = policy.clone();
+    let peers: std::collections::HashSet<String> = peers.iter().map(|p| p.oin.clone()).collect();
+    Arc::new(move |oin: &str| {
+        oin == own
+            || peers.contains(oin)
+            || policy
+                .current()
+                .is_none_or(|p| p.party_by_oin(oin).is_some() || p.fg(oin).is_some())
+    })
+}
+
+/// Writes the refusals of the ending window that name no pupil: one audit entry per caller with
+/// the count and the reasons, all made durable with one sync.
+fn record_refusals(node: &NodeContext, window: &str) {
+    let tallies = node.gate.refusals().take();
+    if tallies.is_empty() {
+        return;
+    }
+    let version = node.policy_version();
+    for tally in tallies {
+        let trace = TraceContext::from_metadata(&tonic::metadata::MetadataMap::new());
+        let caller = Organisation {
+            oin: tally.caller.oin.clone(),
+            name: tally.caller.name.clone(),
+        };
+        let mut e = entry(&trace, &caller, "", Action::Query, &version);
+        e.decision = AuditDecision::Deny;
+        e.count = tally.total();
+        e.reason = format!(
+            "{} ({window}; refusals that name no pupil, counted)",
+            tally.summary()
+        );
+        if let Err(err) = node.audit.append(e) {
+            tracing::error!(error = %err, "could not audit the window's refusals");
+        }
+    }
+    if let Err(err) = node.store.sync() {
+        tracing::error!(error = %err, "could not sync the window's refusals");
+    }
+}
+
+/// Every refusal window, writes its refusals (see [`record_refusals`]).
+fn spawn_refusal_windows(node: Arc<NodeContext>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let period = node.gate.limits().refusal_window();
+        let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        loop {
+            ticks.tick().await;
+            let window = format!(
+                "the {} s before {}",
+                period.as_secs(),
+                chrono::Utc::now().format("%Y-%m-%d %H:%M:%S UTC")
+            );
+            let node = node.clone();
+            let _ = tokio::task::spawn_blocking(move || record_refusals(&node, &window)).await;
+        }
+    })
 }

@@ -19,6 +19,8 @@ const SIGNAL: u8 = b's';
 const BY_PUPIL: u8 = b'p';
 const BY_MUNICIPALITY: u8 = b'm';
 const BY_SCHOOL: u8 = b'c';
+/// sled's page cache unless the node's limits say otherwise: 16 MiB (BENCHMARKS.md, Memory).
+pub const DEFAULT_CACHE_BYTES: u64 = 16 * 1024 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -113,17 +115,23 @@ impl Integrity {
 }
 
 impl Store {
-    /// Opens (or creates) the store under `data_dir/store`, private to the node's user (see
-    /// [`make_private`]), refusing one that holds less than the node acknowledged (its integrity
-    /// record in `data_dir`); then records what it holds.
+    /// Opens (or creates) the store under `data_dir/store`, with the default page cache.
     pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
+        Self::open_with_cache(data_dir, DEFAULT_CACHE_BYTES)
+    }
+
+    /// Opens (or creates) the store under `data_dir/store` with a page cache of `cache_bytes`
+    /// (sled's own default is 1 GiB, which a node under load fills and keeps), private to the
+    /// node's user (see [`make_private`]), refusing one that holds less than the node
+    /// acknowledged (its integrity record in `data_dir`); then records what it holds.
+    pub fn open_with_cache(data_dir: &Path, cache_bytes: u64) -> Result<Self, StoreError> {
         // The data dir's own files (the audit key) are checked by their owners before the first
         // sync makes them private too, so a key that was exposed is refused, not quietly fixed.
         create_private_dir(data_dir)
             .and_then(|()| make_entry_private(data_dir))
             .map_err(StoreError::Private)?;
         let path = data_dir.join("store");
-        let db = open_with_retry(&path)?;
+        let db = open_with_retry(&path, cache_bytes)?;
         make_private(&path).map_err(StoreError::Private)?;
         let signals = db.open_tree(SIGNALS_TREE)?;
         let audit = db.open_tree(crate::audit::TREE)?;
@@ -156,8 +164,10 @@ impl Store {
     /// [`Store::open`] that turns a panic inside sled (which it has on some damaged files) into
     /// [`StoreError::Crashed`]. A process abort cannot be caught this way: the binary checks the
     /// store in a child process first.
-    pub fn open_guarded(data_dir: &Path) -> Result<Self, StoreError> {
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| Self::open(data_dir)))
+    pub fn open_guarded(data_dir: &Path, cache_bytes: u64) -> Result<Self, StoreError> {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            Self::open_with_cache(data_dir, cache_bytes)
+        }))
             .unwrap_or_else(|panic| {
                 let what = panic
                     .downcast_ref::<&str>()
@@ -171,7 +181,7 @@ impl Store {
     /// Records what the store under `data_dir` holds now as acknowledged (for a store made before
     /// integrity records, after the operator made sure it is complete). The node must be stopped.
     pub fn adopt(data_dir: &Path) -> Result<Record, StoreError> {
-        let db = open_with_retry(&data_dir.join("store"))?;
+        let db = open_with_retry(&data_dir.join("store"), DEFAULT_CACHE_BYTES)?;
         let signals = db.open_tree(SIGNALS_TREE)?;
         let audit = db.open_tree(crate::audit::TREE)?;
         let record = Record {
@@ -465,10 +475,14 @@ pub fn make_private(dir: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-fn open_with_retry(path: &Path) -> Result<sled::Db, StoreError> {
+fn open_with_retry(path: &Path, cache_bytes: u64) -> Result<sled::Db, StoreError> {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
     loop {
-        match sled::Config::new().path(path).open() {
+        match sled::Config::new()
+            .path(path)
+            .cache_capacity(cache_bytes)
+            .open()
+        {
             // sled reports the held lock as an io::Error of kind Other wrapping the EWOULDBLOCK.
             Err(sled::Error::Io(e))
                 if e.to_string().contains("could not acquire lock")

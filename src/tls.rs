@@ -5,6 +5,7 @@
 
 use arc_swap::ArcSwap;
 use rustls::client::danger::HandshakeSignatureValid;
+use crate::limits::{Conn, Gate};
 use rustls::pki_types::pem::PemObject as _;
 use rustls::pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer, UnixTime};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
@@ -14,13 +15,9 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::{TcpListener, TcpStream};
-use tokio_rustls::server::TlsStream;
+use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 use tokio_stream::wrappers::ReceiverStream;
-
-/// How long a client may take to finish the TLS handshake.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
@@ -434,13 +431,28 @@ fn parse_certs(what: &'static str, pem: &[u8]) -> Result<Vec<CertificateDer<'sta
 }
 
 /// Accepts TCP connections and completes their TLS handshakes concurrently, yielding only the
-/// connections whose client certificate verified. A failed handshake (no certificate, a foreign
-/// CA, an expired certificate, TLS 1.2) is logged and dropped. Stops accepting once the returned
-/// stream is dropped.
+/// connections whose client certificate verified, under the default [`Limits`]. See
+/// [`incoming_limited`].
+///
+/// [`Limits`]: crate::limits::Limits
 pub fn incoming(
     listener: TcpListener,
     config: Arc<rustls::ServerConfig>,
-) -> ReceiverStream<Result<TlsStream<TcpStream>, std::io::Error>> {
+) -> ReceiverStream<Result<Conn, std::io::Error>> {
+    incoming_limited(listener, config, Gate::new(Default::default()))
+}
+
+/// Accepts TCP connections and completes their TLS handshakes concurrently, yielding only the
+/// connections whose client certificate verified. A failed handshake (no certificate, a foreign
+/// CA, an expired certificate, TLS 1.2) is logged and dropped; so is one that takes longer than
+/// the gate's handshake timeout, the oldest pending handshake when too many are pending, and a
+/// connection of an organisation that has all its connections open already. Stops accepting
+/// once the returned stream is dropped.
+pub fn incoming_limited(
+    listener: TcpListener,
+    config: Arc<rustls::ServerConfig>,
+    gate: Arc<Gate>,
+) -> ReceiverStream<Result<Conn, std::io::Error>> {
     let (tx, rx) = tokio::sync::mpsc::channel(64);
     let acceptor = TlsAcceptor::from(config);
     tokio::spawn(async move {
@@ -460,11 +472,28 @@ pub fn incoming(
             let _ = tcp.set_nodelay(true);
             let acceptor = acceptor.clone();
             let tx = tx.clone();
+            let gate = gate.clone();
+            let (slot, evicted) = gate.handshake_slot();
             tokio::spawn(async move {
-                match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-                    Ok(Ok(tls)) => {
-                        let _ = tx.send(Ok(tls)).await;
+                let handshake =
+                    tokio::time::timeout(gate.limits().handshake_timeout(), acceptor.accept(tcp));
+                let outcome = tokio::select! {
+                    outcome = handshake => outcome,
+                    _ = evicted => {
+                        tracing::info!(peer.addr = %addr, "TLS handshake dropped: too many pending");
+                        return;
                     }
+                };
+                drop(slot);
+                match outcome {
+                    Ok(Ok(tls)) => match gate.admit(tls) {
+                        Ok(conn) => {
+                            let _ = tx.send(Ok(conn)).await;
+                        }
+                        Err(oin) => {
+                            tracing::info!(peer.addr = %addr, peer.oin = %oin, "connection refused: the organisation has all its connections open");
+                        }
+                    },
                     Ok(Err(e)) => {
                         tracing::info!(peer.addr = %addr, error = %e, "TLS handshake refused");
                     }

@@ -925,7 +925,7 @@ async fn an_oversized_record_refuses_the_whole_push() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_push_of_more_than_the_maximum_records_is_refused_whole() {
+async fn a_push_of_more_than_the_maximum_records_keeps_the_first_and_refuses_the_rest() {
     let (node, mut client) = node_and_client().await;
     let bsn = Bsns::new(7).next_bsn();
     // Small, valid records; only the count is wrong.
@@ -939,23 +939,32 @@ async fn a_push_of_more_than_the_maximum_records_is_refused_whole() {
         .await
         .expect_err("too many records");
     assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+    // A push is stored in durable batches as it streams in: the records within the limit are
+    // stored, the one beyond it is not read, and the refusal says so.
     assert!(
-        status.message().contains(&MAX_RECORDS_PER_PUSH.to_string())
-            && status.message().contains("nothing"),
+        status
+            .message()
+            .contains(&format!("({MAX_RECORDS_PER_PUSH} stored, 0 refused)"))
+            && status.message().contains("the rest was not read"),
         "{:?}",
         status.message()
     );
     let mut client = node.intake().await;
-    let some = list(
+    let all = list(
         &mut client,
         pb::ListRequest {
-            limit: 1,
+            pupil_pseudonym: pseudonym_of(&bsn),
             ..Default::default()
         },
     )
     .await
     .unwrap();
-    assert!(some.is_empty(), "part of a refused push was stored");
+    assert_eq!(all.len(), MAX_RECORDS_PER_PUSH);
+    assert!(
+        !all.iter()
+            .any(|v| v.source_record_id == format!("r{MAX_RECORDS_PER_PUSH}")),
+        "the record beyond the limit was stored"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -28,6 +28,7 @@
 mod checkpoint;
 mod entry;
 mod merkle;
+mod refusals;
 mod verify;
 mod witness;
 
@@ -41,6 +42,7 @@ pub use checkpoint::{
 };
 pub use entry::{Action, Decision, Entry, EntryError, Filter, NewEntry};
 pub use merkle::{leaf_hash, node_hash, verify_consistency, verify_inclusion, Hash, ProofError};
+pub use refusals::{Refusals, Refused, Tally};
 pub use verify::{
     verify, SeqRange, Tamper, TamperKind, TrustedCheckpoint, VerifyError, VerifyReport,
 };

@@ -56,12 +56,15 @@ fn parse_day(field: &str, text: &str) -> Result<NaiveDate, Status> {
     })
 }
 
-fn parse_days(texts: &[String]) -> Result<Vec<NaiveDate>, Status> {
+/// The reference dates of a request: at least one, at most the node's limit (the work grows with
+/// their number), each a date.
+fn parse_days(node: &NodeContext, texts: &[String]) -> Result<Vec<NaiveDate>, Status> {
     if texts.is_empty() {
         return Err(Status::invalid_argument(
             "at: give at least one reference date",
         ));
     }
+    crate::limits::check_count("at", texts.len(), node.gate.limits().max_reference_dates)?;
     texts.iter().map(|t| parse_day("at", t)).collect()
 }
 
@@ -134,7 +137,11 @@ impl Clock for ClockService {
             timeout(req.timeout_ms),
         )
         .await?;
-        let lines = clock::due(&signals, at, &rules);
+        let lines = self
+            .node
+            .gate
+            .heavy(move || clock::due(&signals, at, &rules))
+            .await?;
         tracing::info!(peer.oin = %caller.oin, due.lines = lines.len(), due.failures = failures.len(), "due list");
         Ok(Response::new(pb::DueResponse {
             at: at.to_string(),
@@ -151,7 +158,7 @@ impl Clock for ClockService {
         let trace = crate::trace::TraceContext::from_metadata(request.metadata());
         let req = request.into_inner();
         let rules = rules(&self.node)?;
-        let dates = parse_days(&req.at)?;
+        let dates = parse_days(&self.node, &req.at)?;
         let rule = rule(&rules, &req.rule)?.clone();
         let (signals, failures) = gather(
             &self.node,
@@ -161,13 +168,17 @@ impl Clock for ClockService {
             timeout(req.timeout_ms),
         )
         .await?;
-        let report = clock::report(&signals, &dates, &rule, &rules);
+        let dates_asked = dates.len();
         // For the node's own organisation: nothing suppressed (threshold 0).
-        let shown = report.suppressed(0);
+        let shown = self
+            .node
+            .gate
+            .heavy(move || clock::report(&signals, &dates, &rule, &rules).suppressed(0))
+            .await?;
         let render = |e: clock::RenderError| {
             Status::internal(format!("the report could not be rendered: {e}"))
         };
-        tracing::info!(peer.oin = %caller.oin, report.rule = %req.rule, report.dates = dates.len(), "report");
+        tracing::info!(peer.oin = %caller.oin, report.rule = %req.rule, report.dates = dates_asked, "report");
         Ok(Response::new(pb::ReportResponse {
             cells: shown.cells.iter().map(convert::report_cell).collect(),
             table: shown.to_table(),
@@ -208,6 +219,15 @@ impl Counts for CountsService {
                 self.node.record_async(e).await?;
                 Ok(Response::new(response))
             }
+            Err(status) if status.code() == tonic::Code::InvalidArgument => {
+                // A malformed or oversized request names no pupil: counted, not logged alone.
+                self.node.gate.refusals().note(
+                    &caller.oin,
+                    &caller.name,
+                    crate::limits::reason::INVALID,
+                );
+                Err(status)
+            }
             Err(status) => {
                 let mut e = super::exchange::claim_entry(
                     &self.node,
@@ -232,6 +252,12 @@ impl CountsService {
         caller: &crate::identity::Organisation,
         req: pb::CountsRequest,
     ) -> Result<(pb::CountsResponse, crate::policy::Permit), Status> {
+        // Oversized before anything else: the cap costs nothing, the policy decision does.
+        crate::limits::check_count(
+            "at",
+            req.at.len(),
+            self.node.gate.limits().max_reference_dates,
+        )?;
         let claim = req
             .claim
             .ok_or_else(|| Status::permission_denied("denied: the request carries no claim"))?;
@@ -244,7 +270,7 @@ impl CountsService {
             )));
         }
         let rules = rules(&self.node)?;
-        let dates = parse_days(&req.at)?;
+        let dates = parse_days(&self.node, &req.at)?;
         let rule = rule(&rules, &req.rule)?.clone();
         let node = self.node.clone();
         let scope = permit.clone();
@@ -259,7 +285,11 @@ impl CountsService {
         let signals: Vec<(String, Signal)> =
             selected.into_iter().map(|s| (own.clone(), s)).collect();
         let threshold = rules.suppression_threshold();
-        let suppressed = clock::report(&signals, &dates, &rule, &rules).suppressed(threshold);
+        let suppressed = self
+            .node
+            .gate
+            .heavy(move || clock::report(&signals, &dates, &rule, &rules).suppressed(threshold))
+            .await?;
         tracing::info!(peer.oin = %caller.oin, counts.cells = suppressed.cells.len(), "counts answered");
         let response = pb::CountsResponse {
             cells: suppressed.cells.iter().map(convert::report_cell).collect(),

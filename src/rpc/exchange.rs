@@ -59,6 +59,11 @@ pub fn filter_from(filter: Option<pb::QueryFilter>) -> Result<ExchangeFilter, St
         "" => None,
         c => Some(crate::signal::check_school(c, crate::signal::Category::Lrv).map_err(invalid)?),
     };
+    crate::limits::check_count(
+        "filter.categories",
+        f.categories.len(),
+        crate::limits::MAX_FILTER_VALUES,
+    )?;
     let categories = f
         .categories
         .iter()
@@ -312,6 +317,13 @@ pub fn answer(
             node.record(e)?;
             tracing::info!(peer.oin = %caller.oin, policy.rule = %d.permit.rule, query.count = d.response.signals.len(), "query answered");
             Ok(d.response)
+        }
+        Err(status) if status.code() == tonic::Code::InvalidArgument => {
+            // A malformed or oversized request names no pupil: counted, not logged alone.
+            node.gate
+                .refusals()
+                .note(&caller.oin, &caller.name, crate::limits::reason::INVALID);
+            Err(status)
         }
         Err(status) => {
             let mut e = claim_entry(node, trace, caller, &claim, Action::Query);

@@ -1,6 +1,7 @@
 //! `pactgate.v1.SignalIntake`: a partner's own systems push signals to, and list signals from,
 //! their own node. Only the node's own organisation may call it. Validates and pseudonymises on
-//! arrival; stores a push whole-record-or-nothing and answers only after the flush.
+//! arrival; stores a push in durable batches as it streams in (each batch whole-record-or-nothing,
+//! with its audit entry) and answers only after the last batch's flush.
 
 use super::convert;
 use crate::audit::Action;
@@ -17,7 +18,7 @@ use std::sync::Arc;
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status, Streaming};
 
-/// The most records one Push stream may carry; larger pushes are refused whole.
+/// The most records one Push stream may carry; the records beyond it are refused unread.
 pub const MAX_RECORDS_PER_PUSH: usize = 100_000;
 /// The most refusals a push report lists; it counts them all (`rejected_count`), so the report
 /// stays small whatever a push carries.
@@ -100,73 +101,49 @@ pub fn distinct_pupils(signals: &[Signal]) -> Vec<String> {
         .collect()
 }
 
-type ViewStream = Pin<Box<dyn Stream<Item = Result<pb::SignalView, Status>> + Send>>;
+/// A Push in progress: the records validated since the last durable batch, the rejects so far
+/// and how many records are stored already.
+struct PushBatches {
+    node: Arc<NodeContext>,
+    trace: TraceContext,
+    actor: String,
+    caller: Organisation,
+    batch: Vec<Signal>,
+    /// The first refusals (at most [`MAX_REPORTED_REJECTS`]) and how many there were.
+    refused: Vec<pb::RejectedRecord>,
+    refused_count: usize,
+    stored: usize,
+}
 
-#[tonic::async_trait]
-impl SignalIntake for IntakeService {
-    async fn push(
-        &self,
-        request: Request<Streaming<pb::SignalRecord>>,
-    ) -> Result<Response<pb::PushReport>, Status> {
-        let caller = self.authorize(&request)?;
-        let trace = TraceContext::from_metadata(request.metadata());
-        let actor = super::stated_actor(request.metadata());
-        let mut stream = request.into_inner();
-        let now = chrono::Utc::now();
-        let today = now.date_naive();
-        let mut good: Vec<Signal> = Vec::new();
-        let mut refused = Vec::new();
-        let mut refused_count = 0usize;
-        let floor = self.node.absent_since_floor();
-        let mut index = 0usize;
-        while let Some(record) = stream.message().await? {
-            if index >= MAX_RECORDS_PER_PUSH {
-                let refusal = format!(
-                    "a push may carry at most {MAX_RECORDS_PER_PUSH} records; nothing of this \
-                     push was stored: split it into smaller pushes"
-                );
-                let mut e = entry(
-                    &trace,
-                    &caller,
-                    &actor,
-                    Action::Ingest,
-                    &self.node.policy_version(),
-                );
-                e.decision = crate::audit::Decision::Deny;
-                e.reason = refusal.clone();
-                self.node.record_async(e).await?;
-                return Err(Status::resource_exhausted(refusal));
-            }
-            match signal::validate_within(
-                convert::raw_signal(record),
-                &self.node.key,
-                floor,
-                today,
-                now,
-            ) {
-                Ok(s) => good.push(s),
-                Err(e) => {
-                    refused_count += 1;
-                    if refused.len() < MAX_REPORTED_REJECTS {
-                        refused.push(rejected(index, e));
-                    }
-                }
-            }
-            index += 1;
-        }
-        let accepted = good.len();
-        let mut e = entry(
-            &trace,
-            &caller,
-            &actor,
+impl PushBatches {
+    /// An Ingest audit entry of this push.
+    fn entry(&self) -> crate::audit::NewEntry {
+        entry(
+            &self.trace,
+            &self.caller,
+            &self.actor,
             Action::Ingest,
             &self.node.policy_version(),
-        );
+        )
+    }
+
+    /// Makes the current batch durable: its signals and its audit entry in one sync, before the
+    /// next record is read. Memory stays bounded by one batch whatever the push's size.
+    async fn commit(&mut self) -> Result<(), Status> {
+        if self.batch.is_empty() {
+            return Ok(());
+        }
+        let good = std::mem::take(&mut self.batch);
+        let mut e = self.entry();
         e.pupils = distinct_pupils(&good);
-        e.count = accepted as u64;
-        e.reason = format!("{accepted} records stored, {refused_count} refused");
+        e.count = good.len() as u64;
+        e.reason = format!(
+            "{} records stored (batch of a push; {} stored before it in this push)",
+            good.len(),
+            self.stored
+        );
         let node = self.node.clone();
-        // The signals and the audit entry of the push become durable with one sync.
+        let count = good.len();
         tokio::task::spawn_blocking(move || {
             node.store
                 .upsert_batch_unsynced(&good)
@@ -176,17 +153,110 @@ impl SignalIntake for IntakeService {
         })
         .await
         .map_err(super::task_status)??;
+        self.stored += count;
+        Ok(())
+    }
+
+    /// Stores what came within the limit, audits the refusal and returns its status.
+    async fn refuse_oversized(&mut self) -> Status {
+        if let Err(status) = self.commit().await {
+            return status;
+        }
+        let refusal = format!(
+            "a push may carry at most {MAX_RECORDS_PER_PUSH} records; the first \
+             {MAX_RECORDS_PER_PUSH} were handled ({} stored, {} refused) and the rest was not \
+             read: push the rest in another push (pushing a record again replaces it)",
+            self.stored,
+            self.refused_count
+        );
+        let mut e = self.entry();
+        e.decision = crate::audit::Decision::Deny;
+        e.reason = refusal.clone();
+        if let Err(status) = self.node.record_async(e).await {
+            return status;
+        }
+        Status::resource_exhausted(refusal)
+    }
+}
+
+type ViewStream = Pin<Box<dyn Stream<Item = Result<pb::SignalView, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl SignalIntake for IntakeService {
+    async fn push(
+        &self,
+        request: Request<Streaming<pb::SignalRecord>>,
+    ) -> Result<Response<pb::PushReport>, Status> {
+        let caller = self.authorize(&request)?;
+        let gate = &self.node.gate;
+        let _place = gate.push_permit().inspect_err(|_| {
+            gate.refusals()
+                .note(&caller.oin, &caller.name, crate::limits::reason::PUSHES)
+        })?;
+        let mut push = PushBatches {
+            node: self.node.clone(),
+            trace: TraceContext::from_metadata(request.metadata()),
+            actor: super::stated_actor(request.metadata()),
+            caller,
+            batch: Vec::new(),
+            refused: Vec::new(),
+            refused_count: 0,
+            stored: 0,
+        };
+        let batch_size = gate.limits().push_batch.max(1);
+        let mut stream = request.into_inner();
+        let now = chrono::Utc::now();
+        let today = now.date_naive();
+        let floor = self.node.absent_since_floor();
+        let mut index = 0usize;
+        let idle = gate.limits().push_idle();
+        // A broken or idle stream returns its error here; the batches committed before it stay
+        // stored.
+        while let Some(record) = tokio::time::timeout(idle, stream.message())
+            .await
+            .map_err(|_| {
+                Status::deadline_exceeded(format!(
+                    "no record for {} s: the push is closed; the {} records stored before stay",
+                    idle.as_secs(),
+                    push.stored
+                ))
+            })??
+        {
+            if index >= MAX_RECORDS_PER_PUSH {
+                return Err(push.refuse_oversized().await);
+            }
+            match signal::validate_within(
+                convert::raw_signal(record),
+                &self.node.key,
+                floor,
+                today,
+                now,
+            ) {
+                Ok(s) => push.batch.push(s),
+                Err(e) => {
+                    push.refused_count += 1;
+                    if push.refused.len() < MAX_REPORTED_REJECTS {
+                        push.refused.push(rejected(index, e));
+                    }
+                }
+            }
+            index += 1;
+            if push.batch.len() >= batch_size {
+                push.commit().await?;
+            }
+        }
+        push.commit().await?;
         tracing::info!(
-            peer.oin = %caller.oin,
+            peer.oin = %push.caller.oin,
             push.records = index,
-            push.accepted = accepted,
-            push.rejected = refused_count,
+            push.accepted = push.stored,
+            push.rejected = push.refused_count,
             "push stored"
         );
         Ok(Response::new(pb::PushReport {
-            accepted: u32::try_from(accepted).unwrap_or(u32::MAX),
-            rejected: refused,
-            rejected_count: u32::try_from(refused_count).unwrap_or(u32::MAX),
+            accepted: u32::try_from(push.stored).unwrap_or(u32::MAX),
+            rejected: push.refused,
+            rejected_count: u32::try_from(push.refused_count).unwrap_or(u32::MAX),
         }))
     }
 

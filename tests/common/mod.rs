@@ -100,6 +100,27 @@ pub fn fresh_cert(party: &str) -> TlsMaterial {
     issued(&dev_ca(), party, -1, 365)
 }
 
+/// A valid certificate from the dev (covenant) CA for an organisation that is no party of the
+/// shipped policy: verified at the handshake, a stranger to the covenant.
+pub fn stranger_cert() -> TlsMaterial {
+    let stranger = pactgate::certs::DevParty {
+        file: "stranger",
+        name: "Stichting Onbekend",
+        oin: STRANGER_OIN,
+    };
+    let cert = dev_ca()
+        .issue(&stranger, days_from_now(-1), days_from_now(365))
+        .expect("issue");
+    TlsMaterial {
+        cert_pem: cert.cert_pem.into_bytes(),
+        key_pem: cert.key_pem.into_bytes(),
+        ca_pem: std::fs::read(certs_dir().join("ca.pem")).expect("ca.pem"),
+    }
+}
+
+/// The OIN of [`stranger_cert`].
+pub const STRANGER_OIN: &str = "00000099000000000099";
+
 /// A certificate for `party` from the dev CA that expired (valid two years ago for a year).
 pub fn expired_cert(party: &str) -> TlsMaterial {
     issued(&dev_ca(), party, -730, -365)
@@ -293,6 +314,22 @@ pub async fn list(
     Ok(views)
 }
 
+/// Sends the headers of a unary `List` and never its body: a half-sent request. Completes with
+/// the node's answer (a refusal) or when the connection goes.
+pub async fn half_sent_list(channel: Channel) -> Result<(), tonic::Status> {
+    let mut grpc = tonic::client::Grpc::new(channel);
+    grpc.ready()
+        .await
+        .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
+    let never = futures::stream::pending::<pb::ListRequest>();
+    let path =
+        tonic::codegen::http::uri::PathAndQuery::from_static("/pactgate.v1.SignalIntake/List");
+    let codec = tonic_prost::ProstCodec::<pb::ListRequest, pb::SignalView>::default();
+    grpc.client_streaming(tonic::Request::new(never), path, codec)
+        .await
+        .map(|_| ())
+}
+
 /// Every stored signal.
 pub async fn list_all(client: &mut SignalIntakeClient<Channel>) -> Vec<pb::SignalView> {
     list(client, pb::ListRequest::default())
@@ -331,6 +368,7 @@ fn spawn_node(
     listener: std::net::TcpListener,
     options: NodeOptions,
     tuning: NodeTuning,
+    limits: pactgate::limits::Limits,
 ) -> Running {
     let tls = material(party);
     let addr = listener.local_addr().unwrap();
@@ -356,6 +394,7 @@ fn spawn_node(
                 setup.peers = options.peers;
                 setup.counting = tuning.counting;
                 setup.checkpoint_interval = tuning.checkpoint_interval;
+                setup.limits = limits;
                 tokio::select! {
                     served = pactgate::node::serve(setup, listener, shutdown) => {
                         served.map_err(|e| format!("node::serve failed: {e}"))
@@ -391,6 +430,7 @@ pub struct TestNode {
     running: Option<Running>,
     options: NodeOptions,
     tuning: NodeTuning,
+    limits: pactgate::limits::Limits,
     dir: TempDir,
 }
 
@@ -477,6 +517,27 @@ impl TestNode {
         tuning: NodeTuning,
         listener: std::net::TcpListener,
     ) -> TestNode {
+        let limits = pactgate::limits::Limits::default();
+        Self::start_full(party, options, tuning, limits, listener).await
+    }
+
+    /// Starts a node with the shipped policy, `tuning` and limits of the test's choosing.
+    pub async fn start_limited(
+        party: &str,
+        tuning: NodeTuning,
+        limits: pactgate::limits::Limits,
+    ) -> TestNode {
+        let options = NodeOptions::default();
+        Self::start_full(party, options, tuning, limits, bind_loopback()).await
+    }
+
+    async fn start_full(
+        party: &str,
+        options: NodeOptions,
+        tuning: NodeTuning,
+        limits: pactgate::limits::Limits,
+        listener: std::net::TcpListener,
+    ) -> TestNode {
         let dir = tempfile::Builder::new()
             .prefix(&format!("pactgate-{party}-"))
             .tempdir()
@@ -486,6 +547,7 @@ impl TestNode {
             running: None,
             options,
             tuning,
+            limits,
             dir,
         };
         node.launch_on(listener).await;
@@ -503,6 +565,7 @@ impl TestNode {
             listener,
             self.options.clone(),
             self.tuning.clone(),
+            self.limits.clone(),
         ));
         self.wait_ready().await;
     }
@@ -653,6 +716,12 @@ impl Drop for TestNode {
 /// The `pactgate` binary of this build.
 pub fn pactgate_bin() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_pactgate"));
+    clear_node_env(&mut cmd);
+    cmd
+}
+
+/// Removes the environment variables a node reads its settings from.
+fn clear_node_env(cmd: &mut Command) {
     cmd.env_remove("PACTGATE_LOG")
         .env_remove("RUST_LOG")
         .env_remove("PACTGATE_NODE")
@@ -660,7 +729,6 @@ pub fn pactgate_bin() -> Command {
         .env_remove("PACTGATE_KEY")
         .env_remove("PACTGATE_CA")
         .env_remove("PACTGATE_PSEUDONYM_KEY");
-    cmd
 }
 
 /// Runs a command to its end with stdout and stderr captured, killing it and failing if it takes
@@ -730,6 +798,8 @@ pub struct ProcessNode {
     policy: Option<PathBuf>,
     /// More `serve` arguments (e.g. `--crl FILE`).
     extra_args: Vec<std::ffi::OsString>,
+    /// The descriptor limit (`prlimit --nofile`) to run under, if any.
+    nofile: Option<u32>,
     dir: TempDir,
 }
 
@@ -768,8 +838,19 @@ impl ProcessNode {
             starts: 0,
             policy: policy.map(Path::to_path_buf),
             extra_args: Vec::new(),
+            nofile: None,
             dir,
         }
+    }
+
+    /// Starts the binary (no policy) with extra `serve` arguments and, if given, a limit on its
+    /// open file descriptors.
+    pub fn start_with_limits(party: &str, extra: &[&str], nofile: Option<u32>) -> ProcessNode {
+        let mut node = Self::unstarted(party, None, new_process_dir(party));
+        node.extra_args = extra.iter().map(std::ffi::OsString::from).collect();
+        node.nofile = nofile;
+        node.launch();
+        node
     }
 
     /// Starts the binary (no policy) and waits until it prints "listening on ADDR".
@@ -818,7 +899,17 @@ impl ProcessNode {
         let key = private_tls_key(&self.party, self.dir.path());
         let stderr = std::fs::File::create(self.stderr_file(self.starts)).expect("stderr file");
         self.starts += 1;
-        let mut command = pactgate_bin();
+        let mut command = match self.nofile {
+            Some(n) => {
+                let mut c = Command::new("prlimit");
+                c.arg(format!("--nofile={n}:{n}"))
+                    .arg("--")
+                    .arg(env!("CARGO_BIN_EXE_pactgate"));
+                clear_node_env(&mut c);
+                c
+            }
+            None => pactgate_bin(),
+        };
         command.arg("serve");
         if let Some(policy) = &self.policy {
             command.arg("--policy").arg(policy);

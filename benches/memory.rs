@@ -1,0 +1,280 @@
+//! Memory of a real node under the largest pushes (issue 9, finding 3): the `pactgate serve`
+//! binary of this build on a fresh data dir, three concurrent Push streams of 100,000 records
+//! each as the node's own party, the node's resident size (VmRSS, VmHWM from /proc) before,
+//! at its peak, and some time after. The bare figure is the idle node; the full path is the peak.
+//!
+//! `MEMORY_BENCH_PUSHES`, `MEMORY_BENCH_RECORDS` and `MEMORY_BENCH_SETTLE_SECS` change the
+//! workload (defaults 3, 100,000 and 30); `MEMORY_BENCH_CACHE_MIB` sets the node's
+//! `[limits] store_cache_mib` (default: the node's default). The node inherits the environment
+//! (so `MALLOC_ARENA_MAX` reaches it).
+
+mod common;
+
+use anyhow::Context as _;
+use std::io::{BufRead as _, BufReader, Write as _};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const PARTY: &str = "swv-vo";
+/// The targets of the issue.
+const PEAK_TARGET_MB: f64 = 200.0;
+const SETTLE_TARGET_RATIO: f64 = 1.5;
+
+/// A kB field (VmRSS, VmHWM) of /proc/PID/status.
+fn status_kb(pid: u32, field: &str) -> anyhow::Result<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let line = text
+        .lines()
+        .find(|l| l.starts_with(field))
+        .with_context(|| format!("no {field} in /proc/{pid}/status"))?;
+    line.split_whitespace()
+        .nth(1)
+        .context("no value")?
+        .parse()
+        .context("not a number")
+}
+
+fn mb(kb: u64) -> f64 {
+    kb as f64 / 1024.0
+}
+
+/// `pactgate serve` as a child; killed when dropped.
+struct Node {
+    child: Child,
+    addr: std::net::SocketAddr,
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_node(dir: &Path, cache_mib: Option<usize>) -> anyhow::Result<Node> {
+    let certs = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("certs-dev");
+    let key = dir.join("pseudonym.key");
+    if !key.exists() {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&key)?;
+        file.write_all(&common::bench_key(9))?;
+    }
+    let config = dir.join("node.toml");
+    let limits = cache_mib.map_or(String::new(), |mib| format!("store_cache_mib = {mib}\n"));
+    std::fs::write(&config, format!("[limits]\n{limits}"))?;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pactgate"))
+        .arg("serve")
+        .arg("--config")
+        .arg(&config)
+        .arg("--listen")
+        .arg("127.0.0.1:0")
+        .arg("--data-dir")
+        .arg(dir.join("data"))
+        .arg("--cert")
+        .arg(certs.join(format!("{PARTY}.pem")))
+        .arg("--key")
+        .arg(certs.join(format!("{PARTY}.key")))
+        .arg("--ca")
+        .arg(certs.join("ca.pem"))
+        .arg("--pseudonym-key")
+        .arg(&key)
+        .env("PACTGATE_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .context("spawn pactgate serve")?;
+    let stdout = child.stdout.take().context("stdout")?;
+    let mut lines = BufReader::new(stdout).lines();
+    let addr = loop {
+        let line = lines
+            .next()
+            .context("pactgate serve ended before listening")??;
+        if let Some(addr) = line.trim().strip_prefix("listening on ") {
+            break addr.parse()?;
+        }
+    };
+    // Keep reading stdout so the child never blocks on a full pipe.
+    std::thread::spawn(move || lines.for_each(drop));
+    Ok(Node { child, addr })
+}
+
+/// Samples VmRSS every 20 ms until stopped; the highest value seen.
+fn sample_peak(pid: u32, stop: Arc<AtomicBool>) -> (std::thread::JoinHandle<()>, Arc<AtomicU64>) {
+    let peak = Arc::new(AtomicU64::new(0));
+    let seen = peak.clone();
+    let sampler = std::thread::spawn(move || {
+        while !stop.load(Ordering::Relaxed) {
+            if let Ok(kb) = status_kb(pid, "VmRSS:") {
+                seen.fetch_max(kb, Ordering::Relaxed);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    });
+    (sampler, peak)
+}
+
+async fn push_all(
+    addr: std::net::SocketAddr,
+    pushes: usize,
+    records: usize,
+) -> anyhow::Result<u64> {
+    let tls = pactgate::demo::dev_certs::material(PARTY).context("dev certificate")?;
+    let mut tasks = Vec::new();
+    for p in 0..pushes {
+        let mut client = common::intake_client(addr, &tls).await?;
+        let stream = common::push_records(PARTY, 1, records, &format!("m{p}"), 90 + p as u64)
+            .pop()
+            .unwrap_or_default();
+        tasks.push(tokio::spawn(async move {
+            client
+                .push(tokio_stream::iter(stream))
+                .await
+                .map(|r| u64::from(r.into_inner().accepted))
+        }));
+    }
+    let mut accepted = 0;
+    for t in tasks {
+        accepted += t.await??;
+    }
+    Ok(accepted)
+}
+
+/// What one phase measured, in kB.
+struct Phase {
+    before: u64,
+    peak: u64,
+    hwm: u64,
+    sampled: u64,
+    at_end: u64,
+    after: u64,
+    accepted: u64,
+    took: Duration,
+}
+
+/// Measures the node idle, during `pushes` concurrent pushes of `records` each, and `settle` later.
+fn measure(
+    rt: &tokio::runtime::Runtime,
+    node: &Node,
+    pushes: usize,
+    records: usize,
+    settle: Duration,
+) -> anyhow::Result<Phase> {
+    let pid = node.child.id();
+    std::thread::sleep(Duration::from_secs(2));
+    let before = status_kb(pid, "VmRSS:")?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let (sampler, peak) = sample_peak(pid, stop.clone());
+    let started = Instant::now();
+    let accepted = rt.block_on(push_all(node.addr, pushes, records))?;
+    let took = started.elapsed();
+    stop.store(true, Ordering::Relaxed);
+    let _ = sampler.join();
+    let hwm = status_kb(pid, "VmHWM:")?;
+    let at_end = status_kb(pid, "VmRSS:")?;
+    let sampled = peak.load(Ordering::Relaxed);
+    anyhow::ensure!(
+        accepted == (pushes * records) as u64,
+        "only {accepted} records accepted"
+    );
+    std::thread::sleep(settle);
+    Ok(Phase {
+        before,
+        peak: sampled.max(hwm),
+        hwm,
+        sampled,
+        at_end,
+        after: status_kb(pid, "VmRSS:")?,
+        accepted,
+        took,
+    })
+}
+
+fn report(title: &str, p: &Phase, settle: Duration) {
+    println!("{title}");
+    println!(
+        "  pushed {} records in {:.1} s ({:.0} records/s)",
+        p.accepted,
+        p.took.as_secs_f64(),
+        common::per_sec(p.accepted as usize, p.took)
+    );
+    println!(
+        "  (bare) idle node before the pushes: VmRSS {:.1} MB",
+        mb(p.before)
+    );
+    println!(
+        "  (full) peak during the pushes:      {:.1} MB (VmHWM {:.1} MB, sampled VmRSS max {:.1} MB)",
+        mb(p.peak),
+        mb(p.hwm),
+        mb(p.sampled)
+    );
+    println!(
+        "  right after the pushes:             VmRSS {:.1} MB",
+        mb(p.at_end)
+    );
+    println!(
+        "  {settle:?} later:                       VmRSS {:.1} MB",
+        mb(p.after)
+    );
+    println!(
+        "  ratio peak / idle: {:.2}; ratio settled / idle: {:.2}",
+        p.peak as f64 / p.before as f64,
+        p.after as f64 / p.before as f64
+    );
+    println!(
+        "  target: peak under {PEAK_TARGET_MB} MB: {}",
+        common::target(mb(p.peak) < PEAK_TARGET_MB)
+    );
+    println!(
+        "  target: {settle:?} later within {SETTLE_TARGET_RATIO}x the idle size: {}",
+        common::target(p.after as f64 <= p.before as f64 * SETTLE_TARGET_RATIO)
+    );
+}
+
+fn main() -> anyhow::Result<()> {
+    common::print_header("memory", true);
+    let pushes = common::env_count("MEMORY_BENCH_PUSHES", 3)?;
+    let records = common::env_count("MEMORY_BENCH_RECORDS", 100_000)?;
+    let settle = Duration::from_secs(common::env_count("MEMORY_BENCH_SETTLE_SECS", 30)? as u64);
+    let cache_mib = std::env::var("MEMORY_BENCH_CACHE_MIB")
+        .ok()
+        .map(|v| v.parse::<usize>())
+        .transpose()
+        .context("MEMORY_BENCH_CACHE_MIB is not a count")?;
+    println!(
+        "workload: {pushes} concurrent Push streams of {records} records into `pactgate serve` ({PARTY}), then {settle:?} idle; (1) on a fresh data dir, (2) the same records again into the node restarted on that data dir"
+    );
+    println!(
+        "node: store_cache_mib {}, MALLOC_ARENA_MAX {}",
+        cache_mib.map_or("default (16)".to_owned(), |m| m.to_string()),
+        std::env::var("MALLOC_ARENA_MAX").unwrap_or_else(|_| "unset".to_owned())
+    );
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let dir = tempfile::tempdir()?;
+    let fresh = {
+        let node = start_node(dir.path(), cache_mib)?;
+        measure(&rt, &node, pushes, records, settle)?
+    };
+    report("(1) fresh node, empty store:", &fresh, settle);
+    let holding = {
+        let node = start_node(dir.path(), cache_mib)?;
+        measure(&rt, &node, pushes, records, settle)?
+    };
+    report(
+        "(2) restarted node holding those records, the same pushes again (idempotent):",
+        &holding,
+        settle,
+    );
+    println!("load average after: {}", common::loadavg());
+    Ok(())
+}
