@@ -341,6 +341,10 @@ pub fn population(seed: u64, today: NaiveDate) -> BTreeMap<&'static str, Vec<pb:
                 exemption_term: exemption_term.into(),
                 exemption_end: exemption_end.map(|d| d.to_string()).unwrap_or_default(),
                 closed_on: closed_on.map(|d| d.to_string()).unwrap_or_default(),
+                age_on: String::new(),
+                offer_kind: offer_date.map_or(0, |_| pb::OfferKind::Onderwijs.into()),
+                offer_place_from: offer_date.map(|d| d.to_string()).unwrap_or_default(),
+                offer_parents_agreed: offer_date.is_some(),
             });
         }
     }
@@ -984,7 +988,8 @@ async fn clock_story(nodes: &[DemoNode], data_dir: &Path, today: NaiveDate) -> a
                 Ok(pb::DueBand::OverThreeMonths) => "over three months",
                 Ok(pb::DueBand::Weeks12) => "past 12 weeks",
                 Ok(pb::DueBand::Weeks10) => "past 10 weeks",
-                _ => "past 8 weeks",
+                Ok(pb::DueBand::Weeks8) => "past 8 weeks",
+                _ => "past 4 weeks",
             })
             .or_default() += 1;
     }

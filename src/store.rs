@@ -283,7 +283,7 @@ mod tests {
             source_record_id: id.into(),
             pupil_pseudonym: format!("v1.{id:_<22}"),
             category: Category::Lrv,
-            sector: Sector::Vo,
+            sector: Some(Sector::Vo),
             residence_municipality: muni.into(),
             school: school.into(),
             absent_since: NaiveDate::from_ymd_opt(2026, 9, 1).unwrap(),
@@ -297,6 +297,10 @@ mod tests {
             exemption_term: None,
             exemption_end: None,
             closed_on: None,
+            age_on: None,
+            offer_kind: None,
+            offer_place_from: None,
+            offer_parents_agreed: false,
         }
     }
 
