@@ -176,7 +176,15 @@ async fn an_aoj_case_from_open_to_closed() {
     assert!(list_cases(fed.node("mbo"), false).await.is_empty());
 
     // The GGD jeugdarts: long-term sickness and 5a of the case's pupils, nothing of pupil C.
-    let ggd_claim = || case_claim("jeugdarts", "wpg-5", "jgz-advies", "aoj-team-vo", &case_id);
+    let ggd_claim = || {
+        case_claim(
+            "jeugdarts",
+            "jw-jgz-verzuim",
+            "jgz-advies",
+            "aoj-team-vo",
+            &case_id,
+        )
+    };
     let ggd = federated(fed.node("ggd"), ggd_claim(), Default::default(), 5000).await;
     let from_swv = answer_of(&ggd, "swv-vo").expect("swv-vo answered the GGD");
     assert_eq!(
@@ -305,7 +313,7 @@ async fn an_aoj_case_from_open_to_closed() {
         (
             case_claim(
                 "wij-medewerker",
-                "wpg-5",
+                "jw-jgz-verzuim",
                 "jgz-advies",
                 "aoj-team-vo",
                 &case_id,
@@ -316,10 +324,15 @@ async fn an_aoj_case_from_open_to_closed() {
             case_claim("jeugdarts", "jw-7-4", "jgz-advies", "aoj-team-vo", &case_id),
             &["legal basis 'jw-7-4'", "jeugdarts"][..],
         ),
+        // The JGZ has no role in absence under the Wpg (seed 002, line 291-292).
+        (
+            case_claim("jeugdarts", "wpg-5", "jgz-advies", "aoj-team-vo", &case_id),
+            &["legal basis 'wpg-5'", "jeugdarts"][..],
+        ),
         (
             case_claim(
                 "jeugdarts",
-                "wpg-5",
+                "jw-jgz-verzuim",
                 "passend-aanbod",
                 "aoj-team-vo",
                 &case_id,
@@ -327,7 +340,13 @@ async fn an_aoj_case_from_open_to_closed() {
             &["purpose 'passend-aanbod'", "jeugdarts"][..],
         ),
         (
-            case_claim("jeugdarts", "wpg-5", "jgz-advies", "geen-overleg", &case_id),
+            case_claim(
+                "jeugdarts",
+                "jw-jgz-verzuim",
+                "jgz-advies",
+                "geen-overleg",
+                &case_id,
+            ),
             &["meeting 'geen-overleg' does not exist"][..],
         ),
     ] {

@@ -446,8 +446,9 @@ impl Checker<'_> {
                 "write the age at which VO starts, e.g. 12",
             );
         }
-        let (indicators, problems) =
-            targets::check(&raw.indicator, |name| rules.contains_key(name));
+        let (indicators, problems) = targets::check(&raw.indicator, |name| {
+            raw.rules.get_ref().contains_key(name)
+        });
         for p in problems {
             self.fail(p.span, p.what, p.fix);
         }

@@ -212,7 +212,9 @@ fn g4_counts_av_from_day_28_not_day_27() {
 #[test]
 fn groningen_counts_av_only_after_three_calendar_months() {
     let since = d(2025, 8, 31); // + 3 months = 30 Nov (clamped)
-    let s = held(vec![sig("r1", "p1", Category::Av, Sector::Po, since)]);
+    let mut av = sig("r1", "p1", Category::Av, Sector::Po, since);
+    av.age = 8; // AV PO by age
+    let s = held(vec![av]);
     assert_eq!(
         count_at(&s, d(2025, 11, 29), "groningen", Row::AvPo, Column::Total),
         0
@@ -722,10 +724,10 @@ fn renderers_show_suppressed_cells_as_gaps() {
     let table = hidden.to_table();
     assert!(table.contains(" x"), "{table}");
     let csv = hidden.to_csv().expect("csv");
-    assert!(csv.starts_with("rule,date,scope,row,column,value\n"));
+    assert!(csv.starts_with("rule,date,scope,row,column,value,note\n"));
     assert!(
-        csv.contains("g4,2025-11-01,region,PER_1000,TOTAL,\n"),
-        "rate of a hidden count is hidden"
+        csv.contains("g4,2025-11-01,region,PER_1000,TOTAL,,noemer: GM0014 "),
+        "rate of a hidden count is hidden, its denominator named"
     );
     let json: serde_json::Value =
         serde_json::from_str(&hidden.to_json().expect("json")).expect("valid json");
@@ -980,7 +982,11 @@ fn bf_child(
         bf_active(s, at)
             && matches!(
                 s.category,
-                Category::Lrv | Category::Av | Category::Schorsing | Category::Verwijdering
+                Category::Lrv
+                    | Category::Av
+                    | Category::Schorsing
+                    | Category::Verwijdering
+                    | Category::LangdurigZiek
             )
             && bf_stops(s, at)
     });
