@@ -112,7 +112,7 @@ fn policy_check_prints_a_dutch_matrix_with_its_warnings_and_the_same_as_json() {
         "Grondslagen",
         "geverifieerd",
         "AAN TE HAKEN",
-        "warning: legal basis 'lpw-art21' (Leerplichtwet 1969 art. 21 en 21a) is not verified",
+        "legal basis 'lpw-art21' (Leerplichtwet 1969 art. 21 en 21a) is not verified",
         "depends on org type mbo, whose parties are still to be connected",
         "names org type jeugdhulp, but no party is a jeugdhulp",
     ] {
