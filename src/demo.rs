@@ -770,7 +770,7 @@ fn case_claim(
 fn doctor_claim(case: &pb::Case) -> pb::AccessClaim {
     case_claim(
         "jeugdarts",
-        "wpg-5",
+        "jw-jgz-verzuim",
         "jgz-advies",
         case,
         "jeugdarts dr. P. Visser",
@@ -925,7 +925,7 @@ async fn exchange_story(nodes: &[DemoNode], swv_vo_views: &[pb::SignalView]) -> 
         case.participants.len() - opened.not_notified.len()
     );
 
-    println!("\n   The GGD school doctor asks (jeugdarts, Wet publieke gezondheid art. 5, purpose jgz-advies):");
+    println!("\n   The GGD school doctor asks (jeugdarts, a Jeugdwet task on absence with the parents' consent, purpose jgz-advies;\n   not the Wpg: \"Vanuit de reguliere basistaken (vanuit de wet Wpg) heeft de JGZ geen rol in verzuim\"):");
     let ggd = federated(
         nodes,
         "ggd",
@@ -950,6 +950,8 @@ async fn exchange_story(nodes: &[DemoNode], swv_vo_views: &[pb::SignalView]) -> 
     .await?;
     print_answers(&only_with_signals(wij), false);
     println!("    => the GGD doctor sees the long-term sickness signals (special category, AVG art. 9); the WIJ worker does not.");
+
+    advice_story(nodes, &case).await?;
 
     println!("\n3. Refused requests, each with the part that did not match:");
     let wij_claims_leerplicht = flow_claim(
@@ -993,6 +995,63 @@ async fn exchange_story(nodes: &[DemoNode], swv_vo_views: &[pb::SignalView]) -> 
         "the GGD doctor after the SWV closed the case",
     )
     .await?;
+    Ok(())
+}
+
+/// The 5a advice as the seed describes it: Leerplicht asks the SWV about one child (a case of
+/// meeting advies-5a, opened by the gemeente), the SWV's node answers within that case only.
+async fn advice_story(nodes: &[DemoNode], aoj: &pb::Case) -> anyhow::Result<()> {
+    let Some(child) = aoj.pupil_pseudonyms.first().cloned() else {
+        return Ok(());
+    };
+    println!("\n   Leerplicht asks the SWV VO for advice on a vrijstelling 5 onder a for ONE child (meeting advies-5a;");
+    println!("   a local and G4 agreement, not a legal duty: \"deze verplichting komt er niet\"):");
+    let lp = node(nodes, "leerplicht")?;
+    let tls = dev_certs::material("leerplicht").context("unknown party")?;
+    let mut cases = pb::cases_client::CasesClient::new(
+        crate::client::connect(&lp.addr.to_string(), &tls).await?,
+    );
+    let opened = cases
+        .open_case(pb::OpenCaseRequest {
+            meeting_type: "advies-5a".into(),
+            purpose: "advies-vrijstelling-5a".into(),
+            pupil_pseudonyms: vec![child],
+            participant_oins: dev_party("swv-vo")
+                .map(|p| p.oin.to_owned())
+                .into_iter()
+                .collect(),
+            actor: "leerplichtambtenaar A. Bakker".into(),
+        })
+        .await?
+        .into_inner();
+    let case = opened.case.context("no case returned")?;
+    println!(
+        "    request {} opened by {} about 1 pupil (audited as the request)",
+        case.case_id,
+        case.lead.as_ref().map(|l| l.name.as_str()).unwrap_or("?")
+    );
+    let answer = federated(
+        nodes,
+        "leerplicht",
+        case_claim(
+            "leerplichtambtenaar",
+            "lpw-art5-onder-a",
+            "advies-vrijstelling-5a",
+            &case,
+            "leerplichtambtenaar A. Bakker",
+        ),
+        pb::QueryFilter::default(),
+    )
+    .await?;
+    print_answers(&only_with_signals(answer), false);
+    println!("    => the SWV answers about that one child only (audited as a disclosure); no routine flow gives");
+    println!("       Leerplicht standing access to health data.");
+    cases
+        .close_case(pb::CloseCaseRequest {
+            case_id: case.case_id.clone(),
+            actor: "leerplichtambtenaar A. Bakker".into(),
+        })
+        .await?;
     Ok(())
 }
 
