@@ -280,7 +280,11 @@ async fn the_report_counts_the_same_signals_differently_under_g4_and_groningen()
         // Cells and rates; the indicators and the rows not available come on lines of their own.
         let rows: Vec<&csv::StringRecord> = all
             .iter()
-            .filter(|r| !r[3].starts_with("INDICATOR:") && &r[6] != "niet beschikbaar")
+            .filter(|r| {
+                !r[3].starts_with("INDICATOR:")
+                    && &r[4] != "SCHOOL_YEAR"
+                    && &r[6] != "niet beschikbaar"
+            })
             .collect();
         assert!(all
             .iter()
@@ -503,6 +507,23 @@ async fn the_g4_schema_counts_the_pacts_children_as_the_seeds_define_them() {
         .csv
         .contains("INDICATOR:zonder-aanbod-langer-dan-3-maanden"));
     assert!(g4.csv.contains("INDICATOR:vrijstellingen-5a"));
+
+    // Counts over the school year 2025-2026: each child once; P3 (18) never; nobody back yet.
+    let year = |row: &str| {
+        let line = g4
+            .csv
+            .lines()
+            .find(|l| l.starts_with(&format!("g4,2025-08-01,region,{row},SCHOOL_YEAR,")))
+            .unwrap_or_else(|| panic!("no school-year line {row} in\n{}", g4.csv));
+        line.split(',').nth(5).unwrap_or_default().to_owned()
+    };
+    assert_eq!(year("YEAR_NOT_ATTENDING"), "4", "P1, P2, P4, P5");
+    assert_eq!(year("YEAR_LRV"), "2", "P1 and P2, not P3");
+    assert_eq!(year("YEAR_AV"), "2");
+    assert_eq!(year("YEAR_SCHOOLGANG_HERSTELD"), "0");
+    assert!(g4
+        .table
+        .contains("Aantallen over het schooljaar 01-08-2025 t/m 31-07-2026"));
 
     // Leerplicht's own register: the 5a exemption of a child without school history.
     let own = report_at(leerplicht, "g4", None).await;

@@ -37,17 +37,21 @@ mod suppress;
 mod targets;
 #[cfg(test)]
 mod tests;
+mod year;
 
 pub use calendar::{Holiday, SchoolCalendar};
 pub use due::{days_without_offer, due, school_weeks_absent, DueBand, DueLine};
 pub use render::{RenderError, PER_1000};
-pub use report::{report, report_for, Cell, Column, Coverage, Report, Row, NO_SWV, REGION};
+pub use report::{
+    report, report_for, Cell, Column, Coverage, Report, Row, YearSection, NO_SWV, REGION,
+};
 pub use rules::{
     ClockRules, CompulsoryAge, CountingRules, Escalation, Flag, Period, Rule, RulesError,
     RulesErrors, SectorGroup,
 };
 pub use suppress::{relations, suppress, Relation, SuppressedCell, SuppressedReport};
 pub use targets::{Indicator, IndicatorLine, Target};
+pub use year::{school_year_of, year_counts, YearRow};
 
 use crate::signal::{Signal, Status};
 use chrono::{Months, NaiveDate};

@@ -97,6 +97,23 @@ impl SuppressedReport {
             out.push_str(&self.table_scope(&look, scope));
         }
         out.push_str(&self.indicator_table());
+        out.push_str(&self.year_table());
+        out
+    }
+
+    /// Counts over the school year.
+    fn year_table(&self) -> String {
+        let Some(y) = &self.year else {
+            return String::new();
+        };
+        let mut out = format!(
+            "\n== Aantallen over het schooljaar {} t/m {} (regio, elk kind één keer) ==\n",
+            y.start.format("%d-%m-%Y"),
+            y.end.format("%d-%m-%Y")
+        );
+        for (row, n) in &y.counts {
+            let _ = writeln!(out, "{:LABEL_WIDTH$} | {}", row.label(), count_text(*n));
+        }
         out
     }
 
@@ -121,7 +138,7 @@ impl SuppressedReport {
         let mut out = "\n== Pact-indicatoren (regio) ==\n".to_string();
         for l in &lines {
             let i = &l.indicator;
-            let _ = writeln!(out, "{} [{}]", i.name, i.seed);
+            let _ = writeln!(out, "{} {}", i.name, i.seed);
             let _ = writeln!(out, "  ijkpunt: {}", i.baseline_text());
             for (k, (date, figure)) in l.figures.iter().enumerate() {
                 let change = l.changes.get(k).copied().flatten();
@@ -226,6 +243,21 @@ impl SuppressedReport {
                 ])?;
             }
         }
+        if let Some(y) = &self.year {
+            // The date column holds the school year's first day; the column says it is a year.
+            let start = y.start.to_string();
+            for (row, n) in &y.counts {
+                w.write_record([
+                    self.rule.as_str(),
+                    &start,
+                    REGION,
+                    row.code(),
+                    "SCHOOL_YEAR",
+                    &n.map(|v| v.to_string()).unwrap_or_default(),
+                    if n.is_none() { "onderdrukt" } else { "" },
+                ])?;
+            }
+        }
         for l in self.indicator_lines(&self.indicators) {
             let row = format!("INDICATOR:{}", l.indicator.id);
             let seed = &l.indicator.seed;
@@ -288,6 +320,7 @@ impl SuppressedReport {
             unavailable_rows: Vec<&'static str>,
             denominator_municipalities: &'a [String],
             indicators: Vec<super::IndicatorLine>,
+            school_year: Option<&'a super::report::YearSection>,
         }
         let doc = Doc {
             rule: &self.rule,
@@ -297,6 +330,7 @@ impl SuppressedReport {
             unavailable_rows: self.unavailable.iter().map(|r| r.code()).collect(),
             denominator_municipalities: &self.covered,
             indicators: self.indicator_lines(&self.indicators),
+            school_year: self.year.as_ref(),
         };
         Ok(serde_json::to_string_pretty(&doc)?)
     }

@@ -192,6 +192,17 @@ pub struct Report {
     pub(crate) covered: Vec<String>,
     /// The pact's indicators measured under this rule.
     pub(crate) indicators: Vec<super::Indicator>,
+    /// Counts over the school year of the first reference date (region).
+    pub(crate) year: Option<YearSection>,
+}
+
+/// Distinct children per row over one school year, in the region.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct YearSection {
+    pub start: NaiveDate,
+    pub end: NaiveDate,
+    /// Per visible row: the count (None once suppressed).
+    pub counts: Vec<(super::YearRow, Option<u64>)>,
 }
 
 impl Report {
@@ -321,6 +332,15 @@ pub fn report_for(
             .filter(|i| i.rule == rule.name)
             .cloned()
             .collect(),
+        year: dates.first().map(|&d| {
+            let (start, end) = super::school_year_of(d);
+            let counts = super::year_counts(signals, start, end, rule, rules)
+                .into_iter()
+                .filter(|(r, _)| r.categories().iter().all(|c| coverage.visible.contains(c)))
+                .map(|(r, n)| (r, Some(n)))
+                .collect();
+            YearSection { start, end, counts }
+        }),
     }
 }
 

@@ -44,13 +44,22 @@ pub struct SuppressedReport {
     pub covered: Vec<String>,
     /// The pact's indicators measured under this rule.
     pub indicators: Vec<super::Indicator>,
+    /// Counts over the school year (small counts hidden like cells).
+    pub year: Option<super::YearSection>,
 }
 
 impl Report {
     /// The report with small counts and their complements suppressed.
     pub fn suppressed(&self, threshold: u64) -> SuppressedReport {
+        let mut year = self.year.clone();
+        for (_, n) in year.iter_mut().flat_map(|y| y.counts.iter_mut()) {
+            if n.is_some_and(|v| v > 0 && v < threshold) {
+                *n = None;
+            }
+        }
         SuppressedReport {
             cells: suppress(&self.cells, threshold),
+            year,
             ..self.unsuppressed()
         }
     }
@@ -70,6 +79,7 @@ impl Report {
             unavailable: self.unavailable.clone(),
             covered: self.covered.clone(),
             indicators: self.indicators.clone(),
+            year: self.year.clone(),
         }
     }
 }

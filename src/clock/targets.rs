@@ -79,7 +79,9 @@ impl Indicator {
 
     /// The baseline in words.
     pub fn baseline_text(&self) -> String {
-        let period = self.baseline_period.as_deref().unwrap_or("geen");
+        let Some(period) = self.baseline_period.as_deref() else {
+            return "geen (absoluut doel)".to_string();
+        };
         match (self.baseline, &self.baseline_seed) {
             (Some(v), Some(s)) => format!("{v} ({period}, {s})"),
             (Some(v), None) => format!("{v} ({period})"),

@@ -1190,3 +1190,28 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn school_year_counts_each_child_once_and_those_back_at_school() {
+    let r = rules();
+    let g4 = r.rule("g4").expect("g4");
+    let mut back = sig("a", "p1", Category::Lrv, Sector::Vo, d(2025, 9, 1));
+    back.status = Status::Teruggeleid;
+    back.closed_on = Some(d(2025, 12, 1));
+    let also_av = sig("b", "p1", Category::Av, Sector::Vo, d(2026, 1, 5));
+    let mut turned_18 = sig("c", "p2", Category::Lrv, Sector::Mbo, d(2026, 3, 2));
+    turned_18.age = 17;
+    turned_18.age_on = Some(d(2025, 3, 20)); // 18 from 20 March 2026, before four school weeks
+    let h = held(vec![back, also_av, turned_18]);
+    let (start, end) = school_year_of(d(2026, 2, 1));
+    assert_eq!((start, end), (d(2025, 8, 1), d(2026, 7, 31)));
+    let y = year_counts(&h, start, end, g4, &r);
+    assert_eq!(y[&YearRow::Lrv], 1);
+    assert_eq!(y[&YearRow::Av], 1);
+    assert_eq!(y[&YearRow::NotAttending], 1, "one child in both");
+    assert_eq!(y[&YearRow::SchoolgangHersteld], 1);
+    let (next_start, next_end) = school_year_of(d(2026, 9, 1));
+    let next = year_counts(&h, next_start, next_end, g4, &r);
+    assert_eq!(next[&YearRow::SchoolgangHersteld], 0);
+    assert_eq!(next[&YearRow::Lrv], 0);
+}
