@@ -135,7 +135,6 @@ impl<'a> Checker<'a> {
         let parties: Vec<Party> = raw.party.iter().map(|p| self.party(p)).collect();
         let fgs: Vec<Fg> = raw.fg.iter().map(|f| self.fg(f)).collect();
         self.warn_parties_without_fg(&parties, &fgs, raw.covenant.span());
-        self.warn_unverified(&legal_bases, raw.covenant.span());
         let routine_flows = raw
             .routine_flow
             .iter()
@@ -278,7 +277,7 @@ impl<'a> Checker<'a> {
         self.known
             .legal_bases
             .insert(id.clone(), raw.art9_exception);
-        LegalBasis {
+        let basis = LegalBasis {
             id,
             law: self.text(&raw.law, "law"),
             article: self.text(&raw.article, "article"),
@@ -290,7 +289,22 @@ impl<'a> Checker<'a> {
                 .map(|t| t.get_ref().trim().to_string())
                 .unwrap_or_default(),
             verified: raw.verified,
+        };
+        if !basis.verified {
+            let source = if basis.source.is_empty() {
+                "no source given"
+            } else {
+                basis.source.as_str()
+            };
+            self.warn(
+                b.span(),
+                format!(
+                    "legal basis '{}' ({} {}) is not verified (source: {source})",
+                    basis.id, basis.law, basis.article
+                ),
+            );
         }
+        basis
     }
 
     /// Every party should name its own FG, so each node can be inspected by one.
@@ -305,24 +319,6 @@ impl<'a> Checker<'a> {
                     ),
                 );
             }
-        }
-    }
-
-    /// Articles no FG has checked yet, each with its source.
-    fn warn_unverified(&mut self, bases: &[LegalBasis], at: Range<usize>) {
-        for b in bases.iter().filter(|b| !b.verified) {
-            let source = if b.source.is_empty() {
-                "no source given"
-            } else {
-                b.source.as_str()
-            };
-            self.warn(
-                at.clone(),
-                format!(
-                    "legal basis '{}' ({} {}) is not verified (source: {source})",
-                    b.id, b.law, b.article
-                ),
-            );
         }
     }
 
