@@ -17,7 +17,7 @@ use pactgate::node::NodeSetup;
 use pactgate::pb;
 use pactgate::peers::PeerConfig;
 use pactgate::pseudonym::{PseudonymKey, PupilId};
-use pactgate::signal::{Category, ExemptionTerm, Sector, Signal, Status};
+use pactgate::signal::{Category, ExemptionTerm, OfferKind, Sector, Signal, Status};
 use pactgate::store::{SignalFilter, Store};
 use rand::rngs::StdRng;
 use rand::{Rng as _, SeedableRng as _};
@@ -178,7 +178,7 @@ fn city_signals(n: usize, today: NaiveDate) -> anyhow::Result<Vec<Signal>> {
             ),
             pupil_pseudonym: c.pseudonym.clone(),
             category,
-            sector,
+            sector: Some(sector),
             residence_municipality: c.municipality.to_owned(),
             school,
             absent_since,
@@ -196,6 +196,10 @@ fn city_signals(n: usize, today: NaiveDate) -> anyhow::Result<Vec<Signal>> {
             },
             exemption_end: temporary.then(|| absent_since + Days::new(rng.random_range(60..400))),
             closed_on,
+            age_on: None,
+            offer_kind: offer_date.map(|_| OfferKind::Onderwijs),
+            offer_place_from: offer_date,
+            offer_parents_agreed: offer_date.is_some(),
         });
     }
     Ok(out)

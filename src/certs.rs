@@ -16,8 +16,9 @@ pub struct DevParty {
     pub oin: &'static str,
 }
 
-/// The parties `pactgate certs dev` makes certificates for.
-pub const DEV_PARTIES: [DevParty; 7] = [
+/// The parties `pactgate certs dev` makes certificates for: the six covenant parties and the FG
+/// of each (every party names its own FG, `002`:1501-1506; the gemeente's FG keeps `fg`).
+pub const DEV_PARTIES: [DevParty; 12] = [
     DevParty {
         file: "swv-vo",
         name: "Samenwerkingsverband VO Groningen",
@@ -52,6 +53,31 @@ pub const DEV_PARTIES: [DevParty; 7] = [
         file: "fg",
         name: "FG Gemeente Groningen",
         oin: "00000099000000000007",
+    },
+    DevParty {
+        file: "fg-swv-vo",
+        name: "FG Samenwerkingsverband VO Groningen",
+        oin: "00000099000000000008",
+    },
+    DevParty {
+        file: "fg-swv-po",
+        name: "FG Samenwerkingsverband PO Groningen",
+        oin: "00000099000000000009",
+    },
+    DevParty {
+        file: "fg-mbo",
+        name: "FG Noorderpoort",
+        oin: "00000099000000000010",
+    },
+    DevParty {
+        file: "fg-wij",
+        name: "FG WIJ Groningen",
+        oin: "00000099000000000011",
+    },
+    DevParty {
+        file: "fg-ggd",
+        name: "FG GGD Groningen",
+        oin: "00000099000000000012",
     },
 ];
 
@@ -161,18 +187,33 @@ pub fn dev_validity() -> (time::OffsetDateTime, time::OffsetDateTime) {
     (date(2025, 1, 1), date(2035, 1, 1))
 }
 
-/// Writes a fresh development set to `out`: `ca.pem`, `ca.key`, and `NAME.pem` + `NAME.key` for
-/// every party in [`DEV_PARTIES`]. Keys are written readable by the owner only.
+/// Writes the development set to `out`: `ca.pem`, `ca.key`, and `NAME.pem` + `NAME.key` for
+/// every party in [`DEV_PARTIES`]. A CA already in `out` is kept, and so is every party
+/// certificate already there: only the missing ones are issued (delete the directory for a
+/// wholly new set). Keys are written readable by the owner only.
 pub fn write_dev_set(out: &Path) -> Result<(), CertsError> {
     std::fs::create_dir_all(out).map_err(|source| CertsError::Write {
         path: out.display().to_string(),
         source,
     })?;
-    let ca = DevCa::generate("pactgate development covenant CA")?;
-    write(out, "ca.pem", &ca.cert_pem)?;
-    write(out, "ca.key", &ca.key_pem)?;
+    let existing = std::fs::read_to_string(out.join("ca.pem"))
+        .ok()
+        .zip(std::fs::read_to_string(out.join("ca.key")).ok());
+    let ca = match existing {
+        Some((cert, key)) => DevCa::from_pem(&cert, &key)?,
+        None => {
+            let ca = DevCa::generate("pactgate development covenant CA")?;
+            write(out, "ca.pem", &ca.cert_pem)?;
+            write(out, "ca.key", &ca.key_pem)?;
+            ca
+        }
+    };
     let (from, until) = dev_validity();
     for party in &DEV_PARTIES {
+        let have = |ext: &str| out.join(format!("{}.{ext}", party.file)).exists();
+        if have("pem") && have("key") {
+            continue;
+        }
         let issued = ca.issue(party, from, until)?;
         write(out, &format!("{}.pem", party.file), &issued.cert_pem)?;
         write(out, &format!("{}.key", party.file), &issued.key_pem)?;

@@ -117,6 +117,9 @@ pub enum PolicyCommand {
     Check {
         /// The policy file, e.g. policies/groningen.toml.
         file: PathBuf,
+        /// `text` (the Dutch matrix an FG reads) or `json` (the same matrix for tools).
+        #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+        format: String,
     },
 }
 
@@ -607,8 +610,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Policy(PolicyArgs {
-            command: PolicyCommand::Check { file },
-        }) => policy_check(&file),
+            command: PolicyCommand::Check { file, format },
+        }) => policy_check(&file, format == "json"),
         Command::Query(args) => query(args).await,
         Command::Case(args) => case(args).await,
         Command::Due(args) => due(args).await,
@@ -652,11 +655,15 @@ fn counting_check(file: &std::path::Path) -> anyhow::Result<()> {
     }
 }
 
-fn policy_check(file: &std::path::Path) -> anyhow::Result<()> {
+fn policy_check(file: &std::path::Path, json: bool) -> anyhow::Result<()> {
     if is_counting_file(file) {
         return counting_check(file);
     }
     match crate::policy::Policy::load(file) {
+        Ok(policy) if json => {
+            println!("{}", serde_json::to_string_pretty(&policy.matrix_json())?);
+            Ok(())
+        }
         Ok(policy) => {
             println!("{}: valid, version {}", file.display(), policy.version());
             for warning in policy.warnings() {
@@ -1203,6 +1210,7 @@ async fn due(args: DueArgs) -> anyhow::Result<()> {
 
 fn band_label(band: i32) -> &'static str {
     match pb::DueBand::try_from(band) {
+        Ok(pb::DueBand::Weeks4) => "4+ weeks",
         Ok(pb::DueBand::Weeks8) => "8+ weeks",
         Ok(pb::DueBand::Weeks10) => "10+ weeks",
         Ok(pb::DueBand::Weeks12) => "12+ weeks",
@@ -1262,6 +1270,7 @@ pub fn render_due(response: &pb::DueResponse) -> String {
         "school",
         "lives in",
         "held by",
+        "next step",
     ]);
     for l in &response.lines {
         let holders: Vec<String> = l
@@ -1284,6 +1293,7 @@ pub fn render_due(response: &pb::DueResponse) -> String {
             l.schools.join(", "),
             l.residence_municipalities.join(", "),
             holders.join("; "),
+            l.escalation_step.clone(),
         ]);
     }
     format!(

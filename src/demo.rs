@@ -61,6 +61,26 @@ pub mod dev_certs {
                 include_str!("../certs-dev/fg.pem"),
                 include_str!("../certs-dev/fg.key"),
             ),
+            "fg-swv-vo" => (
+                include_str!("../certs-dev/fg-swv-vo.pem"),
+                include_str!("../certs-dev/fg-swv-vo.key"),
+            ),
+            "fg-swv-po" => (
+                include_str!("../certs-dev/fg-swv-po.pem"),
+                include_str!("../certs-dev/fg-swv-po.key"),
+            ),
+            "fg-mbo" => (
+                include_str!("../certs-dev/fg-mbo.pem"),
+                include_str!("../certs-dev/fg-mbo.key"),
+            ),
+            "fg-wij" => (
+                include_str!("../certs-dev/fg-wij.pem"),
+                include_str!("../certs-dev/fg-wij.key"),
+            ),
+            "fg-ggd" => (
+                include_str!("../certs-dev/fg-ggd.pem"),
+                include_str!("../certs-dev/fg-ggd.key"),
+            ),
             _ => return None,
         })
     }
@@ -188,26 +208,62 @@ fn pick_municipality(rng: &mut StdRng) -> &'static str {
     MUNICIPALITIES[0].0
 }
 
-/// How many signals of which kind each partner's system pushes, after the magnitudes of the
-/// Groningen 2023 evaluation: ~87 AV dossiers, ~135 vrijstellingen 5a, ~30 long-term sick,
-/// a few hundred LRV.
-const PLAN: [(&str, pb::Category, pb::Sector, usize); 14] = [
+/// How many signals of which kind each partner's system pushes, shaped by the Groningen 2023
+/// evaluation (seed `002`) where it gives a figure, and marked ASSUMPTION where it does not.
+/// `SECTOR_UNSPECIFIED`: a child without any school history (no school, no sector).
+const PLAN: [(&str, pb::Category, pb::Sector, usize); 19] = [
+    // ASSUMPTION: the seeds give no LRV, verzuim, schorsing or verwijdering counts ([002:1370-1377]
+    // refers to a table that is not in the text).
     ("swv-vo", pb::Category::Lrv, pb::Sector::Vo, 170),
     ("swv-vo", pb::Category::Verzuim, pb::Sector::Vo, 120),
-    ("swv-vo", pb::Category::LangdurigZiek, pb::Sector::Vo, 22),
+    // "Het aantal ziekgemelde leerlingen is gedaald van 88 (december 2021) naar 30 (december
+    // 2023)" [002:233] (SWV VO).
+    ("swv-vo", pb::Category::LangdurigZiek, pb::Sector::Vo, 30),
     ("swv-vo", pb::Category::Schorsing, pb::Sector::Vo, 12),
     ("swv-vo", pb::Category::Verwijdering, pb::Sector::Vso, 5),
     ("swv-po", pb::Category::Lrv, pb::Sector::Po, 55),
+    // ASSUMPTION: no PO figure for long-term sick in the seeds.
     ("swv-po", pb::Category::LangdurigZiek, pb::Sector::So, 8),
+    // ASSUMPTION: no MBO LRV or verzuim figure in the seeds.
     ("mbo", pb::Category::Lrv, pb::Sector::Mbo, 90),
     ("mbo", pb::Category::Verzuim, pb::Sector::Mbo, 60),
-    ("leerplicht", pb::Category::Av, pb::Sector::Vo, 87),
+    // "87 absoluut verzuimdossiers ... 44 in de VO/MBO leeftijd en 43 in de PO leeftijd"
+    // [002:1407-1409]: never enrolled, split by age in `age_of`.
+    ("leerplicht", pb::Category::Av, pb::Sector::Unspecified, 87),
+    // "Van de 135 vrijstellingen 5 onder a in 2022-2023 zijn er 10 leerlingen van het (S)BO, 12
+    // van het (V)SO, 7 van het VO en 3 van het MBO. De resterende 103 hebben geen
+    // schoolgeschiedenis." [002:225-227]
     (
         "leerplicht",
         pb::Category::Vrijstelling5a,
-        pb::Sector::So,
-        135,
+        pb::Sector::Unspecified,
+        103,
     ),
+    (
+        "leerplicht",
+        pb::Category::Vrijstelling5a,
+        pb::Sector::Sbo,
+        10,
+    ),
+    (
+        "leerplicht",
+        pb::Category::Vrijstelling5a,
+        pb::Sector::Vso,
+        12,
+    ),
+    (
+        "leerplicht",
+        pb::Category::Vrijstelling5a,
+        pb::Sector::Vo,
+        7,
+    ),
+    (
+        "leerplicht",
+        pb::Category::Vrijstelling5a,
+        pb::Sector::Mbo,
+        3,
+    ),
+    // ASSUMPTION: no 5b or 5c figures in the seeds.
     (
         "leerplicht",
         pb::Category::Vrijstelling5b,
@@ -220,23 +276,36 @@ const PLAN: [(&str, pb::Category, pb::Sector, usize); 14] = [
         pb::Sector::Vo,
         18,
     ),
+    // ASSUMPTION: Leerplicht's own LRV dossiers, part of them the SWV VO's pupils.
     ("leerplicht", pb::Category::Lrv, pb::Sector::Vo, 60),
+    ("leerplicht", pb::Category::Lrv, pb::Sector::Po, 20),
 ];
 
-fn schools_of(node: &str) -> &'static [&'static str] {
-    match node {
-        "swv-vo" | "leerplicht" => &["20VA01", "20VB01", "20VC02", "20VD01"],
-        "swv-po" => &["10PA01", "10PB01", "10PC03"],
-        "mbo" => &["25MA01", "25MB02"],
-        _ => &[],
+/// The schools a signal of this sector names, by BRIN of the region's SWVs and MBO.
+fn schools_of(sector: pb::Sector) -> &'static [&'static str] {
+    match sector {
+        pb::Sector::Po | pb::Sector::Sbo | pb::Sector::So => &["10PA01", "10PB01", "10PC03"],
+        pb::Sector::Mbo => &["25MA01", "25MB02"],
+        pb::Sector::Unspecified => &[],
+        _ => &["20VA01", "20VB01", "20VC02", "20VD01"],
     }
 }
 
 fn age_for(sector: pb::Sector, rng: &mut StdRng) -> u32 {
     match sector {
-        pb::Sector::Po | pb::Sector::Sbo | pb::Sector::So => rng.random_range(5..=12),
+        pb::Sector::Po | pb::Sector::Sbo | pb::Sector::So => rng.random_range(5..=11),
         pb::Sector::Mbo => rng.random_range(16..=18),
+        pb::Sector::Unspecified => rng.random_range(5..=17),
         _ => rng.random_range(12..=17),
+    }
+}
+
+/// The age of the `i`-th child of a plan line: AV 43 of 87 in the PO age [002:1409].
+fn age_of(category: pb::Category, sector: pb::Sector, i: usize, rng: &mut StdRng) -> u32 {
+    match category {
+        pb::Category::Av if i < 43 => rng.random_range(5..=11),
+        pb::Category::Av => rng.random_range(12..=17),
+        _ => age_for(sector, rng),
     }
 }
 
@@ -269,18 +338,28 @@ pub fn population(seed: u64, today: NaiveDate) -> BTreeMap<&'static str, Vec<pb:
     let mut swv_vo_pupils: Vec<Pupil> = Vec::new();
     for (node, category, sector, count) in PLAN {
         for i in 0..count {
-            let shared =
-                node == "leerplicht" && category == pb::Category::Lrv && !swv_vo_pupils.is_empty();
+            // Leerplicht Groningen holds Groningen residents only; the school-based nodes hold
+            // pupils from the whole catchment (about 40% of VO pupils in the city live
+            // elsewhere, [003:18]).
+            let resident = node == "leerplicht";
+            let shared = resident
+                && category == pb::Category::Lrv
+                && sector == pb::Sector::Vo
+                && !swv_vo_pupils.is_empty();
             let pupil = if shared {
                 swv_vo_pupils[rng.random_range(0..swv_vo_pupils.len())].clone()
             } else {
                 Pupil {
                     bsn: synthetic_bsn(&mut rng),
-                    municipality: pick_municipality(&mut rng),
-                    age: age_for(sector, &mut rng),
+                    municipality: if resident {
+                        "GM0014"
+                    } else {
+                        pick_municipality(&mut rng)
+                    },
+                    age: age_of(category, sector, i, &mut rng),
                 }
             };
-            if node == "swv-vo" && category == pb::Category::Lrv {
+            if node == "swv-vo" && category == pb::Category::Lrv && pupil.municipality == "GM0014" {
                 swv_vo_pupils.push(pupil.clone());
             }
             let absent_since = today - Days::new(rng.random_range(0..span));
@@ -288,6 +367,10 @@ pub fn population(seed: u64, today: NaiveDate) -> BTreeMap<&'static str, Vec<pb:
             let roll = rng.random_range(0..100);
             let some_day_since =
                 |rng: &mut StdRng| absent_since + Days::new(rng.random_range(0..=days_absent));
+            // Offers: most with a place and the parents' agreement; some on a waiting list (no
+            // place yet, e.g. the ISK: "10 ... op de wachtlijst voor ISK" [002:1428]), which do
+            // not stop the clock. ASSUMPTION: the shares.
+            let waiting = (70..=74).contains(&roll);
             let (status, offer_date, closed_on) = match roll {
                 0..=54 => (pb::Status::Open, None, None),
                 55..=74 => (pb::Status::Aanbod, Some(some_day_since(&mut rng)), None),
@@ -314,7 +397,7 @@ pub fn population(seed: u64, today: NaiveDate) -> BTreeMap<&'static str, Vec<pb:
             };
             let exemption_end =
                 temporary.then(|| absent_since + Days::new(rng.random_range(60..400)));
-            let schools = schools_of(node);
+            let schools = schools_of(sector);
             let school = if category == pb::Category::Av || schools.is_empty() {
                 String::new()
             } else {
@@ -343,6 +426,19 @@ pub fn population(seed: u64, today: NaiveDate) -> BTreeMap<&'static str, Vec<pb:
                 exemption_term: exemption_term.into(),
                 exemption_end: exemption_end.map(|d| d.to_string()).unwrap_or_default(),
                 closed_on: closed_on.map(|d| d.to_string()).unwrap_or_default(),
+                age_on: String::new(),
+                offer_kind: offer_date.map_or(0, |_| {
+                    match category {
+                        pb::Category::LangdurigZiek => pb::OfferKind::OnderwijsEnZorg,
+                        _ => pb::OfferKind::Onderwijs,
+                    }
+                    .into()
+                }),
+                offer_place_from: offer_date
+                    .filter(|_| !waiting)
+                    .map(|d| d.to_string())
+                    .unwrap_or_default(),
+                offer_parents_agreed: offer_date.is_some(),
             });
         }
     }
@@ -676,7 +772,7 @@ fn case_claim(
 fn doctor_claim(case: &pb::Case) -> pb::AccessClaim {
     case_claim(
         "jeugdarts",
-        "wpg-5",
+        "jw-jgz-verzuim",
         "jgz-advies",
         case,
         "jeugdarts dr. P. Visser",
@@ -836,7 +932,7 @@ async fn exchange_story(nodes: &[DemoNode], swv_vo_views: &[pb::SignalView]) -> 
     }
     println!("    accepted at the nodes of leerplicht, wij and ggd");
 
-    println!("\n   The GGD school doctor asks (jeugdarts, Wet publieke gezondheid art. 5, purpose jgz-advies):");
+    println!("\n   The GGD school doctor asks (jeugdarts, a Jeugdwet task on absence with the parents' consent, purpose jgz-advies;\n   not the Wpg: \"Vanuit de reguliere basistaken (vanuit de wet Wpg) heeft de JGZ geen rol in verzuim\"):");
     let ggd = federated(
         nodes,
         "ggd",
@@ -859,6 +955,8 @@ async fn exchange_story(nodes: &[DemoNode], swv_vo_views: &[pb::SignalView]) -> 
     )
     .await?;
     println!("    => the GGD doctor sees the long-term sickness signals (special category, AVG art. 9); the WIJ worker sees nothing of this case.");
+
+    advice_story(nodes, &case).await?;
 
     println!("\n3. Refused requests, each with the part that did not match:");
     let wij_claims_leerplicht = flow_claim(
@@ -920,6 +1018,64 @@ async fn accept_case(nodes: &[DemoNode], file: &str, case: &pb::Case) -> anyhow:
     Ok(())
 }
 
+/// The 5a advice as the seed describes it: Leerplicht asks the SWV about one child (a case of
+/// meeting advies-5a, opened by the gemeente), the SWV's node answers within that case only.
+async fn advice_story(nodes: &[DemoNode], aoj: &pb::Case) -> anyhow::Result<()> {
+    let Some(child) = aoj.pupil_pseudonyms.first().cloned() else {
+        return Ok(());
+    };
+    println!("\n   Leerplicht asks the SWV VO for advice on a vrijstelling 5 onder a for ONE child (meeting advies-5a;");
+    println!("   a local and G4 agreement, not a legal duty: \"deze verplichting komt er niet\"):");
+    let lp = node(nodes, "leerplicht")?;
+    let tls = dev_certs::material("leerplicht").context("unknown party")?;
+    let mut cases = pb::cases_client::CasesClient::new(
+        crate::client::connect(&lp.addr.to_string(), &tls).await?,
+    );
+    let opened = cases
+        .open_case(pb::OpenCaseRequest {
+            meeting_type: "advies-5a".into(),
+            purpose: "advies-vrijstelling-5a".into(),
+            pupil_pseudonyms: vec![child],
+            participant_oins: dev_party("swv-vo")
+                .map(|p| p.oin.to_owned())
+                .into_iter()
+                .collect(),
+            actor: "leerplichtambtenaar A. Bakker".into(),
+        })
+        .await?
+        .into_inner();
+    let case = opened.case.context("no case returned")?;
+    accept_case(nodes, "swv-vo", &case).await?;
+    println!(
+        "    request {} opened by {} about 1 pupil (audited as the request), accepted by the SWV VO",
+        case.case_id,
+        case.lead.as_ref().map(|l| l.name.as_str()).unwrap_or("?")
+    );
+    let answer = federated(
+        nodes,
+        "leerplicht",
+        case_claim(
+            "leerplichtambtenaar",
+            "lpw-art5-onder-a",
+            "advies-vrijstelling-5a",
+            &case,
+            "leerplichtambtenaar A. Bakker",
+        ),
+        pb::QueryFilter::default(),
+    )
+    .await?;
+    print_answers(&only_with_signals(answer), false);
+    println!("    => the SWV answers about that one child only (audited as a disclosure); no routine flow gives");
+    println!("       Leerplicht standing access to health data.");
+    cases
+        .close_case(pb::CloseCaseRequest {
+            case_id: case.case_id.clone(),
+            actor: "leerplichtambtenaar A. Bakker".into(),
+        })
+        .await?;
+    Ok(())
+}
+
 /// Asks through `asker`'s node and prints why swv-vo refused.
 async fn print_refusal(
     nodes: &[DemoNode],
@@ -975,8 +1131,12 @@ async fn clock_client(
 }
 
 /// The region's total of a row at a date under a report (TOTAL column).
-fn region_total(cells: &[pb::ReportCell], date: &str, row: &str) -> String {
-    cells
+fn region_total(report: &pb::ReportResponse, date: &str, row: &str) -> String {
+    if report.unavailable_rows.iter().any(|r| r == row) {
+        return "niet beschikbaar".into();
+    }
+    report
+        .cells
         .iter()
         .find(|c| c.date == date && c.scope == "region" && c.row == row && c.column == "TOTAL")
         .and_then(|c| c.count)
@@ -1004,7 +1164,8 @@ async fn clock_story(nodes: &[DemoNode], data_dir: &Path, today: NaiveDate) -> a
                 Ok(pb::DueBand::OverThreeMonths) => "over three months",
                 Ok(pb::DueBand::Weeks12) => "past 12 weeks",
                 Ok(pb::DueBand::Weeks10) => "past 10 weeks",
-                _ => "past 8 weeks",
+                Ok(pb::DueBand::Weeks8) => "past 8 weeks",
+                _ => "past 4 weeks",
             })
             .or_default() += 1;
     }
@@ -1024,7 +1185,7 @@ async fn clock_story(nodes: &[DemoNode], data_dir: &Path, today: NaiveDate) -> a
             .collect(),
         failures: Vec::new(),
     };
-    println!("   The children nearest the deadline (not yet over three months):");
+    println!("   The children nearest the deadline (not yet over three months), each with the region's next step:");
     for line in crate::cli::render_due(&shown).lines().take(14) {
         println!("   {line}");
     }
@@ -1064,20 +1225,34 @@ async fn clock_story(nodes: &[DemoNode], data_dir: &Path, today: NaiveDate) -> a
         "LRV_PO",
         "LRV_VO",
         "TOTAL_NOT_ATTENDING",
+        "WITHOUT_OFFER",
         "VRIJSTELLING_5A_TEMPORARY",
         "VRIJSTELLING_5A_PERMANENT",
         "VRIJSTELLING_5C",
+        "LANGDURIG_ZIEK",
     ] {
         let mut cells = vec![row.to_owned()];
         for (_, report) in &reports {
             for d in &dates {
-                cells.push(region_total(&report.cells, d, row));
+                cells.push(region_total(report, d, row));
             }
         }
         table.add_row(cells);
     }
     for line in table.to_string().lines() {
         println!("   {line}");
+    }
+    if let Some((_, g4)) = reports.first() {
+        println!(
+            "   Per 1.000 leerlingen over de woonachtige leerplichtigen van: {} (alleen de gemeenten die de gegevens dekken).",
+            g4.denominator_municipalities.join(", ")
+        );
+        println!("   Rows not shared under verzuimmelding are 'niet beschikbaar', never 0.");
+        if let Some(at) = g4.table.find("== Pact-indicatoren") {
+            for line in g4.table[at..].lines() {
+                println!("   {line}");
+            }
+        }
     }
     println!("   => the same signals, two definitions: g4 counts AV after four weeks, Groningen only after three months.");
     println!("   Charts written: report-g4.svg and report-groningen.svg in the data directory.");
@@ -1110,7 +1285,13 @@ async fn clock_story(nodes: &[DemoNode], data_dir: &Path, today: NaiveDate) -> a
             answer.threshold
         );
     }
-    println!("   => only counts left the partners' nodes, no pupil-level data.");
+    println!(
+        "   => only counts left the partners' nodes, no pupil-level data. Each partner counts the"
+    );
+    println!(
+        "      children it knows: a child known to two partners is in both, so these are never"
+    );
+    println!("      added up into a regional total (per partner, not a sum).");
     Ok(())
 }
 

@@ -41,7 +41,7 @@ impl Format {
     }
 }
 
-const FIELDS: [&str; 16] = [
+const FIELDS: [&str; 20] = [
     "source_record_id",
     "pupil_id",
     "category",
@@ -58,6 +58,10 @@ const FIELDS: [&str; 16] = [
     "exemption_term",
     "exemption_end",
     "closed_on",
+    "age_on",
+    "offer_kind",
+    "offer_place_from",
+    "offer_parents_agreed",
 ];
 
 /// Reads every row of a file.
@@ -193,6 +197,12 @@ fn record_from(line: usize, map: &HashMap<&str, String>) -> Result<pb::SignalRec
         pb::ExemptionTerm::from_str_name,
     )
     .map_err(|r| err("exemption_term", r))?;
+    let offer_kind = enum_value(
+        &get("offer_kind"),
+        "OFFER_KIND_",
+        pb::OfferKind::from_str_name,
+    )
+    .map_err(|r| err("offer_kind", r))?;
     let flag = |field: &str| match get(field).to_ascii_lowercase().as_str() {
         "" | "false" | "0" | "nee" | "n" => Ok(false),
         "true" | "1" | "ja" | "j" => Ok(true),
@@ -208,6 +218,10 @@ fn record_from(line: usize, map: &HashMap<&str, String>) -> Result<pb::SignalRec
         exemption_term,
         exemption_end: get("exemption_end"),
         closed_on: get("closed_on"),
+        age_on: get("age_on"),
+        offer_kind,
+        offer_place_from: get("offer_place_from"),
+        offer_parents_agreed: flag("offer_parents_agreed")?,
         source_record_id: get("source_record_id"),
         pupil_id: get("pupil_id"),
         category,

@@ -119,13 +119,33 @@ pub enum ExemptionTerm {
     Permanent,
 }
 
+/// What an offer (aanbod) holds out: G4 "een passend aanbod van zorg en/of onderwijs" (`004`
+/// §2.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum OfferKind {
+    Onderwijs,
+    Zorg,
+    OnderwijsEnZorg,
+}
+
+impl OfferKind {
+    pub fn code(self) -> &'static str {
+        match self {
+            OfferKind::Onderwijs => "ONDERWIJS",
+            OfferKind::Zorg => "ZORG",
+            OfferKind::OnderwijsEnZorg => "ONDERWIJS_EN_ZORG",
+        }
+    }
+}
+
 /// A stored signal: the pupil appears only by pseudonym.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Signal {
     pub source_record_id: String,
     pub pupil_pseudonym: String,
     pub category: Category,
-    pub sector: Sector,
+    /// None only where the category allows a child without school history (AV, 5a).
+    pub sector: Option<Sector>,
     pub residence_municipality: String,
     pub school: String,
     pub absent_since: NaiveDate,
@@ -145,6 +165,18 @@ pub struct Signal {
     pub exemption_end: Option<NaiveDate>,
     #[serde(default)]
     pub closed_on: Option<NaiveDate>,
+    /// The day `age` was true; None: the day the signal was stored (`updated_at`).
+    #[serde(default)]
+    pub age_on: Option<NaiveDate>,
+    /// What the offer holds out; an offer without it does not stop the clock.
+    #[serde(default)]
+    pub offer_kind: Option<OfferKind>,
+    /// The first day the offered place is actually available; None: no place yet (waiting list).
+    #[serde(default)]
+    pub offer_place_from: Option<NaiveDate>,
+    /// The offer was agreed with the parents (and the child).
+    #[serde(default)]
+    pub offer_parents_agreed: bool,
 }
 
 /// A record as it arrives, before any check. Enums are already mapped by the gRPC layer (an
@@ -167,6 +199,11 @@ pub struct RawSignal {
     pub exemption_term: Result<Option<ExemptionTerm>, String>,
     pub exemption_end: String,
     pub closed_on: String,
+    pub age_on: String,
+    /// `Ok(None)`: not given; `Err`: an unknown value.
+    pub offer_kind: Result<Option<OfferKind>, String>,
+    pub offer_place_from: String,
+    pub offer_parents_agreed: bool,
 }
 
 impl fmt::Debug for RawSignal {
@@ -246,10 +283,7 @@ pub fn validate_within(
         .category
         .clone()
         .map_err(|r| FieldError::new("category", r))?;
-    let sector = raw
-        .sector
-        .clone()
-        .map_err(|r| FieldError::new("sector", r))?;
+    let sector = check_sector(&raw.sector, category)?;
     let residence_municipality = check_municipality(&raw.residence_municipality)?;
     let school = check_school(&raw.school, category)?;
     let absent_since = parse_date("absent_since", &raw.absent_since)?;
@@ -285,6 +319,14 @@ pub fn validate_within(
         ));
     }
     let details = check_details(&raw, category, status, absent_since, today)?;
+    let offer = check_offer_details(&raw, offer_date)?;
+    let age_on = match raw.age_on.as_str() {
+        "" => None,
+        text => Some(parse_date("age_on", text)?),
+    };
+    if age_on.is_some_and(|d| d > today) {
+        return Err(FieldError::new("age_on", "is in the future"));
+    }
     Ok(Signal {
         source_record_id,
         pupil_pseudonym: key.pseudonym(&pupil),
@@ -303,7 +345,72 @@ pub fn validate_within(
         exemption_term: details.exemption_term,
         exemption_end: details.exemption_end,
         closed_on: details.closed_on,
+        age_on,
+        offer_kind: offer.kind,
+        offer_place_from: offer.place_from,
+        offer_parents_agreed: raw.offer_parents_agreed,
     })
+}
+
+/// Categories a child without any school history can have: AV (enrolled nowhere) and an
+/// exemption 5a (76% of the 5a children in Groningen have "geen schoolgeschiedenis", `002`).
+pub fn may_lack_school(c: Category) -> bool {
+    matches!(c, Category::Av | Category::Vrijstelling5a)
+}
+
+fn check_sector(
+    sector: &Result<Sector, String>,
+    category: Category,
+) -> Result<Option<Sector>, FieldError> {
+    match sector {
+        Ok(s) => Ok(Some(*s)),
+        Err(r) if r.contains("not set") && may_lack_school(category) => Ok(None),
+        Err(r) if r.contains("not set") => Err(FieldError::new(
+            "sector",
+            format!("{r}; only an AV or VRIJSTELLING_5A signal may have none"),
+        )),
+        Err(r) => Err(FieldError::new("sector", r.clone())),
+    }
+}
+
+/// The checked details of an offer.
+struct OfferDetails {
+    kind: Option<OfferKind>,
+    place_from: Option<NaiveDate>,
+}
+
+/// Offer details belong to an offer: each needs `offer_date`; a place is never available
+/// before the offer was made.
+fn check_offer_details(
+    raw: &RawSignal,
+    offer_date: Option<NaiveDate>,
+) -> Result<OfferDetails, FieldError> {
+    let kind = raw
+        .offer_kind
+        .clone()
+        .map_err(|r| FieldError::new("offer_kind", r))?;
+    let needs_offer = |field: &'static str, set: bool| {
+        if set && offer_date.is_none() {
+            return Err(FieldError::new(field, "may be set only with an offer_date"));
+        }
+        Ok(())
+    };
+    needs_offer("offer_kind", kind.is_some())?;
+    needs_offer("offer_place_from", !raw.offer_place_from.is_empty())?;
+    needs_offer("offer_parents_agreed", raw.offer_parents_agreed)?;
+    let place_from = match raw.offer_place_from.as_str() {
+        "" => None,
+        text => Some(parse_date("offer_place_from", text)?),
+    };
+    if let (Some(place), Some(offer)) = (place_from, offer_date) {
+        if place < offer {
+            return Err(FieldError::new(
+                "offer_place_from",
+                format!("{place} is before offer_date {offer}"),
+            ));
+        }
+    }
+    Ok(OfferDetails { kind, place_from })
 }
 
 /// The checked optional details the counting rules need.
@@ -446,15 +553,16 @@ pub fn check_municipality(code: &str) -> Result<String, FieldError> {
 }
 
 /// Checks a school code: BRIN (two digits, two capital letters) + two-digit vestiging. Only a
-/// pupil enrolled nowhere (absoluut verzuim) may have none.
+/// pupil enrolled nowhere (absoluut verzuim) or exempt without school history (5a) may have none.
 pub fn check_school(code: &str, category: Category) -> Result<String, FieldError> {
     if code.is_empty() {
-        if category == Category::Av {
+        if may_lack_school(category) {
             return Ok(String::new());
         }
         return Err(FieldError::new(
             "school",
-            "is empty; only an AV signal (enrolled nowhere) may have no school",
+            "is empty; only an AV signal (enrolled nowhere) or a VRIJSTELLING_5A signal may \
+             have no school",
         ));
     }
     let b = code.as_bytes();
@@ -585,6 +693,10 @@ mod tests {
             exemption_term: Ok(None),
             exemption_end: String::new(),
             closed_on: String::new(),
+            age_on: String::new(),
+            offer_kind: Ok(None),
+            offer_place_from: String::new(),
+            offer_parents_agreed: false,
         }
     }
 
@@ -709,6 +821,61 @@ mod tests {
             assert!(err.reason.contains(words), "{err}");
             assert!(!err.reason.contains("111222333"));
         }
+    }
+
+    #[test]
+    fn av_and_5a_may_come_without_school_or_sector_and_are_still_checked() {
+        for category in [Category::Av, Category::Vrijstelling5a] {
+            let mut r = raw();
+            r.category = Ok(category);
+            r.school = String::new();
+            r.sector = Err("is not set (SECTOR_UNSPECIFIED)".into());
+            if category == Category::Vrijstelling5a {
+                r.school = "20XY01".into();
+            }
+            let s = check(r).unwrap();
+            assert_eq!(s.sector, None);
+            let mut r = raw();
+            r.category = Ok(category);
+            r.sector = Err("is not set (SECTOR_UNSPECIFIED)".into());
+            r.residence_municipality = "0014".into();
+            assert_eq!(check(r).unwrap_err().field, "residence_municipality");
+        }
+        let mut r = raw();
+        r.sector = Err("is not set (SECTOR_UNSPECIFIED)".into());
+        let err = check(r).unwrap_err();
+        assert_eq!(err.field, "sector");
+        assert!(err.reason.contains("only an AV"), "{err}");
+    }
+
+    #[test]
+    fn offer_details_need_an_offer_and_a_place_comes_after_it() {
+        let mut r = raw();
+        r.offer_kind = Ok(Some(OfferKind::Zorg));
+        assert_eq!(check(r).unwrap_err().field, "offer_kind");
+        let mut r = raw();
+        r.offer_parents_agreed = true;
+        assert_eq!(check(r).unwrap_err().field, "offer_parents_agreed");
+        let mut r = raw();
+        r.status = Ok(Status::Aanbod);
+        r.offer_date = "2026-10-01".into();
+        r.offer_place_from = "2026-09-30".into();
+        let err = check(r).unwrap_err();
+        assert_eq!(
+            (err.field, err.reason.contains("before")),
+            ("offer_place_from", true)
+        );
+        let mut r = raw();
+        r.status = Ok(Status::Aanbod);
+        r.offer_date = "2026-10-01".into();
+        r.offer_place_from = "2027-01-04".into();
+        r.offer_kind = Ok(Some(OfferKind::OnderwijsEnZorg));
+        r.offer_parents_agreed = true;
+        let s = check(r).unwrap();
+        assert_eq!(s.offer_place_from, NaiveDate::from_ymd_opt(2027, 1, 4));
+        let mut r = raw();
+        r.age_on = "2027-01-01".into();
+        assert_eq!(check(r).unwrap_err().field, "age_on");
     }
 
     #[test]

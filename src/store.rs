@@ -168,14 +168,14 @@ impl Store {
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             Self::open_with_cache(data_dir, cache_bytes)
         }))
-            .unwrap_or_else(|panic| {
-                let what = panic
-                    .downcast_ref::<&str>()
-                    .map(|s| (*s).to_owned())
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_default();
-                Err(StoreError::Crashed(what))
-            })
+        .unwrap_or_else(|panic| {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            Err(StoreError::Crashed(what))
+        })
     }
 
     /// Records what the store under `data_dir` holds now as acknowledged (for a store made before
@@ -539,7 +539,7 @@ mod tests {
             source_record_id: id.into(),
             pupil_pseudonym: format!("v1.{id:_<22}"),
             category: Category::Lrv,
-            sector: Sector::Vo,
+            sector: Some(Sector::Vo),
             residence_municipality: muni.into(),
             school: school.into(),
             absent_since: NaiveDate::from_ymd_opt(2026, 9, 1).unwrap(),
@@ -553,6 +553,10 @@ mod tests {
             exemption_term: None,
             exemption_end: None,
             closed_on: None,
+            age_on: None,
+            offer_kind: None,
+            offer_place_from: None,
+            offer_parents_agreed: false,
         }
     }
 

@@ -3,9 +3,9 @@
 //! certificates, each naming exactly one OIN. Builds configs and accepts connections; never
 //! decides what a verified peer may do.
 
+use crate::limits::{Conn, Gate};
 use arc_swap::ArcSwap;
 use rustls::client::danger::HandshakeSignatureValid;
-use crate::limits::{Conn, Gate};
 use rustls::pki_types::pem::PemObject as _;
 use rustls::pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer, UnixTime};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};

@@ -220,7 +220,15 @@ async fn an_aoj_case_from_open_to_closed() {
     assert!(list_cases(fed.node("mbo"), false).await.is_empty());
 
     // Until the participants accept, the case opens nothing at their nodes.
-    let ggd_claim = || case_claim("jeugdarts", "wpg-5", "jgz-advies", "aoj-team-vo", &case_id);
+    let ggd_claim = || {
+        case_claim(
+            "jeugdarts",
+            "jw-jgz-verzuim",
+            "jgz-advies",
+            "aoj-team-vo",
+            &case_id,
+        )
+    };
     let early = federated(fed.node("ggd"), ggd_claim(), Default::default(), 5000).await;
     let pending = failure_of(&early, "leerplicht").expect("leerplicht refused");
     assert!(
@@ -421,7 +429,7 @@ async fn an_aoj_case_from_open_to_closed() {
         (
             case_claim(
                 "wij-medewerker",
-                "wpg-5",
+                "jw-jgz-verzuim",
                 "jgz-advies",
                 "aoj-team-vo",
                 &case_id,
@@ -432,10 +440,15 @@ async fn an_aoj_case_from_open_to_closed() {
             case_claim("jeugdarts", "jw-7-4", "jgz-advies", "aoj-team-vo", &case_id),
             &["legal basis 'jw-7-4'", "jeugdarts"][..],
         ),
+        // The JGZ has no role in absence under the Wpg (seed 002, line 291-292).
+        (
+            case_claim("jeugdarts", "wpg-5", "jgz-advies", "aoj-team-vo", &case_id),
+            &["legal basis 'wpg-5'", "jeugdarts"][..],
+        ),
         (
             case_claim(
                 "jeugdarts",
-                "wpg-5",
+                "jw-jgz-verzuim",
                 "passend-aanbod",
                 "aoj-team-vo",
                 &case_id,
@@ -443,7 +456,13 @@ async fn an_aoj_case_from_open_to_closed() {
             &["purpose 'passend-aanbod'", "jeugdarts"][..],
         ),
         (
-            case_claim("jeugdarts", "wpg-5", "jgz-advies", "geen-overleg", &case_id),
+            case_claim(
+                "jeugdarts",
+                "jw-jgz-verzuim",
+                "jgz-advies",
+                "geen-overleg",
+                &case_id,
+            ),
             &["meeting 'geen-overleg' does not exist"][..],
         ),
     ] {

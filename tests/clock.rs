@@ -46,7 +46,7 @@ async fn leerplichts_due_list_has_one_line_per_child_across_its_peers() {
     )
     .await;
     let mut bsns = Bsns::new(0xd0e);
-    let [shared, d55, d56, d84, d120, offered, elsewhere, own] =
+    let [shared, d55, d56, d84, d120, offered, waiting, elsewhere, own] =
         std::array::from_fn(|_| bsns.next_bsn());
     let swv_record = |id: &str, bsn: &str, days: i64| {
         record(id, bsn, pb::Category::Lrv, "GM0014", "20VA01", days)
@@ -62,7 +62,18 @@ async fn leerplichts_due_list_has_one_line_per_child_across_its_peers() {
             pb::SignalRecord {
                 status: pb::Status::Aanbod as i32,
                 offer_date: date_from_today(-5),
+                offer_kind: pb::OfferKind::OnderwijsEnZorg as i32,
+                offer_place_from: date_from_today(-1),
+                offer_parents_agreed: true,
                 ..swv_record("swv-offered", &offered, 120)
+            },
+            // An offer on a waiting list (no place yet) does not stop the clock.
+            pb::SignalRecord {
+                status: pb::Status::Aanbod as i32,
+                offer_date: date_from_today(-5),
+                offer_kind: pb::OfferKind::Onderwijs as i32,
+                offer_parents_agreed: true,
+                ..swv_record("swv-waiting", &waiting, 100)
             },
             record(
                 "swv-elsewhere",
@@ -120,9 +131,11 @@ async fn leerplichts_due_list_has_one_line_per_child_across_its_peers() {
     use pb::DueBand::*;
     let expected = [
         (&shared, 70, Weeks10),
+        (&d55, 55, Weeks4),
         (&d56, 56, Weeks8),
         (&d84, 84, Weeks12),
         (&d120, 120, OverThreeMonths),
+        (&waiting, 100, OverThreeMonths),
         (&own, 60, Weeks8),
     ];
     for (bsn, days, band) in expected {
@@ -135,7 +148,15 @@ async fn leerplichts_due_list_has_one_line_per_child_across_its_peers() {
     assert_eq!(
         lines.len(),
         expected.len(),
-        "55 days, an offer, a non-resident: no line"
+        "an offer with a place, a non-resident: no line"
+    );
+    // Each line names the region's next step for its band and sector group (VO here).
+    let step = |bsn: &str| lines[&pseudonym_of(bsn)].escalation_step.as_str();
+    assert_eq!(step(&d55), "AOJ-team op school");
+    assert_eq!(step(&d56), "Expertise- en Consultatieteam (ECT) SWV VO");
+    assert_eq!(
+        step(&shared),
+        "commissie Moeilijk Plaatsbare Leerlingen (MPL)"
     );
     let holders = |bsn: &str| -> BTreeSet<(String, String)> {
         lines[&pseudonym_of(bsn)]
@@ -251,8 +272,23 @@ async fn the_report_counts_the_same_signals_differently_under_g4_and_groningen()
         // CSV: a header and one line per cell, with the same counts.
         let mut csv = csv::Reader::from_reader(report.csv.as_bytes());
         let headers: Vec<String> = csv.headers().unwrap().iter().map(str::to_owned).collect();
-        assert_eq!(headers, ["rule", "date", "scope", "row", "column", "value"]);
-        let rows: Vec<csv::StringRecord> = csv.records().map(|r| r.expect("a CSV row")).collect();
+        assert_eq!(
+            headers,
+            ["rule", "date", "scope", "row", "column", "value", "note"]
+        );
+        let all: Vec<csv::StringRecord> = csv.records().map(|r| r.expect("a CSV row")).collect();
+        // Cells and rates; the indicators and the rows not available come on lines of their own.
+        let rows: Vec<&csv::StringRecord> = all
+            .iter()
+            .filter(|r| {
+                !r[3].starts_with("INDICATOR:")
+                    && &r[4] != "SCHOOL_YEAR"
+                    && &r[6] != "niet beschikbaar"
+            })
+            .collect();
+        assert!(all
+            .iter()
+            .any(|r| &r[3] == "LANGDURIG_ZIEK" && &r[6] == "niet beschikbaar"));
         let by_cell: BTreeMap<(&str, &str, &str, &str), &str> = rows
             .iter()
             .map(|r| ((&r[1], &r[2], &r[3], &r[4]), &r[5]))
@@ -297,6 +333,229 @@ async fn the_report_counts_the_same_signals_differently_under_g4_and_groningen()
         assert!(report.table.contains("AV"), "{rule}");
     }
     assert_ne!(reports["g4"].svg, reports["groningen"].svg);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The G4 result schema as the seeds define it (issue 11, "Done when")
+// ---------------------------------------------------------------------------------------------
+
+/// A signal of a child living in Groningen, with fixed dates (the test's population is in the
+/// school year 2025-2026, counted at 1 February 2026).
+fn child(
+    id: &str,
+    bsn: &str,
+    category: pb::Category,
+    sector: pb::Sector,
+    school: &str,
+    age: u32,
+    absent_since: &str,
+) -> pb::SignalRecord {
+    pb::SignalRecord {
+        category: category as i32,
+        sector: sector as i32,
+        school: school.into(),
+        age,
+        age_on: "2026-02-01".into(),
+        absent_since: absent_since.into(),
+        ..good_record(id, bsn)
+    }
+}
+
+fn cell(cells: &[pb::ReportCell], scope: &str, row: &str, column: &str) -> Option<u64> {
+    cells
+        .iter()
+        .find(|c| c.date == "2026-02-01" && c.scope == scope && c.row == row && c.column == column)
+        .unwrap_or_else(|| panic!("no cell {scope} {row} {column}"))
+        .count
+}
+
+async fn report_at(
+    node: &TestNode,
+    rule: &str,
+    claim: Option<pb::AccessClaim>,
+) -> pb::ReportResponse {
+    let report = node
+        .clock_as(&node.party)
+        .await
+        .report(pb::ReportRequest {
+            at: vec!["2026-02-01".into()],
+            rule: rule.into(),
+            claim,
+            timeout_ms: 5000,
+        })
+        .await
+        .unwrap_or_else(|s| panic!("Clock/Report {rule} at {}: {s:?}", node.party))
+        .into_inner();
+    assert!(report.failures.is_empty(), "{:?}", report.failures);
+    report
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_g4_schema_counts_the_pacts_children_as_the_seeds_define_them() {
+    let fed = Federation::start_tuned(
+        &["leerplicht", "swv-vo", "swv-po", "mbo"],
+        Some(policy_path()),
+        Vec::new(),
+        with_counting(),
+    )
+    .await;
+    let mut bsns = Bsns::new(0x611);
+    let [p1, p2, p3, p4, p5, sick, exempt] = std::array::from_fn(|_| bsns.next_bsn());
+    use pb::Category::*;
+    use pb::Sector::{Mbo, Po, Unspecified, Vo};
+    // P1: LRV VO, 13, absent since 6 Oct 2025; an offer of 10 Jan 2026 with a place from 12 Jan,
+    // agreed with the parents; still absent. Leerplicht holds its own LRV dossier of the child.
+    let p1_swv = pb::SignalRecord {
+        status: pb::Status::Aanbod as i32,
+        offer_date: "2026-01-10".into(),
+        offer_kind: pb::OfferKind::Onderwijs as i32,
+        offer_place_from: "2026-01-12".into(),
+        offer_parents_agreed: true,
+        ..child("p1-swv", &p1, Lrv, Vo, "20VA01", 13, "2025-10-06")
+    };
+    // The long-term sick child (only the SWV may know it is sick).
+    let sick_swv = child(
+        "sick-swv",
+        &sick,
+        LangdurigZiek,
+        Vo,
+        "20VB01",
+        15,
+        "2025-11-10",
+    );
+    push_all(fed.node("swv-vo"), vec![p1_swv, sick_swv]).await;
+    // P2: LRV PO, 9, absent since 8 Dec 2025 (6 school weeks on 1 Feb), open.
+    push_all(
+        fed.node("swv-po"),
+        vec![child("p2-swv", &p2, Lrv, Po, "10PA01", 9, "2025-12-08")],
+    )
+    .await;
+    // P3: LRV MBO, 18: not of compulsory school age.
+    push_all(
+        fed.node("mbo"),
+        vec![child("p3-mbo", &p3, Lrv, Mbo, "25MA01", 18, "2025-10-06")],
+    )
+    .await;
+    push_all(
+        fed.node("leerplicht"),
+        vec![
+            child("p1-lp", &p1, Lrv, Vo, "20VA01", 13, "2025-10-06"),
+            // P2, reported to Leerplicht as VERZUIM.
+            child("p2-lp", &p2, Verzuim, Po, "10PA01", 9, "2025-12-08"),
+            // P4: AV, 7, never enrolled (no school, no sector), since 3 Nov 2025.
+            child("p4-lp", &p4, Av, Unspecified, "", 7, "2025-11-03"),
+            // P5: AV, 14, never enrolled, since 19 Jan 2026 (under four weeks on 1 Feb).
+            child("p5-lp", &p5, Av, Unspecified, "", 14, "2026-01-19"),
+            // A 5a exemption of a child without school history.
+            pb::SignalRecord {
+                exemption_term: pb::ExemptionTerm::Temporary as i32,
+                exemption_end: "2026-07-31".into(),
+                ..child(
+                    "5a-lp",
+                    &exempt,
+                    Vrijstelling5a,
+                    Unspecified,
+                    "",
+                    8,
+                    "2025-09-01",
+                )
+            },
+        ],
+    )
+    .await;
+
+    let leerplicht = fed.node("leerplicht");
+    let g4 = report_at(leerplicht, "g4", Some(verzuimmelding_claim())).await;
+    let at = |row: &str, column: &str| cell(&g4.cells, "region", row, column);
+    let expected = [
+        ("LRV_VO", "LONGER_THAN_3_MONTHS", 1),
+        ("LRV_VO", "SHORTER_THAN_3_MONTHS", 0),
+        ("LRV_PO", "SHORTER_THAN_3_MONTHS", 1),
+        ("LRV_PO", "LONGER_THAN_3_MONTHS", 0),
+        ("AV_PO", "SHORTER_THAN_3_MONTHS", 1),
+        ("AV_PO", "LONGER_THAN_3_MONTHS", 0),
+        ("AV_VO", "TOTAL", 0),
+        ("TOTAL_NOT_ATTENDING", "TOTAL", 3),
+        ("WITHOUT_OFFER", "TOTAL", 2),
+        ("WITHOUT_OFFER", "LONGER_THAN_3_MONTHS", 0),
+    ];
+    for (row, column, n) in expected {
+        assert_eq!(at(row, column), Some(n), "g4 {row} {column}");
+    }
+    // The children without school count where they live, in no SWV.
+    assert_eq!(cell(&g4.cells, "GM0014", "AV_PO", "TOTAL"), Some(1));
+    assert_eq!(cell(&g4.cells, "no-swv", "AV_PO", "TOTAL"), Some(1));
+    assert!(g4.table.contains("waarvan zonder aanbod"), "{}", g4.table);
+    // Verzuimmelding shares no health data: the sick and 5a rows are not available, never 0.
+    for row in ["LANGDURIG_ZIEK", "VRIJSTELLING_5A_TEMPORARY"] {
+        assert!(g4.unavailable_rows.iter().any(|r| r == row), "{row}");
+        assert!(g4.cells.iter().all(|c| c.row != row), "{row} given a count");
+    }
+    assert!(g4.table.contains("niet beschikbaar"), "{}", g4.table);
+    // The rate is over Groningen's own resident pupils only, and says so.
+    assert_eq!(g4.denominator_municipalities, ["GM0014"]);
+    assert_eq!(
+        cell(&g4.cells, "region", "RESIDENT_PUPILS", "TOTAL"),
+        Some(27_400)
+    );
+    assert!(g4
+        .table
+        .contains("noemer = woonachtige leerplichtigen van GM0014"));
+    // The pact's indicators, with baseline, change and target.
+    assert!(g4.table.contains("Pact-indicatoren"), "{}", g4.table);
+    assert!(g4
+        .csv
+        .contains("INDICATOR:zonder-aanbod-langer-dan-3-maanden"));
+    assert!(g4.csv.contains("INDICATOR:vrijstellingen-5a"));
+
+    // Counts over the school year 2025-2026: each child once; P3 (18) never; nobody back yet.
+    let year = |row: &str| {
+        let line = g4
+            .csv
+            .lines()
+            .find(|l| l.starts_with(&format!("g4,2025-08-01,region,{row},SCHOOL_YEAR,")))
+            .unwrap_or_else(|| panic!("no school-year line {row} in\n{}", g4.csv));
+        line.split(',').nth(5).unwrap_or_default().to_owned()
+    };
+    assert_eq!(year("YEAR_NOT_ATTENDING"), "4", "P1, P2, P4, P5");
+    assert_eq!(year("YEAR_LRV"), "2", "P1 and P2, not P3");
+    assert_eq!(year("YEAR_AV"), "2");
+    assert_eq!(year("YEAR_SCHOOLGANG_HERSTELD"), "0");
+    assert!(g4
+        .table
+        .contains("Aantallen over het schooljaar 01-08-2025 t/m 31-07-2026"));
+
+    // Leerplicht's own register: the 5a exemption of a child without school history.
+    let own = report_at(leerplicht, "g4", None).await;
+    let at = |row: &str| cell(&own.cells, "region", row, "TOTAL");
+    assert_eq!(at("VRIJSTELLING_5A_TEMPORARY"), Some(1));
+    assert!(own.unavailable_rows.is_empty());
+
+    let duo = report_at(leerplicht, "duo", Some(verzuimmelding_claim())).await;
+    let at = |row: &str, column: &str| cell(&duo.cells, "region", row, column);
+    assert_eq!(at("TOTAL_NOT_ATTENDING", "TOTAL"), Some(4), "duo");
+    assert_eq!(
+        at("AV_VO", "SHORTER_THAN_3_MONTHS"),
+        Some(1),
+        "duo: P5 by age"
+    );
+    assert_eq!(at("WITHOUT_OFFER", "TOTAL"), Some(3), "duo");
+
+    // The Groningen evaluation's own AV count: every AV dossier of a resident, no threshold.
+    let evaluation = report_at(
+        leerplicht,
+        "groningen-evaluatie",
+        Some(verzuimmelding_claim()),
+    )
+    .await;
+    let av = |row| cell(&evaluation.cells, "region", row, "TOTAL");
+    assert_eq!((av("AV_PO"), av("AV_VO")), (Some(1), Some(1)));
+
+    // The SWV VO sees its sick pupil in its own report; an offer does not remove P1 from LRV.
+    let swv = report_at(fed.node("swv-vo"), "g4", None).await;
+    let at = |row: &str| cell(&swv.cells, "region", row, "TOTAL");
+    assert_eq!(at("LANGDURIG_ZIEK"), Some(1));
+    assert_eq!((at("LRV_VO"), at("WITHOUT_OFFER")), (Some(1), Some(0)));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -391,6 +650,21 @@ async fn counts_leave_a_node_only_suppressed_and_only_under_the_monitoring_flow(
         (cell("region", "AV_PO"), cell("region", "LRV_PO")),
         (Some(0), Some(0))
     );
+    // Rows the monitoring flow does not share are "niet beschikbaar", never 0; a school-based
+    // partner's counts have no per-1,000 denominator.
+    for row in [
+        "LANGDURIG_ZIEK",
+        "VRIJSTELLING_5A_TEMPORARY",
+        "VRIJSTELLING_5A_PERMANENT",
+    ] {
+        assert!(counts.unavailable_rows.iter().any(|r| r == row), "{row}");
+        assert!(
+            counts.cells.iter().all(|c| c.row != row),
+            "{row} given a count"
+        );
+    }
+    assert!(counts.denominator_municipalities.is_empty());
+    assert!(counts.cells.iter().all(|c| c.row != "RESIDENT_PUPILS"));
     // Only leerplicht's residents were counted.
     assert!(counts
         .cells

@@ -304,39 +304,26 @@ async fn each_wrong_part_of_a_routine_flow_claim_is_denied_by_name() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn advice_and_monitoring_flows_get_their_own_rows_fields_and_scope() {
+async fn no_flow_gives_health_data_and_monitoring_gets_its_own_rows_fields_and_scope() {
     let swv = TestNode::start("swv-vo").await;
     push_all(&swv, swv_vo_records(&mut Bsns::new(43))).await;
 
-    // advies-vrijstelling-5a: the health rows of Groningen residents, without record ids.
-    let claim = flow_claim(
-        "leerplichtambtenaar",
-        "lpw-art5a",
-        "advies-vrijstelling-5a",
-        "advies-vrijstelling-5a",
-    );
-    let permit = local_permit("leerplicht", "swv-vo", &claim);
+    // There is no routine flow to health data: the 5a advice is a case about one child
+    // (meeting advies-5a), so the old bulk pull is refused by name.
     let mut leerplicht = swv.exchange_as("leerplicht").await;
-    let advice = query(&mut leerplicht, claim).await.expect("permitted");
-    assert_eq!(
-        swv_vo_ids(&advice.signals),
-        set(&[
-            "vo-lrv-grn",
-            "vo-verzuim-grn",
-            "vo-ziek-grn",
-            "vo-5a-grn",
-            "vo-schorsing-grn",
-            "vo-lrv-po-school"
-        ]),
-        "health rows yes, 5b (category vrijstelling) no, other municipalities no"
+    assert_denied(
+        query(
+            &mut leerplicht,
+            flow_claim(
+                "leerplichtambtenaar",
+                "lpw-art5-onder-a",
+                "advies-vrijstelling-5a",
+                "advies-vrijstelling-5a",
+            ),
+        )
+        .await,
+        &["routine flow 'advies-vrijstelling-5a' does not exist"],
     );
-    assert_minimised(
-        &advice.signals,
-        &permit_field_names(&permit),
-        "advies-vrijstelling-5a",
-    );
-    assert!(advice.signals.iter().all(|v| v.source_record_id.is_empty()));
-    assert_eq!(advice.processing_activity, "GRN-LP-002");
 
     // monitoring by the gemeente: counting fields only (no pseudonym, school or age).
     let claim = flow_claim("monitor", "lpw-art25", "monitoring", "monitoring");
@@ -379,13 +366,13 @@ async fn advice_and_monitoring_flows_get_their_own_rows_fields_and_scope() {
             &mut leerplicht,
             flow_claim(
                 "leerplichtambtenaar",
-                "lpw-art21",
-                "advies-vrijstelling-5a",
-                "advies-vrijstelling-5a",
+                "lpw-art25",
+                "monitoring",
+                "monitoring",
             ),
         )
         .await,
-        &["legal basis 'lpw-art21'", "advies-vrijstelling-5a"],
+        &["role 'leerplichtambtenaar'", "monitoring"],
     );
 }
 

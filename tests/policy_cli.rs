@@ -29,8 +29,8 @@ fn broken_copies() -> Vec<(&'static str, String, &'static str)> {
             "an unknown purpose in a seat",
             edited(
                 &shipped,
-                "legal_bases = [\"wpg-5\", \"avg-6-1-e\", \"avg-9-2-h\"]\npurposes = [\"jgz-advies\"]",
-                "legal_bases = [\"wpg-5\", \"avg-6-1-e\", \"avg-9-2-h\"]\npurposes = [\"jgz-advise\"]",
+                "legal_bases = [\"jw-jgz-verzuim\", \"avg-6-1-e\", \"avg-9-2-a\"]\npurposes = [\"jgz-advies\"]",
+                "legal_bases = [\"jw-jgz-verzuim\", \"avg-6-1-e\", \"avg-9-2-a\"]\npurposes = [\"jgz-advise\"]",
             ),
             "purposes = [\"jgz-advise\"]",
         ),
@@ -47,7 +47,7 @@ fn broken_copies() -> Vec<(&'static str, String, &'static str)> {
             "an unknown legal basis in a routine flow",
             edited(
                 &shipped,
-                "legal_bases = [\"lpw-art21\", \"lpw-art18\", \"web-8-3\", \"avg-6-1-c\"]",
+                "legal_bases = [\"lpw-art21\", \"web-8-3\", \"avg-6-1-c\"]",
                 "legal_bases = [\"lpw-art21\", \"lpw-art81\", \"web-8-3\", \"avg-6-1-c\"]",
             ),
             "\"lpw-art81\"",
@@ -98,6 +98,99 @@ fn policy_check_accepts_the_shipped_covenant_and_prints_its_matrix() {
     for needle in ["GRN-GGD-010", "gezondheid", "lpw-art21", "jgz-advies"] {
         assert!(stdout.contains(needle), "the matrix lacks {needle}");
     }
+}
+
+#[test]
+fn policy_check_prints_a_dutch_matrix_with_its_warnings_and_the_same_as_json() {
+    let out = policy_check(&policy_path());
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    for needle in [
+        "Convenantmatrix (Bijlage 3)",
+        "Vaste gegevensstromen",
+        "Casusoverleggen (Bijlage 3)",
+        "Grondslagen",
+        "geverifieerd",
+        "AAN TE HAKEN",
+        "legal basis 'lpw-art21' (Leerplichtwet 1969 art. 21 en 21a) is not verified",
+        "depends on org type mbo, whose parties are still to be connected",
+        "names org type jeugdhulp, but no party is a jeugdhulp",
+    ] {
+        assert!(stdout.contains(needle), "no {needle:?} in\n{stdout}");
+    }
+    for english in ["Routine flows", "Case meetings", "Legal bases", "Parties\n"] {
+        assert!(!stdout.contains(english), "English heading {english:?}");
+    }
+
+    let out = run_within(
+        pactgate_bin()
+            .args(["policy", "check", "--format", "json"])
+            .arg(policy_path()),
+        LIMIT,
+    );
+    assert!(out.status.success(), "{out:?}");
+    let json: serde_json::Value =
+        serde_json::from_slice(&out.stdout).expect("the JSON matrix parses");
+    let policy = shipped_policy();
+    assert_eq!(json["convenant"]["beleidsversie"], policy.version());
+    let parties = json["partijen"].as_array().expect("partijen");
+    assert_eq!(parties.len(), policy.parties().len());
+    for p in parties {
+        assert_eq!(
+            p["fg"].as_array().map(Vec::len),
+            Some(1),
+            "every party its own FG: {p}"
+        );
+    }
+    let mbo = parties.iter().find(|p| p["id"] == "mbo").expect("mbo");
+    assert_eq!(mbo["status"], "aan te haken");
+    let flows = json["vaste_stromen"].as_array().expect("vaste_stromen");
+    assert_eq!(flows.len(), policy.routine_flows().len());
+    assert!(flows.iter().all(|f| f["id"] != "advies-vrijstelling-5a"));
+    assert!(
+        flows
+            .iter()
+            .all(|f| f["bijzondere_persoonsgegevens"] == false),
+        "no routine flow carries a special category"
+    );
+    let advies = json["casusoverleggen"]
+        .as_array()
+        .and_then(|m| m.iter().find(|m| m["id"] == "advies-5a"))
+        .expect("the 5a advice is a case meeting");
+    let seats: Vec<(&str, &str)> = advies["deelnemers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| (d["soort"].as_str().unwrap(), d["rol"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        seats,
+        [("gemeente", "leerplichtambtenaar"), ("swv", "ect-lid")]
+    );
+    let ggd_bases: Vec<&serde_json::Value> = json["casusoverleggen"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|m| m["deelnemers"].as_array().unwrap())
+        .filter(|d| d["soort"] == "ggd")
+        .flat_map(|d| d["grondslagen"].as_array().unwrap())
+        .collect();
+    assert!(!ggd_bases.is_empty());
+    assert!(
+        ggd_bases.iter().all(|b| *b != "wpg-5" && *b != "avg-9-2-h"),
+        "{ggd_bases:?}"
+    );
+    let unverified = json["grondslagen"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|b| b["geverifieerd"] == false && b["bron"] != "")
+        .count();
+    assert_eq!(
+        unverified,
+        policy.legal_bases().len(),
+        "each basis has a source, none verified"
+    );
 }
 
 #[test]

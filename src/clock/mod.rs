@@ -10,6 +10,17 @@
 //! 30 Nov). School weeks are the school days (Mon-Fri outside the region's holidays) in
 //! `[absent_since, D)`, divided by five.
 //!
+//! # Age at a date
+//! A signal carries an age and the day it was true (`age_on`, else the day it was stored). The
+//! age at a date adds (or takes off) the whole years between the two: the child is taken to
+//! turn a year older on each anniversary of that day. No birth date is ever needed.
+//!
+//! # What stops the clock
+//! An offer stops the clock only as the G4 define it (`004` par. 2): it says what it holds out
+//! (onderwijs, zorg or both), a place is actually available (its first day has come) and it was
+//! agreed with the parents. An offer on a waiting list (no place yet) does not stop it. The
+//! offer never takes a child out of the LRV/AV counts; "waarvan zonder aanbod" is its own row.
+//!
 //! # One child, several partners
 //! Signals are joined on `pupil_pseudonym`. An offer recorded on any of the child's active
 //! signals in a clock category stops the child's clock. Where the child's signals disagree,
@@ -23,17 +34,24 @@ mod render;
 mod report;
 mod rules;
 mod suppress;
+mod targets;
 #[cfg(test)]
 mod tests;
+mod year;
 
 pub use calendar::{Holiday, SchoolCalendar};
 pub use due::{days_without_offer, due, school_weeks_absent, DueBand, DueLine};
 pub use render::{RenderError, PER_1000};
-pub use report::{report, Cell, Column, Report, Row, NO_SWV, REGION};
+pub use report::{
+    report, report_for, Cell, Column, Coverage, Report, Row, YearSection, NO_SWV, REGION,
+};
 pub use rules::{
-    ClockRules, CountingRules, Flag, Period, Rule, RulesError, RulesErrors, SectorGroup,
+    ClockRules, CompulsoryAge, CountingRules, Escalation, Flag, Period, Rule, RulesError,
+    RulesErrors, SectorGroup,
 };
 pub use suppress::{relations, suppress, Relation, SuppressedCell, SuppressedReport};
+pub use targets::{Indicator, IndicatorLine, Target};
+pub use year::{school_year_of, year_counts, YearRow};
 
 use crate::signal::{Signal, Status};
 use chrono::{Months, NaiveDate};
@@ -57,6 +75,25 @@ pub(crate) fn offer_day(s: &Signal) -> Option<NaiveDate> {
         return s.offer_date;
     }
     (s.status == Status::Aanbod).then(|| s.updated_at.date_naive())
+}
+
+/// Whether the signal's offer stops the clock at `at` (see the module docs).
+pub fn offer_stops_clock(s: &Signal, at: NaiveDate) -> bool {
+    offer_day(s).is_some_and(|o| o <= at)
+        && s.offer_kind.is_some()
+        && s.offer_parents_agreed
+        && s.offer_place_from.is_some_and(|p| p <= at)
+}
+
+/// The child's age in whole years at `at`, derived from the age the signal carries and the
+/// day it was true (see the module docs).
+pub fn age_at(s: &Signal, at: NaiveDate) -> u32 {
+    let on = s.age_on.unwrap_or_else(|| s.updated_at.date_naive());
+    if at >= on {
+        s.age.saturating_add(at.years_since(on).unwrap_or(0))
+    } else {
+        s.age.saturating_sub(on.years_since(at).unwrap_or(0))
+    }
 }
 
 /// Whether the signal is running at `at`: absence started on or before `at`, and it was not

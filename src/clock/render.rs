@@ -1,6 +1,7 @@
 //! Renders a report (suppressed or the node's own full view) as a text table, CSV, JSON and a
 //! hand-written SVG chart. Formats only what it is given; never counts or suppresses.
-//! Invariant: a suppressed cell renders as "x"/empty/null, and so does any rate derived from it.
+//! Invariant: a suppressed cell renders as "x"/empty/null, and so does any rate derived from it;
+//! a row the caller may not see renders as "niet beschikbaar", never as 0.
 
 use super::report::{Column, Report, Row, REGION};
 use super::suppress::{SuppressedCell, SuppressedReport};
@@ -19,6 +20,9 @@ pub enum RenderError {
     #[error("writing JSON: {0}")]
     Json(#[from] serde_json::Error),
 }
+
+/// How a row the caller may not see is shown.
+pub const UNAVAILABLE: &str = "niet beschikbaar";
 
 /// The derived row: not attending per 1,000 resident pupils (not a cell, never suppressed on
 /// its own: hidden whenever the count it is derived from is).
@@ -84,11 +88,71 @@ impl SuppressedReport {
     pub fn to_table(&self) -> String {
         let look = Lookup::new(&self.cells);
         let mut out = format!(
-            "Rule: {}   (x = suppressed: fewer than the threshold, or a complement)\n",
+            "Telregel: {}   (x = onderdrukt: kleiner dan de drempel, of een complement)\n",
             self.rule
         );
+        out.push_str(&self.denominator_note());
+        out.push('\n');
         for scope in &self.scopes {
             out.push_str(&self.table_scope(&look, scope));
+        }
+        out.push_str(&self.indicator_table());
+        out.push_str(&self.year_table());
+        out
+    }
+
+    /// Counts over the school year.
+    fn year_table(&self) -> String {
+        let Some(y) = &self.year else {
+            return String::new();
+        };
+        let mut out = format!(
+            "\n== Aantallen over het schooljaar {} t/m {} (regio, elk kind één keer) ==\n",
+            y.start.format("%d-%m-%Y"),
+            y.end.format("%d-%m-%Y")
+        );
+        for (row, n) in &y.counts {
+            let _ = writeln!(out, "{:LABEL_WIDTH$} | {}", row.label(), count_text(*n));
+        }
+        out
+    }
+
+    /// Which municipalities the per-1,000 rates are over.
+    fn denominator_note(&self) -> String {
+        if self.covered.is_empty() {
+            return "Per 1.000 leerlingen: niet beschikbaar (de gegevens dekken geen woongemeente)"
+                .to_string();
+        }
+        format!(
+            "Per 1.000 leerlingen: noemer = woonachtige leerplichtigen van {}",
+            self.covered.join(", ")
+        )
+    }
+
+    /// The pact's indicators: baseline, figure per date, change and target.
+    fn indicator_table(&self) -> String {
+        let lines = self.indicator_lines(&self.indicators);
+        if lines.is_empty() {
+            return String::new();
+        }
+        let mut out = "\n== Pact-indicatoren (regio) ==\n".to_string();
+        for l in &lines {
+            let i = &l.indicator;
+            let _ = writeln!(out, "{} {}", i.name, i.seed);
+            let _ = writeln!(out, "  ijkpunt: {}", i.baseline_text());
+            for (k, (date, figure)) in l.figures.iter().enumerate() {
+                let change = l.changes.get(k).copied().flatten();
+                let target = l.targets.get(k).copied().flatten();
+                let _ = writeln!(
+                    out,
+                    "  {}: {:>6}   verandering {:>8}   doel {:>8}",
+                    date.format("%d-%m-%Y"),
+                    figure.map_or_else(|| "x".to_string(), |n| n.to_string()),
+                    change.map_or_else(|| "onbekend".to_string(), |c| format!("{c:+.1}%")),
+                    target.map_or_else(|| "onbekend".to_string(), |t| format!("{t:.0}")),
+                );
+            }
+            let _ = writeln!(out, "  doel: {}", i.target_text());
         }
         out
     }
@@ -107,6 +171,9 @@ impl SuppressedReport {
             }
         }
         out.push('\n');
+        for &row in &self.unavailable {
+            let _ = writeln!(out, "{:LABEL_WIDTH$} | {UNAVAILABLE}", row.label());
+        }
         for &row in &self.rows {
             out.push_str(&self.table_line(row.label(), |date, col| {
                 look.get(date, scope, row, col).map(count_text)
@@ -138,12 +205,20 @@ impl SuppressedReport {
         line
     }
 
-    /// CSV: `rule,date,scope,row,column,value`; empty value = suppressed; PER_1000 rows derived.
+    /// CSV: `rule,date,scope,row,column,value,note`; empty value = suppressed (note
+    /// "onderdrukt") or not available (note "niet beschikbaar"); PER_1000 rows derived, with
+    /// the denominator's municipalities in the note; the indicators as rows `INDICATOR:<id>`
+    /// with columns BASELINE, VALUE, CHANGE_PERCENT and TARGET.
     pub fn to_csv(&self) -> Result<String, RenderError> {
         let mut w = csv::Writer::from_writer(Vec::new());
-        w.write_record(["rule", "date", "scope", "row", "column", "value"])?;
+        w.write_record(["rule", "date", "scope", "row", "column", "value", "note"])?;
         for line in self.flat() {
             let date = line.date.to_string();
+            let note = match (&line.value, line.row) {
+                (Value::Count(None), _) => "onderdrukt".to_string(),
+                (_, PER_1000) => format!("noemer: {}", self.covered.join(" ")),
+                _ => String::new(),
+            };
             w.write_record([
                 self.rule.as_str(),
                 &date,
@@ -151,7 +226,81 @@ impl SuppressedReport {
                 line.row,
                 line.column,
                 &line.value.text(),
+                &note,
             ])?;
+        }
+        for &date in &self.dates {
+            for row in &self.unavailable {
+                let date = date.to_string();
+                w.write_record([
+                    self.rule.as_str(),
+                    &date,
+                    REGION,
+                    row.code(),
+                    Column::Total.code(),
+                    "",
+                    UNAVAILABLE,
+                ])?;
+            }
+        }
+        if let Some(y) = &self.year {
+            // The date column holds the school year's first day; the column says it is a year.
+            let start = y.start.to_string();
+            for (row, n) in &y.counts {
+                w.write_record([
+                    self.rule.as_str(),
+                    &start,
+                    REGION,
+                    row.code(),
+                    "SCHOOL_YEAR",
+                    &n.map(|v| v.to_string()).unwrap_or_default(),
+                    if n.is_none() { "onderdrukt" } else { "" },
+                ])?;
+            }
+        }
+        for l in self.indicator_lines(&self.indicators) {
+            let row = format!("INDICATOR:{}", l.indicator.id);
+            let seed = &l.indicator.seed;
+            for (k, (date, figure)) in l.figures.iter().enumerate() {
+                let date = date.to_string();
+                let values = [
+                    (
+                        "BASELINE",
+                        l.indicator.baseline.map(|b| b.to_string()),
+                        l.indicator.baseline_text(),
+                    ),
+                    ("VALUE", figure.map(|f| f.to_string()), String::new()),
+                    (
+                        "CHANGE_PERCENT",
+                        l.changes
+                            .get(k)
+                            .copied()
+                            .flatten()
+                            .map(|c| format!("{c:.1}")),
+                        String::new(),
+                    ),
+                    (
+                        "TARGET",
+                        l.targets
+                            .get(k)
+                            .copied()
+                            .flatten()
+                            .map(|t| format!("{t:.0}")),
+                        format!("{} {seed}", l.indicator.target_text()),
+                    ),
+                ];
+                for (column, value, note) in values {
+                    w.write_record([
+                        self.rule.as_str(),
+                        &date,
+                        REGION,
+                        &row,
+                        column,
+                        &value.unwrap_or_default(),
+                        &note,
+                    ])?;
+                }
+            }
         }
         let bytes = w
             .into_inner()
@@ -159,7 +308,8 @@ impl SuppressedReport {
         Ok(String::from_utf8_lossy(&bytes).into_owned())
     }
 
-    /// JSON: `{ rule, dates, scopes, cells: [{date, scope, row, column, value}] }`, null = suppressed.
+    /// JSON: `{ rule, dates, scopes, cells: [{date, scope, row, column, value}],
+    /// unavailable_rows, denominator_municipalities, indicators }`, null = suppressed.
     pub fn to_json(&self) -> Result<String, RenderError> {
         #[derive(Serialize)]
         struct Doc<'a> {
@@ -167,12 +317,20 @@ impl SuppressedReport {
             dates: &'a [NaiveDate],
             scopes: &'a [String],
             cells: Vec<Flat<'a>>,
+            unavailable_rows: Vec<&'static str>,
+            denominator_municipalities: &'a [String],
+            indicators: Vec<super::IndicatorLine>,
+            school_year: Option<&'a super::report::YearSection>,
         }
         let doc = Doc {
             rule: &self.rule,
             dates: &self.dates,
             scopes: &self.scopes,
             cells: self.flat(),
+            unavailable_rows: self.unavailable.iter().map(|r| r.code()).collect(),
+            denominator_municipalities: &self.covered,
+            indicators: self.indicator_lines(&self.indicators),
+            school_year: self.year.as_ref(),
         };
         Ok(serde_json::to_string_pretty(&doc)?)
     }
@@ -226,12 +384,24 @@ impl SuppressedReport {
                     .collect(),
             })
             .collect();
-        svg(&self.rule, &self.dates, &series)
+        let targets: Vec<String> = self
+            .indicator_lines(&self.indicators)
+            .iter()
+            .map(|l| {
+                format!(
+                    "{}: ijkpunt {}; doel {}",
+                    l.indicator.name,
+                    l.indicator.baseline_text(),
+                    l.indicator.target_text()
+                )
+            })
+            .collect();
+        svg(&self.rule, &self.dates, &series, &targets)
     }
 }
 
 /// The chart's lines: row, column, legend, colour, dashed.
-const SERIES: [(Row, Column, &str, &str, bool); 6] = [
+const SERIES: [(Row, Column, &str, &str, bool); 7] = [
     (
         Row::TotalNotAttending,
         Column::Total,
@@ -244,6 +414,13 @@ const SERIES: [(Row, Column, &str, &str, bool); 6] = [
         Column::Longer,
         "waarvan > 3 maanden",
         "#222222",
+        true,
+    ),
+    (
+        Row::WithoutOffer,
+        Column::Longer,
+        "zonder aanbod > 3 maanden",
+        "#b2182b",
         true,
     ),
     (Row::AvPo, Column::Total, "AV PO", "#1b9e77", false),
@@ -299,7 +476,7 @@ const RIGHT: f64 = 270.0;
 const TOP: f64 = 50.0;
 const BOTTOM: f64 = 60.0;
 
-fn svg(rule: &str, dates: &[NaiveDate], series: &[Series]) -> String {
+fn svg(rule: &str, dates: &[NaiveDate], series: &[Series], targets: &[String]) -> String {
     let max = series
         .iter()
         .flat_map(|s| s.points.iter().flatten())
@@ -307,12 +484,17 @@ fn svg(rule: &str, dates: &[NaiveDate], series: &[Series]) -> String {
         .max()
         .unwrap_or(0);
     let top = nice_ceiling(max);
+    let height = H + 18.0 * targets.len() as f64;
     let mut out = format!(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{W}\" height=\"{H}\" viewBox=\"0 0 {W} {H}\" font-family=\"sans-serif\" font-size=\"12\">\n\
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{W}\" height=\"{height}\" viewBox=\"0 0 {W} {height}\" font-family=\"sans-serif\" font-size=\"12\">\n\
          <rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n\
          <text x=\"{LEFT}\" y=\"28\" font-size=\"16\">Niet-schoolgaande leerplichtigen, regio (regel: {})</text>\n",
         escape(rule)
     );
+    for (i, t) in targets.iter().enumerate() {
+        let y = H + 4.0 + 18.0 * i as f64;
+        let _ = writeln!(out, "<text x=\"{LEFT}\" y=\"{y}\">{}</text>", escape(t));
+    }
     out.push_str(&axes(dates, top));
     for s in series {
         out.push_str(&line(s, dates.len(), top));

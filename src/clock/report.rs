@@ -4,7 +4,7 @@
 //! Invariant: a child counts at most once per cell; in every count row, TOTAL = SHORTER + LONGER.
 
 use super::rules::{CountingRules, Flag, Rule, SectorGroup};
-use super::{is_active, months_reached, offer_day};
+use super::{age_at, is_active, months_reached, offer_stops_clock};
 use crate::signal::{Category, ExemptionTerm, Signal};
 use chrono::NaiveDate;
 use serde::{Serialize, Serializer};
@@ -27,6 +27,8 @@ pub enum Row {
     LrvVo,
     /// AV PO + AV VO + LRV PO + LRV VO.
     TotalNotAttending,
+    /// Of TOTAL_NOT_ATTENDING: without an offer that stops the clock (the pact's key indicator).
+    WithoutOffer,
     /// The denominator from the rules (not a count of signals; TOTAL column only).
     ResidentPupils,
     Vrijstelling5aTemporary,
@@ -37,13 +39,14 @@ pub enum Row {
 }
 
 impl Row {
-    pub const ALL: [Row; 12] = [
+    pub const ALL: [Row; 13] = [
         Row::AvPo,
         Row::AvVo,
         Row::AvVoMboTransition,
         Row::LrvPo,
         Row::LrvVo,
         Row::TotalNotAttending,
+        Row::WithoutOffer,
         Row::ResidentPupils,
         Row::Vrijstelling5aTemporary,
         Row::Vrijstelling5aPermanent,
@@ -60,6 +63,7 @@ impl Row {
             Row::LrvPo => "LRV_PO",
             Row::LrvVo => "LRV_VO",
             Row::TotalNotAttending => "TOTAL_NOT_ATTENDING",
+            Row::WithoutOffer => "WITHOUT_OFFER",
             Row::ResidentPupils => "RESIDENT_PUPILS",
             Row::Vrijstelling5aTemporary => "VRIJSTELLING_5A_TEMPORARY",
             Row::Vrijstelling5aPermanent => "VRIJSTELLING_5A_PERMANENT",
@@ -78,6 +82,7 @@ impl Row {
             Row::LrvPo => "LRV PO",
             Row::LrvVo => "LRV VO",
             Row::TotalNotAttending => "Totaal niet-schoolgaande leerplichtigen",
+            Row::WithoutOffer => "  waarvan zonder aanbod",
             Row::ResidentPupils => "Totaal woonachtige leerplichtigen",
             Row::Vrijstelling5aTemporary => "Vrijstelling 5a tijdelijk",
             Row::Vrijstelling5aPermanent => "Vrijstelling 5a permanent",
@@ -153,14 +158,51 @@ pub struct Cell {
     pub count: u64,
 }
 
-/// The result schema at one or more reference dates under one rule.
+/// What the caller's data covers: which rows it can see from every source, and the
+/// municipalities whose resident pupils it covers (the per-1,000 denominators).
 #[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Coverage {
+    /// The categories every source shares with the caller.
+    pub visible: Vec<Category>,
+    /// CBS codes of the municipalities whose residents the data covers.
+    pub municipalities: Vec<String>,
+}
+
+impl Coverage {
+    /// Every category, and every municipality with a denominator.
+    pub fn all(rules: &CountingRules) -> Coverage {
+        Coverage {
+            visible: Category::ALL.to_vec(),
+            municipalities: rules.denominators().keys().cloned().collect(),
+        }
+    }
+}
+
+/// The result schema at one or more reference dates under one rule.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Report {
     pub(crate) rule: String,
     pub(crate) dates: Vec<NaiveDate>,
     pub(crate) scopes: Vec<String>,
     pub(crate) rows: Vec<Row>,
     pub(crate) cells: Vec<Cell>,
+    /// Rows the caller may not see from every source: "niet beschikbaar", never 0.
+    pub(crate) unavailable: Vec<Row>,
+    /// The municipalities in the denominators (region = their sum).
+    pub(crate) covered: Vec<String>,
+    /// The pact's indicators measured under this rule.
+    pub(crate) indicators: Vec<super::Indicator>,
+    /// Counts over the school year of the first reference date (region).
+    pub(crate) year: Option<YearSection>,
+}
+
+/// Distinct children per row over one school year, in the region.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct YearSection {
+    pub start: NaiveDate,
+    pub end: NaiveDate,
+    /// Per visible row: the count (None once suppressed).
+    pub counts: Vec<(super::YearRow, Option<u64>)>,
 }
 
 impl Report {
@@ -184,6 +226,16 @@ impl Report {
         self.cells.clone()
     }
 
+    /// Rows not available to the caller ("niet beschikbaar").
+    pub fn unavailable(&self) -> &[Row] {
+        &self.unavailable
+    }
+
+    /// The municipalities the per-1,000 denominators are made of.
+    pub fn covered(&self) -> &[String] {
+        &self.covered
+    }
+
     /// The count of one cell, if the report has it.
     pub fn count(&self, date: NaiveDate, scope: &str, row: Row, column: Column) -> Option<u64> {
         self.cells
@@ -193,12 +245,40 @@ impl Report {
     }
 }
 
-/// Counts the signals (each held by a partner) at every date under `rule`.
+/// Counts the signals (each held by a partner) at every date under `rule`, every row available
+/// and every municipality's denominator used.
 pub fn report(
     signals: &[(String, Signal)],
     dates: &[NaiveDate],
     rule: &Rule,
     rules: &CountingRules,
+) -> Report {
+    report_for(signals, dates, rule, rules, &Coverage::all(rules))
+}
+
+/// The categories a row counts; a row is available only if the caller sees all of them.
+fn row_categories(row: Row) -> &'static [Category] {
+    match row {
+        Row::AvPo | Row::AvVo | Row::AvVoMboTransition => &[Category::Av],
+        Row::LrvPo | Row::LrvVo => &[Category::Lrv],
+        Row::TotalNotAttending | Row::WithoutOffer => &[Category::Av, Category::Lrv],
+        Row::ResidentPupils => &[],
+        Row::Vrijstelling5aTemporary | Row::Vrijstelling5aPermanent => &[Category::Vrijstelling5a],
+        Row::Vrijstelling5b => &[Category::Vrijstelling5b],
+        Row::Vrijstelling5c => &[Category::Vrijstelling5c],
+        Row::LangdurigZiek => &[Category::LangdurigZiek],
+    }
+}
+
+/// Counts as `report`, for a caller whose data covers only `coverage`: rows it cannot see from
+/// every source are left out and named unavailable, and the denominators are exactly those of
+/// the covered municipalities.
+pub fn report_for(
+    signals: &[(String, Signal)],
+    dates: &[NaiveDate],
+    rule: &Rule,
+    rules: &CountingRules,
+    coverage: &Coverage,
 ) -> Report {
     let scopes = Scopes::new(signals, rules);
     let mut children: HashMap<&str, Vec<&Signal>> = HashMap::new();
@@ -226,13 +306,41 @@ pub fn report(
         }
     }
     let rows = rule_rows(rule);
-    let cells = build_cells(&grid, dates, &scopes, &rows, rules);
+    let (rows, unavailable): (Vec<Row>, Vec<Row>) = rows.into_iter().partition(|r| {
+        row_categories(*r)
+            .iter()
+            .all(|c| coverage.visible.contains(c))
+    });
+    let covered: Vec<String> = coverage
+        .municipalities
+        .iter()
+        .filter(|m| rules.denominators().contains_key(*m))
+        .cloned()
+        .collect();
+    let cells = build_cells(&grid, dates, &scopes, &rows, rules, &covered);
     Report {
         rule: rule.name.clone(),
         dates: dates.to_vec(),
         scopes: scopes.names,
         rows,
         cells,
+        unavailable,
+        covered,
+        indicators: rules
+            .indicators()
+            .iter()
+            .filter(|i| i.rule == rule.name)
+            .cloned()
+            .collect(),
+        year: dates.first().map(|&d| {
+            let (start, end) = super::school_year_of(d);
+            let counts = super::year_counts(signals, start, end, rule, rules)
+                .into_iter()
+                .filter(|(r, _)| r.categories().iter().all(|c| coverage.visible.contains(c)))
+                .map(|(r, n)| (r, Some(n)))
+                .collect();
+            YearSection { start, end, counts }
+        }),
     }
 }
 
@@ -275,7 +383,7 @@ const FAMILIES: [Family; 5] = [
 
 /// Whether one signal, on its own, counts at `at` under `rule`.
 pub(crate) fn counts(s: &Signal, at: NaiveDate, rule: &Rule, rules: &CountingRules) -> bool {
-    if !is_active(s, at) {
+    if !is_active(s, at) || !rules.compulsory_age().contains(age_at(s, at)) {
         return false;
     }
     let cal = rules.calendar();
@@ -293,12 +401,12 @@ pub(crate) fn counts(s: &Signal, at: NaiveDate, rule: &Rule, rules: &CountingRul
     }
 }
 
-/// Whether an offer on one of the child's active clock signals was made on or before `at`.
+/// Whether an offer on one of the child's active clock signals stops its clock at `at`.
 fn offered(sigs: &[&Signal], at: NaiveDate, rules: &CountingRules) -> bool {
     sigs.iter().any(|s| {
         is_active(s, at)
             && rules.clock().categories.contains(&s.category)
-            && offer_day(s).is_some_and(|o| o <= at)
+            && offer_stops_clock(s, at)
     })
 }
 
@@ -324,25 +432,62 @@ fn child_rows<'a>(
     rule: &Rule,
     rules: &CountingRules,
 ) -> Vec<(Row, &'a Signal)> {
-    let offered = offered(sigs, at, rules);
     let mut out = Vec::new();
-    for fam in FAMILIES {
-        if fam == Family::NotAttending && offered {
-            continue;
-        }
+    let mut exempt = false;
+    for fam in FAMILIES.into_iter().rev() {
         let candidates = sigs
             .iter()
             .copied()
             .filter(|s| family(s.category) == Some(fam) && counts(s, at, rule, rules));
-        if let Some(w) = winner(candidates) {
-            out.extend(rows_of(fam, w, rule, rules).into_iter().map(|r| (r, w)));
+        let Some(w) = winner(candidates) else {
+            continue;
+        };
+        exempt |= matches!(fam, Family::V5a | Family::V5b | Family::V5c);
+        if fam == Family::NotAttending && rule.av_not_if_exempt && exempt {
+            let lrv = sigs
+                .iter()
+                .copied()
+                .filter(|s| s.category == Category::Lrv && counts(s, at, rule, rules));
+            let Some(w) = winner(lrv) else { continue };
+            out.extend(not_attending(w, at, rule, rules, sigs));
+            continue;
         }
+        if fam == Family::NotAttending {
+            out.extend(not_attending(w, at, rule, rules, sigs));
+            continue;
+        }
+        out.extend(rows_of(fam, w, at, rule, rules).into_iter().map(|r| (r, w)));
     }
     out
 }
 
-fn rows_of(fam: Family, w: &Signal, rule: &Rule, rules: &CountingRules) -> Vec<Row> {
-    let group = rules.sector_group(w.sector);
+/// The AV/LRV rows of a child, with "waarvan zonder aanbod" when no offer stops its clock.
+fn not_attending<'a>(
+    w: &'a Signal,
+    at: NaiveDate,
+    rule: &Rule,
+    rules: &CountingRules,
+    sigs: &[&'a Signal],
+) -> Vec<(Row, &'a Signal)> {
+    let mut rows = rows_of(Family::NotAttending, w, at, rule, rules);
+    if !offered(sigs, at, rules) {
+        rows.push(Row::WithoutOffer);
+    }
+    rows.into_iter().map(|r| (r, w)).collect()
+}
+
+/// The sector group a child counts in: AV by age at the date (Groningen, `002`:1409), every
+/// other row by the sector of the (last) school; a child without one counts by age too.
+fn group_of(w: &Signal, at: NaiveDate, rules: &CountingRules) -> SectorGroup {
+    match w.sector {
+        Some(sector) if w.category != Category::Av => rules.sector_group(sector),
+        _ if age_at(w, at) < rules.av_po_under_age() => SectorGroup::Po,
+        _ => SectorGroup::Vo,
+    }
+}
+
+fn rows_of(fam: Family, w: &Signal, at: NaiveDate, rule: &Rule, rules: &CountingRules) -> Vec<Row> {
+    let group = group_of(w, at, rules);
     match (fam, w.category, group) {
         (Family::NotAttending, Category::Lrv, SectorGroup::Po) => {
             vec![Row::TotalNotAttending, Row::LrvPo]
@@ -468,13 +613,14 @@ fn build_cells(
     scopes: &Scopes,
     rows: &[Row],
     rules: &CountingRules,
+    covered: &[String],
 ) -> Vec<Cell> {
     let mut cells = Vec::new();
     for (di, &date) in dates.iter().enumerate() {
         for (si, scope) in scopes.names.iter().enumerate() {
             for &row in rows {
                 if row == Row::ResidentPupils {
-                    cells.extend(denominator(rules, scope).map(|count| Cell {
+                    cells.extend(denominator(rules, scope, covered).map(|count| Cell {
                         date,
                         scope: scope.clone(),
                         row,
@@ -498,12 +644,17 @@ fn build_cells(
     cells
 }
 
-/// Resident pupils of compulsory age in a scope: a municipality's own, the region's sum; SWV
-/// scopes have none (an SWV is school-based, not residence-based).
-fn denominator(rules: &CountingRules, scope: &str) -> Option<u64> {
+/// Resident pupils of compulsory age in a scope: a covered municipality's own, the region's the
+/// sum of exactly the covered municipalities; SWV scopes and uncovered municipalities have none
+/// (an SWV is school-based, not residence-based; no rate over pupils the data does not cover).
+fn denominator(rules: &CountingRules, scope: &str, covered: &[String]) -> Option<u64> {
     let d = rules.denominators();
     if scope == REGION {
-        return (!d.is_empty()).then(|| d.values().sum());
+        return (!covered.is_empty()).then(|| covered.iter().filter_map(|m| d.get(m)).sum());
     }
-    d.get(scope).copied()
+    covered
+        .iter()
+        .any(|m| m == scope)
+        .then(|| d.get(scope).copied())
+        .flatten()
 }

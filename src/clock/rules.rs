@@ -5,6 +5,7 @@
 
 use super::calendar::{Holiday, SchoolCalendar};
 use super::closed_day;
+use super::targets::{self, Indicator, RawIndicator};
 use crate::signal::{Category, Sector, Signal};
 use chrono::NaiveDate;
 use serde::Deserialize;
@@ -128,6 +129,9 @@ pub struct Rule {
     pub lrv_after: Period,
     /// LANGDURIG_ZIEK counts once the child has been sick this long.
     pub sick_after: Period,
+    /// AV does not count for a child that has an exemption (5a/5b/5c) counted at the same date
+    /// (the Groningen evaluation: "geen schoolinschrijving of een vrijstelling", `002`:1408).
+    pub av_not_if_exempt: bool,
 }
 
 impl Rule {
@@ -137,17 +141,41 @@ impl Rule {
     }
 }
 
+/// The escalation step the region takes at each band, per sector group: four week bands, then
+/// over three months ("welke route wanneer").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Escalation {
+    pub po: [String; 5],
+    pub vo: [String; 5],
+}
+
 /// The clock behind `due`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClockRules {
-    /// Three ascending thresholds in weeks (8, 10, 12).
-    pub due_weeks: [u32; 3],
+    /// Four ascending thresholds in weeks (4, 8, 10, 12).
+    pub due_weeks: [u32; 4],
+    /// The step per band and sector group.
+    pub escalation: Escalation,
     /// "Three months", in calendar months from `absent_since`.
     pub three_months: u32,
     /// Categories on the clock; an offer on one of them stops the child's clock.
     pub categories: Vec<Category>,
     /// The clock runs for children up to and including this age.
     pub max_age: u32,
+}
+
+/// Who is of compulsory school age: leerplichtig from `from`, kwalificatieplichtig until the
+/// year before `under` (a startkwalificatie is not known to pactgate). Ages in whole years.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CompulsoryAge {
+    pub from: u32,
+    pub under: u32,
+}
+
+impl CompulsoryAge {
+    pub fn contains(self, age: u32) -> bool {
+        (self.from..self.under).contains(&age)
+    }
 }
 
 /// The two columns of sectors in the G4 schema.
@@ -171,6 +199,9 @@ pub struct CountingRules {
     swv_by_brin: HashMap<String, String>,
     swv_names: Vec<String>,
     sector_groups: HashMap<Sector, SectorGroup>,
+    compulsory_age: CompulsoryAge,
+    av_po_under_age: u32,
+    indicators: Vec<Indicator>,
 }
 
 impl CountingRules {
@@ -273,6 +304,21 @@ impl CountingRules {
         &self.clock
     }
 
+    /// The pact's indicators (baselines and targets), in file order.
+    pub fn indicators(&self) -> &[Indicator] {
+        &self.indicators
+    }
+
+    /// Who counts in the report: only children of compulsory school age at the date.
+    pub fn compulsory_age(&self) -> CompulsoryAge {
+        self.compulsory_age
+    }
+
+    /// AV is split by age: under this age at the date AV PO, from it AV VO.
+    pub fn av_po_under_age(&self) -> u32 {
+        self.av_po_under_age
+    }
+
     pub fn sector_group(&self, sector: Sector) -> SectorGroup {
         self.sector_groups
             .get(&sector)
@@ -298,6 +344,8 @@ struct RawFile {
     holidays: Vec<Spanned<RawHoliday>>,
     denominators: BTreeMap<String, Spanned<u64>>,
     swv: BTreeMap<String, Spanned<Vec<Spanned<String>>>>,
+    #[serde(default)]
+    indicator: Vec<Spanned<RawIndicator>>,
 }
 
 #[derive(Deserialize)]
@@ -308,6 +356,15 @@ struct RawCounting {
     #[serde(default)]
     min_absent_since: Option<Spanned<String>>,
     reference_dates: Spanned<Vec<Spanned<String>>>,
+    compulsory_age: Spanned<RawAge>,
+    av_po_under_age: Spanned<u32>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAge {
+    from: u32,
+    under: u32,
 }
 
 #[derive(Deserialize)]
@@ -317,6 +374,14 @@ struct RawClock {
     three_months: Spanned<u32>,
     categories: Vec<Spanned<String>>,
     max_age: u32,
+    escalation: Spanned<RawEscalation>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEscalation {
+    po: Vec<String>,
+    vo: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -330,6 +395,8 @@ struct RawRule {
     av_name_apart: Vec<Spanned<String>>,
     lrv_after: Spanned<RawPeriod>,
     sick_after: Spanned<RawPeriod>,
+    #[serde(default)]
+    av_not_if_exempt: bool,
 }
 
 #[derive(Deserialize)]
@@ -379,7 +446,23 @@ impl Checker<'_> {
         let calendar = self.calendar(&raw.holidays);
         let denominators = self.denominators(&raw.denominators);
         let (swv_by_brin, swv_names) = self.swv(&raw.swv);
+        let compulsory_age = self.compulsory_age(&raw.counting.compulsory_age);
+        let av_po_under_age = *raw.counting.av_po_under_age.get_ref();
+        if !compulsory_age.contains(av_po_under_age) {
+            self.fail(
+                raw.counting.av_po_under_age.span(),
+                "av_po_under_age lies outside the compulsory age",
+                "write the age at which VO starts, e.g. 12",
+            );
+        }
+        let (indicators, problems) = targets::check(&raw.indicator, |name| {
+            raw.rules.get_ref().contains_key(name)
+        });
+        for p in problems {
+            self.fail(p.span, p.what, p.fix);
+        }
         Some(CountingRules {
+            indicators,
             rules,
             clock: clock?,
             reference_days,
@@ -391,6 +474,8 @@ impl Checker<'_> {
             swv_by_brin,
             swv_names,
             sector_groups,
+            compulsory_age,
+            av_po_under_age,
         })
     }
 
@@ -413,6 +498,21 @@ impl Checker<'_> {
                 crate::signal::DEFAULT_MIN_ABSENT_SINCE
             }
         }
+    }
+
+    fn compulsory_age(&mut self, a: &Spanned<RawAge>) -> CompulsoryAge {
+        let age = CompulsoryAge {
+            from: a.get_ref().from,
+            under: a.get_ref().under,
+        };
+        if age.from >= age.under {
+            self.fail(
+                a.span(),
+                "compulsory_age counts nobody: from is not below under",
+                "write { from = 5, under = 18 }",
+            );
+        }
+        age
     }
 
     fn threshold(&mut self, t: &Spanned<u64>) -> u64 {
@@ -450,19 +550,29 @@ impl Checker<'_> {
 
     fn clock(&mut self, c: &RawClock) -> Option<ClockRules> {
         let weeks = c.due_weeks.get_ref();
-        let due_weeks: Option<[u32; 3]> = weeks.as_slice().try_into().ok();
-        let ascending = due_weeks.is_some_and(|w| w[0] > 0 && w[0] < w[1] && w[1] < w[2]);
+        let due_weeks: Option<[u32; 4]> = weeks.as_slice().try_into().ok();
+        let ascending = due_weeks.is_some_and(|w| w[0] > 0 && w.windows(2).all(|p| p[0] < p[1]));
         if !ascending {
             self.fail(
                 c.due_weeks.span(),
-                "due_weeks must be three ascending week counts",
-                "write e.g. [8, 10, 12]",
+                "due_weeks must be four ascending week counts",
+                "write e.g. [4, 8, 10, 12]",
+            );
+        }
+        let steps = |v: &[String]| -> Option<[String; 5]> { v.to_vec().try_into().ok() };
+        let e = c.escalation.get_ref();
+        let escalation = steps(&e.po).zip(steps(&e.vo));
+        if escalation.is_none() {
+            self.fail(
+                c.escalation.span(),
+                "escalation needs five steps for po and for vo: one per due_weeks band, then over three months",
+                "list five texts in po = [...] and vo = [...]",
             );
         }
         let months = *c.three_months.get_ref();
         // The shortest span of `months` calendar months (Feb-Apr in a common year).
         let shortest = i64::from(months) * 28 + i64::from(months.min(11)) * 2;
-        if months == 0 || due_weeks.is_some_and(|w| i64::from(w[2]) * 7 > shortest) {
+        if months == 0 || due_weeks.is_some_and(|w| i64::from(w[3]) * 7 > shortest) {
             self.fail(
                 c.three_months.span(),
                 "three_months must be at least 1 and end after the last due_weeks threshold",
@@ -472,6 +582,7 @@ impl Checker<'_> {
         let categories = self.categories(&c.categories);
         Some(ClockRules {
             due_weeks: due_weeks.filter(|_| ascending)?,
+            escalation: escalation.map(|(po, vo)| Escalation { po, vo })?,
             three_months: months,
             categories,
             max_age: c.max_age,
@@ -568,6 +679,7 @@ impl Checker<'_> {
             av_name_apart,
             lrv_after: lrv_after?,
             sick_after: sick_after?,
+            av_not_if_exempt: raw.av_not_if_exempt,
         })
     }
 

@@ -10,7 +10,8 @@
 //! 3. per date, count row and column: region = sum of the municipality scopes;
 //! 4. per date, count row and column: region = sum of the SWV scopes and `no-swv`.
 //!
-//! `AV_VO_MBO_TRANSITION` is a subset of `AV_VO`, not a sum: no hidden cell follows from it.
+//! `AV_VO_MBO_TRANSITION` is a subset of `AV_VO` and `WITHOUT_OFFER` one of
+//! `TOTAL_NOT_ATTENDING`, not sums: no hidden cell follows from them.
 //! This guards against differencing within one relation; it does not solve the linear system
 //! of all relations together, and a hidden cell may still be bounded (never pinned) by them.
 
@@ -30,20 +31,35 @@ pub struct SuppressedCell {
 }
 
 /// A report as it may leave a node.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SuppressedReport {
     pub rule: String,
     pub dates: Vec<NaiveDate>,
     pub scopes: Vec<String>,
     pub rows: Vec<Row>,
     pub cells: Vec<SuppressedCell>,
+    /// Rows the caller may not see ("niet beschikbaar"): no cells, never a 0.
+    pub unavailable: Vec<Row>,
+    /// The municipalities the denominators are made of.
+    pub covered: Vec<String>,
+    /// The pact's indicators measured under this rule.
+    pub indicators: Vec<super::Indicator>,
+    /// Counts over the school year (small counts hidden like cells).
+    pub year: Option<super::YearSection>,
 }
 
 impl Report {
     /// The report with small counts and their complements suppressed.
     pub fn suppressed(&self, threshold: u64) -> SuppressedReport {
+        let mut year = self.year.clone();
+        for (_, n) in year.iter_mut().flat_map(|y| y.counts.iter_mut()) {
+            if n.is_some_and(|v| v > 0 && v < threshold) {
+                *n = None;
+            }
+        }
         SuppressedReport {
             cells: suppress(&self.cells, threshold),
+            year,
             ..self.unsuppressed()
         }
     }
@@ -60,6 +76,10 @@ impl Report {
                 .iter()
                 .map(|c| visible(c, Some(c.count)))
                 .collect(),
+            unavailable: self.unavailable.clone(),
+            covered: self.covered.clone(),
+            indicators: self.indicators.clone(),
+            year: self.year.clone(),
         }
     }
 }

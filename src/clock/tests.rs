@@ -3,7 +3,7 @@
 //! Invariant: the rules under test are the real `policies/counting.toml`.
 
 use super::*;
-use crate::signal::{Category, ExemptionTerm, Sector, Signal, Status};
+use crate::signal::{Category, ExemptionTerm, OfferKind, Sector, Signal, Status};
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 use proptest::prelude::*;
 use std::collections::{BTreeMap, BTreeSet};
@@ -30,7 +30,7 @@ fn sig(id: &str, pupil: &str, category: Category, sector: Sector, since: NaiveDa
         source_record_id: id.to_string(),
         pupil_pseudonym: pupil.to_string(),
         category,
-        sector,
+        sector: Some(sector),
         residence_municipality: "GM0014".to_string(),
         school: if category == Category::Av {
             String::new()
@@ -48,7 +48,21 @@ fn sig(id: &str, pupil: &str, category: Category, sector: Sector, since: NaiveDa
         exemption_term: None,
         exemption_end: None,
         closed_on: None,
+        age_on: None,
+        offer_kind: None,
+        offer_place_from: None,
+        offer_parents_agreed: false,
     }
+}
+
+/// A full offer as the G4 define it: kind, a place from `place_from`, agreed with the parents.
+fn with_offer(mut s: Signal, made: NaiveDate, place_from: Option<NaiveDate>) -> Signal {
+    s.status = Status::Aanbod;
+    s.offer_date = Some(made);
+    s.offer_kind = Some(OfferKind::OnderwijsEnZorg);
+    s.offer_place_from = place_from;
+    s.offer_parents_agreed = true;
+    s
 }
 
 fn held(signals: Vec<Signal>) -> Vec<(String, Signal)> {
@@ -91,9 +105,14 @@ fn min_absent_since_is_a_date_or_refused_with_its_line() {
 }
 
 #[test]
-fn shipped_rules_have_the_three_definitions() {
+fn shipped_rules_have_the_four_definitions() {
     let r = rules();
-    assert_eq!(r.rule_names(), vec!["duo", "g4", "groningen"]);
+    assert_eq!(
+        r.rule_names(),
+        vec!["duo", "g4", "groningen", "groningen-evaluatie"]
+    );
+    assert_eq!(r.compulsory_age(), CompulsoryAge { from: 5, under: 18 });
+    assert_eq!(r.av_po_under_age(), 12);
     assert_eq!(r.suppression_threshold(), 5);
     assert_eq!(r.retention_days(), 365);
     assert_eq!(r.min_absent_since(), d(2000, 1, 1));
@@ -210,7 +229,9 @@ fn g4_counts_av_from_day_28_not_day_27() {
 #[test]
 fn groningen_counts_av_only_after_three_calendar_months() {
     let since = d(2025, 8, 31); // + 3 months = 30 Nov (clamped)
-    let s = held(vec![sig("r1", "p1", Category::Av, Sector::Po, since)]);
+    let mut av = sig("r1", "p1", Category::Av, Sector::Po, since);
+    av.age = 8; // AV PO by age
+    let s = held(vec![av]);
     assert_eq!(
         count_at(&s, d(2025, 11, 29), "groningen", Row::AvPo, Column::Total),
         0
@@ -299,9 +320,11 @@ fn an_offer_on_the_deadline_day_is_in_time() {
     let since = d(2025, 9, 1);
     let deadline = d(2025, 12, 1);
     let open = sig("r1", "p1", Category::Lrv, Sector::Vo, since);
-    let mut offered = sig("r2", "p2", Category::Lrv, Sector::Vo, since);
-    offered.status = Status::Aanbod;
-    offered.offer_date = Some(deadline);
+    let offered = with_offer(
+        sig("r2", "p2", Category::Lrv, Sector::Vo, since),
+        deadline - Duration::days(3),
+        Some(deadline),
+    );
     assert_eq!(days_without_offer(&offered, deadline), None);
     assert_eq!(
         days_without_offer(&offered, deadline - Duration::days(1)),
@@ -316,11 +339,119 @@ fn an_offer_on_the_deadline_day_is_in_time() {
     assert_eq!(on_deadline.len(), 1);
     assert_eq!(on_deadline[0].pupil_pseudonym, "p1");
     assert_eq!(on_deadline[0].band, DueBand::OverThreeMonths);
-    assert_eq!(count_at(&s, deadline, "g4", Row::LrvVo, Column::Longer), 1);
+    // Both still absent: both count as LRV; only the one without an offer is "zonder aanbod".
+    assert_eq!(count_at(&s, deadline, "g4", Row::LrvVo, Column::Longer), 2);
+    assert_eq!(
+        count_at(&s, deadline, "g4", Row::WithoutOffer, Column::Longer),
+        1
+    );
 }
 
 #[test]
-fn due_bands_start_at_8_10_and_12_weeks() {
+fn only_an_offer_with_kind_place_and_parents_stops_the_clock() {
+    let since = d(2025, 9, 1);
+    let at = d(2025, 12, 1);
+    let full = with_offer(
+        sig("r", "p", Category::Lrv, Sector::Vo, since),
+        d(2025, 11, 1),
+        Some(d(2025, 11, 3)),
+    );
+    assert!(offer_stops_clock(&full, at));
+    let waiting_list = Signal {
+        offer_place_from: None,
+        ..full.clone()
+    };
+    let place_later = Signal {
+        offer_place_from: Some(d(2025, 12, 2)),
+        ..full.clone()
+    };
+    let no_kind = Signal {
+        offer_kind: None,
+        ..full.clone()
+    };
+    let parents_not_asked = Signal {
+        offer_parents_agreed: false,
+        ..full.clone()
+    };
+    for s in [waiting_list, place_later, no_kind, parents_not_asked] {
+        assert!(!offer_stops_clock(&s, at), "{s:?}");
+        assert_eq!(days_without_offer(&s, at), Some(91));
+    }
+}
+
+#[test]
+fn the_age_at_a_date_follows_the_day_it_was_true() {
+    let mut s = sig("r", "p", Category::Lrv, Sector::Mbo, d(2025, 9, 1));
+    s.age = 17;
+    s.age_on = Some(d(2025, 10, 15));
+    assert_eq!(age_at(&s, d(2025, 10, 14)), 17);
+    assert_eq!(age_at(&s, d(2026, 10, 14)), 17);
+    assert_eq!(age_at(&s, d(2026, 10, 15)), 18);
+    assert_eq!(age_at(&s, d(2024, 10, 15)), 16);
+    s.age_on = None;
+    assert_eq!(age_at(&s, s.updated_at.date_naive()), 17);
+    // Counted while 17, not from the day the child is 18.
+    s.age_on = Some(d(2025, 10, 15));
+    let h = held(vec![s]);
+    assert_eq!(
+        count_at(&h, d(2026, 6, 1), "g4", Row::LrvVo, Column::Total),
+        1
+    );
+    assert_eq!(
+        count_at(&h, d(2026, 10, 15), "g4", Row::LrvVo, Column::Total),
+        0
+    );
+}
+
+#[test]
+fn av_is_split_by_age_and_a_child_without_school_history_counts() {
+    let at = d(2026, 2, 1);
+    let mut young = sig("a", "p7", Category::Av, Sector::Vo, d(2025, 11, 3));
+    young.age = 7;
+    young.sector = None;
+    let mut old = sig("b", "p14", Category::Av, Sector::Po, d(2025, 11, 3));
+    old.age = 12;
+    let mut exempt = sig(
+        "c",
+        "p5a",
+        Category::Vrijstelling5a,
+        Sector::So,
+        d(2025, 9, 1),
+    );
+    exempt.sector = None;
+    exempt.school = String::new();
+    let h = held(vec![young, old, exempt]);
+    assert_eq!(count_at(&h, at, "g4", Row::AvPo, Column::Total), 1);
+    assert_eq!(count_at(&h, at, "g4", Row::AvVo, Column::Total), 1);
+    assert_eq!(
+        count_at(&h, at, "g4", Row::Vrijstelling5aPermanent, Column::Total),
+        1
+    );
+}
+
+#[test]
+fn the_evaluation_rule_counts_every_av_dossier_without_an_exemption() {
+    let at = d(2026, 2, 1);
+    let av = sig("a", "p1", Category::Av, Sector::Vo, at - Duration::days(3));
+    let av_exempt = sig("b", "p2", Category::Av, Sector::Vo, at - Duration::days(3));
+    let exemption = sig(
+        "c",
+        "p2",
+        Category::Vrijstelling5b,
+        Sector::Vo,
+        d(2025, 9, 1),
+    );
+    let h = held(vec![av, av_exempt, exemption]);
+    assert_eq!(
+        count_at(&h, at, "groningen-evaluatie", Row::AvVo, Column::Total),
+        1
+    );
+    assert_eq!(count_at(&h, at, "duo", Row::AvVo, Column::Total), 2);
+    assert_eq!(count_at(&h, at, "g4", Row::AvVo, Column::Total), 0);
+}
+
+#[test]
+fn due_bands_start_at_4_8_10_and_12_weeks_and_name_the_step() {
     let r = rules();
     let at = d(2026, 3, 2);
     let s = held(vec![
@@ -363,8 +494,23 @@ fn due_bands_start_at_8_10_and_12_weeks() {
         vec![
             ("p84", DueBand::Weeks12, 12),
             ("p70", DueBand::Weeks10, 10),
-            ("p56", DueBand::Weeks8, 8)
+            ("p56", DueBand::Weeks8, 8),
+            ("p55", DueBand::Weeks4, 7)
         ]
+    );
+    // AV children of 14 (the test's age): the VO route; the same at 8 under the PO route.
+    assert_eq!(
+        lines[0].escalation,
+        "directeur-bestuurder SWV VO (doorbraak)"
+    );
+    let mut young = sig("y", "p8", Category::Av, Sector::Po, at - Duration::days(30));
+    young.age = 8;
+    let lines = due(&held(vec![young]), at, &r);
+    assert_eq!(lines[0].band, DueBand::Weeks4);
+    assert!(
+        lines[0].escalation.contains("expertteam"),
+        "{}",
+        lines[0].escalation
     );
 }
 
@@ -411,11 +557,17 @@ fn due_joins_partners_on_the_pseudonym() {
 fn an_offer_by_any_partner_stops_the_childs_clock() {
     let r = rules();
     let a = sig("a", "p1", Category::Av, Sector::Vo, d(2025, 9, 1));
-    let mut b = sig("b", "p1", Category::Lrv, Sector::Vo, d(2025, 9, 1));
-    b.offer_date = Some(d(2025, 10, 20));
-    b.status = Status::Aanbod;
+    let b = with_offer(
+        sig("b", "p1", Category::Lrv, Sector::Vo, d(2025, 9, 1)),
+        d(2025, 10, 20),
+        Some(d(2025, 10, 27)),
+    );
     let s = held(vec![a, b]);
     assert!(due(&s, d(2025, 11, 10), &r).is_empty());
+    assert_eq!(
+        count_at(&s, d(2025, 11, 10), "duo", Row::WithoutOffer, Column::Total),
+        0
+    );
     assert_eq!(
         count_at(
             &s,
@@ -424,7 +576,7 @@ fn an_offer_by_any_partner_stops_the_childs_clock() {
             Row::TotalNotAttending,
             Column::Total
         ),
-        0
+        1
     );
 }
 
@@ -589,10 +741,10 @@ fn renderers_show_suppressed_cells_as_gaps() {
     let table = hidden.to_table();
     assert!(table.contains(" x"), "{table}");
     let csv = hidden.to_csv().expect("csv");
-    assert!(csv.starts_with("rule,date,scope,row,column,value\n"));
+    assert!(csv.starts_with("rule,date,scope,row,column,value,note\n"));
     assert!(
-        csv.contains("g4,2025-11-01,region,PER_1000,TOTAL,\n"),
-        "rate of a hidden count is hidden"
+        csv.contains("g4,2025-11-01,region,PER_1000,TOTAL,,noemer: GM0014 "),
+        "rate of a hidden count is hidden, its denominator named"
     );
     let json: serde_json::Value =
         serde_json::from_str(&hidden.to_json().expect("json")).expect("valid json");
@@ -619,7 +771,7 @@ fn arb_signal() -> impl Strategy<Value = Signal> {
     let what = (
         0..PUPILS,
         0..9usize,
-        0..7usize,
+        0..8usize,
         0..5usize,
         0..6usize,
         0..400i64,
@@ -638,15 +790,26 @@ fn arb_signal() -> impl Strategy<Value = Signal> {
         proptest::option::of(0..420i64),
         proptest::option::of(0..420i64),
     );
-    (what, flags, dates).prop_map(
-        |((p, c, sec, m, sch, since, st), (aui, c5, mbo, term, upd, age), (offer, end, closed))| {
+    let offer = (
+        proptest::option::of(0..3usize),
+        proptest::option::of(0..60i64),
+        any::<bool>(),
+        proptest::option::of(-400..400i64),
+    );
+    (what, flags, dates, offer).prop_map(
+        |(
+            (p, c, sec, m, sch, since, st),
+            (aui, c5, mbo, term, upd, age),
+            (offer, end, closed),
+            (kind, place, agreed, age_on),
+        )| {
             let absent_since = base() + Duration::days(since);
             let status = Status::ALL[st];
             Signal {
                 source_record_id: format!("rec-{p}-{c}-{since}"),
                 pupil_pseudonym: format!("pupil-{p}"),
                 category: Category::ALL[c],
-                sector: Sector::ALL[sec],
+                sector: Sector::ALL.get(sec).copied(),
                 residence_municipality: MUNICIPALITIES[m].to_string(),
                 school: SCHOOLS[sch].to_string(),
                 absent_since,
@@ -664,6 +827,18 @@ fn arb_signal() -> impl Strategy<Value = Signal> {
                 ][term],
                 exemption_end: end.map(|e| base() + Duration::days(e)),
                 closed_on: closed.map(|e| base() + Duration::days(e)),
+                age_on: age_on.map(|e| base() + Duration::days(e)),
+                offer_kind: kind.map(|k| {
+                    [
+                        OfferKind::Onderwijs,
+                        OfferKind::Zorg,
+                        OfferKind::OnderwijsEnZorg,
+                    ][k]
+                }),
+                offer_place_from: offer
+                    .zip(place)
+                    .map(|(o, p)| base() + Duration::days(o + p)),
+                offer_parents_agreed: agreed,
             }
         },
     )
@@ -684,6 +859,29 @@ fn bf_offer(s: &Signal) -> Option<NaiveDate> {
         (Some(o), _) => Some(o),
         (None, Status::Aanbod) => Some(s.updated_at.date_naive()),
         _ => None,
+    }
+}
+
+/// The offer stops the clock on the later of the offer and the place, if kind and parents hold.
+fn bf_stops(s: &Signal, at: NaiveDate) -> bool {
+    let (Some(o), Some(p)) = (bf_offer(s), s.offer_place_from) else {
+        return false;
+    };
+    s.offer_kind.is_some() && s.offer_parents_agreed && o.max(p) <= at
+}
+
+/// The age at `at`: whole years between the day the age was true and `at`, by calendar.
+fn bf_age(s: &Signal, at: NaiveDate) -> u32 {
+    use chrono::Datelike;
+    let on = s.age_on.unwrap_or(s.updated_at.date_naive());
+    let whole = |from: NaiveDate, to: NaiveDate| {
+        let short = (to.month(), to.day()) < (from.month(), from.day());
+        u32::try_from(to.year() - from.year() - i32::from(short)).expect("ordered")
+    };
+    if at >= on {
+        s.age + whole(on, at)
+    } else {
+        s.age.saturating_sub(whole(at, on))
     }
 }
 
@@ -724,7 +922,7 @@ fn bf_reached(r: &CountingRules, p: Period, since: NaiveDate, at: NaiveDate) -> 
 }
 
 fn bf_counts(r: &CountingRules, rule: &Rule, s: &Signal, at: NaiveDate) -> bool {
-    if !bf_active(s, at) {
+    if !bf_active(s, at) || !(5..18).contains(&bf_age(s, at)) {
         return false;
     }
     match s.category {
@@ -745,20 +943,23 @@ fn bf_counts(r: &CountingRules, rule: &Rule, s: &Signal, at: NaiveDate) -> bool 
     }
 }
 
-fn bf_po(s: &Signal) -> bool {
-    matches!(s.sector, Sector::Po | Sector::Sbo | Sector::So)
+fn bf_po(s: &Signal, at: NaiveDate) -> bool {
+    match (s.category, s.sector) {
+        (Category::Av, _) | (_, None) => bf_age(s, at) < 12,
+        (_, Some(sector)) => matches!(sector, Sector::Po | Sector::Sbo | Sector::So),
+    }
 }
 
 /// The rows of one winning signal, by its category.
-fn bf_rows(rule: &Rule, w: &Signal) -> Vec<Row> {
+fn bf_rows(rule: &Rule, w: &Signal, at: NaiveDate) -> Vec<Row> {
     let permanent = w.exemption_term == Some(ExemptionTerm::Permanent)
         || (w.exemption_term.is_none() && w.exemption_end.is_none());
     match w.category {
         Category::Lrv => vec![
             Row::TotalNotAttending,
-            if bf_po(w) { Row::LrvPo } else { Row::LrvVo },
+            if bf_po(w, at) { Row::LrvPo } else { Row::LrvVo },
         ],
-        Category::Av if bf_po(w) => vec![Row::TotalNotAttending, Row::AvPo],
+        Category::Av if bf_po(w, at) => vec![Row::TotalNotAttending, Row::AvPo],
         Category::Av
             if w.awaiting_mbo_intake && rule.av_name_apart.contains(&Flag::AwaitingMboIntake) =>
         {
@@ -798,9 +999,19 @@ fn bf_child(
         bf_active(s, at)
             && matches!(
                 s.category,
-                Category::Lrv | Category::Av | Category::Schorsing | Category::Verwijdering
+                Category::Lrv
+                    | Category::Av
+                    | Category::Schorsing
+                    | Category::Verwijdering
+                    | Category::LangdurigZiek
             )
-            && bf_offer(s).is_some_and(|o| o <= at)
+            && bf_stops(s, at)
+    });
+    let exempt = mine.iter().any(|s| {
+        matches!(
+            s.category,
+            Category::Vrijstelling5a | Category::Vrijstelling5b | Category::Vrijstelling5c
+        ) && bf_counts(r, rule, s, at)
     });
     let families: [&[Category]; 5] = [
         &[Category::Lrv, Category::Av],
@@ -811,9 +1022,11 @@ fn bf_child(
     ];
     let mut out = BTreeSet::new();
     for (i, fam) in families.iter().enumerate() {
-        if i == 0 && offered {
-            continue;
-        }
+        let fam: &[Category] = if i == 0 && rule.av_not_if_exempt && exempt {
+            &[Category::Lrv]
+        } else {
+            fam
+        };
         let mut cands: Vec<&Signal> = mine
             .iter()
             .copied()
@@ -839,7 +1052,11 @@ fn bf_child(
         } else {
             Column::Shorter
         };
-        for row in bf_rows(rule, w) {
+        let mut rows = bf_rows(rule, w, at);
+        if i == 0 && !offered {
+            rows.push(Row::WithoutOffer);
+        }
+        for row in rows {
             for scope in bf_scopes(w) {
                 out.insert((scope.clone(), row, col));
                 out.insert((scope, row, Column::Total));
@@ -931,9 +1148,9 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
 
     #[test]
-    fn every_cell_equals_a_brute_force_recount(sigs in proptest::collection::vec(arb_signal(), 0..40), extra in 0..420i64, rule_ix in 0..3usize) {
+    fn every_cell_equals_a_brute_force_recount(sigs in proptest::collection::vec(arb_signal(), 0..40), extra in 0..420i64, rule_ix in 0..4usize) {
         let r = rules();
-        let rule = r.rule(["duo", "g4", "groningen"][rule_ix]).expect("rule");
+        let rule = r.rule(["duo", "g4", "groningen", "groningen-evaluatie"][rule_ix]).expect("rule");
         let signals = held(sigs);
         let mut at = dates();
         at.push(base() + Duration::days(extra));
@@ -989,4 +1206,29 @@ proptest! {
             prop_assert!(hidden != 1, "a hidden value follows from a visible total and visible parts");
         }
     }
+}
+
+#[test]
+fn school_year_counts_each_child_once_and_those_back_at_school() {
+    let r = rules();
+    let g4 = r.rule("g4").expect("g4");
+    let mut back = sig("a", "p1", Category::Lrv, Sector::Vo, d(2025, 9, 1));
+    back.status = Status::Teruggeleid;
+    back.closed_on = Some(d(2025, 12, 1));
+    let also_av = sig("b", "p1", Category::Av, Sector::Vo, d(2026, 1, 5));
+    let mut turned_18 = sig("c", "p2", Category::Lrv, Sector::Mbo, d(2026, 3, 2));
+    turned_18.age = 17;
+    turned_18.age_on = Some(d(2025, 3, 20)); // 18 from 20 March 2026, before four school weeks
+    let h = held(vec![back, also_av, turned_18]);
+    let (start, end) = school_year_of(d(2026, 2, 1));
+    assert_eq!((start, end), (d(2025, 8, 1), d(2026, 7, 31)));
+    let y = year_counts(&h, start, end, g4, &r);
+    assert_eq!(y[&YearRow::Lrv], 1);
+    assert_eq!(y[&YearRow::Av], 1);
+    assert_eq!(y[&YearRow::NotAttending], 1, "one child in both");
+    assert_eq!(y[&YearRow::SchoolgangHersteld], 1);
+    let (next_start, next_end) = school_year_of(d(2026, 9, 1));
+    let next = year_counts(&h, next_start, next_end, g4, &r);
+    assert_eq!(next[&YearRow::SchoolgangHersteld], 0);
+    assert_eq!(next[&YearRow::Lrv], 0);
 }

@@ -54,6 +54,8 @@ struct Known {
     parties: BTreeMap<String, OrgType>,
     party_oins: BTreeSet<String>,
     org_types: BTreeSet<OrgType>,
+    /// Org types with at least one connected party.
+    connected_types: BTreeSet<OrgType>,
     flows: BTreeSet<String>,
     meetings: BTreeSet<String>,
 }
@@ -121,7 +123,7 @@ impl<'a> Checker<'a> {
 
     fn policy(&mut self, raw: RawPolicy) -> Checked {
         let covenant = self.covenant(&raw.covenant);
-        let legal_bases = raw
+        let legal_bases: Vec<LegalBasis> = raw
             .legal_basis
             .iter()
             .map(|b| self.legal_basis(b))
@@ -132,8 +134,9 @@ impl<'a> Checker<'a> {
             .iter()
             .map(|d| self.data_category(d))
             .collect();
-        let parties = raw.party.iter().map(|p| self.party(p)).collect();
-        let fgs = raw.fg.iter().map(|f| self.fg(f)).collect();
+        let parties: Vec<Party> = raw.party.iter().map(|p| self.party(p)).collect();
+        let fgs: Vec<Fg> = raw.fg.iter().map(|f| self.fg(f)).collect();
+        self.warn_parties_without_fg(&parties, &fgs, raw.covenant.span());
         let routine_flows = raw
             .routine_flow
             .iter()
@@ -278,12 +281,67 @@ impl<'a> Checker<'a> {
         self.known
             .legal_bases
             .insert(id.clone(), raw.art9_exception);
-        LegalBasis {
+        let basis = LegalBasis {
             id,
             law: self.text(&raw.law, "law"),
             article: self.text(&raw.article, "article"),
             text: self.text(&raw.text, "legal basis text"),
             art9_exception: raw.art9_exception,
+            source: raw
+                .source
+                .as_ref()
+                .map(|t| t.get_ref().trim().to_string())
+                .unwrap_or_default(),
+            verified: raw.verified,
+        };
+        if !basis.verified {
+            let source = if basis.source.is_empty() {
+                "no source given"
+            } else {
+                basis.source.as_str()
+            };
+            self.warn(
+                b.span(),
+                format!(
+                    "legal basis '{}' ({} {}) is not verified (source: {source})",
+                    basis.id, basis.law, basis.article
+                ),
+            );
+        }
+        basis
+    }
+
+    /// Every party should name its own FG, so each node can be inspected by one.
+    fn warn_parties_without_fg(&mut self, parties: &[Party], fgs: &[Fg], at: Range<usize>) {
+        for p in parties {
+            if !fgs.iter().any(|f| f.of.contains(&p.id)) {
+                self.warn(
+                    at.clone(),
+                    format!(
+                        "party '{}' names no FG: no one can inspect its node's audit log",
+                        p.id
+                    ),
+                );
+            }
+        }
+    }
+
+    /// A flow or seat that depends on an org type whose parties are all still to be connected.
+    fn warn_unconnected<'t>(
+        &mut self,
+        types: impl Iterator<Item = &'t OrgType>,
+        owner: &str,
+        at: Range<usize>,
+    ) {
+        let waiting: BTreeSet<OrgType> = types
+            .filter(|t| self.known.org_types.contains(t) && !self.known.connected_types.contains(t))
+            .copied()
+            .collect();
+        for t in waiting {
+            self.warn(
+                at.clone(),
+                format!("{owner} depends on org type {t}, whose parties are still to be connected (aan te haken)"),
+            );
         }
     }
 
@@ -407,8 +465,25 @@ impl<'a> Checker<'a> {
         let org_type = self.org_type(&raw.org_type);
         self.known.parties.insert(id.clone(), org_type);
         self.known.org_types.insert(org_type);
+        let connected = match raw.status.as_ref().map(|t| t.get_ref().as_str()) {
+            None | Some("aangesloten") => true,
+            Some("aan-te-haken") => false,
+            Some(other) => {
+                let span = raw.status.as_ref().map_or(p.span(), |t| t.span());
+                self.error(
+                    span,
+                    format!("{owner} has unknown status '{other}'"),
+                    "write status = \"aangesloten\" or status = \"aan-te-haken\"",
+                );
+                true
+            }
+        };
+        if connected {
+            self.known.connected_types.insert(org_type);
+        }
         let scope_at = p.span();
         Party {
+            connected,
             name: self.text(&raw.name, "party name"),
             municipalities: self.municipalities(raw, org_type, &owner, scope_at.clone()),
             schools: self.schools(raw, org_type, &owner, scope_at),
@@ -598,7 +673,15 @@ impl<'a> Checker<'a> {
         let processing_activity =
             self.processing_activity(raw.processing_activity.as_ref(), &owner, f.span());
         let grant = self.grant(&data_categories, &legal_bases, &owner, f.span());
+        if grant.special {
+            self.error(
+                f.span(),
+                format!("{owner} carries special-category data as a routine flow: standing access to health data"),
+                "share special-category data only in a case about one pupil (a [[meeting]]), never in a routine flow",
+            );
+        }
         self.warn_missing_types(from.iter().chain(&to), &owner, f.span());
+        self.warn_unconnected(from.iter().chain(&to), &owner, f.span());
         RoutineFlow {
             rule: format!("routine_flow {id}"),
             name: self.text(&raw.name, "routine flow name"),
@@ -861,6 +944,7 @@ impl<'a> Checker<'a> {
         );
         let grant = self.grant(&data_categories, &legal_bases, &owner, p.span());
         self.warn_missing_types([org_type].iter(), &owner, p.span());
+        self.warn_unconnected([org_type].iter(), &owner, p.span());
         Participant {
             rule: format!("meeting {meeting} / participant {org_type}:{role}"),
             org_type,

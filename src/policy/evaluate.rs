@@ -43,13 +43,13 @@ pub enum Scope {
 }
 
 impl Scope {
-    /// A party's own scope: a gemeente's residents, an swv's or mbo's schools; none for a wij
-    /// or ggd (their case reads are bounded by the case's lead).
+    /// A party's own scope: a gemeente's residents, an swv's or mbo's schools; none for a wij,
+    /// ggd, jeugdhulp or schoolbestuur (their case reads are bounded by the case's lead).
     pub fn of_party(party: &Party) -> Option<Scope> {
         match party.org_type {
             OrgType::Gemeente => Some(Scope::Municipalities(party.municipalities.clone())),
             OrgType::Swv | OrgType::Mbo => Some(Scope::Schools(party.schools.clone())),
-            OrgType::Wij | OrgType::Ggd => None,
+            OrgType::Wij | OrgType::Ggd | OrgType::Jeugdhulp | OrgType::Schoolbestuur => None,
         }
     }
 

@@ -1,12 +1,13 @@
-//! The covenant as an FG reviews it: plain text, one block per routine flow, one table per case
-//! meeting, then the legal bases, purposes and data categories the ids stand for.
+//! The covenant as an FG reviews it, in Dutch: plain text, one block per routine flow, one table
+//! per case meeting, then the legal bases (with source and whether verified), purposes and data
+//! categories the ids stand for; and the same matrix as JSON for tools.
 //! Only formats; derived entirely from the checked policy, so it cannot disagree with `evaluate`.
 
 use super::model::{DataCategory, FlowScope, Meeting, Participant, Party, RoutineFlow};
 use super::Policy;
 use std::fmt::Write;
 
-const SPECIAL_NOTE: &str = "* special category, AVG art. 9";
+const SPECIAL_NOTE: &str = "* bijzonder persoonsgegeven (AVG art. 9)";
 
 impl Policy {
     /// The reviewable matrix of the whole covenant.
@@ -20,33 +21,99 @@ impl Policy {
         out
     }
 
+    /// The same matrix as JSON, for tools (`policy check --format json`).
+    pub fn matrix_json(&self) -> serde_json::Value {
+        use serde_json::json;
+        let c = self.covenant();
+        let basis = |b: &super::model::LegalBasis| {
+            json!({
+                "id": b.id, "wet": b.law, "artikel": b.article, "tekst": b.text,
+                "bron": b.source, "geverifieerd": b.verified,
+                "uitzondering_art9": b.art9_exception,
+            })
+        };
+        let special = |ids: &[String]| {
+            ids.iter()
+                .any(|id| self.data_category(id).is_some_and(|d| d.special))
+        };
+        json!({
+            "convenant": {
+                "naam": c.name, "omschrijving": c.description, "tekstversie": c.text_version,
+                "beleidsversie": self.version(),
+            },
+            "partijen": self.parties().iter().map(|p| json!({
+                "id": p.id, "soort": p.org_type.code(), "soort_naam": p.org_type.label(),
+                "oin": p.oin, "naam": p.name, "gemeenten": p.municipalities,
+                "scholen": p.schools, "status": status_text(p.connected).to_lowercase(),
+                "fg": self.fgs().iter().filter(|f| f.of.contains(&p.id))
+                    .map(|f| json!({"oin": f.oin, "naam": f.name})).collect::<Vec<_>>(),
+            })).collect::<Vec<_>>(),
+            "vaste_stromen": self.routine_flows().iter().map(|f| json!({
+                "id": f.id, "naam": f.name,
+                "van": f.from.iter().map(|t| t.code()).collect::<Vec<_>>(),
+                "naar": f.to.iter().map(|t| t.code()).collect::<Vec<_>>(),
+                "rol": f.role, "grondslagen": f.legal_bases, "doel": f.purpose,
+                "gegevenscategorieen": f.data_categories, "reikwijdte": f.scope.code(),
+                "verwerkingsactiviteit": f.processing_activity,
+                "bijzondere_persoonsgegevens": special(&f.data_categories),
+            })).collect::<Vec<_>>(),
+            "casusoverleggen": self.meetings().iter().map(|m| json!({
+                "id": m.id, "naam": m.name, "omschrijving": m.description, "doelen": m.purposes,
+                "deelnemers": m.participants.iter().map(|p| json!({
+                    "soort": p.org_type.code(), "rol": p.role, "grondslagen": p.legal_bases,
+                    "doelen": p.purposes, "gegevenscategorieen": p.data_categories,
+                    "bijzondere_persoonsgegevens": special(&p.data_categories),
+                })).collect::<Vec<_>>(),
+                "verwerkingsactiviteiten": m.processing_activities,
+            })).collect::<Vec<_>>(),
+            "grondslagen": self.legal_bases().iter().map(basis).collect::<Vec<_>>(),
+            "doelen": self.purposes().iter().map(|p| json!({"id": p.id, "tekst": p.text}))
+                .collect::<Vec<_>>(),
+            "gegevenscategorieen": self.data_categories().iter().map(|d| json!({
+                "id": d.id, "naam": d.name,
+                "signaalcategorieen": d.signal_categories.iter().map(|c| c.code()).collect::<Vec<_>>(),
+                "velden": d.fields.iter().map(|f| f.name()).collect::<Vec<_>>(),
+                "bijzonder": d.special,
+            })).collect::<Vec<_>>(),
+            "waarschuwingen": self.warnings(),
+        })
+    }
+
     fn write_header(&self, out: &mut String) {
         let c = self.covenant();
-        heading(out, &format!("Covenant policy matrix: {}", c.name));
+        heading(out, &format!("Convenantmatrix (Bijlage 3): {}", c.name));
         line(out, &c.description);
-        line(out, &format!("Text modelled:  {}", c.text_version));
-        line(out, &format!("Policy version: {}", self.version()));
+        line(out, &format!("Gemodelleerde tekst: {}", c.text_version));
+        line(out, &format!("Beleidsversie:      {}", self.version()));
     }
 
     fn write_parties(&self, out: &mut String) {
-        heading(out, "Parties");
+        heading(out, "Partijen");
         let rows = self.parties().iter().map(party_row).collect::<Vec<_>>();
-        out.push_str(&table(&["party", "type", "OIN", "name", "scope"], &rows));
+        out.push_str(&table(
+            &["partij", "soort", "OIN", "naam", "reikwijdte", "status"],
+            &rows,
+        ));
         for fg in self.fgs() {
             line(
                 out,
                 &format!(
-                    "FG: {} ({}) is FG of: {}",
+                    "FG: {} ({}) is FG van: {}",
                     fg.name,
                     fg.oin,
                     fg.of.join(", ")
                 ),
             );
         }
+        for p in self.parties() {
+            if !self.fgs().iter().any(|f| f.of.contains(&p.id)) {
+                line(out, &format!("LET OP: partij {} heeft geen eigen FG", p.id));
+            }
+        }
     }
 
     fn write_flows(&self, out: &mut String) {
-        heading(out, "Routine flows");
+        heading(out, "Vaste gegevensstromen (zonder casusoverleg)");
         for f in self.routine_flows() {
             self.write_flow(out, f);
         }
@@ -57,32 +124,32 @@ impl Policy {
         let to: Vec<&str> = f.to.iter().map(|t| t.code()).collect();
         let scope = match f.scope {
             FlowScope::Residents => {
-                "residents: only pupils living in the receiver's municipalities"
+                "inwoners: alleen leerlingen die in de gemeente(n) van de ontvanger wonen"
             }
-            FlowScope::Schools => "schools: only pupils of the receiver's schools",
+            FlowScope::Schools => "scholen: alleen leerlingen van de scholen van de ontvanger",
             FlowScope::Own => {
-                "own: residents of a receiving gemeente, pupils of a receiving swv/mbo's schools"
+                "eigen: inwoners van een ontvangende gemeente, leerlingen van de scholen van een ontvangend swv/mbo"
             }
-            FlowScope::None => "none: NOT RESTRICTED, the receiver sees every pupil",
+            FlowScope::None => "geen: NIET BEPERKT, de ontvanger ziet elke leerling",
         };
         let rows = vec![
             vec![
-                vec!["from -> to".into()],
+                vec!["van -> naar".into()],
                 vec![format!("{} -> {}", from.join(", "), to.join(", "))],
             ],
-            vec![vec!["role".into()], vec![f.role.clone()]],
-            vec![vec!["legal bases".into()], self.bases(&f.legal_bases)],
+            vec![vec!["rol".into()], vec![f.role.clone()]],
+            vec![vec!["grondslagen".into()], self.bases(&f.legal_bases)],
             vec![
-                vec!["purpose".into()],
+                vec!["doel".into()],
                 self.purposes_text(std::slice::from_ref(&f.purpose)),
             ],
             vec![
-                vec!["data categories".into()],
+                vec!["gegevenscategorieën".into()],
                 self.categories(&f.data_categories),
             ],
-            vec![vec!["scope".into()], vec![scope.into()]],
+            vec![vec!["reikwijdte".into()], vec![scope.into()]],
             vec![
-                vec!["processing activity".into()],
+                vec!["verwerkingsactiviteit".into()],
                 vec![f.processing_activity.clone()],
             ],
         ];
@@ -94,7 +161,7 @@ impl Policy {
     }
 
     fn write_meetings(&self, out: &mut String) {
-        heading(out, "Case meetings (Bijlage 3)");
+        heading(out, "Casusoverleggen (Bijlage 3)");
         for m in self.meetings() {
             self.write_meeting(out, m);
         }
@@ -103,18 +170,18 @@ impl Policy {
     fn write_meeting(&self, out: &mut String, m: &Meeting) {
         line(out, &format!("\n[{}] {}", m.id, m.name));
         line(out, &format!("  {}", m.description));
-        line(out, &format!("  purposes: {}", m.purposes.join(", ")));
+        line(out, &format!("  doelen: {}", m.purposes.join(", ")));
         let rows: Vec<_> = m
             .participants
             .iter()
             .map(|p| self.participant_row(p))
             .collect();
-        let headers = ["participant", "legal bases", "purposes", "data categories"];
+        let headers = ["deelnemer", "grondslagen", "doelen", "gegevenscategorieën"];
         out.push_str(&indent(&table(&headers, &rows)));
         if m.participants.iter().any(|p| p.grant.special) {
             line(out, &format!("  {SPECIAL_NOTE}"));
         }
-        line(out, "  processing activities:");
+        line(out, "  verwerkingsactiviteiten:");
         for (purpose, activity) in &m.processing_activities {
             line(out, &format!("    {purpose} -> {activity}"));
         }
@@ -123,7 +190,7 @@ impl Policy {
 
     fn participant_row(&self, p: &Participant) -> Vec<Vec<String>> {
         vec![
-            vec![format!("{} : {}", p.org_type, p.role)],
+            vec![format!("{} : {}", p.org_type.label(), p.role)],
             p.legal_bases.clone(),
             p.purposes.clone(),
             self.categories(&p.data_categories),
@@ -131,7 +198,7 @@ impl Policy {
     }
 
     fn write_legend(&self, out: &mut String) {
-        heading(out, "Legal bases");
+        heading(out, "Grondslagen");
         let rows: Vec<_> = self
             .legal_bases()
             .iter()
@@ -140,21 +207,26 @@ impl Policy {
                     vec![b.id.clone()],
                     vec![format!("{} {}", b.law, b.article)],
                     vec![b.text.clone()],
+                    vec![b.source.clone()],
+                    vec![if b.verified { "ja" } else { "NEE" }.to_string()],
                 ]
             })
             .collect();
-        out.push_str(&table(&["id", "law and article", "text"], &rows));
-        heading(out, "Purposes");
+        out.push_str(&table(
+            &["id", "wet en artikel", "tekst", "bron", "geverifieerd"],
+            &rows,
+        ));
+        heading(out, "Doelen");
         let rows: Vec<_> = self
             .purposes()
             .iter()
             .map(|p| vec![vec![p.id.clone()], vec![p.text.clone()]])
             .collect();
-        out.push_str(&table(&["id", "text"], &rows));
-        heading(out, "Data categories");
+        out.push_str(&table(&["id", "tekst"], &rows));
+        heading(out, "Gegevenscategorieën");
         let rows: Vec<_> = self.data_categories().iter().map(category_row).collect();
         out.push_str(&table(
-            &["id", "name", "rows (signal categories)", "fields"],
+            &["id", "naam", "rijen (signaalcategorieën)", "velden"],
             &rows,
         ));
         line(out, SPECIAL_NOTE);
@@ -221,17 +293,26 @@ fn write_case_rules(out: &mut String, m: &Meeting) {
 
 fn party_row(p: &Party) -> Vec<Vec<String>> {
     let scope = match (p.municipalities.is_empty(), p.schools.is_empty()) {
-        (false, _) => format!("residents of {}", p.municipalities.join(", ")),
-        (_, false) => format!("schools {}", p.schools.join(", ")),
+        (false, _) => format!("inwoners van {}", p.municipalities.join(", ")),
+        (_, false) => format!("scholen {}", p.schools.join(", ")),
         _ => "-".to_string(),
     };
     vec![
         vec![p.id.clone()],
-        vec![p.org_type.to_string()],
+        vec![p.org_type.label().to_string()],
         vec![p.oin.clone()],
         vec![p.name.clone()],
         vec![scope],
+        vec![status_text(p.connected).to_string()],
     ]
+}
+
+fn status_text(connected: bool) -> &'static str {
+    if connected {
+        "aangesloten"
+    } else {
+        "AAN TE HAKEN"
+    }
 }
 
 fn category_row(d: &DataCategory) -> Vec<Vec<String>> {

@@ -14,18 +14,25 @@ pub enum OrgType {
     Gemeente,
     Wij,
     Ggd,
+    /// A jeugdhulp provider (expertteam PO, ECT MBO).
+    Jeugdhulp,
+    /// A schoolbestuur (the school's competent authority; MPL members act with its mandate).
+    Schoolbestuur,
 }
 
 impl OrgType {
-    pub const ALL: [OrgType; 5] = [
+    pub const ALL: [OrgType; 7] = [
         OrgType::Swv,
         OrgType::Mbo,
         OrgType::Gemeente,
         OrgType::Wij,
         OrgType::Ggd,
+        OrgType::Jeugdhulp,
+        OrgType::Schoolbestuur,
     ];
 
-    /// The code as the policy file writes it (`swv`, `mbo`, `gemeente`, `wij`, `ggd`).
+    /// The code as the policy file writes it (`swv`, `mbo`, `gemeente`, `wij`, `ggd`,
+    /// `jeugdhulp`, `schoolbestuur`).
     pub fn code(self) -> &'static str {
         match self {
             OrgType::Swv => "swv",
@@ -33,6 +40,21 @@ impl OrgType {
             OrgType::Gemeente => "gemeente",
             OrgType::Wij => "wij",
             OrgType::Ggd => "ggd",
+            OrgType::Jeugdhulp => "jeugdhulp",
+            OrgType::Schoolbestuur => "schoolbestuur",
+        }
+    }
+
+    /// The name an FG reads (Dutch).
+    pub fn label(self) -> &'static str {
+        match self {
+            OrgType::Swv => "samenwerkingsverband",
+            OrgType::Mbo => "mbo-instelling",
+            OrgType::Gemeente => "gemeente",
+            OrgType::Wij => "WIJ (sociaal team)",
+            OrgType::Ggd => "GGD (JGZ)",
+            OrgType::Jeugdhulp => "jeugdhulpaanbieder",
+            OrgType::Schoolbestuur => "schoolbestuur",
         }
     }
 
@@ -174,6 +196,8 @@ pub struct Party {
     /// BRIN codes of the schools an swv or mbo covers.
     pub schools: Vec<String>,
     pub region: Option<String>,
+    /// False for a party the seeds say is still to be connected ("aan te haken").
+    pub connected: bool,
 }
 
 /// A legal basis (grondslag): a law and article, quoted as data.
@@ -185,6 +209,10 @@ pub struct LegalBasis {
     pub text: String,
     /// Whether this basis is an exception of AVG art. 9(2) that allows special-category data.
     pub art9_exception: bool,
+    /// Where the article comes from; empty when the file does not say.
+    pub source: String,
+    /// Whether an FG checked the article against the statute text.
+    pub verified: bool,
 }
 
 /// A purpose (doelbinding).
@@ -268,6 +296,13 @@ pub struct RoutineFlow {
     pub(super) rule: String,
 }
 
+impl RoutineFlow {
+    /// The signal categories the flow shares.
+    pub fn signal_categories(&self) -> &[Category] {
+        &self.grant.signal_categories
+    }
+}
+
 /// A seat at a case meeting: an org type in a role, with its bases, purposes and data.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Participant {
@@ -278,6 +313,13 @@ pub struct Participant {
     pub data_categories: Vec<String>,
     pub(super) grant: Grant,
     pub(super) rule: String,
+}
+
+impl Participant {
+    /// The signal categories the seat may see.
+    pub fn signal_categories(&self) -> &[Category] {
+        &self.grant.signal_categories
+    }
 }
 
 /// A case meeting type (casusoverleg) of Bijlage 3.

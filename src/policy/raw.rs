@@ -51,6 +51,8 @@ pub(super) struct RawParty {
     #[serde(default)]
     pub schools: Texts,
     pub region: Option<Text>,
+    /// "aangesloten" (default) or "aan-te-haken" (still to be connected).
+    pub status: Option<Text>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -71,6 +73,11 @@ pub(super) struct RawLegalBasis {
     pub text: Text,
     #[serde(default)]
     pub art9_exception: bool,
+    /// Where the article comes from (a seed line, a statute, "aanname").
+    pub source: Option<Text>,
+    /// Whether an FG checked the article against the statute text.
+    #[serde(default)]
+    pub verified: bool,
 }
 
 #[derive(Debug, Deserialize)]

@@ -64,8 +64,27 @@ fn denial(r: &AccessRequest<'_>) -> String {
 // ---- the shipped file ----
 
 #[test]
-fn shipped_policy_parses_without_warnings() {
-    assert_eq!(POLICY.warnings(), &[] as &[String]);
+fn shipped_policy_parses_with_only_the_expected_warnings() {
+    // Unverified articles, the MBO still to be connected, seats of org types no party runs.
+    for w in POLICY.warnings() {
+        assert!(
+            w.contains("is not verified")
+                || w.contains("still to be connected")
+                || w.contains("but no party is a"),
+            "unexpected warning: {w}"
+        );
+    }
+    let unverified = POLICY
+        .warnings()
+        .iter()
+        .filter(|w| w.contains("is not verified"))
+        .count();
+    assert_eq!(unverified, POLICY.legal_bases().len());
+    assert!(POLICY
+        .warnings()
+        .iter()
+        .any(|w| w.contains("routine flow 'verzuimmelding' depends on org type mbo")));
+    assert!(!POLICY.party("mbo").expect("mbo").connected);
     assert_eq!(POLICY.parties().len(), 6);
     assert_eq!(
         POLICY.party("leerplicht").map(|p| p.oin.as_str()),
@@ -89,8 +108,28 @@ fn shipped_policy_has_the_required_meetings_and_flows() {
     ] {
         assert!(POLICY.meeting(id).is_some(), "{id}");
     }
-    for id in ["verzuimmelding", "advies-vrijstelling-5a", "monitoring"] {
+    for id in ["verzuimmelding", "monitoring"] {
         assert!(POLICY.routine_flow(id).is_some(), "{id}");
+    }
+    // The 5a advice is a case about one child, not a routine flow to health data.
+    assert!(POLICY.routine_flow("advies-vrijstelling-5a").is_none());
+    let advice = POLICY.meeting("advies-5a").expect("advies-5a");
+    assert!(advice
+        .participant(OrgType::Gemeente, "leerplichtambtenaar")
+        .is_some());
+    assert!(advice.participant(OrgType::Swv, "ect-lid").is_some());
+    assert!(POLICY.routine_flows().iter().all(|f| !f
+        .signal_categories()
+        .contains(&Category::LangdurigZiek)
+        && !f.signal_categories().contains(&Category::Vrijstelling5a)));
+    // Every party has its own FG.
+    for p in POLICY.parties() {
+        assert_eq!(
+            POLICY.fgs().iter().filter(|f| f.of.contains(&p.id)).count(),
+            1,
+            "{}",
+            p.id
+        );
     }
 }
 
@@ -104,7 +143,7 @@ fn matrix_mentions_every_meeting_flow_and_the_special_note() {
             m.id
         );
         for p in &m.participants {
-            assert!(matrix.contains(&format!("{} : {}", p.org_type, p.role)));
+            assert!(matrix.contains(&format!("{} : {}", p.org_type.label(), p.role)));
         }
     }
     for f in POLICY.routine_flows() {
@@ -114,7 +153,10 @@ fn matrix_mentions_every_meeting_flow_and_the_special_note() {
             f.id
         );
     }
-    assert!(matrix.contains("gezondheid*") && matrix.contains("* special category, AVG art. 9"));
+    assert!(
+        matrix.contains("gezondheid*")
+            && matrix.contains("* bijzonder persoonsgegeven (AVG art. 9)")
+    );
     assert!(matrix.contains(POLICY.version()));
 }
 
@@ -241,10 +283,10 @@ fn toml_syntax_error() {
 
 #[test]
 fn unknown_key_is_refused() {
-    let key = "(jeugdarts).\"\nart9_exception = true";
+    let key = "aan tafel. Door geen enkele zetel gebruikt.\"\nart9_exception = true";
     assert_error(
         key,
-        "(jeugdarts).\"\nart9_exeption = true",
+        "aan tafel. Door geen enkele zetel gebruikt.\"\nart9_exeption = true",
         1,
         "unknown field `art9_exeption`",
     );
@@ -264,8 +306,8 @@ fn health_data_must_be_special() {
 #[test]
 fn special_data_needs_an_art9_exception() {
     let (errors, line) = broken(
-        "legal_bases = [\"wpg-5\", \"avg-6-1-e\", \"avg-9-2-h\"]",
-        "legal_bases = [\"wpg-5\", \"avg-6-1-e\"]",
+        "legal_bases = [\"jw-jgz-verzuim\", \"avg-6-1-e\", \"avg-9-2-a\"]",
+        "legal_bases = [\"jw-jgz-verzuim\", \"avg-6-1-e\"]",
     );
     let e = errors
         .iter()
@@ -352,8 +394,12 @@ fn flow_without_processing_activity_and_scope_none_warns() {
     assert_eq!(e.line, SHIPPED[..header].lines().count() + 1);
     let text = SHIPPED.replacen("scope = \"own\"", "scope = \"none\"", 1);
     let p = Policy::parse(&text, FILE).unwrap();
-    assert_eq!(p.warnings().len(), 1);
-    assert!(p.warnings()[0].contains("scope none"));
+    let none: Vec<&String> = p
+        .warnings()
+        .iter()
+        .filter(|w| w.contains("scope none"))
+        .collect();
+    assert_eq!(none.len(), 1, "{:?}", p.warnings());
 }
 
 #[test]
@@ -493,7 +539,7 @@ fn jeugdarts_sees_sickness_and_wij_worker_does_not() {
         GGD,
         SWV_VO,
         "jeugdarts",
-        "avg-9-2-h",
+        "avg-9-2-a",
         "jgz-advies",
         case("aoj-team-vo"),
     ));
@@ -530,7 +576,8 @@ fn denials_name_the_part_that_did_not_match() {
         (request(WIJ, SWV_VO, "jeugdarts", "wpg-5", "jgz-advies", case("aoj-team-vo")), "role 'jeugdarts' is not a role of wij"),
         (request(GGD, SWV_VO, "jeugdarts", "wpg-5", "jgz-advies", case("mpl-vo")), "caller 'ggd' is a ggd, which has no seat"),
         (request(GGD, SWV_VO, "jeugdarts", "jw-7-4", "jgz-advies", case("aoj-team-vo")), "legal basis 'jw-7-4'"),
-        (request(GGD, SWV_VO, "jeugdarts", "wpg-5", "passend-aanbod", case("aoj-team-vo")), "purpose 'passend-aanbod'"),
+        (request(GGD, SWV_VO, "jeugdarts", "jw-jgz-verzuim", "passend-aanbod", case("aoj-team-vo")), "purpose 'passend-aanbod'"),
+        (request(GGD, SWV_VO, "jeugdarts", "wpg-5", "jgz-advies", case("aoj-team-vo")), "legal basis 'wpg-5'"),
         (request(LEERPLICHT, GGD, "leerplichtambtenaar", "lpw-art22", "verzuimaanpak", case("mpl-vo")), "holder 'ggd'"),
     ];
     for (r, needle) in cases {
@@ -563,7 +610,7 @@ fn evaluate_timing() {
         GGD,
         SWV_VO,
         "jeugdarts",
-        "avg-9-2-h",
+        "avg-9-2-a",
         "jgz-advies",
         case("aoj-team-vo"),
     );

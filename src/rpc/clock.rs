@@ -78,10 +78,47 @@ fn rule<'a>(rules: &'a CountingRules, name: &str) -> Result<&'a clock::Rule, Sta
     })
 }
 
+fn codes(rows: &[clock::Row]) -> Vec<String> {
+    rows.iter().map(|r| r.code().to_owned()).collect()
+}
+
 fn timeout(ms: u32) -> Duration {
     match ms {
         0 => super::federation::DEFAULT_TIMEOUT,
         ms => Duration::from_millis(u64::from(ms)).min(super::federation::MAX_TIMEOUT),
+    }
+}
+
+/// What a report over the gathered signals covers: without a claim every category (the node's
+/// own data); with one only what the claim's flow or seat shares (peers give nothing else). The
+/// denominators are those of the node's own municipalities (none for a school-based party).
+fn coverage(node: &NodeContext, claim: Option<&pb::AccessClaim>) -> clock::Coverage {
+    let policy = node.policy.current();
+    let own = policy.as_ref().and_then(|p| p.party_by_oin(&node.own.oin));
+    let municipalities = own.map(|p| p.municipalities.clone()).unwrap_or_default();
+    let Some(claim) = claim else {
+        return clock::Coverage {
+            visible: crate::signal::Category::ALL.to_vec(),
+            municipalities,
+        };
+    };
+    let visible = policy
+        .as_ref()
+        .and_then(|p| match super::exchange::context_of(claim).ok()? {
+            crate::policy::Context::RoutineFlow { flow } => {
+                Some(p.routine_flow(flow)?.signal_categories().to_vec())
+            }
+            crate::policy::Context::Case { meeting } => Some(
+                p.meeting(meeting)?
+                    .participant(own?.org_type, &claim.role)?
+                    .signal_categories()
+                    .to_vec(),
+            ),
+        })
+        .unwrap_or_default();
+    clock::Coverage {
+        visible,
+        municipalities,
     }
 }
 
@@ -160,6 +197,7 @@ impl Clock for ClockService {
         let rules = rules(&self.node)?;
         let dates = parse_days(&self.node, &req.at)?;
         let rule = rule(&rules, &req.rule)?.clone();
+        let coverage = coverage(&self.node, req.claim.as_ref());
         let (signals, failures) = gather(
             &self.node,
             &caller,
@@ -173,7 +211,9 @@ impl Clock for ClockService {
         let shown = self
             .node
             .gate
-            .heavy(move || clock::report(&signals, &dates, &rule, &rules).suppressed(0))
+            .heavy(move || {
+                clock::report_for(&signals, &dates, &rule, &rules, &coverage).suppressed(0)
+            })
             .await?;
         let render = |e: clock::RenderError| {
             Status::internal(format!("the report could not be rendered: {e}"))
@@ -186,6 +226,8 @@ impl Clock for ClockService {
             json: shown.to_json().map_err(render)?,
             svg: shown.to_svg(),
             failures,
+            unavailable_rows: codes(&shown.unavailable),
+            denominator_municipalities: shown.covered.clone(),
         }))
     }
 }
@@ -285,10 +327,19 @@ impl CountsService {
         let signals: Vec<(String, Signal)> =
             selected.into_iter().map(|s| (own.clone(), s)).collect();
         let threshold = rules.suppression_threshold();
+        let coverage = clock::Coverage {
+            visible: permit.signal_categories.clone(),
+            municipalities: policy
+                .party_by_oin(&self.node.own.oin)
+                .map(|p| p.municipalities.clone())
+                .unwrap_or_default(),
+        };
         let suppressed = self
             .node
             .gate
-            .heavy(move || clock::report(&signals, &dates, &rule, &rules).suppressed(threshold))
+            .heavy(move || {
+                clock::report_for(&signals, &dates, &rule, &rules, &coverage).suppressed(threshold)
+            })
             .await?;
         tracing::info!(peer.oin = %caller.oin, counts.cells = suppressed.cells.len(), "counts answered");
         let response = pb::CountsResponse {
@@ -296,6 +347,8 @@ impl CountsService {
             threshold,
             holder: Some(convert::organisation(&self.node.own)),
             policy_version: policy.version().to_owned(),
+            unavailable_rows: codes(&suppressed.unavailable),
+            denominator_municipalities: suppressed.covered.clone(),
         };
         Ok((response, permit))
     }

@@ -5,7 +5,7 @@ use crate::cases::{Acceptance, Case, Party};
 use crate::identity::Organisation;
 use crate::pb;
 use crate::policy::{Field, FieldSet};
-use crate::signal::{Category, ExemptionTerm, RawSignal, Sector, Signal, Status};
+use crate::signal::{Category, ExemptionTerm, OfferKind, RawSignal, Sector, Signal, Status};
 
 pub fn category_from_pb(value: i32) -> Result<Category, String> {
     match pb::Category::try_from(value) {
@@ -112,6 +112,28 @@ pub fn exemption_term_to_pb(t: Option<ExemptionTerm>) -> pb::ExemptionTerm {
     }
 }
 
+pub fn offer_kind_from_pb(value: i32) -> Result<Option<OfferKind>, String> {
+    match pb::OfferKind::try_from(value) {
+        Ok(pb::OfferKind::Unspecified) => Ok(None),
+        Ok(pb::OfferKind::Onderwijs) => Ok(Some(OfferKind::Onderwijs)),
+        Ok(pb::OfferKind::Zorg) => Ok(Some(OfferKind::Zorg)),
+        Ok(pb::OfferKind::OnderwijsEnZorg) => Ok(Some(OfferKind::OnderwijsEnZorg)),
+        Err(_) => Err(format!(
+            "{} is not a known offer kind",
+            crate::signal::shown_number(value)
+        )),
+    }
+}
+
+pub fn offer_kind_to_pb(k: Option<OfferKind>) -> pb::OfferKind {
+    match k {
+        None => pb::OfferKind::Unspecified,
+        Some(OfferKind::Onderwijs) => pb::OfferKind::Onderwijs,
+        Some(OfferKind::Zorg) => pb::OfferKind::Zorg,
+        Some(OfferKind::OnderwijsEnZorg) => pb::OfferKind::OnderwijsEnZorg,
+    }
+}
+
 fn date_text(d: Option<chrono::NaiveDate>) -> String {
     d.map(|d| d.to_string()).unwrap_or_default()
 }
@@ -135,6 +157,10 @@ pub fn raw_signal(record: pb::SignalRecord) -> RawSignal {
         exemption_term: exemption_term_from_pb(record.exemption_term),
         exemption_end: record.exemption_end,
         closed_on: record.closed_on,
+        age_on: record.age_on,
+        offer_kind: offer_kind_from_pb(record.offer_kind),
+        offer_place_from: record.offer_place_from,
+        offer_parents_agreed: record.offer_parents_agreed,
     }
 }
 
@@ -143,7 +169,7 @@ pub fn signal_view(s: &Signal) -> pb::SignalView {
         source_record_id: s.source_record_id.clone(),
         pupil_pseudonym: s.pupil_pseudonym.clone(),
         category: category_to_pb(s.category).into(),
-        sector: sector_to_pb(s.sector).into(),
+        sector: s.sector.map_or(0, |x| sector_to_pb(x).into()),
         residence_municipality: s.residence_municipality.clone(),
         school: s.school.clone(),
         absent_since: s.absent_since.to_string(),
@@ -159,6 +185,10 @@ pub fn signal_view(s: &Signal) -> pb::SignalView {
         exemption_term: exemption_term_to_pb(s.exemption_term).into(),
         exemption_end: date_text(s.exemption_end),
         closed_on: date_text(s.closed_on),
+        age_on: date_text(s.age_on),
+        offer_kind: offer_kind_to_pb(s.offer_kind).into(),
+        offer_place_from: date_text(s.offer_place_from),
+        offer_parents_agreed: s.offer_parents_agreed,
     }
 }
 
@@ -227,6 +257,23 @@ pub fn minimised_view(s: &Signal, fields: &FieldSet) -> pb::SignalView {
         } else {
             String::new()
         },
+        // The day the age was true travels with the age; the offer's details with its date.
+        age_on: if keep(Field::Age) {
+            full.age_on
+        } else {
+            String::new()
+        },
+        offer_kind: if keep(Field::OfferDate) {
+            full.offer_kind
+        } else {
+            0
+        },
+        offer_place_from: if keep(Field::OfferDate) {
+            full.offer_place_from
+        } else {
+            String::new()
+        },
+        offer_parents_agreed: keep(Field::OfferDate) && full.offer_parents_agreed,
     }
 }
 
@@ -351,7 +398,7 @@ pub fn signal_from_view(v: &pb::SignalView) -> Option<Signal> {
         source_record_id: v.source_record_id.clone(),
         pupil_pseudonym: v.pupil_pseudonym.clone(),
         category: category_from_pb(v.category).ok()?,
-        sector: sector_from_pb(v.sector).unwrap_or(Sector::Vo),
+        sector: sector_from_pb(v.sector).ok(),
         residence_municipality: v.residence_municipality.clone(),
         school: v.school.clone(),
         absent_since: date(&v.absent_since)?,
@@ -367,11 +414,16 @@ pub fn signal_from_view(v: &pb::SignalView) -> Option<Signal> {
         exemption_term: exemption_term_from_pb(v.exemption_term).ok().flatten(),
         exemption_end: date(&v.exemption_end),
         closed_on: date(&v.closed_on),
+        age_on: date(&v.age_on),
+        offer_kind: offer_kind_from_pb(v.offer_kind).ok().flatten(),
+        offer_place_from: date(&v.offer_place_from),
+        offer_parents_agreed: v.offer_parents_agreed,
     })
 }
 
 pub fn due_band_to_pb(b: crate::clock::DueBand) -> pb::DueBand {
     match b {
+        crate::clock::DueBand::Weeks4 => pb::DueBand::Weeks4,
         crate::clock::DueBand::Weeks8 => pb::DueBand::Weeks8,
         crate::clock::DueBand::Weeks10 => pb::DueBand::Weeks10,
         crate::clock::DueBand::Weeks12 => pb::DueBand::Weeks12,
@@ -385,6 +437,7 @@ pub fn due_line(l: &crate::clock::DueLine) -> pb::DueLine {
         weeks: l.weeks,
         days: l.days,
         band: due_band_to_pb(l.band).into(),
+        escalation_step: l.escalation.clone(),
         categories: l
             .categories
             .iter()

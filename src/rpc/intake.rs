@@ -166,8 +166,7 @@ impl PushBatches {
             "a push may carry at most {MAX_RECORDS_PER_PUSH} records; the first \
              {MAX_RECORDS_PER_PUSH} were handled ({} stored, {} refused) and the rest was not \
              read: push the rest in another push (pushing a record again replaces it)",
-            self.stored,
-            self.refused_count
+            self.stored, self.refused_count
         );
         let mut e = self.entry();
         e.decision = crate::audit::Decision::Deny;

@@ -1409,6 +1409,11 @@ pub fn carried_fields(v: &pb::SignalView) -> Vec<&'static str> {
         "category",
     );
     add(!v.closed_on.is_empty(), "status");
+    add(!v.age_on.is_empty(), "age");
+    add(
+        v.offer_kind != 0 || !v.offer_place_from.is_empty() || v.offer_parents_agreed,
+        "offer_date",
+    );
     out
 }
 
