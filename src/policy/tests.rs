@@ -982,7 +982,7 @@ fn a_case_narrows_a_read_to_the_leads_scope_and_never_widens_the_callers() {
         GGD,
         SWV_VO,
         "jeugdarts",
-        "wpg-5",
+        "jw-jgz-verzuim",
         "jgz-advies",
         case("aoj-team-vo"),
     ));
