@@ -320,6 +320,7 @@ fn realistic_entry(rng: &mut StdRng, pupils: &[String], i: u64, max_pupils: usiz
         decision,
         reason: reason.into(),
         policy_version: "groningen-2026.3".into(),
+        parent_span_id: String::new(),
     }
 }
 

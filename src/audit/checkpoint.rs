@@ -41,6 +41,8 @@ pub enum NoteError {
     Signature(String),
     #[error("malformed cosignature")]
     Cosignature,
+    #[error("no key is configured for the log {0}")]
+    UnknownOrigin(String),
 }
 
 /// The node's Ed25519 key, made with ring on first start and kept as PKCS#8 (mode 0600).
@@ -104,6 +106,14 @@ impl SigningKey {
     /// The witness verifier key for cosignature/v1 (type byte 0x04).
     pub fn cosignature_verifier_key(&self, name: &str) -> String {
         verifier_key_string(name, ALG_COSIGNATURE_V1, &self.public_key())
+    }
+
+    /// The signed note of `text` (ending in a newline): the text, a blank line and this key's
+    /// Ed25519 signature line under `name`.
+    pub fn sign_note(&self, text: &str, name: &str) -> String {
+        let sig = self.sign(text.as_bytes());
+        let id = key_id(name, ALG_ED25519, &self.public_key());
+        format!("{text}\n{}", signature_line(name, &id, &[&sig]))
     }
 
     fn sign(&self, msg: &[u8]) -> [u8; 64] {
@@ -285,10 +295,7 @@ impl Checkpoint {
 
     /// Signs this checkpoint as a signed note by `key` under `name`.
     pub fn sign(self, key: &SigningKey, name: &str) -> SignedCheckpoint {
-        let body = self.body();
-        let sig = key.sign(body.as_bytes());
-        let id = key_id(name, ALG_ED25519, &key.public_key());
-        let note = format!("{body}\n{}", signature_line(name, &id, &[&sig]));
+        let note = key.sign_note(&self.body(), name);
         SignedCheckpoint {
             checkpoint: self,
             note,
@@ -314,21 +321,63 @@ impl Checkpoint {
         })
     }
 
-    fn cosigned_message(&self, timestamp: u64) -> String {
-        format!("cosignature/v1\ntime {timestamp}\n{}", self.body())
-    }
-
     /// A witness's cosignature over this checkpoint at `timestamp` (seconds since the epoch).
+    /// For a checkpoint without extension lines; [`cosign_text`] covers any note text.
     pub fn cosign(&self, key: &SigningKey, name: &str, timestamp: u64) -> Cosignature {
-        let sig = key.sign(self.cosigned_message(timestamp).as_bytes());
-        let id = key_id(name, ALG_COSIGNATURE_V1, &key.public_key());
-        Cosignature {
-            name: name.to_owned(),
-            key_id: id,
-            timestamp,
-            signature: sig,
-        }
+        cosign_text(&self.body(), key, name, timestamp)
     }
+}
+
+/// The message a cosignature/v1 signs: the header, the timestamp line and the whole checkpoint
+/// text (every line before the blank line, extension lines included).
+fn cosigned_message(text: &str, timestamp: u64) -> String {
+    format!("cosignature/v1\ntime {timestamp}\n{text}")
+}
+
+/// A witness's cosignature/v1 over the checkpoint `text` (the note body up to and including its
+/// last newline, before the blank line) at `timestamp` (seconds since the epoch).
+pub fn cosign_text(text: &str, key: &SigningKey, name: &str, timestamp: u64) -> Cosignature {
+    let sig = key.sign(cosigned_message(text, timestamp).as_bytes());
+    let id = key_id(name, ALG_COSIGNATURE_V1, &key.public_key());
+    Cosignature {
+        name: name.to_owned(),
+        key_id: id,
+        timestamp,
+        signature: sig,
+    }
+}
+
+/// The text of a signed note (every line before the blank line, newline included): what the
+/// log signed and what a cosignature covers.
+pub fn note_text(note: &str) -> Result<&str, NoteError> {
+    Ok(Note::parse(note)?.text)
+}
+
+/// Parses a checkpoint `note` and checks it against the first of `keys` whose name is its origin.
+/// Unknown origin: [`NoteError::UnknownOrigin`]; known origin but no valid signature by any of its
+/// keys: [`NoteError::Signature`]. Signatures by other keys are ignored.
+pub fn open_with(note: &str, keys: &[VerifierKey]) -> Result<SignedCheckpoint, NoteError> {
+    let parsed = Note::parse(note)?;
+    let checkpoint = Checkpoint::parse_body(parsed.text)?;
+    let mut known = keys
+        .iter()
+        .filter(|k| k.alg == ALG_ED25519 && k.name == checkpoint.origin)
+        .peekable();
+    if known.peek().is_none() {
+        return Err(NoteError::UnknownOrigin(checkpoint.origin));
+    }
+    let signed = known.any(|key| {
+        parsed
+            .by(key)
+            .any(|sig| key.verify(parsed.text.as_bytes(), sig))
+    });
+    if !signed {
+        return Err(NoteError::Signature(checkpoint.origin));
+    }
+    Ok(SignedCheckpoint {
+        checkpoint,
+        note: note.to_owned(),
+    })
 }
 
 /// The checkpoint in `note` without checking any signature: only for a body whose signature is
@@ -388,12 +437,18 @@ impl Cosignature {
     }
 
     /// Checks this cosignature over `checkpoint` with the witness key `key` (type 0x04).
+    /// For a checkpoint without extension lines; [`Cosignature::verify_text`] covers any.
     pub fn verify(&self, checkpoint: &Checkpoint, key: &VerifierKey) -> Result<(), NoteError> {
+        self.verify_text(&checkpoint.body(), key)
+    }
+
+    /// Checks this cosignature over the checkpoint note text `text` (see [`note_text`]).
+    pub fn verify_text(&self, text: &str, key: &VerifierKey) -> Result<(), NoteError> {
         let ok = key.alg == ALG_COSIGNATURE_V1
             && self.name == key.name
             && self.key_id == key.id
             && key.verify(
-                checkpoint.cosigned_message(self.timestamp).as_bytes(),
+                cosigned_message(text, self.timestamp).as_bytes(),
                 &self.signature,
             );
         if ok {

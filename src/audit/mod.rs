@@ -27,6 +27,7 @@
 
 mod checkpoint;
 mod entry;
+pub mod ldv;
 mod merkle;
 mod verify;
 mod witness;
@@ -37,14 +38,15 @@ use chrono::{DateTime, SubsecRound as _, Utc};
 use serde::{Deserialize, Serialize};
 
 pub use checkpoint::{
-    body_of, Checkpoint, Cosignature, NoteError, SignedCheckpoint, SigningKey, VerifierKey,
+    body_of, cosign_text, note_text, open_with, Checkpoint, Cosignature, NoteError,
+    SignedCheckpoint, SigningKey, VerifierKey,
 };
 pub use entry::{Action, Decision, Entry, EntryError, Filter, NewEntry};
 pub use merkle::{leaf_hash, node_hash, verify_consistency, verify_inclusion, Hash, ProofError};
 pub use verify::{
     verify, SeqRange, Tamper, TamperKind, TrustedCheckpoint, VerifyError, VerifyReport,
 };
-pub use witness::{Witness, WitnessError};
+pub use witness::{AddCheckpoint, Witness, WitnessError, MAX_PROOF_LINES};
 
 use merkle::{Frontier, NodeId};
 

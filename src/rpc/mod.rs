@@ -9,6 +9,7 @@ pub mod convert;
 pub mod exchange;
 pub mod federation;
 pub mod intake;
+pub mod witness_http;
 
 use crate::identity::{self, Organisation};
 use tonic::Status;

@@ -25,7 +25,8 @@ use std::io::{BufRead as _, BufReader, Write as _};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc;
+use std::collections::HashMap;
+use std::sync::{mpsc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 use tempfile::TempDir;
 use tonic::transport::Channel;
@@ -331,6 +332,7 @@ fn spawn_node(
     listener: std::net::TcpListener,
     options: NodeOptions,
     tuning: NodeTuning,
+    extras: WitnessExtras,
 ) -> Running {
     let tls = material(party);
     let addr = listener.local_addr().unwrap();
@@ -351,7 +353,18 @@ fn spawn_node(
                     let _ = stop_rx.await;
                     let _ = stopping_tx.send(());
                 };
+                let keyed: Vec<_> = options
+                    .peers
+                    .iter()
+                    .map(|p| (p.clone(), audit_keys_of(&p.name, &p.oin)))
+                    .collect();
+                let (mut witnesses, mut witnessed_logs) =
+                    pactgate::node::mutual_witnessing(&keyed);
+                witnesses.extend(extras.witnesses);
+                witnessed_logs.extend(extras.logs);
                 let mut setup = pactgate::node::NodeSetup::new(tls, test_key(), data_dir);
+                setup.witnesses = witnesses;
+                setup.witnessed_logs = witnessed_logs;
                 setup.policy = options.policy;
                 setup.peers = options.peers;
                 setup.counting = tuning.counting;
@@ -391,7 +404,18 @@ pub struct TestNode {
     running: Option<Running>,
     options: NodeOptions,
     tuning: NodeTuning,
+    extras: WitnessExtras,
     dir: TempDir,
+}
+
+/// Witness settings of a test node beyond its peers' (which witness each other): logs it
+/// witnesses and witnesses it submits to, for example ones a test wrote itself.
+#[derive(Debug, Clone, Default)]
+pub struct WitnessExtras {
+    /// Signed-note verifier keys of further logs this node witnesses.
+    pub logs: Vec<String>,
+    /// Further witnesses this node submits its checkpoints to.
+    pub witnesses: Vec<pactgate::config::WitnessConfig>,
 }
 
 /// What a test node runs with besides its party's certificate: the policy file and its peers.
@@ -486,9 +510,32 @@ impl TestNode {
             running: None,
             options,
             tuning,
+            extras: WitnessExtras::default(),
             dir,
         };
         node.launch_on(listener).await;
+        node
+    }
+
+    /// Starts a node with the shipped policy, no peers, a checkpoint every 200 ms, and these
+    /// witness settings.
+    pub async fn start_witnessing(party: &str, extras: WitnessExtras) -> TestNode {
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("pactgate-{party}-"))
+            .tempdir()
+            .expect("temp dir");
+        let mut node = TestNode {
+            party: party.to_owned(),
+            running: None,
+            options: NodeOptions::default(),
+            tuning: NodeTuning {
+                counting: None,
+                checkpoint_interval: Duration::from_millis(200),
+            },
+            extras,
+            dir,
+        };
+        node.launch().await;
         node
     }
 
@@ -497,12 +544,14 @@ impl TestNode {
     }
 
     async fn launch_on(&mut self, listener: std::net::TcpListener) {
+        install_audit_keys(&self.party, &self.data_dir());
         self.running = Some(spawn_node(
             &self.party,
             self.data_dir(),
             listener,
             self.options.clone(),
             self.tuning.clone(),
+            self.extras.clone(),
         ));
         self.wait_ready().await;
     }
@@ -1359,6 +1408,84 @@ pub fn traced<T>(message: T, trace_id: &str) -> tonic::Request<T> {
         value.parse().expect("a valid metadata value"),
     );
     request
+}
+
+/// Per party name, its nodes' audit keys (log, witness) as PKCS#8, made once per test binary: every
+/// node of a party gets the same keys, so its peers can pin them before it starts.
+fn party_audit_keys(party: &str) -> (Vec<u8>, Vec<u8>) {
+    static KEYS: OnceLock<Mutex<HashMap<String, (Vec<u8>, Vec<u8>)>>> = OnceLock::new();
+    let mut keys = KEYS
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    let gen = || pactgate::audit::SigningKey::generate_pkcs8().expect("generate a key");
+    keys.entry(party.to_owned())
+        .or_insert_with(|| (gen(), gen()))
+        .clone()
+}
+
+/// Puts the party's audit keys in a node's data dir, unless it has its own already.
+pub fn install_audit_keys(party: &str, data_dir: &Path) {
+    let (log, witness) = party_audit_keys(party);
+    std::fs::create_dir_all(data_dir).expect("create the data dir");
+    for (file, pkcs8) in [
+        (pactgate::node::AUDIT_KEY_FILE, log),
+        (pactgate::node::WITNESS_KEY_FILE, witness),
+    ] {
+        let path = data_dir.join(file);
+        if !path.exists() {
+            std::fs::write(&path, pkcs8).expect("write a key file");
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt as _;
+                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+                    .expect("key file mode");
+            }
+        }
+    }
+}
+
+/// The verifier keys of the nodes of `party` (OIN `oin`): what its peers pin.
+pub fn audit_keys_of(party: &str, oin: &str) -> pactgate::node::AuditVerifierKeys {
+    let (log, witness) = party_audit_keys(party);
+    let key = |pkcs8: &[u8]| pactgate::audit::SigningKey::from_pkcs8(pkcs8).expect("a key");
+    pactgate::node::AuditVerifierKeys {
+        log: key(&log).verifier_key(&format!("pactgate/{oin}")),
+        witness: key(&witness).cosignature_verifier_key(&pactgate::node::witness_name(oin)),
+    }
+}
+
+/// An HTTPS client with a development party's certificate (the covenant's mutual TLS, HTTP/2),
+/// for a node's HTTP endpoints such as `POST /add-checkpoint`.
+pub fn https_client(party: &str) -> reqwest::Client {
+    let config = material(party)
+        .client_config_tls13()
+        .expect("client TLS config");
+    reqwest::Client::builder()
+        .tls_backend_preconfigured(config)
+        .http2_prior_knowledge()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("an HTTPS client")
+}
+
+/// POSTs a c2sp.org/tlog-witness `add-checkpoint` body to a node as `party`: the status, the
+/// content type and the body of the answer.
+pub async fn add_checkpoint(node: SocketAddr, party: &str, body: String) -> (u16, String, String) {
+    let response = https_client(party)
+        .post(format!("https://{node}/add-checkpoint"))
+        .body(body)
+        .send()
+        .await
+        .expect("the witness answers");
+    let status = response.status().as_u16();
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    (status, content_type, response.text().await.expect("a body"))
 }
 
 /// The witness name under which a development party's node cosigns.
