@@ -566,10 +566,9 @@ async fn a_witness_refuses_what_does_not_extend_what_it_cosigned() {
     assert_eq!(status, 200, "{answer}");
     let cosignature = pactgate::audit::Cosignature::parse_line(answer.trim_end()).expect("a line");
     assert_eq!(cosignature.name, witness_of("swv-vo"));
-    let witness_key = pactgate::audit::VerifierKey::parse(
-        &audit_keys_of("swv-vo", &oin("swv-vo")).witness,
-    )
-    .expect("a key");
+    let witness_key =
+        pactgate::audit::VerifierKey::parse(&audit_keys_of("swv-vo", &oin("swv-vo")).witness)
+            .expect("a key");
     cosignature
         .verify(&next.checkpoint, &witness_key)
         .expect("the cosignature checks");
@@ -1352,9 +1351,9 @@ fn ldv_problems(record: &serde_json::Value, definition: &serde_json::Value) -> V
                 .as_str()
                 .is_some_and(|s| chrono::DateTime::parse_from_rfc3339(s).is_ok()),
             "object" => value.as_object().is_some_and(|o| {
-                field["fields"].as_array().is_none_or(|allowed| {
-                    o.keys().all(|k| allowed.iter().any(|a| a == k.as_str()))
-                })
+                field["fields"]
+                    .as_array()
+                    .is_none_or(|allowed| o.keys().all(|k| allowed.iter().any(|a| a == k.as_str())))
             }),
             other => panic!("the fixture names an unknown type {other}"),
         };
@@ -1362,9 +1361,14 @@ fn ldv_problems(record: &serde_json::Value, definition: &serde_json::Value) -> V
             problems.push(format!("{name}: {value} is not a valid {}", field["type"]));
         }
     }
-    let attributes = record["attributes"].as_object().cloned().unwrap_or_default();
-    let prefix = definition["fields"][8]["namespace_prefix"].as_str().expect("prefix");
-    for (key, value) in &attributes {
+    let attributes = record["attributes"]
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
+    let prefix = definition["fields"][8]["namespace_prefix"]
+        .as_str()
+        .expect("prefix");
+    for key in attributes.keys() {
         if !key.starts_with(prefix) {
             problems.push(format!("attributes.{key}: outside the {prefix} namespace"));
         }
@@ -1395,7 +1399,10 @@ fn ldv_problems(record: &serde_json::Value, definition: &serde_json::Value) -> V
                     _ => v.as_str().is_some_and(|s| !s.is_empty()),
                 };
                 if !ok {
-                    problems.push(format!("attributes.{name}: {v} is not a valid {}", attribute["type"]));
+                    problems.push(format!(
+                        "attributes.{name}: {v} is not a valid {}",
+                        attribute["type"]
+                    ));
                 }
             }
         }
@@ -1426,19 +1433,23 @@ async fn the_ldv_export_meets_the_ldv_record_definition_field_by_field() {
         ))
         .await
         .expect("Federation/Query");
-    wait_cosigned(swv, "leerplicht", 3).await;
+    wait_cosigned(lp, "swv-vo", 3).await;
 
-    for node in [swv, lp] {
-        let entries: Vec<serde_json::Value> = export(node, Default::default(), pb::ExportFormat::JsonLines)
-            .await
-            .lines()
-            .map(|l| serde_json::from_str(l).expect("an entry"))
-            .collect();
-        let records: Vec<serde_json::Value> = export(node, Default::default(), pb::ExportFormat::Ldv)
-            .await
-            .lines()
-            .map(|l| serde_json::from_str(l).expect("a record"))
-            .collect();
+    // (The FG of the shipped policy is leerplicht's.)
+    let node = lp;
+    {
+        let entries: Vec<serde_json::Value> =
+            export(node, Default::default(), pb::ExportFormat::JsonLines)
+                .await
+                .lines()
+                .map(|l| serde_json::from_str(l).expect("an entry"))
+                .collect();
+        let records: Vec<serde_json::Value> =
+            export(node, Default::default(), pb::ExportFormat::Ldv)
+                .await
+                .lines()
+                .map(|l| serde_json::from_str(l).expect("a record"))
+                .collect();
         for r in &records {
             let problems = ldv_problems(r, &definition);
             assert!(problems.is_empty(), "{}: {problems:?} in {r}", node.party);
@@ -1454,7 +1465,10 @@ async fn the_ldv_export_meets_the_ldv_record_definition_field_by_field() {
             assert!(own["attributes"].get("dpl.core.data_subject_id").is_none());
             assert_eq!(own["attributes"]["dpl.pactgate.leaf_index"], e["seq"]);
             assert_eq!(own["attributes"]["dpl.pactgate.purpose"], e["purpose"]);
-            assert_eq!(own["attributes"]["dpl.pactgate.legal_basis"], e["legal_basis"]);
+            assert_eq!(
+                own["attributes"]["dpl.pactgate.legal_basis"],
+                e["legal_basis"]
+            );
             assert_eq!(own["attributes"]["dpl.pactgate.decision"], e["decision"]);
             if let Some(parent) = e.get("parent_span_id") {
                 assert_eq!(&own["parent_span_id"], parent);
@@ -1465,29 +1479,41 @@ async fn the_ldv_export_meets_the_ldv_record_definition_field_by_field() {
                 assert_eq!(child["parent_span_id"], e["span_id"]);
                 assert_eq!(child["trace_id"], e["trace_id"]);
                 assert_eq!(&child["attributes"]["dpl.core.data_subject_id"], pupil);
-                assert_eq!(child["attributes"]["dpl.core.data_subject_id_type"], "pseudonym");
+                assert_eq!(
+                    child["attributes"]["dpl.core.data_subject_id_type"],
+                    "pseudonym"
+                );
                 assert!(spans.insert(child["span_id"].as_str().unwrap().to_owned()));
             }
             rest = tail;
         }
     }
-    // The disclosure of 30 pupils: its record and 30 children.
-    let records: Vec<serde_json::Value> = export(swv, Default::default(), pb::ExportFormat::Ldv)
+    // The receipt of 30 pupils' signals: its record and 30 children.
+    let records: Vec<serde_json::Value> = export(lp, Default::default(), pb::ExportFormat::Ldv)
         .await
         .lines()
         .map(|l| serde_json::from_str(l).expect("a record"))
         .collect();
-    let disclosure = records
+    let receipt = records
         .iter()
-        .find(|r| r["trace_id"] == trace.as_str() && r.get("parent_span_id").is_some() && r["attributes"]["dpl.pactgate.action"] == "disclose")
-        .expect("the disclosure's record");
+        .find(|r| {
+            r["trace_id"] == trace.as_str() && r["attributes"]["dpl.pactgate.action"] == "receive"
+        })
+        .expect("the receipt's record");
+    assert_eq!(receipt["parent_span_id"], "00f067aa0ba902b7");
+    assert_eq!(receipt["attributes"]["dpl.pactgate.data_subjects"], 30);
     let children = records
         .iter()
-        .filter(|r| r["parent_span_id"] == disclosure["span_id"])
+        .filter(|r| r["parent_span_id"] == receipt["span_id"])
         .count();
     assert_eq!(children, 30);
+    // Another organisation acting (the FG reading the log) is named as the foreign processor.
+    let access = records
+        .iter()
+        .find(|r| r["attributes"]["dpl.pactgate.action"] == "audit_access")
+        .expect("an FG access record");
     assert_eq!(
-        disclosure["attributes"]["dpl.core.foreign_operation.processor"],
-        format!("urn:oin:{}", oin("leerplicht"))
+        access["attributes"]["dpl.core.foreign_operation.processor"],
+        format!("urn:oin:{}", oin("fg"))
     );
 }

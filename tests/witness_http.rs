@@ -47,7 +47,7 @@ fn random_seed() -> [u8; 32] {
 
 /// `name+<hex key id>+<base64(alg || public key)>`, key id per c2sp.org/signed-note.
 fn verifier_key(name: &str, alg: u8, public: &[u8]) -> String {
-    let encoded = [&[alg], public].concat();
+    let encoded = [&[alg][..], public].concat();
     format!(
         "{name}+{:08x}+{}",
         signed_note::key_id(name, &encoded),
@@ -63,10 +63,10 @@ impl SpecLog {
             .public_key()
             .as_ref()
             .to_vec();
-        let id = signed_note::key_id(origin, &[&[1u8], public.as_slice()].concat());
+        let id = signed_note::key_id(origin, &[&[1u8][..], public.as_slice()].concat());
         let skey = format!(
             "PRIVATE+KEY+{origin}+{id:08x}+{}",
-            B64.encode([&[1u8], seed.as_slice()].concat())
+            B64.encode([&[1u8][..], seed.as_slice()].concat())
         );
         SpecLog {
             origin: origin.to_owned(),
@@ -186,7 +186,9 @@ fn cosigned(note: &str, cosignatures: &str, witness_vkey: &str) -> bool {
     let Ok(parsed) = Note::from_bytes(all.as_bytes()) else {
         return false;
     };
-    let known = VerifierList::new(vec![Box::new(CosignatureV1::parse(witness_vkey))]);
+    let known = VerifierList::new(vec![
+        Box::new(CosignatureV1::parse(witness_vkey)) as Box<dyn signed_note::Verifier>
+    ]);
     parsed.verify(&known).is_ok()
 }
 
@@ -234,8 +236,14 @@ async fn a_pactgate_witness_answers_every_case_as_the_spec_says() {
     let (status, content_type, answer) = post(body(0, &[], &five)).await;
     assert_eq!(status, 200, "{answer}");
     assert!(content_type.starts_with("text/plain"), "{content_type}");
-    assert!(answer.starts_with("\u{2014} ") && answer.ends_with('\n'), "{answer:?}");
-    assert!(cosigned(&five, &answer, &witness_vkey), "over the whole note");
+    assert!(
+        answer.starts_with("\u{2014} ") && answer.ends_with('\n'),
+        "{answer:?}"
+    );
+    assert!(
+        cosigned(&five, &answer, &witness_vkey),
+        "over the whole note"
+    );
     let first_three = sign(&log.text(5, log.root(5), ""), &log.signer);
     assert!(
         !cosigned(&first_three, &answer, &witness_vkey),
@@ -251,7 +259,11 @@ async fn a_pactgate_witness_answers_every_case_as_the_spec_says() {
         (409, "text/x.tlog.size", "5\n")
     );
     let (status, _, answer) = post(body(0, &[], &eight)).await;
-    assert_eq!((status, answer.as_str()), (409, "5\n"), "old 0 once a size is held");
+    assert_eq!(
+        (status, answer.as_str()),
+        (409, "5\n"),
+        "old 0 once a size is held"
+    );
     // A proof that does not verify: 422.
     let mut bad = log.proof(5, 8);
     bad[0].0[0] ^= 1;
@@ -267,7 +279,9 @@ async fn a_pactgate_witness_answers_every_case_as_the_spec_says() {
         format!("old 5\n\n{}", eight.replacen("\n8\n", "\neight\n", 1)),
         format!(
             "old 5\n{}\n{eight}",
-            (0..64).map(|_| format!("{}\n", B64.encode([0u8; 32]))).collect::<String>()
+            (0..64)
+                .map(|_| format!("{}\n", B64.encode([0u8; 32])))
+                .collect::<String>()
         ),
     ] {
         let (status, _, _) = post(malformed.clone()).await;
@@ -369,9 +383,11 @@ impl SpecWitness {
         let Ok(parsed) = Note::from_bytes(note.as_bytes()) else {
             return reply(400, plain, "bad note\n".into());
         };
-        let known = VerifierList::new(vec![Box::new(
-            StandardVerifier::new(&log_vkey).expect("the log key"),
-        )]);
+        let known =
+            VerifierList::new(vec![
+                Box::new(StandardVerifier::new(&log_vkey).expect("the log key"))
+                    as Box<dyn signed_note::Verifier>,
+            ]);
         if parsed.verify(&known).is_err() {
             return reply(403, plain, "no trusted signature\n".into());
         }
@@ -412,7 +428,7 @@ impl SpecWitness {
         signed.extend_from_slice(text);
         let pair = Ed25519KeyPair::from_seed_unchecked(&self.signer_seed).expect("a key");
         let public = pair.public_key().as_ref().to_vec();
-        let id = signed_note::key_id(&self.name, &[&[0x04u8], public.as_slice()].concat());
+        let id = signed_note::key_id(&self.name, &[&[0x04u8][..], public.as_slice()].concat());
         let mut sig = id.to_be_bytes().to_vec();
         sig.extend_from_slice(&time.to_be_bytes());
         sig.extend_from_slice(pair.sign(&signed).as_ref());
@@ -490,10 +506,13 @@ async fn a_witness_written_from_the_spec_cosigns_a_pactgate_log() {
         .collect();
     assert!(cosigned(&cosigned_cp.note, &lines, &witness.vkey));
     let note = Note::from_bytes(cosigned_cp.note.as_bytes()).expect("a note");
-    let log_key = VerifierList::new(vec![Box::new(
-        StandardVerifier::new(&log_vkey).expect("the log key"),
-    )]);
-    note.verify(&log_key).expect("signed by the published log key");
+    let log_key =
+        VerifierList::new(vec![
+            Box::new(StandardVerifier::new(&log_vkey).expect("the log key"))
+                as Box<dyn signed_note::Verifier>,
+        ]);
+    note.verify(&log_key)
+        .expect("signed by the published log key");
     let checkpoint = tlog_tiles::Checkpoint::from_bytes(note.text()).expect("a checkpoint");
     assert_eq!(checkpoint.origin(), origin_of("leerplicht"));
     assert_eq!(checkpoint.size(), cosigned_cp.size);
@@ -521,15 +540,16 @@ async fn a_third_party_checks_a_checkpoint_an_inclusion_and_a_consistency_proof(
         }
     };
     let old = latest(2).await;
-    let new = latest(old.size + 3).await;
-    let verify_note = |note: &str| {
-        let parsed = Note::from_bytes(note.as_bytes()).expect("a note");
-        let known = VerifierList::new(vec![Box::new(
-            StandardVerifier::new(&log_vkey).expect("the log key"),
-        )]);
-        parsed.verify(&known).expect("signed by the published key");
-        tlog_tiles::Checkpoint::from_bytes(parsed.text()).expect("a checkpoint")
-    };
+    latest(old.size + 3).await;
+    let verify_note =
+        |note: &str| {
+            let parsed = Note::from_bytes(note.as_bytes()).expect("a note");
+            let known = VerifierList::new(vec![Box::new(
+                StandardVerifier::new(&log_vkey).expect("the log key"),
+            ) as Box<dyn signed_note::Verifier>]);
+            parsed.verify(&known).expect("signed by the published key");
+            tlog_tiles::Checkpoint::from_bytes(parsed.text()).expect("a checkpoint")
+        };
     let old_cp = verify_note(&old.note);
 
     // Inclusion: hash the entry's bytes ourselves, check the path against the signed root.

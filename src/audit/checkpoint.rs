@@ -364,7 +364,7 @@ pub fn open_with(note: &str, keys: &[VerifierKey]) -> Result<SignedCheckpoint, N
         .filter(|k| k.alg == ALG_ED25519 && k.name == checkpoint.origin)
         .peekable();
     if known.peek().is_none() {
-        return Err(NoteError::UnknownOrigin(checkpoint.origin));
+        return Err(NoteError::UnknownOrigin(checkpoint.origin.clone()));
     }
     let signed = known.any(|key| {
         parsed
@@ -372,7 +372,7 @@ pub fn open_with(note: &str, keys: &[VerifierKey]) -> Result<SignedCheckpoint, N
             .any(|sig| key.verify(parsed.text.as_bytes(), sig))
     });
     if !signed {
-        return Err(NoteError::Signature(checkpoint.origin));
+        return Err(NoteError::Signature(checkpoint.origin.clone()));
     }
     Ok(SignedCheckpoint {
         checkpoint,

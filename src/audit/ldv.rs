@@ -140,7 +140,10 @@ pub fn records(entry: &Entry, ctx: &LdvContext<'_>) -> Vec<Value> {
     for (i, pupil) in entry.pupils.iter().enumerate() {
         let mut attributes = core.clone();
         attributes.insert("dpl.core.data_subject_id".into(), json!(pupil));
-        attributes.insert("dpl.core.data_subject_id_type".into(), json!(SUBJECT_ID_TYPE));
+        attributes.insert(
+            "dpl.core.data_subject_id_type".into(),
+            json!(SUBJECT_ID_TYPE),
+        );
         attributes.insert(format!("{EXTENSION}.leaf_index"), json!(entry.seq));
         out.push(json!({
             "trace_id": entry.trace_id,
@@ -238,7 +241,10 @@ mod tests {
             "urn:pactgate:processing-activity:1:GRN-LP-001"
         );
         e.processing_activity = "https://register.example/va/7".into();
-        assert_eq!(processing_activity_uri(&e, "1"), "https://register.example/va/7");
+        assert_eq!(
+            processing_activity_uri(&e, "1"),
+            "https://register.example/va/7"
+        );
         e.processing_activity.clear();
         e.action = Action::AuditAccess;
         assert_eq!(

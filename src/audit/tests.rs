@@ -322,7 +322,12 @@ fn witness_for(node: &Node, name: &str) -> Witness {
 }
 
 /// An add-checkpoint request to `w`.
-fn offer(w: &Witness, note: &str, proof: &[Hash], old_size: u64) -> Result<Cosignature, WitnessError> {
+fn offer(
+    w: &Witness,
+    note: &str,
+    proof: &[Hash],
+    old_size: u64,
+) -> Result<Cosignature, WitnessError> {
     w.add_checkpoint(&AddCheckpoint {
         old_size,
         proof: proof.to_vec(),
@@ -504,7 +509,10 @@ fn witness_refuses_what_does_not_extend() {
     // A first submission must give old size 0 (409 with the held size 0), with an empty proof.
     assert!(matches!(
         offer(&w, &first.note, &[], 4),
-        Err(WitnessError::Conflict { held: 0, offered: 4 })
+        Err(WitnessError::Conflict {
+            held: 0,
+            offered: 4
+        })
     ));
     assert!(matches!(
         offer(&w, &first.note, &[[1; 32]], 0),
@@ -523,15 +531,24 @@ fn witness_refuses_what_does_not_extend() {
     ));
     assert!(matches!(
         offer(&w, &cp.note, &proof, 4),
-        Err(WitnessError::Conflict { held: 8, offered: 4 })
+        Err(WitnessError::Conflict {
+            held: 8,
+            offered: 4
+        })
     ));
     assert!(matches!(
         offer(&w, &cp.note, &[], 0),
-        Err(WitnessError::Conflict { held: 8, offered: 0 })
+        Err(WitnessError::Conflict {
+            held: 8,
+            offered: 0
+        })
     ));
     assert!(matches!(
         offer(&w, &cp.note, &proof, 13),
-        Err(WitnessError::OldSizeBeyond { old_size: 13, size: 12 })
+        Err(WitnessError::OldSizeBeyond {
+            old_size: 13,
+            size: 12
+        })
     ));
 
     let small = Checkpoint {
@@ -542,7 +559,10 @@ fn witness_refuses_what_does_not_extend() {
     .sign(&node.log.key, &node.log.origin);
     assert!(matches!(
         offer(&w, &small.note, &[], 8),
-        Err(WitnessError::OldSizeBeyond { old_size: 8, size: 5 })
+        Err(WitnessError::OldSizeBeyond {
+            old_size: 8,
+            size: 5
+        })
     ));
 
     let fork = Checkpoint {
@@ -608,7 +628,9 @@ fn cosignature_covers_extension_lines() {
     let resigned = node.log.key.sign_note(&text, &node.log.origin);
     let cosig = offer(&w, &resigned, &[], 0).expect("cosigned");
     let wkey = VerifierKey::parse(&w.verifier_key()).expect("wkey");
-    cosig.verify_text(&text, &wkey).expect("covers the whole text");
+    cosig
+        .verify_text(&text, &wkey)
+        .expect("covers the whole text");
     let plain = Checkpoint::parse_body(&text).expect("body");
     assert!(cosig.verify(&plain, &wkey).is_err());
 }

@@ -85,14 +85,17 @@ pub struct AddCheckpoint {
 impl AddCheckpoint {
     /// Parses a request body; anything off the grammar is [`WitnessError::Malformed`].
     pub fn parse(body: &str) -> Result<Self, WitnessError> {
-        let (head, note) = body
-            .split_once("\n\n")
-            .ok_or(WitnessError::Malformed("no empty line before the checkpoint"))?;
+        let (head, note) = body.split_once("\n\n").ok_or(WitnessError::Malformed(
+            "no empty line before the checkpoint",
+        ))?;
         let mut lines = head.split('\n');
-        let old = lines
-            .next()
-            .and_then(|l| l.strip_prefix("old "))
-            .ok_or(WitnessError::Malformed("the first line must be `old <size>`"))?;
+        let old =
+            lines
+                .next()
+                .and_then(|l| l.strip_prefix("old "))
+                .ok_or(WitnessError::Malformed(
+                    "the first line must be `old <size>`",
+                ))?;
         let canonical = !old.is_empty()
             && old.bytes().all(|b| b.is_ascii_digit())
             && (old == "0" || !old.starts_with('0'));
@@ -100,17 +103,23 @@ impl AddCheckpoint {
             .parse()
             .ok()
             .filter(|_| canonical)
-            .ok_or(WitnessError::Malformed("old size is not a decimal without leading zeroes"))?;
+            .ok_or(WitnessError::Malformed(
+                "old size is not a decimal without leading zeroes",
+            ))?;
         let proof = lines
             .map(|l| {
                 B64.decode(l)
                     .ok()
                     .and_then(|h| Hash::try_from(h.as_slice()).ok())
-                    .ok_or(WitnessError::Malformed("a proof line is not a base64 SHA-256 hash"))
+                    .ok_or(WitnessError::Malformed(
+                        "a proof line is not a base64 SHA-256 hash",
+                    ))
             })
             .collect::<Result<Vec<_>, _>>()?;
         if proof.len() > MAX_PROOF_LINES {
-            return Err(WitnessError::Malformed("more than 63 consistency proof lines"));
+            return Err(WitnessError::Malformed(
+                "more than 63 consistency proof lines",
+            ));
         }
         Ok(AddCheckpoint {
             old_size,

@@ -60,7 +60,11 @@ fn text(status: u16, content_type: &'static str, body: String) -> Response {
 fn refusal(e: &WitnessError) -> Response {
     match e {
         WitnessError::Conflict { held, .. } => text(409, TLOG_SIZE, format!("{held}\n")),
-        e => text(e.http_status(), "text/plain; charset=utf-8", format!("{e}\n")),
+        e => text(
+            e.http_status(),
+            "text/plain; charset=utf-8",
+            format!("{e}\n"),
+        ),
     }
 }
 
@@ -91,7 +95,11 @@ async fn add_checkpoint(State(node): State<Arc<NodeContext>>, body: Bytes) -> Re
         }
         Err(e) => {
             tracing::error!(error = %e, "witness task failed");
-            text(500, "text/plain; charset=utf-8", "the witness failed\n".into())
+            text(
+                500,
+                "text/plain; charset=utf-8",
+                "the witness failed\n".into(),
+            )
         }
     }
 }
@@ -146,7 +154,9 @@ fn target(
     };
     let key = VerifierKey::parse(&config.key).map_err(|e| fail(format!("key: {e}")))?;
     if !key.is_cosigner() {
-        return Err(fail("key: not a cosignature/v1 (type 0x04) witness key".into()));
+        return Err(fail(
+            "key: not a cosignature/v1 (type 0x04) witness key".into(),
+        ));
     }
     let (secure, rest) = match config.url.split_once("://") {
         Some(("https", rest)) => (true, rest),
@@ -239,13 +249,14 @@ pub async fn submit(
         match status {
             200 => return store_cosignature(node, target, checkpoint, &answer),
             409 if attempt == 0 && content_type.starts_with(TLOG_SIZE) => {
-                let held = answer
-                    .trim_end_matches('\n')
-                    .parse()
-                    .map_err(|_| SubmitError::Refused {
-                        status,
-                        body: answer.clone(),
-                    })?;
+                let held =
+                    answer
+                        .trim_end_matches('\n')
+                        .parse()
+                        .map_err(|_| SubmitError::Refused {
+                            status,
+                            body: answer.clone(),
+                        })?;
                 if held > size {
                     return Err(SubmitError::AheadOfLog { held, size });
                 }

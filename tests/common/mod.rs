@@ -20,12 +20,12 @@ use pactgate::pseudonym::{PseudonymKey, PupilId, KEY_LEN};
 use pactgate::tls::TlsMaterial;
 use rand::rngs::StdRng;
 use rand::{Rng as _, SeedableRng as _};
+use std::collections::HashMap;
 use std::collections::HashSet;
 use std::io::{BufRead as _, BufReader, Write as _};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::collections::HashMap;
 use std::sync::{mpsc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 use tempfile::TempDir;
@@ -358,8 +358,7 @@ fn spawn_node(
                     .iter()
                     .map(|p| (p.clone(), audit_keys_of(&p.name, &p.oin)))
                     .collect();
-                let (mut witnesses, mut witnessed_logs) =
-                    pactgate::node::mutual_witnessing(&keyed);
+                let (mut witnesses, mut witnessed_logs) = pactgate::node::mutual_witnessing(&keyed);
                 witnesses.extend(extras.witnesses);
                 witnessed_logs.extend(extras.logs);
                 let mut setup = pactgate::node::NodeSetup::new(tls, test_key(), data_dir);
