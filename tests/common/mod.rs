@@ -1409,10 +1409,13 @@ pub fn traced<T>(message: T, trace_id: &str) -> tonic::Request<T> {
     request
 }
 
+/// A node's two audit keys (log, witness) as PKCS#8.
+type KeyPair = (Vec<u8>, Vec<u8>);
+
 /// Per party name, its nodes' audit keys (log, witness) as PKCS#8, made once per test binary: every
 /// node of a party gets the same keys, so its peers can pin them before it starts.
-fn party_audit_keys(party: &str) -> (Vec<u8>, Vec<u8>) {
-    static KEYS: OnceLock<Mutex<HashMap<String, (Vec<u8>, Vec<u8>)>>> = OnceLock::new();
+fn party_audit_keys(party: &str) -> KeyPair {
+    static KEYS: OnceLock<Mutex<HashMap<String, KeyPair>>> = OnceLock::new();
     let mut keys = KEYS
         .get_or_init(Default::default)
         .lock()
