@@ -501,24 +501,7 @@ fn sign_figures(l: &Log, dir: &Path) -> anyhow::Result<SignFigures> {
 
     // (3b) Witness::cosign of a growing log, each with the consistency proof from the last size
     // it cosigned, vs bare Ed25519 verify (of the note) + sign (of the cosigned message).
-    let calls = SIGN_CALLS + 20;
-    let first = n - calls as u64 - 1;
-    let mut notes = Vec::with_capacity(calls + 1);
-    let mut proofs = Vec::with_capacity(calls + 1);
-    for k in 0..=calls as u64 {
-        let size = first + k;
-        let cp = Checkpoint {
-            origin: origin.clone(),
-            size,
-            root: l.log.root(size)?,
-        };
-        proofs.push(if k == 0 {
-            Vec::new()
-        } else {
-            l.log.consistency_proof(size - 1, size)?
-        });
-        notes.push((cp.clone(), cp.sign(&signer, &origin)));
-    }
+    let (notes, proofs) = growing_checkpoints(l, &signer)?;
     let proof_hashes = proofs.last().map_or(0, Vec::len);
     let wdb = sled::Config::new().path(dir.join("witness-db")).open()?;
     let wpkcs8 = SigningKey::generate_pkcs8()?;
@@ -561,6 +544,36 @@ fn sign_figures(l: &Log, dir: &Path) -> anyhow::Result<SignFigures> {
     })
 }
 
+/// Signed checkpoints of the last `SIGN_CALLS + 21` sizes of the log, one entry apart, each with
+/// the consistency proof from the size before it (none for the first).
+fn growing_checkpoints(
+    l: &Log,
+    signer: &SigningKey,
+) -> anyhow::Result<(Notes, Vec<Vec<audit::Hash>>)> {
+    let origin = l.log.origin().to_owned();
+    let calls = SIGN_CALLS + 20;
+    let first = l.log.len() - calls as u64 - 1;
+    let mut notes = Vec::with_capacity(calls + 1);
+    let mut proofs = Vec::with_capacity(calls + 1);
+    for k in 0..=calls as u64 {
+        let size = first + k;
+        let cp = Checkpoint {
+            origin: origin.clone(),
+            size,
+            root: l.log.root(size)?,
+        };
+        proofs.push(if k == 0 {
+            Vec::new()
+        } else {
+            l.log.consistency_proof(size - 1, size)?
+        });
+        notes.push((cp.clone(), cp.sign(signer, &origin)));
+    }
+    Ok((notes, proofs))
+}
+
+type Notes = Vec<(Checkpoint, audit::SignedCheckpoint)>;
+
 /// The add-checkpoint request for `notes[k]`, from the size before it.
 fn request(
     notes: &[(Checkpoint, audit::SignedCheckpoint)],
@@ -601,27 +614,9 @@ fn bare_verify_sign(
 /// (3c) `POST /add-checkpoint` over HTTPS (HTTP/2, mTLS, one connection, one request at a time) to
 /// a real node configured to witness the bench log, alternating with the bare verify + sign.
 async fn http_witness_figures(l: &Log, dir: &Path) -> anyhow::Result<(Summary, Summary)> {
-    let origin = l.log.origin().to_owned();
-    let n = l.log.len();
     let signer = SigningKey::from_pkcs8(&l.pkcs8)?;
-    let calls = SIGN_CALLS + 20;
-    let first = n - calls as u64 - 1;
-    let mut notes = Vec::with_capacity(calls + 1);
-    let mut proofs = Vec::with_capacity(calls + 1);
-    for k in 0..=calls as u64 {
-        let size = first + k;
-        let cp = Checkpoint {
-            origin: origin.clone(),
-            size,
-            root: l.log.root(size)?,
-        };
-        proofs.push(if k == 0 {
-            Vec::new()
-        } else {
-            l.log.consistency_proof(size - 1, size)?
-        });
-        notes.push((cp.clone(), cp.sign(&signer, &origin)));
-    }
+    let (notes, proofs) = growing_checkpoints(l, &signer)?;
+    let calls = notes.len() - 1;
     let tls = pactgate::demo::dev_certs::material(PARTY).context("no dev certificate")?;
     let mut setup = pactgate::node::NodeSetup::new(
         tls,

@@ -1230,6 +1230,23 @@ async fn the_fg_filters_exports_reports_and_proves() {
     assert_eq!(beyond.code(), tonic::Code::OutOfRange);
 }
 
+/// Leerplicht's system asks every peer under the verzuimmelding flow, in the trace `trace`.
+async fn verzuimmelding_traced(lp: &TestNode, trace: &str) -> pb::FederationQueryResponse {
+    lp.federation_as("leerplicht")
+        .await
+        .query(traced(
+            pb::FederationQueryRequest {
+                claim: Some(verzuimmelding_claim()),
+                filter: None,
+                timeout_ms: 5000,
+            },
+            trace,
+        ))
+        .await
+        .expect("Federation/Query")
+        .into_inner()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_federated_querys_trace_id_is_in_both_nodes_logs() {
     let mut fed = Federation::start_tuned(&PARTIES, Some(policy_path()), Vec::new(), fast()).await;
@@ -1240,18 +1257,7 @@ async fn a_federated_querys_trace_id_is_in_both_nodes_logs() {
     .await;
     let trace = trace_id(0x7ace, 1);
     let lp = fed.node("leerplicht");
-    lp.federation_as("leerplicht")
-        .await
-        .query(traced(
-            pb::FederationQueryRequest {
-                claim: Some(verzuimmelding_claim()),
-                filter: None,
-                timeout_ms: 5000,
-            },
-            &trace,
-        ))
-        .await
-        .expect("Federation/Query");
+    verzuimmelding_traced(lp, &trace).await;
     let asking: Vec<pb::AuditEntry> = fg_entries(lp, Default::default())
         .await
         .into_iter()
@@ -1422,18 +1428,7 @@ async fn the_ldv_export_meets_the_ldv_record_definition_field_by_field() {
     let (lp, swv) = (fed.node("leerplicht"), fed.node("swv-vo"));
     push_all(swv, resident_records("swv", &mut Bsns::new(0x1d5), 30)).await;
     let trace = trace_id(0x1d5, 1);
-    lp.federation_as("leerplicht")
-        .await
-        .query(traced(
-            pb::FederationQueryRequest {
-                claim: Some(verzuimmelding_claim()),
-                filter: None,
-                timeout_ms: 5000,
-            },
-            &trace,
-        ))
-        .await
-        .expect("Federation/Query");
+    verzuimmelding_traced(lp, &trace).await;
     wait_cosigned(lp, "swv-vo", 3).await;
 
     // (The FG of the shipped policy is leerplicht's.)

@@ -39,10 +39,16 @@ impl HashReader for Stored<'_> {
     }
 }
 
-fn random_seed() -> [u8; 32] {
+/// A fresh Ed25519 seed and its public key.
+fn new_key() -> ([u8; 32], Vec<u8>) {
     let mut seed = [0u8; 32];
     rand::Rng::fill(&mut rand::rng(), &mut seed);
-    seed
+    let public = Ed25519KeyPair::from_seed_unchecked(&seed)
+        .expect("a key")
+        .public_key()
+        .as_ref()
+        .to_vec();
+    (seed, public)
 }
 
 /// `name+<hex key id>+<base64(alg || public key)>`, key id per c2sp.org/signed-note.
@@ -57,12 +63,7 @@ fn verifier_key(name: &str, alg: u8, public: &[u8]) -> String {
 
 impl SpecLog {
     fn new(origin: &str) -> SpecLog {
-        let seed = random_seed();
-        let public = Ed25519KeyPair::from_seed_unchecked(&seed)
-            .expect("a key")
-            .public_key()
-            .as_ref()
-            .to_vec();
+        let (seed, public) = new_key();
         let id = signed_note::key_id(origin, &[&[1u8][..], public.as_slice()].concat());
         let skey = format!(
             "PRIVATE+KEY+{origin}+{id:08x}+{}",
@@ -340,12 +341,7 @@ fn reply(status: u16, content_type: &str, body: String) -> axum::response::Respo
 
 impl SpecWitness {
     fn new(name: &str) -> SpecWitness {
-        let seed = random_seed();
-        let public = Ed25519KeyPair::from_seed_unchecked(&seed)
-            .expect("a key")
-            .public_key()
-            .as_ref()
-            .to_vec();
+        let (seed, public) = new_key();
         SpecWitness {
             name: name.to_owned(),
             signer_seed: seed,

@@ -500,40 +500,36 @@ impl TestNode {
         tuning: NodeTuning,
         listener: std::net::TcpListener,
     ) -> TestNode {
+        let mut node = Self::unstarted(party, options, tuning);
+        node.launch_on(listener).await;
+        node
+    }
+
+    /// A node not started yet, with a fresh temporary data dir.
+    fn unstarted(party: &str, options: NodeOptions, tuning: NodeTuning) -> TestNode {
         let dir = tempfile::Builder::new()
             .prefix(&format!("pactgate-{party}-"))
             .tempdir()
             .expect("temp dir");
-        let mut node = TestNode {
+        TestNode {
             party: party.to_owned(),
             running: None,
             options,
             tuning,
             extras: WitnessExtras::default(),
             dir,
-        };
-        node.launch_on(listener).await;
-        node
+        }
     }
 
     /// Starts a node with the shipped policy, no peers, a checkpoint every 200 ms, and these
     /// witness settings.
     pub async fn start_witnessing(party: &str, extras: WitnessExtras) -> TestNode {
-        let dir = tempfile::Builder::new()
-            .prefix(&format!("pactgate-{party}-"))
-            .tempdir()
-            .expect("temp dir");
-        let mut node = TestNode {
-            party: party.to_owned(),
-            running: None,
-            options: NodeOptions::default(),
-            tuning: NodeTuning {
-                counting: None,
-                checkpoint_interval: Duration::from_millis(200),
-            },
-            extras,
-            dir,
+        let tuning = NodeTuning {
+            counting: None,
+            checkpoint_interval: Duration::from_millis(200),
         };
+        let mut node = Self::unstarted(party, NodeOptions::default(), tuning);
+        node.extras = extras;
         node.launch().await;
         node
     }
