@@ -1,5 +1,6 @@
 //! The audit log: an append-only RFC 9162 Merkle log of every decision, in sled, with signed
-//! C2SP checkpoints, peer witnesses and an offline verifier. Records pseudonyms, never a raw id.
+//! C2SP checkpoints, a c2sp.org/tlog-witness witness, an offline verifier and the Logboek
+//! Dataverwerkingen view ([`ldv`]). Records pseudonyms, never a raw id.
 //! Invariant: entry `seq` is leaf `seq`; an entry and the tree nodes it completes land in one batch.
 //!
 //! # Storage
@@ -9,7 +10,9 @@
 //! O(log n); [`verify`] never trusts them, it recomputes every leaf. Tree `audit.checkpoints`:
 //! size (u64 BE) -> signed checkpoint note. Tree `audit.cosignatures`: witness name ++ 0 ++ size
 //! -> the witness key, the checkpoint note and the cosignature line. A [`Witness`] keeps its own
-//! trees `witness` and `witness.history`.
+//! trees `witness` (origin -> size ++ root ++ note of the latest cosigned) and `witness.history`;
+//! it cosigns only logs whose keys it was given ([`Witness::trusting`]). The log's key and the
+//! witness's key are separate files in the node's data dir.
 //!
 //! # Crates
 //! Tree math and proof checking: `ct-merkle` (RFC 6962/9162 proof indices and verification),
