@@ -1513,3 +1513,64 @@ async fn the_ldv_export_meets_the_ldv_record_definition_field_by_field() {
         format!("urn:oin:{}", oin("fg"))
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Keys a third party can pin
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_vkey_prints_the_separate_keys_describe_node_publishes() {
+    let node = TestNode::start("leerplicht").await;
+    let described = node
+        .exchange_as("swv-vo")
+        .await
+        .describe_node(pb::DescribeNodeRequest {})
+        .await
+        .expect("DescribeNode")
+        .into_inner();
+    let dir = node.stop().await;
+    let data = dir.path().join("data");
+    let (cert, _, _) = cert_paths("leerplicht");
+    let published = [
+        (None, &described.audit_log_verifier_key, 0x01),
+        (Some("--witness"), &described.witness_verifier_key, 0x04),
+    ];
+    let mut public_keys = BTreeSet::new();
+    for (flag, expected, key_type) in published {
+        let mut cmd = pactgate_bin();
+        cmd.args(["audit", "vkey", "--data-dir"])
+            .arg(&data)
+            .arg("--cert")
+            .arg(&cert)
+            .args(flag);
+        let out = run_within(&mut cmd, Duration::from_secs(30));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            expected.as_str()
+        );
+        // name+keyhash+base64(type || Ed25519 public key)
+        let parts: Vec<&str> = expected.splitn(3, '+').collect();
+        use base64::Engine as _;
+        let raw = base64::engine::general_purpose::STANDARD
+            .decode(parts[2])
+            .expect("base64");
+        assert_eq!((parts[1].len(), raw.len(), raw[0]), (8, 33, key_type));
+        public_keys.insert(raw[1..].to_vec());
+    }
+    assert_eq!(
+        public_keys.len(),
+        2,
+        "the log and the witness sign with separate keys"
+    );
+    assert!(described
+        .audit_log_verifier_key
+        .starts_with(&format!("{}+", origin_of("leerplicht"))));
+    assert!(described
+        .witness_verifier_key
+        .starts_with(&format!("{}+", witness_of("leerplicht"))));
+}
