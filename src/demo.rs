@@ -111,7 +111,9 @@ impl DemoNode {
             dev_certs::material(file).with_context(|| format!("no certificate for {file}"))?;
         let addr = listener.local_addr()?;
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        // The demo's nodes witness each other, each peer's keys pinned from its data dir.
+        // The demo's nodes witness each other, each peer's keys pinned from its data dir (its own
+        // keys made first, before its peers read them).
+        crate::node::audit_verifier_keys(&data_dir.join(file), party.oin)?;
         let keyed = peers
             .iter()
             .map(|p| {

@@ -68,16 +68,28 @@ impl SigningKey {
         }
     }
 
+    /// Writes a fresh key to a temporary file (mode 0600) beside `path` and links it into place
+    /// only if `path` is still absent, so a concurrent reader never sees half a key; if another
+    /// process made the key first, that key is loaded instead.
     fn create(path: &Path) -> Result<Self, NoteError> {
         let pkcs8 = Self::generate_pkcs8()?;
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create_new(true);
+        let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
+        let mut file = tempfile::NamedTempFile::new_in(dir.unwrap_or(Path::new(".")))?;
         #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let mut file = options.open(path)?;
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            file.as_file()
+                .set_permissions(std::fs::Permissions::from_mode(0o600))?;
+        }
         file.write_all(&pkcs8)?;
-        file.sync_all()?;
-        Self::from_pkcs8(&pkcs8)
+        file.as_file().sync_all()?;
+        match file.persist_noclobber(path) {
+            Ok(_) => Self::from_pkcs8(&pkcs8),
+            Err(e) if e.error.kind() == std::io::ErrorKind::AlreadyExists => {
+                Self::from_pkcs8(&std::fs::read(path)?)
+            }
+            Err(e) => Err(e.error.into()),
+        }
     }
 
     /// A fresh PKCS#8 document, for callers that keep keys elsewhere (and tests).
@@ -531,6 +543,27 @@ mod tests {
         ] {
             assert!(Checkpoint::open(bad, &vkey).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn concurrent_first_loads_agree_on_one_key() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("witness.key");
+        let keys: Vec<[u8; 32]> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..8)
+                .map(|_| s.spawn(|| SigningKey::load_or_create(&path).expect("key").public_key()))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("thread"))
+                .collect()
+        });
+        assert!(keys.windows(2).all(|w| w[0] == w[1]), "one key for all");
+        assert_eq!(
+            std::fs::read_dir(dir.path()).expect("dir").count(),
+            1,
+            "no temp files left"
+        );
     }
 
     #[test]
