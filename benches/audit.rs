@@ -1,7 +1,8 @@
 //! The audit log's costs beside their bare limits, all from one run, with the ratios: Push with
 //! the audit on (the real node) vs off (the same handler minus the audit entry); `audit::verify`
-//! beside bare SHA-256 over the same entry bytes; checkpoint signing and witness cosigning beside
-//! bare Ed25519; inclusion proofs beside bare SHA-256 of their pairs. Measures only.
+//! beside bare SHA-256 over the same entry bytes; checkpoint signing and witness cosigning (in
+//! process, and as `POST /add-checkpoint` over HTTPS to a real node) beside bare Ed25519;
+//! inclusion proofs beside bare SHA-256 of their pairs. Measures only.
 //!
 //! Run with `cargo bench --bench audit`. `AUDIT_BENCH_STREAMS` / `AUDIT_BENCH_BATCH` change the
 //! Push workload (default 100 streams of 1,000 records), `AUDIT_BENCH_ENTRIES` the log size
@@ -14,7 +15,7 @@ use common::{
     bench_key, env_count, intake_client, loadavg, per_sec, target, us, Summary, ViewStream,
 };
 use pactgate::audit::{
-    self, Action, AuditLog, Checkpoint, Decision, NewEntry, SigningKey, Witness,
+    self, Action, AddCheckpoint, AuditLog, Checkpoint, Decision, NewEntry, SigningKey, Witness,
 };
 use pactgate::pb;
 use pactgate::pb::signal_intake_client::SignalIntakeClient;
@@ -321,6 +322,7 @@ fn realistic_entry(rng: &mut StdRng, pupils: &[String], i: u64, max_pupils: usiz
         decision,
         reason: reason.into(),
         policy_version: "groningen-2026.3".into(),
+        parent_span_id: String::new(),
     }
 }
 
@@ -500,60 +502,26 @@ fn sign_figures(l: &Log, dir: &Path) -> anyhow::Result<SignFigures> {
 
     // (3b) Witness::cosign of a growing log, each with the consistency proof from the last size
     // it cosigned, vs bare Ed25519 verify (of the note) + sign (of the cosigned message).
-    let calls = SIGN_CALLS + 20;
-    let first = n - calls as u64 - 1;
-    let mut notes = Vec::with_capacity(calls + 1);
-    let mut proofs = Vec::with_capacity(calls + 1);
-    for k in 0..=calls as u64 {
-        let size = first + k;
-        let cp = Checkpoint {
-            origin: origin.clone(),
-            size,
-            root: l.log.root(size)?,
-        };
-        proofs.push(if k == 0 {
-            Vec::new()
-        } else {
-            l.log.consistency_proof(size - 1, size)?
-        });
-        notes.push((cp.clone(), cp.sign(&signer, &origin)));
-    }
+    let (notes, proofs) = growing_checkpoints(l, &signer)?;
     let proof_hashes = proofs.last().map_or(0, Vec::len);
     let wdb = sled::Config::new().path(dir.join("witness-db")).open()?;
     let wpkcs8 = SigningKey::generate_pkcs8()?;
+    let vkey = l.log.verifier_key();
     let witness = Witness::open(
         &wdb,
         "pactgate-witness/bench",
         SigningKey::from_pkcs8(&wpkcs8)?,
-    )?;
+    )?
+    .trusting(vec![audit::VerifierKey::parse(&vkey)?]);
     let wpair = Ed25519KeyPair::from_pkcs8(&wpkcs8).map_err(|_| anyhow::anyhow!("key"))?;
-    let vkey = l.log.verifier_key();
-    witness.cosign(&vkey, &notes[0].1.note, &[], 0)?;
+    witness.add_checkpoint(&request(&notes, &proofs, 0))?;
     let public = pair.public_key().as_ref().to_vec();
     let (cosign, bare_verify_sign) = paired(
         |i| {
-            let k = i + 1;
-            black_box(witness.cosign(&vkey, &notes[k].1.note, &proofs[k], notes[k - 1].0.size)?);
+            black_box(witness.add_checkpoint(&request(&notes, &proofs, i + 1))?);
             Ok(())
         },
-        |i| {
-            let (cp, signed) = &notes[i + 1];
-            let body = cp.body();
-            let sig_b64 = signed
-                .note
-                .rsplit(' ')
-                .next()
-                .unwrap_or_default()
-                .trim_end();
-            use base64::Engine as _;
-            let raw = base64::engine::general_purpose::STANDARD.decode(sig_b64)?;
-            UnparsedPublicKey::new(&ED25519, &public)
-                .verify(body.as_bytes(), &raw[4..])
-                .map_err(|_| anyhow::anyhow!("bare verify failed"))?;
-            let msg = format!("cosignature/v1\ntime {}\n{body}", 1_795_000_000u64);
-            black_box(wpair.sign(msg.as_bytes()));
-            Ok(())
-        },
+        |i| bare_verify_sign(&notes[i + 1], &public, &wpair),
     )?;
     // Diagnostic: the consistency check alone.
     let (consistency_check, _) = paired(
@@ -575,6 +543,135 @@ fn sign_figures(l: &Log, dir: &Path) -> anyhow::Result<SignFigures> {
         body_bytes: body.len(),
         proof_hashes,
     })
+}
+
+/// Signed checkpoints of the last `SIGN_CALLS + 21` sizes of the log, one entry apart, each with
+/// the consistency proof from the size before it (none for the first).
+fn growing_checkpoints(
+    l: &Log,
+    signer: &SigningKey,
+) -> anyhow::Result<(Notes, Vec<Vec<audit::Hash>>)> {
+    let origin = l.log.origin().to_owned();
+    let calls = SIGN_CALLS + 20;
+    let first = l.log.len() - calls as u64 - 1;
+    let mut notes = Vec::with_capacity(calls + 1);
+    let mut proofs = Vec::with_capacity(calls + 1);
+    for k in 0..=calls as u64 {
+        let size = first + k;
+        let cp = Checkpoint {
+            origin: origin.clone(),
+            size,
+            root: l.log.root(size)?,
+        };
+        proofs.push(if k == 0 {
+            Vec::new()
+        } else {
+            l.log.consistency_proof(size - 1, size)?
+        });
+        notes.push((cp.clone(), cp.sign(signer, &origin)));
+    }
+    Ok((notes, proofs))
+}
+
+type Notes = Vec<(Checkpoint, audit::SignedCheckpoint)>;
+
+/// The add-checkpoint request for `notes[k]`, from the size before it.
+fn request(
+    notes: &[(Checkpoint, audit::SignedCheckpoint)],
+    proofs: &[Vec<audit::Hash>],
+    k: usize,
+) -> AddCheckpoint {
+    AddCheckpoint {
+        old_size: if k == 0 { 0 } else { notes[k - 1].0.size },
+        proof: proofs[k].clone(),
+        note: notes[k].1.note.clone(),
+    }
+}
+
+/// The bare limit of a witness: Ed25519 verify of the note's signature and sign of the
+/// cosignature/v1 message (ring).
+fn bare_verify_sign(
+    (cp, signed): &(Checkpoint, audit::SignedCheckpoint),
+    public: &[u8],
+    witness: &Ed25519KeyPair,
+) -> anyhow::Result<()> {
+    use base64::Engine as _;
+    let body = cp.body();
+    let sig_b64 = signed
+        .note
+        .rsplit(' ')
+        .next()
+        .unwrap_or_default()
+        .trim_end();
+    let raw = base64::engine::general_purpose::STANDARD.decode(sig_b64)?;
+    UnparsedPublicKey::new(&ED25519, public)
+        .verify(body.as_bytes(), &raw[4..])
+        .map_err(|_| anyhow::anyhow!("bare verify failed"))?;
+    let msg = format!("cosignature/v1\ntime {}\n{body}", 1_795_000_000u64);
+    black_box(witness.sign(msg.as_bytes()));
+    Ok(())
+}
+
+/// (3c) `POST /add-checkpoint` over HTTPS (HTTP/2, mTLS, one connection, one request at a time) to
+/// a real node configured to witness the bench log, alternating with the bare verify + sign.
+async fn http_witness_figures(l: &Log, dir: &Path) -> anyhow::Result<(Summary, Summary)> {
+    let signer = SigningKey::from_pkcs8(&l.pkcs8)?;
+    let (notes, proofs) = growing_checkpoints(l, &signer)?;
+    let calls = notes.len() - 1;
+    let tls = pactgate::demo::dev_certs::material(PARTY).context("no dev certificate")?;
+    let mut setup = pactgate::node::NodeSetup::new(
+        tls,
+        PseudonymKey::from_bytes(1, &bench_key(KEY_SEED)),
+        dir.join("witness-node"),
+    );
+    setup.witnessed_logs = vec![l.log.verifier_key()];
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let node = common::serve_node(setup, listener)?;
+    let client_tls = pactgate::demo::dev_certs::material("leerplicht")
+        .context("no dev certificate")?
+        .client_config_tls13()?;
+    let client = reqwest::Client::builder()
+        .tls_backend_preconfigured(client_tls)
+        .http2_prior_knowledge()
+        .build()?;
+    let url = format!("https://{}/add-checkpoint", node.addr);
+    let post = |k: usize| {
+        let body = request(&notes, &proofs, k).body();
+        let (client, url) = (client.clone(), url.clone());
+        async move {
+            let mut last = None;
+            for _ in 0..50 {
+                match client.post(&url).body(body.clone()).send().await {
+                    Ok(r) if r.status() == 200 => return Ok(r.text().await?),
+                    Ok(r) => anyhow::bail!("add-checkpoint answered {}", r.status()),
+                    Err(e) => last = Some(e),
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err(anyhow::anyhow!("no connection: {last:?}"))
+        }
+    };
+    post(0).await?;
+    let pair = Ed25519KeyPair::from_pkcs8(&l.pkcs8).map_err(|_| anyhow::anyhow!("key"))?;
+    let public = pair.public_key().as_ref().to_vec();
+    let wpair = Ed25519KeyPair::from_pkcs8(&SigningKey::generate_pkcs8()?)
+        .map_err(|_| anyhow::anyhow!("key"))?;
+    let mut http = Vec::with_capacity(SIGN_CALLS);
+    let mut bare = Vec::with_capacity(SIGN_CALLS);
+    for i in 0..calls {
+        let started = Instant::now();
+        black_box(post(i + 1).await?);
+        let a = started.elapsed();
+        let started = Instant::now();
+        bare_verify_sign(&notes[i + 1], &public, &wpair)?;
+        let b = started.elapsed();
+        if i >= 20 {
+            http.push(a);
+            bare.push(b);
+        }
+    }
+    node.stop().await?;
+    Ok((Summary::of(http), Summary::of(bare)))
 }
 
 struct ProofFigures {
@@ -786,6 +883,11 @@ fn main() -> anyhow::Result<()> {
     drop(small);
 
     let s = sign_figures(&l, tmp.path())?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let (http_cosign, http_bare) = runtime.block_on(http_witness_figures(&l, tmp.path()))?;
+    drop(runtime);
     println!();
     println!(
         "(3) signing, {SIGN_CALLS} calls each after 20 warm-up, alternating with the bare figure \
@@ -823,6 +925,18 @@ fn main() -> anyhow::Result<()> {
     println!(
         "    ratio cosign / bare verify+sign (mean): {:.1}",
         us(s.cosign.mean) / us(s.bare_verify_sign.mean)
+    );
+    row(
+        "bare Ed25519 verify + sign (ring), alternating with HTTP",
+        &http_bare,
+    );
+    row(
+        "POST /add-checkpoint, HTTPS h2 mTLS (+ store fdatasync)",
+        &http_cosign,
+    );
+    println!(
+        "    ratio add-checkpoint over HTTP / bare verify+sign (mean): {:.1}",
+        us(http_cosign.mean) / us(http_bare.mean)
     );
 
     let pf = proof_figures(&l)?;

@@ -31,6 +31,16 @@ pub async fn run(args: AuditArgs) -> anyhow::Result<()> {
             pupil,
         } => report(&connect, pupil_id, pupil).await,
         AuditCommand::Prove { connect, seq } => prove(&connect, seq).await,
+        AuditCommand::Vkey {
+            data_dir,
+            cert,
+            witness,
+        } => vkey(&data_dir, &cert, witness),
+        AuditCommand::Consistency {
+            connect,
+            old_size,
+            new_size,
+        } => consistency(&connect, old_size, new_size).await,
     }
 }
 
@@ -250,6 +260,7 @@ async fn list(connect: &FgConnectArgs, f: &AuditFilterArgs) -> anyhow::Result<()
 async fn export(connect: &FgConnectArgs, f: &AuditFilterArgs, format: &str) -> anyhow::Result<()> {
     let format = match format {
         "csv" => pb::ExportFormat::Csv,
+        "ldv" => pb::ExportFormat::Ldv,
         _ => pb::ExportFormat::JsonLines,
     };
     let mut stream = client(connect)
@@ -320,13 +331,47 @@ async fn prove(connect: &FgConnectArgs, seq: u64) -> anyhow::Result<()> {
     let checkpoint = p.checkpoint.unwrap_or_default();
     let out = serde_json::json!({
         "seq": seq,
+        "entry_bytes_base64": b64(&p.entry_bytes),
         "leaf_hash": b64(&p.leaf_hash),
         "path": p.path.iter().map(|h| b64(h)).collect::<Vec<_>>(),
         "tree_size": checkpoint.size,
         "root_hash": b64(&checkpoint.root_hash),
         "checkpoint_note": checkpoint.note,
         "cosignatures": checkpoint.cosignatures,
-        "how_to_check": "RFC 9162 section 2.1.3.2: hash the path into the leaf hash at index seq of a tree of tree_size and compare with root_hash; check the note's signature and the cosignatures with the keys you trust",
+        "how_to_check": "leaf_hash = SHA-256(0x00 || base64-decoded entry_bytes_base64) (RFC 9162 section 2.1.1); RFC 9162 section 2.1.3.2: hash the path into the leaf hash at index seq of a tree of tree_size and compare with root_hash; check the note's signature with the log's verifier key (pactgate audit vkey) and the cosignatures with the witness keys you trust",
+    });
+    println!("{}", serde_json::to_string_pretty(&out)?);
+    Ok(())
+}
+
+/// Prints the log's (or the witness's) verifier key of the node with this data dir and
+/// certificate.
+fn vkey(data_dir: &Path, cert: &Path, witness: bool) -> anyhow::Result<()> {
+    let pem = std::fs::read(cert).with_context(|| format!("cannot read {}", cert.display()))?;
+    let org = crate::tls::organisation_of_pem(&pem)?;
+    let keys = crate::node::audit_verifier_keys(data_dir, &org.oin)?;
+    println!("{}", if witness { keys.witness } else { keys.log });
+    Ok(())
+}
+
+async fn consistency(connect: &FgConnectArgs, old_size: u64, new_size: u64) -> anyhow::Result<()> {
+    let p = client(connect)
+        .await?
+        .consistency_proof(pb::ConsistencyProofRequest { old_size, new_size })
+        .await
+        .map_err(refused)?
+        .into_inner();
+    let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+    let checkpoint = p.checkpoint.unwrap_or_default();
+    let out = serde_json::json!({
+        "old_size": p.old_size,
+        "new_size": p.new_size,
+        "old_root_hash": b64(&p.old_root_hash),
+        "new_root_hash": b64(&p.new_root_hash),
+        "path": p.path.iter().map(|h| b64(h)).collect::<Vec<_>>(),
+        "checkpoint_note": checkpoint.note,
+        "cosignatures": checkpoint.cosignatures,
+        "how_to_check": "RFC 9162 section 2.1.4.2: the path proves the tree of old_size entries with root old_root_hash is a prefix of the tree of new_size entries with root new_root_hash; compare old_root_hash with the checkpoint you hold",
     });
     println!("{}", serde_json::to_string_pretty(&out)?);
     Ok(())

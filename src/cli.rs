@@ -364,15 +364,41 @@ pub enum AuditCommand {
         #[command(flatten)]
         filter: AuditFilterArgs,
     },
-    /// Export entries as JSON lines or CSV.
+    /// Export entries as JSON lines, CSV, or Logboek Dataverwerkingen 1.0 records (ldv: one
+    /// record per entry plus one per pupil it names).
     Export {
         #[command(flatten)]
         connect: FgConnectArgs,
         #[command(flatten)]
         filter: AuditFilterArgs,
-        /// jsonl or csv.
-        #[arg(long, default_value = "jsonl", value_parser = ["jsonl", "csv"])]
+        /// jsonl, csv or ldv.
+        #[arg(long, default_value = "jsonl", value_parser = ["jsonl", "csv", "ldv"])]
         format: String,
+    },
+    /// Print the node's verifier key in the C2SP signed-note format (`name+keyhash+base64`), for
+    /// peers and witnesses to pin; makes the key in the data dir if there is none yet.
+    Vkey {
+        /// The node's data directory.
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// The node's certificate (PEM), for its OIN.
+        #[arg(long, env = "PACTGATE_CERT")]
+        cert: PathBuf,
+        /// Print the witness's cosignature key (type 0x04) instead of the log's.
+        #[arg(long)]
+        witness: bool,
+    },
+    /// A consistency proof between two sizes of the log (JSON), to check a newer checkpoint
+    /// against an older one you hold.
+    Consistency {
+        #[command(flatten)]
+        connect: FgConnectArgs,
+        /// The older size.
+        #[arg(long)]
+        old_size: u64,
+        /// The newer size; 0 or absent: the newest checkpoint's.
+        #[arg(long, default_value_t = 0)]
+        new_size: u64,
     },
     /// Everything disclosed about one pupil (AVG art. 15). The BSN is pseudonymised by the node
     /// on the spot and never stored or logged.
@@ -868,6 +894,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         counting: args.counting,
         peers: Vec::new(),
         limits: Default::default(),
+        witnesses: Vec::new(),
+        witnessed_logs: Vec::new(),
     });
     let listen = NodeConfig::require(&config.listen, "listen address", "listen")?;
     let data_dir = NodeConfig::require(&config.data_dir, "data directory", "data-dir")?;
@@ -903,6 +931,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         counting: config.counting.clone(),
         crl: config.crl.clone(),
         checkpoint_interval: crate::rpc::audit::CHECKPOINT_INTERVAL,
+        witnesses: config.witnesses.clone(),
+        witnessed_logs: config.witnessed_logs.clone(),
         ready: Some(ready),
         limits: crate::limits::Limits {
             shutdown_grace_secs: args

@@ -47,6 +47,24 @@ pub struct NodeConfig {
     /// The `[limits]` table: connections, requests, pushes, shutdown grace, store cache.
     #[serde(default)]
     pub limits: crate::limits::Limits,
+    /// The witnesses this node submits its audit checkpoints to (c2sp.org/tlog-witness).
+    #[serde(default, rename = "witness")]
+    pub witnesses: Vec<WitnessConfig>,
+    /// The logs this node witnesses: their signed-note verifier keys (`name+keyhash+base64`,
+    /// the name being the log's origin), pinned here; no other log is cosigned.
+    #[serde(default)]
+    pub witnessed_logs: Vec<String>,
+}
+
+/// A witness this node submits its audit checkpoints to.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct WitnessConfig {
+    /// Its submission prefix: `https://host:port` (the covenant's mutual TLS, e.g. a peer node)
+    /// or `http://host:port/prefix` (in the clear, HTTP/2 prior knowledge).
+    pub url: String,
+    /// Its cosignature/v1 verifier key (`name+keyhash+base64`, type 0x04), pinned.
+    pub key: String,
 }
 
 impl NodeConfig {
@@ -81,6 +99,16 @@ impl NodeConfig {
                 flags.peers
             },
             limits: self.limits,
+            witnesses: if flags.witnesses.is_empty() {
+                self.witnesses
+            } else {
+                flags.witnesses
+            },
+            witnessed_logs: if flags.witnessed_logs.is_empty() {
+                self.witnessed_logs
+            } else {
+                flags.witnessed_logs
+            },
         }
     }
 

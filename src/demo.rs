@@ -131,6 +131,17 @@ impl DemoNode {
             dev_certs::material(file).with_context(|| format!("no certificate for {file}"))?;
         let addr = listener.local_addr()?;
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        // The demo's nodes witness each other, each peer's keys pinned from its data dir (its own
+        // keys made first, before its peers read them).
+        crate::node::audit_verifier_keys(&data_dir.join(file), party.oin)?;
+        let keyed = peers
+            .iter()
+            .map(|p| {
+                let keys = crate::node::audit_verifier_keys(&data_dir.join(&p.name), &p.oin)?;
+                Ok((p.clone(), keys))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let (witnesses, witnessed_logs) = crate::node::mutual_witnessing(&keyed);
         let setup = crate::node::NodeSetup {
             tls,
             key: PseudonymKey::from_bytes(1, key),
@@ -140,6 +151,8 @@ impl DemoNode {
             counting,
             crl: None,
             checkpoint_interval: std::time::Duration::from_millis(500),
+            witnesses,
+            witnessed_logs,
             ready: None,
             limits: Default::default(),
         };

@@ -18,7 +18,7 @@
 //! - [`policy`]: the covenant's Bijlage 3 as data: load, check, the FG's matrix, `evaluate`.
 //! - [`clock`]: counting rules as data, the three-month clock, the G4 report, suppression.
 //! - [`retention`]: purging closed signals after the retention period.
-//! - [`audit`]: the append-only audit log: RFC 9162 Merkle tree, signed checkpoints, witnesses, verify.
+//! - [`audit`]: the append-only audit log: RFC 9162 Merkle tree, signed checkpoints, witness, verify, LDV.
 //! - [`audit_cli`]: the `pactgate audit` commands for the FG.
 //! - [`cases`]: cases of case meetings and their sled tree.
 //! - [`exchange`]: which signals a permit lets a request see.

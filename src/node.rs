@@ -20,6 +20,7 @@ use crate::rpc::clock::{ClockService, CountsService};
 use crate::rpc::exchange::ExchangeService;
 use crate::rpc::federation::FederationService;
 use crate::rpc::intake::{IntakeService, MAX_MESSAGE_BYTES};
+use crate::rpc::witness_http::WitnessTarget;
 use crate::store::Store;
 use crate::tls::{CovenantVerifier, DenyList, TlsMaterial};
 use crate::trace::TraceContext;
@@ -47,6 +48,8 @@ pub enum NodeError {
     Audit(#[from] crate::audit::AuditError),
     #[error("the witness store could not be opened: {0}")]
     Witness(String),
+    #[error(transparent)]
+    WitnessConfig(#[from] crate::rpc::witness_http::SubmitError),
     #[error("gRPC reflection could not be set up: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
     #[error("the gRPC server failed: {0}")]
@@ -71,6 +74,10 @@ pub struct NodeSetup {
     /// How often the node signs a checkpoint of its audit log (if it grew) and has its peers
     /// cosign it.
     pub checkpoint_interval: std::time::Duration,
+    /// The witnesses the node submits its checkpoints to (c2sp.org/tlog-witness).
+    pub witnesses: Vec<crate::config::WitnessConfig>,
+    /// The logs the node witnesses: pinned signed-note verifier keys, named by origin.
+    pub witnessed_logs: Vec<String>,
     /// Told once the node is fully set up (policy loaded, store open, SIGHUP handler installed)
     /// and about to serve; dropped unsent if it fails before that.
     pub ready: Option<tokio::sync::oneshot::Sender<()>>,
@@ -90,6 +97,8 @@ impl NodeSetup {
             counting: None,
             crl: None,
             checkpoint_interval: crate::rpc::audit::CHECKPOINT_INTERVAL,
+            witnesses: Vec::new(),
+            witnessed_logs: Vec::new(),
             ready: None,
             limits: Limits::default(),
         }
@@ -141,6 +150,8 @@ pub struct NodeContext {
     pub cases: CaseStore,
     pub policy: PolicyHandle,
     pub peers: Vec<Peer>,
+    /// The witnesses its checkpoints are submitted to.
+    pub witnesses: Vec<WitnessTarget>,
     pub key: Arc<PseudonymKey>,
     pub counting: Option<Arc<CountingRules>>,
     /// The node's data dir (the store, its integrity record, the audit signing key).
@@ -149,9 +160,52 @@ pub struct NodeContext {
     pub gate: Arc<Gate>,
 }
 
-/// The file, in the data dir, of the node's Ed25519 key that signs its audit checkpoints and its
-/// cosignatures as a witness.
+/// The file, in the data dir, of the node's Ed25519 key that signs its audit checkpoints.
 pub const AUDIT_KEY_FILE: &str = "audit-signing.key";
+
+/// The file, in the data dir, of the node's separate Ed25519 key that signs its cosignatures as a
+/// witness.
+pub const WITNESS_KEY_FILE: &str = "witness-cosigning.key";
+
+/// The node's two public keys in the signed-note format, for others to pin: its log's
+/// (`pactgate/<oin>+<keyhash>+<base64>`, type 0x01) and its witness's
+/// (`pactgate-witness/<oin>+...`, cosignature/v1 type 0x04).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditVerifierKeys {
+    pub log: String,
+    pub witness: String,
+}
+
+/// The verifier keys of the node of `oin` with data dir `data_dir`, making the keys (and the dir)
+/// first if absent, so they can be configured at the peers before the node ever starts.
+pub fn audit_verifier_keys(
+    data_dir: &Path,
+    oin: &str,
+) -> Result<AuditVerifierKeys, crate::audit::AuditError> {
+    std::fs::create_dir_all(data_dir).map_err(crate::audit::NoteError::from)?;
+    let log = SigningKey::load_or_create(&data_dir.join(AUDIT_KEY_FILE))?;
+    let witness = SigningKey::load_or_create(&data_dir.join(WITNESS_KEY_FILE))?;
+    Ok(AuditVerifierKeys {
+        log: log.verifier_key(&format!("pactgate/{oin}")),
+        witness: witness.cosignature_verifier_key(&witness_name(oin)),
+    })
+}
+
+/// Witness settings for nodes that witness each other: each peer's log (under its pinned key) is
+/// witnessed here, and each peer's witness, at `https://<its address>`, cosigns this node's log.
+pub fn mutual_witnessing(
+    peers: &[(PeerConfig, AuditVerifierKeys)],
+) -> (Vec<crate::config::WitnessConfig>, Vec<String>) {
+    let witnesses = peers
+        .iter()
+        .map(|(p, k)| crate::config::WitnessConfig {
+            url: format!("https://{}", p.address),
+            key: k.witness.clone(),
+        })
+        .collect();
+    let logs = peers.iter().map(|(_, k)| k.log.clone()).collect();
+    (witnesses, logs)
+}
 
 /// The name under which a node cosigns as a witness.
 pub fn witness_name(oin: &str) -> String {
@@ -186,6 +240,7 @@ pub fn entry(
         reason: String::new(),
         policy_version: policy_version.to_owned(),
         count: 0,
+        parent_span_id: trace.parent_span_id.clone().unwrap_or_default(),
     }
 }
 
@@ -352,16 +407,27 @@ pub async fn serve(
     let store = Store::open_guarded(&setup.data_dir, setup.limits.store_cache_bytes())?;
     let signing = SigningKey::load_or_create(&setup.data_dir.join(AUDIT_KEY_FILE))
         .map_err(crate::audit::AuditError::from)?;
-    let witness_key = SigningKey::load_or_create(&setup.data_dir.join(AUDIT_KEY_FILE))
+    let witness_key = SigningKey::load_or_create(&setup.data_dir.join(WITNESS_KEY_FILE))
         .map_err(crate::audit::AuditError::from)?;
+    let witnessed_logs = setup
+        .witnessed_logs
+        .iter()
+        .map(|k| crate::audit::VerifierKey::parse(k))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(crate::audit::AuditError::from)?;
+    let peers = crate::peers::connect_all(&setup.peers, &setup.tls)?;
+    let witnesses = crate::rpc::witness_http::targets(&setup.witnesses, &peers, &setup.tls)?;
+    crate::rpc::audit::record_witness_keys(&store, &witnesses)?;
     let context = Arc::new(NodeContext {
         own: own.clone(),
         audit: AuditLog::open(store.db(), &own.oin, signing)?,
         witness: Witness::open(store.db(), &witness_name(&own.oin), witness_key)
-            .map_err(|e| NodeError::Witness(e.to_string()))?,
+            .map_err(|e| NodeError::Witness(e.to_string()))?
+            .trusting(witnessed_logs),
         cases: CaseStore::open(&store)?,
         store: store.clone(),
-        peers: crate::peers::connect_all(&setup.peers, &setup.tls)?,
+        peers,
+        witnesses,
         policy: policy.clone(),
         key: Arc::new(setup.key),
         counting: setup
@@ -444,11 +510,14 @@ pub async fn serve(
     let server = setup
         .limits
         .grpc_server()
+        // HTTP/1.1 too, for the C2SP witness protocol (`POST /add-checkpoint`).
+        .accept_http1(true)
         // Outermost: caller text in the metadata that could be a pupil id is refused unread.
         .layer(tonic::service::InterceptorLayer::new(
             crate::rpc::check_metadata,
         ))
         .layer(GateLayer::new(gate.clone(), admits, own.to_string()))
+        .add_routes(crate::rpc::witness_http::routes(context.clone()).into())
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)

@@ -113,7 +113,8 @@ impl TlsMaterial {
             .with_protocol_versions(&[&rustls::version::TLS13])?
             .with_client_cert_verifier(verifier)
             .with_single_cert(self.certs()?, key)?;
-        config.alpn_protocols = vec![b"h2".to_vec()];
+        // gRPC needs HTTP/2; the C2SP witness protocol may come over HTTP/1.1 as well.
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         Ok(Arc::new(config))
     }
 

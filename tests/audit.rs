@@ -344,6 +344,7 @@ fn rewrite_history(f: &Realistic, data: &Path, keep_cosignatures: bool) {
             reason: e.reason.clone(),
             policy_version: e.policy_version.clone(),
             count: e.count,
+            parent_span_id: e.parent_span_id.clone(),
         })
         .expect("append");
         if f.checkpoints.contains(&log.len()) {
@@ -406,51 +407,28 @@ fn a_rewrite_that_kept_the_cosignatures_is_named_a_rewrite() {
 // The witness
 // ---------------------------------------------------------------------------------------------
 
-async fn cosign(
-    client: &mut pactgate::pb::witness_client::WitnessClient<tonic::transport::Channel>,
-    note: &str,
-    old_size: u64,
-    proof: &[[u8; 32]],
-    verifier_key: &str,
-) -> Result<pb::CosignResponse, tonic::Status> {
-    client
-        .cosign(pb::CosignRequest {
-            note: note.to_owned(),
-            old_size,
-            consistency_proof: proof.iter().map(|h| h.to_vec()).collect(),
-            verifier_key: verifier_key.to_owned(),
-        })
-        .await
-        .map(tonic::Response::into_inner)
-}
-
-fn expect_code(
-    result: Result<pb::CosignResponse, tonic::Status>,
-    code: tonic::Code,
-    part: &str,
-    case: &str,
-) {
-    match result {
-        Ok(r) => panic!("{case}: cosigned {r:?}"),
-        Err(s) => {
-            assert_eq!(s.code(), code, "{case}: {s:?}");
-            assert!(
-                s.message().contains(part),
-                "{case}: {:?} lacks {part:?}",
-                s.message()
-            );
-        }
+/// An add-checkpoint request body (c2sp.org/tlog-witness).
+fn add_checkpoint_body(note: &str, old_size: u64, proof: &[[u8; 32]]) -> String {
+    use base64::Engine as _;
+    let mut body = format!("old {old_size}\n");
+    for h in proof {
+        body.push_str(&base64::engine::general_purpose::STANDARD.encode(h));
+        body.push('\n');
     }
+    body.push('\n');
+    body.push_str(note);
+    body
 }
 
-/// A checkpoint offered to a witness, and the refusal expected.
+/// A checkpoint offered to a witness, and the refusal expected: the HTTP status and, for a 409
+/// about the old size, the held size as the `text/x.tlog.size` body.
 struct Offer {
     case: &'static str,
     note: String,
     old_size: u64,
     proof: Vec<[u8; 32]>,
-    code: tonic::Code,
-    says: &'static str,
+    status: u16,
+    held_size: Option<u64>,
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -465,7 +443,6 @@ async fn a_witness_refuses_what_does_not_extend_what_it_cosigned() {
     let dir = fed.take("leerplicht").stop().await;
     let data = dir.path().join("data");
     let swv = fed.node("swv-vo");
-    let mut as_leerplicht = swv.witness_as("leerplicht").await;
     let held = move || async move {
         swv.witness_as("leerplicht")
             .await
@@ -501,7 +478,6 @@ async fn a_witness_refuses_what_does_not_extend_what_it_cosigned() {
     let new_size = next.checkpoint.size;
     let proof = log.consistency_proof(size, new_size).expect("proof");
     assert!(!proof.is_empty());
-    let vkey = log.verifier_key();
     let key = audit_key(&data);
     let origin = origin_of("leerplicht");
     let signed = |size: u64, root: [u8; 32], origin: &str, key: &SigningKey| {
@@ -516,51 +492,65 @@ async fn a_witness_refuses_what_does_not_extend_what_it_cosigned() {
 
     let mut bad_proof = proof.clone();
     bad_proof[0][0] ^= 1;
+    let other = SigningKey::from_pkcs8(&SigningKey::generate_pkcs8().unwrap()).unwrap();
     let offers = vec![
         Offer {
             case: "a consistency proof that does not hold",
             note: next.note.clone(),
             old_size: size,
             proof: bad_proof,
-            code: tonic::Code::FailedPrecondition,
-            says: "does not check",
+            status: 422,
+            held_size: None,
         },
         Offer {
             case: "an old size other than the one held",
             note: next.note.clone(),
             old_size: size - 1,
             proof: log.consistency_proof(size - 1, new_size).unwrap(),
-            code: tonic::Code::FailedPrecondition,
-            says: "old size",
+            status: 409,
+            held_size: Some(size),
         },
         Offer {
-            case: "a smaller size",
+            case: "a smaller checkpoint, offered as a first submission",
             note: signed(size - 1, log.root(size - 1).unwrap(), &origin, &key),
             old_size: 0,
             proof: Vec::new(),
-            code: tonic::Code::FailedPrecondition,
-            says: "smaller",
+            status: 409,
+            held_size: Some(size),
         },
         Offer {
             case: "another root at the held size (a fork)",
             note: signed(size, log.root(size - 1).unwrap(), &origin, &key),
             old_size: size,
             proof: Vec::new(),
-            code: tonic::Code::FailedPrecondition,
-            says: "forked",
+            status: 409,
+            held_size: None,
         },
         Offer {
-            case: "another origin than the caller's OIN",
+            case: "a log the witness is not configured for",
             note: signed(new_size, next.checkpoint.root, &origin_of("swv-po"), &key),
             old_size: size,
             proof: proof.clone(),
-            code: tonic::Code::PermissionDenied,
-            says: "own log",
+            status: 404,
+            held_size: None,
+        },
+        Offer {
+            case: "another key for the configured origin",
+            note: signed(new_size, next.checkpoint.root, &origin, &other),
+            old_size: size,
+            proof: proof.clone(),
+            status: 403,
+            held_size: None,
         },
     ];
     for o in offers {
-        let result = cosign(&mut as_leerplicht, &o.note, o.old_size, &o.proof, &vkey).await;
-        expect_code(result, o.code, o.says, o.case);
+        let body = add_checkpoint_body(&o.note, o.old_size, &o.proof);
+        let (status, content_type, answer) = add_checkpoint(swv.addr(), "leerplicht", body).await;
+        assert_eq!(status, o.status, "{}: {answer}", o.case);
+        if let Some(held_size) = o.held_size {
+            assert_eq!(content_type, "text/x.tlog.size", "{}", o.case);
+            assert_eq!(answer, format!("{held_size}\n"), "{}", o.case);
+        }
         assert_eq!(
             held().await,
             before,
@@ -569,42 +559,16 @@ async fn a_witness_refuses_what_does_not_extend_what_it_cosigned() {
         );
     }
 
-    // Another key for the same origin than the one pinned at first use.
-    let other = SigningKey::from_pkcs8(&SigningKey::generate_pkcs8().unwrap()).unwrap();
-    let forged = signed(new_size, next.checkpoint.root, &origin, &other);
-    let result = cosign(
-        &mut as_leerplicht,
-        &forged,
-        size,
-        &proof,
-        &other.verifier_key(&origin),
-    )
-    .await;
-    expect_code(
-        result,
-        tonic::Code::FailedPrecondition,
-        "pinned",
-        "another log key",
-    );
-    // Leerplicht's true checkpoint, sent by another party.
-    let mut as_swv_po = swv.witness_as("swv-po").await;
-    let result = cosign(&mut as_swv_po, &next.note, size, &proof, &vkey).await;
-    expect_code(
-        result,
-        tonic::Code::PermissionDenied,
-        "own log",
-        "someone else's log",
-    );
-    assert_eq!(held().await, before);
-
-    // Control: the true extension is cosigned, and then held.
-    let ok = cosign(&mut as_leerplicht, &next.note, size, &proof, &vkey)
-        .await
-        .expect("the true extension is cosigned");
-    assert_eq!(ok.witness, witness_of("swv-vo"));
-    assert_eq!(ok.size, new_size);
-    let cosignature = pactgate::audit::Cosignature::parse_line(&ok.cosignature).expect("a line");
-    let witness_key = pactgate::audit::VerifierKey::parse(&ok.verifier_key).expect("a key");
+    // Control: the true extension is cosigned (by whoever submits it: the spec authenticates the
+    // checkpoint's signature, not the submitter), and then held.
+    let body = add_checkpoint_body(&next.note, size, &proof);
+    let (status, _, answer) = add_checkpoint(swv.addr(), "swv-po", body).await;
+    assert_eq!(status, 200, "{answer}");
+    let cosignature = pactgate::audit::Cosignature::parse_line(answer.trim_end()).expect("a line");
+    assert_eq!(cosignature.name, witness_of("swv-vo"));
+    let witness_key =
+        pactgate::audit::VerifierKey::parse(&audit_keys_of("swv-vo", &oin("swv-vo")).witness)
+            .expect("a key");
     cosignature
         .verify(&next.checkpoint, &witness_key)
         .expect("the cosignature checks");
@@ -884,6 +848,14 @@ async fn every_audit_call(
         ("Verify", ok(c.verify(pb::VerifyRequest {}).await)),
         ("Prove", ok(c.prove(pb::ProveRequest { seq: 0 }).await)),
         (
+            "ConsistencyProof",
+            ok(c.consistency_proof(pb::ConsistencyProofRequest {
+                old_size: 1,
+                new_size: 0,
+            })
+            .await),
+        ),
+        (
             "LatestCheckpoint",
             ok(c.latest_checkpoint(pb::LatestCheckpointRequest {}).await),
         ),
@@ -911,6 +883,7 @@ async fn only_the_fg_may_use_the_audit_service_and_every_refusal_is_audited() {
         }
     }
     // The FG sees each refusal: one AUDIT_ACCESS DENY per call, by the caller's OIN.
+    let calls = every_audit_call(&node, "fg").await.len();
     let denied = fg_entries(
         &node,
         pb::AuditFilter {
@@ -924,7 +897,7 @@ async fn only_the_fg_may_use_the_audit_service_and_every_refusal_is_audited() {
             .iter()
             .filter(|e| e.actor_oin == oin(party))
             .collect();
-        assert_eq!(theirs.len(), 7, "{party}: {theirs:?}");
+        assert_eq!(theirs.len(), calls, "{party}: {theirs:?}");
         assert!(theirs
             .iter()
             .all(|e| e.action() == pb::AuditAction::AuditAccess && e.reason.contains("not an FG")));
@@ -1257,6 +1230,23 @@ async fn the_fg_filters_exports_reports_and_proves() {
     assert_eq!(beyond.code(), tonic::Code::OutOfRange);
 }
 
+/// Leerplicht's system asks every peer under the verzuimmelding flow, in the trace `trace`.
+async fn verzuimmelding_traced(lp: &TestNode, trace: &str) -> pb::FederationQueryResponse {
+    lp.federation_as("leerplicht")
+        .await
+        .query(traced(
+            pb::FederationQueryRequest {
+                claim: Some(verzuimmelding_claim()),
+                filter: None,
+                timeout_ms: 5000,
+            },
+            trace,
+        ))
+        .await
+        .expect("Federation/Query")
+        .into_inner()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_federated_querys_trace_id_is_in_both_nodes_logs() {
     let mut fed = Federation::start_tuned(&PARTIES, Some(policy_path()), Vec::new(), fast()).await;
@@ -1267,24 +1257,19 @@ async fn a_federated_querys_trace_id_is_in_both_nodes_logs() {
     .await;
     let trace = trace_id(0x7ace, 1);
     let lp = fed.node("leerplicht");
-    lp.federation_as("leerplicht")
-        .await
-        .query(traced(
-            pb::FederationQueryRequest {
-                claim: Some(verzuimmelding_claim()),
-                filter: None,
-                timeout_ms: 5000,
-            },
-            &trace,
-        ))
-        .await
-        .expect("Federation/Query");
+    verzuimmelding_traced(lp, &trace).await;
     let asking: Vec<pb::AuditEntry> = fg_entries(lp, Default::default())
         .await
         .into_iter()
         .filter(|e| e.trace_id == trace)
         .collect();
     let actions: BTreeSet<i32> = asking.iter().map(|e| e.action).collect();
+    // The caller's span is stored as the entry's parent.
+    let federated_query = asking
+        .iter()
+        .find(|e| e.action == i32::from(pb::AuditAction::FederatedQuery))
+        .expect("the federated query's entry");
+    assert_eq!(federated_query.parent_span_id, "00f067aa0ba902b7");
     assert_eq!(
         actions,
         BTreeSet::from([
@@ -1311,4 +1296,281 @@ async fn a_federated_querys_trace_id_is_in_both_nodes_logs() {
         .collect();
     assert!(!spans.contains("00f067aa0ba902b7"));
     assert!(asking.iter().all(|e| e.span_id != disclosed.span_id));
+}
+
+// ---------------------------------------------------------------------------------------------
+// The log as Logboek Dataverwerkingen records
+// ---------------------------------------------------------------------------------------------
+
+/// The pinned LDV 1.0.0 record definition (tests/fixtures/ldv).
+fn ldv_definition() -> serde_json::Value {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/ldv/record-1.0.0.json");
+    serde_json::from_str(&std::fs::read_to_string(path).expect("the fixture")).expect("JSON")
+}
+
+fn is_lower_hex(s: &str, bytes: u64) -> bool {
+    s.len() as u64 == 2 * bytes && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+fn is_uri(s: &str) -> bool {
+    s.split_once(':').is_some_and(|(scheme, rest)| {
+        !scheme.is_empty()
+            && scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+            && scheme
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+            && !rest.is_empty()
+            && !rest.contains(char::is_whitespace)
+    })
+}
+
+/// Checks one exported record against the definition, field by field; returns its problems.
+fn ldv_problems(record: &serde_json::Value, definition: &serde_json::Value) -> Vec<String> {
+    let mut problems = Vec::new();
+    let Some(object) = record.as_object() else {
+        return vec!["not an object".into()];
+    };
+    let fields = definition["fields"].as_array().expect("fields");
+    for key in object.keys() {
+        if !fields.iter().any(|f| f["name"] == key.as_str()) {
+            problems.push(format!("{key}: not a field of an LDV record"));
+        }
+    }
+    for field in fields {
+        let name = field["name"].as_str().expect("a name");
+        let Some(value) = object.get(name) else {
+            if field["required"] == true {
+                problems.push(format!("{name}: required, missing"));
+            }
+            continue;
+        };
+        let ok = match field["type"].as_str().expect("a type") {
+            "bytes" => value
+                .as_str()
+                .is_some_and(|s| is_lower_hex(s, field["bytes"].as_u64().expect("bytes"))),
+            "string" => value.as_str().is_some_and(|s| !s.is_empty()),
+            "enum" => field["values"]
+                .as_array()
+                .expect("values")
+                .iter()
+                .any(|v| v == value),
+            "timestamp" => value
+                .as_str()
+                .is_some_and(|s| chrono::DateTime::parse_from_rfc3339(s).is_ok()),
+            "object" => value.as_object().is_some_and(|o| {
+                field["fields"]
+                    .as_array()
+                    .is_none_or(|allowed| o.keys().all(|k| allowed.iter().any(|a| a == k.as_str())))
+            }),
+            other => panic!("the fixture names an unknown type {other}"),
+        };
+        if !ok {
+            problems.push(format!("{name}: {value} is not a valid {}", field["type"]));
+        }
+    }
+    let attributes = record["attributes"]
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
+    let prefix = definition["fields"][8]["namespace_prefix"]
+        .as_str()
+        .expect("prefix");
+    for key in attributes.keys() {
+        if !key.starts_with(prefix) {
+            problems.push(format!("attributes.{key}: outside the {prefix} namespace"));
+        }
+        if key.starts_with(definition["core_namespace"].as_str().expect("core"))
+            && !definition["attributes"]
+                .as_array()
+                .expect("attributes")
+                .iter()
+                .any(|a| a["name"] == key.as_str())
+        {
+            problems.push(format!("attributes.{key}: not a dpl.core attribute"));
+        }
+    }
+    let subject = attributes.contains_key("dpl.core.data_subject_id");
+    for attribute in definition["attributes"].as_array().expect("attributes") {
+        let name = attribute["name"].as_str().expect("a name");
+        let required = match attribute["required"].as_str() {
+            Some("with_personal_data") => true,
+            Some("with_data_subject") => subject,
+            _ => false,
+        };
+        match attributes.get(name) {
+            None if required => problems.push(format!("attributes.{name}: required, missing")),
+            None => {}
+            Some(v) => {
+                let ok = match attribute["type"].as_str().expect("a type") {
+                    "uri" => v.as_str().is_some_and(is_uri),
+                    _ => v.as_str().is_some_and(|s| !s.is_empty()),
+                };
+                if !ok {
+                    problems.push(format!(
+                        "attributes.{name}: {v} is not a valid {}",
+                        attribute["type"]
+                    ));
+                }
+            }
+        }
+    }
+    problems
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ldv_export_meets_the_ldv_record_definition_field_by_field() {
+    let definition = ldv_definition();
+    assert_eq!(
+        definition["source"],
+        "https://gitdocumentatie.logius.nl/publicatie/logboek/dataverwerkingen/1.0.0"
+    );
+    let fed = Federation::start_tuned(&PARTIES, Some(policy_path()), Vec::new(), fast()).await;
+    let (lp, swv) = (fed.node("leerplicht"), fed.node("swv-vo"));
+    push_all(swv, resident_records("swv", &mut Bsns::new(0x1d5), 30)).await;
+    let trace = trace_id(0x1d5, 1);
+    verzuimmelding_traced(lp, &trace).await;
+    wait_cosigned(lp, "swv-vo", 3).await;
+
+    // (The FG of the shipped policy is leerplicht's.)
+    let node = lp;
+    {
+        let entries: Vec<serde_json::Value> =
+            export(node, Default::default(), pb::ExportFormat::JsonLines)
+                .await
+                .lines()
+                .map(|l| serde_json::from_str(l).expect("an entry"))
+                .collect();
+        let records: Vec<serde_json::Value> =
+            export(node, Default::default(), pb::ExportFormat::Ldv)
+                .await
+                .lines()
+                .map(|l| serde_json::from_str(l).expect("a record"))
+                .collect();
+        for r in &records {
+            let problems = ldv_problems(r, &definition);
+            assert!(problems.is_empty(), "{}: {problems:?} in {r}", node.party);
+        }
+        // Each entry: its own record, then one child per pupil, under the entry's span.
+        let mut rest = records.as_slice();
+        // (The LDV export was audited after the JSON one: it has one entry more, at the end.)
+        for e in &entries {
+            let pupils = e["pupils"].as_array().expect("pupils");
+            let (own, tail) = rest.split_first().expect("a record per entry");
+            assert_eq!(own["span_id"], e["span_id"]);
+            assert_eq!(own["trace_id"], e["trace_id"]);
+            assert!(own["attributes"].get("dpl.core.data_subject_id").is_none());
+            assert_eq!(own["attributes"]["dpl.pactgate.leaf_index"], e["seq"]);
+            assert_eq!(own["attributes"]["dpl.pactgate.purpose"], e["purpose"]);
+            assert_eq!(
+                own["attributes"]["dpl.pactgate.legal_basis"],
+                e["legal_basis"]
+            );
+            assert_eq!(own["attributes"]["dpl.pactgate.decision"], e["decision"]);
+            if let Some(parent) = e.get("parent_span_id") {
+                assert_eq!(&own["parent_span_id"], parent);
+            }
+            let (children, tail) = tail.split_at(pupils.len());
+            let mut spans = BTreeSet::from([e["span_id"].as_str().unwrap().to_owned()]);
+            for (child, pupil) in children.iter().zip(pupils) {
+                assert_eq!(child["parent_span_id"], e["span_id"]);
+                assert_eq!(child["trace_id"], e["trace_id"]);
+                assert_eq!(&child["attributes"]["dpl.core.data_subject_id"], pupil);
+                assert_eq!(
+                    child["attributes"]["dpl.core.data_subject_id_type"],
+                    "pseudonym"
+                );
+                assert!(spans.insert(child["span_id"].as_str().unwrap().to_owned()));
+            }
+            rest = tail;
+        }
+    }
+    // The receipt of 30 pupils' signals: its record and 30 children.
+    let records: Vec<serde_json::Value> = export(lp, Default::default(), pb::ExportFormat::Ldv)
+        .await
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a record"))
+        .collect();
+    let receipt = records
+        .iter()
+        .find(|r| {
+            r["trace_id"] == trace.as_str() && r["attributes"]["dpl.pactgate.action"] == "receive"
+        })
+        .expect("the receipt's record");
+    assert_eq!(receipt["parent_span_id"], "00f067aa0ba902b7");
+    assert_eq!(receipt["attributes"]["dpl.pactgate.data_subjects"], 30);
+    let children = records
+        .iter()
+        .filter(|r| r["parent_span_id"] == receipt["span_id"])
+        .count();
+    assert_eq!(children, 30);
+    // Another organisation acting (the FG reading the log) is named as the foreign processor.
+    let access = records
+        .iter()
+        .find(|r| r["attributes"]["dpl.pactgate.action"] == "audit_access")
+        .expect("an FG access record");
+    assert_eq!(
+        access["attributes"]["dpl.core.foreign_operation.processor"],
+        format!("urn:oin:{}", oin("fg"))
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Keys a third party can pin
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_vkey_prints_the_separate_keys_describe_node_publishes() {
+    let node = TestNode::start("leerplicht").await;
+    let described = node
+        .exchange_as("swv-vo")
+        .await
+        .describe_node(pb::DescribeNodeRequest {})
+        .await
+        .expect("DescribeNode")
+        .into_inner();
+    let dir = node.stop().await;
+    let data = dir.path().join("data");
+    let (cert, _, _) = cert_paths("leerplicht");
+    let published = [
+        (None, &described.audit_log_verifier_key, 0x01),
+        (Some("--witness"), &described.witness_verifier_key, 0x04),
+    ];
+    let mut public_keys = BTreeSet::new();
+    for (flag, expected, key_type) in published {
+        let mut cmd = pactgate_bin();
+        cmd.args(["audit", "vkey", "--data-dir"])
+            .arg(&data)
+            .arg("--cert")
+            .arg(&cert)
+            .args(flag);
+        let out = run_within(&mut cmd, Duration::from_secs(30));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            expected.as_str()
+        );
+        // name+keyhash+base64(type || Ed25519 public key)
+        let parts: Vec<&str> = expected.splitn(3, '+').collect();
+        use base64::Engine as _;
+        let raw = base64::engine::general_purpose::STANDARD
+            .decode(parts[2])
+            .expect("base64");
+        assert_eq!((parts[1].len(), raw.len(), raw[0]), (8, 33, key_type));
+        public_keys.insert(raw[1..].to_vec());
+    }
+    assert_eq!(
+        public_keys.len(),
+        2,
+        "the log and the witness sign with separate keys"
+    );
+    assert!(described
+        .audit_log_verifier_key
+        .starts_with(&format!("{}+", origin_of("leerplicht"))));
+    assert!(described
+        .witness_verifier_key
+        .starts_with(&format!("{}+", witness_of("leerplicht"))));
 }

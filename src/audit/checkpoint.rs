@@ -46,6 +46,8 @@ pub enum NoteError {
     Signature(String),
     #[error("malformed cosignature")]
     Cosignature,
+    #[error("no key is configured for the log {0}")]
+    UnknownOrigin(String),
 }
 
 /// The node's Ed25519 key, made with ring on first start and kept as PKCS#8 (mode 0600).
@@ -82,16 +84,28 @@ impl SigningKey {
         }
     }
 
+    /// Writes a fresh key to a temporary file (mode 0600) beside `path` and links it into place
+    /// only if `path` is still absent, so a concurrent reader never sees half a key; if another
+    /// process made the key first, that key is loaded instead.
     fn create(path: &Path) -> Result<Self, NoteError> {
         let pkcs8 = Self::generate_pkcs8()?;
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create_new(true);
+        let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
+        let mut file = tempfile::NamedTempFile::new_in(dir.unwrap_or(Path::new(".")))?;
         #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let mut file = options.open(path)?;
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            file.as_file()
+                .set_permissions(std::fs::Permissions::from_mode(0o600))?;
+        }
         file.write_all(&pkcs8)?;
-        file.sync_all()?;
-        Self::from_pkcs8(&pkcs8)
+        file.as_file().sync_all()?;
+        match file.persist_noclobber(path) {
+            Ok(_) => Self::from_pkcs8(&pkcs8),
+            Err(e) if e.error.kind() == std::io::ErrorKind::AlreadyExists => {
+                Self::from_pkcs8(&std::fs::read(path)?)
+            }
+            Err(e) => Err(e.error.into()),
+        }
     }
 
     /// A fresh PKCS#8 document, for callers that keep keys elsewhere (and tests).
@@ -120,6 +134,14 @@ impl SigningKey {
     /// The witness verifier key for cosignature/v1 (type byte 0x04).
     pub fn cosignature_verifier_key(&self, name: &str) -> String {
         verifier_key_string(name, ALG_COSIGNATURE_V1, &self.public_key())
+    }
+
+    /// The signed note of `text` (ending in a newline): the text, a blank line and this key's
+    /// Ed25519 signature line under `name`.
+    pub fn sign_note(&self, text: &str, name: &str) -> String {
+        let sig = self.sign(text.as_bytes());
+        let id = key_id(name, ALG_ED25519, &self.public_key());
+        format!("{text}\n{}", signature_line(name, &id, &[&sig]))
     }
 
     fn sign(&self, msg: &[u8]) -> [u8; 64] {
@@ -301,10 +323,7 @@ impl Checkpoint {
 
     /// Signs this checkpoint as a signed note by `key` under `name`.
     pub fn sign(self, key: &SigningKey, name: &str) -> SignedCheckpoint {
-        let body = self.body();
-        let sig = key.sign(body.as_bytes());
-        let id = key_id(name, ALG_ED25519, &key.public_key());
-        let note = format!("{body}\n{}", signature_line(name, &id, &[&sig]));
+        let note = key.sign_note(&self.body(), name);
         SignedCheckpoint {
             checkpoint: self,
             note,
@@ -330,21 +349,63 @@ impl Checkpoint {
         })
     }
 
-    fn cosigned_message(&self, timestamp: u64) -> String {
-        format!("cosignature/v1\ntime {timestamp}\n{}", self.body())
-    }
-
     /// A witness's cosignature over this checkpoint at `timestamp` (seconds since the epoch).
+    /// For a checkpoint without extension lines; [`cosign_text`] covers any note text.
     pub fn cosign(&self, key: &SigningKey, name: &str, timestamp: u64) -> Cosignature {
-        let sig = key.sign(self.cosigned_message(timestamp).as_bytes());
-        let id = key_id(name, ALG_COSIGNATURE_V1, &key.public_key());
-        Cosignature {
-            name: name.to_owned(),
-            key_id: id,
-            timestamp,
-            signature: sig,
-        }
+        cosign_text(&self.body(), key, name, timestamp)
     }
+}
+
+/// The message a cosignature/v1 signs: the header, the timestamp line and the whole checkpoint
+/// text (every line before the blank line, extension lines included).
+fn cosigned_message(text: &str, timestamp: u64) -> String {
+    format!("cosignature/v1\ntime {timestamp}\n{text}")
+}
+
+/// A witness's cosignature/v1 over the checkpoint `text` (the note body up to and including its
+/// last newline, before the blank line) at `timestamp` (seconds since the epoch).
+pub fn cosign_text(text: &str, key: &SigningKey, name: &str, timestamp: u64) -> Cosignature {
+    let sig = key.sign(cosigned_message(text, timestamp).as_bytes());
+    let id = key_id(name, ALG_COSIGNATURE_V1, &key.public_key());
+    Cosignature {
+        name: name.to_owned(),
+        key_id: id,
+        timestamp,
+        signature: sig,
+    }
+}
+
+/// The text of a signed note (every line before the blank line, newline included): what the
+/// log signed and what a cosignature covers.
+pub fn note_text(note: &str) -> Result<&str, NoteError> {
+    Ok(Note::parse(note)?.text)
+}
+
+/// Parses a checkpoint `note` and checks it against the first of `keys` whose name is its origin.
+/// Unknown origin: [`NoteError::UnknownOrigin`]; known origin but no valid signature by any of its
+/// keys: [`NoteError::Signature`]. Signatures by other keys are ignored.
+pub fn open_with(note: &str, keys: &[VerifierKey]) -> Result<SignedCheckpoint, NoteError> {
+    let parsed = Note::parse(note)?;
+    let checkpoint = Checkpoint::parse_body(parsed.text)?;
+    let mut known = keys
+        .iter()
+        .filter(|k| k.alg == ALG_ED25519 && k.name == checkpoint.origin)
+        .peekable();
+    if known.peek().is_none() {
+        return Err(NoteError::UnknownOrigin(checkpoint.origin.clone()));
+    }
+    let signed = known.any(|key| {
+        parsed
+            .by(key)
+            .any(|sig| key.verify(parsed.text.as_bytes(), sig))
+    });
+    if !signed {
+        return Err(NoteError::Signature(checkpoint.origin.clone()));
+    }
+    Ok(SignedCheckpoint {
+        checkpoint,
+        note: note.to_owned(),
+    })
 }
 
 /// The checkpoint in `note` without checking any signature: only for a body whose signature is
@@ -404,12 +465,18 @@ impl Cosignature {
     }
 
     /// Checks this cosignature over `checkpoint` with the witness key `key` (type 0x04).
+    /// For a checkpoint without extension lines; [`Cosignature::verify_text`] covers any.
     pub fn verify(&self, checkpoint: &Checkpoint, key: &VerifierKey) -> Result<(), NoteError> {
+        self.verify_text(&checkpoint.body(), key)
+    }
+
+    /// Checks this cosignature over the checkpoint note text `text` (see [`note_text`]).
+    pub fn verify_text(&self, text: &str, key: &VerifierKey) -> Result<(), NoteError> {
         let ok = key.alg == ALG_COSIGNATURE_V1
             && self.name == key.name
             && self.key_id == key.id
             && key.verify(
-                checkpoint.cosigned_message(self.timestamp).as_bytes(),
+                cosigned_message(text, self.timestamp).as_bytes(),
                 &self.signature,
             );
         if ok {
@@ -492,6 +559,27 @@ mod tests {
         ] {
             assert!(Checkpoint::open(bad, &vkey).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn concurrent_first_loads_agree_on_one_key() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("witness.key");
+        let keys: Vec<[u8; 32]> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..8)
+                .map(|_| s.spawn(|| SigningKey::load_or_create(&path).expect("key").public_key()))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("thread"))
+                .collect()
+        });
+        assert!(keys.windows(2).all(|w| w[0] == w[1]), "one key for all");
+        assert_eq!(
+            std::fs::read_dir(dir.path()).expect("dir").count(),
+            1,
+            "no temp files left"
+        );
     }
 
     #[test]

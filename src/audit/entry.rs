@@ -67,6 +67,8 @@ pub struct NewEntry {
     pub policy_version: String,
     /// Records ingested, disclosed or received.
     pub count: u64,
+    /// W3C span id of the caller's hop (from its traceparent), or empty.
+    pub parent_span_id: String,
 }
 
 /// One record of the audit log.
@@ -74,7 +76,8 @@ pub struct NewEntry {
 /// # Canonical encoding
 /// `serde_json::to_vec` of this struct: fields in declaration order, no maps, no floats,
 /// enums as snake_case strings, `time` as RFC 3339 UTC truncated to microseconds
-/// (`2024-11-01T09:30:00.123456Z`), strings escaped by serde_json. The bytes are made once
+/// (`2024-11-01T09:30:00.123456Z`; the fraction in 3 or 6 digits, none when zero), strings
+/// escaped by serde_json, `parent_span_id` only when not empty. The bytes are made once
 /// at append, stored as they are, and hashed as they are; verification never re-encodes.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Entry {
@@ -99,6 +102,10 @@ pub struct Entry {
     pub reason: String,
     pub policy_version: String,
     pub count: u64,
+    /// The caller's span (from its traceparent); left out of the encoding when empty, so entries
+    /// written before it existed keep their bytes.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub parent_span_id: String,
 }
 
 /// Why an entry cannot be appended.
@@ -119,6 +126,9 @@ impl NewEntry {
             return Err(EntryError::TraceId);
         }
         if !is_w3c_id(&self.span_id, 16) {
+            return Err(EntryError::SpanId);
+        }
+        if !self.parent_span_id.is_empty() && !is_w3c_id(&self.parent_span_id, 16) {
             return Err(EntryError::SpanId);
         }
         Ok(())
@@ -188,6 +198,7 @@ impl NewEntry {
             reason: self.reason,
             policy_version: self.policy_version,
             count: self.count,
+            parent_span_id: self.parent_span_id,
         }
     }
 }
@@ -329,6 +340,7 @@ pub(crate) mod tests {
             reason: "rule lp-1".into(),
             policy_version: "2024.2".into(),
             count: i,
+            parent_span_id: String::new(),
         }
     }
 

@@ -1,5 +1,6 @@
 //! The audit log: an append-only RFC 9162 Merkle log of every decision, in sled, with signed
-//! C2SP checkpoints, peer witnesses and an offline verifier. Records pseudonyms, never a raw id.
+//! C2SP checkpoints, a c2sp.org/tlog-witness witness, an offline verifier and the Logboek
+//! Dataverwerkingen view ([`ldv`]). Records pseudonyms, never a raw id.
 //! Invariant: entry `seq` is leaf `seq`; an entry and the tree nodes it completes land in one batch.
 //!
 //! # Storage
@@ -9,7 +10,9 @@
 //! O(log n); [`verify`] never trusts them, it recomputes every leaf. Tree `audit.checkpoints`:
 //! size (u64 BE) -> signed checkpoint note. Tree `audit.cosignatures`: witness name ++ 0 ++ size
 //! -> the witness key, the checkpoint note and the cosignature line. A [`Witness`] keeps its own
-//! trees `witness` and `witness.history`.
+//! trees `witness` (origin -> size ++ root ++ note of the latest cosigned) and `witness.history`;
+//! it cosigns only logs whose keys it was given ([`Witness::trusting`]). The log's key and the
+//! witness's key are separate files in the node's data dir.
 //!
 //! # Crates
 //! Tree math and proof checking: `ct-merkle` (RFC 6962/9162 proof indices and verification),
@@ -27,6 +30,7 @@
 
 mod checkpoint;
 mod entry;
+pub mod ldv;
 mod merkle;
 mod refusals;
 mod verify;
@@ -38,7 +42,8 @@ use chrono::{DateTime, SubsecRound as _, Utc};
 use serde::{Deserialize, Serialize};
 
 pub use checkpoint::{
-    body_of, Checkpoint, Cosignature, NoteError, SignedCheckpoint, SigningKey, VerifierKey,
+    body_of, cosign_text, note_text, open_with, Checkpoint, Cosignature, NoteError,
+    SignedCheckpoint, SigningKey, VerifierKey,
 };
 pub use entry::{Action, Decision, Entry, EntryError, Filter, NewEntry};
 pub use merkle::{leaf_hash, node_hash, verify_consistency, verify_inclusion, Hash, ProofError};
@@ -46,7 +51,7 @@ pub use refusals::{Refusals, Refused, Tally};
 pub use verify::{
     verify, SeqRange, Tamper, TamperKind, TrustedCheckpoint, VerifyError, VerifyReport,
 };
-pub use witness::{Witness, WitnessError};
+pub use witness::{AddCheckpoint, Witness, WitnessError, MAX_PROOF_LINES};
 
 use merkle::{Frontier, NodeId};
 

@@ -313,6 +313,28 @@ fn forged_checkpoint_is_caught() {
     assert_eq!(t.kind, TamperKind::CheckpointSignature { size: 20 });
 }
 
+/// A witness configured for `node`'s log (its verifier key pinned).
+fn witness_for(node: &Node, name: &str) -> Witness {
+    let log_key = VerifierKey::parse(&node.log.verifier_key()).expect("log key");
+    Witness::open(&db(), name, key())
+        .expect("witness")
+        .trusting(vec![log_key])
+}
+
+/// An add-checkpoint request to `w`.
+fn offer(
+    w: &Witness,
+    note: &str,
+    proof: &[Hash],
+    old_size: u64,
+) -> Result<Cosignature, WitnessError> {
+    w.add_checkpoint(&AddCheckpoint {
+        old_size,
+        proof: proof.to_vec(),
+        note: note.to_owned(),
+    })
+}
+
 /// A peer witnessing `node`: checkpoint, prove from the witness's last size, cosign, store.
 fn witness_round(node: &Node, w: &Witness) -> Cosignature {
     let cp = node.log.checkpoint().expect("checkpoint");
@@ -321,9 +343,7 @@ fn witness_round(node: &Node, w: &Witness) -> Cosignature {
         .log
         .consistency_proof(old, cp.checkpoint.size)
         .expect("proof");
-    let cosig = w
-        .cosign(&node.log.verifier_key(), &cp.note, &proof, old)
-        .expect("cosign");
+    let cosig = offer(w, &cp.note, &proof, old).expect("cosign");
     node.log
         .add_cosignature(&w.verifier_key(), &cp, &cosig)
         .expect("store");
@@ -371,7 +391,7 @@ fn rewrite(node: &mut Node, change: impl Fn(u64, Vec<u8>) -> Vec<u8>) {
 #[test]
 fn consistent_rewrite_is_caught_by_the_peer_between_its_checkpoints() {
     let mut node = Node::new();
-    let w = Witness::open(&db(), "witness/wij", key()).expect("witness");
+    let w = witness_for(&node, "witness/wij");
     for size in [4, 8, 12, 16] {
         node.fill_to(size);
         witness_round(&node, &w);
@@ -409,7 +429,7 @@ fn consistent_rewrite_is_caught_by_the_peer_between_its_checkpoints() {
         .consistency_proof(16, cp.checkpoint.size)
         .expect("proof");
     assert!(matches!(
-        w.cosign(&node.log.verifier_key(), &cp.note, &proof, 16),
+        offer(&w, &cp.note, &proof, 16),
         Err(WitnessError::Inconsistent { .. })
     ));
 }
@@ -417,7 +437,7 @@ fn consistent_rewrite_is_caught_by_the_peer_between_its_checkpoints() {
 #[test]
 fn rewrite_that_forgot_the_cache_is_pinpointed() {
     let node = Node::new();
-    let w = Witness::open(&db(), "witness/ggd", key()).expect("witness");
+    let w = witness_for(&node, "witness/ggd");
     node.fill_to(10);
     witness_round(&node, &w);
     let bytes = String::from_utf8(node.raw(3))
@@ -449,7 +469,7 @@ fn rewrite_that_forgot_the_cache_is_pinpointed() {
 #[test]
 fn cosigned_checkpoints_are_trusted_with_configured_keys() {
     let node = Node::new();
-    let w = Witness::open(&db(), "witness/swv", key()).expect("witness");
+    let w = witness_for(&node, "witness/swv");
     node.fill_to(6);
     witness_round(&node, &w);
     node.fill_to(9);
@@ -473,7 +493,7 @@ fn cosigned_checkpoints_are_trusted_with_configured_keys() {
     );
     let note = node.log.cosigned_note(9).expect("note").expect("present");
     assert!(note.ends_with(&cosig.line()));
-    let other = Witness::open(&db(), "witness/swv", key()).expect("impostor");
+    let other = witness_for(&node, "witness/swv");
     assert!(node
         .log
         .cosigned_checkpoints(&[&other.verifier_key()])
@@ -483,9 +503,21 @@ fn cosigned_checkpoints_are_trusted_with_configured_keys() {
 #[test]
 fn witness_refuses_what_does_not_extend() {
     let node = Node::new();
-    let w = Witness::open(&db(), "witness/mbo", key()).expect("witness");
-    let vkey = node.log.verifier_key();
+    let w = witness_for(&node, "witness/mbo");
     node.fill_to(8);
+    let first = node.log.checkpoint().expect("checkpoint");
+    // A first submission must give old size 0 (409 with the held size 0), with an empty proof.
+    assert!(matches!(
+        offer(&w, &first.note, &[], 4),
+        Err(WitnessError::Conflict {
+            held: 0,
+            offered: 4
+        })
+    ));
+    assert!(matches!(
+        offer(&w, &first.note, &[[1; 32]], 0),
+        Err(WitnessError::ProofNotEmpty)
+    ));
     witness_round(&node, &w);
     node.fill_to(12);
     let cp = node.log.checkpoint().expect("checkpoint");
@@ -494,14 +526,28 @@ fn witness_refuses_what_does_not_extend() {
     let mut bad = proof.clone();
     bad[0][0] ^= 1;
     assert!(matches!(
-        w.cosign(&vkey, &cp.note, &bad, 8),
+        offer(&w, &cp.note, &bad, 8),
         Err(WitnessError::Inconsistent { .. })
     ));
     assert!(matches!(
-        w.cosign(&vkey, &cp.note, &proof, 4),
-        Err(WitnessError::OldSize {
+        offer(&w, &cp.note, &proof, 4),
+        Err(WitnessError::Conflict {
             held: 8,
             offered: 4
+        })
+    ));
+    assert!(matches!(
+        offer(&w, &cp.note, &[], 0),
+        Err(WitnessError::Conflict {
+            held: 8,
+            offered: 0
+        })
+    ));
+    assert!(matches!(
+        offer(&w, &cp.note, &proof, 13),
+        Err(WitnessError::OldSizeBeyond {
+            old_size: 13,
+            size: 12
         })
     ));
 
@@ -512,10 +558,10 @@ fn witness_refuses_what_does_not_extend() {
     }
     .sign(&node.log.key, &node.log.origin);
     assert!(matches!(
-        w.cosign(&vkey, &small.note, &[], 8),
-        Err(WitnessError::Shrinking {
-            held: 8,
-            offered: 5
+        offer(&w, &small.note, &[], 8),
+        Err(WitnessError::OldSizeBeyond {
+            old_size: 8,
+            size: 5
         })
     ));
 
@@ -526,18 +572,34 @@ fn witness_refuses_what_does_not_extend() {
     }
     .sign(&node.log.key, &node.log.origin);
     assert!(matches!(
-        w.cosign(&vkey, &fork.note, &[], 8),
+        offer(&w, &fork.note, &[], 8),
         Err(WitnessError::Fork { size: 8 })
     ));
 
     let impostor = key();
     let forged = cp.checkpoint.clone().sign(&impostor, &node.log.origin);
     assert!(matches!(
-        w.cosign(&vkey, &forged.note, &proof, 8),
-        Err(WitnessError::Note(_))
+        offer(&w, &forged.note, &proof, 8),
+        Err(WitnessError::Signature(_))
     ));
-    let wrong_origin = impostor.verifier_key("pactgate/other");
-    assert!(w.cosign(&wrong_origin, &forged.note, &proof, 8).is_err());
+    let other_log = Checkpoint {
+        origin: "pactgate/other".into(),
+        ..cp.checkpoint.clone()
+    }
+    .sign(&impostor, "pactgate/other");
+    assert!(matches!(
+        offer(&w, &other_log.note, &proof, 8),
+        Err(WitnessError::UnknownLog(_))
+    ));
+    for (e, status) in [
+        (offer(&w, &forged.note, &proof, 8), 403),
+        (offer(&w, &other_log.note, &proof, 8), 404),
+        (offer(&w, &cp.note, &proof, 4), 409),
+        (offer(&w, &cp.note, &bad, 8), 422),
+        (offer(&w, &cp.note, &proof, 13), 400),
+    ] {
+        assert_eq!(e.expect_err("refused").http_status(), status);
+    }
 
     // Nothing above changed what the witness holds; the honest proof is still accepted.
     assert_eq!(
@@ -546,10 +608,31 @@ fn witness_refuses_what_does_not_extend() {
             .map(|t| t.checkpoint.size),
         Some(8)
     );
-    w.cosign(&vkey, &cp.note, &proof, 8).expect("honest");
-    w.cosign(&vkey, &cp.note, &[], 12)
-        .expect("same checkpoint again");
+    offer(&w, &cp.note, &proof, 8).expect("honest");
+    offer(&w, &cp.note, &[], 12).expect("same checkpoint again");
     assert_eq!(w.history(node.log.origin()).expect("history").len(), 2);
+}
+
+#[test]
+fn cosignature_covers_extension_lines() {
+    let node = Node::new();
+    let w = witness_for(&node, "witness/ext");
+    node.fill_to(3);
+    let body = Checkpoint {
+        origin: node.log.origin.clone(),
+        size: 3,
+        root: node.log.root(3).expect("root"),
+    }
+    .body();
+    let text = format!("{body}extension line one\nanother\n");
+    let resigned = node.log.key.sign_note(&text, &node.log.origin);
+    let cosig = offer(&w, &resigned, &[], 0).expect("cosigned");
+    let wkey = VerifierKey::parse(&w.verifier_key()).expect("wkey");
+    cosig
+        .verify_text(&text, &wkey)
+        .expect("covers the whole text");
+    let plain = Checkpoint::parse_body(&text).expect("body");
+    assert!(cosig.verify(&plain, &wkey).is_err());
 }
 
 #[test]
@@ -574,7 +657,7 @@ fn damaged_cache_refuses_appends_but_verifies() {
 #[test]
 fn bad_stored_cosignature_is_caught() {
     let node = Node::new();
-    let w = Witness::open(&db(), "witness/rmc", key()).expect("witness");
+    let w = witness_for(&node, "witness/rmc");
     node.fill_to(5);
     witness_round(&node, &w);
     let (k, v) = node

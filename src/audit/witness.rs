@@ -1,38 +1,151 @@
-//! The witness a node runs for its peers: cosigns a peer's checkpoint only if it extends the last
-//! one it accepted for that origin. Sees sizes and hashes only, never an entry.
-//! Invariant: per origin, accepted sizes only grow, and each is proven consistent with the previous.
+//! The witness a node runs for its peers (c2sp.org/tlog-witness): cosigns a checkpoint of a log it
+//! is configured for only if it extends the last one it cosigned for that origin. Sees sizes and
+//! hashes only, never an entry. Invariant: per origin, cosigned sizes only grow, each proven
+//! consistent with the previous; no log is trusted on first use.
 
 use std::sync::Mutex;
 
 use chrono::Utc;
 
-use super::checkpoint::{Checkpoint, Cosignature, NoteError, SigningKey, VerifierKey};
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine as _;
+
+use super::checkpoint::{
+    cosign_text, note_text, open_with, Checkpoint, Cosignature, NoteError, SigningKey, VerifierKey,
+};
 use super::merkle::{verify_consistency, Hash};
 use super::verify::TrustedCheckpoint;
 
-/// Why a checkpoint was not cosigned.
+/// Why a checkpoint was not cosigned, each with the HTTP status c2sp.org/tlog-witness gives it.
 #[derive(Debug, thiserror::Error)]
 pub enum WitnessError {
     #[error("witness store: {0}")]
     Store(#[from] sled::Error),
-    #[error(transparent)]
-    Note(#[from] NoteError),
-    #[error("old size {offered} given, but the last size accepted for this origin is {held}")]
-    OldSize { held: u64, offered: u64 },
-    #[error("checkpoint size {offered} is smaller than the accepted {held}")]
-    Shrinking { held: u64, offered: u64 },
-    #[error("a different root at the accepted size {size}: the log forked")]
+    #[error("malformed request: {0}")]
+    Malformed(&'static str),
+    #[error("malformed checkpoint: {0}")]
+    Note(NoteError),
+    #[error("this witness is not configured for the log {0}")]
+    UnknownLog(String),
+    #[error("no valid signature by a key configured for {0}")]
+    Signature(String),
+    #[error("old size {old_size} is larger than the checkpoint size {size}")]
+    OldSizeBeyond { old_size: u64, size: u64 },
+    #[error("old size {offered} given, but the latest size cosigned for this origin is {held}")]
+    Conflict { held: u64, offered: u64 },
+    #[error("a different root at the cosigned size {size}: the log forked")]
     Fork { size: u64 },
+    #[error("old size 0 takes an empty consistency proof")]
+    ProofNotEmpty,
     #[error("the consistency proof from {old_size} to {new_size} does not check")]
     Inconsistent { old_size: u64, new_size: u64 },
     #[error("the witness store is damaged")]
     Damaged,
 }
 
-/// A witness: its name, its key, and what it accepted per origin.
+impl From<NoteError> for WitnessError {
+    fn from(e: NoteError) -> Self {
+        match e {
+            NoteError::UnknownOrigin(origin) => WitnessError::UnknownLog(origin),
+            NoteError::Signature(origin) => WitnessError::Signature(origin),
+            other => WitnessError::Note(other),
+        }
+    }
+}
+
+impl WitnessError {
+    /// The status c2sp.org/tlog-witness prescribes for this refusal (500 for the witness's own
+    /// failures).
+    pub fn http_status(&self) -> u16 {
+        match self {
+            WitnessError::Malformed(_)
+            | WitnessError::Note(_)
+            | WitnessError::OldSizeBeyond { .. } => 400,
+            WitnessError::Signature(_) => 403,
+            WitnessError::UnknownLog(_) => 404,
+            WitnessError::Conflict { .. } | WitnessError::Fork { .. } => 409,
+            WitnessError::ProofNotEmpty | WitnessError::Inconsistent { .. } => 422,
+            WitnessError::Store(_) | WitnessError::Damaged => 500,
+        }
+    }
+}
+
+/// At most this many consistency proof lines (c2sp.org/tlog-witness).
+pub const MAX_PROOF_LINES: usize = 63;
+
+/// An `add-checkpoint` request body (c2sp.org/tlog-witness): `old <size>`, one base64 hash per
+/// line of the consistency proof, an empty line, then the signed checkpoint note.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AddCheckpoint {
+    pub old_size: u64,
+    pub proof: Vec<Hash>,
+    pub note: String,
+}
+
+impl AddCheckpoint {
+    /// Parses a request body; anything off the grammar is [`WitnessError::Malformed`].
+    pub fn parse(body: &str) -> Result<Self, WitnessError> {
+        let (head, note) = body.split_once("\n\n").ok_or(WitnessError::Malformed(
+            "no empty line before the checkpoint",
+        ))?;
+        let mut lines = head.split('\n');
+        let old =
+            lines
+                .next()
+                .and_then(|l| l.strip_prefix("old "))
+                .ok_or(WitnessError::Malformed(
+                    "the first line must be `old <size>`",
+                ))?;
+        let canonical = !old.is_empty()
+            && old.bytes().all(|b| b.is_ascii_digit())
+            && (old == "0" || !old.starts_with('0'));
+        let old_size = old
+            .parse()
+            .ok()
+            .filter(|_| canonical)
+            .ok_or(WitnessError::Malformed(
+                "old size is not a decimal without leading zeroes",
+            ))?;
+        let proof = lines
+            .map(|l| {
+                B64.decode(l)
+                    .ok()
+                    .and_then(|h| Hash::try_from(h.as_slice()).ok())
+                    .ok_or(WitnessError::Malformed(
+                        "a proof line is not a base64 SHA-256 hash",
+                    ))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if proof.len() > MAX_PROOF_LINES {
+            return Err(WitnessError::Malformed(
+                "more than 63 consistency proof lines",
+            ));
+        }
+        Ok(AddCheckpoint {
+            old_size,
+            proof,
+            note: note.to_owned(),
+        })
+    }
+
+    /// The request body.
+    pub fn body(&self) -> String {
+        let mut out = format!("old {}\n", self.old_size);
+        for h in &self.proof {
+            out.push_str(&B64.encode(h));
+            out.push('\n');
+        }
+        out.push('\n');
+        out.push_str(&self.note);
+        out
+    }
+}
+
+/// A witness: its name, its key, the logs it is configured for, and what it cosigned per origin.
 pub struct Witness {
     name: String,
     key: SigningKey,
+    logs: Vec<VerifierKey>,
     latest: sled::Tree,
     history: sled::Tree,
     lock: Mutex<()>,
@@ -67,16 +180,25 @@ fn history_key(origin: &str, size: u64) -> Vec<u8> {
 }
 
 impl Witness {
-    /// Opens the witness state in `db` (trees `witness` and `witness.history`).
+    /// Opens the witness state in `db` (trees `witness` and `witness.history`). It cosigns for no
+    /// log until given their keys with [`Witness::trusting`].
     pub fn open(db: &sled::Db, name: &str, key: SigningKey) -> Result<Self, WitnessError> {
         VerifierKey::parse(&key.cosignature_verifier_key(name))?;
         Ok(Witness {
             name: name.to_owned(),
             key,
+            logs: Vec::new(),
             latest: db.open_tree("witness")?,
             history: db.open_tree("witness.history")?,
             lock: Mutex::new(()),
         })
+    }
+
+    /// This witness, configured for the logs of these signed-note verifier keys (each key's name
+    /// is its log's origin).
+    pub fn trusting(mut self, logs: Vec<VerifierKey>) -> Self {
+        self.logs = logs;
+        self
     }
 
     pub fn name(&self) -> &str {
@@ -88,30 +210,37 @@ impl Witness {
         self.key.cosignature_verifier_key(&self.name)
     }
 
-    /// Cosigns `checkpoint_note` of the log with `origin_verifier_key` (whose name must be the
-    /// origin) if it extends the last checkpoint accepted for that origin: `old_size` must be that
-    /// size and `consistency_proof` must prove it. The first checkpoint of an origin is accepted as
-    /// it is. Re-offering the accepted checkpoint is cosigned again.
-    pub fn cosign(
-        &self,
-        origin_verifier_key: &str,
-        checkpoint_note: &str,
-        consistency_proof: &[Hash],
-        old_size: u64,
-    ) -> Result<Cosignature, WitnessError> {
-        let log_key = VerifierKey::parse(origin_verifier_key)?;
-        let offered = Checkpoint::open(checkpoint_note, &log_key)?.checkpoint;
-        let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(held) = self.held(&offered.origin)? {
-            check_extends(&held, &offered, consistency_proof, old_size)?;
+    /// The logs this witness is configured for.
+    pub fn logs(&self) -> &[VerifierKey] {
+        &self.logs
+    }
+
+    /// Handles an `add-checkpoint` request exactly as c2sp.org/tlog-witness says: the origin must
+    /// be configured (else 404), signed by its key (403), `old_size` at most the checkpoint size
+    /// (400) and equal to the size last cosigned for the origin, 0 if none (409); the same size
+    /// must have the same root (409); the proof must be empty from 0 and check otherwise (422).
+    /// The cosignature covers the whole note text, extension lines included. Check and update are
+    /// atomic; the caller makes the store durable before it answers.
+    pub fn add_checkpoint(&self, request: &AddCheckpoint) -> Result<Cosignature, WitnessError> {
+        let offered = open_with(&request.note, &self.logs)?.checkpoint;
+        let old_size = request.old_size;
+        if old_size > offered.size {
+            return Err(WitnessError::OldSizeBeyond {
+                old_size,
+                size: offered.size,
+            });
         }
-        let value = encode(&offered, checkpoint_note);
+        let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        let held = self.held(&offered.origin)?;
+        check_extends(held.as_ref(), &offered, request)?;
+        let value = encode(&offered, &request.note);
         self.history
             .insert(history_key(&offered.origin, offered.size), value.as_slice())?;
         self.latest.insert(offered.origin.as_bytes(), value)?;
         self.latest.flush()?;
         let now = u64::try_from(Utc::now().timestamp()).unwrap_or(0);
-        Ok(offered.cosign(&self.key, &self.name, now))
+        let text = note_text(&request.note)?;
+        Ok(cosign_text(text, &self.key, &self.name, now))
     }
 
     fn held(&self, origin: &str) -> Result<Option<Checkpoint>, WitnessError> {
@@ -145,34 +274,38 @@ impl Witness {
 }
 
 fn check_extends(
-    held: &Checkpoint,
+    held: Option<&Checkpoint>,
     offered: &Checkpoint,
-    proof: &[Hash],
-    old_size: u64,
+    request: &AddCheckpoint,
 ) -> Result<(), WitnessError> {
-    if offered.size < held.size {
-        return Err(WitnessError::Shrinking {
-            held: held.size,
-            offered: offered.size,
+    let held_size = held.map_or(0, |h| h.size);
+    if request.old_size != held_size {
+        return Err(WitnessError::Conflict {
+            held: held_size,
+            offered: request.old_size,
         });
     }
-    if offered.size == held.size {
-        return if offered.root == held.root {
-            Ok(())
-        } else {
-            Err(WitnessError::Fork { size: held.size })
+    if let Some(held) = held.filter(|h| h.size == offered.size) {
+        if held.root != offered.root {
+            return Err(WitnessError::Fork { size: held.size });
+        }
+    }
+    if request.old_size == 0 || request.old_size == offered.size {
+        return match request.proof.is_empty() {
+            true => Ok(()),
+            false => Err(WitnessError::ProofNotEmpty),
         };
     }
-    if old_size != held.size {
-        return Err(WitnessError::OldSize {
-            held: held.size,
-            offered: old_size,
-        });
-    }
-    verify_consistency(held.size, offered.size, &held.root, &offered.root, proof).map_err(|_| {
-        WitnessError::Inconsistent {
-            old_size: held.size,
-            new_size: offered.size,
-        }
+    let held_root = held.map_or([0; 32], |h| h.root);
+    verify_consistency(
+        request.old_size,
+        offered.size,
+        &held_root,
+        &offered.root,
+        &request.proof,
+    )
+    .map_err(|_| WitnessError::Inconsistent {
+        old_size: request.old_size,
+        new_size: offered.size,
     })
 }

@@ -1,19 +1,20 @@
-//! `pactgate.v1.Audit` for the FG of the node's party, `pactgate.v1.Witness` for peer nodes, and
-//! the task that signs checkpoints and has every peer cosign them. The FG's every call is itself
-//! audited; a witness sees only sizes and hashes.
+//! `pactgate.v1.Audit` for the FG of the node's party, `pactgate.v1.Witness` (what this node's
+//! witness holds) for peer nodes, and the task that signs checkpoints and has every configured
+//! witness cosign them over HTTP. The FG's every call is itself audited; a witness sees only
+//! sizes and hashes.
 
 use super::convert;
 use crate::audit::{
-    self, body_of, Action, AuditLog, Checkpoint, Cosignature, Decision as AuditDecision, Filter,
-    TrustedCheckpoint,
+    self, Action, AuditLog, Checkpoint, Decision as AuditDecision, Filter, TrustedCheckpoint,
 };
 use crate::identity::Organisation;
-use crate::node::{audit_status, entry, witness_name, NodeContext};
+use crate::node::{audit_status, entry, NodeContext};
 use crate::pb;
 use crate::pb::audit_server::Audit;
 use crate::pb::witness_client::WitnessClient;
 use crate::pb::witness_server::Witness;
 use crate::pseudonym::{is_pseudonym, PupilId};
+use crate::rpc::witness_http::WitnessTarget;
 use crate::trace::TraceContext;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -28,12 +29,11 @@ pub const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(5);
 pub const CHECKPOINT_EVERY_ENTRIES: u64 = 1000;
 /// How often the task looks at the log's growth between intervals.
 const GROWTH_POLL: Duration = Duration::from_millis(200);
-/// How long a witness may take to cosign.
+/// How long a peer may take to say what its witness holds.
 const COSIGN_TIMEOUT: Duration = Duration::from_secs(3);
-/// Witness keys pinned on first use, by witness name (node side), and origin keys pinned on
-/// first use, by origin (witness side).
+/// The configured witness keys, by witness name, recorded at every start for offline
+/// verification (`audit verify --data-dir`).
 const WITNESS_KEYS_TREE: &str = "audit.witness_keys";
-const ORIGIN_KEYS_TREE: &str = "witness.origin_keys";
 
 pub struct AuditService {
     node: Arc<NodeContext>,
@@ -87,21 +87,16 @@ impl AuditService {
     }
 }
 
-/// Pins a key on first use under `name`; afterwards only the same key is accepted.
-fn pin_key(db: &sled::Db, tree: &str, name: &str, key: &str) -> Result<(), Status> {
-    let tree = db
-        .open_tree(tree)
-        .map_err(|e| Status::internal(e.to_string()))?;
-    let previous = tree
-        .compare_and_swap(name.as_bytes(), None as Option<&[u8]>, Some(key.as_bytes()))
-        .map_err(|e| Status::internal(e.to_string()))?;
-    match previous {
-        Ok(()) => Ok(()),
-        Err(current) if current.current.as_deref() == Some(key.as_bytes()) => Ok(()),
-        Err(_) => Err(Status::failed_precondition(format!(
-            "{name} presented another key than the one pinned at first use"
-        ))),
+/// Records the configured witnesses' keys by name, for offline verification of what they cosigned.
+pub fn record_witness_keys(
+    store: &crate::store::Store,
+    witnesses: &[WitnessTarget],
+) -> Result<(), audit::AuditError> {
+    let tree = store.db().open_tree(WITNESS_KEYS_TREE)?;
+    for w in witnesses {
+        tree.insert(w.name().as_bytes(), w.key.as_bytes())?;
     }
+    Ok(())
 }
 
 fn pinned_keys(db: &sled::Db, tree: &str) -> Vec<String> {
@@ -172,7 +167,7 @@ fn signed_checkpoint(log: &AuditLog) -> Result<Option<pb::SignedCheckpoint>, Sta
             note.lines()
                 .skip_while(|l| !l.is_empty())
                 .filter(|l| l.starts_with('\u{2014}'))
-                .filter(|l| l.contains("pactgate-witness/"))
+                .filter(|l| l.split_whitespace().nth(1) != Some(latest.checkpoint.origin.as_str()))
                 .map(str::to_owned)
                 .collect()
         })
@@ -254,10 +249,22 @@ const CSV_COLUMNS: [&str; 21] = [
     "count",
 ];
 
-/// Entries as JSON lines or CSV.
-pub fn export(entries: &[audit::Entry], format: pb::ExportFormat) -> Result<Vec<u8>, Status> {
+/// Entries as JSON lines, CSV or LDV records (JSON lines).
+pub fn export(
+    entries: &[audit::Entry],
+    format: pb::ExportFormat,
+    ldv: &audit::ldv::LdvContext<'_>,
+) -> Result<Vec<u8>, Status> {
     let fail = |e: String| Status::internal(format!("export failed: {e}"));
     match format {
+        pb::ExportFormat::Ldv => {
+            let mut out = Vec::new();
+            for record in entries.iter().flat_map(|e| audit::ldv::records(e, ldv)) {
+                out.extend(serde_json::to_vec(&record).map_err(|e| fail(e.to_string()))?);
+                out.push(b'\n');
+            }
+            Ok(out)
+        }
         pb::ExportFormat::JsonLines => {
             let mut out = Vec::new();
             for e in entries {
@@ -277,7 +284,7 @@ pub fn export(entries: &[audit::Entry], format: pb::ExportFormat) -> Result<Vec<
             w.into_inner().map_err(|e| fail(e.to_string()))
         }
         pb::ExportFormat::Unspecified => Err(Status::invalid_argument(
-            "format: choose EXPORT_FORMAT_JSON_LINES or EXPORT_FORMAT_CSV",
+            "format: choose EXPORT_FORMAT_JSON_LINES, EXPORT_FORMAT_CSV or EXPORT_FORMAT_LDV",
         )),
     }
 }
@@ -337,7 +344,12 @@ impl Audit for AuditService {
         let format =
             pb::ExportFormat::try_from(req.format).unwrap_or(pb::ExportFormat::Unspecified);
         let filter = filter_from(req.filter)?;
-        let bytes = export(&matching(&self.node.audit, &filter)?, format)?;
+        let latest = self.node.audit.latest_checkpoint().map_err(audit_status)?;
+        let ldv = audit::ldv::LdvContext {
+            node_oin: &self.node.own.oin,
+            checkpoint: latest.as_ref().map(|c| &c.checkpoint),
+        };
+        let bytes = export(&matching(&self.node.audit, &filter)?, format, &ldv)?;
         let chunks: Vec<_> = bytes
             .chunks(64 * 1024)
             .map(|c| Ok(pb::ExportChunk { data: c.to_vec() }))
@@ -419,6 +431,39 @@ impl Audit for AuditService {
             leaf_hash: audit::leaf_hash(&bytes).to_vec(),
             path: path.iter().map(|h| h.to_vec()).collect(),
             checkpoint: Some(checkpoint),
+            entry_bytes: bytes,
+        }))
+    }
+
+    async fn consistency_proof(
+        &self,
+        request: Request<pb::ConsistencyProofRequest>,
+    ) -> Result<Response<pb::ConsistencyProofResponse>, Status> {
+        self.authorize(&request, "consistency proof").await?;
+        let req = request.into_inner();
+        let checkpoint = signed_checkpoint(&self.node.audit)?
+            .ok_or_else(|| Status::failed_precondition("no checkpoint has been signed yet"))?;
+        let new_size = match req.new_size {
+            0 => checkpoint.size,
+            n => n,
+        };
+        if req.old_size == 0 || req.old_size > new_size || new_size > checkpoint.size {
+            return Err(Status::out_of_range(format!(
+                "old_size {} and new_size {new_size}: need 1 <= old_size <= new_size <= {} (the newest checkpoint's size)",
+                req.old_size, checkpoint.size
+            )));
+        }
+        let log = &self.node.audit;
+        let path = log
+            .consistency_proof(req.old_size, new_size)
+            .map_err(audit_status)?;
+        Ok(Response::new(pb::ConsistencyProofResponse {
+            old_size: req.old_size,
+            new_size,
+            old_root_hash: log.root(req.old_size).map_err(audit_status)?.to_vec(),
+            new_root_hash: log.root(new_size).map_err(audit_status)?.to_vec(),
+            path: path.iter().map(|h| h.to_vec()).collect(),
+            checkpoint: Some(checkpoint),
         }))
     }
 
@@ -445,55 +490,6 @@ impl WitnessService {
 
 #[tonic::async_trait]
 impl Witness for WitnessService {
-    async fn cosign(
-        &self,
-        request: Request<pb::CosignRequest>,
-    ) -> Result<Response<pb::CosignResponse>, Status> {
-        let caller = super::caller(&request)?;
-        let req = request.into_inner();
-        let origin = format!("pactgate/{}", caller.oin);
-        if req.note.lines().next() != Some(origin.as_str()) {
-            return Err(Status::permission_denied(format!(
-                "denied: {caller} may only submit checkpoints of its own log ({origin})"
-            )));
-        }
-        let proof = req
-            .consistency_proof
-            .iter()
-            .map(|h| <[u8; 32]>::try_from(h.as_slice()))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|_| {
-                Status::invalid_argument("consistency_proof: every hash must be 32 bytes")
-            })?;
-        let node = self.node.clone();
-        let result = tokio::task::spawn_blocking(move || {
-            pin_key(
-                node.store.db(),
-                ORIGIN_KEYS_TREE,
-                &origin,
-                &req.verifier_key,
-            )?;
-            let cosignature = node
-                .witness
-                .cosign(&req.verifier_key, &req.note, &proof, req.old_size)
-                .map_err(|e| Status::failed_precondition(format!("not cosigned: {e}")))?;
-            // What the witness accepted must survive a power cut before it vouches for it, or it
-            // could later accept a fork at that size.
-            node.store.sync().map_err(super::store_status)?;
-            let size = body_of(&req.note).map(|c| c.size).unwrap_or(0);
-            Ok::<_, Status>((cosignature, size))
-        })
-        .await
-        .map_err(super::task_status)?;
-        let (cosignature, size) = result?;
-        Ok(Response::new(pb::CosignResponse {
-            cosignature: cosignature.line(),
-            witness: self.node.witness.name().to_owned(),
-            size,
-            verifier_key: self.node.witness.verifier_key(),
-        }))
-    }
-
     async fn held_checkpoint(
         &self,
         request: Request<pb::HeldCheckpointRequest>,
@@ -519,61 +515,6 @@ impl Witness for WitnessService {
             },
         }))
     }
-}
-
-/// Has one peer's witness cosign the checkpoint; stores the cosignature.
-async fn cosign_at(
-    node: &Arc<NodeContext>,
-    peer: &crate::peers::Peer,
-    checkpoint: &audit::SignedCheckpoint,
-) -> Result<(), String> {
-    let witness = witness_name(&peer.config.oin);
-    let size = checkpoint.checkpoint.size;
-    let old = node
-        .audit
-        .last_cosigned(&witness)
-        .map_err(|e| e.to_string())?;
-    if old >= size {
-        return Ok(());
-    }
-    let proof = if old == 0 {
-        Vec::new()
-    } else {
-        node.audit
-            .consistency_proof(old, size)
-            .map_err(|e| e.to_string())?
-    };
-    let mut client = WitnessClient::new(peer.channel.clone());
-    let mut request = Request::new(pb::CosignRequest {
-        note: checkpoint.note.clone(),
-        old_size: old,
-        consistency_proof: proof.iter().map(|h| h.to_vec()).collect(),
-        verifier_key: node.audit.verifier_key(),
-    });
-    request.set_timeout(COSIGN_TIMEOUT);
-    let response = tokio::time::timeout(COSIGN_TIMEOUT, client.cosign(request))
-        .await
-        .map_err(|_| "no answer in time".to_owned())?
-        .map_err(|s| s.message().to_owned())?
-        .into_inner();
-    if response.witness != witness {
-        return Err(format!(
-            "answered as {}, expected {witness}",
-            response.witness
-        ));
-    }
-    pin_key(
-        node.store.db(),
-        WITNESS_KEYS_TREE,
-        &witness,
-        &response.verifier_key,
-    )
-    .map_err(|s| s.message().to_owned())?;
-    let cosignature = Cosignature::parse_line(&response.cosignature).map_err(|e| e.to_string())?;
-    node.audit
-        .add_cosignature(&response.verifier_key, checkpoint, &cosignature)
-        .map_err(|e| e.to_string())?;
-    Ok(())
 }
 
 /// Signs a checkpoint when the log has grown and has every peer cosign it: every `interval`, or
@@ -603,7 +544,8 @@ pub fn spawn_checkpoints(
     })
 }
 
-/// One round: sign if grown, then ask every peer that has not cosigned the newest checkpoint.
+/// One round: sign if grown, then ask every configured witness that has not cosigned the newest
+/// checkpoint.
 pub async fn checkpoint_round(node: &Arc<NodeContext>) -> Result<(), String> {
     let signer = node.clone();
     let checkpoint = tokio::task::spawn_blocking(move || {
@@ -626,9 +568,9 @@ pub async fn checkpoint_round(node: &Arc<NodeContext>) -> Result<(), String> {
     if checkpoint.checkpoint.size == 0 {
         return Ok(());
     }
-    for peer in &node.peers {
-        if let Err(e) = cosign_at(node, peer, &checkpoint).await {
-            tracing::debug!(peer = %peer.config.name, error = %e, "checkpoint not cosigned");
+    for witness in &node.witnesses {
+        if let Err(e) = crate::rpc::witness_http::submit(node, witness, &checkpoint).await {
+            tracing::debug!(witness.url = %witness.url, error = %e, "checkpoint not cosigned");
         }
     }
     Ok(())

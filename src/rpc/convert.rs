@@ -518,6 +518,7 @@ pub fn audit_entry(e: &crate::audit::Entry) -> pb::AuditEntry {
         reason: e.reason.clone(),
         policy_version: e.policy_version.clone(),
         count: e.count,
+        parent_span_id: e.parent_span_id.clone(),
     }
 }
 

@@ -484,6 +484,8 @@ impl Exchange for ExchangeService {
                 .as_ref()
                 .map(|p| p.covenant().name.clone())
                 .unwrap_or_default(),
+            audit_log_verifier_key: self.node.audit.verifier_key(),
+            witness_verifier_key: self.node.witness.verifier_key(),
         }))
     }
 }

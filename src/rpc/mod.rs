@@ -1,6 +1,7 @@
 //! The gRPC layer: the services' handlers, the conversions between proto and domain types, and
 //! the one place that turns errors into `tonic::Status` with messages a person understands and
-//! no internals or pupil ids.
+//! no internals or pupil ids. Beside it on the same listener, [`witness_http`] speaks
+//! c2sp.org/tlog-witness over plain HTTP, with the spec's status codes.
 
 pub mod audit;
 pub mod backup;
@@ -10,6 +11,7 @@ pub mod convert;
 pub mod exchange;
 pub mod federation;
 pub mod intake;
+pub mod witness_http;
 
 use crate::identity::{self, Organisation};
 use tonic::Status;

@@ -20,12 +20,13 @@ use pactgate::pseudonym::{PseudonymKey, PupilId, KEY_LEN};
 use pactgate::tls::TlsMaterial;
 use rand::rngs::StdRng;
 use rand::{Rng as _, SeedableRng as _};
+use std::collections::HashMap;
 use std::collections::HashSet;
 use std::io::{BufRead as _, BufReader, Write as _};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc;
+use std::sync::{mpsc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 use tempfile::TempDir;
 use tonic::transport::Channel;
@@ -369,6 +370,7 @@ fn spawn_node(
     options: NodeOptions,
     tuning: NodeTuning,
     limits: pactgate::limits::Limits,
+    extras: WitnessExtras,
 ) -> Running {
     let tls = material(party);
     let addr = listener.local_addr().unwrap();
@@ -389,7 +391,17 @@ fn spawn_node(
                     let _ = stop_rx.await;
                     let _ = stopping_tx.send(());
                 };
+                let keyed: Vec<_> = options
+                    .peers
+                    .iter()
+                    .map(|p| (p.clone(), audit_keys_of(&p.name, &p.oin)))
+                    .collect();
+                let (mut witnesses, mut witnessed_logs) = pactgate::node::mutual_witnessing(&keyed);
+                witnesses.extend(extras.witnesses);
+                witnessed_logs.extend(extras.logs);
                 let mut setup = pactgate::node::NodeSetup::new(tls, test_key(), data_dir);
+                setup.witnesses = witnesses;
+                setup.witnessed_logs = witnessed_logs;
                 setup.policy = options.policy;
                 setup.peers = options.peers;
                 setup.counting = tuning.counting;
@@ -431,7 +443,18 @@ pub struct TestNode {
     options: NodeOptions,
     tuning: NodeTuning,
     limits: pactgate::limits::Limits,
+    extras: WitnessExtras,
     dir: TempDir,
+}
+
+/// Witness settings of a test node beyond its peers' (which witness each other): logs it
+/// witnesses and witnesses it submits to, for example ones a test wrote itself.
+#[derive(Debug, Clone, Default)]
+pub struct WitnessExtras {
+    /// Signed-note verifier keys of further logs this node witnesses.
+    pub logs: Vec<String>,
+    /// Further witnesses this node submits its checkpoints to.
+    pub witnesses: Vec<pactgate::config::WitnessConfig>,
 }
 
 /// What a test node runs with besides its party's certificate: the policy file and its peers.
@@ -538,19 +561,39 @@ impl TestNode {
         limits: pactgate::limits::Limits,
         listener: std::net::TcpListener,
     ) -> TestNode {
+        let mut node = Self::unstarted(party, options, tuning);
+        node.limits = limits;
+        node.launch_on(listener).await;
+        node
+    }
+
+    /// A node not started yet, with a fresh temporary data dir.
+    fn unstarted(party: &str, options: NodeOptions, tuning: NodeTuning) -> TestNode {
         let dir = tempfile::Builder::new()
             .prefix(&format!("pactgate-{party}-"))
             .tempdir()
             .expect("temp dir");
-        let mut node = TestNode {
+        TestNode {
             party: party.to_owned(),
             running: None,
             options,
             tuning,
-            limits,
+            limits: pactgate::limits::Limits::default(),
+            extras: WitnessExtras::default(),
             dir,
+        }
+    }
+
+    /// Starts a node with the shipped policy, no peers, a checkpoint every 200 ms, and these
+    /// witness settings.
+    pub async fn start_witnessing(party: &str, extras: WitnessExtras) -> TestNode {
+        let tuning = NodeTuning {
+            counting: None,
+            checkpoint_interval: Duration::from_millis(200),
         };
-        node.launch_on(listener).await;
+        let mut node = Self::unstarted(party, NodeOptions::default(), tuning);
+        node.extras = extras;
+        node.launch().await;
         node
     }
 
@@ -559,6 +602,7 @@ impl TestNode {
     }
 
     async fn launch_on(&mut self, listener: std::net::TcpListener) {
+        install_audit_keys(&self.party, &self.data_dir());
         self.running = Some(spawn_node(
             &self.party,
             self.data_dir(),
@@ -566,6 +610,7 @@ impl TestNode {
             self.options.clone(),
             self.tuning.clone(),
             self.limits.clone(),
+            self.extras.clone(),
         ));
         self.wait_ready().await;
     }
@@ -1527,6 +1572,87 @@ pub fn traced<T>(message: T, trace_id: &str) -> tonic::Request<T> {
         value.parse().expect("a valid metadata value"),
     );
     request
+}
+
+/// A node's two audit keys (log, witness) as PKCS#8.
+type KeyPair = (Vec<u8>, Vec<u8>);
+
+/// Per party name, its nodes' audit keys (log, witness) as PKCS#8, made once per test binary: every
+/// node of a party gets the same keys, so its peers can pin them before it starts.
+fn party_audit_keys(party: &str) -> KeyPair {
+    static KEYS: OnceLock<Mutex<HashMap<String, KeyPair>>> = OnceLock::new();
+    let mut keys = KEYS
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    let gen = || pactgate::audit::SigningKey::generate_pkcs8().expect("generate a key");
+    keys.entry(party.to_owned())
+        .or_insert_with(|| (gen(), gen()))
+        .clone()
+}
+
+/// Puts the party's audit keys in a node's data dir, unless it has its own already.
+pub fn install_audit_keys(party: &str, data_dir: &Path) {
+    let (log, witness) = party_audit_keys(party);
+    std::fs::create_dir_all(data_dir).expect("create the data dir");
+    for (file, pkcs8) in [
+        (pactgate::node::AUDIT_KEY_FILE, log),
+        (pactgate::node::WITNESS_KEY_FILE, witness),
+    ] {
+        let path = data_dir.join(file);
+        if !path.exists() {
+            std::fs::write(&path, pkcs8).expect("write a key file");
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt as _;
+                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+                    .expect("key file mode");
+            }
+        }
+    }
+}
+
+/// The verifier keys of the nodes of `party` (OIN `oin`): what its peers pin.
+pub fn audit_keys_of(party: &str, oin: &str) -> pactgate::node::AuditVerifierKeys {
+    let (log, witness) = party_audit_keys(party);
+    let key = |pkcs8: &[u8]| pactgate::audit::SigningKey::from_pkcs8(pkcs8).expect("a key");
+    pactgate::node::AuditVerifierKeys {
+        log: key(&log).verifier_key(&format!("pactgate/{oin}")),
+        witness: key(&witness).cosignature_verifier_key(&pactgate::node::witness_name(oin)),
+    }
+}
+
+/// An HTTPS client with a development party's certificate (the covenant's mutual TLS, HTTP/2),
+/// for a node's HTTP endpoints such as `POST /add-checkpoint`.
+pub fn https_client(party: &str) -> reqwest::Client {
+    let config = material(party)
+        .client_config_tls13()
+        .expect("client TLS config");
+    reqwest::Client::builder()
+        .tls_backend_preconfigured(config)
+        .http2_prior_knowledge()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("an HTTPS client")
+}
+
+/// POSTs a c2sp.org/tlog-witness `add-checkpoint` body to a node as `party`: the status, the
+/// content type and the body of the answer.
+pub async fn add_checkpoint(node: SocketAddr, party: &str, body: String) -> (u16, String, String) {
+    let response = https_client(party)
+        .post(format!("https://{node}/add-checkpoint"))
+        .body(body)
+        .send()
+        .await
+        .expect("the witness answers");
+    let status = response.status().as_u16();
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    (status, content_type, response.text().await.expect("a body"))
 }
 
 /// The witness name under which a development party's node cosigns.
