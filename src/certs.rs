@@ -17,7 +17,7 @@ pub struct DevParty {
 }
 
 /// The parties `pactgate certs dev` makes certificates for.
-pub const DEV_PARTIES: [DevParty; 7] = [
+pub const DEV_PARTIES: [DevParty; 8] = [
     DevParty {
         file: "swv-vo",
         name: "Samenwerkingsverband VO Groningen",
@@ -52,6 +52,12 @@ pub const DEV_PARTIES: [DevParty; 7] = [
         file: "fg",
         name: "FG Gemeente Groningen",
         oin: "00000099000000000007",
+    },
+    // The pseudonymisation service: a trusted third party, not a party that holds pupil data.
+    DevParty {
+        file: "pseudonymiser",
+        name: "Pseudonimiseringsdienst Thuiszitterspact",
+        oin: "00000099000000000008",
     },
 ];
 

@@ -10,7 +10,7 @@ use crate::identity::Organisation;
 use crate::pb;
 use crate::peers::{Peer, PeerConfig};
 use crate::policy::Policy;
-use crate::pseudonym::PseudonymKey;
+use crate::pseudonymiser::{PseudonymiserClient, ServiceConfig};
 use crate::rpc::audit::{AuditService, WitnessService};
 use crate::rpc::cases::CasesService;
 use crate::rpc::clock::{ClockService, CountsService};
@@ -39,6 +39,8 @@ pub enum NodeError {
     #[error(transparent)]
     Peer(#[from] crate::client::ClientError),
     #[error(transparent)]
+    Pseudonymiser(#[from] crate::pseudonymiser::PseudonymiseError),
+    #[error(transparent)]
     Counting(#[from] crate::clock::RulesErrors),
     #[error("the audit log could not be opened: {0}")]
     Audit(#[from] crate::audit::AuditError),
@@ -53,7 +55,8 @@ pub enum NodeError {
 /// Everything a node needs to start.
 pub struct NodeSetup {
     pub tls: TlsMaterial,
-    pub key: PseudonymKey,
+    /// The pseudonymisation service: the node holds no pseudonymisation secret of its own.
+    pub pseudonymiser: ServiceConfig,
     pub data_dir: PathBuf,
     /// The covenant policy file. Without one, every exchange is denied (intake still works).
     pub policy: Option<PathBuf>,
@@ -72,10 +75,10 @@ pub struct NodeSetup {
 
 impl NodeSetup {
     /// A node with no policy and no peers: intake only.
-    pub fn new(tls: TlsMaterial, key: PseudonymKey, data_dir: PathBuf) -> Self {
+    pub fn new(tls: TlsMaterial, pseudonymiser: ServiceConfig, data_dir: PathBuf) -> Self {
         Self {
             tls,
-            key,
+            pseudonymiser,
             data_dir,
             policy: None,
             peers: Vec::new(),
@@ -131,7 +134,7 @@ pub struct NodeContext {
     pub cases: CaseStore,
     pub policy: PolicyHandle,
     pub peers: Vec<Peer>,
-    pub key: Arc<PseudonymKey>,
+    pub pseudonymiser: PseudonymiserClient,
     pub counting: Option<Arc<CountingRules>>,
 }
 
@@ -304,7 +307,7 @@ pub async fn serve(
         store: store.clone(),
         peers: crate::peers::connect_all(&setup.peers, &setup.tls)?,
         policy: policy.clone(),
-        key: Arc::new(setup.key),
+        pseudonymiser: PseudonymiserClient::connect_lazy(&setup.pseudonymiser, &setup.tls)?,
         counting: setup
             .counting
             .as_deref()

@@ -1,7 +1,8 @@
 //! The pupil signal as the node keeps it, and the checks a raw record must pass to become one.
-//! Holds no raw pupil id: validation pseudonymises on the spot and drops the id.
+//! Holds no raw pupil id: a checked record keeps its id only until the pseudonymisation service
+//! has given the pseudonym (a batch at a time), then drops it.
 
-use crate::pseudonym::{PseudonymKey, PupilId};
+use crate::pseudonym::PupilId;
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -205,14 +206,40 @@ pub const MAX_RECORD_ID_LEN: usize = 128;
 /// Ages accepted: from pre-school to the end of RMC's reach.
 pub const AGE_RANGE: std::ops::RangeInclusive<u32> = 3..=23;
 
-/// Checks every field of a raw record and pseudonymises its pupil id. The first failing field is
-/// reported; a record either passes whole or not at all.
+/// A record that passed every check, waiting for its pupil's pseudonym. Its `Debug` hides the
+/// pupil id, which is wiped when [`Validated::pseudonymised`] drops it.
+pub struct Validated {
+    pub pupil: PupilId,
+    signal: Signal,
+}
+
+impl fmt::Debug for Validated {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Validated")
+            .field("source_record_id", &self.signal.source_record_id)
+            .field("pupil", &self.pupil)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Validated {
+    /// The signal with its pupil's pseudonym; the pupil id is dropped (and wiped).
+    pub fn pseudonymised(self, pupil_pseudonym: String) -> Signal {
+        Signal {
+            pupil_pseudonym,
+            ..self.signal
+        }
+    }
+}
+
+/// Checks every field of a raw record. The first failing field is reported; a record either
+/// passes whole or not at all. The pseudonym is filled in afterwards, for a batch of records at
+/// once ([`Validated::pseudonymised`]), so only records that pass cost an evaluation.
 pub fn validate(
     raw: RawSignal,
-    key: &PseudonymKey,
     today: NaiveDate,
     now: chrono::DateTime<chrono::Utc>,
-) -> Result<Signal, FieldError> {
+) -> Result<Validated, FieldError> {
     let source_record_id = check_record_id(&raw.source_record_id)?;
     let pupil =
         PupilId::parse(&raw.pupil_id).map_err(|e| FieldError::new("pupil_id", e.to_string()))?;
@@ -259,9 +286,9 @@ pub fn validate(
         ));
     }
     let details = check_details(&raw, category, status, absent_since, today)?;
-    Ok(Signal {
+    let signal = Signal {
         source_record_id,
-        pupil_pseudonym: key.pseudonym(&pupil),
+        pupil_pseudonym: String::new(),
         category,
         sector,
         residence_municipality,
@@ -277,7 +304,8 @@ pub fn validate(
         exemption_term: details.exemption_term,
         exemption_end: details.exemption_end,
         closed_on: details.closed_on,
-    })
+    };
+    Ok(Validated { pupil, signal })
 }
 
 /// The checked optional details the counting rules need.
@@ -537,7 +565,7 @@ pub(crate) fn clip(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pseudonym::KEY_LEN;
+    use crate::pseudonym::{PseudonymKey, KEY_LEN};
     use proptest::prelude::*;
 
     fn raw() -> RawSignal {
@@ -564,7 +592,9 @@ mod tests {
     fn check(r: RawSignal) -> Result<Signal, FieldError> {
         let key = PseudonymKey::from_bytes(1, &[1u8; KEY_LEN]);
         let today = NaiveDate::from_ymd_opt(2026, 11, 23).unwrap();
-        validate(r, &key, today, chrono::Utc::now())
+        let checked = validate(r, today, chrono::Utc::now())?;
+        let pseudonym = key.pseudonym(&checked.pupil);
+        Ok(checked.pseudonymised(pseudonym))
     }
 
     #[test]

@@ -122,10 +122,6 @@ fn policy_check_names_file_and_line_of_each_error() {
 
 fn serve_command(dir: &Path, policy: &Path) -> std::process::Command {
     let (cert, key, ca) = cert_paths("swv-vo");
-    let key_file = dir.join("pseudonym.key");
-    if !key_file.exists() {
-        write_test_key(&key_file);
-    }
     let mut cmd = pactgate_bin();
     cmd.arg("serve")
         .arg("--listen")
@@ -138,8 +134,8 @@ fn serve_command(dir: &Path, policy: &Path) -> std::process::Command {
         .arg(key)
         .arg("--ca")
         .arg(ca)
-        .arg("--pseudonym-key")
-        .arg(key_file)
+        // No service listens there: these nodes refuse to start or pseudonymise nothing.
+        .args(pseudonymiser_flags(&service_config("127.0.0.1:9")))
         .arg("--policy")
         .arg(policy);
     cmd

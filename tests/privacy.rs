@@ -1,7 +1,8 @@
 //! No BSN ever reaches a node's disk or log: records with known BSNs, good ones and bad ones whose
 //! errors could echo them, are pushed to an in-process node and to the real binary with debug
 //! logging; then every byte of the data dir and the log is searched. Also the key file rules of
-//! `serve` and `keygen`, and that `pactgate pseudonym` computes what the node stores.
+//! the pseudonymisation service and `keygen`, and that `pactgate pseudonym` computes what the
+//! node stores.
 
 mod common;
 
@@ -276,10 +277,12 @@ async fn no_bsn_reaches_the_disk_or_debug_log_of_the_binary() {
     );
 }
 
-fn serve_with_key(dir: &Path, key: &Path) -> Command {
-    let (cert, tls_key, ca) = cert_paths("swv-vo");
+/// `pactgate pseudonymiser` with the dev certificate "pseudonymiser", the shipped policy and the
+/// key file `key`.
+fn pseudonymiser_with_key(dir: &Path, key: &Path) -> Command {
+    let (cert, tls_key, ca) = cert_paths("pseudonymiser");
     let mut cmd = pactgate_bin();
-    cmd.arg("serve")
+    cmd.arg("pseudonymiser")
         .arg("--listen")
         .arg("127.0.0.1:0")
         .arg("--data-dir")
@@ -290,35 +293,37 @@ fn serve_with_key(dir: &Path, key: &Path) -> Command {
         .arg(tls_key)
         .arg("--ca")
         .arg(ca)
+        .arg("--policy")
+        .arg(policy_path())
         .arg("--pseudonym-key")
         .arg(key);
     cmd
 }
 
 #[test]
-fn serve_refuses_a_pseudonym_key_readable_by_others() {
+fn the_pseudonymiser_refuses_a_key_readable_by_others() {
     let dir = tempfile::tempdir().unwrap();
     let key = dir.path().join("pseudonym.key");
     write_test_key(&key);
     for mode in [0o644, 0o640, 0o604] {
         std::fs::set_permissions(&key, std::fs::Permissions::from_mode(mode)).unwrap();
         let output = run(
-            &mut serve_with_key(dir.path(), &key),
+            &mut pseudonymiser_with_key(dir.path(), &key),
             Duration::from_secs(30),
         );
         let stderr = text(&output.stderr);
         assert!(
             !output.status.success(),
-            "serve started with a {mode:o} key"
+            "the service started with a {mode:o} key"
         );
         assert!(
             !text(&output.stdout).contains("listening on"),
-            "serve listened with a {mode:o} key"
+            "the service listened with a {mode:o} key"
         );
         assert!(stderr.contains("chmod 600"), "{mode:o}: {stderr}");
         assert!(stderr.contains("readable"), "{mode:o}: {stderr}");
     }
-    // A key of the wrong length is refused too, with its length and never its bytes.
+    // A malformed key file is refused too, naming the line and never showing its bytes.
     let short = dir.path().join("short.key");
     {
         use std::io::Write as _;
@@ -329,16 +334,16 @@ fn serve_refuses_a_pseudonym_key_readable_by_others() {
             .mode(0o600)
             .open(&short)
             .unwrap();
-        f.write_all(b"0123456789abcdef").unwrap();
+        f.write_all(b"1 0123456789abcdef").unwrap();
     }
     let output = run(
-        &mut serve_with_key(dir.path(), &short),
+        &mut pseudonymiser_with_key(dir.path(), &short),
         Duration::from_secs(30),
     );
     assert!(!output.status.success());
     let stderr = text(&output.stderr);
     assert!(
-        stderr.contains("32 bytes") && stderr.contains("16"),
+        stderr.contains("line 1") && stderr.contains("32 bytes"),
         "{stderr}"
     );
     assert!(
@@ -348,7 +353,7 @@ fn serve_refuses_a_pseudonym_key_readable_by_others() {
 }
 
 #[test]
-fn keygen_writes_a_private_32_byte_key_and_never_overwrites() {
+fn keygen_writes_a_private_key_prints_its_public_key_and_never_overwrites() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("pseudonym.key");
     let output = run(
@@ -357,10 +362,12 @@ fn keygen_writes_a_private_32_byte_key_and_never_overwrites() {
     );
     assert!(output.status.success(), "{}", text(&output.stderr));
     let meta = std::fs::metadata(&out).unwrap();
-    assert_eq!(meta.len(), 32);
     assert_eq!(meta.permissions().mode() & 0o777, 0o600);
     let key = std::fs::read(&out).unwrap();
-    assert!(key.iter().any(|b| *b != key[0]), "the key is not random");
+    let public: Vec<String> = text(&output.stdout).lines().map(str::to_owned).collect();
+    assert_eq!(public.len(), 1, "{public:?}");
+    let v1: pactgate::pseudonym::PublicKey = public[0].parse().expect("a public key");
+    assert_eq!(v1.version, 1);
 
     let again = run(
         pactgate_bin().arg("keygen").arg("--out").arg(&out),
@@ -380,16 +387,31 @@ fn keygen_writes_a_private_32_byte_key_and_never_overwrites() {
 
     // A second key is another key.
     let other = dir.path().join("other.key");
-    assert!(run(
+    let second = run(
         pactgate_bin().arg("keygen").arg("--out").arg(&other),
-        Duration::from_secs(30)
-    )
-    .status
-    .success());
-    assert_ne!(std::fs::read(&other).unwrap(), key);
-    // And serve accepts what keygen makes.
-    let node_dir = tempfile::tempdir().unwrap();
-    let mut child = serve_with_key(node_dir.path(), &other)
+        Duration::from_secs(30),
+    );
+    assert!(second.status.success());
+    assert_ne!(text(&second.stdout).trim(), public[0]);
+
+    // Rotation adds v2 and keeps v1.
+    let rotated = run(
+        pactgate_bin().arg("keygen").arg("--rotate").arg(&out),
+        Duration::from_secs(30),
+    );
+    assert!(rotated.status.success(), "{}", text(&rotated.stderr));
+    let lines: Vec<String> = text(&rotated.stdout).lines().map(str::to_owned).collect();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert_eq!(lines[0], public[0]);
+    assert!(lines[1].starts_with("v2:"), "{lines:?}");
+    assert_eq!(
+        std::fs::metadata(&out).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+
+    // And the service accepts what keygen makes.
+    let service_dir = tempfile::tempdir().unwrap();
+    let mut child = pseudonymiser_with_key(service_dir.path(), &out)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -403,6 +425,21 @@ fn keygen_writes_a_private_32_byte_key_and_never_overwrites() {
     child.kill().unwrap();
     child.wait().unwrap();
     assert!(line.starts_with("listening on 127.0.0.1:"), "{line:?}");
+}
+
+/// `pactgate pseudonym` as a development party, through the service `config`.
+fn pseudonym_command(party: &str, config: &pactgate::pseudonymiser::ServiceConfig) -> Command {
+    let (cert, key, ca) = cert_paths(party);
+    let mut cmd = pactgate_bin();
+    cmd.arg("pseudonym")
+        .args(pseudonymiser_flags(config))
+        .arg("--cert")
+        .arg(cert)
+        .arg("--key")
+        .arg(key)
+        .arg("--ca")
+        .arg(ca);
+    cmd
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -426,14 +463,10 @@ async fn the_pseudonym_command_prints_what_the_node_stores() {
             .clone()
     };
 
-    // As arguments.
-    let key = node.key_file();
+    // As arguments, through the node's pseudonymisation service.
+    let config = node.pseudonymiser().config.clone();
     let output = run(
-        pactgate_bin()
-            .arg("pseudonym")
-            .arg("--pseudonym-key")
-            .arg(&key)
-            .arg(&bsns[0]),
+        pseudonym_command("swv-vo", &config).arg(&bsns[0]),
         Duration::from_secs(30),
     );
     assert!(output.status.success(), "{}", text(&output.stderr));
@@ -442,10 +475,7 @@ async fn the_pseudonym_command_prints_what_the_node_stores() {
     // One per line on stdin, in order; an invalid id gives an empty line and a failure that does
     // not echo it.
     let bad = failing_eleven_proof(&bsns[0]);
-    let mut child = pactgate_bin()
-        .arg("pseudonym")
-        .arg("--pseudonym-key")
-        .arg(&key)
+    let mut child = pseudonym_command("swv-vo", &config)
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -473,15 +503,14 @@ async fn the_pseudonym_command_prints_what_the_node_stores() {
         "the invalid id was echoed"
     );
 
-    // Another key version gives another pseudonym, marked with its version.
+    // Once v2 of the key is published, the command uses it: another pseudonym, marked with its
+    // version.
+    let mut rotated = config.clone();
+    rotated.public_keys.push(
+        pactgate::pseudonym::PseudonymKey::from_bytes(2, &TEST_KEY_V2).public_key(),
+    );
     let v2 = run(
-        pactgate_bin()
-            .arg("pseudonym")
-            .arg("--pseudonym-key")
-            .arg(&key)
-            .arg("--pseudonym-key-version")
-            .arg("2")
-            .arg(&bsns[0]),
+        pseudonym_command("swv-vo", &rotated).arg(&bsns[0]),
         Duration::from_secs(30),
     );
     assert!(text(&v2.stdout).starts_with("v2."), "{}", text(&v2.stdout));

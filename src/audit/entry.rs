@@ -23,6 +23,8 @@ pub enum Action {
     Purge,
     FederatedQuery,
     AuditAccess,
+    /// A batch evaluated (or refused) by the pseudonymisation service.
+    Pseudonymise,
 }
 
 /// The policy's decision for this processing.

@@ -174,6 +174,9 @@ pub struct Party {
     /// BRIN codes of the schools an swv or mbo covers.
     pub schools: Vec<String>,
     pub region: Option<String>,
+    /// How many pupil ids the pseudonymisation service evaluates for this party per day (UTC):
+    /// what the partner plausibly pushes and looks up. 0 (not set): none.
+    pub pseudonyms_per_day: u64,
 }
 
 /// A legal basis (grondslag): a law and article, quoted as data.

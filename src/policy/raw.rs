@@ -49,6 +49,8 @@ pub(super) struct RawParty {
     #[serde(default)]
     pub schools: Texts,
     pub region: Option<Text>,
+    #[serde(default)]
+    pub pseudonyms_per_day: Option<Spanned<u64>>,
 }
 
 #[derive(Debug, Deserialize)]

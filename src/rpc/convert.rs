@@ -404,6 +404,7 @@ fn audit_action(a: crate::audit::Action) -> pb::AuditAction {
         A::Purge => pb::AuditAction::Purge,
         A::FederatedQuery => pb::AuditAction::FederatedQuery,
         A::AuditAccess => pb::AuditAction::AuditAccess,
+        A::Pseudonymise => pb::AuditAction::Pseudonymise,
     }
 }
 

@@ -1,6 +1,7 @@
 //! `pactgate.v1.SignalIntake`: a partner's own systems push signals to, and list signals from,
-//! their own node. Only the node's own organisation may call it. Validates and pseudonymises on
-//! arrival; stores a push whole-record-or-nothing and answers only after the flush.
+//! their own node. Only the node's own organisation may call it. Validates on arrival, has the
+//! pseudonymisation service pseudonymise the checked records in a batch; stores a push
+//! whole-record-or-nothing and answers only after the flush.
 
 use super::convert;
 use crate::audit::Action;
@@ -9,7 +10,7 @@ use crate::node::{audit_status, entry, NodeContext};
 use crate::pb;
 use crate::pb::signal_intake_server::SignalIntake;
 use crate::pseudonym::is_pseudonym;
-use crate::signal::{self, Signal};
+use crate::signal::{self, Signal, Validated};
 use crate::store::SignalFilter;
 use crate::trace::TraceContext;
 use std::pin::Pin;
@@ -87,6 +88,29 @@ fn filter_from(req: pb::ListRequest) -> Result<SignalFilter, Status> {
     })
 }
 
+/// Fills in the pseudonyms of checked records: one call to the pseudonymisation service for the
+/// batch (split only above its per-request maximum). A refusal (quota) or failure fails the whole
+/// batch, so nothing of it is stored.
+pub async fn pseudonymise_batch(
+    node: &NodeContext,
+    checked: Vec<Validated>,
+    trace: &TraceContext,
+) -> Result<Vec<Signal>, Status> {
+    if checked.is_empty() {
+        return Ok(Vec::new());
+    }
+    let pseudonyms = node
+        .pseudonymiser
+        .pseudonymise_batch(checked.iter().map(|v| &v.pupil), trace)
+        .await
+        .map_err(super::pseudonymiser_status)?;
+    Ok(checked
+        .into_iter()
+        .zip(pseudonyms)
+        .map(|(v, p)| v.pseudonymised(p))
+        .collect())
+}
+
 /// The distinct pseudonyms of some signals, in first-seen order.
 pub fn distinct_pupils(signals: &[Signal]) -> Vec<String> {
     let mut seen = std::collections::HashSet::new();
@@ -111,7 +135,7 @@ impl SignalIntake for IntakeService {
         let mut stream = request.into_inner();
         let now = chrono::Utc::now();
         let today = now.date_naive();
-        let mut good: Vec<Signal> = Vec::new();
+        let mut checked: Vec<Validated> = Vec::new();
         let mut refused = Vec::new();
         let mut index = 0usize;
         while let Some(record) = stream.message().await? {
@@ -132,12 +156,13 @@ impl SignalIntake for IntakeService {
                 self.node.record_async(e).await?;
                 return Err(Status::resource_exhausted(refusal));
             }
-            match signal::validate(convert::raw_signal(record), &self.node.key, today, now) {
-                Ok(s) => good.push(s),
+            match signal::validate(convert::raw_signal(record), today, now) {
+                Ok(v) => checked.push(v),
                 Err(e) => refused.push(rejected(index, e)),
             }
             index += 1;
         }
+        let good = pseudonymise_batch(&self.node, checked, &trace).await?;
         let accepted = good.len();
         let mut e = entry(
             &trace,

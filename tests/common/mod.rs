@@ -2,7 +2,9 @@
 //! and a temporary data dir, in-process ([`TestNode`], on a thread and runtime of its own) or as
 //! the real binary ([`ProcessNode`], which can be SIGKILLed or sent SIGHUP), a [`Federation`] of
 //! nodes that are each other's peers, plus test data: good records, valid BSNs, certificates the
-//! node must refuse, claims, policy files of a test's own. Every node stops when dropped.
+//! node must refuse, claims, policy files of a test's own. Every node has a pseudonymisation
+//! service of its own ([`TestPseudonymiser`], holding the test key) unless the test gives one.
+//! Every node and service stops when dropped.
 #![allow(dead_code)]
 
 use pactgate::certs::{dev_party, DevCa};
@@ -17,6 +19,7 @@ use pactgate::pb::signal_intake_client::SignalIntakeClient;
 use pactgate::pb::witness_client::WitnessClient;
 use pactgate::peers::PeerConfig;
 use pactgate::pseudonym::{PseudonymKey, PupilId, KEY_LEN};
+use pactgate::pseudonymiser::{KeyRing, ServiceConfig};
 use pactgate::tls::TlsMaterial;
 use rand::rngs::StdRng;
 use rand::{Rng as _, SeedableRng as _};
@@ -30,17 +33,51 @@ use std::time::{Duration, Instant};
 use tempfile::TempDir;
 use tonic::transport::Channel;
 
-/// The pseudonymisation key every test node uses (version 1).
+/// The seed of the pseudonymisation key (version 1) every test pseudonymisation service holds.
 pub const TEST_KEY: [u8; KEY_LEN] = [0x5a; KEY_LEN];
+/// The seed of version 2 of the test key, also held by every test service but published to the
+/// nodes only by tests of key rotation.
+pub const TEST_KEY_V2: [u8; KEY_LEN] = [0xa5; KEY_LEN];
 /// How long a node may take to become ready or to stop.
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a stopping in-process node may take to close its connections gracefully before it is
 /// stopped hard.
 const GRACE: Duration = Duration::from_secs(5);
 
-/// The test key.
+/// The test key (version 1), as the test pseudonymisation service holds it. No node holds it.
 pub fn test_key() -> PseudonymKey {
     PseudonymKey::from_bytes(1, &TEST_KEY)
+}
+
+/// The key ring of a test pseudonymisation service: versions 1 and 2 of the test key.
+pub fn test_key_ring() -> KeyRing {
+    KeyRing::from_keys(vec![test_key(), PseudonymKey::from_bytes(2, &TEST_KEY_V2)])
+        .expect("two keys")
+}
+
+/// What a node is configured with for a test service at `address`: its OIN and the public key of
+/// version 1 of the test key.
+pub fn service_config(address: &str) -> ServiceConfig {
+    ServiceConfig {
+        address: address.to_owned(),
+        oin: oin("pseudonymiser"),
+        public_keys: vec![test_key().public_key()],
+    }
+}
+
+/// The `serve` / `pseudonym` flags naming a pseudonymisation service.
+pub fn pseudonymiser_flags(config: &ServiceConfig) -> Vec<String> {
+    let mut flags = vec![
+        "--pseudonymiser".to_owned(),
+        config.address.clone(),
+        "--pseudonymiser-oin".to_owned(),
+        config.oin.clone(),
+    ];
+    for key in &config.public_keys {
+        flags.push("--pseudonymiser-public-key".to_owned());
+        flags.push(key.to_string());
+    }
+    flags
 }
 
 /// The pseudonym the test key gives a pupil id.
@@ -331,6 +368,7 @@ fn spawn_node(
     listener: std::net::TcpListener,
     options: NodeOptions,
     tuning: NodeTuning,
+    pseudonymiser: ServiceConfig,
 ) -> Running {
     let tls = material(party);
     let addr = listener.local_addr().unwrap();
@@ -351,7 +389,7 @@ fn spawn_node(
                     let _ = stop_rx.await;
                     let _ = stopping_tx.send(());
                 };
-                let mut setup = pactgate::node::NodeSetup::new(tls, test_key(), data_dir);
+                let mut setup = pactgate::node::NodeSetup::new(tls, pseudonymiser, data_dir);
                 setup.policy = options.policy;
                 setup.peers = options.peers;
                 setup.counting = tuning.counting;
@@ -384,13 +422,143 @@ impl Running {
     }
 }
 
-/// A real node in this process: the dev certificates of one party, a temporary data dir, the
-/// test key, a free port on 127.0.0.1. Stops gracefully on [`TestNode::stop`] and on drop.
+/// A pseudonymisation service in this process, on a thread and runtime of its own: the dev
+/// certificate "pseudonymiser", a key ring, a policy (its quotas and FGs), a temporary data dir, a
+/// free port on 127.0.0.1. Stops gracefully on [`TestPseudonymiser::stop`] and on drop.
+pub struct TestPseudonymiser {
+    /// What a node is configured with to use it (version 1 of the test key published).
+    pub config: ServiceConfig,
+    running: Option<Running>,
+    dir: TempDir,
+}
+
+impl TestPseudonymiser {
+    /// The test key ring (versions 1 and 2) under the shipped policy.
+    pub fn start() -> TestPseudonymiser {
+        Self::start_with(&policy_path(), test_key_ring())
+    }
+
+    /// A service with this policy and these keys.
+    pub fn start_with(policy: &Path, keys: KeyRing) -> TestPseudonymiser {
+        let dir = tempfile::Builder::new()
+            .prefix("pactgate-pseudonymiser-")
+            .tempdir()
+            .expect("temp dir");
+        let listener = bind_loopback();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let (ready_tx, ready_rx) = mpsc::channel::<()>();
+        let setup_dir = dir.path().join("data");
+        let policy = policy.to_owned();
+        let thread = std::thread::Builder::new()
+            .name(format!("pseudonymiser-{}", addr.port()))
+            .spawn(move || {
+                let rt = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .enable_all()
+                    .build()
+                    .map_err(|e| e.to_string())?;
+                let result = rt.block_on(async move {
+                    let listener =
+                        tokio::net::TcpListener::from_std(listener).map_err(|e| e.to_string())?;
+                    let (ready, is_ready) = tokio::sync::oneshot::channel();
+                    let setup = pactgate::pseudonymiser::ServiceSetup {
+                        tls: material("pseudonymiser"),
+                        keys,
+                        policy,
+                        data_dir: setup_dir,
+                        ready: Some(ready),
+                    };
+                    let served = tokio::spawn(pactgate::pseudonymiser::serve(
+                        setup,
+                        listener,
+                        async move {
+                            let _ = stop_rx.await;
+                        },
+                    ));
+                    if is_ready.await.is_ok() {
+                        let _ = ready_tx.send(());
+                    }
+                    served
+                        .await
+                        .map_err(|e| e.to_string())?
+                        .map_err(|e| format!("pseudonymiser::serve failed: {e}"))
+                });
+                rt.shutdown_timeout(GRACE);
+                result
+            })
+            .expect("spawn pseudonymiser thread");
+        let running = Running { addr, stop, thread };
+        if ready_rx.recv_timeout(READY_TIMEOUT).is_err() {
+            let result = running.stop_blocking();
+            panic!("the pseudonymisation service did not start: {result:?}");
+        }
+        TestPseudonymiser {
+            config: service_config(&addr.to_string()),
+            running: Some(running),
+            dir,
+        }
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.running.as_ref().expect("service is running").addr
+    }
+
+    /// The service's data dir (its audit log and quota counters).
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// A Pseudonymiser client as a development party.
+    pub async fn client_as(
+        &self,
+        party: &str,
+    ) -> pb::pseudonymiser_client::PseudonymiserClient<Channel> {
+        let channel = channel_with(self.addr(), &material(party))
+            .await
+            .unwrap_or_else(|e| panic!("connect as {party}: {e}"));
+        pb::pseudonymiser_client::PseudonymiserClient::new(channel)
+    }
+
+    /// Stops the service, asserting a clean stop; keeps its data dir until the returned
+    /// [`TempDir`] is dropped.
+    pub fn stop(mut self) -> TempDir {
+        let running = self.running.take().expect("service is running");
+        running
+            .stop_blocking()
+            .unwrap_or_else(|e| panic!("the pseudonymisation service did not stop cleanly: {e}"));
+        let placeholder = tempfile::tempdir().expect("temp dir");
+        std::mem::replace(&mut self.dir, placeholder)
+    }
+}
+
+impl Drop for TestPseudonymiser {
+    fn drop(&mut self) {
+        let Some(running) = self.running.take() else {
+            return;
+        };
+        if let Err(e) = running.stop_blocking() {
+            if std::thread::panicking() {
+                eprintln!("the pseudonymisation service did not stop cleanly: {e}");
+            } else {
+                panic!("the pseudonymisation service did not stop cleanly: {e}");
+            }
+        }
+    }
+}
+
+/// A real node in this process: the dev certificates of one party, a temporary data dir, a
+/// pseudonymisation service of its own (or the test's), a free port on 127.0.0.1. Stops
+/// gracefully on [`TestNode::stop`] and on drop.
 pub struct TestNode {
     pub party: String,
     running: Option<Running>,
     options: NodeOptions,
     tuning: NodeTuning,
+    /// The service the node uses.
+    pseudonymiser: ServiceConfig,
+    /// The node's own service, if the test gave none; dropped (stopped) after the node.
+    own_service: Option<TestPseudonymiser>,
     dir: TempDir,
 }
 
@@ -477,6 +645,39 @@ impl TestNode {
         tuning: NodeTuning,
         listener: std::net::TcpListener,
     ) -> TestNode {
+        let service = tokio::task::spawn_blocking(TestPseudonymiser::start)
+            .await
+            .expect("start the pseudonymisation service");
+        let config = service.config.clone();
+        Self::start_using(party, options, tuning, listener, config, Some(service)).await
+    }
+
+    /// Starts a node that uses the pseudonymisation service `pseudonymiser` (a test's own:
+    /// shared by several nodes, with another policy, or one that answers with another key).
+    pub async fn start_with_pseudonymiser(
+        party: &str,
+        options: NodeOptions,
+        pseudonymiser: ServiceConfig,
+    ) -> TestNode {
+        Self::start_using(
+            party,
+            options,
+            NodeTuning::default(),
+            bind_loopback(),
+            pseudonymiser,
+            None,
+        )
+        .await
+    }
+
+    async fn start_using(
+        party: &str,
+        options: NodeOptions,
+        tuning: NodeTuning,
+        listener: std::net::TcpListener,
+        pseudonymiser: ServiceConfig,
+        own_service: Option<TestPseudonymiser>,
+    ) -> TestNode {
         let dir = tempfile::Builder::new()
             .prefix(&format!("pactgate-{party}-"))
             .tempdir()
@@ -486,6 +687,8 @@ impl TestNode {
             running: None,
             options,
             tuning,
+            pseudonymiser,
+            own_service,
             dir,
         };
         node.launch_on(listener).await;
@@ -503,6 +706,7 @@ impl TestNode {
             listener,
             self.options.clone(),
             self.tuning.clone(),
+            self.pseudonymiser.clone(),
         ));
         self.wait_ready().await;
     }
@@ -546,6 +750,16 @@ impl TestNode {
     /// The node's data dir (kept across restarts).
     pub fn data_dir(&self) -> PathBuf {
         self.dir.path().join("data")
+    }
+
+    /// The pseudonymisation service the node uses.
+    pub fn pseudonymiser(&self) -> &ServiceConfig {
+        &self.pseudonymiser
+    }
+
+    /// The node's own pseudonymisation service, if the test gave it none.
+    pub fn own_pseudonymiser(&self) -> Option<&TestPseudonymiser> {
+        self.own_service.as_ref()
     }
 
     /// A channel to the node as a development party.
@@ -688,27 +902,32 @@ pub fn run_within(cmd: &mut Command, limit: Duration) -> std::process::Output {
     }
 }
 
-/// Writes the test key to `path`, mode 0600.
+/// Writes the test key ring (versions 1 and 2) as a pseudonymisation service's key file to
+/// `path`, mode 0600.
 pub fn write_test_key(path: &Path) {
+    use base64::Engine as _;
     use std::os::unix::fs::OpenOptionsExt as _;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o600)
         .open(path)
         .expect("key file");
-    file.write_all(&TEST_KEY).unwrap();
+    writeln!(file, "1 {}\n2 {}", b64.encode(TEST_KEY), b64.encode(TEST_KEY_V2)).unwrap();
 }
 
-/// `pactgate serve` as a child process: the dev certificates of one party, the test key in a
-/// 0600 file and a data dir in a temporary directory, `PACTGATE_LOG=debug`, stderr captured to a
-/// file per start. Can be SIGKILLed and started again on the same data dir.
+/// `pactgate serve` as a child process: the dev certificates of one party, a pseudonymisation
+/// service of its own (in this process), a data dir in a temporary directory,
+/// `PACTGATE_LOG=debug`, stderr captured to a file per start. Can be SIGKILLed and started again
+/// on the same data dir.
 pub struct ProcessNode {
     pub party: String,
     pub addr: SocketAddr,
     child: Option<Child>,
     starts: usize,
     policy: Option<PathBuf>,
+    service: TestPseudonymiser,
     dir: TempDir,
 }
 
@@ -725,13 +944,13 @@ impl ProcessNode {
             .prefix(&format!("pactgate-proc-{party}-"))
             .tempdir()
             .expect("temp dir");
-        write_test_key(&dir.path().join("pseudonym.key"));
         let mut node = ProcessNode {
             party: party.to_owned(),
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             child: None,
             starts: 0,
             policy: policy.map(Path::to_path_buf),
+            service: TestPseudonymiser::start(),
             dir,
         };
         node.launch();
@@ -742,8 +961,9 @@ impl ProcessNode {
         self.dir.path().join("data")
     }
 
-    pub fn key_file(&self) -> PathBuf {
-        self.dir.path().join("pseudonym.key")
+    /// The node's pseudonymisation service.
+    pub fn pseudonymiser(&self) -> &TestPseudonymiser {
+        &self.service
     }
 
     fn stderr_file(&self, start: usize) -> PathBuf {
@@ -778,8 +998,7 @@ impl ProcessNode {
             .arg(key)
             .arg("--ca")
             .arg(ca)
-            .arg("--pseudonym-key")
-            .arg(self.key_file())
+            .args(pseudonymiser_flags(&self.service.config))
             .env("PACTGATE_LOG", "debug")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
