@@ -86,7 +86,8 @@ impl SignalIntake for UnauditedIntake {
             }
             index += 1;
         }
-        let trace = pactgate::trace::TraceContext::from_metadata(&tonic::metadata::MetadataMap::new());
+        let trace =
+            pactgate::trace::TraceContext::from_metadata(&tonic::metadata::MetadataMap::new());
         let pseudonyms = self
             .pseudonymiser
             .pseudonymise_batch(checked.iter().map(|v| &v.pupil), &trace)
@@ -129,7 +130,9 @@ async fn start_unaudited(tls: &TlsMaterial, data_dir: &Path) -> anyhow::Result<c
         store: Store::open(data_dir)?,
         pseudonymiser: PseudonymiserClient::connect_lazy(&config, tls)?,
     };
-    Ok(common::start_intake(tls, handler).await?.with_service(service))
+    Ok(common::start_intake(tls, handler)
+        .await?
+        .with_service(service))
 }
 
 /// Pushes one stream; checks every record was accepted; returns the time taken.

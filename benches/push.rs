@@ -16,9 +16,9 @@ use pactgate::pb::signal_intake_client::SignalIntakeClient;
 use pactgate::pb::signal_intake_server::SignalIntake;
 use pactgate::pseudonym::{PseudonymKey, PupilId};
 use pactgate::pseudonymiser::PseudonymiserClient;
-use pactgate::trace::TraceContext;
 use pactgate::signal::Signal;
 use pactgate::store::Store;
+use pactgate::trace::TraceContext;
 use prost::Message as _;
 use std::hint::black_box;
 use std::path::Path;
@@ -272,7 +272,12 @@ async fn oprf_all(
             let trace = trace.clone();
             async move {
                 let out = client.pseudonymise_batch(ids, &trace).await?;
-                ensure!(out.len() == ids.len(), "{} of {} pseudonyms", out.len(), ids.len());
+                ensure!(
+                    out.len() == ids.len(),
+                    "{} of {} pseudonyms",
+                    out.len(),
+                    ids.len()
+                );
                 Ok(())
             }
         })

@@ -159,7 +159,11 @@ impl DemoPseudonymiser {
     /// Starts the service with the development certificate "pseudonymiser", the key of `seed`
     /// (version 1) and the policy file, its data in `data_dir`/pseudonymiser. Returns once it
     /// serves.
-    pub async fn start(data_dir: &Path, seed: &[u8; KEY_LEN], policy: &Path) -> anyhow::Result<Self> {
+    pub async fn start(
+        data_dir: &Path,
+        seed: &[u8; KEY_LEN],
+        policy: &Path,
+    ) -> anyhow::Result<Self> {
         let file = "pseudonymiser";
         let party = dev_party(file).context("no development pseudonymiser")?;
         let tls = dev_certs::material(file).context("no certificate for the pseudonymiser")?;
@@ -680,7 +684,8 @@ fn print_shared_pupils(all: &[(&str, Vec<pb::SignalView>)]) {
 async fn pseudonymiser_story(service: &ServiceConfig, seed: u64) -> anyhow::Result<()> {
     println!("\n== The pseudonymisation service ==");
     let fg = dev_certs::material("fg").context("no FG certificate")?;
-    let channel = crate::client::connect_expecting(&service.address, &fg, Some(&service.oin)).await?;
+    let channel =
+        crate::client::connect_expecting(&service.address, &fg, Some(&service.oin)).await?;
     let mut inspect = pb::pseudonymiser_client::PseudonymiserClient::new(channel);
     let log = inspect
         .inspect(pb::InspectRequest {
@@ -690,10 +695,18 @@ async fn pseudonymiser_story(service: &ServiceConfig, seed: u64) -> anyhow::Resu
         .await?
         .into_inner();
     println!("The FG inspects the service's own audit log: every batch with the asking node, its size and trace id (never an id or a pseudonym):");
-    for e in log.entries.iter().filter(|e| e.action == i32::from(pb::AuditAction::Pseudonymise)) {
+    for e in log
+        .entries
+        .iter()
+        .filter(|e| e.action == i32::from(pb::AuditAction::Pseudonymise))
+    {
         println!(
             "  #{:<3} {:<36} {:>4} ids  trace {}  {}",
-            e.seq, e.actor_name, e.count, &e.trace_id[..8.min(e.trace_id.len())], e.reason
+            e.seq,
+            e.actor_name,
+            e.count,
+            &e.trace_id[..8.min(e.trace_id.len())],
+            e.reason
         );
     }
     if let Some(c) = &log.checkpoint {
@@ -715,7 +728,10 @@ async fn pseudonymiser_story(service: &ServiceConfig, seed: u64) -> anyhow::Resu
     );
     match client.pseudonymise_batch(&ids, &trace).await {
         Err(e) => println!("WIJ's system then asks for {} more at once: {e}", ids.len()),
-        Ok(more) => println!("WIJ's system asked for {} more and was NOT refused", more.len()),
+        Ok(more) => println!(
+            "WIJ's system asked for {} more and was NOT refused",
+            more.len()
+        ),
     }
     Ok(())
 }

@@ -190,9 +190,7 @@ impl std::str::FromStr for PublicKey {
             .and_then(|t| t.split_once(':'))
             .ok_or_else(|| shape.to_owned())?;
         let version: u16 = version.parse().map_err(|_| shape.to_owned())?;
-        let bytes = URL_SAFE_NO_PAD
-            .decode(body)
-            .map_err(|_| shape.to_owned())?;
+        let bytes = URL_SAFE_NO_PAD.decode(body).map_err(|_| shape.to_owned())?;
         let bytes: [u8; 32] = bytes.try_into().map_err(|_| shape.to_owned())?;
         let element = curve25519_dalek::ristretto::CompressedRistretto(bytes)
             .decompress()
@@ -221,8 +219,8 @@ impl PseudonymKey {
     pub fn from_bytes(version: u16, seed: &[u8; KEY_LEN]) -> Self {
         // DeriveKeyPair fails only for seed and info longer than 65,532 bytes together, or when
         // 256 derived scalars in a row are zero; neither can happen with these constants.
-        let server = VoprfServer::new_from_seed(seed, KEY_INFO)
-            .expect("DeriveKeyPair of a 32-byte seed");
+        let server =
+            VoprfServer::new_from_seed(seed, KEY_INFO).expect("DeriveKeyPair of a 32-byte seed");
         Self { version, server }
     }
 
@@ -399,14 +397,19 @@ mod tests {
             output.to_vec(),
             hex(concat!(
                 "b58cfbe118e0cb94d79b5fd6a6dafb98764dff49c14e1770b566e42402da1a7d",
-                "a4d8527693914139caee5bd03903af43a491351d23b430948dd50cde10d32b3"
+                "a4d8527693914139caee5bd03903af43a491351d23b430948dd50cde10d32b3c"
             ))
         );
         let blind = voprf::VoprfClient::<Suite>::blind(&[0x00], &mut rand_core::OsRng).unwrap();
         let evaluated = server.blind_evaluate(&mut rand_core::OsRng, &blind.message);
         let unblinded = blind
             .state
-            .finalize(&[0x00], &evaluated.message, &evaluated.proof, server.get_public_key())
+            .finalize(
+                &[0x00],
+                &evaluated.message,
+                &evaluated.proof,
+                server.get_public_key(),
+            )
             .unwrap();
         assert_eq!(unblinded, output);
     }

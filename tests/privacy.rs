@@ -506,9 +506,9 @@ async fn the_pseudonym_command_prints_what_the_node_stores() {
     // Once v2 of the key is published, the command uses it: another pseudonym, marked with its
     // version.
     let mut rotated = config.clone();
-    rotated.public_keys.push(
-        pactgate::pseudonym::PseudonymKey::from_bytes(2, &TEST_KEY_V2).public_key(),
-    );
+    rotated
+        .public_keys
+        .push(pactgate::pseudonym::PseudonymKey::from_bytes(2, &TEST_KEY_V2).public_key());
     let v2 = run(
         pseudonym_command("swv-vo", &rotated).arg(&bsns[0]),
         Duration::from_secs(30),

@@ -146,7 +146,11 @@ async fn a_copy_of_a_node_cannot_pseudonymise_a_known_bsn() {
         "{status:?}"
     );
     assert!(!status.message().contains(&bsns[0]));
-    assert_eq!(list_all(&mut intake).await.len(), 1, "the refused push stored something");
+    assert_eq!(
+        list_all(&mut intake).await.len(),
+        1,
+        "the refused push stored something"
+    );
     let fg = channel_with(addr, &material("fg")).await.unwrap();
     let report = pb::audit_client::AuditClient::new(fg)
         .access_report(pb::AccessReportRequest {
@@ -188,10 +192,7 @@ async fn the_same_bsn_at_two_nodes_gets_the_same_pseudonym() {
     let bsns = Bsns::new(1402).take(3);
     push_all(
         &swv,
-        vec![
-            good_record("s-0", &bsns[0]),
-            good_record("s-1", &bsns[1]),
-        ],
+        vec![good_record("s-0", &bsns[0]), good_record("s-1", &bsns[1])],
     )
     .await;
     push_all(
@@ -254,10 +255,8 @@ async fn recording_service(key: PseudonymKey) -> (ServiceConfig, Arc<Mutex<Vec<V
     let seen = Arc::new(Mutex::new(Vec::new()));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let incoming = pactgate::tls::incoming(
-        listener,
-        material("pseudonymiser").server_config().unwrap(),
-    );
+    let incoming =
+        pactgate::tls::incoming(listener, material("pseudonymiser").server_config().unwrap());
     let service = PseudonymiserServer::new(RecordingService {
         key,
         seen: seen.clone(),
@@ -277,7 +276,9 @@ async fn two_blinded_requests_for_the_same_bsn_look_unrelated() {
     let bsn = Bsns::new(1403).next_bsn();
     let mut client = node.intake().await;
     for id in ["b-1", "b-2"] {
-        let report = push(&mut client, vec![good_record(id, &bsn)]).await.unwrap();
+        let report = push(&mut client, vec![good_record(id, &bsn)])
+            .await
+            .unwrap();
         assert_eq!(report.accepted, 1);
     }
     let stored = stored(&node).await;
@@ -320,7 +321,11 @@ async fn a_service_answering_with_another_key_is_detected() {
             .contains("does not verify against the published public key v1"),
         "{status:?}"
     );
-    assert_eq!(seen.lock().unwrap().len(), 3, "the batch went in one request");
+    assert_eq!(
+        seen.lock().unwrap().len(),
+        3,
+        "the batch went in one request"
+    );
     assert!(stored(&node).await.is_empty(), "something was stored");
 }
 
@@ -365,10 +370,18 @@ async fn a_node_over_its_daily_quota_is_refused_and_seen_by_the_fg() {
     .await
     .expect_err("a push beyond the quota");
     assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
-    for words in ["pseudonymisation service", "2 of its 3", "pseudonyms_per_day"] {
+    for words in [
+        "pseudonymisation service",
+        "2 of its 3",
+        "pseudonyms_per_day",
+    ] {
         assert!(refused.message().contains(words), "{words}: {refused:?}");
     }
-    assert_eq!(stored(&node).await.len(), 2, "the refused push stored something");
+    assert_eq!(
+        stored(&node).await.len(),
+        2,
+        "the refused push stored something"
+    );
 
     // Not a party (the FG's certificate): refused. Not an FG (a party): may not inspect.
     let mut as_fg = service.client_as("fg").await;
@@ -415,7 +428,11 @@ async fn a_node_over_its_daily_quota_is_refused_and_seen_by_the_fg() {
         (2, i32::from(pb::AuditDecision::Deny))
     );
     assert!(batches.iter().all(|e| e.trace_id.len() == 32));
-    assert!(batches[1].reason.contains("quota"), "{:?}", batches[1].reason);
+    assert!(
+        batches[1].reason.contains("quota"),
+        "{:?}",
+        batches[1].reason
+    );
     let checkpoint = log.checkpoint.expect("a signed checkpoint");
     assert!(checkpoint.size >= log.entries.len() as u64);
 }
@@ -501,15 +518,30 @@ async fn the_service_keeps_no_bsn_and_no_pseudonym_on_disk_or_in_its_log() {
         std::fs::read(dir.path().join("stderr.log")).unwrap(),
     ));
     let log = String::from_utf8_lossy(&files.last().unwrap().1).to_string();
-    assert!(log.contains("batch evaluated"), "the service logged nothing:\n{log}");
+    assert!(
+        log.contains("batch evaluated"),
+        "the service logged nothing:\n{log}"
+    );
     for (path, bytes) in &files {
         for bsn in &bsns {
-            assert!(!contains_bytes(bytes, bsn.as_bytes()), "{} holds a BSN", path.display());
+            assert!(
+                !contains_bytes(bytes, bsn.as_bytes()),
+                "{} holds a BSN",
+                path.display()
+            );
         }
         for p in &pseudonyms {
             let raw = b64.decode(&p[3..]).unwrap();
-            assert!(!contains_bytes(bytes, p.as_bytes()), "{} holds a pseudonym", path.display());
-            assert!(!contains_bytes(bytes, &raw), "{} holds a pseudonym's bytes", path.display());
+            assert!(
+                !contains_bytes(bytes, p.as_bytes()),
+                "{} holds a pseudonym",
+                path.display()
+            );
+            assert!(
+                !contains_bytes(bytes, &raw),
+                "{} holds a pseudonym's bytes",
+                path.display()
+            );
             assert!(
                 !contains_bytes(bytes, p[3..13].as_bytes()),
                 "{} holds part of a pseudonym",

@@ -217,7 +217,10 @@ pub async fn start_pseudonymiser(
     });
     let config = ServiceConfig {
         address: addr.to_string(),
-        oin: dev_party("pseudonymiser").context("no party")?.oin.to_owned(),
+        oin: dev_party("pseudonymiser")
+            .context("no party")?
+            .oin
+            .to_owned(),
         public_keys,
     };
     Ok((

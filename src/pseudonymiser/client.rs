@@ -107,14 +107,9 @@ fn finalize(
     let proof = Proof::<Suite>::deserialize(&response.proof)
         .map_err(|_| PseudonymiseError::Malformed("the proof is not 64 bytes of two scalars"))?;
     let inputs: Vec<&[u8]> = blinded.inputs.iter().map(|i| i.as_slice()).collect();
-    let outputs = VoprfClient::batch_finalize(
-        &inputs,
-        &blinded.clients,
-        &messages,
-        &proof,
-        key.element,
-    )
-    .map_err(|_| PseudonymiseError::Proof(key.version))?;
+    let outputs =
+        VoprfClient::batch_finalize(&inputs, &blinded.clients, &messages, &proof, key.element)
+            .map_err(|_| PseudonymiseError::Proof(key.version))?;
     outputs
         .map(|output| {
             output

@@ -42,12 +42,13 @@ impl KeyRing {
     /// Loads a key file: readable by the owner only, lines "<version> <base64url seed>".
     pub fn load(path: &Path) -> Result<Self, KeyError> {
         check_private(path)?;
-        let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|source| {
-            KeyError::Read {
-                path: path.display().to_string(),
-                source,
-            }
-        })?);
+        let text =
+            Zeroizing::new(
+                std::fs::read_to_string(path).map_err(|source| KeyError::Read {
+                    path: path.display().to_string(),
+                    source,
+                })?,
+            );
         let mut keys = Vec::new();
         for (index, line) in text.lines().enumerate() {
             let line = line.trim();
@@ -75,12 +76,13 @@ impl KeyRing {
     /// the new ring. The file is replaced atomically.
     pub fn rotate(path: &Path) -> Result<Self, KeyError> {
         check_private(path)?;
-        let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|source| {
-            KeyError::Read {
-                path: path.display().to_string(),
-                source,
-            }
-        })?);
+        let text =
+            Zeroizing::new(
+                std::fs::read_to_string(path).map_err(|source| KeyError::Read {
+                    path: path.display().to_string(),
+                    source,
+                })?,
+            );
         let old = Self::load(path)?;
         let next = old.current().version().checked_add(1).ok_or_else(|| {
             format_error(path, 0, "has reached the highest version number (65535)")
@@ -193,7 +195,10 @@ mod tests {
         let v2 = rotated.get(2).unwrap().pseudonym(&id);
         assert!(v2.starts_with("v2."));
         assert_ne!(&v2[3..], &first.current().pseudonym(&id)[3..]);
-        assert_eq!(KeyRing::load(&path).unwrap().public_keys(), rotated.public_keys());
+        assert_eq!(
+            KeyRing::load(&path).unwrap().public_keys(),
+            rotated.public_keys()
+        );
     }
 
     #[test]

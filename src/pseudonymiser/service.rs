@@ -83,12 +83,16 @@ fn be_u64(bytes: Option<sled::IVec>) -> u64 {
 
 fn audit_status(e: crate::audit::AuditError) -> Status {
     tracing::error!(error = %e, "pseudonymiser audit write failed");
-    Status::internal("the pseudonymisation service could not write its audit log; nothing was evaluated")
+    Status::internal(
+        "the pseudonymisation service could not write its audit log; nothing was evaluated",
+    )
 }
 
 fn quota_status(e: sled::Error) -> Status {
     tracing::error!(error = %e, "pseudonymiser quota store failed");
-    Status::internal("the pseudonymisation service could not count the request; nothing was evaluated")
+    Status::internal(
+        "the pseudonymisation service could not count the request; nothing was evaluated",
+    )
 }
 
 /// What an allowed batch is evaluated with.

@@ -53,7 +53,10 @@ pub fn pseudonymiser_status(e: crate::pseudonymiser::PseudonymiseError) -> Statu
         {
             Status::new(
                 s.code(),
-                format!("the pseudonymisation service refused: {}{unfinished}", s.message()),
+                format!(
+                    "the pseudonymisation service refused: {}{unfinished}",
+                    s.message()
+                ),
             )
         }
         E::Refused(_) | E::Connect(_) => Status::unavailable(format!(

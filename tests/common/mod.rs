@@ -914,7 +914,13 @@ pub fn write_test_key(path: &Path) {
         .mode(0o600)
         .open(path)
         .expect("key file");
-    writeln!(file, "1 {}\n2 {}", b64.encode(TEST_KEY), b64.encode(TEST_KEY_V2)).unwrap();
+    writeln!(
+        file,
+        "1 {}\n2 {}",
+        b64.encode(TEST_KEY),
+        b64.encode(TEST_KEY_V2)
+    )
+    .unwrap();
 }
 
 /// `pactgate serve` as a child process: the dev certificates of one party, a pseudonymisation
