@@ -447,7 +447,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
 
     let today = chrono::Utc::now().date_naive();
     let population = population(args.seed, today);
-    println!("\nEach partner's own system pushes its signals to its own node (BSNs are pseudonymised on arrival):");
+    println!("\nEach partner's own system pushes its signals to its own node (BSNs are pseudonymised on arrival, through the pseudonymisation service):");
     for node in &nodes {
         let records = population.get(node.party.file).cloned().unwrap_or_default();
         if records.is_empty() {
@@ -1258,7 +1258,7 @@ async fn audit_story(nodes: &[DemoNode], pupil_bsn: Option<String>) -> anyhow::R
             })
             .await?
             .into_inner();
-        println!("\n8. A parent asks what was shared about their child (AVG art. 15); the FG enters the BSN, the node pseudonymises it:");
+        println!("\n8. A parent asks what was shared about their child (AVG art. 15); the FG enters the BSN, the node has the pseudonymisation service pseudonymise it:");
         println!(
             "   pupil {}: {} audit entries at Leerplicht's node",
             report.pupil_pseudonym,

@@ -146,9 +146,9 @@ impl State {
             self.record(e)?;
             tracing::warn!(peer.oin = %caller.oin, quota.used = used, quota.limit = limit, batch.size = n, "quota refusal");
             return Err(Status::resource_exhausted(format!(
-                "the pseudonymisation service refuses this batch of {n}: {} has used {used} of \
-                 its {limit} pseudonyms for today ({today}, UTC); the covenant policy sets \
-                 pseudonyms_per_day; nothing was evaluated",
+                "{} has used {used} of its {limit} pseudonyms for today ({today}, UTC), so a \
+                 batch of {n} is refused; the covenant policy sets its pseudonyms_per_day; \
+                 nothing was evaluated",
                 party.name
             )));
         }
