@@ -155,6 +155,39 @@ mod tests {
     }
 
     #[test]
+    fn pseudonymiser_settings() {
+        let public = crate::pseudonym::PseudonymKey::from_bytes(1, &[3; 32]).public_key();
+        let file: NodeConfig = toml::from_str(&format!(
+            "pseudonymiser = \"ttp:7450\"\npseudonymiser_oin = \"00000099000000000008\"\n\
+             pseudonymiser_public_keys = [\"{public}\"]\n"
+        ))
+        .unwrap();
+        let service = file.pseudonymiser().unwrap();
+        assert_eq!(service.address, "ttp:7450");
+        assert_eq!(service.public_keys, vec![public]);
+        let bad = NodeConfig {
+            pseudonymiser_public_keys: vec!["v1:nope".into()],
+            ..file.clone()
+        };
+        assert!(bad
+            .pseudonymiser()
+            .unwrap_err()
+            .to_string()
+            .contains("pseudonymiser_public_keys"));
+        let none = NodeConfig {
+            pseudonymiser_public_keys: Vec::new(),
+            ..file
+        };
+        assert!(none
+            .pseudonymiser()
+            .unwrap_err()
+            .to_string()
+            .contains("--pseudonymiser-public-key"));
+        // A node configured with a key of its own is refused: it may hold none.
+        assert!(toml::from_str::<NodeConfig>("pseudonym_key = \"/k\"").is_err());
+    }
+
+    #[test]
     fn unknown_keys_are_refused() {
         assert!(toml::from_str::<NodeConfig>("lissen = \"x\"").is_err());
     }

@@ -716,7 +716,7 @@ async fn pseudonymiser_story(service: &ServiceConfig, seed: u64) -> anyhow::Resu
     // BSN space is refused early, and seen.
     let wij = dev_certs::material("wij").context("no WIJ certificate")?;
     let client = PseudonymiserClient::connect_lazy(service, &wij)?;
-    let mut rng = StdRng::seed_from_u64(seed ^ 0x5749_4a);
+    let mut rng = StdRng::seed_from_u64(seed ^ 0x0057_494a);
     let ids: Vec<PupilId> = (0..2_500)
         .filter_map(|_| PupilId::parse(&synthetic_bsn(&mut rng)).ok())
         .collect();

@@ -277,29 +277,6 @@ async fn no_bsn_reaches_the_disk_or_debug_log_of_the_binary() {
     );
 }
 
-/// `pactgate pseudonymiser` with the dev certificate "pseudonymiser", the shipped policy and the
-/// key file `key`.
-fn pseudonymiser_with_key(dir: &Path, key: &Path) -> Command {
-    let (cert, tls_key, ca) = cert_paths("pseudonymiser");
-    let mut cmd = pactgate_bin();
-    cmd.arg("pseudonymiser")
-        .arg("--listen")
-        .arg("127.0.0.1:0")
-        .arg("--data-dir")
-        .arg(dir.join("data"))
-        .arg("--cert")
-        .arg(cert)
-        .arg("--key")
-        .arg(tls_key)
-        .arg("--ca")
-        .arg(ca)
-        .arg("--policy")
-        .arg(policy_path())
-        .arg("--pseudonym-key")
-        .arg(key);
-    cmd
-}
-
 #[test]
 fn the_pseudonymiser_refuses_a_key_readable_by_others() {
     let dir = tempfile::tempdir().unwrap();
@@ -308,7 +285,7 @@ fn the_pseudonymiser_refuses_a_key_readable_by_others() {
     for mode in [0o644, 0o640, 0o604] {
         std::fs::set_permissions(&key, std::fs::Permissions::from_mode(mode)).unwrap();
         let output = run(
-            &mut pseudonymiser_with_key(dir.path(), &key),
+            &mut pseudonymiser_command(dir.path(), &key),
             Duration::from_secs(30),
         );
         let stderr = text(&output.stderr);
@@ -337,7 +314,7 @@ fn the_pseudonymiser_refuses_a_key_readable_by_others() {
         f.write_all(b"1 0123456789abcdef").unwrap();
     }
     let output = run(
-        &mut pseudonymiser_with_key(dir.path(), &short),
+        &mut pseudonymiser_command(dir.path(), &short),
         Duration::from_secs(30),
     );
     assert!(!output.status.success());
@@ -411,7 +388,7 @@ fn keygen_writes_a_private_key_prints_its_public_key_and_never_overwrites() {
 
     // And the service accepts what keygen makes.
     let service_dir = tempfile::tempdir().unwrap();
-    let mut child = pseudonymiser_with_key(service_dir.path(), &out)
+    let mut child = pseudonymiser_command(service_dir.path(), &out)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .spawn()

@@ -442,24 +442,8 @@ async fn the_service_keeps_no_bsn_and_no_pseudonym_on_disk_or_in_its_log() {
     let dir = tempfile::tempdir().unwrap();
     let key_file = dir.path().join("pseudonym.key");
     write_test_key(&key_file);
-    let (cert, tls_key, ca) = cert_paths("pseudonymiser");
     let stderr = std::fs::File::create(dir.path().join("stderr.log")).unwrap();
-    let mut child = pactgate_bin()
-        .arg("pseudonymiser")
-        .arg("--listen")
-        .arg("127.0.0.1:0")
-        .arg("--data-dir")
-        .arg(dir.path().join("data"))
-        .arg("--cert")
-        .arg(cert)
-        .arg("--key")
-        .arg(tls_key)
-        .arg("--ca")
-        .arg(ca)
-        .arg("--policy")
-        .arg(policy_path())
-        .arg("--pseudonym-key")
-        .arg(&key_file)
+    let mut child = pseudonymiser_command(dir.path(), &key_file)
         .env("PACTGATE_LOG", "debug")
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::from(stderr))
@@ -543,7 +527,7 @@ async fn the_service_keeps_no_bsn_and_no_pseudonym_on_disk_or_in_its_log() {
                 path.display()
             );
             assert!(
-                !contains_bytes(bytes, p[3..13].as_bytes()),
+                !contains_bytes(bytes, &p.as_bytes()[3..13]),
                 "{} holds part of a pseudonym",
                 path.display()
             );

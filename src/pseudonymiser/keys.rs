@@ -41,14 +41,7 @@ impl KeyRing {
 
     /// Loads a key file: readable by the owner only, lines "<version> <base64url seed>".
     pub fn load(path: &Path) -> Result<Self, KeyError> {
-        check_private(path)?;
-        let text =
-            Zeroizing::new(
-                std::fs::read_to_string(path).map_err(|source| KeyError::Read {
-                    path: path.display().to_string(),
-                    source,
-                })?,
-            );
+        let text = read_private(path)?;
         let mut keys = Vec::new();
         for (index, line) in text.lines().enumerate() {
             let line = line.trim();
@@ -75,14 +68,7 @@ impl KeyRing {
     /// Adds a new version (the newest plus one) to a key file, keeping the old ones, and returns
     /// the new ring. The file is replaced atomically.
     pub fn rotate(path: &Path) -> Result<Self, KeyError> {
-        check_private(path)?;
-        let text =
-            Zeroizing::new(
-                std::fs::read_to_string(path).map_err(|source| KeyError::Read {
-                    path: path.display().to_string(),
-                    source,
-                })?,
-            );
+        let text = read_private(path)?;
         let old = Self::load(path)?;
         let next = old.current().version().checked_add(1).ok_or_else(|| {
             format_error(path, 0, "has reached the highest version number (65535)")
@@ -119,6 +105,16 @@ impl KeyRing {
     pub fn public_keys(&self) -> Vec<PublicKey> {
         self.keys.iter().map(PseudonymKey::public_key).collect()
     }
+}
+
+/// The text of a key file that only its owner may read.
+fn read_private(path: &Path) -> Result<Zeroizing<String>, KeyError> {
+    check_private(path)?;
+    let text = std::fs::read_to_string(path).map_err(|source| KeyError::Read {
+        path: path.display().to_string(),
+        source,
+    })?;
+    Ok(Zeroizing::new(text))
 }
 
 fn parse_line(path: &Path, line: usize, text: &str) -> Result<PseudonymKey, KeyError> {

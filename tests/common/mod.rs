@@ -412,6 +412,17 @@ fn spawn_node(
 }
 
 impl Running {
+    /// Stops it from a `Drop`: a failed stop panics, unless the thread panics already.
+    fn stop_on_drop(self, what: &str) {
+        if let Err(e) = self.stop_blocking() {
+            if std::thread::panicking() {
+                eprintln!("{what} did not stop cleanly: {e}");
+            } else {
+                panic!("{what} did not stop cleanly: {e}");
+            }
+        }
+    }
+
     /// Stops the node and waits until its thread (and so its store) is gone.
     fn stop_blocking(self) -> Result<(), String> {
         let _ = self.stop.send(());
@@ -534,17 +545,33 @@ impl TestPseudonymiser {
 
 impl Drop for TestPseudonymiser {
     fn drop(&mut self) {
-        let Some(running) = self.running.take() else {
-            return;
-        };
-        if let Err(e) = running.stop_blocking() {
-            if std::thread::panicking() {
-                eprintln!("the pseudonymisation service did not stop cleanly: {e}");
-            } else {
-                panic!("the pseudonymisation service did not stop cleanly: {e}");
-            }
+        if let Some(running) = self.running.take() {
+            running.stop_on_drop("the pseudonymisation service");
         }
     }
+}
+
+/// `pactgate pseudonymiser` with the dev certificate "pseudonymiser", the shipped policy, the key
+/// file `key` and its data in `dir`/data (not started).
+pub fn pseudonymiser_command(dir: &Path, key: &Path) -> Command {
+    let (cert, tls_key, ca) = cert_paths("pseudonymiser");
+    let mut cmd = pactgate_bin();
+    cmd.arg("pseudonymiser")
+        .arg("--listen")
+        .arg("127.0.0.1:0")
+        .arg("--data-dir")
+        .arg(dir.join("data"))
+        .arg("--cert")
+        .arg(cert)
+        .arg("--key")
+        .arg(tls_key)
+        .arg("--ca")
+        .arg(ca)
+        .arg("--policy")
+        .arg(policy_path())
+        .arg("--pseudonym-key")
+        .arg(key);
+    cmd
 }
 
 /// A real node in this process: the dev certificates of one party, a temporary data dir, a
@@ -847,15 +874,8 @@ impl TestNode {
 
 impl Drop for TestNode {
     fn drop(&mut self) {
-        let Some(running) = self.running.take() else {
-            return;
-        };
-        if let Err(e) = running.stop_blocking() {
-            if std::thread::panicking() {
-                eprintln!("node {} did not stop cleanly: {e}", self.party);
-            } else {
-                panic!("node {} did not stop cleanly: {e}", self.party);
-            }
+        if let Some(running) = self.running.take() {
+            running.stop_on_drop(&format!("node {}", self.party));
         }
     }
 }
