@@ -10,6 +10,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/pactgate/v1/exchange.proto",
         "proto/pactgate/v1/clock.proto",
         "proto/pactgate/v1/audit.proto",
+        "proto/pactgate/v1/pseudonymiser.proto",
     ];
     println!("cargo:rerun-if-changed=proto");
     let fds = protox::compile(protos, ["proto"])?;

@@ -21,6 +21,7 @@ use pactgate::pb;
 use pactgate::pb::signal_intake_client::SignalIntakeClient;
 use pactgate::pb::signal_intake_server::SignalIntake;
 use pactgate::pseudonym::{PseudonymKey, PupilId};
+use pactgate::pseudonymiser::PseudonymiserClient;
 use pactgate::signal::{self, Signal};
 use pactgate::store::Store;
 use pactgate::tls::TlsMaterial;
@@ -29,7 +30,6 @@ use rand::{Rng as _, SeedableRng as _};
 use ring::signature::{Ed25519KeyPair, KeyPair as _, UnparsedPublicKey, ED25519};
 use std::hint::black_box;
 use std::path::Path;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tonic::transport::Channel;
 use tonic::{Request, Response, Status, Streaming};
@@ -57,7 +57,7 @@ const KEY_SEED: u64 = 0x0061_7564_6974;
 struct UnauditedIntake {
     own_oin: String,
     store: Store,
-    key: Arc<PseudonymKey>,
+    pseudonymiser: PseudonymiserClient,
 }
 
 #[tonic::async_trait]
@@ -73,17 +73,12 @@ impl SignalIntake for UnauditedIntake {
         let mut stream = request.into_inner();
         let now = chrono::Utc::now();
         let today = now.date_naive();
-        let mut good: Vec<Signal> = Vec::new();
+        let mut checked = Vec::new();
         let mut refused = Vec::new();
         let mut index = 0u32;
         while let Some(record) = stream.message().await? {
-            match signal::validate(
-                pactgate::rpc::convert::raw_signal(record),
-                &self.key,
-                today,
-                now,
-            ) {
-                Ok(s) => good.push(s),
+            match signal::validate(pactgate::rpc::convert::raw_signal(record), today, now) {
+                Ok(v) => checked.push(v),
                 Err(e) => refused.push(pb::RejectedRecord {
                     index,
                     field: e.field.to_owned(),
@@ -92,6 +87,18 @@ impl SignalIntake for UnauditedIntake {
             }
             index += 1;
         }
+        let trace =
+            pactgate::trace::TraceContext::from_metadata(&tonic::metadata::MetadataMap::new());
+        let pseudonyms = self
+            .pseudonymiser
+            .pseudonymise_batch(checked.iter().map(|v| &v.pupil), &trace)
+            .await
+            .map_err(pactgate::rpc::pseudonymiser_status)?;
+        let good: Vec<Signal> = checked
+            .into_iter()
+            .zip(pseudonyms)
+            .map(|(v, p)| v.pseudonymised(p))
+            .collect();
         let accepted = good.len();
         let store = self.store.clone();
         tokio::task::spawn_blocking(move || store.upsert_batch(&good))
@@ -115,14 +122,19 @@ impl SignalIntake for UnauditedIntake {
     }
 }
 
-/// The unaudited handler on a bare tonic server with the node's TLS config.
+/// The unaudited handler on a bare tonic server with the node's TLS config, with a
+/// pseudonymisation service of its own in its path (as the audited node has).
 async fn start_unaudited(tls: &TlsMaterial, data_dir: &Path) -> anyhow::Result<common::Running> {
+    let (service, config) =
+        common::start_pseudonymiser(&data_dir.join("pseudonymiser"), &bench_key(KEY_SEED)).await?;
     let handler = UnauditedIntake {
         own_oin: tls.organisation()?.oin,
         store: Store::open(data_dir)?,
-        key: Arc::new(PseudonymKey::from_bytes(1, &bench_key(KEY_SEED))),
+        pseudonymiser: PseudonymiserClient::connect_lazy(&config, tls)?,
     };
-    common::start_intake(tls, handler).await
+    Ok(common::start_intake(tls, handler)
+        .await?
+        .with_service(service))
 }
 
 /// Pushes one stream; checks every record was accepted; returns the time taken.
@@ -619,11 +631,13 @@ async fn http_witness_figures(l: &Log, dir: &Path) -> anyhow::Result<(Summary, S
     let (notes, proofs) = growing_checkpoints(l, &signer)?;
     let calls = notes.len() - 1;
     let tls = pactgate::demo::dev_certs::material(PARTY).context("no dev certificate")?;
-    let mut setup = pactgate::node::NodeSetup::new(
-        tls,
-        PseudonymKey::from_bytes(1, &bench_key(KEY_SEED)),
-        dir.join("witness-node"),
-    );
+    // The witness pseudonymises nothing: its service address is never dialled.
+    let unused = pactgate::pseudonymiser::ServiceConfig {
+        address: "127.0.0.1:9".to_owned(),
+        oin: common::oin("pseudonymiser").to_owned(),
+        public_keys: vec![PseudonymKey::from_bytes(1, &bench_key(KEY_SEED)).public_key()],
+    };
+    let mut setup = pactgate::node::NodeSetup::new(tls, unused, dir.join("witness-node"));
     setup.witnessed_logs = vec![l.log.verifier_key()];
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let node = common::serve_node(setup, listener)?;

@@ -17,6 +17,7 @@ use pactgate::node::NodeSetup;
 use pactgate::pb;
 use pactgate::peers::PeerConfig;
 use pactgate::pseudonym::{PseudonymKey, PupilId};
+use pactgate::pseudonymiser::ServiceConfig;
 use pactgate::signal::{Category, ExemptionTerm, OfferKind, Sector, Signal, Status};
 use pactgate::store::{SignalFilter, Store};
 use rand::rngs::StdRng;
@@ -312,13 +313,10 @@ fn start(
     dir: &Path,
     files: &(PathBuf, PathBuf),
     peers: Vec<PeerConfig>,
+    pseudonymiser: &ServiceConfig,
 ) -> anyhow::Result<common::Running> {
     let tls = dev_certs::material(file).context("no dev certificate")?;
-    let mut setup = NodeSetup::new(
-        tls,
-        PseudonymKey::from_bytes(1, &bench_key(KEY_SEED)),
-        dir.join(file),
-    );
+    let mut setup = NodeSetup::new(tls, pseudonymiser.clone(), dir.join(file));
     setup.policy = Some(files.0.clone());
     setup.counting = Some(files.1.clone());
     setup.peers = peers;
@@ -343,6 +341,8 @@ async fn due_figures(dir: &Path, calls: usize, today: NaiveDate) -> anyhow::Resu
     std::fs::write(&files.1, pactgate::demo::DEMO_COUNTING)?;
     let population = pactgate::demo::population(11, today);
 
+    let (service, pseudonymiser) =
+        common::start_pseudonymiser(&dir.join("pseudonymiser"), &bench_key(KEY_SEED)).await?;
     let mut nodes = Vec::new();
     let mut peers = Vec::new();
     let mut addrs = Vec::new();
@@ -353,12 +353,12 @@ async fn due_figures(dir: &Path, calls: usize, today: NaiveDate) -> anyhow::Resu
             address: listener.local_addr()?.to_string(),
             oin: oin(file).to_owned(),
         });
-        let node = start(file, listener, dir, &files, Vec::new())?;
+        let node = start(file, listener, dir, &files, Vec::new(), &pseudonymiser)?;
         addrs.push(node.addr);
         nodes.push(node);
     }
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let node = start(ASKER, listener, dir, &files, peers)?;
+    let node = start(ASKER, listener, dir, &files, peers, &pseudonymiser)?.with_service(service);
     let asker = node.addr;
     nodes.push(node);
 

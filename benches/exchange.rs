@@ -375,7 +375,8 @@ fn check_federated(r: &pb::FederationQueryResponse) -> anyhow::Result<usize> {
 }
 
 async fn queries(dir: &Path, policy: PathBuf, queries: usize) -> anyhow::Result<QueryFigures> {
-    let key = bench_key(KEY_SEED);
+    let (service, pseudonymiser) =
+        common::start_pseudonymiser(&dir.join("pseudonymiser"), &bench_key(KEY_SEED)).await?;
     let mut holders = Vec::new();
     let mut peers = Vec::new();
     for (file, _) in HOLDERS {
@@ -390,7 +391,7 @@ async fn queries(dir: &Path, policy: PathBuf, queries: usize) -> anyhow::Result<
                 file,
                 listener,
                 dir,
-                &key,
+                &pseudonymiser,
                 (Some(policy.clone()), None),
                 Vec::new(),
             )
@@ -398,7 +399,15 @@ async fn queries(dir: &Path, policy: PathBuf, queries: usize) -> anyhow::Result<
         );
     }
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let asker = DemoNode::start(ASKER, listener, dir, &key, (Some(policy), None), peers).await?;
+    let asker = DemoNode::start(
+        ASKER,
+        listener,
+        dir,
+        &pseudonymiser,
+        (Some(policy), None),
+        peers,
+    )
+    .await?;
 
     // Each holder's own system pushes its signals to its own node.
     for (seed, (node, (file, visible))) in holders.iter().zip(HOLDERS).enumerate() {
@@ -494,6 +503,7 @@ async fn queries(dir: &Path, policy: PathBuf, queries: usize) -> anyhow::Result<
     for node in holders {
         node.stop().await?;
     }
+    service.stop().await?;
     Ok(figures)
 }
 

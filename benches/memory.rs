@@ -54,9 +54,14 @@ impl Drop for Node {
     }
 }
 
-fn start_node(dir: &Path, cache_mib: Option<usize>) -> anyhow::Result<Node> {
+fn start_node(
+    dir: &Path,
+    cache_mib: Option<usize>,
+    service: &pactgate::pseudonymiser::ServiceConfig,
+) -> anyhow::Result<Node> {
     let certs = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("certs-dev");
-    let key = dir.join("pseudonym.key");
+    // The node refuses a TLS key others can read; a fresh clone checks the dev keys out 0644.
+    let key = dir.join(format!("{PARTY}-tls.key"));
     if !key.exists() {
         use std::os::unix::fs::OpenOptionsExt as _;
         let mut file = std::fs::OpenOptions::new()
@@ -64,7 +69,7 @@ fn start_node(dir: &Path, cache_mib: Option<usize>) -> anyhow::Result<Node> {
             .create_new(true)
             .mode(0o600)
             .open(&key)?;
-        file.write_all(&common::bench_key(9))?;
+        file.write_all(&std::fs::read(certs.join(format!("{PARTY}.key")))?)?;
     }
     let config = dir.join("node.toml");
     let limits = cache_mib.map_or(String::new(), |mib| format!("store_cache_mib = {mib}\n"));
@@ -80,11 +85,19 @@ fn start_node(dir: &Path, cache_mib: Option<usize>) -> anyhow::Result<Node> {
         .arg("--cert")
         .arg(certs.join(format!("{PARTY}.pem")))
         .arg("--key")
-        .arg(certs.join(format!("{PARTY}.key")))
+        .arg(&key)
         .arg("--ca")
         .arg(certs.join("ca.pem"))
-        .arg("--pseudonym-key")
-        .arg(&key)
+        .arg("--pseudonymiser")
+        .arg(&service.address)
+        .arg("--pseudonymiser-oin")
+        .arg(&service.oin)
+        .args(
+            service
+                .public_keys
+                .iter()
+                .flat_map(|k| ["--pseudonymiser-public-key".to_owned(), k.to_string()]),
+        )
         .env("PACTGATE_LOG", "warn")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -261,13 +274,18 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     let dir = tempfile::tempdir()?;
+    // The pseudonymisation service runs in this process, so the node's figures are its own.
+    let (service, config) = rt.block_on(common::start_pseudonymiser(
+        &dir.path().join("pseudonymiser"),
+        &common::bench_key(9),
+    ))?;
     let fresh = {
-        let node = start_node(dir.path(), cache_mib)?;
+        let node = start_node(dir.path(), cache_mib, &config)?;
         measure(&rt, &node, pushes, records, settle)?
     };
     report("(1) fresh node, empty store:", &fresh, settle);
     let holding = {
-        let node = start_node(dir.path(), cache_mib)?;
+        let node = start_node(dir.path(), cache_mib, &config)?;
         measure(&rt, &node, pushes, records, settle)?
     };
     report(
@@ -275,6 +293,7 @@ fn main() -> anyhow::Result<()> {
         &holding,
         settle,
     );
+    rt.block_on(service.stop())?;
     println!("load average after: {}", common::loadavg());
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! Push throughput: the bare limits (tonic client streaming over the node's own mTLS setup into a
-//! no-op handler; sled batches with flush + fdatasync; ring HMAC-SHA256) and the full path through
-//! a real node, all from one run, with the ratios. Measures only; never changes what it measures.
+//! no-op handler; sled batches with flush + fdatasync; the batch OPRF round trip to the
+//! pseudonymisation service over mTLS) and the full path through a real node with the service in
+//! its path, all from one run, with the ratios. Measures only; never changes what it measures.
 //!
 //! Run with `cargo bench --bench push`. `PUSH_BENCH_STREAMS` and `PUSH_BENCH_BATCH` override the
 //! workload (default 100 streams of 1,000 records).
@@ -14,8 +15,10 @@ use pactgate::pb;
 use pactgate::pb::signal_intake_client::SignalIntakeClient;
 use pactgate::pb::signal_intake_server::SignalIntake;
 use pactgate::pseudonym::{PseudonymKey, PupilId};
+use pactgate::pseudonymiser::PseudonymiserClient;
 use pactgate::signal::Signal;
 use pactgate::store::Store;
+use pactgate::trace::TraceContext;
 use prost::Message as _;
 use std::hint::black_box;
 use std::path::Path;
@@ -29,8 +32,6 @@ const PARTY: &str = "swv-vo";
 const IN_FLIGHT: usize = 4;
 /// Passes over all records for the CPU figures (the best pass counts).
 const CPU_PASSES: usize = 5;
-/// Same bytes as `pseudonym::DOMAIN` plus kind and separator, so the bare HMAC hashes as much.
-const HMAC_PREFIX: &[u8] = b"pactgate/v1/pupil-pseudonym\x00bsn\x00";
 /// Seed of the bench's pseudonym key.
 const KEY_SEED: u64 = 0x0062_656e_6368;
 
@@ -220,27 +221,15 @@ fn best_of<F: FnMut() -> anyhow::Result<()>>(mut pass: F) -> anyhow::Result<Dura
 }
 
 struct CpuFigures {
-    hmac: Duration,
     pseudonym: Duration,
     validate: Duration,
 }
 
 fn cpu(flat: &[pb::SignalRecord]) -> anyhow::Result<CpuFigures> {
-    let raw_key = bench_key(KEY_SEED);
-    let ring_key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &raw_key);
-    let key = PseudonymKey::from_bytes(1, &raw_key);
+    let key = PseudonymKey::from_bytes(1, &bench_key(KEY_SEED));
     let now = chrono::Utc::now();
     let today = now.date_naive();
 
-    let hmac = best_of(|| {
-        for r in flat {
-            let mut ctx = ring::hmac::Context::with_key(&ring_key);
-            ctx.update(HMAC_PREFIX);
-            ctx.update(r.pupil_id.as_bytes());
-            black_box(ctx.sign());
-        }
-        Ok(())
-    })?;
     let pseudonym = best_of(|| {
         for r in flat {
             let id = PupilId::parse(&r.pupil_id).map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -257,17 +246,59 @@ fn cpu(flat: &[pb::SignalRecord]) -> anyhow::Result<CpuFigures> {
         for r in owned {
             let raw = pactgate::rpc::convert::raw_signal(r);
             black_box(
-                pactgate::signal::validate(raw, &key, today, now)
-                    .map_err(|e| anyhow::anyhow!("{e}"))?,
+                pactgate::signal::validate(raw, today, now).map_err(|e| anyhow::anyhow!("{e}"))?,
             );
         }
         validate = validate.min(started.elapsed());
     }
     Ok(CpuFigures {
-        hmac,
         pseudonym,
         validate,
     })
+}
+
+// ---------------------------------------------------------------------------------------------
+// (f) bare batch OPRF round trip: blind, one Evaluate over mTLS to the pseudonymisation service,
+// verify the proof, unblind; one batch per stream.
+
+async fn oprf_all(
+    client: &PseudonymiserClient,
+    batches: &[Vec<PupilId>],
+    in_flight: usize,
+) -> anyhow::Result<Duration> {
+    let trace = TraceContext::from_metadata(&tonic::metadata::MetadataMap::new());
+    let started = Instant::now();
+    let results: Vec<_> = futures::stream::iter(batches)
+        .map(|ids| {
+            let trace = trace.clone();
+            async move {
+                let out = client.pseudonymise_batch(ids, &trace).await?;
+                ensure!(
+                    out.len() == ids.len(),
+                    "{} of {} pseudonyms",
+                    out.len(),
+                    ids.len()
+                );
+                Ok(())
+            }
+        })
+        .buffer_unordered(in_flight)
+        .collect()
+        .await;
+    let took = started.elapsed();
+    results.into_iter().collect::<anyhow::Result<()>>()?;
+    Ok(took)
+}
+
+fn ids_of(batches: &[Vec<pb::SignalRecord>]) -> anyhow::Result<Vec<Vec<PupilId>>> {
+    batches
+        .iter()
+        .map(|b| {
+            b.iter()
+                .map(|r| PupilId::parse(&r.pupil_id).map_err(|e| anyhow::anyhow!("{e}")))
+                .collect()
+        })
+        .collect()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -317,13 +348,14 @@ fn main() -> anyhow::Result<()> {
         .map(|b| {
             b.iter()
                 .map(|r| {
-                    pactgate::signal::validate(
+                    let checked = pactgate::signal::validate(
                         pactgate::rpc::convert::raw_signal(r.clone()),
-                        &key,
                         now.date_naive(),
                         now,
                     )
-                    .map_err(|e| anyhow::anyhow!("benchmark record refused: {e}"))
+                    .map_err(|e| anyhow::anyhow!("benchmark record refused: {e}"))?;
+                    let pseudonym = key.pseudonym(&checked.pupil);
+                    Ok(checked.pseudonymised(pseudonym))
                 })
                 .collect()
         })
@@ -367,6 +399,22 @@ fn main() -> anyhow::Result<()> {
         anyhow::Ok(took)
     })?;
 
+    let oprf_dir = tempfile::tempdir_in(tmp.path())?;
+    let (oprf_warmup, oprf_measured, oprf_concurrent) =
+        (ids_of(&warmup)?, ids_of(&measured)?, ids_of(&concurrent)?);
+    let (oprf_one, oprf_many) = runtime.block_on(async {
+        let (service, config) =
+            common::start_pseudonymiser(oprf_dir.path(), &bench_key(KEY_SEED)).await?;
+        let client = PseudonymiserClient::connect_lazy(&config, &tls)?;
+        oprf_all(&client, &oprf_warmup, 1).await?;
+        let one = oprf_all(&client, &oprf_measured, 1).await?;
+        let many = oprf_all(&client, &oprf_concurrent, IN_FLIGHT).await?;
+        drop(client);
+        service.stop().await?;
+        anyhow::Ok((one, many))
+    })?;
+    drop(oprf_dir);
+
     let sled_dir = tempfile::tempdir_in(tmp.path())?;
     let sled_parts = bare_sled(sled_dir.path(), &sled_batches)?;
     let sled_took = sled_parts.total();
@@ -397,7 +445,8 @@ fn main() -> anyhow::Result<()> {
     let c1 = per_sec(n, full_one);
     let c4 = per_sec(n, full_many);
     let e = per_sec(n, store_took);
-    let hmac = per_sec(n, cpu.hmac);
+    let f1 = per_sec(n, oprf_one);
+    let f4 = per_sec(n, oprf_many);
     let pseudonym = per_sec(n, cpu.pseudonym);
     let validate = per_sec(n, cpu.validate);
 
@@ -423,18 +472,25 @@ fn main() -> anyhow::Result<()> {
         ms(sled_parts.flush),
         ms(sled_parts.sync)
     );
-    row("(c) full Push through node::serve, 1 stream at a time", c1);
     row(
-        &format!("(c) full Push through node::serve, {IN_FLIGHT} in flight"),
+        "(f) bare batch OPRF round trip over mTLS (blind, Evaluate, verify), 1 at a time",
+        f1,
+    );
+    row(
+        &format!("(f) bare batch OPRF round trip over mTLS, {IN_FLIGHT} in flight"),
+        f4,
+    );
+    row(
+        "(c) full Push through node::serve, service in the path, 1 stream at a time",
+        c1,
+    );
+    row(
+        &format!("(c) full Push through node::serve, service in the path, {IN_FLIGHT} in flight"),
         c4,
     );
     row("(e) Store::upsert_batch alone (no gRPC), per batch", e);
     row(
-        "(d) bare ring HMAC-SHA256 over the pseudonym input, 1 core",
-        hmac,
-    );
-    row(
-        "(d) PupilId::parse + PseudonymKey::pseudonym, 1 core",
+        "(d) PupilId::parse + OPRF Evaluate with the key (the service's own), 1 core",
         pseudonym,
     );
     row(
@@ -442,23 +498,21 @@ fn main() -> anyhow::Result<()> {
         validate,
     );
     println!();
+    let slowest = |a: f64, f: f64| {
+        [("a", a), ("b", b), ("f", f)]
+            .into_iter()
+            .min_by(|x, y| x.1.total_cmp(&y.1))
+            .unwrap_or(("b", b))
+    };
+    let (name1, min1) = slowest(a1, f1);
+    let (name4, min4) = slowest(a4, f4);
     println!(
-        "ratio full / min(a, b), 1 stream at a time:  {:.2}  (min = {})",
-        c1 / a1.min(b),
-        if a1 < b { "a" } else { "b" }
+        "ratio full / min(a, b, f), 1 stream at a time:  {:.2}  (min = {name1})",
+        c1 / min1
     );
     println!(
-        "ratio full / min(a, b), {IN_FLIGHT} in flight:        {:.2}  (min = {})",
-        c4 / a4.min(b),
-        if a4 < b { "a" } else { "b" }
-    );
-    println!(
-        "ratio validate / bare HMAC:                  {:.2}",
-        validate / hmac
-    );
-    println!(
-        "ratio pseudonym / bare HMAC:                 {:.2}",
-        pseudonym / hmac
+        "ratio full / min(a, b, f), {IN_FLIGHT} in flight:        {:.2}  (min = {name4})",
+        c4 / min4
     );
     println!("load average after: {}", loadavg());
     Ok(())

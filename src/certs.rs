@@ -16,9 +16,10 @@ pub struct DevParty {
     pub oin: &'static str,
 }
 
-/// The parties `pactgate certs dev` makes certificates for: the six covenant parties and the FG
-/// of each (every party names its own FG, `002`:1501-1506; the gemeente's FG keeps `fg`).
-pub const DEV_PARTIES: [DevParty; 12] = [
+/// The parties `pactgate certs dev` makes certificates for: the six covenant parties, the FG
+/// of each (every party names its own FG, `002`:1501-1506; the gemeente's FG keeps `fg`), and the
+/// pseudonymisation service (a trusted third party that holds no pupil data).
+pub const DEV_PARTIES: [DevParty; 13] = [
     DevParty {
         file: "swv-vo",
         name: "Samenwerkingsverband VO Groningen",
@@ -78,6 +79,12 @@ pub const DEV_PARTIES: [DevParty; 12] = [
         file: "fg-ggd",
         name: "FG GGD Groningen",
         oin: "00000099000000000012",
+    },
+    // The pseudonymisation service: a trusted third party, not a party that holds pupil data.
+    DevParty {
+        file: "pseudonymiser",
+        name: "Pseudonimiseringsdienst Thuiszitterspact",
+        oin: "00000099000000000013",
     },
 ];
 

@@ -6,7 +6,8 @@ use crate::client;
 use crate::config::NodeConfig;
 use crate::pb;
 use crate::pb::signal_intake_client::SignalIntakeClient;
-use crate::pseudonym::{PseudonymKey, PupilId};
+use crate::pseudonym::PupilId;
+use crate::pseudonymiser::{KeyRing, PseudonymiserClient};
 use crate::tls::TlsMaterial;
 use anyhow::{bail, Context as _};
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -32,9 +33,13 @@ pub enum Command {
     /// List the signals your own node holds (pupils by pseudonym only).
     List(ListArgs),
     /// Compute the pseudonyms of pupil ids you already hold (one id per line on stdin, or as
-    /// arguments). Prints one pseudonym per line, in order.
+    /// arguments) through the pseudonymisation service, under your organisation's daily quota.
+    /// Prints one pseudonym per line, in order.
     Pseudonym(PseudonymArgs),
-    /// Make a new pseudonymisation key file (32 random bytes, mode 0600).
+    /// Run the pseudonymisation service (a party of its own, never a data-holding node).
+    Pseudonymiser(PseudonymiserArgs),
+    /// Make the pseudonymisation service's key file (mode 0600), or add a new key version to it;
+    /// prints the public keys to publish in every node's configuration.
     Keygen(KeygenArgs),
     /// Development certificates.
     Certs(CertsArgs),
@@ -86,12 +91,8 @@ pub struct ServeArgs {
     /// The covenant CA's certificate revocation list (PEM); re-read on SIGHUP.
     #[arg(long)]
     pub crl: Option<PathBuf>,
-    /// The pseudonymisation key file.
-    #[arg(long)]
-    pub pseudonym_key: Option<PathBuf>,
-    /// The version of the pseudonymisation key.
-    #[arg(long)]
-    pub pseudonym_key_version: Option<u16>,
+    #[command(flatten)]
+    pub pseudonymiser: PseudonymiserFlags,
     /// The covenant policy file (TOML).
     #[arg(long)]
     pub policy: Option<PathBuf>,
@@ -575,23 +576,74 @@ pub struct ListArgs {
     pub csv: bool,
 }
 
+/// Where the pseudonymisation service is and the public keys the covenant published for it.
+#[derive(Debug, Args)]
+pub struct PseudonymiserFlags {
+    /// The pseudonymisation service's address (host:port).
+    #[arg(long)]
+    pub pseudonymiser: Option<String>,
+    /// The OIN the service's certificate must name.
+    #[arg(long)]
+    pub pseudonymiser_oin: Option<String>,
+    /// A published public key of the service, "v<version>:<base64url>"; repeat per version.
+    #[arg(long = "pseudonymiser-public-key")]
+    pub pseudonymiser_public_keys: Vec<String>,
+}
+
 #[derive(Debug, Args)]
 pub struct PseudonymArgs {
-    /// The pseudonymisation key file.
-    #[arg(long, env = "PACTGATE_PSEUDONYM_KEY")]
-    pub pseudonym_key: PathBuf,
-    /// The key's version.
-    #[arg(long, default_value_t = 1)]
-    pub pseudonym_key_version: u16,
+    /// A node config file to take the pseudonymisation service and your certificate from;
+    /// flags override it.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub pseudonymiser: PseudonymiserFlags,
+    /// Your organisation's client certificate (PEM).
+    #[arg(long, env = "PACTGATE_CERT")]
+    pub cert: Option<PathBuf>,
+    /// Its private key (PEM).
+    #[arg(long, env = "PACTGATE_KEY")]
+    pub key: Option<PathBuf>,
+    /// The covenant CA certificate (PEM).
+    #[arg(long, env = "PACTGATE_CA")]
+    pub ca: Option<PathBuf>,
     /// Ids to pseudonymise; none: read one per line from stdin.
     pub ids: Vec<String>,
 }
 
 #[derive(Debug, Args)]
-pub struct KeygenArgs {
-    /// Where to write the key (must not exist).
+pub struct PseudonymiserArgs {
+    /// Address to listen on, e.g. 0.0.0.0:7450.
     #[arg(long)]
-    pub out: PathBuf,
+    pub listen: String,
+    /// The service's own data directory (its audit log and quota counters).
+    #[arg(long)]
+    pub data_dir: PathBuf,
+    /// The service's certificate (PEM): its own organisation, not a data-holding party.
+    #[arg(long)]
+    pub cert: PathBuf,
+    /// Its private key (PEM).
+    #[arg(long)]
+    pub key: PathBuf,
+    /// The covenant CA certificate (PEM).
+    #[arg(long)]
+    pub ca: PathBuf,
+    /// The OPRF key file (mode 0600), made by `pactgate keygen`.
+    #[arg(long)]
+    pub pseudonym_key: PathBuf,
+    /// The covenant policy: the parties with their pseudonyms_per_day, and the FGs.
+    #[arg(long)]
+    pub policy: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct KeygenArgs {
+    /// Where to write a new key file with version 1 (must not exist).
+    #[arg(long, conflicts_with = "rotate", required_unless_present = "rotate")]
+    pub out: Option<PathBuf>,
+    /// Add a new key version to this existing key file (key rotation); old versions stay.
+    #[arg(long)]
+    pub rotate: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -616,15 +668,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve(args) => serve(args).await,
         Command::Push(args) => push(args).await,
         Command::List(args) => list(args).await,
-        Command::Pseudonym(args) => pseudonym(args),
-        Command::Keygen(args) => {
-            PseudonymKey::generate(&args.out)?;
-            eprintln!(
-                "wrote a new pseudonymisation key to {} (mode 0600)",
-                args.out.display()
-            );
-            Ok(())
-        }
+        Command::Pseudonym(args) => pseudonym(args).await,
+        Command::Pseudonymiser(args) => pseudonymiser(args).await,
+        Command::Keygen(args) => keygen(args),
         Command::Certs(CertsArgs {
             command: CertsCommand::Dev { out },
         }) => {
@@ -888,8 +934,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         key: args.key,
         ca: args.ca,
         crl: args.crl,
-        pseudonym_key: args.pseudonym_key,
-        pseudonym_key_version: args.pseudonym_key_version,
+        pseudonymiser: args.pseudonymiser.pseudonymiser,
+        pseudonymiser_oin: args.pseudonymiser.pseudonymiser_oin,
+        pseudonymiser_public_keys: args.pseudonymiser.pseudonymiser_public_keys,
         policy: args.policy,
         counting: args.counting,
         peers: Vec::new(),
@@ -904,14 +951,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         NodeConfig::require(&config.key, "private key", "key")?,
         NodeConfig::require(&config.ca, "CA certificate", "ca")?,
     )?;
-    let key = PseudonymKey::load(
-        NodeConfig::require(
-            &config.pseudonym_key,
-            "pseudonymisation key",
-            "pseudonym-key",
-        )?,
-        config.pseudonym_key_version.unwrap_or(1),
-    )?;
+    let pseudonymiser = config.pseudonymiser()?;
     let checked = data_dir.clone();
     tokio::task::spawn_blocking(move || crate::store_cli::check_before_serving(&checked)).await??;
     let listener = tokio::net::TcpListener::bind(listen)
@@ -924,7 +964,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     let setup = crate::node::NodeSetup {
         tls,
-        key,
+        pseudonymiser,
         data_dir: data_dir.clone(),
         policy: config.policy.clone(),
         peers: config.peers.clone(),
@@ -1190,17 +1230,48 @@ pub fn render_rows(
     }
 }
 
-fn pseudonym(args: PseudonymArgs) -> anyhow::Result<()> {
-    let key = PseudonymKey::load(&args.pseudonym_key, args.pseudonym_key_version)?;
-    let ids: Vec<String> = if args.ids.is_empty() {
+async fn pseudonym(args: PseudonymArgs) -> anyhow::Result<()> {
+    let file = match &args.config {
+        Some(path) => NodeConfig::load(path)?,
+        None => NodeConfig::default(),
+    };
+    let config = file.overridden_by(NodeConfig {
+        cert: args.cert,
+        key: args.key,
+        ca: args.ca,
+        pseudonymiser: args.pseudonymiser.pseudonymiser,
+        pseudonymiser_oin: args.pseudonymiser.pseudonymiser_oin,
+        pseudonymiser_public_keys: args.pseudonymiser.pseudonymiser_public_keys,
+        ..NodeConfig::default()
+    });
+    let tls = TlsMaterial::load(
+        NodeConfig::require(&config.cert, "certificate", "cert")?,
+        NodeConfig::require(&config.key, "private key", "key")?,
+        NodeConfig::require(&config.ca, "CA certificate", "ca")?,
+    )?;
+    let client = PseudonymiserClient::connect_lazy(&config.pseudonymiser()?, &tls)?;
+    let lines: Vec<String> = if args.ids.is_empty() {
         std::io::stdin().lines().collect::<Result<_, _>>()?
     } else {
         args.ids
     };
+    let parsed: Vec<(usize, Result<PupilId, _>)> = lines
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| (i, PupilId::parse(l)))
+        .collect();
+    let trace = crate::trace::TraceContext::from_metadata(&tonic::metadata::MetadataMap::new());
+    let valid = parsed.iter().filter_map(|(_, p)| p.as_ref().ok());
+    let mut pseudonyms = client
+        .pseudonymise_batch(valid, &trace)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+        .into_iter();
     let mut failed = 0;
-    for (i, id) in ids.iter().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
-        match PupilId::parse(id) {
-            Ok(pupil) => println!("{}", key.pseudonym(&pupil)),
+    for (i, pupil) in &parsed {
+        match pupil {
+            Ok(_) => println!("{}", pseudonyms.next().unwrap_or_default()),
             Err(e) => {
                 failed += 1;
                 println!();
@@ -1211,6 +1282,51 @@ fn pseudonym(args: PseudonymArgs) -> anyhow::Result<()> {
     if failed > 0 {
         bail!("{failed} ids could not be pseudonymised");
     }
+    Ok(())
+}
+
+fn keygen(args: KeygenArgs) -> anyhow::Result<()> {
+    let (ring, path, done) = match (&args.out, &args.rotate) {
+        (_, Some(path)) => (KeyRing::rotate(path)?, path, "added a new key version to"),
+        (Some(path), None) => (KeyRing::generate(path)?, path, "wrote a new key file"),
+        (None, None) => bail!("give --out FILE for a new key file or --rotate FILE"),
+    };
+    eprintln!(
+        "{done} {} (mode 0600; only the pseudonymisation service may hold it). Publish these \
+         public keys in every node's pseudonymiser_public_keys; new pseudonyms use v{}:",
+        path.display(),
+        ring.current().version()
+    );
+    for key in ring.public_keys() {
+        println!("{key}");
+    }
+    Ok(())
+}
+
+async fn pseudonymiser(args: PseudonymiserArgs) -> anyhow::Result<()> {
+    let tls = TlsMaterial::load(&args.cert, &args.key, &args.ca)?;
+    let keys = KeyRing::load(&args.pseudonym_key)?;
+    let listener = tokio::net::TcpListener::bind(&args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let addr = listener.local_addr()?;
+    let (ready, is_ready) = tokio::sync::oneshot::channel();
+    let setup = crate::pseudonymiser::ServiceSetup {
+        tls,
+        keys,
+        policy: args.policy,
+        data_dir: args.data_dir,
+        ready: Some(ready),
+    };
+    let service = tokio::spawn(crate::pseudonymiser::serve(
+        setup,
+        listener,
+        shutdown_signal(),
+    ));
+    if is_ready.await.is_ok() {
+        println!("listening on {addr}");
+    }
+    service.await??;
     Ok(())
 }
 

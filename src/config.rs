@@ -15,6 +15,8 @@ pub enum ConfigError {
     Parse { path: String, message: String },
     #[error("no {0} given: set it in the config file or pass --{1}")]
     Missing(&'static str, &'static str),
+    #[error("pseudonymiser_public_keys: {0}")]
+    PublicKey(String),
 }
 
 /// The settings of one node, as read from `--config` and then overridden by flags.
@@ -33,10 +35,15 @@ pub struct NodeConfig {
     pub ca: Option<PathBuf>,
     /// The covenant CA's certificate revocation list (PEM), re-read on SIGHUP.
     pub crl: Option<PathBuf>,
-    /// The pseudonymisation key file (32 bytes, mode 0600), made by `pactgate keygen`.
-    pub pseudonym_key: Option<PathBuf>,
-    /// The version of that key, carried in every pseudonym (default 1).
-    pub pseudonym_key_version: Option<u16>,
+    /// The pseudonymisation service's address (host:port). The node holds no pseudonymisation
+    /// secret: it has the service evaluate blinded ids.
+    pub pseudonymiser: Option<String>,
+    /// The OIN the pseudonymisation service's certificate must name.
+    pub pseudonymiser_oin: Option<String>,
+    /// The service's published public keys, "v<version>:<base64url>", one per key version (as
+    /// `pactgate keygen` prints them); new pseudonyms use the newest version.
+    #[serde(default)]
+    pub pseudonymiser_public_keys: Vec<String>,
     /// The covenant policy file (TOML), e.g. policies/groningen.toml.
     pub policy: Option<PathBuf>,
     /// The counting rules file (TOML), e.g. policies/counting.toml.
@@ -89,8 +96,13 @@ impl NodeConfig {
             key: flags.key.or(self.key),
             ca: flags.ca.or(self.ca),
             crl: flags.crl.or(self.crl),
-            pseudonym_key: flags.pseudonym_key.or(self.pseudonym_key),
-            pseudonym_key_version: flags.pseudonym_key_version.or(self.pseudonym_key_version),
+            pseudonymiser: flags.pseudonymiser.or(self.pseudonymiser),
+            pseudonymiser_oin: flags.pseudonymiser_oin.or(self.pseudonymiser_oin),
+            pseudonymiser_public_keys: if flags.pseudonymiser_public_keys.is_empty() {
+                self.pseudonymiser_public_keys
+            } else {
+                flags.pseudonymiser_public_keys
+            },
             policy: flags.policy.or(self.policy),
             counting: flags.counting.or(self.counting),
             peers: if flags.peers.is_empty() {
@@ -110,6 +122,36 @@ impl NodeConfig {
                 flags.witnessed_logs
             },
         }
+    }
+
+    /// The pseudonymisation service as configured: address, OIN and at least one public key.
+    pub fn pseudonymiser(&self) -> Result<crate::pseudonymiser::ServiceConfig, ConfigError> {
+        let public_keys = self
+            .pseudonymiser_public_keys
+            .iter()
+            .map(|k| k.parse().map_err(ConfigError::PublicKey))
+            .collect::<Result<Vec<_>, _>>()?;
+        if public_keys.is_empty() {
+            return Err(ConfigError::Missing(
+                "pseudonymisation service public key",
+                "pseudonymiser-public-key",
+            ));
+        }
+        Ok(crate::pseudonymiser::ServiceConfig {
+            address: Self::require(
+                &self.pseudonymiser,
+                "pseudonymisation service address",
+                "pseudonymiser",
+            )?
+            .clone(),
+            oin: Self::require(
+                &self.pseudonymiser_oin,
+                "pseudonymisation service OIN",
+                "pseudonymiser-oin",
+            )?
+            .clone(),
+            public_keys,
+        })
     }
 
     pub fn require<'a, T>(
@@ -155,6 +197,39 @@ mod tests {
         assert_eq!(file.limits.store_cache_mib, 32);
         let merged = file.overridden_by(NodeConfig::default());
         assert_eq!(merged.limits.shutdown_grace_secs, 3);
+    }
+
+    #[test]
+    fn pseudonymiser_settings() {
+        let public = crate::pseudonym::PseudonymKey::from_bytes(1, &[3; 32]).public_key();
+        let file: NodeConfig = toml::from_str(&format!(
+            "pseudonymiser = \"ttp:7450\"\npseudonymiser_oin = \"00000099000000000013\"\n\
+             pseudonymiser_public_keys = [\"{public}\"]\n"
+        ))
+        .unwrap();
+        let service = file.pseudonymiser().unwrap();
+        assert_eq!(service.address, "ttp:7450");
+        assert_eq!(service.public_keys, vec![public]);
+        let bad = NodeConfig {
+            pseudonymiser_public_keys: vec!["v1:nope".into()],
+            ..file.clone()
+        };
+        assert!(bad
+            .pseudonymiser()
+            .unwrap_err()
+            .to_string()
+            .contains("pseudonymiser_public_keys"));
+        let none = NodeConfig {
+            pseudonymiser_public_keys: Vec::new(),
+            ..file
+        };
+        assert!(none
+            .pseudonymiser()
+            .unwrap_err()
+            .to_string()
+            .contains("--pseudonymiser-public-key"));
+        // A node configured with a key of its own is refused: it may hold none.
+        assert!(toml::from_str::<NodeConfig>("pseudonym_key = \"/k\"").is_err());
     }
 
     #[test]

@@ -1,13 +1,15 @@
 //! `pactgate demo`: starts one node per partner on free loopback ports with the development
 //! certificates, lets each partner's own system push a synthetic, realistic population over
-//! gRPC, shows what each node holds, and stops the nodes cleanly.
+//! gRPC, shows what each node holds, and stops the nodes cleanly. The pseudonymisation service runs
+//! beside them as a party of its own; the demo shows its quota counting and a quota refusal.
 
 use crate::certs::{dev_party, DevParty};
 use crate::cli::push_rows;
 use crate::pb;
 use crate::pb::signal_intake_client::SignalIntakeClient;
 use crate::peers::PeerConfig;
-use crate::pseudonym::{PseudonymKey, KEY_LEN};
+use crate::pseudonym::{PseudonymKey, PupilId, KEY_LEN};
+use crate::pseudonymiser::{KeyRing, PseudonymiserClient, ServiceConfig};
 use crate::tls::TlsMaterial;
 use anyhow::Context as _;
 use chrono::{Days, NaiveDate};
@@ -81,6 +83,10 @@ pub mod dev_certs {
                 include_str!("../certs-dev/fg-ggd.pem"),
                 include_str!("../certs-dev/fg-ggd.key"),
             ),
+            "pseudonymiser" => (
+                include_str!("../certs-dev/pseudonymiser.pem"),
+                include_str!("../certs-dev/pseudonymiser.key"),
+            ),
             _ => return None,
         })
     }
@@ -122,7 +128,7 @@ impl DemoNode {
         file: &str,
         listener: tokio::net::TcpListener,
         data_dir: &Path,
-        key: &[u8; KEY_LEN],
+        pseudonymiser: &ServiceConfig,
         (policy, counting): (Option<PathBuf>, Option<PathBuf>),
         peers: Vec<PeerConfig>,
     ) -> anyhow::Result<Self> {
@@ -144,7 +150,7 @@ impl DemoNode {
         let (witnesses, witnessed_logs) = crate::node::mutual_witnessing(&keyed);
         let setup = crate::node::NodeSetup {
             tls,
-            key: PseudonymKey::from_bytes(1, key),
+            pseudonymiser: pseudonymiser.clone(),
             data_dir: data_dir.join(file),
             policy,
             peers,
@@ -168,6 +174,67 @@ impl DemoNode {
     }
 
     /// Stops the node and waits until it has flushed and closed.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        (&mut self.task).await??;
+        Ok(())
+    }
+}
+
+/// The pseudonymisation service of the demo, in-process on a loopback port.
+pub struct DemoPseudonymiser {
+    pub config: ServiceConfig,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<Result<(), crate::pseudonymiser::ServiceError>>,
+}
+
+impl DemoPseudonymiser {
+    /// Starts the service with the development certificate "pseudonymiser", the key of `seed`
+    /// (version 1) and the policy file, its data in `data_dir`/pseudonymiser. Returns once it
+    /// serves.
+    pub async fn start(
+        data_dir: &Path,
+        seed: &[u8; KEY_LEN],
+        policy: &Path,
+    ) -> anyhow::Result<Self> {
+        let file = "pseudonymiser";
+        let party = dev_party(file).context("no development pseudonymiser")?;
+        let tls = dev_certs::material(file).context("no certificate for the pseudonymiser")?;
+        let key = PseudonymKey::from_bytes(1, seed);
+        let config = ServiceConfig {
+            address: String::new(),
+            oin: party.oin.to_owned(),
+            public_keys: vec![key.public_key()],
+        };
+        let keys = KeyRing::from_keys(vec![key]).context("an empty key ring")?;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let address = listener.local_addr()?.to_string();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let (ready, is_ready) = tokio::sync::oneshot::channel();
+        let setup = crate::pseudonymiser::ServiceSetup {
+            tls,
+            keys,
+            policy: policy.to_owned(),
+            data_dir: data_dir.join(file),
+            ready: Some(ready),
+        };
+        let task = tokio::spawn(crate::pseudonymiser::serve(setup, listener, async {
+            let _ = rx.await;
+        }));
+        if is_ready.await.is_err() {
+            let failed = task.await?;
+            anyhow::bail!("the pseudonymisation service did not start: {failed:?}");
+        }
+        Ok(Self {
+            config: ServiceConfig { address, ..config },
+            shutdown: Some(tx),
+            task,
+        })
+    }
+
+    /// Stops the service and waits until it has flushed and closed.
     pub async fn stop(mut self) -> anyhow::Result<()> {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
@@ -478,11 +545,20 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     );
     println!("data directory: {}\n", data_dir.display());
 
-    let nodes = start_federation(&data_dir, &key).await?;
+    std::fs::create_dir_all(&data_dir)?;
+    let policy = data_dir.join("policy.toml");
+    std::fs::write(&policy, DEMO_POLICY)?;
+    let service = DemoPseudonymiser::start(&data_dir, &key, &policy).await?;
+    println!(
+        "  started the pseudonymisation service (a trusted third party, OIN {}) on {}; it alone \
+         holds the pseudonymisation key, the nodes only its public key {}",
+        service.config.oin, service.config.address, service.config.public_keys[0]
+    );
+    let nodes = start_federation(&data_dir, &service.config).await?;
 
     let today = chrono::Utc::now().date_naive();
     let population = population(args.seed, today);
-    println!("\nEach partner's own system pushes its signals to its own node (BSNs are pseudonymised on arrival):");
+    println!("\nEach partner's own system pushes its signals to its own node (BSNs are pseudonymised on arrival, through the pseudonymisation service):");
     for node in &nodes {
         let records = population.get(node.party.file).cloned().unwrap_or_default();
         if records.is_empty() {
@@ -520,6 +596,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     }
     print_shared_pupils(&all);
     print_refusal_example(&nodes).await?;
+    pseudonymiser_story(&service.config, args.seed).await?;
 
     if let Some((file, views)) = all.iter().find(|(f, _)| *f == "swv-vo") {
         println!("\nA few signals as node {file} shows them (no BSN anywhere, only pseudonyms):");
@@ -552,6 +629,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     for node in nodes {
         node.stop().await?;
     }
+    service.stop().await?;
     println!(
         "\nAll nodes stopped cleanly. Each node's audit log, verified offline from its data dir:"
     );
@@ -560,6 +638,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         print!("  {file:<11} ");
         crate::audit_cli::verify_offline(&dir, &[])?;
     }
+    print!("  {:<11} ", "pseudonymiser");
+    crate::audit_cli::verify_offline(&data_dir.join("pseudonymiser"), &[])?;
     println!(
         "\nThe nodes' data, audit logs and the report charts (report-g4.svg, report-groningen.svg) are in {}",
         data_dir.display()
@@ -576,7 +656,7 @@ pub const DEMO_COUNTING: &str = include_str!("../policies/counting.toml");
 /// Starts every demo node on its own loopback port, each with all others as peers.
 pub async fn start_federation(
     data_dir: &Path,
-    key: &[u8; KEY_LEN],
+    pseudonymiser: &ServiceConfig,
 ) -> anyhow::Result<Vec<DemoNode>> {
     std::fs::create_dir_all(data_dir)?;
     let policy = data_dir.join("policy.toml");
@@ -610,7 +690,7 @@ pub async fn start_federation(
             party.file,
             listener,
             data_dir,
-            key,
+            pseudonymiser,
             (Some(policy.clone()), Some(counting.clone())),
             peers,
         )
@@ -624,8 +704,8 @@ pub async fn start_federation(
     Ok(nodes)
 }
 
-/// The demo's pseudonymisation key, derived from the seed (a real covenant key comes from
-/// `pactgate keygen` and is shared between the partners' nodes out of band).
+/// The seed of the demo's pseudonymisation key, derived from the demo's seed (a real key comes
+/// from `pactgate keygen` and stays at the pseudonymisation service; nodes get its public key).
 fn demo_key(seed: u64) -> [u8; KEY_LEN] {
     let mut key = [0u8; KEY_LEN];
     StdRng::seed_from_u64(seed ^ 0x7061_6374_6761_7465).fill(&mut key);
@@ -710,6 +790,63 @@ fn print_shared_pupils(all: &[(&str, Vec<pb::SignalView>)]) {
 
 /// Shows that another organisation cannot use a node's intake, and that a bad record is refused
 /// with its index, field and reason while the rest is stored.
+/// The pseudonymisation service's side: what it counted per node (as an FG inspects it), and a
+/// partner refused once it asks for more pseudonyms than its daily quota.
+async fn pseudonymiser_story(service: &ServiceConfig, seed: u64) -> anyhow::Result<()> {
+    println!("\n== The pseudonymisation service ==");
+    let fg = dev_certs::material("fg").context("no FG certificate")?;
+    let channel =
+        crate::client::connect_expecting(&service.address, &fg, Some(&service.oin)).await?;
+    let mut inspect = pb::pseudonymiser_client::PseudonymiserClient::new(channel);
+    let log = inspect
+        .inspect(pb::InspectRequest {
+            first_page: true,
+            ..Default::default()
+        })
+        .await?
+        .into_inner();
+    println!("The FG inspects the service's own audit log: every batch with the asking node, its size and trace id (never an id or a pseudonym):");
+    for e in log
+        .entries
+        .iter()
+        .filter(|e| e.action == i32::from(pb::AuditAction::Pseudonymise))
+    {
+        println!(
+            "  #{:<3} {:<36} {:>4} ids  trace {}  {}",
+            e.seq,
+            e.actor_name,
+            e.count,
+            &e.trace_id[..8.min(e.trace_id.len())],
+            e.reason
+        );
+    }
+    if let Some(c) = &log.checkpoint {
+        println!("  {}", crate::audit_cli::checkpoint_line(c));
+    }
+    // WIJ holds no signals; its quota covers the few lookups it needs. A system that tries the
+    // BSN space is refused early, and seen.
+    let wij = dev_certs::material("wij").context("no WIJ certificate")?;
+    let client = PseudonymiserClient::connect_lazy(service, &wij)?;
+    let mut rng = StdRng::seed_from_u64(seed ^ 0x0057_494a);
+    let ids: Vec<PupilId> = (0..2_500)
+        .filter_map(|_| PupilId::parse(&synthetic_bsn(&mut rng)).ok())
+        .collect();
+    let trace = crate::trace::TraceContext::from_metadata(&tonic::metadata::MetadataMap::new());
+    let first = client.pseudonymise_batch(&ids[..500], &trace).await?;
+    println!(
+        "\nWIJ's system looks up {} children: counted against its daily quota, answered",
+        first.len()
+    );
+    match client.pseudonymise_batch(&ids, &trace).await {
+        Err(e) => println!("WIJ's system then asks for {} more at once: {e}", ids.len()),
+        Ok(more) => println!(
+            "WIJ's system asked for {} more and was NOT refused",
+            more.len()
+        ),
+    }
+    Ok(())
+}
+
 async fn print_refusal_example(nodes: &[DemoNode]) -> anyhow::Result<()> {
     let Some(swv) = nodes.iter().find(|n| n.party.file == "swv-vo") else {
         return Ok(());
@@ -1335,7 +1472,7 @@ async fn audit_story(nodes: &[DemoNode], pupil_bsn: Option<String>) -> anyhow::R
             })
             .await?
             .into_inner();
-        println!("\n8. A parent asks what was shared about their child (AVG art. 15); the FG enters the BSN, the node pseudonymises it:");
+        println!("\n8. A parent asks what was shared about their child (AVG art. 15); the FG enters the BSN, the node has the pseudonymisation service pseudonymise it:");
         println!(
             "   pupil {}: {} audit entries at Leerplicht's node",
             report.pupil_pseudonym,

@@ -4,7 +4,9 @@
 //!
 //! # Layout
 //! - [`pb`]: the generated protobuf and gRPC types of `proto/pactgate/v1`.
-//! - [`pseudonym`]: pupil ids (BSN, onderwijsnummer), the pseudonymisation key and pseudonyms.
+//! - [`pseudonym`]: pupil ids (BSN, onderwijsnummer), the OPRF pseudonymisation key and pseudonyms.
+//! - [`pseudonymiser`]: the oblivious pseudonymisation service (its key, quotas, audit log) and
+//!   the node's client of it.
 //! - [`signal`]: the stored signal and the checks a raw record must pass.
 //! - [`store`]: the sled store, its indexes and durable batches.
 //! - [`integrity`]: the record of what the node acknowledged, beside sled's files.
@@ -53,6 +55,7 @@ pub mod pb;
 pub mod peers;
 pub mod policy;
 pub mod pseudonym;
+pub mod pseudonymiser;
 pub mod retention;
 pub mod rpc;
 pub mod signal;

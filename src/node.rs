@@ -12,7 +12,7 @@ use crate::limits::{Admits, Gate, GateLayer, Limits};
 use crate::pb;
 use crate::peers::{Peer, PeerConfig};
 use crate::policy::Policy;
-use crate::pseudonym::PseudonymKey;
+use crate::pseudonymiser::{PseudonymiserClient, ServiceConfig};
 use crate::rpc::audit::{AuditService, WitnessService};
 use crate::rpc::backup::BackupService;
 use crate::rpc::cases::CasesService;
@@ -43,6 +43,8 @@ pub enum NodeError {
     #[error(transparent)]
     Peer(#[from] crate::client::ClientError),
     #[error(transparent)]
+    Pseudonymiser(#[from] crate::pseudonymiser::PseudonymiseError),
+    #[error(transparent)]
     Counting(#[from] crate::clock::RulesErrors),
     #[error("the audit log could not be opened: {0}")]
     Audit(#[from] crate::audit::AuditError),
@@ -59,7 +61,8 @@ pub enum NodeError {
 /// Everything a node needs to start.
 pub struct NodeSetup {
     pub tls: TlsMaterial,
-    pub key: PseudonymKey,
+    /// The pseudonymisation service: the node holds no pseudonymisation secret of its own.
+    pub pseudonymiser: ServiceConfig,
     pub data_dir: PathBuf,
     /// The covenant policy file. Without one, every exchange is denied (intake still works).
     pub policy: Option<PathBuf>,
@@ -87,10 +90,10 @@ pub struct NodeSetup {
 
 impl NodeSetup {
     /// A node with no policy and no peers: intake only.
-    pub fn new(tls: TlsMaterial, key: PseudonymKey, data_dir: PathBuf) -> Self {
+    pub fn new(tls: TlsMaterial, pseudonymiser: ServiceConfig, data_dir: PathBuf) -> Self {
         Self {
             tls,
-            key,
+            pseudonymiser,
             data_dir,
             policy: None,
             peers: Vec::new(),
@@ -152,7 +155,7 @@ pub struct NodeContext {
     pub peers: Vec<Peer>,
     /// The witnesses its checkpoints are submitted to.
     pub witnesses: Vec<WitnessTarget>,
-    pub key: Arc<PseudonymKey>,
+    pub pseudonymiser: PseudonymiserClient,
     pub counting: Option<Arc<CountingRules>>,
     /// The node's data dir (the store, its integrity record, the audit signing key).
     pub data_dir: PathBuf,
@@ -429,7 +432,7 @@ pub async fn serve(
         peers,
         witnesses,
         policy: policy.clone(),
-        key: Arc::new(setup.key),
+        pseudonymiser: PseudonymiserClient::connect_lazy(&setup.pseudonymiser, &setup.tls)?,
         counting: setup
             .counting
             .as_deref()

@@ -1,26 +1,34 @@
-//! Pupil identifiers and their keyed pseudonyms. Pure: no I/O except reading and writing the key
-//! file. The raw identifier lives only inside [`PupilId`], which never prints its value and is
-//! wiped on drop; the key lives only inside [`PseudonymKey`], which never prints it. Also the one
-//! rule for withholding id-like numbers from any text that is echoed, logged or stored.
+//! Pupil identifiers and their pseudonyms. Pure: no I/O except reading and writing key files.
+//! The raw identifier lives only inside [`PupilId`], which never prints its value and is wiped on
+//! drop. A pseudonym is the output of an oblivious PRF (RFC 9497, ristretto255-SHA512) over the
+//! domain-separated id; its key, [`PseudonymKey`], lives only at the pseudonymisation service
+//! (`crate::pseudonymiser`), never at a node. Also the one rule for withholding id-like numbers
+//! from any text that is echoed, logged or stored.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use ring::hmac;
 use std::fmt;
 use std::path::Path;
-use zeroize::{Zeroize, Zeroizing};
+use voprf::{BlindedElement, EvaluationElement, Proof, Ristretto255, VoprfServer};
+use zeroize::Zeroizing;
 
-/// The length of a pseudonymisation key in bytes.
+/// The length of a pseudonymisation key seed in bytes.
 pub const KEY_LEN: usize = 32;
 
-/// Domain separation: a pseudonym is HMAC-SHA256(key, DOMAIN || kind || 0x00 || digits), so the
-/// same key can never yield the same bytes for another use, nor a BSN the same pseudonym as an
-/// onderwijsnummer with the same digits.
+/// Domain separation: the OPRF input is DOMAIN || kind || 0x00 || digits, so the same key can
+/// never yield the same bytes for another use, nor a BSN the same pseudonym as an onderwijsnummer
+/// with the same digits.
 const DOMAIN: &[u8] = b"pactgate/v1/pupil-pseudonym\x00";
 
-/// How many bytes of the HMAC a pseudonym keeps: 128 bits, far beyond collisions among the
-/// roughly 10^8 possible pupil ids.
+/// The RFC 9497 DeriveKeyPair info string: a key seed yields this OPRF key only.
+const KEY_INFO: &[u8] = b"pactgate/v1/pseudonymiser-key";
+
+/// How many bytes of the OPRF output a pseudonym keeps: 128 bits, far beyond collisions among
+/// the roughly 10^8 possible pupil ids.
 const PSEUDONYM_BYTES: usize = 16;
+
+/// The OPRF ciphersuite: ristretto255 with SHA-512 (RFC 9497 section 4.1).
+pub type Suite = Ristretto255;
 
 /// Why a pupil id was refused. The messages never contain the id itself.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -46,8 +54,15 @@ pub enum KeyError {
         path: String,
         source: std::io::Error,
     },
-    #[error("pseudonymisation key {path} must be exactly {KEY_LEN} bytes, found {found}")]
-    Length { path: String, found: usize },
+    #[error(
+        "pseudonymisation key file {path}, line {line}: {reason} (each line is \
+         \"<version> <43 base64url characters>\", a {KEY_LEN}-byte seed)"
+    )]
+    Format {
+        path: String,
+        line: usize,
+        reason: &'static str,
+    },
     #[error(
         "pseudonymisation key {path} is readable by group or others (mode {mode:o}); \
          run `chmod 600 {path}`"
@@ -119,13 +134,78 @@ impl PupilId {
     }
 }
 
-/// The covenant's pseudonymisation key, with its version. Whoever holds it can reverse a
-/// pseudonym by trying all ~10^8 ids, so it is never logged or sent. The raw bytes live only in
-/// wiping buffers while the key is made; what remains is ring's HMAC key schedule (which ring
-/// does not wipe; see the README).
+impl PupilId {
+    /// The OPRF input for this id: DOMAIN || kind || 0x00 || the nine ASCII digits. Wiped on
+    /// drop; only ever hashed to the curve and blinded, never sent.
+    pub(crate) fn oprf_input(&self) -> Zeroizing<Vec<u8>> {
+        let kind: &[u8] = match self.kind {
+            PupilIdKind::Bsn => b"bsn",
+            PupilIdKind::Onderwijsnummer => b"onderwijsnummer",
+        };
+        let mut input = Zeroizing::new(Vec::with_capacity(DOMAIN.len() + kind.len() + 10));
+        input.extend_from_slice(DOMAIN);
+        input.extend_from_slice(kind);
+        input.push(0);
+        input.extend(self.digits.iter().map(|d| d + b'0'));
+        input
+    }
+}
+
+/// The pseudonym for an OPRF output under a key version: "v<version>." followed by the first
+/// 16 bytes of the output as 22 base64url characters.
+pub fn pseudonym_from_output(version: u16, output: &[u8]) -> String {
+    let kept = &output[..PSEUDONYM_BYTES.min(output.len())];
+    format!("v{version}.{}", URL_SAFE_NO_PAD.encode(kept))
+}
+
+/// A published OPRF public key with its version: what a node checks the service's proofs
+/// against. Written "v<version>:<43 base64url characters>".
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct PublicKey {
+    pub version: u16,
+    pub element: curve25519_dalek::RistrettoPoint,
+}
+
+impl fmt::Debug for PublicKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PublicKey({self})")
+    }
+}
+
+impl fmt::Display for PublicKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let bytes = self.element.compress().to_bytes();
+        write!(f, "v{}:{}", self.version, URL_SAFE_NO_PAD.encode(bytes))
+    }
+}
+
+impl std::str::FromStr for PublicKey {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        let shape = "a public key is written v<version>:<43 base64url characters>";
+        let (version, body) = text
+            .trim()
+            .strip_prefix('v')
+            .and_then(|t| t.split_once(':'))
+            .ok_or_else(|| shape.to_owned())?;
+        let version: u16 = version.parse().map_err(|_| shape.to_owned())?;
+        let bytes = URL_SAFE_NO_PAD.decode(body).map_err(|_| shape.to_owned())?;
+        let bytes: [u8; 32] = bytes.try_into().map_err(|_| shape.to_owned())?;
+        let element = curve25519_dalek::ristretto::CompressedRistretto(bytes)
+            .decompress()
+            .ok_or_else(|| format!("v{version} is not a ristretto255 point"))?;
+        Ok(Self { version, element })
+    }
+}
+
+/// One version of the covenant's pseudonymisation key: an RFC 9497 VOPRF key derived from a
+/// 32-byte seed. Whoever holds it can reverse a pseudonym by trying all ~10^8 ids, so it exists
+/// only at the pseudonymisation service (and in tests), is never logged or sent, and is wiped on
+/// drop (voprf zeroizes its server on drop).
 pub struct PseudonymKey {
     version: u16,
-    hmac: hmac::Key,
+    server: VoprfServer<Suite>,
 }
 
 impl fmt::Debug for PseudonymKey {
@@ -135,78 +215,66 @@ impl fmt::Debug for PseudonymKey {
 }
 
 impl PseudonymKey {
-    /// A key from its bytes (tests, the demo).
-    pub fn from_bytes(version: u16, bytes: &[u8; KEY_LEN]) -> Self {
-        Self {
-            version,
-            hmac: hmac::Key::new(hmac::HMAC_SHA256, bytes),
-        }
-    }
-
-    /// Loads a key file: exactly 32 bytes, readable by the owner only.
-    pub fn load(path: &Path, version: u16) -> Result<Self, KeyError> {
-        let shown = path.display().to_string();
-        check_private(path)?;
-        let mut bytes = std::fs::read(path).map_err(|source| KeyError::Read {
-            path: shown.clone(),
-            source,
-        })?;
-        if bytes.len() != KEY_LEN {
-            let found = bytes.len();
-            bytes.zeroize();
-            return Err(KeyError::Length { path: shown, found });
-        }
-        let mut raw = Zeroizing::new([0u8; KEY_LEN]);
-        raw.copy_from_slice(&bytes);
-        bytes.zeroize();
-        Ok(Self::from_bytes(version, &raw))
-    }
-
-    /// Makes a new random key file (mode 0600), refusing to overwrite an existing one.
-    pub fn generate(path: &Path) -> Result<(), KeyError> {
-        let shown = path.display().to_string();
-        let rng = ring::rand::SystemRandom::new();
-        let mut raw = Zeroizing::new([0u8; KEY_LEN]);
-        ring::rand::SecureRandom::fill(&rng, raw.as_mut_slice()).map_err(|_| KeyError::Write {
-            path: shown.clone(),
-            source: std::io::Error::other("no system randomness"),
-        })?;
-        write_private(path, raw.as_slice()).map_err(|source| match source.kind() {
-            std::io::ErrorKind::AlreadyExists => KeyError::Exists {
-                path: shown.clone(),
-            },
-            _ => KeyError::Write {
-                path: shown,
-                source,
-            },
-        })
+    /// The key a seed yields (RFC 9497 DeriveKeyPair with this crate's info string).
+    pub fn from_bytes(version: u16, seed: &[u8; KEY_LEN]) -> Self {
+        // DeriveKeyPair fails only for seed and info longer than 65,532 bytes together, or when
+        // 256 derived scalars in a row are zero; neither can happen with these constants.
+        let server =
+            VoprfServer::new_from_seed(seed, KEY_INFO).expect("DeriveKeyPair of a 32-byte seed");
+        Self { version, server }
     }
 
     pub fn version(&self) -> u16 {
         self.version
     }
 
-    /// The pseudonym of a pupil: "v<version>." followed by 22 base64url characters.
-    pub fn pseudonym(&self, id: &PupilId) -> String {
-        let kind: &[u8] = match id.kind {
-            PupilIdKind::Bsn => b"bsn",
-            PupilIdKind::Onderwijsnummer => b"onderwijsnummer",
-        };
-        let mut ctx = hmac::Context::with_key(&self.hmac);
-        ctx.update(DOMAIN);
-        ctx.update(kind);
-        ctx.update(&[0]);
-        let mut ascii = Zeroizing::new([0u8; 9]);
-        for (slot, d) in ascii.iter_mut().zip(id.digits.iter()) {
-            *slot = d + b'0';
+    /// The public key nodes check this key's proofs against.
+    pub fn public_key(&self) -> PublicKey {
+        PublicKey {
+            version: self.version,
+            element: self.server.get_public_key(),
         }
-        ctx.update(ascii.as_slice());
-        let tag = ctx.sign();
-        format!(
-            "v{}.{}",
-            self.version,
-            URL_SAFE_NO_PAD.encode(&tag.as_ref()[..PSEUDONYM_BYTES])
-        )
+    }
+
+    /// The pseudonym of a pupil, evaluated directly with the key (RFC 9497 Evaluate): the same
+    /// value a node gets through the blinded protocol. Only the service and tests hold a key.
+    pub fn pseudonym(&self, id: &PupilId) -> String {
+        let input = id.oprf_input();
+        // Evaluate fails only for an empty input or one longer than 65,535 bytes.
+        let output = self
+            .server
+            .evaluate(&input)
+            .expect("a pupil id's OPRF input has a valid length");
+        pseudonym_from_output(self.version, &output)
+    }
+
+    /// Evaluates a batch of blinded elements with one DLEQ proof for the whole batch (RFC 9497
+    /// BlindEvaluateBatch). Sees only blinded points: nothing about the pupils behind them.
+    pub fn evaluate_blinded(
+        &self,
+        blinded: &[BlindedElement<Suite>],
+    ) -> Result<(Vec<EvaluationElement<Suite>>, Proof<Suite>), voprf::Error> {
+        let prepared: Vec<_> = self
+            .server
+            .batch_blind_evaluate_prepare(blinded.iter())
+            .collect();
+        let finished = self.server.batch_blind_evaluate_finish(
+            &mut rand_core::OsRng,
+            blinded.iter(),
+            &prepared,
+        )?;
+        Ok((finished.messages.collect(), finished.proof))
+    }
+
+    /// Makes a new random seed.
+    pub fn random_seed() -> Result<Zeroizing<[u8; KEY_LEN]>, KeyError> {
+        let rng = ring::rand::SystemRandom::new();
+        let mut raw = Zeroizing::new([0u8; KEY_LEN]);
+        ring::rand::SecureRandom::fill(&rng, raw.as_mut_slice()).map_err(|_| KeyError::Write {
+            path: String::new(),
+            source: std::io::Error::other("no system randomness"),
+        })?;
+        Ok(raw)
     }
 }
 
@@ -466,7 +534,7 @@ pub fn is_pseudonym(text: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
-fn check_private(path: &Path) -> Result<(), KeyError> {
+pub(crate) fn check_private(path: &Path) -> Result<(), KeyError> {
     let shown = path.display().to_string();
     match exposed_mode(path) {
         Ok(None) => Ok(()),
@@ -497,6 +565,99 @@ mod tests {
 
     fn key() -> PseudonymKey {
         PseudonymKey::from_bytes(1, &[7u8; KEY_LEN])
+    }
+
+    fn hex(text: &str) -> Vec<u8> {
+        (0..text.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap())
+            .collect()
+    }
+
+    /// RFC 9497 appendix A.1.2 (ristretto255-SHA512, VOPRF mode): the key derived from the
+    /// vector's seed and info has the vector's public key, and Evaluate gives the vector's output
+    /// for test vector 1 (input 00), which the blinded protocol must reproduce.
+    #[test]
+    fn rfc9497_voprf_vector() {
+        let seed = [0xa3u8; 32];
+        let server = VoprfServer::<Suite>::new_from_seed(&seed, b"test key").unwrap();
+        let pk = server.get_public_key().compress().to_bytes();
+        assert_eq!(
+            pk.to_vec(),
+            hex("c803e2cc6b05fc15064549b5920659ca4a77b2cca6f04f6b357009335476ad4e")
+        );
+        let output = server.evaluate(&[0x00]).unwrap();
+        assert_eq!(
+            output.to_vec(),
+            hex(concat!(
+                "b58cfbe118e0cb94d79b5fd6a6dafb98764dff49c14e1770b566e42402da1a7d",
+                "a4d8527693914139caee5bd03903af43a491351d23b430948dd50cde10d32b3c"
+            ))
+        );
+        let blind = voprf::VoprfClient::<Suite>::blind(&[0x00], &mut rand_core::OsRng).unwrap();
+        let evaluated = server.blind_evaluate(&mut rand_core::OsRng, &blind.message);
+        let unblinded = blind
+            .state
+            .finalize(
+                &[0x00],
+                &evaluated.message,
+                &evaluated.proof,
+                server.get_public_key(),
+            )
+            .unwrap();
+        assert_eq!(unblinded, output);
+    }
+
+    #[test]
+    fn blinded_batch_gives_the_direct_pseudonyms() {
+        let key = key();
+        let ids: Vec<PupilId> = ["111222333", "123456782"]
+            .iter()
+            .map(|s| PupilId::parse(s).unwrap())
+            .collect();
+        let inputs: Vec<_> = ids.iter().map(PupilId::oprf_input).collect();
+        let blinds: Vec<_> = inputs
+            .iter()
+            .map(|i| voprf::VoprfClient::<Suite>::blind(i, &mut rand_core::OsRng).unwrap())
+            .collect();
+        let messages: Vec<_> = blinds.iter().map(|b| b.message.clone()).collect();
+        let (evaluated, proof) = key.evaluate_blinded(&messages).unwrap();
+        let clients: Vec<_> = blinds.iter().map(|b| b.state.clone()).collect();
+        let inputs_ref: Vec<&[u8]> = inputs.iter().map(|i| i.as_slice()).collect();
+        let outputs: Vec<_> = voprf::VoprfClient::batch_finalize(
+            &inputs_ref,
+            &clients,
+            &evaluated,
+            &proof,
+            key.public_key().element,
+        )
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+        for (id, output) in ids.iter().zip(&outputs) {
+            assert_eq!(pseudonym_from_output(1, output), key.pseudonym(id));
+        }
+        // Another key's public key does not verify this proof.
+        let other = PseudonymKey::from_bytes(1, &[8u8; KEY_LEN]).public_key();
+        assert!(voprf::VoprfClient::batch_finalize(
+            &inputs_ref,
+            &clients,
+            &evaluated,
+            &proof,
+            other.element
+        )
+        .is_err());
+    }
+
+    #[test]
+    fn public_key_text_round_trips() {
+        let pk = key().public_key();
+        let text = pk.to_string();
+        assert!(text.starts_with("v1:"), "{text}");
+        assert_eq!(text.parse::<PublicKey>().unwrap(), pk);
+        assert!(!is_pseudonym(&text));
+        assert!("v1:abc".parse::<PublicKey>().is_err());
+        assert!("1:AAAA".parse::<PublicKey>().is_err());
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! The pupil signal as the node keeps it, and the checks a raw record must pass to become one.
-//! Holds no raw pupil id: validation pseudonymises on the spot and drops the id.
+//! Holds no raw pupil id: a checked record keeps its id only until the pseudonymisation service
+//! has given the pseudonym (a batch at a time), then drops it.
 
-use crate::pseudonym::{PseudonymKey, PupilId};
+use crate::pseudonym::PupilId;
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -249,27 +250,52 @@ pub const DEFAULT_MIN_ABSENT_SINCE: NaiveDate = match NaiveDate::from_ymd_opt(20
     None => NaiveDate::MIN,
 };
 
-/// Checks every field of a raw record and pseudonymises its pupil id, with the default floor for
-/// `absent_since`. See [`validate_within`].
-pub fn validate(
-    raw: RawSignal,
-    key: &PseudonymKey,
-    today: NaiveDate,
-    now: chrono::DateTime<chrono::Utc>,
-) -> Result<Signal, FieldError> {
-    validate_within(raw, key, DEFAULT_MIN_ABSENT_SINCE, today, now)
+/// A record that passed every check, waiting for its pupil's pseudonym. Its `Debug` hides the
+/// pupil id, which is wiped when [`Validated::pseudonymised`] drops it.
+pub struct Validated {
+    pub pupil: PupilId,
+    signal: Signal,
 }
 
-/// Checks every field of a raw record and pseudonymises its pupil id; `absent_since` must lie
-/// between `floor` and `today`. The first failing field is reported; a record either passes
-/// whole or not at all.
+impl fmt::Debug for Validated {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Validated")
+            .field("source_record_id", &self.signal.source_record_id)
+            .field("pupil", &self.pupil)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Validated {
+    /// The signal with its pupil's pseudonym; the pupil id is dropped (and wiped).
+    pub fn pseudonymised(self, pupil_pseudonym: String) -> Signal {
+        Signal {
+            pupil_pseudonym,
+            ..self.signal
+        }
+    }
+}
+
+/// Checks every field of a raw record. The first failing field is reported; a record either
+/// passes whole or not at all. The pseudonym is filled in afterwards, for a batch of records at
+/// once ([`Validated::pseudonymised`]), so only records that pass cost an evaluation. The
+/// default floor for `absent_since`; see [`validate_within`].
+pub fn validate(
+    raw: RawSignal,
+    today: NaiveDate,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Validated, FieldError> {
+    validate_within(raw, DEFAULT_MIN_ABSENT_SINCE, today, now)
+}
+
+/// Checks every field of a raw record; `absent_since` must lie between `floor` and `today`. The
+/// first failing field is reported; a record either passes whole or not at all.
 pub fn validate_within(
     raw: RawSignal,
-    key: &PseudonymKey,
     floor: NaiveDate,
     today: NaiveDate,
     now: chrono::DateTime<chrono::Utc>,
-) -> Result<Signal, FieldError> {
+) -> Result<Validated, FieldError> {
     let source_record_id = check_record_id(&raw.source_record_id)?;
     let pupil =
         PupilId::parse(&raw.pupil_id).map_err(|e| FieldError::new("pupil_id", e.to_string()))?;
@@ -327,9 +353,9 @@ pub fn validate_within(
     if age_on.is_some_and(|d| d > today) {
         return Err(FieldError::new("age_on", "is in the future"));
     }
-    Ok(Signal {
+    let signal = Signal {
         source_record_id,
-        pupil_pseudonym: key.pseudonym(&pupil),
+        pupil_pseudonym: String::new(),
         category,
         sector,
         residence_municipality,
@@ -349,7 +375,8 @@ pub fn validate_within(
         offer_kind: offer.kind,
         offer_place_from: offer.place_from,
         offer_parents_agreed: raw.offer_parents_agreed,
-    })
+    };
+    Ok(Validated { pupil, signal })
 }
 
 /// Categories a child without any school history can have: AV (enrolled nowhere) and an
@@ -672,7 +699,7 @@ pub(crate) fn clip(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pseudonym::KEY_LEN;
+    use crate::pseudonym::{PseudonymKey, KEY_LEN};
     use proptest::prelude::*;
 
     fn raw() -> RawSignal {
@@ -703,7 +730,9 @@ mod tests {
     fn check(r: RawSignal) -> Result<Signal, FieldError> {
         let key = PseudonymKey::from_bytes(1, &[1u8; KEY_LEN]);
         let today = NaiveDate::from_ymd_opt(2026, 11, 23).unwrap();
-        validate(r, &key, today, chrono::Utc::now())
+        let checked = validate(r, today, chrono::Utc::now())?;
+        let pseudonym = key.pseudonym(&checked.pupil);
+        Ok(checked.pseudonymised(pseudonym))
     }
 
     #[test]

@@ -216,10 +216,6 @@ fn policy_check_names_file_and_line_of_each_error() {
 fn serve_command(dir: &Path, policy: &Path) -> std::process::Command {
     let (cert, _, ca) = cert_paths("swv-vo");
     let key = private_tls_key("swv-vo", dir);
-    let key_file = dir.join("pseudonym.key");
-    if !key_file.exists() {
-        write_test_key(&key_file);
-    }
     let mut cmd = pactgate_bin();
     cmd.arg("serve")
         .arg("--listen")
@@ -232,8 +228,8 @@ fn serve_command(dir: &Path, policy: &Path) -> std::process::Command {
         .arg(key)
         .arg("--ca")
         .arg(ca)
-        .arg("--pseudonym-key")
-        .arg(key_file)
+        // No service listens there: these nodes refuse to start or pseudonymise nothing.
+        .args(pseudonymiser_flags(&service_config("127.0.0.1:9")))
         .arg("--policy")
         .arg(policy);
     cmd

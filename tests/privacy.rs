@@ -1,7 +1,8 @@
 //! No BSN ever reaches a node's disk or log: records with known BSNs, good ones and bad ones whose
 //! errors could echo them, are pushed to an in-process node and to the real binary with debug
 //! logging; then every byte of the data dir and the log is searched. Also the key file rules of
-//! `serve` and `keygen`, and that `pactgate pseudonym` computes what the node stores.
+//! the pseudonymisation service and `keygen`, and that `pactgate pseudonym` computes what the
+//! node stores.
 
 mod common;
 
@@ -277,50 +278,30 @@ async fn no_bsn_reaches_the_disk_or_debug_log_of_the_binary() {
     );
 }
 
-fn serve_with_key(dir: &Path, key: &Path) -> Command {
-    let (cert, _, ca) = cert_paths("swv-vo");
-    let tls_key = private_tls_key("swv-vo", dir);
-    let mut cmd = pactgate_bin();
-    cmd.arg("serve")
-        .arg("--listen")
-        .arg("127.0.0.1:0")
-        .arg("--data-dir")
-        .arg(dir.join("data"))
-        .arg("--cert")
-        .arg(cert)
-        .arg("--key")
-        .arg(tls_key)
-        .arg("--ca")
-        .arg(ca)
-        .arg("--pseudonym-key")
-        .arg(key);
-    cmd
-}
-
 #[test]
-fn serve_refuses_a_pseudonym_key_readable_by_others() {
+fn the_pseudonymiser_refuses_a_key_readable_by_others() {
     let dir = tempfile::tempdir().unwrap();
     let key = dir.path().join("pseudonym.key");
     write_test_key(&key);
     for mode in [0o644, 0o640, 0o604] {
         std::fs::set_permissions(&key, std::fs::Permissions::from_mode(mode)).unwrap();
         let output = run(
-            &mut serve_with_key(dir.path(), &key),
+            &mut pseudonymiser_command(dir.path(), &key),
             Duration::from_secs(30),
         );
         let stderr = text(&output.stderr);
         assert!(
             !output.status.success(),
-            "serve started with a {mode:o} key"
+            "the service started with a {mode:o} key"
         );
         assert!(
             !text(&output.stdout).contains("listening on"),
-            "serve listened with a {mode:o} key"
+            "the service listened with a {mode:o} key"
         );
         assert!(stderr.contains("chmod 600"), "{mode:o}: {stderr}");
         assert!(stderr.contains("readable"), "{mode:o}: {stderr}");
     }
-    // A key of the wrong length is refused too, with its length and never its bytes.
+    // A malformed key file is refused too, naming the line and never showing its bytes.
     let short = dir.path().join("short.key");
     {
         use std::io::Write as _;
@@ -331,16 +312,16 @@ fn serve_refuses_a_pseudonym_key_readable_by_others() {
             .mode(0o600)
             .open(&short)
             .unwrap();
-        f.write_all(b"0123456789abcdef").unwrap();
+        f.write_all(b"1 0123456789abcdef").unwrap();
     }
     let output = run(
-        &mut serve_with_key(dir.path(), &short),
+        &mut pseudonymiser_command(dir.path(), &short),
         Duration::from_secs(30),
     );
     assert!(!output.status.success());
     let stderr = text(&output.stderr);
     assert!(
-        stderr.contains("32 bytes") && stderr.contains("16"),
+        stderr.contains("line 1") && stderr.contains("32 bytes"),
         "{stderr}"
     );
     assert!(
@@ -350,7 +331,7 @@ fn serve_refuses_a_pseudonym_key_readable_by_others() {
 }
 
 #[test]
-fn keygen_writes_a_private_32_byte_key_and_never_overwrites() {
+fn keygen_writes_a_private_key_prints_its_public_key_and_never_overwrites() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("pseudonym.key");
     let output = run(
@@ -359,10 +340,12 @@ fn keygen_writes_a_private_32_byte_key_and_never_overwrites() {
     );
     assert!(output.status.success(), "{}", text(&output.stderr));
     let meta = std::fs::metadata(&out).unwrap();
-    assert_eq!(meta.len(), 32);
     assert_eq!(meta.permissions().mode() & 0o777, 0o600);
     let key = std::fs::read(&out).unwrap();
-    assert!(key.iter().any(|b| *b != key[0]), "the key is not random");
+    let public: Vec<String> = text(&output.stdout).lines().map(str::to_owned).collect();
+    assert_eq!(public.len(), 1, "{public:?}");
+    let v1: pactgate::pseudonym::PublicKey = public[0].parse().expect("a public key");
+    assert_eq!(v1.version, 1);
 
     let again = run(
         pactgate_bin().arg("keygen").arg("--out").arg(&out),
@@ -382,16 +365,31 @@ fn keygen_writes_a_private_32_byte_key_and_never_overwrites() {
 
     // A second key is another key.
     let other = dir.path().join("other.key");
-    assert!(run(
+    let second = run(
         pactgate_bin().arg("keygen").arg("--out").arg(&other),
-        Duration::from_secs(30)
-    )
-    .status
-    .success());
-    assert_ne!(std::fs::read(&other).unwrap(), key);
-    // And serve accepts what keygen makes.
-    let node_dir = tempfile::tempdir().unwrap();
-    let mut child = serve_with_key(node_dir.path(), &other)
+        Duration::from_secs(30),
+    );
+    assert!(second.status.success());
+    assert_ne!(text(&second.stdout).trim(), public[0]);
+
+    // Rotation adds v2 and keeps v1.
+    let rotated = run(
+        pactgate_bin().arg("keygen").arg("--rotate").arg(&out),
+        Duration::from_secs(30),
+    );
+    assert!(rotated.status.success(), "{}", text(&rotated.stderr));
+    let lines: Vec<String> = text(&rotated.stdout).lines().map(str::to_owned).collect();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert_eq!(lines[0], public[0]);
+    assert!(lines[1].starts_with("v2:"), "{lines:?}");
+    assert_eq!(
+        std::fs::metadata(&out).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+
+    // And the service accepts what keygen makes.
+    let service_dir = tempfile::tempdir().unwrap();
+    let mut child = pseudonymiser_command(service_dir.path(), &out)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -405,6 +403,21 @@ fn keygen_writes_a_private_32_byte_key_and_never_overwrites() {
     child.kill().unwrap();
     child.wait().unwrap();
     assert!(line.starts_with("listening on 127.0.0.1:"), "{line:?}");
+}
+
+/// `pactgate pseudonym` as a development party, through the service `config`.
+fn pseudonym_command(party: &str, config: &pactgate::pseudonymiser::ServiceConfig) -> Command {
+    let (cert, key, ca) = cert_paths(party);
+    let mut cmd = pactgate_bin();
+    cmd.arg("pseudonym")
+        .args(pseudonymiser_flags(config))
+        .arg("--cert")
+        .arg(cert)
+        .arg("--key")
+        .arg(key)
+        .arg("--ca")
+        .arg(ca);
+    cmd
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -428,14 +441,10 @@ async fn the_pseudonym_command_prints_what_the_node_stores() {
             .clone()
     };
 
-    // As arguments.
-    let key = node.key_file();
+    // As arguments, through the node's pseudonymisation service.
+    let config = node.pseudonymiser().config.clone();
     let output = run(
-        pactgate_bin()
-            .arg("pseudonym")
-            .arg("--pseudonym-key")
-            .arg(&key)
-            .arg(&bsns[0]),
+        pseudonym_command("swv-vo", &config).arg(&bsns[0]),
         Duration::from_secs(30),
     );
     assert!(output.status.success(), "{}", text(&output.stderr));
@@ -444,10 +453,7 @@ async fn the_pseudonym_command_prints_what_the_node_stores() {
     // One per line on stdin, in order; an invalid id gives an empty line and a failure that does
     // not echo it.
     let bad = failing_eleven_proof(&bsns[0]);
-    let mut child = pactgate_bin()
-        .arg("pseudonym")
-        .arg("--pseudonym-key")
-        .arg(&key)
+    let mut child = pseudonym_command("swv-vo", &config)
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -475,15 +481,14 @@ async fn the_pseudonym_command_prints_what_the_node_stores() {
         "the invalid id was echoed"
     );
 
-    // Another key version gives another pseudonym, marked with its version.
+    // Once v2 of the key is published, the command uses it: another pseudonym, marked with its
+    // version.
+    let mut rotated = config.clone();
+    rotated
+        .public_keys
+        .push(pactgate::pseudonym::PseudonymKey::from_bytes(2, &TEST_KEY_V2).public_key());
     let v2 = run(
-        pactgate_bin()
-            .arg("pseudonym")
-            .arg("--pseudonym-key")
-            .arg(&key)
-            .arg("--pseudonym-key-version")
-            .arg("2")
-            .arg(&bsns[0]),
+        pseudonym_command("swv-vo", &rotated).arg(&bsns[0]),
         Duration::from_secs(30),
     );
     assert!(text(&v2.stdout).starts_with("v2."), "{}", text(&v2.stdout));
@@ -1012,8 +1017,12 @@ fn assert_private_tree(dir: &Path, when: &str) {
 }
 
 /// `pactgate serve` for swv-vo under umask 000 (so nothing but the node's own care makes its
-/// files private), with this TLS key and the pseudonym key of `dir`.
-fn serve_under_umask_000(dir: &Path, tls_key: &Path) -> Command {
+/// files private), with this TLS key and this pseudonymisation service.
+fn serve_under_umask_000(
+    dir: &Path,
+    tls_key: &Path,
+    service: &pactgate::pseudonymiser::ServiceConfig,
+) -> Command {
     let (cert, _, ca) = cert_paths("swv-vo");
     let mut cmd = Command::new("sh");
     cmd.arg("-c")
@@ -1030,8 +1039,7 @@ fn serve_under_umask_000(dir: &Path, tls_key: &Path) -> Command {
         .arg(tls_key)
         .arg("--ca")
         .arg(ca)
-        .arg("--pseudonym-key")
-        .arg(dir.join("pseudonym.key"))
+        .args(pseudonymiser_flags(service))
         .env_remove("PACTGATE_LOG")
         .env_remove("RUST_LOG");
     cmd
@@ -1056,9 +1064,9 @@ fn private_copy(key: &Path, dir: &Path) -> std::path::PathBuf {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_data_dir_and_its_files_are_private_whatever_the_umask() {
     let dir = tempfile::tempdir().unwrap();
-    write_test_key(&dir.path().join("pseudonym.key"));
+    let service = TestPseudonymiser::start();
     let tls_key = private_copy(&cert_paths("swv-vo").1, dir.path());
-    let mut child = serve_under_umask_000(dir.path(), &tls_key)
+    let mut child = serve_under_umask_000(dir.path(), &tls_key, &service.config)
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
@@ -1098,12 +1106,13 @@ async fn the_data_dir_and_its_files_are_private_whatever_the_umask() {
 #[test]
 fn serve_refuses_a_tls_key_or_audit_key_readable_by_others() {
     let dir = tempfile::tempdir().unwrap();
-    write_test_key(&dir.path().join("pseudonym.key"));
+    // No service listens there: serve refuses its keys before it would ask one.
+    let service = service_config("127.0.0.1:9");
     let tls_key = private_copy(&cert_paths("swv-vo").1, dir.path());
     for mode in [0o644, 0o640, 0o604] {
         std::fs::set_permissions(&tls_key, std::fs::Permissions::from_mode(mode)).unwrap();
         let output = run(
-            &mut serve_under_umask_000(dir.path(), &tls_key),
+            &mut serve_under_umask_000(dir.path(), &tls_key, &service),
             Duration::from_secs(30),
         );
         let stderr = text(&output.stderr);
@@ -1133,7 +1142,7 @@ fn serve_refuses_a_tls_key_or_audit_key_readable_by_others() {
     .unwrap();
     std::fs::set_permissions(&audit_key, std::fs::Permissions::from_mode(0o644)).unwrap();
     let output = run(
-        &mut serve_under_umask_000(dir.path(), &tls_key),
+        &mut serve_under_umask_000(dir.path(), &tls_key, &service),
         Duration::from_secs(30),
     );
     let stderr = text(&output.stderr);
@@ -1155,10 +1164,10 @@ fn serve_refuses_a_tls_key_or_audit_key_readable_by_others() {
 /// returns what it logged.
 fn serve_log(env: &[(&str, &str)]) -> String {
     let dir = tempfile::tempdir().unwrap();
-    write_test_key(&dir.path().join("pseudonym.key"));
+    let service = service_config("127.0.0.1:9");
     let tls_key = private_copy(&cert_paths("swv-vo").1, dir.path());
     let log_file = dir.path().join("stderr.log");
-    let mut cmd = serve_under_umask_000(dir.path(), &tls_key);
+    let mut cmd = serve_under_umask_000(dir.path(), &tls_key, &service);
     for (k, v) in env {
         cmd.env(k, v);
     }

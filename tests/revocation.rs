@@ -313,7 +313,6 @@ async fn a_node_whose_crl_cannot_be_read_does_not_start() {
     let mut serve = pactgate_bin();
     let (cert, _, ca) = cert_paths("swv-vo");
     let key = private_tls_key("swv-vo", dir.path());
-    write_test_key(&dir.path().join("pseudonym.key"));
     let out = run_within(
         serve
             .arg("serve")
@@ -327,8 +326,8 @@ async fn a_node_whose_crl_cannot_be_read_does_not_start() {
                 &"--ca".into(),
                 &ca,
             ])
-            .arg("--pseudonym-key")
-            .arg(dir.path().join("pseudonym.key"))
+            // The node stops at its CRL before it ever asks the service.
+            .args(pseudonymiser_flags(&service_config("127.0.0.1:9")))
             .arg("--crl")
             .arg(&crl),
         Duration::from_secs(30),

@@ -17,6 +17,7 @@ use pactgate::pb;
 use pactgate::pb::signal_intake_client::SignalIntakeClient;
 use pactgate::pb::signal_intake_server::{SignalIntake, SignalIntakeServer};
 use pactgate::pseudonym::{PseudonymKey, KEY_LEN};
+use pactgate::pseudonymiser::{KeyRing, ServiceConfig};
 use pactgate::rpc::intake::MAX_MESSAGE_BYTES;
 use pactgate::tls::TlsMaterial;
 use rand::rngs::StdRng;
@@ -145,18 +146,92 @@ pub fn print_header(bench: &str, command: bool) {
 // ---------------------------------------------------------------------------------------------
 // Servers in-process.
 
-/// A server task and the way to stop it; stopping waits until it has finished.
+/// A server task and the way to stop it; stopping waits until it has finished (and then stops
+/// the pseudonymisation service a node was started with).
 pub struct Running {
     pub addr: SocketAddr,
     stop: tokio::sync::oneshot::Sender<()>,
     task: tokio::task::JoinHandle<anyhow::Result<()>>,
+    service: Option<Box<Running>>,
 }
 
 impl Running {
+    /// This server, stopping `service` after itself.
+    pub fn with_service(mut self, service: Running) -> Self {
+        self.service = Some(Box::new(service));
+        self
+    }
+
     pub async fn stop(self) -> anyhow::Result<()> {
         let _ = self.stop.send(());
-        self.task.await?
+        self.task.await??;
+        if let Some(service) = self.service {
+            Box::pin(service.stop()).await?;
+        }
+        Ok(())
     }
+}
+
+/// The shipped policy with a daily quota no benchmark reaches, for the pseudonymisation service.
+pub fn unlimited_policy() -> String {
+    pactgate::demo::DEMO_POLICY
+        .lines()
+        .map(|l| {
+            if l.starts_with("pseudonyms_per_day") {
+                "pseudonyms_per_day = 1000000000"
+            } else {
+                l
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// A pseudonymisation service (the dev certificate "pseudonymiser", key version 1 from `key`,
+/// [`unlimited_policy`]) with its data in `data_dir`, and the configuration a node uses for it.
+pub async fn start_pseudonymiser(
+    data_dir: &Path,
+    key: &[u8; KEY_LEN],
+) -> anyhow::Result<(Running, ServiceConfig)> {
+    std::fs::create_dir_all(data_dir)?;
+    let policy = data_dir.join("policy.toml");
+    std::fs::write(&policy, unlimited_policy())?;
+    let key = PseudonymKey::from_bytes(1, key);
+    let public_keys = vec![key.public_key()];
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let setup = pactgate::pseudonymiser::ServiceSetup {
+        tls: dev_certs::material("pseudonymiser").context("no pseudonymiser certificate")?,
+        keys: KeyRing::from_keys(vec![key]).context("no key")?,
+        policy,
+        data_dir: data_dir.to_owned(),
+        ready: None,
+    };
+    let (stop, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        pactgate::pseudonymiser::serve(setup, listener, async {
+            let _ = rx.await;
+        })
+        .await?;
+        Ok(())
+    });
+    let config = ServiceConfig {
+        address: addr.to_string(),
+        oin: dev_party("pseudonymiser")
+            .context("no party")?
+            .oin
+            .to_owned(),
+        public_keys,
+    };
+    Ok((
+        Running {
+            addr,
+            stop,
+            task,
+            service: None,
+        },
+        config,
+    ))
 }
 
 /// Serves `setup` as a real node (`node::serve`) on `listener` until stopped.
@@ -170,18 +245,25 @@ pub fn serve_node(setup: NodeSetup, listener: tokio::net::TcpListener) -> anyhow
         .await?;
         Ok(())
     });
-    Ok(Running { addr, stop, task })
+    Ok(Running {
+        addr,
+        stop,
+        task,
+        service: None,
+    })
 }
 
-/// A real node with `tls`, pseudonym key `key` (version 1) and its data in `data_dir`.
+/// A real node with `tls` and its data in `data_dir`, with a pseudonymisation service of its own
+/// (key `key`, version 1; its data in `data_dir`/pseudonymiser) in the path of every push.
 pub async fn start_node(
     tls: TlsMaterial,
     data_dir: &Path,
     key: &[u8; KEY_LEN],
 ) -> anyhow::Result<Running> {
+    let (service, config) = start_pseudonymiser(&data_dir.join("pseudonymiser"), key).await?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let setup = NodeSetup::new(tls, PseudonymKey::from_bytes(1, key), data_dir.to_owned());
-    serve_node(setup, listener)
+    let setup = NodeSetup::new(tls, config, data_dir.to_owned());
+    Ok(serve_node(setup, listener)?.with_service(service))
 }
 
 /// The stream type of a bench intake's `List`.
@@ -207,7 +289,12 @@ pub async fn start_intake<T: SignalIntake>(
             .await?;
         Ok(())
     });
-    Ok(Running { addr, stop, task })
+    Ok(Running {
+        addr,
+        stop,
+        task,
+        service: None,
+    })
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -26,6 +26,8 @@ pub enum Action {
     CaseAccept,
     CaseDecline,
     Backup,
+    /// A batch evaluated (or refused) by the pseudonymisation service.
+    Pseudonymise,
 }
 
 /// The policy's decision for this processing.

@@ -76,6 +76,7 @@ fn action_name(action: Action) -> &'static str {
         Action::CaseAccept => "casus aanvaard door eigen organisatie",
         Action::CaseDecline => "casus afgewezen door eigen organisatie",
         Action::Backup => "reservekopie van de gegevens gemaakt",
+        Action::Pseudonymise => "pseudoniemen berekend door de pseudonimiseringsdienst",
     }
 }
 

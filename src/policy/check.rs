@@ -488,6 +488,7 @@ impl<'a> Checker<'a> {
             municipalities: self.municipalities(raw, org_type, &owner, scope_at.clone()),
             schools: self.schools(raw, org_type, &owner, scope_at),
             region: raw.region.as_ref().map(|r| self.text(r, "region")),
+            pseudonyms_per_day: raw.pseudonyms_per_day.as_ref().map_or(0, |q| *q.get_ref()),
             id,
             oin,
             org_type,

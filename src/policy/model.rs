@@ -198,6 +198,9 @@ pub struct Party {
     pub region: Option<String>,
     /// False for a party the seeds say is still to be connected ("aan te haken").
     pub connected: bool,
+    /// How many pupil ids the pseudonymisation service evaluates for this party per day (UTC):
+    /// what the partner plausibly pushes and looks up. 0 (not set): none.
+    pub pseudonyms_per_day: u64,
 }
 
 /// A legal basis (grondslag): a law and article, quoted as data.

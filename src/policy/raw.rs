@@ -53,6 +53,8 @@ pub(super) struct RawParty {
     pub region: Option<Text>,
     /// "aangesloten" (default) or "aan-te-haken" (still to be connected).
     pub status: Option<Text>,
+    #[serde(default)]
+    pub pseudonyms_per_day: Option<Spanned<u64>>,
 }
 
 #[derive(Debug, Deserialize)]

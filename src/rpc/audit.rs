@@ -361,25 +361,54 @@ impl Audit for AuditService {
         &self,
         request: Request<pb::AccessReportRequest>,
     ) -> Result<Response<pb::AccessReportResponse>, Status> {
+        // Refused (and audited) before anything is asked of the pseudonymisation service.
+        let caller = super::caller(&request)?;
+        let fg = self
+            .node
+            .policy
+            .current()
+            .is_some_and(|p| p.is_fg_of(&caller.oin, &self.node.own.oin));
+        if !fg {
+            self.authorize_about(&request, "access report", Vec::new())
+                .await?;
+        }
         let req = request.get_ref();
-        let pseudonym = if !req.pupil_id.is_empty() {
+        // Every key version's pseudonym of the pupil, the current one last: entries made before
+        // a key rotation carry the old version's pseudonym.
+        let pseudonyms = if !req.pupil_id.is_empty() {
             let id = PupilId::parse(&req.pupil_id)
                 .map_err(|e| Status::invalid_argument(format!("pupil_id {e}")))?;
-            self.node.key.pseudonym(&id)
+            let trace = TraceContext::from_metadata(request.metadata());
+            let client = &self.node.pseudonymiser;
+            let mut all = Vec::new();
+            for version in client.versions() {
+                let mut one = client
+                    .pseudonymise_under(version, [&id], &trace)
+                    .await
+                    .map_err(super::pseudonymiser_status)?;
+                all.append(&mut one);
+            }
+            all
         } else if is_pseudonym(&req.pupil_pseudonym) {
-            req.pupil_pseudonym.clone()
+            vec![req.pupil_pseudonym.clone()]
         } else {
             return Err(Status::invalid_argument(
                 "give pupil_id (BSN or onderwijsnummer) or pupil_pseudonym",
             ));
         };
-        self.authorize_about(&request, "access report", vec![pseudonym.clone()])
+        let pseudonym = pseudonyms.last().cloned().unwrap_or_default();
+        self.authorize_about(&request, "access report", pseudonyms.clone())
             .await?;
-        let filter = Filter {
-            pupil: Some(pseudonym.clone()),
-            ..Filter::default()
-        };
-        let entries = matching(&self.node.audit, &filter)?;
+        let mut entries = Vec::new();
+        for p in &pseudonyms {
+            let filter = Filter {
+                pupil: Some(p.clone()),
+                ..Filter::default()
+            };
+            entries.extend(matching(&self.node.audit, &filter)?);
+        }
+        entries.sort_by_key(|e| e.seq);
+        entries.dedup_by_key(|e| e.seq);
         Ok(Response::new(pb::AccessReportResponse {
             pupil_pseudonym: pseudonym,
             entries: entries.iter().map(convert::audit_entry).collect(),

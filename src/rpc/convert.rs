@@ -485,6 +485,7 @@ fn audit_action(a: crate::audit::Action) -> pb::AuditAction {
         A::CaseAccept => pb::AuditAction::CaseAccept,
         A::CaseDecline => pb::AuditAction::CaseDecline,
         A::Backup => pb::AuditAction::Backup,
+        A::Pseudonymise => pb::AuditAction::Pseudonymise,
     }
 }
 

@@ -1,7 +1,8 @@
 //! `pactgate.v1.SignalIntake`: a partner's own systems push signals to, and list signals from,
-//! their own node. Only the node's own organisation may call it. Validates and pseudonymises on
-//! arrival; stores a push in durable batches as it streams in (each batch whole-record-or-nothing,
-//! with its audit entry) and answers only after the last batch's flush.
+//! their own node. Only the node's own organisation may call it. Validates on arrival and has the
+//! pseudonymisation service pseudonymise the checked records a batch at a time; stores a push in
+//! durable batches as it streams in (each batch whole-record-or-nothing, with its audit entry)
+//! and answers only after the last batch's flush.
 
 use super::convert;
 use crate::audit::Action;
@@ -10,7 +11,7 @@ use crate::node::{audit_status, entry, NodeContext};
 use crate::pb;
 use crate::pb::signal_intake_server::SignalIntake;
 use crate::pseudonym::is_pseudonym;
-use crate::signal::{self, Signal};
+use crate::signal::{self, Signal, Validated};
 use crate::store::SignalFilter;
 use crate::trace::TraceContext;
 use std::pin::Pin;
@@ -91,6 +92,29 @@ fn filter_from(req: pb::ListRequest) -> Result<SignalFilter, Status> {
     })
 }
 
+/// Fills in the pseudonyms of checked records: one call to the pseudonymisation service for the
+/// batch (split only above its per-request maximum). A refusal (quota) or failure fails the whole
+/// batch, so nothing of it is stored.
+pub async fn pseudonymise_batch(
+    node: &NodeContext,
+    checked: Vec<Validated>,
+    trace: &TraceContext,
+) -> Result<Vec<Signal>, Status> {
+    if checked.is_empty() {
+        return Ok(Vec::new());
+    }
+    let pseudonyms = node
+        .pseudonymiser
+        .pseudonymise_batch(checked.iter().map(|v| &v.pupil), trace)
+        .await
+        .map_err(super::pseudonymiser_status)?;
+    Ok(checked
+        .into_iter()
+        .zip(pseudonyms)
+        .map(|(v, p)| v.pseudonymised(p))
+        .collect())
+}
+
 /// The distinct pseudonyms of some signals, in first-seen order.
 pub fn distinct_pupils(signals: &[Signal]) -> Vec<String> {
     let mut seen = std::collections::HashSet::new();
@@ -108,7 +132,8 @@ struct PushBatches {
     trace: TraceContext,
     actor: String,
     caller: Organisation,
-    batch: Vec<Signal>,
+    /// Checked records waiting for their pseudonyms (one service round trip per batch).
+    batch: Vec<Validated>,
     /// The first refusals (at most [`MAX_REPORTED_REJECTS`]) and how many there were.
     refused: Vec<pb::RejectedRecord>,
     refused_count: usize,
@@ -133,7 +158,8 @@ impl PushBatches {
         if self.batch.is_empty() {
             return Ok(());
         }
-        let good = std::mem::take(&mut self.batch);
+        let checked = std::mem::take(&mut self.batch);
+        let good = pseudonymise_batch(&self.node, checked, &self.trace).await?;
         let mut e = self.entry();
         e.pupils = distinct_pupils(&good);
         e.count = good.len() as u64;
@@ -224,13 +250,7 @@ impl SignalIntake for IntakeService {
             if index >= MAX_RECORDS_PER_PUSH {
                 return Err(push.refuse_oversized().await);
             }
-            match signal::validate_within(
-                convert::raw_signal(record),
-                &self.node.key,
-                floor,
-                today,
-                now,
-            ) {
+            match signal::validate_within(convert::raw_signal(record), floor, today, now) {
                 Ok(s) => push.batch.push(s),
                 Err(e) => {
                     push.refused_count += 1;

@@ -38,6 +38,40 @@ pub fn task_status(e: tokio::task::JoinError) -> Status {
     Status::internal("the node failed while handling the request; nothing was acknowledged")
 }
 
+/// Turns a failure of the pseudonymisation service into a status: its refusals (quota, not a
+/// party) keep their code and reason; an answer that fails its proof is reported as such.
+pub fn pseudonymiser_status(e: crate::pseudonymiser::PseudonymiseError) -> Status {
+    use crate::pseudonymiser::PseudonymiseError as E;
+    tracing::warn!(error = %e, "pseudonymisation failed");
+    let unfinished = "; the request was not completed";
+    match e {
+        E::Refused(s)
+            if matches!(
+                s.code(),
+                tonic::Code::ResourceExhausted
+                    | tonic::Code::PermissionDenied
+                    | tonic::Code::InvalidArgument
+                    | tonic::Code::NotFound
+            ) =>
+        {
+            Status::new(
+                s.code(),
+                format!(
+                    "the pseudonymisation service refused: {}{unfinished}",
+                    s.message()
+                ),
+            )
+        }
+        E::Refused(_) | E::Connect(_) => Status::unavailable(format!(
+            "the pseudonymisation service cannot be reached{unfinished}"
+        )),
+        E::Proof(_) | E::Malformed(_) => Status::internal(format!("{e}{unfinished}")),
+        E::NoPublicKey | E::UnknownVersion(_) | E::Task => {
+            Status::internal(format!("{e}{unfinished}"))
+        }
+    }
+}
+
 /// Turns a case store failure into a status.
 pub fn case_status(e: crate::cases::CaseError) -> Status {
     tracing::error!(error = %e, "case store failure");

@@ -2,7 +2,9 @@
 //! and a temporary data dir, in-process ([`TestNode`], on a thread and runtime of its own) or as
 //! the real binary ([`ProcessNode`], which can be SIGKILLed or sent SIGHUP), a [`Federation`] of
 //! nodes that are each other's peers, plus test data: good records, valid BSNs, certificates the
-//! node must refuse, claims, policy files of a test's own. Every node stops when dropped.
+//! node must refuse, claims, policy files of a test's own. Every node has a pseudonymisation
+//! service of its own ([`TestPseudonymiser`], holding the test key) unless the test gives one.
+//! Every node and service stops when dropped.
 #![allow(dead_code)]
 
 use pactgate::certs::{dev_party, DevCa};
@@ -17,6 +19,7 @@ use pactgate::pb::signal_intake_client::SignalIntakeClient;
 use pactgate::pb::witness_client::WitnessClient;
 use pactgate::peers::PeerConfig;
 use pactgate::pseudonym::{PseudonymKey, PupilId, KEY_LEN};
+use pactgate::pseudonymiser::{KeyRing, ServiceConfig};
 use pactgate::tls::TlsMaterial;
 use rand::rngs::StdRng;
 use rand::{Rng as _, SeedableRng as _};
@@ -31,17 +34,51 @@ use std::time::{Duration, Instant};
 use tempfile::TempDir;
 use tonic::transport::Channel;
 
-/// The pseudonymisation key every test node uses (version 1).
+/// The seed of the pseudonymisation key (version 1) every test pseudonymisation service holds.
 pub const TEST_KEY: [u8; KEY_LEN] = [0x5a; KEY_LEN];
+/// The seed of version 2 of the test key, also held by every test service but published to the
+/// nodes only by tests of key rotation.
+pub const TEST_KEY_V2: [u8; KEY_LEN] = [0xa5; KEY_LEN];
 /// How long a node may take to become ready or to stop.
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a stopping in-process node may take to close its connections gracefully before it is
 /// stopped hard.
 const GRACE: Duration = Duration::from_secs(5);
 
-/// The test key.
+/// The test key (version 1), as the test pseudonymisation service holds it. No node holds it.
 pub fn test_key() -> PseudonymKey {
     PseudonymKey::from_bytes(1, &TEST_KEY)
+}
+
+/// The key ring of a test pseudonymisation service: versions 1 and 2 of the test key.
+pub fn test_key_ring() -> KeyRing {
+    KeyRing::from_keys(vec![test_key(), PseudonymKey::from_bytes(2, &TEST_KEY_V2)])
+        .expect("two keys")
+}
+
+/// What a node is configured with for a test service at `address`: its OIN and the public key of
+/// version 1 of the test key.
+pub fn service_config(address: &str) -> ServiceConfig {
+    ServiceConfig {
+        address: address.to_owned(),
+        oin: oin("pseudonymiser"),
+        public_keys: vec![test_key().public_key()],
+    }
+}
+
+/// The `serve` / `pseudonym` flags naming a pseudonymisation service.
+pub fn pseudonymiser_flags(config: &ServiceConfig) -> Vec<String> {
+    let mut flags = vec![
+        "--pseudonymiser".to_owned(),
+        config.address.clone(),
+        "--pseudonymiser-oin".to_owned(),
+        config.oin.clone(),
+    ];
+    for key in &config.public_keys {
+        flags.push("--pseudonymiser-public-key".to_owned());
+        flags.push(key.to_string());
+    }
+    flags
 }
 
 /// The pseudonym the test key gives a pupil id.
@@ -371,6 +408,7 @@ fn spawn_node(
     tuning: NodeTuning,
     limits: pactgate::limits::Limits,
     extras: WitnessExtras,
+    pseudonymiser: ServiceConfig,
 ) -> Running {
     let tls = material(party);
     let addr = listener.local_addr().unwrap();
@@ -399,7 +437,7 @@ fn spawn_node(
                 let (mut witnesses, mut witnessed_logs) = pactgate::node::mutual_witnessing(&keyed);
                 witnesses.extend(extras.witnesses);
                 witnessed_logs.extend(extras.logs);
-                let mut setup = pactgate::node::NodeSetup::new(tls, test_key(), data_dir);
+                let mut setup = pactgate::node::NodeSetup::new(tls, pseudonymiser, data_dir);
                 setup.witnesses = witnesses;
                 setup.witnessed_logs = witnessed_logs;
                 setup.policy = options.policy;
@@ -425,6 +463,17 @@ fn spawn_node(
 }
 
 impl Running {
+    /// Stops it from a `Drop`: a failed stop panics, unless the thread panics already.
+    fn stop_on_drop(self, what: &str) {
+        if let Err(e) = self.stop_blocking() {
+            if std::thread::panicking() {
+                eprintln!("{what} did not stop cleanly: {e}");
+            } else {
+                panic!("{what} did not stop cleanly: {e}");
+            }
+        }
+    }
+
     /// Stops the node and waits until its thread (and so its store) is gone.
     fn stop_blocking(self) -> Result<(), String> {
         let _ = self.stop.send(());
@@ -435,8 +484,150 @@ impl Running {
     }
 }
 
-/// A real node in this process: the dev certificates of one party, a temporary data dir, the
-/// test key, a free port on 127.0.0.1. Stops gracefully on [`TestNode::stop`] and on drop.
+/// A pseudonymisation service in this process, on a thread and runtime of its own: the dev
+/// certificate "pseudonymiser", a key ring, a policy (its quotas and FGs), a temporary data dir, a
+/// free port on 127.0.0.1. Stops gracefully on [`TestPseudonymiser::stop`] and on drop.
+pub struct TestPseudonymiser {
+    /// What a node is configured with to use it (version 1 of the test key published).
+    pub config: ServiceConfig,
+    running: Option<Running>,
+    dir: TempDir,
+}
+
+impl TestPseudonymiser {
+    /// The test key ring (versions 1 and 2) under the shipped policy.
+    pub fn start() -> TestPseudonymiser {
+        Self::start_with(&policy_path(), test_key_ring())
+    }
+
+    /// A service with this policy and these keys.
+    pub fn start_with(policy: &Path, keys: KeyRing) -> TestPseudonymiser {
+        let dir = tempfile::Builder::new()
+            .prefix("pactgate-pseudonymiser-")
+            .tempdir()
+            .expect("temp dir");
+        let listener = bind_loopback();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let (ready_tx, ready_rx) = mpsc::channel::<()>();
+        let setup_dir = dir.path().join("data");
+        let policy = policy.to_owned();
+        let thread = std::thread::Builder::new()
+            .name(format!("pseudonymiser-{}", addr.port()))
+            .spawn(move || {
+                let rt = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .enable_all()
+                    .build()
+                    .map_err(|e| e.to_string())?;
+                let result = rt.block_on(async move {
+                    let listener =
+                        tokio::net::TcpListener::from_std(listener).map_err(|e| e.to_string())?;
+                    let (ready, is_ready) = tokio::sync::oneshot::channel();
+                    let setup = pactgate::pseudonymiser::ServiceSetup {
+                        tls: material("pseudonymiser"),
+                        keys,
+                        policy,
+                        data_dir: setup_dir,
+                        ready: Some(ready),
+                    };
+                    let served = tokio::spawn(pactgate::pseudonymiser::serve(
+                        setup,
+                        listener,
+                        async move {
+                            let _ = stop_rx.await;
+                        },
+                    ));
+                    if is_ready.await.is_ok() {
+                        let _ = ready_tx.send(());
+                    }
+                    served
+                        .await
+                        .map_err(|e| e.to_string())?
+                        .map_err(|e| format!("pseudonymiser::serve failed: {e}"))
+                });
+                rt.shutdown_timeout(GRACE);
+                result
+            })
+            .expect("spawn pseudonymiser thread");
+        let running = Running { addr, stop, thread };
+        if ready_rx.recv_timeout(READY_TIMEOUT).is_err() {
+            let result = running.stop_blocking();
+            panic!("the pseudonymisation service did not start: {result:?}");
+        }
+        TestPseudonymiser {
+            config: service_config(&addr.to_string()),
+            running: Some(running),
+            dir,
+        }
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.running.as_ref().expect("service is running").addr
+    }
+
+    /// The service's data dir (its audit log and quota counters).
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// A Pseudonymiser client as a development party.
+    pub async fn client_as(
+        &self,
+        party: &str,
+    ) -> pb::pseudonymiser_client::PseudonymiserClient<Channel> {
+        let channel = channel_with(self.addr(), &material(party))
+            .await
+            .unwrap_or_else(|e| panic!("connect as {party}: {e}"));
+        pb::pseudonymiser_client::PseudonymiserClient::new(channel)
+    }
+
+    /// Stops the service, asserting a clean stop; keeps its data dir until the returned
+    /// [`TempDir`] is dropped.
+    pub fn stop(mut self) -> TempDir {
+        let running = self.running.take().expect("service is running");
+        running
+            .stop_blocking()
+            .unwrap_or_else(|e| panic!("the pseudonymisation service did not stop cleanly: {e}"));
+        let placeholder = tempfile::tempdir().expect("temp dir");
+        std::mem::replace(&mut self.dir, placeholder)
+    }
+}
+
+impl Drop for TestPseudonymiser {
+    fn drop(&mut self) {
+        if let Some(running) = self.running.take() {
+            running.stop_on_drop("the pseudonymisation service");
+        }
+    }
+}
+
+/// `pactgate pseudonymiser` with the dev certificate "pseudonymiser", the shipped policy, the key
+/// file `key` and its data in `dir`/data (not started).
+pub fn pseudonymiser_command(dir: &Path, key: &Path) -> Command {
+    let (cert, tls_key, ca) = cert_paths("pseudonymiser");
+    let mut cmd = pactgate_bin();
+    cmd.arg("pseudonymiser")
+        .arg("--listen")
+        .arg("127.0.0.1:0")
+        .arg("--data-dir")
+        .arg(dir.join("data"))
+        .arg("--cert")
+        .arg(cert)
+        .arg("--key")
+        .arg(tls_key)
+        .arg("--ca")
+        .arg(ca)
+        .arg("--policy")
+        .arg(policy_path())
+        .arg("--pseudonym-key")
+        .arg(key);
+    cmd
+}
+
+/// A real node in this process: the dev certificates of one party, a temporary data dir, a
+/// pseudonymisation service of its own (or the test's), a free port on 127.0.0.1. Stops
+/// gracefully on [`TestNode::stop`] and on drop.
 pub struct TestNode {
     pub party: String,
     running: Option<Running>,
@@ -444,6 +635,10 @@ pub struct TestNode {
     tuning: NodeTuning,
     limits: pactgate::limits::Limits,
     extras: WitnessExtras,
+    /// The service the node uses.
+    pseudonymiser: ServiceConfig,
+    /// The node's own service, if the test gave none; dropped (stopped) after the node.
+    own_service: Option<TestPseudonymiser>,
     dir: TempDir,
 }
 
@@ -540,8 +735,21 @@ impl TestNode {
         tuning: NodeTuning,
         listener: std::net::TcpListener,
     ) -> TestNode {
+        let service = tokio::task::spawn_blocking(TestPseudonymiser::start)
+            .await
+            .expect("start the pseudonymisation service");
+        let config = service.config.clone();
         let limits = pactgate::limits::Limits::default();
-        Self::start_full(party, options, tuning, limits, listener).await
+        Self::start_using(
+            party,
+            options,
+            tuning,
+            listener,
+            config,
+            Some(service),
+            limits,
+        )
+        .await
     }
 
     /// Starts a node with the shipped policy, `tuning` and limits of the test's choosing.
@@ -550,25 +758,65 @@ impl TestNode {
         tuning: NodeTuning,
         limits: pactgate::limits::Limits,
     ) -> TestNode {
+        let service = tokio::task::spawn_blocking(TestPseudonymiser::start)
+            .await
+            .expect("start the pseudonymisation service");
+        let config = service.config.clone();
         let options = NodeOptions::default();
-        Self::start_full(party, options, tuning, limits, bind_loopback()).await
+        Self::start_using(
+            party,
+            options,
+            tuning,
+            bind_loopback(),
+            config,
+            Some(service),
+            limits,
+        )
+        .await
     }
 
-    async fn start_full(
+    /// Starts a node that uses the pseudonymisation service `pseudonymiser` (a test's own:
+    /// shared by several nodes, with another policy, or one that answers with another key).
+    pub async fn start_with_pseudonymiser(
+        party: &str,
+        options: NodeOptions,
+        pseudonymiser: ServiceConfig,
+    ) -> TestNode {
+        Self::start_using(
+            party,
+            options,
+            NodeTuning::default(),
+            bind_loopback(),
+            pseudonymiser,
+            None,
+            pactgate::limits::Limits::default(),
+        )
+        .await
+    }
+
+    async fn start_using(
         party: &str,
         options: NodeOptions,
         tuning: NodeTuning,
-        limits: pactgate::limits::Limits,
         listener: std::net::TcpListener,
+        pseudonymiser: ServiceConfig,
+        own_service: Option<TestPseudonymiser>,
+        limits: pactgate::limits::Limits,
     ) -> TestNode {
-        let mut node = Self::unstarted(party, options, tuning);
+        let mut node = Self::unstarted(party, options, tuning, pseudonymiser, own_service);
         node.limits = limits;
         node.launch_on(listener).await;
         node
     }
 
     /// A node not started yet, with a fresh temporary data dir.
-    fn unstarted(party: &str, options: NodeOptions, tuning: NodeTuning) -> TestNode {
+    fn unstarted(
+        party: &str,
+        options: NodeOptions,
+        tuning: NodeTuning,
+        pseudonymiser: ServiceConfig,
+        own_service: Option<TestPseudonymiser>,
+    ) -> TestNode {
         let dir = tempfile::Builder::new()
             .prefix(&format!("pactgate-{party}-"))
             .tempdir()
@@ -580,6 +828,8 @@ impl TestNode {
             tuning,
             limits: pactgate::limits::Limits::default(),
             extras: WitnessExtras::default(),
+            pseudonymiser,
+            own_service,
             dir,
         }
     }
@@ -591,7 +841,12 @@ impl TestNode {
             counting: None,
             checkpoint_interval: Duration::from_millis(200),
         };
-        let mut node = Self::unstarted(party, NodeOptions::default(), tuning);
+        let service = tokio::task::spawn_blocking(TestPseudonymiser::start)
+            .await
+            .expect("start the pseudonymisation service");
+        let config = service.config.clone();
+        let mut node =
+            Self::unstarted(party, NodeOptions::default(), tuning, config, Some(service));
         node.extras = extras;
         node.launch().await;
         node
@@ -611,6 +866,7 @@ impl TestNode {
             self.tuning.clone(),
             self.limits.clone(),
             self.extras.clone(),
+            self.pseudonymiser.clone(),
         ));
         self.wait_ready().await;
     }
@@ -654,6 +910,16 @@ impl TestNode {
     /// The node's data dir (kept across restarts).
     pub fn data_dir(&self) -> PathBuf {
         self.dir.path().join("data")
+    }
+
+    /// The pseudonymisation service the node uses.
+    pub fn pseudonymiser(&self) -> &ServiceConfig {
+        &self.pseudonymiser
+    }
+
+    /// The node's own pseudonymisation service, if the test gave it none.
+    pub fn own_pseudonymiser(&self) -> Option<&TestPseudonymiser> {
+        self.own_service.as_ref()
     }
 
     /// A channel to the node as a development party.
@@ -741,15 +1007,8 @@ impl TestNode {
 
 impl Drop for TestNode {
     fn drop(&mut self) {
-        let Some(running) = self.running.take() else {
-            return;
-        };
-        if let Err(e) = running.stop_blocking() {
-            if std::thread::panicking() {
-                eprintln!("node {} did not stop cleanly: {e}", self.party);
-            } else {
-                panic!("node {} did not stop cleanly: {e}", self.party);
-            }
+        if let Some(running) = self.running.take() {
+            running.stop_on_drop(&format!("node {}", self.party));
         }
     }
 }
@@ -820,21 +1079,30 @@ pub fn private_tls_key(party: &str, dir: &Path) -> PathBuf {
     out
 }
 
-/// Writes the test key to `path`, mode 0600.
+/// Writes the test key ring (versions 1 and 2) as a pseudonymisation service's key file to
+/// `path`, mode 0600.
 pub fn write_test_key(path: &Path) {
+    use base64::Engine as _;
     use std::os::unix::fs::OpenOptionsExt as _;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o600)
         .open(path)
         .expect("key file");
-    file.write_all(&TEST_KEY).unwrap();
+    writeln!(
+        file,
+        "1 {}\n2 {}",
+        b64.encode(TEST_KEY),
+        b64.encode(TEST_KEY_V2)
+    )
+    .unwrap();
 }
 
-/// `pactgate serve` as a child process: the dev certificates of one party, the test key in a
-/// 0600 file and a data dir in a temporary directory, `RUST_LOG=debug`, stderr captured to a
-/// file per start. Can be SIGKILLed and started again on the same data dir.
+/// `pactgate serve` as a child process: the dev certificates of one party, a pseudonymisation
+/// service of its own (in this process), a data dir in a temporary directory, `RUST_LOG=debug`,
+/// stderr captured to a file per start. Can be SIGKILLed and started again on the same data dir.
 pub struct ProcessNode {
     pub party: String,
     pub addr: SocketAddr,
@@ -845,6 +1113,8 @@ pub struct ProcessNode {
     extra_args: Vec<std::ffi::OsString>,
     /// The descriptor limit (`prlimit --nofile`) to run under, if any.
     nofile: Option<u32>,
+    /// The pseudonymisation service it uses, its own.
+    service: TestPseudonymiser,
     dir: TempDir,
 }
 
@@ -862,8 +1132,8 @@ impl ProcessNode {
         node
     }
 
-    /// Starts the binary (no policy) on a directory that may already hold a data dir (`data/`)
-    /// and a key (`pseudonym.key`; written if missing). Returns the node's stderr instead of
+    /// Starts the binary (no policy) on a directory that may already hold a data dir (`data/`),
+    /// with a pseudonymisation service of its own. Returns the node's stderr instead of
     /// panicking if it exits or does not print "listening on" in time, so a test can assert on a
     /// refusal to start.
     pub fn try_start_in(party: &str, dir: TempDir) -> Result<ProcessNode, (ExitStatus, String)> {
@@ -873,9 +1143,6 @@ impl ProcessNode {
     }
 
     fn unstarted(party: &str, policy: Option<&Path>, dir: TempDir) -> ProcessNode {
-        if !dir.path().join("pseudonym.key").exists() {
-            write_test_key(&dir.path().join("pseudonym.key"));
-        }
         ProcessNode {
             party: party.to_owned(),
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -884,6 +1151,7 @@ impl ProcessNode {
             policy: policy.map(Path::to_path_buf),
             extra_args: Vec::new(),
             nofile: None,
+            service: TestPseudonymiser::start(),
             dir,
         }
     }
@@ -915,8 +1183,9 @@ impl ProcessNode {
         self.dir.path().join("data")
     }
 
-    pub fn key_file(&self) -> PathBuf {
-        self.dir.path().join("pseudonym.key")
+    /// The node's pseudonymisation service.
+    pub fn pseudonymiser(&self) -> &TestPseudonymiser {
+        &self.service
     }
 
     fn stderr_file(&self, start: usize) -> PathBuf {
@@ -970,8 +1239,7 @@ impl ProcessNode {
             .arg(key)
             .arg("--ca")
             .arg(ca)
-            .arg("--pseudonym-key")
-            .arg(self.key_file())
+            .args(pseudonymiser_flags(&self.service.config))
             .args(&self.extra_args)
             .env("RUST_LOG", "debug")
             .stdin(Stdio::null())
