@@ -926,7 +926,32 @@ async fn an_oversized_record_refuses_the_whole_push() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_push_of_more_than_the_maximum_records_keeps_the_first_and_refuses_the_rest() {
-    let (node, mut client) = node_and_client().await;
+    // The shipped policy gives the SWV VO 50,000 pseudonyms a day; this push needs twice that.
+    let policy = tempfile::NamedTempFile::new().unwrap();
+    let shipped = std::fs::read_to_string(policy_path()).unwrap();
+    let generous = shipped.replacen(
+        "pseudonyms_per_day = 50000",
+        "pseudonyms_per_day = 250000",
+        1,
+    );
+    assert_ne!(
+        generous, shipped,
+        "the shipped policy sets the SWV VO's quota"
+    );
+    std::fs::write(policy.path(), generous).unwrap();
+    let service = tokio::task::spawn_blocking({
+        let path = policy.path().to_owned();
+        move || TestPseudonymiser::start_with(&path, test_key_ring())
+    })
+    .await
+    .unwrap();
+    let node = TestNode::start_with_pseudonymiser(
+        "swv-vo",
+        NodeOptions::default(),
+        service.config.clone(),
+    )
+    .await;
+    let mut client = node.intake().await;
     let bsn = Bsns::new(7).next_bsn();
     // Small, valid records; only the count is wrong.
     let template = good_record("r", &bsn);

@@ -78,6 +78,8 @@ async fn a_copy_of_a_node_cannot_pseudonymise_a_known_bsn() {
     let copy = tempfile::tempdir().unwrap();
     let copied_data = copy.path().join("data");
     copy_tree(&kept.path().join("data"), &copied_data);
+    // As an operator would restore it: private to the node's user.
+    pactgate::store::make_private(&copied_data).unwrap();
     let config = format!(
         "listen = \"127.0.0.1:0\"\ndata_dir = \"{}\"\npseudonymiser = \"{}\"\n\
          pseudonymiser_oin = \"{}\"\npseudonymiser_public_keys = [\"{}\"]\n",
@@ -91,6 +93,13 @@ async fn a_copy_of_a_node_cannot_pseudonymise_a_known_bsn() {
     for file in [cert, key, ca, policy_path(), counting_path()] {
         std::fs::copy(&file, copy.path().join(file.file_name().unwrap())).unwrap();
     }
+    // As an operator keeps it (the node refuses a TLS key others can read).
+    let copied_key = copy.path().join(format!("{party}.key"));
+    std::fs::set_permissions(
+        &copied_key,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
     let files = read_tree(copy.path());
     assert!(files.len() > 5, "the copy holds the node's files");
     for (what, bytes) in key_material() {

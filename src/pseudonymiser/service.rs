@@ -303,7 +303,7 @@ impl Pseudonymiser for PseudonymiserService {
 }
 
 /// Serves the pseudonymisation service on `listener` until `shutdown` completes, on the same
-/// mTLS listener path as a node (`crate::tls::incoming` and a tonic server).
+/// mTLS listener path and under the same limits as a node (`crate::tls::incoming_limited`).
 pub async fn serve(
     setup: ServiceSetup,
     listener: TcpListener,
@@ -351,11 +351,20 @@ pub async fn serve(
     health
         .set_serving::<PseudonymiserServer<PseudonymiserService>>()
         .await;
-    let incoming = crate::tls::incoming(listener, server_tls);
+    // The node's limits hold here too: handshake timeout and cap, connections per organisation,
+    // HTTP/2 streams and keepalive, and a deadline on every request.
+    let limits = crate::limits::Limits::default();
+    let incoming = crate::tls::incoming_limited(
+        listener,
+        server_tls,
+        crate::limits::Gate::new(limits.clone()),
+    );
     if let Some(ready) = setup.ready {
         let _ = ready.send(());
     }
-    tonic::transport::Server::builder()
+    limits
+        .grpc_server()
+        .timeout(limits.request_timeout())
         .add_service(health_service)
         .add_service(service)
         .serve_with_incoming_shutdown(incoming, shutdown)
