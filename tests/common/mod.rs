@@ -400,17 +400,41 @@ pub fn bind_loopback() -> std::net::TcpListener {
     listener
 }
 
-fn spawn_node(
+/// The node's setup: the dev certificates of `party`, its options, tuning, limits, witnessing and
+/// pseudonymisation service.
+fn node_setup(
     party: &str,
     data_dir: PathBuf,
-    listener: std::net::TcpListener,
     options: NodeOptions,
     tuning: NodeTuning,
     limits: pactgate::limits::Limits,
     extras: WitnessExtras,
     pseudonymiser: ServiceConfig,
+) -> pactgate::node::NodeSetup {
+    let keyed: Vec<_> = options
+        .peers
+        .iter()
+        .map(|p| (p.clone(), audit_keys_of(&p.name, &p.oin)))
+        .collect();
+    let (mut witnesses, mut witnessed_logs) = pactgate::node::mutual_witnessing(&keyed);
+    witnesses.extend(extras.witnesses);
+    witnessed_logs.extend(extras.logs);
+    let mut setup = pactgate::node::NodeSetup::new(material(party), pseudonymiser, data_dir);
+    setup.witnesses = witnesses;
+    setup.witnessed_logs = witnessed_logs;
+    setup.policy = options.policy;
+    setup.peers = options.peers;
+    setup.counting = tuning.counting;
+    setup.checkpoint_interval = tuning.checkpoint_interval;
+    setup.limits = limits;
+    setup
+}
+
+fn spawn_node(
+    party: &str,
+    listener: std::net::TcpListener,
+    setup: pactgate::node::NodeSetup,
 ) -> Running {
-    let tls = material(party);
     let addr = listener.local_addr().unwrap();
     let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let thread = std::thread::Builder::new()
@@ -429,22 +453,6 @@ fn spawn_node(
                     let _ = stop_rx.await;
                     let _ = stopping_tx.send(());
                 };
-                let keyed: Vec<_> = options
-                    .peers
-                    .iter()
-                    .map(|p| (p.clone(), audit_keys_of(&p.name, &p.oin)))
-                    .collect();
-                let (mut witnesses, mut witnessed_logs) = pactgate::node::mutual_witnessing(&keyed);
-                witnesses.extend(extras.witnesses);
-                witnessed_logs.extend(extras.logs);
-                let mut setup = pactgate::node::NodeSetup::new(tls, pseudonymiser, data_dir);
-                setup.witnesses = witnesses;
-                setup.witnessed_logs = witnessed_logs;
-                setup.policy = options.policy;
-                setup.peers = options.peers;
-                setup.counting = tuning.counting;
-                setup.checkpoint_interval = tuning.checkpoint_interval;
-                setup.limits = limits;
                 tokio::select! {
                     served = pactgate::node::serve(setup, listener, shutdown) => {
                         served.map_err(|e| format!("node::serve failed: {e}"))
@@ -858,16 +866,16 @@ impl TestNode {
 
     async fn launch_on(&mut self, listener: std::net::TcpListener) {
         install_audit_keys(&self.party, &self.data_dir());
-        self.running = Some(spawn_node(
+        let setup = node_setup(
             &self.party,
             self.data_dir(),
-            listener,
             self.options.clone(),
             self.tuning.clone(),
             self.limits.clone(),
             self.extras.clone(),
             self.pseudonymiser.clone(),
-        ));
+        );
+        self.running = Some(spawn_node(&self.party, listener, setup));
         self.wait_ready().await;
     }
 
