@@ -1,6 +1,7 @@
 //! pactgate: the data exchange gateway of a regional Thuiszitterspact. Each partner runs a node;
-//! its own systems push pupil signals to it, the node pseudonymises them at the edge and keeps
-//! them durably, and nodes speak gRPC to each other over mutual TLS.
+//! its own systems push pupil signals to it, the node has them pseudonymised at the edge by an
+//! oblivious pseudonymisation service (it holds no key itself) and keeps them durably, and nodes
+//! speak gRPC to each other over mutual TLS.
 //!
 //! # Layout
 //! - [`pb`]: the generated protobuf and gRPC types of `proto/pactgate/v1`.
@@ -26,7 +27,7 @@
 //! - [`exchange`]: which signals a permit lets a request see.
 //! - [`peers`]: the configured peer nodes and their channels.
 //! - [`rpc`]: gRPC handlers, proto/domain conversion, error-to-status mapping.
-//! - [`node`]: a running node: all services on one mTLS listener.
+//! - [`node`]: a running node: all gRPC services and the C2SP witness (HTTP) on one mTLS listener.
 //! - [`client`]: connecting to a node as a partner's system.
 //! - [`import`]: reading CSV / JSON-lines signal files (fuzzable).
 //! - [`cli`]: the `pactgate` subcommands.
