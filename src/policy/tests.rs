@@ -603,41 +603,6 @@ fn denial_quotes_at_most_64_characters() {
     assert!(reason.len() < 200);
 }
 
-#[test]
-#[ignore = "timing; run with --release --ignored --nocapture"]
-fn evaluate_timing() {
-    let r = request(
-        GGD,
-        SWV_VO,
-        "jeugdarts",
-        "avg-9-2-a",
-        "jgz-advies",
-        case("aoj-team-vo"),
-    );
-    let f = request(
-        LEERPLICHT,
-        SWV_VO,
-        "leerplichtambtenaar",
-        "lpw-art21",
-        "verzuimaanpak",
-        flow("verzuimmelding"),
-    );
-    for (name, r) in [("case", r), ("flow", f)] {
-        let mut samples: Vec<u128> = (0..20_000)
-            .map(|_| {
-                let t = std::time::Instant::now();
-                std::hint::black_box(POLICY.evaluate(std::hint::black_box(&r)));
-                t.elapsed().as_nanos()
-            })
-            .collect();
-        samples.sort_unstable();
-        println!(
-            "evaluate {name}: p50 {} ns, p99 {} ns",
-            samples[10_000], samples[19_800]
-        );
-    }
-}
-
 // ---- property tests ----
 
 /// An independent, literal matcher over the parsed rules: (rule name, data category ids).
