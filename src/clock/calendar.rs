@@ -69,12 +69,9 @@ pub(crate) fn weekdays(from: NaiveDate, to: NaiveDate) -> i64 {
         return 0;
     }
     let full_weeks = days / 7;
-    let rest = from
-        .iter_days()
-        .skip(usize::try_from(full_weeks * 7).unwrap_or(0))
-        .take(usize::try_from(days % 7).unwrap_or(0))
-        .filter(|d| is_weekday(*d))
-        .count();
+    // The remaining 0 to 6 days, from `from`'s weekday on (Monday = 0; 5 and 6 are the weekend).
+    let first = i64::from(from.weekday().num_days_from_monday());
+    let rest = (0..days % 7).filter(|i| (first + i) % 7 < 5).count();
     full_weeks * 5 + i64::try_from(rest).unwrap_or(0)
 }
 

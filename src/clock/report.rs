@@ -9,7 +9,9 @@ use crate::signal::{Category, ExemptionTerm, Signal};
 use chrono::NaiveDate;
 use serde::{Serialize, Serializer};
 use std::cmp::Reverse;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::hash_map::DefaultHasher;
+use std::collections::{HashMap, HashSet};
+use std::hash::{Hash as _, Hasher as _};
 
 /// The scope of all signals.
 pub const REGION: &str = "region";
@@ -281,24 +283,32 @@ pub fn report_for(
     coverage: &Coverage,
 ) -> Report {
     let scopes = Scopes::new(signals, rules);
-    let mut children: HashMap<&str, Vec<&Signal>> = HashMap::new();
-    for (_, s) in signals {
-        children
-            .entry(s.pupil_pseudonym.as_str())
-            .or_default()
-            .push(s);
-    }
+    // Each signal's scopes once, not per date and row (two map lookups each).
+    let places: Vec<[usize; 3]> = signals.iter().map(|(_, s)| scopes.of(s, rules)).collect();
+    let children = children_of(signals);
+    let three_months = rules.clock().three_months;
     let mut grid = Grid::new(dates.len(), scopes.names.len());
-    for (di, &at) in dates.iter().enumerate() {
-        for sigs in children.values() {
-            for (row, winner) in child_rows(sigs, at, rule, rules) {
-                let longer = months_reached(winner.absent_since, rules.clock().three_months, at);
+    let mut sigs: Vec<&Signal> = Vec::new();
+    let mut rows_buf: Vec<(Row, &Signal)> = Vec::new();
+    for child in children.chunk_by(|a, b| same_child(signals, *a, *b)) {
+        sigs.clear();
+        sigs.extend(child.iter().map(|&i| &signals[i].1));
+        for (di, &at) in dates.iter().enumerate() {
+            rows_buf.clear();
+            child_rows(&sigs, at, rule, rules, &mut rows_buf);
+            for &(row, winner) in &rows_buf {
+                let longer = months_reached(winner.absent_since, three_months, at);
                 let column = if longer {
                     Column::Longer
                 } else {
                     Column::Shorter
                 };
-                for scope in scopes.of(winner, rules) {
+                let at_winner = sigs
+                    .iter()
+                    .position(|s| std::ptr::eq(*s, winner))
+                    .and_then(|k| child.get(k));
+                let place = at_winner.map_or([0, 0, 0], |&i| places[i]);
+                for scope in place {
                     grid.add(di, scope, row, column);
                     grid.add(di, scope, row, Column::Total);
                 }
@@ -334,7 +344,7 @@ pub fn report_for(
             .collect(),
         year: dates.first().map(|&d| {
             let (start, end) = super::school_year_of(d);
-            let counts = super::year_counts(signals, start, end, rule, rules)
+            let counts = super::year::year_counts_of(signals, &children, start, end, rule, rules)
                 .into_iter()
                 .filter(|(r, _)| r.categories().iter().all(|c| coverage.visible.contains(c)))
                 .map(|(r, n)| (r, Some(n)))
@@ -342,6 +352,38 @@ pub fn report_for(
             YearSection { start, end, counts }
         }),
     }
+}
+
+/// The signals' indices grouped by child: sorted by a hash of the pseudonym, then the pseudonym
+/// (so a hash collision never joins two children), in input order within a child (so the
+/// winner among equal keys is the same whatever the grouping). Sorting on the hash first spares
+/// comparing pseudonyms, which is most of the cost of sorting on them.
+pub(crate) fn children_of(signals: &[(String, Signal)]) -> Vec<usize> {
+    let mut keyed: Vec<(u64, usize)> = signals
+        .iter()
+        .enumerate()
+        .map(|(i, (_, s))| {
+            let mut h = DefaultHasher::new();
+            s.pupil_pseudonym.hash(&mut h);
+            (h.finish(), i)
+        })
+        .collect();
+    keyed.sort_unstable_by(|a, b| {
+        a.0.cmp(&b.0)
+            .then_with(|| {
+                signals[a.1]
+                    .1
+                    .pupil_pseudonym
+                    .cmp(&signals[b.1].1.pupil_pseudonym)
+            })
+            .then(a.1.cmp(&b.1))
+    });
+    keyed.into_iter().map(|(_, i)| i).collect()
+}
+
+/// Whether the signals at `a` and `b` are about the same child.
+pub(crate) fn same_child(signals: &[(String, Signal)], a: usize, b: usize) -> bool {
+    signals[a].1.pupil_pseudonym == signals[b].1.pupil_pseudonym
 }
 
 /// The rows a report under `rule` has, in schema order.
@@ -425,14 +467,14 @@ fn winner<'a>(candidates: impl Iterator<Item = &'a Signal>) -> Option<&'a Signal
     })
 }
 
-/// The rows one child counts in at `at`, each with its winning signal.
+/// The rows one child counts in at `at`, each with its winning signal, added to `out`.
 fn child_rows<'a>(
     sigs: &[&'a Signal],
     at: NaiveDate,
     rule: &Rule,
     rules: &CountingRules,
-) -> Vec<(Row, &'a Signal)> {
-    let mut out = Vec::new();
+    out: &mut Vec<(Row, &'a Signal)>,
+) {
     let mut exempt = false;
     for fam in FAMILIES.into_iter().rev() {
         let candidates = sigs
@@ -449,16 +491,15 @@ fn child_rows<'a>(
                 .copied()
                 .filter(|s| s.category == Category::Lrv && counts(s, at, rule, rules));
             let Some(w) = winner(lrv) else { continue };
-            out.extend(not_attending(w, at, rule, rules, sigs));
+            not_attending(w, at, rule, rules, sigs, out);
             continue;
         }
         if fam == Family::NotAttending {
-            out.extend(not_attending(w, at, rule, rules, sigs));
+            not_attending(w, at, rule, rules, sigs, out);
             continue;
         }
-        out.extend(rows_of(fam, w, at, rule, rules).into_iter().map(|r| (r, w)));
+        out.extend(rows_of(fam, w, at, rule, rules).iter().map(|&r| (r, w)));
     }
-    out
 }
 
 /// The AV/LRV rows of a child, with "waarvan zonder aanbod" when no offer stops its clock.
@@ -468,12 +509,16 @@ fn not_attending<'a>(
     rule: &Rule,
     rules: &CountingRules,
     sigs: &[&'a Signal],
-) -> Vec<(Row, &'a Signal)> {
-    let mut rows = rows_of(Family::NotAttending, w, at, rule, rules);
+    out: &mut Vec<(Row, &'a Signal)>,
+) {
+    out.extend(
+        rows_of(Family::NotAttending, w, at, rule, rules)
+            .iter()
+            .map(|&r| (r, w)),
+    );
     if !offered(sigs, at, rules) {
-        rows.push(Row::WithoutOffer);
+        out.push((Row::WithoutOffer, w));
     }
-    rows.into_iter().map(|r| (r, w)).collect()
 }
 
 /// The sector group a child counts in: AV by age at the date (Groningen, `002`:1409), every
@@ -486,27 +531,33 @@ fn group_of(w: &Signal, at: NaiveDate, rules: &CountingRules) -> SectorGroup {
     }
 }
 
-fn rows_of(fam: Family, w: &Signal, at: NaiveDate, rule: &Rule, rules: &CountingRules) -> Vec<Row> {
+fn rows_of(
+    fam: Family,
+    w: &Signal,
+    at: NaiveDate,
+    rule: &Rule,
+    rules: &CountingRules,
+) -> &'static [Row] {
     let group = group_of(w, at, rules);
     match (fam, w.category, group) {
         (Family::NotAttending, Category::Lrv, SectorGroup::Po) => {
-            vec![Row::TotalNotAttending, Row::LrvPo]
+            &[Row::TotalNotAttending, Row::LrvPo]
         }
         (Family::NotAttending, Category::Lrv, SectorGroup::Vo) => {
-            vec![Row::TotalNotAttending, Row::LrvVo]
+            &[Row::TotalNotAttending, Row::LrvVo]
         }
-        (Family::NotAttending, _, SectorGroup::Po) => vec![Row::TotalNotAttending, Row::AvPo],
+        (Family::NotAttending, _, SectorGroup::Po) => &[Row::TotalNotAttending, Row::AvPo],
         (Family::NotAttending, _, SectorGroup::Vo) if mbo_apart(w, rule) => {
-            vec![Row::TotalNotAttending, Row::AvVo, Row::AvVoMboTransition]
+            &[Row::TotalNotAttending, Row::AvVo, Row::AvVoMboTransition]
         }
-        (Family::NotAttending, _, SectorGroup::Vo) => vec![Row::TotalNotAttending, Row::AvVo],
+        (Family::NotAttending, _, SectorGroup::Vo) => &[Row::TotalNotAttending, Row::AvVo],
         (Family::V5a, _, _) if exemption_term(w) == ExemptionTerm::Permanent => {
-            vec![Row::Vrijstelling5aPermanent]
+            &[Row::Vrijstelling5aPermanent]
         }
-        (Family::V5a, _, _) => vec![Row::Vrijstelling5aTemporary],
-        (Family::V5b, _, _) => vec![Row::Vrijstelling5b],
-        (Family::V5c, _, _) => vec![Row::Vrijstelling5c],
-        (Family::Sick, _, _) => vec![Row::LangdurigZiek],
+        (Family::V5a, _, _) => &[Row::Vrijstelling5aTemporary],
+        (Family::V5b, _, _) => &[Row::Vrijstelling5b],
+        (Family::V5c, _, _) => &[Row::Vrijstelling5c],
+        (Family::Sick, _, _) => &[Row::LangdurigZiek],
     }
 }
 
@@ -531,16 +582,14 @@ struct Scopes {
 
 impl Scopes {
     fn new(signals: &[(String, Signal)], rules: &CountingRules) -> Self {
-        let municipalities: BTreeSet<&str> = rules
-            .denominators()
-            .keys()
-            .map(String::as_str)
-            .chain(
-                signals
-                    .iter()
-                    .map(|(_, s)| s.residence_municipality.as_str()),
-            )
-            .collect();
+        let mut seen: HashSet<&str> = rules.denominators().keys().map(String::as_str).collect();
+        seen.extend(
+            signals
+                .iter()
+                .map(|(_, s)| s.residence_municipality.as_str()),
+        );
+        let mut municipalities: Vec<&str> = seen.into_iter().collect();
+        municipalities.sort_unstable();
         let names: Vec<String> = std::iter::once(REGION)
             .chain(municipalities)
             .chain(rules.swv_names().iter().map(String::as_str))

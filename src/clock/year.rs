@@ -3,13 +3,13 @@
 //! `002`:235). Pure; counts only.
 //! Invariant: a child counts at most once per row, however many partners report it.
 
-use super::report::counts;
+use super::report::{children_of, counts, same_child};
 use super::rules::{CountingRules, Rule};
 use super::{age_at, closed_day};
 use crate::signal::{Category, Signal, Status};
 use chrono::{Datelike, NaiveDate};
 use serde::Serialize;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 /// A row of the school-year counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -75,6 +75,11 @@ impl YearRow {
             YearRow::Vrijstelling5c => &[Category::Vrijstelling5c],
             YearRow::LangdurigZiek => &[Category::LangdurigZiek],
         }
+    }
+
+    /// The row's bit in a set of rows: its position in `ALL`.
+    fn bit(self) -> u32 {
+        1 << YearRow::ALL.iter().position(|r| *r == self).unwrap_or(0)
     }
 
     fn of(c: Category) -> Option<YearRow> {
@@ -150,28 +155,43 @@ pub fn year_counts(
     rule: &Rule,
     rules: &CountingRules,
 ) -> BTreeMap<YearRow, u64> {
-    let mut seen: BTreeMap<YearRow, BTreeSet<&str>> = BTreeMap::new();
-    for (_, s) in signals {
-        let child = s.pupil_pseudonym.as_str();
-        if let Some(row) = YearRow::of(s.category) {
-            if counts_in_year(s, start, end, rule, rules) {
-                seen.entry(row).or_default().insert(child);
-                if matches!(row, YearRow::Av | YearRow::Lrv) {
-                    seen.entry(YearRow::NotAttending).or_default().insert(child);
+    let children = children_of(signals);
+    year_counts_of(signals, &children, start, end, rule, rules)
+}
+
+/// As `year_counts`, with the signals' indices already grouped by child (`children_of`).
+pub(crate) fn year_counts_of(
+    signals: &[(String, Signal)],
+    children: &[usize],
+    start: NaiveDate,
+    end: NaiveDate,
+    rule: &Rule,
+    rules: &CountingRules,
+) -> BTreeMap<YearRow, u64> {
+    let mut totals = [0u64; YearRow::ALL.len()];
+    for child in children.chunk_by(|a, b| same_child(signals, *a, *b)) {
+        // The rows this child is in, one bit per `YearRow::ALL` position.
+        let mut rows = 0u32;
+        for &i in child {
+            let s = &signals[i].1;
+            if let Some(row) = YearRow::of(s.category) {
+                if counts_in_year(s, start, end, rule, rules) {
+                    rows |= row.bit();
+                    if matches!(row, YearRow::Av | YearRow::Lrv) {
+                        rows |= YearRow::NotAttending.bit();
+                    }
                 }
             }
+            let back = s.status == Status::Teruggeleid
+                && matches!(s.category, Category::Av | Category::Lrv)
+                && closed_day(s).is_some_and(|c| start <= c && c <= end);
+            if back {
+                rows |= YearRow::SchoolgangHersteld.bit();
+            }
         }
-        let back = s.status == Status::Teruggeleid
-            && matches!(s.category, Category::Av | Category::Lrv)
-            && closed_day(s).is_some_and(|c| start <= c && c <= end);
-        if back {
-            seen.entry(YearRow::SchoolgangHersteld)
-                .or_default()
-                .insert(child);
+        for (k, total) in totals.iter_mut().enumerate() {
+            *total += u64::from(rows >> k & 1);
         }
     }
-    YearRow::ALL
-        .into_iter()
-        .map(|r| (r, seen.get(&r).map_or(0, |c| c.len() as u64)))
-        .collect()
+    YearRow::ALL.into_iter().zip(totals).collect()
 }
