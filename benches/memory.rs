@@ -147,10 +147,16 @@ async fn push_all(
             .pop()
             .unwrap_or_default();
         tasks.push(tokio::spawn(async move {
-            client
-                .push(tokio_stream::iter(stream))
-                .await
-                .map(|r| u64::from(r.into_inner().accepted))
+            client.push(tokio_stream::iter(stream)).await.map(|r| {
+                let report = r.into_inner();
+                if let Some(first) = report.rejected.first() {
+                    eprintln!(
+                        "{} refused, the first: record {} {}: {}",
+                        report.rejected_count, first.index, first.field, first.reason
+                    );
+                }
+                u64::from(report.accepted)
+            })
         }));
     }
     let mut accepted = 0;

@@ -378,7 +378,8 @@ pub fn push_records(
         .map(|s| {
             (0..batch)
                 .map(|i| pb::SignalRecord {
-                    source_record_id: format!("{party}/verzuimmodule/{tag}/{s:03}-{i:05}"),
+                    // Letters between the numbers: a record id never holds nine digits in a row.
+                    source_record_id: format!("{party}/verzuimmodule/{tag}/s{s}r{i}"),
                     pupil_id: pactgate::demo::synthetic_bsn(&mut rng),
                     category: pb::Category::Lrv.into(),
                     sector: pb::Sector::Vo.into(),
