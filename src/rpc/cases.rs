@@ -141,6 +141,33 @@ impl CasesService {
     }
 
     /// Accepts or declines a case shared with this node, as its own organisation decides.
+    /// The node's own organisation accepts (or declines) a case shared with it: rate-limited,
+    /// then decided and audited by [`Self::decide_case`].
+    async fn answer_case(
+        &self,
+        caller: &Organisation,
+        trace: &TraceContext,
+        case_id: &str,
+        actor: &str,
+        accept: bool,
+    ) -> Result<Response<pb::CaseResponse>, Status> {
+        let (action, what) = if accept {
+            (Action::CaseAccept, "accepted")
+        } else {
+            (Action::CaseDecline, "declined")
+        };
+        if !self.limiter.try_take(&caller.oin) {
+            return Err(self.limited(trace, caller, actor, action, what).await);
+        }
+        let case = self
+            .decide_case(caller, trace, case_id, actor, accept)
+            .await?;
+        Ok(Response::new(pb::CaseResponse {
+            case: Some(convert::case_to_pb(&case)),
+            not_notified: Vec::new(),
+        }))
+    }
+
     async fn decide_case(
         &self,
         caller: &Organisation,
@@ -442,18 +469,8 @@ impl Cases for CasesService {
         let caller = self.node.authorize_own(&request)?;
         let trace = TraceContext::from_metadata(request.metadata());
         let req = request.into_inner();
-        if !self.limiter.try_take(&caller.oin) {
-            return Err(self
-                .limited(&trace, &caller, &req.actor, Action::CaseAccept, "accepted")
-                .await);
-        }
-        let case = self
-            .decide_case(&caller, &trace, &req.case_id, &req.actor, true)
-            .await?;
-        Ok(Response::new(pb::CaseResponse {
-            case: Some(convert::case_to_pb(&case)),
-            not_notified: Vec::new(),
-        }))
+        self.answer_case(&caller, &trace, &req.case_id, &req.actor, true)
+            .await
     }
 
     async fn decline_case(
@@ -463,18 +480,8 @@ impl Cases for CasesService {
         let caller = self.node.authorize_own(&request)?;
         let trace = TraceContext::from_metadata(request.metadata());
         let req = request.into_inner();
-        if !self.limiter.try_take(&caller.oin) {
-            return Err(self
-                .limited(&trace, &caller, &req.actor, Action::CaseDecline, "declined")
-                .await);
-        }
-        let case = self
-            .decide_case(&caller, &trace, &req.case_id, &req.actor, false)
-            .await?;
-        Ok(Response::new(pb::CaseResponse {
-            case: Some(convert::case_to_pb(&case)),
-            not_notified: Vec::new(),
-        }))
+        self.answer_case(&caller, &trace, &req.case_id, &req.actor, false)
+            .await
     }
 
     async fn list_cases(
