@@ -1,5 +1,7 @@
 //! `pactgate.v1.Backup`: a consistent copy of the node's data, streamed, for the node's own
 //! organisation or its FG only; every call is audited. Copies bytes; never decodes a signal.
+//! Invariant: writes wait only while the copy is taken to a private temporary file, never while a
+//! caller reads (or stops reading) the stream; one backup runs at a time.
 
 use crate::audit::{Action, Decision as AuditDecision};
 use crate::node::{entry, NodeContext};
@@ -11,14 +13,21 @@ use tonic::{Request, Response, Status};
 
 /// The size of the chunks a backup is sent in.
 const CHUNK: usize = 256 * 1024;
+/// How long a caller may leave a chunk unread before the backup is abandoned.
+const STALL: std::time::Duration = std::time::Duration::from_secs(60);
 
 pub struct BackupService {
     node: Arc<NodeContext>,
+    /// One backup at a time: a second is refused, not queued on a blocking thread.
+    running: Arc<tokio::sync::Semaphore>,
 }
 
 impl BackupService {
     pub fn new(node: Arc<NodeContext>) -> Self {
-        Self { node }
+        Self {
+            node,
+            running: Arc::new(tokio::sync::Semaphore::new(1)),
+        }
     }
 }
 
@@ -29,11 +38,24 @@ struct ChunkWriter {
 }
 
 impl ChunkWriter {
+    /// Sends the buffered chunk; a caller that leaves it unread for [`STALL`] loses the stream.
     fn send(&mut self) -> std::io::Result<()> {
         let data = std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK));
-        self.tx
-            .blocking_send(Ok(pb::BackupChunk { data }))
-            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "client went away"))
+        let sent = tokio::runtime::Handle::current().block_on(tokio::time::timeout(
+            STALL,
+            self.tx.send(Ok(pb::BackupChunk { data })),
+        ));
+        match sent {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(std::io::Error::new(
+                std::io::ErrorKind::BrokenPipe,
+                "client went away",
+            )),
+            Err(_) => Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "client stopped reading",
+            )),
+        }
     }
 }
 
@@ -90,14 +112,18 @@ impl pb::backup_server::Backup for BackupService {
                 self.node.own
             )));
         }
+        let place = self.running.clone().try_acquire_owned().map_err(|_| {
+            Status::resource_exhausted("a backup of this node is already running; try again later")
+        })?;
         let (tx, rx) = tokio::sync::mpsc::channel(4);
         let node = self.node.clone();
         tokio::task::spawn_blocking(move || {
+            let _place = place;
             let mut out = ChunkWriter {
                 buf: Vec::with_capacity(CHUNK),
                 tx: tx.clone(),
             };
-            match crate::backup::write(&node.store, &node.data_dir, &mut out) {
+            match copy_then_send(&node, &mut out) {
                 Ok(summary) => tracing::info!(
                     backup.trees = summary.trees,
                     backup.pairs = summary.pairs,
@@ -113,4 +139,20 @@ impl pb::backup_server::Backup for BackupService {
         });
         Ok(Response::new(ReceiverStream::new(rx)))
     }
+}
+
+/// Takes the consistent copy into a private temporary file in the data dir (writes wait only for
+/// that), then streams the file to `out` with writes running again.
+fn copy_then_send(
+    node: &NodeContext,
+    out: &mut ChunkWriter,
+) -> Result<crate::backup::Summary, crate::backup::BackupError> {
+    use std::io::{Seek as _, Write as _};
+    let mut copy = tempfile::tempfile_in(&node.data_dir)?;
+    let summary = crate::backup::write(&node.store, &node.data_dir, &mut copy)?;
+    copy.flush()?;
+    copy.rewind()?;
+    std::io::copy(&mut copy, out)?;
+    out.flush()?;
+    Ok(summary)
 }
