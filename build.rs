@@ -19,8 +19,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_prost_build::configure()
         .build_client(true)
         .build_server(true)
-        // SignalRecord carries the raw pupil id: `pb` gives it a Debug that leaves the id out.
-        .skip_debug(["pactgate.v1.SignalRecord"])
+        // These carry a raw pupil id: `pb` gives them a Debug that leaves the id out.
+        .skip_debug([
+            "pactgate.v1.SignalRecord",
+            "pactgate.v1.AccessReportRequest",
+        ])
         .compile_fds(fds)?;
     Ok(())
 }

@@ -20,6 +20,15 @@ impl std::fmt::Debug for SignalRecord {
     }
 }
 
+/// The FG's access report request holds the parent's BSN: its `Debug` never shows it.
+impl std::fmt::Debug for AccessReportRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AccessReportRequest")
+            .field("pupil_id", &"<withheld>")
+            .finish_non_exhaustive()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

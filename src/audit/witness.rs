@@ -46,8 +46,9 @@ pub enum WitnessError {
 impl From<NoteError> for WitnessError {
     fn from(e: NoteError) -> Self {
         match e {
-            NoteError::UnknownOrigin(origin) => WitnessError::UnknownLog(origin),
-            NoteError::Signature(origin) => WitnessError::Signature(origin),
+            // The origin line is the submitter's text: logged and echoed only withheld and clipped.
+            NoteError::UnknownOrigin(origin) => WitnessError::UnknownLog(shown_origin(&origin)),
+            NoteError::Signature(origin) => WitnessError::Signature(shown_origin(&origin)),
             other => WitnessError::Note(other),
         }
     }
@@ -308,4 +309,12 @@ fn check_extends(
         old_size: request.old_size,
         new_size: offered.size,
     })
+}
+
+/// A submitted origin as refusals show it: id-like numbers withheld, at most 128 characters.
+fn shown_origin(origin: &str) -> String {
+    crate::pseudonym::withhold_ids(origin)
+        .chars()
+        .take(128)
+        .collect()
 }

@@ -180,7 +180,7 @@ struct Disclosure {
 
 /// Refuses a claim whose caller-written text could carry a pupil id (INVALID_ARGUMENT naming the
 /// field, never echoing it).
-fn check_claim_text(claim: &pb::AccessClaim) -> Result<(), Status> {
+pub(super) fn check_claim_text(claim: &pb::AccessClaim) -> Result<(), Status> {
     for (field, text) in [
         ("claim.role", &claim.role),
         ("claim.legal_basis", &claim.legal_basis),

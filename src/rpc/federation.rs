@@ -107,6 +107,8 @@ pub async fn federate_audited(
     timeout: Duration,
 ) -> Result<pb::FederationQueryResponse, Status> {
     let claim = request.claim.clone().unwrap_or_default();
+    // Caller text that could be a pupil id is refused here, before a copy goes to every peer.
+    super::exchange::check_claim_text(&claim)?;
     let response = federate(&node.peers, request, timeout, Some(trace)).await;
     let mut entries = Vec::new();
     let mut asked = claim_entry(node, trace, caller, &claim, Action::FederatedQuery);

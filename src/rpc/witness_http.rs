@@ -211,9 +211,15 @@ async fn post(target: &WitnessTarget, body: String) -> Result<(u16, String, Stri
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_owned();
-    let body = axum::body::to_bytes(axum::body::Body::new(response.into_body()), MAX_BODY)
-        .await
-        .map_err(|e| transport(e.to_string()))?;
+    // The body's deadline too: a witness that sends headers and then withholds the body must not
+    // hold up the checkpoint task (it submits to each witness in turn).
+    let body = tokio::time::timeout(
+        SUBMIT_TIMEOUT,
+        axum::body::to_bytes(axum::body::Body::new(response.into_body()), MAX_BODY),
+    )
+    .await
+    .map_err(|_| transport("the answer's body did not arrive in time".into()))?
+    .map_err(|e| transport(e.to_string()))?;
     Ok((
         status,
         content_type,
@@ -255,7 +261,7 @@ pub async fn submit(
                         .parse()
                         .map_err(|_| SubmitError::Refused {
                             status,
-                            body: answer.clone(),
+                            body: shown_answer(&answer),
                         })?;
                 if held > size {
                     return Err(SubmitError::AheadOfLog { held, size });
@@ -265,7 +271,7 @@ pub async fn submit(
             status => {
                 return Err(SubmitError::Refused {
                     status,
-                    body: answer.chars().take(200).collect(),
+                    body: shown_answer(&answer),
                 })
             }
         }
@@ -302,4 +308,13 @@ fn store_cosignature(
         true => Ok(()),
         false => Err(SubmitError::NoCosignature(target.name.clone())),
     }
+}
+
+/// A witness's answer as our logs show it: the peer's free text, id-like numbers withheld, at most
+/// 200 characters.
+fn shown_answer(answer: &str) -> String {
+    crate::pseudonym::withhold_ids(answer)
+        .chars()
+        .take(200)
+        .collect()
 }
