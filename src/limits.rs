@@ -154,6 +154,7 @@ pub mod reason {
     pub const IN_FLIGHT: &str = "too many requests in flight";
     pub const PUSHES: &str = "too many pushes at once";
     pub const INVALID: &str = "malformed or oversized request";
+    pub const CASE_RATE: &str = "case actions beyond the rate limit";
 }
 
 /// The shared state behind the limits of one node: counters, semaphores, the refusal tally and

@@ -426,7 +426,16 @@ impl Exchange for ExchangeService {
             .case
             .ok_or_else(|| Status::invalid_argument("case is missing"))?;
         let node = self.node.clone();
-        let within_rate = self.share_limiter.try_take(&caller.oin);
+        // Over the rate, the refusal is counted per caller and window, not written one by one:
+        // flooding ShareCase cannot grow the audit log at will.
+        if !self.share_limiter.try_take(&caller.oin) {
+            self.node.gate.refusals().note(
+                &caller.oin,
+                &caller.name,
+                crate::limits::reason::CASE_RATE,
+            );
+            return Err(super::cases::rate_limited("shared"));
+        }
         tokio::task::spawn_blocking(move || {
             let mut e = entry(
                 &trace,
@@ -452,10 +461,7 @@ impl Exchange for ExchangeService {
             } else {
                 "case closed".into()
             };
-            let outcome = match within_rate {
-                true => take_shared_case(&node, &caller.oin, shared),
-                false => Err(super::cases::rate_limited("shared")),
-            };
+            let outcome = take_shared_case(&node, &caller.oin, shared);
             if let Err(status) = &outcome {
                 e.decision = AuditDecision::Deny;
                 e.reason = status.message().to_owned();
