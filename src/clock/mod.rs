@@ -17,8 +17,9 @@
 //!
 //! # What stops the clock
 //! An offer stops the clock only as the G4 define it (`004` par. 2): it says what it holds out
-//! (onderwijs, zorg or both), a place is actually available (its first day has come) and it was
-//! agreed with the parents. An offer on a waiting list (no place yet) does not stop it. The
+//! (onderwijs, zorg or both) and a place is actually available (read here as: its first day has
+//! come). The G4 make agreement "in overleg met ouders en kind" the starting point; this region
+//! also requires the parents' agreement, a local rule stricter than the G4 text. An offer on a waiting list (no place yet) does not stop it. The
 //! offer never takes a child out of the LRV/AV counts; "waarvan zonder aanbod" is its own row.
 //!
 //! # One child, several partners
