@@ -108,12 +108,7 @@ impl NodeSetup {
     }
 }
 
-/// The file, in the data dir, of the node's Ed25519 key that signs its audit checkpoints.
-pub const AUDIT_KEY_FILE: &str = "audit-signing.key";
-
-/// The file, in the data dir, of the node's separate Ed25519 key that signs its cosignatures as a
-/// witness.
-pub const WITNESS_KEY_FILE: &str = "witness-cosigning.key";
+pub use crate::audit::{AUDIT_KEY_FILE, WITNESS_KEY_FILE};
 
 /// The node's two public keys in the signed-note format, for others to pin: its log's
 /// (`pactgate/<oin>+<keyhash>+<base64>`, type 0x01) and its witness's

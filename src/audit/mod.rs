@@ -77,6 +77,13 @@ pub enum AuditError {
     Origin,
 }
 
+/// The file, in the data dir, of the node's Ed25519 key that signs its audit checkpoints.
+pub const AUDIT_KEY_FILE: &str = "audit-signing.key";
+
+/// The file, in the data dir, of the node's separate Ed25519 key that signs its cosignatures as a
+/// witness.
+pub const WITNESS_KEY_FILE: &str = "witness-cosigning.key";
+
 pub type Result<T, E = AuditError> = std::result::Result<T, E>;
 
 /// The append-only audit log of one node.
