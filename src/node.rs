@@ -330,7 +330,7 @@ pub async fn serve(
     let exchange = pb::exchange_server::ExchangeServer::new(ExchangeService::new(service.clone()));
     let federation =
         pb::federation_server::FederationServer::new(FederationService::new(service.clone()));
-    let cases = pb::cases_server::CasesServer::new(CasesService::new(context.clone()));
+    let cases = pb::cases_server::CasesServer::new(CasesService::new(service.clone()));
     let audit = pb::audit_server::AuditServer::new(AuditService::new(context.clone()));
     let witness = pb::witness_server::WitnessServer::new(WitnessService::new(context.clone()));
     let clock = pb::clock_server::ClockServer::new(ClockService::new(service.clone()));
