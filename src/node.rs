@@ -99,7 +99,7 @@ impl NodeSetup {
             peers: Vec::new(),
             counting: None,
             crl: None,
-            checkpoint_interval: crate::rpc::audit::CHECKPOINT_INTERVAL,
+            checkpoint_interval: crate::service::audit::CHECKPOINT_INTERVAL,
             witnesses: Vec::new(),
             witnessed_logs: Vec::new(),
             ready: None,
@@ -303,7 +303,7 @@ pub async fn serve(
     // stopped node releases its data dir.
     let mut tasks = vec![
         reload_on_sighup(policy.clone(), context.clone(), verifier.clone()),
-        crate::rpc::audit::spawn_checkpoints(context.clone(), setup.checkpoint_interval),
+        crate::service::audit::spawn_checkpoints(context.clone(), setup.checkpoint_interval),
         spawn_refusal_windows(context.clone()),
     ];
     if let Some(rules) = &context.counting {
@@ -331,7 +331,7 @@ pub async fn serve(
     let federation =
         pb::federation_server::FederationServer::new(FederationService::new(service.clone()));
     let cases = pb::cases_server::CasesServer::new(CasesService::new(service.clone()));
-    let audit = pb::audit_server::AuditServer::new(AuditService::new(context.clone()));
+    let audit = pb::audit_server::AuditServer::new(AuditService::new(service.clone()));
     let witness = pb::witness_server::WitnessServer::new(WitnessService::new(context.clone()));
     let clock = pb::clock_server::ClockServer::new(ClockService::new(service.clone()));
     let counts = pb::counts_server::CountsServer::new(CountsService::new(service.clone()));

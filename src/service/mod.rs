@@ -30,6 +30,7 @@
 //! Cases, the clock (due list, G4 report, counts), audit inspection, witness and backup are still
 //! served by their gRPC handlers over the same [`NodeContext`]; see ARCHITECTURE.md.
 
+pub mod audit;
 pub mod cases;
 pub mod context;
 pub mod error;
