@@ -335,7 +335,7 @@ pub async fn serve(
     let witness = pb::witness_server::WitnessServer::new(WitnessService::new(context.clone()));
     let clock = pb::clock_server::ClockServer::new(ClockService::new(service.clone()));
     let counts = pb::counts_server::CountsServer::new(CountsService::new(service.clone()));
-    let backup = pb::backup_server::BackupServer::new(BackupService::new(context.clone()));
+    let backup = pb::backup_server::BackupServer::new(BackupService::new(service.clone()));
 
     let (health, health_service) = tonic_health::server::health_reporter();
     // Every service reports SERVING (and the node as a whole, under "").

@@ -31,6 +31,7 @@
 //! served by their gRPC handlers over the same [`NodeContext`]; see ARCHITECTURE.md.
 
 pub mod audit;
+pub mod backup;
 pub mod cases;
 pub mod context;
 pub mod error;
@@ -92,6 +93,8 @@ pub struct Service {
     case_limiter: Arc<RateLimiter>,
     /// Bounds how fast one organisation shares cases with this node.
     share_limiter: Arc<RateLimiter>,
+    /// One backup at a time: a second is refused, not queued on a blocking thread.
+    backups: Arc<tokio::sync::Semaphore>,
 }
 
 impl Service {
@@ -100,6 +103,7 @@ impl Service {
             node,
             case_limiter: Arc::new(RateLimiter::default()),
             share_limiter: Arc::new(RateLimiter::default()),
+            backups: Arc::new(tokio::sync::Semaphore::new(1)),
         }
     }
 
