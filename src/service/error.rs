@@ -102,6 +102,15 @@ impl From<tokio::task::JoinError> for ServiceError {
     }
 }
 
+impl From<crate::limits::HeavyError> for ServiceError {
+    fn from(e: crate::limits::HeavyError) -> Self {
+        match e {
+            crate::limits::HeavyError::ShuttingDown => Self::Unavailable(e.to_string()),
+            crate::limits::HeavyError::Failed => Self::Internal(e.to_string()),
+        }
+    }
+}
+
 impl From<crate::limits::PushesFull> for ServiceError {
     fn from(e: crate::limits::PushesFull) -> Self {
         Self::ResourceExhausted(e.to_string())
