@@ -44,6 +44,7 @@ impl Service {
 
     /// An FG's access to this node's audit log for `what` (recording the pupils it looks up):
     /// the policy's grant, or PERMISSION_DENIED. Every call, allowed or not, is audited first.
+    #[tracing::instrument(name = "service.fg_access", skip_all, fields(peer.oin = %caller.org.oin, trace.id = %caller.trace.trace_id))]
     pub async fn fg_access(
         &self,
         caller: &Caller,

@@ -57,6 +57,7 @@ impl Service {
 
     /// The due list at `at` ("" for today) over the node's own signals and, with a claim, what
     /// the peers share under it.
+    #[tracing::instrument(name = "service.due", skip_all, fields(peer.oin = %caller.org.oin, trace.id = %caller.trace.trace_id))]
     pub async fn due<A>(
         &self,
         caller: &Caller,
@@ -90,6 +91,7 @@ impl Service {
     /// The G4 report of `rule` at the reference dates `at`, over the node's own signals and, with
     /// a claim, what the peers share under it; nothing suppressed (the node's own organisation).
     #[allow(clippy::too_many_arguments)]
+    #[tracing::instrument(name = "service.report", skip_all, fields(peer.oin = %caller.org.oin, trace.id = %caller.trace.trace_id))]
     pub async fn g4_report<A>(
         &self,
         caller: &Caller,
@@ -125,6 +127,7 @@ impl Service {
     /// Suppressed counts of `rule` at `at` for another party under its claim: decided like a
     /// query (a case claim is bound to its case and counts only its pupils), refused for a rule
     /// that shares pupil-level data, audited like a disclosure.
+    #[tracing::instrument(name = "service.counts", skip_all, fields(peer.oin = %caller.org.oin, trace.id = %caller.trace.trace_id))]
     pub async fn counts(
         &self,
         caller: &Caller,
