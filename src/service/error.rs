@@ -24,6 +24,9 @@ pub enum ServiceError {
     /// The request is valid but the node's state does not allow it now.
     #[error("{0}")]
     FailedPrecondition(String),
+    /// A position or size beyond what exists (yet).
+    #[error("{0}")]
+    OutOfRange(String),
     /// The caller went quiet for too long.
     #[error("{0}")]
     DeadlineExceeded(String),
