@@ -132,11 +132,10 @@ fn signed_checkpoint_pb(c: CosignedCheckpoint) -> pb::SignedCheckpoint {
     }
 }
 
-/// Every checkpoint this node's peers vouch for: the cosignatures it holds (checked against the
-/// witness keys pinned at start) and, asked now, what each peer's witness holds.
-async fn trusted_checkpoints(service: &Service) -> Result<Vec<TrustedCheckpoint>, Status> {
-    let mut trusted = service.cosigned_checkpoints()?;
+/// What each peer's witness holds of this node's log, asked now: checkpoints they vouch for.
+async fn held_by_peers(service: &Service) -> Vec<TrustedCheckpoint> {
     let node = service.node();
+    let mut trusted = Vec::new();
     for peer in &node.peers {
         let mut client = WitnessClient::new(peer.channel.clone());
         let mut request = Request::new(pb::HeldCheckpointRequest {});
@@ -161,7 +160,7 @@ async fn trusted_checkpoints(service: &Service) -> Result<Vec<TrustedCheckpoint>
             ));
         }
     }
-    Ok(trusted)
+    trusted
 }
 
 type EntryStream = Pin<Box<dyn Stream<Item = Result<pb::AuditEntry, Status>> + Send>>;
@@ -315,12 +314,12 @@ impl Audit for AuditService {
         &self,
         request: Request<pb::VerifyRequest>,
     ) -> Result<Response<pb::VerifyResponse>, Status> {
-        self.authorize(&request, "verify").await?;
-        let trusted = trusted_checkpoints(&self.service).await?;
-        let node = self.node.clone();
-        let result = tokio::task::spawn_blocking(move || audit::verify(&node.audit, &trusted))
+        let grant = self.authorize(&request, "verify").await?;
+        let held = held_by_peers(&self.service).await;
+        let service = self.service.clone();
+        let result = tokio::task::spawn_blocking(move || service.verify(&grant, held))
             .await
-            .map_err(super::task_status)?;
+            .map_err(super::task_status)??;
         Ok(Response::new(convert::verify_response(result)))
     }
 
@@ -370,12 +369,12 @@ impl Audit for AuditService {
 }
 
 pub struct WitnessService {
-    node: Arc<NodeContext>,
+    service: Service,
 }
 
 impl WitnessService {
-    pub fn new(node: Arc<NodeContext>) -> Self {
-        Self { node }
+    pub fn new(service: Service) -> Self {
+        Self { service }
     }
 }
 
@@ -385,19 +384,14 @@ impl Witness for WitnessService {
         &self,
         request: Request<pb::HeldCheckpointRequest>,
     ) -> Result<Response<pb::HeldCheckpointResponse>, Status> {
-        let caller = super::caller(&request)?;
-        let origin = format!("pactgate/{}", caller.oin);
-        let held = self
-            .node
-            .witness
-            .latest(&origin)
-            .map_err(|e| Status::internal(format!("witness store: {e}")))?;
+        let caller = fg_caller(&request)?;
+        let (origin, held) = self.service.held_checkpoint(&caller)?;
         Ok(Response::new(match held {
-            Some(t) => pb::HeldCheckpointResponse {
+            Some(checkpoint) => pb::HeldCheckpointResponse {
                 held: true,
                 origin,
-                size: t.checkpoint.size,
-                root_hash: t.checkpoint.root.to_vec(),
+                size: checkpoint.size,
+                root_hash: checkpoint.root.to_vec(),
             },
             None => pb::HeldCheckpointResponse {
                 held: false,

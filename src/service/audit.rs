@@ -380,6 +380,32 @@ impl Service {
         })
     }
 
+    /// Verifies the whole log against the checkpoints the node's own store vouches for and
+    /// `also_trusted` (what the transport learnt from the peers' witnesses). Blocking.
+    pub fn verify(
+        &self,
+        _grant: &FgGrant,
+        mut also_trusted: Vec<audit::TrustedCheckpoint>,
+    ) -> Result<Result<audit::VerifyReport, audit::VerifyError>, ServiceError> {
+        let mut trusted = self.cosigned_checkpoints()?;
+        trusted.append(&mut also_trusted);
+        Ok(audit::verify(&self.node.audit, &trusted))
+    }
+
+    /// What this node's witness holds of the caller's own log (`pactgate/<its OIN>`): only a
+    /// peer's own origin is answered, so a witness call reveals nothing of another log.
+    pub fn held_checkpoint(
+        &self,
+        caller: &Caller,
+    ) -> Result<(String, Option<audit::Checkpoint>), ServiceError> {
+        let origin = format!("pactgate/{}", caller.org.oin);
+        let held = self.node.witness.latest(&origin).map_err(|e| {
+            tracing::error!(error = %e, "witness store failure");
+            ServiceError::Internal("the witness could not read what it holds".into())
+        })?;
+        Ok((origin, held.map(|t| t.checkpoint)))
+    }
+
     /// The newest checkpoint, for an FG.
     pub fn latest_checkpoint(&self, _grant: &FgGrant) -> Result<CosignedCheckpoint, ServiceError> {
         self.newest_checkpoint()
