@@ -137,6 +137,20 @@ impl Limits {
 /// categories; more is a malformed request).
 pub const MAX_FILTER_VALUES: usize = 16;
 
+/// Why heavy work did not run to its end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum HeavyError {
+    #[error("the node is shutting down")]
+    ShuttingDown,
+    #[error("the node failed while handling the request; nothing was acknowledged")]
+    Failed,
+}
+
+/// All places for pushes are taken; holds how many there are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the node takes at most {0} pushes at once; try again when one has finished")]
+pub struct PushesFull(pub usize);
+
 /// Refuses a repeated field with more than `max` items: INVALID_ARGUMENT naming the field.
 pub fn check_count(field: &str, count: usize, max: usize) -> Result<(), Status> {
     if count <= max {
@@ -269,17 +283,21 @@ impl Gate {
 
     /// A place for one Push stream, or RESOURCE_EXHAUSTED when all are taken.
     pub fn push_permit(&self) -> Result<OwnedSemaphorePermit, Status> {
-        self.pushes.clone().try_acquire_owned().map_err(|_| {
-            Status::resource_exhausted(format!(
-                "the node takes at most {} pushes at once; try again when one has finished",
-                self.limits.max_pushes
-            ))
-        })
+        self.push_place()
+            .map_err(|full| Status::resource_exhausted(full.to_string()))
+    }
+
+    /// A place for one push (of any transport), or why there is none.
+    pub fn push_place(&self) -> Result<OwnedSemaphorePermit, PushesFull> {
+        self.pushes
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| PushesFull(self.limits.max_pushes))
     }
 
     /// Runs CPU-heavy work on a blocking thread, at most `max_heavy` at once; the others wait
     /// their turn (within the request's deadline).
-    pub async fn heavy<T, F>(&self, work: F) -> Result<T, Status>
+    pub async fn heavy<T, F>(&self, work: F) -> Result<T, HeavyError>
     where
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
@@ -289,7 +307,7 @@ impl Gate {
             .clone()
             .acquire_owned()
             .await
-            .map_err(|_| Status::unavailable("the node is shutting down"))?;
+            .map_err(|_| HeavyError::ShuttingDown)?;
         // The permit goes with the work: a request dropped at its deadline does not free the
         // place of work that still runs.
         tokio::task::spawn_blocking(move || {
@@ -297,7 +315,10 @@ impl Gate {
             work()
         })
         .await
-        .map_err(crate::rpc::task_status)
+        .map_err(|e| {
+            tracing::error!(error = %e, "blocking task failed");
+            HeavyError::Failed
+        })
     }
 }
 

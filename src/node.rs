@@ -1,17 +1,17 @@
-//! A running pactgate node: opens the store, loads keys, certificates and the covenant policy,
-//! and serves every gRPC service over mutual TLS on a listener it is given, until a shutdown
-//! future completes. Owns no port of its own, so tests and the demo choose ports and decide when
+//! A running pactgate node, the wiring of the transports: opens the store, loads keys,
+//! certificates and the covenant policy into the shared [`NodeContext`], builds the
+//! [`Service`] every handler calls, and serves every gRPC service (with health and reflection)
+//! over mutual TLS on a listener it is given, until a shutdown future completes. Owns no port of its own, so tests and the demo choose ports and decide when
 //! to stop. On SIGHUP it reloads the policy and the revocation list; an invalid new policy keeps
 //! the old one, as an unreadable CRL does.
 
-use crate::audit::{Action, AuditLog, Decision as AuditDecision, NewEntry, SigningKey, Witness};
+use crate::audit::{AuditLog, SigningKey, Witness};
 use crate::cases::CaseStore;
 use crate::clock::CountingRules;
 use crate::identity::Organisation;
 use crate::limits::{Admits, Gate, GateLayer, Limits};
 use crate::pb;
-use crate::peers::{Peer, PeerConfig};
-use crate::policy::Policy;
+use crate::peers::PeerConfig;
 use crate::pseudonymiser::{PseudonymiserClient, ServiceConfig};
 use crate::rpc::audit::{AuditService, WitnessService};
 use crate::rpc::backup::BackupService;
@@ -20,15 +20,15 @@ use crate::rpc::clock::{ClockService, CountsService};
 use crate::rpc::exchange::ExchangeService;
 use crate::rpc::federation::FederationService;
 use crate::rpc::intake::{IntakeService, MAX_MESSAGE_BYTES};
-use crate::rpc::witness_http::WitnessTarget;
+use crate::service::Service;
 use crate::store::Store;
 use crate::tls::{CovenantVerifier, DenyList, TlsMaterial};
-use crate::trace::TraceContext;
 use std::future::Future;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use tokio::net::TcpListener;
-use tonic::Status;
+
+pub use crate::service::{NodeContext, PolicyHandle};
 
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {
@@ -51,7 +51,7 @@ pub enum NodeError {
     #[error("the witness store could not be opened: {0}")]
     Witness(String),
     #[error(transparent)]
-    WitnessConfig(#[from] crate::rpc::witness_http::SubmitError),
+    WitnessConfig(#[from] crate::witness_client::SubmitError),
     #[error("gRPC reflection could not be set up: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
     #[error("the gRPC server failed: {0}")]
@@ -99,7 +99,7 @@ impl NodeSetup {
             peers: Vec::new(),
             counting: None,
             crl: None,
-            checkpoint_interval: crate::rpc::audit::CHECKPOINT_INTERVAL,
+            checkpoint_interval: crate::service::audit::CHECKPOINT_INTERVAL,
             witnesses: Vec::new(),
             witnessed_logs: Vec::new(),
             ready: None,
@@ -108,67 +108,7 @@ impl NodeSetup {
     }
 }
 
-/// The active policy, swapped whole on reload; readers keep the version they started with.
-#[derive(Clone, Default)]
-pub struct PolicyHandle {
-    current: Arc<RwLock<Option<Arc<Policy>>>>,
-    path: Option<PathBuf>,
-}
-
-impl PolicyHandle {
-    /// Loads the policy at `path` (or none), refusing an invalid one.
-    pub fn load(path: Option<&Path>) -> Result<Self, crate::policy::PolicyErrors> {
-        let policy = path.map(Policy::load).transpose()?;
-        Ok(Self {
-            current: Arc::new(RwLock::new(policy.map(Arc::new))),
-            path: path.map(Path::to_path_buf),
-        })
-    }
-
-    pub fn current(&self) -> Option<Arc<Policy>> {
-        self.current.read().ok().and_then(|p| p.clone())
-    }
-
-    /// Re-reads the policy file. On success the new policy replaces the old and its version is
-    /// returned; on failure the old policy stays and the errors are returned.
-    pub fn reload(&self) -> Result<Option<String>, crate::policy::PolicyErrors> {
-        let Some(path) = &self.path else {
-            return Ok(None);
-        };
-        let policy = Arc::new(Policy::load(path)?);
-        let version = policy.version().to_owned();
-        if let Ok(mut slot) = self.current.write() {
-            *slot = Some(policy);
-        }
-        Ok(Some(version))
-    }
-}
-
-/// What every service of a node shares.
-pub struct NodeContext {
-    pub own: Organisation,
-    pub audit: AuditLog,
-    pub witness: Witness,
-    pub store: Store,
-    pub cases: CaseStore,
-    pub policy: PolicyHandle,
-    pub peers: Vec<Peer>,
-    /// The witnesses its checkpoints are submitted to.
-    pub witnesses: Vec<WitnessTarget>,
-    pub pseudonymiser: PseudonymiserClient,
-    pub counting: Option<Arc<CountingRules>>,
-    /// The node's data dir (the store, its integrity record, the audit signing key).
-    pub data_dir: PathBuf,
-    /// The limits and their counters, shared with the listener.
-    pub gate: Arc<Gate>,
-}
-
-/// The file, in the data dir, of the node's Ed25519 key that signs its audit checkpoints.
-pub const AUDIT_KEY_FILE: &str = "audit-signing.key";
-
-/// The file, in the data dir, of the node's separate Ed25519 key that signs its cosignatures as a
-/// witness.
-pub const WITNESS_KEY_FILE: &str = "witness-cosigning.key";
+pub use crate::audit::{AUDIT_KEY_FILE, WITNESS_KEY_FILE};
 
 /// The node's two public keys in the signed-note format, for others to pin: its log's
 /// (`pactgate/<oin>+<keyhash>+<base64>`, type 0x01) and its witness's
@@ -215,113 +155,6 @@ pub fn witness_name(oin: &str) -> String {
     format!("pactgate-witness/{oin}")
 }
 
-/// An audit entry with the request's trace, the acting organisation and the stated actor; the
-/// caller fills in what else it knows. Allowed unless set otherwise.
-pub fn entry(
-    trace: &TraceContext,
-    org: &Organisation,
-    actor: &str,
-    action: Action,
-    policy_version: &str,
-) -> NewEntry {
-    NewEntry {
-        trace_id: trace.trace_id.clone(),
-        span_id: trace.span_id.clone(),
-        actor_oin: org.oin.clone(),
-        actor_name: org.name.clone(),
-        actor: actor.chars().take(200).collect(),
-        action,
-        flow: String::new(),
-        meeting_type: String::new(),
-        case_id: String::new(),
-        processing_activity: String::new(),
-        purpose: String::new(),
-        legal_basis: String::new(),
-        pupils: Vec::new(),
-        data_categories: Vec::new(),
-        decision: AuditDecision::Allow,
-        reason: String::new(),
-        policy_version: policy_version.to_owned(),
-        count: 0,
-        parent_span_id: trace.parent_span_id.clone().unwrap_or_default(),
-    }
-}
-
-impl NodeContext {
-    /// The active policy's version, or "" without one.
-    pub fn policy_version(&self) -> String {
-        self.policy
-            .current()
-            .map(|p| p.version().to_owned())
-            .unwrap_or_default()
-    }
-
-    /// The earliest `absent_since` the node accepts: its counting rules' floor, or the default.
-    pub fn absent_since_floor(&self) -> chrono::NaiveDate {
-        self.counting
-            .as_ref()
-            .map_or(crate::signal::DEFAULT_MIN_ABSENT_SINCE, |r| {
-                r.min_absent_since()
-            })
-    }
-
-    /// Appends an audit entry and makes it durable before returning: a request whose entry cannot
-    /// be written fails (fail closed). Blocking; call from a blocking context.
-    pub fn record(&self, entry: NewEntry) -> Result<(), Status> {
-        self.audit.append(entry).map_err(audit_status)?;
-        self.store.sync().map_err(crate::rpc::store_status)?;
-        Ok(())
-    }
-
-    /// [`NodeContext::record`] from async code.
-    pub async fn record_async(self: &Arc<Self>, entry: NewEntry) -> Result<(), Status> {
-        let node = self.clone();
-        tokio::task::spawn_blocking(move || node.record(entry))
-            .await
-            .map_err(crate::rpc::task_status)?
-    }
-
-    /// Only the node's own organisation may use the services for its own systems (intake,
-    /// federation, cases); any other organisation gets PERMISSION_DENIED.
-    pub fn authorize_own<T>(&self, request: &tonic::Request<T>) -> Result<Organisation, Status> {
-        let caller = crate::rpc::caller(request)?;
-        if caller.oin != self.own.oin {
-            tracing::warn!(peer.oin = %caller.oin, "own-organisation service refused to another organisation");
-            return Err(Status::permission_denied(format!(
-                "this service is only for {} itself; {} may not use it",
-                self.own, caller
-            )));
-        }
-        Ok(caller)
-    }
-}
-
-/// Turns an audit failure into a status; the request fails with it.
-pub fn audit_status(e: crate::audit::AuditError) -> Status {
-    tracing::error!(error = %e, "audit write failed");
-    Status::internal("the node could not write its audit log, so it refuses the request")
-}
-
-/// Records a policy load (or a refused reload) in the audit log.
-fn record_policy_load(node: &NodeContext, outcome: Result<Option<String>, String>) {
-    let trace = TraceContext::from_metadata(&tonic::metadata::MetadataMap::new());
-    let mut e = entry(&trace, &node.own, "pactgate node", Action::PolicyLoad, "");
-    match outcome {
-        Ok(version) => {
-            e.policy_version = version.unwrap_or_default();
-            e.reason = "policy loaded".into();
-        }
-        Err(errors) => {
-            e.decision = AuditDecision::Deny;
-            e.policy_version = node.policy_version();
-            e.reason = format!("invalid policy refused, the old one stays: {errors}");
-        }
-    }
-    if let Err(status) = node.record(e) {
-        tracing::error!(error = %status.message(), "could not audit the policy load");
-    }
-}
-
 /// Reloads the policy on every SIGHUP, for as long as the node runs.
 /// The SIGHUP handler is installed before this returns (so a SIGHUP right after the node reports
 /// ready reloads instead of killing it); the reloading runs in the returned task.
@@ -358,7 +191,7 @@ fn reload_on_sighup(
                 }
             };
             let node = node.clone();
-            let _ = tokio::task::spawn_blocking(move || record_policy_load(&node, outcome)).await;
+            let _ = tokio::task::spawn_blocking(move || node.record_policy_load(outcome)).await;
         }
     });
     #[cfg(not(unix))]
@@ -419,11 +252,11 @@ pub async fn serve(
         .collect::<Result<Vec<_>, _>>()
         .map_err(crate::audit::AuditError::from)?;
     let peers = crate::peers::connect_all(&setup.peers, &setup.tls)?;
-    let witnesses = crate::rpc::witness_http::targets(&setup.witnesses, &peers, &setup.tls)?;
+    let witnesses = crate::witness_client::targets(&setup.witnesses, &peers, &setup.tls)?;
     crate::rpc::audit::record_witness_keys(&store, &witnesses)?;
     let context = Arc::new(NodeContext {
         own: own.clone(),
-        audit: AuditLog::open(store.db(), &own.oin, signing)?,
+        audit: Arc::new(AuditLog::open(store.db(), &own.oin, signing)?),
         witness: Witness::open(store.db(), &witness_name(&own.oin), witness_key)
             .map_err(|e| NodeError::Witness(e.to_string()))?
             .trusting(witnessed_logs),
@@ -442,19 +275,21 @@ pub async fn serve(
         data_dir: setup.data_dir.clone(),
         gate: gate.clone(),
     });
-    record_policy_load(
-        &context,
-        Ok(policy.current().map(|p| p.version().to_owned())),
-    );
+    context.record_policy_load(Ok(policy.current().map(|p| p.version().to_owned())));
     // Background tasks hold the context (and so the store); they end with the node, so that a
     // stopped node releases its data dir.
     let mut tasks = vec![
         reload_on_sighup(policy.clone(), context.clone(), verifier.clone()),
-        crate::rpc::audit::spawn_checkpoints(context.clone(), setup.checkpoint_interval),
+        crate::service::audit::spawn_checkpoints(context.clone(), setup.checkpoint_interval),
         spawn_refusal_windows(context.clone()),
     ];
     if let Some(rules) = &context.counting {
-        tasks.push(crate::retention::spawn_task(context.clone(), rules.clone()));
+        tasks.push(crate::retention::spawn_task(
+            store.clone(),
+            context.audit.clone(),
+            own.clone(),
+            rules.clone(),
+        ));
     }
     let addr = listener.local_addr().ok();
     tracing::info!(
@@ -465,20 +300,22 @@ pub async fn serve(
         "node serving"
     );
 
+    let service = Service::new(context.clone());
     let intake =
-        pb::signal_intake_server::SignalIntakeServer::new(IntakeService::new(context.clone()))
+        pb::signal_intake_server::SignalIntakeServer::new(IntakeService::new(service.clone()))
             .max_decoding_message_size(MAX_MESSAGE_BYTES);
-    let exchange = pb::exchange_server::ExchangeServer::new(ExchangeService::new(context.clone()));
+    let exchange = pb::exchange_server::ExchangeServer::new(ExchangeService::new(service.clone()));
     let federation =
-        pb::federation_server::FederationServer::new(FederationService::new(context.clone()));
-    let cases = pb::cases_server::CasesServer::new(CasesService::new(context.clone()));
-    let audit = pb::audit_server::AuditServer::new(AuditService::new(context.clone()));
-    let witness = pb::witness_server::WitnessServer::new(WitnessService::new(context.clone()));
-    let clock = pb::clock_server::ClockServer::new(ClockService::new(context.clone()));
-    let counts = pb::counts_server::CountsServer::new(CountsService::new(context.clone()));
-    let backup = pb::backup_server::BackupServer::new(BackupService::new(context.clone()));
+        pb::federation_server::FederationServer::new(FederationService::new(service.clone()));
+    let cases = pb::cases_server::CasesServer::new(CasesService::new(service.clone()));
+    let audit = pb::audit_server::AuditServer::new(AuditService::new(service.clone()));
+    let witness = pb::witness_server::WitnessServer::new(WitnessService::new(service.clone()));
+    let clock = pb::clock_server::ClockServer::new(ClockService::new(service.clone()));
+    let counts = pb::counts_server::CountsServer::new(CountsService::new(service.clone()));
+    let backup = pb::backup_server::BackupServer::new(BackupService::new(service.clone()));
 
     let (health, health_service) = tonic_health::server::health_reporter();
+    // Every service reports SERVING (and the node as a whole, under "").
     health
         .set_serving::<pb::signal_intake_server::SignalIntakeServer<IntakeService>>()
         .await;
@@ -490,6 +327,21 @@ pub async fn serve(
         .await;
     health
         .set_serving::<pb::cases_server::CasesServer<CasesService>>()
+        .await;
+    health
+        .set_serving::<pb::audit_server::AuditServer<AuditService>>()
+        .await;
+    health
+        .set_serving::<pb::witness_server::WitnessServer<WitnessService>>()
+        .await;
+    health
+        .set_serving::<pb::clock_server::ClockServer<ClockService>>()
+        .await;
+    health
+        .set_serving::<pb::counts_server::CountsServer<CountsService>>()
+        .await;
+    health
+        .set_serving::<pb::backup_server::BackupServer<BackupService>>()
         .await;
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
@@ -520,7 +372,7 @@ pub async fn serve(
             crate::rpc::check_metadata,
         ))
         .layer(GateLayer::new(gate.clone(), admits, own.to_string()))
-        .add_routes(crate::rpc::witness_http::routes(context.clone()).into())
+        .add_routes(crate::rpc::witness_http::routes(service.clone()).into())
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
@@ -541,7 +393,7 @@ pub async fn serve(
     }
     let last = context.clone();
     let _ =
-        tokio::task::spawn_blocking(move || record_refusals(&last, "until the node stopped")).await;
+        tokio::task::spawn_blocking(move || last.record_refusals("until the node stopped")).await;
     store.sync()?;
     tracing::info!(node.org = %own.name, "node stopped");
     Ok(())
@@ -595,37 +447,7 @@ fn admits(own: &Organisation, policy: &PolicyHandle, peers: &[PeerConfig]) -> Ad
     })
 }
 
-/// Writes the refusals of the ending window that name no pupil: one audit entry per caller with
-/// the count and the reasons, all made durable with one sync.
-fn record_refusals(node: &NodeContext, window: &str) {
-    let tallies = node.gate.refusals().take();
-    if tallies.is_empty() {
-        return;
-    }
-    let version = node.policy_version();
-    for tally in tallies {
-        let trace = TraceContext::from_metadata(&tonic::metadata::MetadataMap::new());
-        let caller = Organisation {
-            oin: tally.caller.oin.clone(),
-            name: tally.caller.name.clone(),
-        };
-        let mut e = entry(&trace, &caller, "", Action::Query, &version);
-        e.decision = AuditDecision::Deny;
-        e.count = tally.total();
-        e.reason = format!(
-            "{} ({window}; refusals that name no pupil, counted)",
-            tally.summary()
-        );
-        if let Err(err) = node.audit.append(e) {
-            tracing::error!(error = %err, "could not audit the window's refusals");
-        }
-    }
-    if let Err(err) = node.store.sync() {
-        tracing::error!(error = %err, "could not sync the window's refusals");
-    }
-}
-
-/// Every refusal window, writes its refusals (see [`record_refusals`]).
+/// Every refusal window, writes its refusals (see [`NodeContext::record_refusals`]).
 fn spawn_refusal_windows(node: Arc<NodeContext>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let period = node.gate.limits().refusal_window();
@@ -638,7 +460,7 @@ fn spawn_refusal_windows(node: Arc<NodeContext>) -> tokio::task::JoinHandle<()> 
                 chrono::Utc::now().format("%Y-%m-%d %H:%M:%S UTC")
             );
             let node = node.clone();
-            let _ = tokio::task::spawn_blocking(move || record_refusals(&node, &window)).await;
+            let _ = tokio::task::spawn_blocking(move || node.record_refusals(&window)).await;
         }
     })
 }
