@@ -9,10 +9,12 @@
 //! - [`doc`]: the OpenAPI document, generated from the handlers and DTOs.
 //! - [`problem`]: problem details for every error, and the extractors that produce them.
 //! - [`version`]: the `API-Version` header on every answer.
+//! - [`signals`]: `/v1/signals`: push a JSON batch, list and search (pupils by pseudonym only).
 
 pub mod doc;
 pub mod front;
 pub mod problem;
+pub mod signals;
 pub mod version;
 
 use crate::identity::Organisation;
