@@ -1752,7 +1752,7 @@ pub fn assert_minimised(views: &[pb::SignalView], allowed: &[&str], who: &str) {
 
 /// The proto names of a permit's fields.
 pub fn permit_field_names(permit: &pactgate::policy::Permit) -> Vec<&'static str> {
-    permit.fields.iter().map(|f| f.name()).collect()
+    permit.fields().iter().map(|f| f.name()).collect()
 }
 
 /// The shipped policy, loaded as a node loads it.
