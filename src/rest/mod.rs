@@ -9,9 +9,11 @@
 //! - [`doc`]: the OpenAPI document, generated from the handlers and DTOs.
 //! - [`problem`]: problem details for every error, and the extractors that produce them.
 //! - [`version`]: the `API-Version` header on every answer.
+//! - [`cases`]: `/v1/cases`: open, list, close, accept and decline cases of case meetings.
 //! - [`federation`]: `/v1/federated-queries`: ask every peer through the own node.
 //! - [`signals`]: `/v1/signals`: push a JSON batch, list and search (pupils by pseudonym only).
 
+pub mod cases;
 pub mod doc;
 pub mod federation;
 pub mod front;
@@ -65,6 +67,15 @@ fn operations() -> Vec<Operation> {
             Method::POST,
             "/federated-queries",
             post(federation::federated_query),
+        ),
+        (Method::POST, "/cases", post(cases::open)),
+        (Method::GET, "/cases", get(cases::list)),
+        (Method::POST, "/cases/{caseId}/close", post(cases::close)),
+        (Method::POST, "/cases/{caseId}/accept", post(cases::accept)),
+        (
+            Method::POST,
+            "/cases/{caseId}/decline",
+            post(cases::decline),
         ),
     ]
 }
