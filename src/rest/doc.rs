@@ -32,7 +32,8 @@ use utoipa::{Modify, OpenApi};
     servers((url = "/v1", description = "Het eigen knooppunt (wederzijds TLS, HTTP/1.1 en HTTP/2)")),
     paths(openapi_json, super::signals::push, super::signals::list, super::signals::search,
         super::federation::federated_query, super::cases::open, super::cases::list,
-        super::cases::close, super::cases::accept, super::cases::decline),
+        super::cases::close, super::cases::accept, super::cases::decline,
+        super::clock::due_list, super::clock::report, super::clock::counts),
     components(schemas(super::problem::Problem)),
     modifiers(&Versioned),
     security(("covenantCertificate" = [])),
@@ -40,6 +41,7 @@ use utoipa::{Modify, OpenApi};
         (name = "api", description = "Over deze API zelf."),
         (name = "uitwisseling", description = "Gefedereerde vragen aan de andere knooppunten van het convenant."),
         (name = "casussen", description = "Casussen van casusoverleggen: openen, opvragen, sluiten, accepteren, weigeren."),
+        (name = "klok", description = "De verzuimklok, de G4-rapportage en tellingen."),
         (name = "signalen", description = "Signalen aanleveren en opvragen (alleen de eigen organisatie van het knooppunt)."),
     )
 )]

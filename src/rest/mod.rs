@@ -6,6 +6,7 @@
 //!
 //! # Layout
 //! - [`front`]: the tower layer that hands `/v1` requests to this API before the gRPC stack.
+//! - [`clock`]: `/v1/due-list`, `/v1/reports` (JSON or CSV) and `/v1/counts`.
 //! - [`doc`]: the OpenAPI document, generated from the handlers and DTOs.
 //! - [`problem`]: problem details for every error, and the extractors that produce them.
 //! - [`version`]: the `API-Version` header on every answer.
@@ -14,6 +15,7 @@
 //! - [`signals`]: `/v1/signals`: push a JSON batch, list and search (pupils by pseudonym only).
 
 pub mod cases;
+pub mod clock;
 pub mod doc;
 pub mod federation;
 pub mod front;
@@ -77,6 +79,9 @@ fn operations() -> Vec<Operation> {
             "/cases/{caseId}/decline",
             post(cases::decline),
         ),
+        (Method::POST, "/due-list", post(clock::due_list)),
+        (Method::POST, "/reports", post(clock::report)),
+        (Method::POST, "/counts", post(clock::counts)),
     ]
 }
 
