@@ -376,7 +376,7 @@ pub async fn serve(
             crate::rpc::check_metadata,
         ))
         .layer(gate_layer)
-        .add_routes(crate::rpc::witness_http::routes(context.clone()).into())
+        .add_routes(crate::rpc::witness_http::routes(service.clone()).into())
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)

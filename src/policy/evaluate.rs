@@ -121,7 +121,7 @@ pub(super) enum CaseBinding {
     /// A case context not yet bound to its case: reaches nothing.
     Unbound,
     /// Bound to this case: reaches only its pupils.
-    Bound(Case),
+    Bound(Box<Case>),
 }
 
 impl Permit {
@@ -542,7 +542,7 @@ impl Policy {
         let mut permit = self
             .narrow_to_case(permit, &case.lead.oin)
             .map_err(denial)?;
-        permit.case = CaseBinding::Bound(case);
+        permit.case = CaseBinding::Bound(Box::new(case));
         Ok(permit)
     }
 

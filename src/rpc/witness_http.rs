@@ -4,23 +4,22 @@
 //! verifier key from configuration.
 
 use crate::audit::{AddCheckpoint, WitnessError};
-use crate::service::NodeContext;
+use crate::service::Service;
 pub use crate::witness_client::{SubmitError, WitnessTarget, ADD_CHECKPOINT, TLOG_SIZE};
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use std::sync::Arc;
 
 /// The largest request body: the old size line, 63 proof lines and a checkpoint note.
 const MAX_BODY: usize = 80 * 1024;
 
 /// The routes this node serves as a witness, to be merged into its gRPC server.
-pub fn routes(node: Arc<NodeContext>) -> axum::Router {
+pub fn routes(service: Service) -> axum::Router {
     axum::Router::new()
         .route(ADD_CHECKPOINT, axum::routing::post(add_checkpoint))
         .layer(DefaultBodyLimit::max(MAX_BODY))
-        .with_state(node)
+        .with_state(service)
 }
 
 fn text(status: u16, content_type: &'static str, body: String) -> Response {
@@ -41,7 +40,7 @@ fn refusal(e: &WitnessError) -> Response {
     }
 }
 
-async fn add_checkpoint(State(node): State<Arc<NodeContext>>, body: Bytes) -> Response {
+async fn add_checkpoint(State(service): State<Service>, body: Bytes) -> Response {
     let request = std::str::from_utf8(&body)
         .map_err(|_| WitnessError::Malformed("the body is not UTF-8"))
         .and_then(AddCheckpoint::parse);
@@ -49,17 +48,7 @@ async fn add_checkpoint(State(node): State<Arc<NodeContext>>, body: Bytes) -> Re
         Ok(r) => r,
         Err(e) => return refusal(&e),
     };
-    let result = tokio::task::spawn_blocking(move || {
-        let cosignature = node.witness.add_checkpoint(&request)?;
-        // What the witness cosigned must survive a power cut before it vouches for it, or it
-        // could later cosign a fork at that size.
-        node.store.sync().map_err(|e| {
-            tracing::error!(error = %e, "witness store sync failed");
-            WitnessError::Damaged
-        })?;
-        Ok::<_, WitnessError>(cosignature)
-    })
-    .await;
+    let result = tokio::task::spawn_blocking(move || service.add_checkpoint(&request)).await;
     match result {
         Ok(Ok(cosignature)) => text(200, "text/plain; charset=utf-8", cosignature.line()),
         Ok(Err(e)) => {

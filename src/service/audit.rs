@@ -406,6 +406,21 @@ impl Service {
         Ok((origin, held.map(|t| t.checkpoint)))
     }
 
+    /// This node's witness cosigns a checkpoint of a log it is configured for
+    /// (c2sp.org/tlog-witness), durable before it vouches for it: else it could later cosign a
+    /// fork at that size. Blocking.
+    pub fn add_checkpoint(
+        &self,
+        request: &audit::AddCheckpoint,
+    ) -> Result<audit::Cosignature, audit::WitnessError> {
+        let cosignature = self.node.witness.add_checkpoint(request)?;
+        self.node.store.sync().map_err(|e| {
+            tracing::error!(error = %e, "witness store sync failed");
+            audit::WitnessError::Damaged
+        })?;
+        Ok(cosignature)
+    }
+
     /// The newest checkpoint, for an FG.
     pub fn latest_checkpoint(&self, _grant: &FgGrant) -> Result<CosignedCheckpoint, ServiceError> {
         self.newest_checkpoint()

@@ -20,15 +20,27 @@
 //!   [`crate::signal::RawSignal`]s with [`PushSession::add`] (a gRPC stream or a JSON batch alike)
 //!   and [`PushSession::finish`] it for the [`PushReport`] (per-record rejects with index, field
 //!   and reason, and counts). Records are committed durably in bounded batches, each batch's
-//!   signals with its audit entry. [`Service::list`] lists the node's own signals.
+//!   signals with its audit entry under one sync. [`Service::list`] lists the node's own signals
+//!   (a `limit`; no cursor yet).
 //! - exchange ([`exchange`]): [`Service::answer_query`] answers a peer's query under a
 //!   [`Claim`]; only the fields of its [`Disclosure::fields`] may leave the node.
-//!   [`Service::take_shared_case`] takes a case a peer's lead shares; [`Service::describe`].
+//!   [`Service::decide`] is the one decision of every data-bearing request.
+//!   [`Service::describe`].
 //! - federation ([`federation`]): [`Service::federated_query`] asks every peer through a
-//!   [`PeerAsker`] the transport provides (peers speak gRPC) and audits what came back.
-//!
-//! Cases, the clock (due list, G4 report, counts), audit inspection, witness and backup are still
-//! served by their gRPC handlers over the same [`NodeContext`]; see ARCHITECTURE.md.
+//!   [`PeerAsker`] the transport provides (peers speak gRPC: `rpc::federation::GrpcPeers`) and
+//!   audits what came back.
+//! - cases ([`cases`]): [`Service::open_case`], [`Service::close_case`] (with a
+//!   [`CaseNotifier`] that tells the participants' nodes), [`Service::answer_case`] (accept or
+//!   decline), [`Service::list_cases`], and [`Service::take_shared_case`] for a peer's lead.
+//! - clock ([`clock`]): [`Service::due`], [`Service::g4_report`] (own organisation, optionally
+//!   with what the peers share under a claim) and [`Service::counts`] (suppressed, for another
+//!   party; a case claim counts only the case's pupils).
+//! - audit ([`audit`]): [`Service::fg_access`] (the FG's grant, audited), then
+//!   [`Service::audit_page`], [`Service::audit_entries`], [`Service::access_report`],
+//!   [`Service::verify`], [`Service::prove`], [`Service::consistency`],
+//!   [`Service::latest_checkpoint`]; the witness's [`Service::held_checkpoint`] and
+//!   [`Service::add_checkpoint`]; the checkpoint task [`audit::spawn_checkpoints`].
+//! - backup ([`backup`]): [`Service::backup_access`], then [`Service::write_backup`].
 
 pub mod audit;
 pub mod backup;
