@@ -66,6 +66,8 @@ pub enum Command {
     Restore(crate::store_cli::RestoreArgs),
     /// Start a federation of nodes on loopback, push a synthetic population, show what each holds.
     Demo(crate::demo::DemoArgs),
+    /// Print the REST API's OpenAPI document (as committed in docs/openapi.json).
+    Openapi,
 }
 
 #[derive(Debug, Args)]
@@ -694,6 +696,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Backup(args) => crate::store_cli::backup(args).await,
         Command::Restore(args) => crate::store_cli::restore(args),
         Command::Demo(args) => crate::demo::run(args).await,
+        Command::Openapi => {
+            print!("{}", crate::rest::doc::document_json());
+            Ok(())
+        }
     }
 }
 

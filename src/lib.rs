@@ -10,6 +10,8 @@
 //! Transports (the only code that speaks tonic, HTTP or the generated types):
 //! - [`rpc`]: gRPC handlers (convert, call the service, convert back), proto/domain conversion,
 //!   the one ServiceError-to-Status mapping, and the C2SP witness (HTTP) endpoint.
+//! - [`rest`]: the partner-facing HTTP/JSON API under `/v1` (OpenAPI 3, problem details) on the
+//!   same listener: convert, call the service, convert back; the one ServiceError-to-problem map.
 //! - [`node`]: a running node's wiring: the listener, routes, health, reflection, SIGHUP reload,
 //!   background tasks and shutdown.
 //! - [`cli`]: the `pactgate` subcommands; [`audit_cli`]: `pactgate audit` for the FG;
@@ -73,6 +75,7 @@ pub mod peers;
 pub mod policy;
 pub mod pseudonym;
 pub mod pseudonymiser;
+pub mod rest;
 pub mod retention;
 pub mod rpc;
 pub mod service;

@@ -362,16 +362,20 @@ pub async fn serve(
         shutdown.await;
         let _ = stopping_tx.send(true);
     };
+    let gate_layer = GateLayer::new(gate.clone(), admits, own.to_string());
+    let rest = crate::rest::router(service.clone(), gate_layer.clone());
     let server = setup
         .limits
         .grpc_server()
-        // HTTP/1.1 too, for the C2SP witness protocol (`POST /add-checkpoint`).
+        // HTTP/1.1 too, for the C2SP witness protocol (`POST /add-checkpoint`) and the REST API.
         .accept_http1(true)
-        // Outermost: caller text in the metadata that could be a pupil id is refused unread.
+        // Outermost: `/v1` goes to the REST API, which has its own gate and problem answers.
+        .layer(crate::rest::front::RestLayer::new(rest))
+        // Then: caller text in the metadata that could be a pupil id is refused unread.
         .layer(tonic::service::InterceptorLayer::new(
             crate::rpc::check_metadata,
         ))
-        .layer(GateLayer::new(gate.clone(), admits, own.to_string()))
+        .layer(gate_layer)
         .add_routes(crate::rpc::witness_http::routes(service.clone()).into())
         .add_service(health_service)
         .add_service(reflection_v1)
