@@ -66,6 +66,19 @@ pub enum Command {
     Restore(crate::store_cli::RestoreArgs),
     /// Start a federation of nodes on loopback, push a synthetic population, show what each holds.
     Demo(crate::demo::DemoArgs),
+    /// The Dutch web console for the people of the pact, a client of your node's REST API:
+    /// loopback with the person named in its config, or TLS with personal certificates.
+    Console(ConsoleArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ConsoleArgs {
+    /// The console's TOML config (listen, node, cert, key, ca, person or tls, [limits]).
+    #[arg(long)]
+    pub config: PathBuf,
+    /// Address to listen on; overrides the config's `listen`.
+    #[arg(long)]
+    pub listen: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -694,7 +707,20 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Backup(args) => crate::store_cli::backup(args).await,
         Command::Restore(args) => crate::store_cli::restore(args),
         Command::Demo(args) => crate::demo::run(args).await,
+        Command::Console(args) => console(args).await,
     }
+}
+
+async fn console(args: ConsoleArgs) -> anyhow::Result<()> {
+    let config = crate::console::ConsoleConfig::load(&args.config)?;
+    let listen = args.listen.unwrap_or_else(|| config.listen.clone());
+    let listener = tokio::net::TcpListener::bind(&listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    let scheme = if config.tls { "https" } else { "http" };
+    println!("console: {scheme}://{}/", listener.local_addr()?);
+    crate::console::serve(config.setup()?, listener, shutdown_signal()).await?;
+    Ok(())
 }
 
 /// True if a TOML file is a counting rules file (it has a `[counting]` table).

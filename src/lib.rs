@@ -29,6 +29,7 @@
 //! - [`rpc`]: gRPC handlers, proto/domain conversion, error-to-status mapping.
 //! - [`node`]: a running node: all gRPC services and the C2SP witness (HTTP) on one mTLS listener.
 //! - [`client`]: connecting to a node as a partner's system.
+//! - [`console`]: `pactgate console`, the Dutch web console: a client of the node's REST API.
 //! - [`import`]: reading CSV / JSON-lines signal files (fuzzable).
 //! - [`cli`]: the `pactgate` subcommands.
 //! - [`trace`]: W3C traceparent ids carried across nodes for the audit.
@@ -45,6 +46,7 @@ pub mod cli;
 pub mod client;
 pub mod clock;
 pub mod config;
+pub mod console;
 pub mod demo;
 pub mod exchange;
 pub mod identity;

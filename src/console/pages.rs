@@ -1,0 +1,147 @@
+//! The console's pages: askama templates under `templates/console/`, Dutch text, rendered from
+//! what the node's REST API answers. Pages show and ask; they decide nothing and never put a
+//! BSN in a URL, a log line or a page after a form was sent.
+
+use super::person::Person;
+use super::{Console, Mode};
+use askama::Template;
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use axum::{Extension, Router};
+use std::sync::Arc;
+
+/// The one stylesheet, embedded.
+const CSS: &str = include_str!("console.css");
+
+/// The largest form the console takes.
+const MAX_FORM_BYTES: usize = 16 * 1024;
+
+/// An item of the main menu.
+#[derive(Debug)]
+pub struct NavItem {
+    pub key: &'static str,
+    pub href: &'static str,
+    pub label: &'static str,
+}
+
+/// The main menu: every page there is.
+pub const NAV: &[NavItem] = &[NavItem {
+    key: "start",
+    href: "/",
+    label: "Start",
+}];
+
+/// What the layout of every page shows.
+#[derive(Debug)]
+pub struct Layout {
+    pub title: String,
+    pub active: &'static str,
+    /// "person, organisation", or empty on a refusal without a person.
+    pub who: String,
+    pub nav: &'static [NavItem],
+}
+
+impl Layout {
+    fn new(title: &str, active: &'static str, person: &Person) -> Self {
+        Self {
+            title: title.to_owned(),
+            active,
+            who: format!("{} ({})", person.name, person.organisation.name),
+            nav: NAV,
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "console/refusal.html")]
+struct RefusalPage<'a> {
+    layout: Layout,
+    message: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "console/start.html")]
+struct StartPage<'a> {
+    layout: Layout,
+    person: &'a str,
+    organisation: &'a str,
+    oin: &'a str,
+    node: &'a str,
+    mode: &'static str,
+}
+
+/// Renders a template, or a plain refusal if it cannot be rendered.
+fn render(status: StatusCode, page: &impl Template) -> Response {
+    match page.render() {
+        Ok(html) => (status, Html(html)).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "console: a template failed");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "De pagina kon niet worden opgebouwd.",
+            )
+                .into_response()
+        }
+    }
+}
+
+/// A page that says why a request is refused (no menu: the person may be unknown).
+pub fn refusal(status: StatusCode, title: &str, message: &str) -> Response {
+    let page = RefusalPage {
+        layout: Layout {
+            title: title.to_owned(),
+            active: "",
+            who: String::new(),
+            nav: NAV,
+        },
+        message,
+    };
+    render(status, &page)
+}
+
+/// The console's routes, behind the guard.
+pub fn router(console: Arc<Console>) -> Router {
+    Router::new()
+        .route("/", get(start))
+        .route("/console.css", get(stylesheet))
+        .fallback(not_found)
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_FORM_BYTES))
+        .layer(axum::middleware::from_fn_with_state(
+            console.clone(),
+            super::guard::guard,
+        ))
+        .with_state(console)
+}
+
+async fn stylesheet() -> Response {
+    ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], CSS).into_response()
+}
+
+async fn not_found() -> Response {
+    refusal(
+        StatusCode::NOT_FOUND,
+        "Pagina niet gevonden",
+        "Deze pagina bestaat niet. Kies een pagina in het menu op Start.",
+    )
+}
+
+async fn start(
+    State(console): State<Arc<Console>>,
+    Extension(person): Extension<Person>,
+) -> Response {
+    let mode = match console.mode {
+        Mode::Workstation(_) => "op deze werkplek (alleen via dit apparaat bereikbaar)",
+        Mode::Network => "via het netwerk, met uw persoonlijke certificaat",
+    };
+    let page = StartPage {
+        layout: Layout::new("Start", "start", &person),
+        person: &person.name,
+        organisation: &console.own.name,
+        oin: &console.own.oin,
+        node: &console.node_addr,
+        mode,
+    };
+    render(StatusCode::OK, &page)
+}

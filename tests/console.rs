@@ -1,0 +1,248 @@
+//! The web console over real HTTP: its two modes (loopback with the configured person; TLS with
+//! personal certificates), what it refuses, its security headers, and its pages against a real
+//! node.
+
+mod common;
+
+use common::material;
+use pactgate::console::{serve, ConsoleError, ConsoleSetup};
+use pactgate::tls::TlsMaterial;
+use reqwest::StatusCode;
+use std::net::SocketAddr;
+
+const PERSON: &str = "A. Bakker, leerplichtambtenaar";
+
+/// A console in this test's runtime; stopped (and awaited) by [`TestConsole::stop`].
+struct TestConsole {
+    addr: SocketAddr,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<Result<(), ConsoleError>>,
+}
+
+impl TestConsole {
+    async fn start(setup: ConsoleSetup) -> TestConsole {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(serve(setup, listener, async move {
+            let _ = stopped.await;
+        }));
+        TestConsole { addr, stop, task }
+    }
+
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        self.task.await.unwrap().expect("the console stops cleanly");
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    fn https(&self, path: &str) -> String {
+        format!("https://localhost:{}{path}", self.addr.port())
+    }
+}
+
+fn workstation(party: &str, node: &str, person: Option<&str>) -> ConsoleSetup {
+    ConsoleSetup {
+        tls: material(party),
+        node: node.to_owned(),
+        person: person.map(str::to_owned),
+        network: false,
+        limits: Default::default(),
+    }
+}
+
+fn network(party: &str, node: &str) -> ConsoleSetup {
+    ConsoleSetup {
+        network: true,
+        person: None,
+        ..workstation(party, node, None)
+    }
+}
+
+fn plain_client() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// A browser with the TLS client certificate of `tls` (a person's or an organisation's).
+fn tls_client(tls: &TlsMaterial) -> reqwest::Client {
+    reqwest::Client::builder()
+        .tls_backend_preconfigured(tls.client_config_tls13().unwrap())
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_workstation_console_serves_the_configured_person_with_strict_headers() {
+    let console = TestConsole::start(workstation("leerplicht", "127.0.0.1:9", Some(PERSON))).await;
+    let answer = plain_client().get(console.url("/")).send().await.unwrap();
+    assert_eq!(answer.status(), StatusCode::OK);
+    let headers = answer.headers().clone();
+    let csp = headers["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains("default-src 'none'"), "{csp}");
+    assert!(!csp.contains("unsafe"), "{csp}");
+    assert_eq!(headers["x-content-type-options"], "nosniff");
+    assert_eq!(headers["x-frame-options"], "DENY");
+    assert_eq!(headers["cache-control"], "no-store");
+    assert_eq!(headers["referrer-policy"], "no-referrer");
+    let html = answer.text().await.unwrap();
+    assert!(html.contains(r#"<html lang="nl">"#));
+    assert!(html.contains(r##"<a class="skip" href="#inhoud">Naar de inhoud</a>"##));
+    assert!(
+        html.contains(r#"<main id="inhoud""#) && html.contains("<nav aria-label=\"Hoofdmenu\">")
+    );
+    assert!(html.contains(PERSON), "the person from the configuration");
+    assert!(html.contains("Gemeente Groningen Leerplicht RMC"));
+    assert!(!html.contains("<script"), "no script");
+
+    let css = plain_client()
+        .get(console.url("/console.css"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(css.headers()["content-type"], "text/css; charset=utf-8");
+    assert!(css.text().await.unwrap().contains(":focus-visible"));
+
+    let missing = plain_client()
+        .get(console.url("/nergens"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+    assert!(missing.headers().contains_key("content-security-policy"));
+    console.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_workstation_console_answers_only_its_own_host_name() {
+    let console = TestConsole::start(workstation("leerplicht", "127.0.0.1:9", Some(PERSON))).await;
+    let rebound = plain_client()
+        .get(console.url("/"))
+        .header("host", "evil.example:80")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(rebound.status(), StatusCode::MISDIRECTED_REQUEST);
+    assert!(!rebound.text().await.unwrap().contains(PERSON));
+    let localhost = plain_client()
+        .get(format!("http://localhost:{}/", console.addr.port()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(localhost.status(), StatusCode::OK);
+    console.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_console_without_tls_refuses_a_non_loopback_address_and_needs_a_person() {
+    let open = tokio::net::TcpListener::bind("0.0.0.0:0").await.unwrap();
+    let refused = serve(
+        workstation("leerplicht", "127.0.0.1:9", Some(PERSON)),
+        open,
+        async {},
+    )
+    .await;
+    assert!(
+        matches!(refused, Err(ConsoleError::NotLoopback(_))),
+        "{refused:?}"
+    );
+    let loopback = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let nobody = serve(
+        workstation("leerplicht", "127.0.0.1:9", None),
+        loopback,
+        async {},
+    )
+    .await;
+    assert!(matches!(nobody, Err(ConsoleError::NoPerson)), "{nobody:?}");
+    let loopback = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let id_like = serve(
+        workstation("leerplicht", "127.0.0.1:9", Some("A. Bakker 123456782")),
+        loopback,
+        async {},
+    )
+    .await;
+    assert!(
+        matches!(id_like, Err(ConsoleError::BadPerson(_))),
+        "{id_like:?}"
+    );
+    let loopback = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let mut both = network("leerplicht", "127.0.0.1:9");
+    both.person = Some(PERSON.into());
+    let both = serve(both, loopback, async {}).await;
+    assert!(matches!(both, Err(ConsoleError::PersonWithTls)), "{both:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_network_console_takes_the_person_from_the_personal_certificate() {
+    let console = TestConsole::start(network("leerplicht", "127.0.0.1:9")).await;
+    let bakker = tls_client(&material("persoon-leerplicht-bakker"));
+    let answer = bakker.get(console.https("/")).send().await.unwrap();
+    assert_eq!(answer.status(), StatusCode::OK);
+    assert!(answer.headers().contains_key("strict-transport-security"));
+    let html = answer.text().await.unwrap();
+    assert!(html.contains(PERSON), "the person from the certificate");
+
+    // The organisation's own certificate names no person.
+    let org = tls_client(&material("leerplicht"))
+        .get(console.https("/"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(org.status(), StatusCode::FORBIDDEN);
+    let refused = org.text().await.unwrap();
+    assert!(refused.contains("Geen toegang") && !refused.contains(PERSON));
+
+    // A person of another organisation.
+    let fg = tls_client(&material("persoon-fg-devries"))
+        .get(console.https("/"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(fg.status(), StatusCode::FORBIDDEN);
+
+    // No client certificate: the handshake fails.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let anonymous = reqwest::Client::builder()
+        .tls_certs_only(
+            reqwest::Certificate::from_pem_bundle(&material("leerplicht").ca_pem).unwrap(),
+        )
+        .build()
+        .unwrap()
+        .get(console.https("/"))
+        .send()
+        .await;
+    assert!(anonymous.is_err(), "{anonymous:?}");
+
+    // Plain HTTP to a TLS console gets nothing.
+    let plain = plain_client().get(console.url("/")).send().await;
+    assert!(plain.is_err() || plain.unwrap().status() != StatusCode::OK);
+    console.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_personal_certificate_is_refused_at_the_node() {
+    let node = common::TestNode::start("leerplicht").await;
+    let refused = pactgate::client::connect(
+        &node.addr().to_string(),
+        &material("persoon-leerplicht-bakker"),
+    )
+    .await;
+    match refused {
+        Err(_) => {}
+        Ok(channel) => {
+            let mut intake = pactgate::pb::signal_intake_client::SignalIntakeClient::new(channel);
+            let listed = intake.list(pactgate::pb::ListRequest::default()).await;
+            assert!(
+                listed.is_err(),
+                "a person's certificate acts as the organisation"
+            );
+        }
+    }
+}
