@@ -209,6 +209,28 @@ async fn admit(console: &Console, peer: Peer, mut request: Request, next: Next) 
             )
         }
     };
+    let sent = request
+        .headers()
+        .get(header::COOKIE)
+        .and_then(|c| c.to_str().ok())
+        .and_then(|c| console.csrf.cookie_of(Some(c)));
+    let fresh = match sent {
+        Some(_) => None,
+        None => match console.csrf.new_cookie() {
+            Ok(cookie) => Some(cookie),
+            Err(e) => {
+                return super::pages::refusal(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "Storing",
+                    &format!("De console kan geen formulieren beveiligen: {e}."),
+                )
+            }
+        },
+    };
+    let cookie = sent.or_else(|| fresh.clone()).unwrap_or_default();
+    request
+        .extensions_mut()
+        .insert(super::pages::FormKey { cookie });
     request.extensions_mut().insert(person);
     let deadline = console.gate.limits().request_timeout();
     let response = match tokio::time::timeout(deadline, next.run(request)).await {
@@ -223,6 +245,14 @@ async fn admit(console: &Console, peer: Peer, mut request: Request, next: Next) 
         ),
     };
     drop(permit);
+    let mut response = response;
+    if let Some(cookie) = fresh {
+        if let Ok(value) =
+            HeaderValue::from_str(&console.csrf.set_cookie(&cookie, console.secure()))
+        {
+            response.headers_mut().append(header::SET_COOKIE, value);
+        }
+    }
     response
 }
 

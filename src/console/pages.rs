@@ -18,6 +18,47 @@ const CSS: &str = include_str!("console.css");
 /// The largest form the console takes.
 const MAX_FORM_BYTES: usize = 16 * 1024;
 
+/// This browser's CSRF cookie (sent, or set with this answer), for the tokens of the page's
+/// forms.
+#[derive(Debug, Clone)]
+pub struct FormKey {
+    pub cookie: String,
+}
+
+impl FormKey {
+    /// The token of the form that posts to `action`, for `person`.
+    pub fn token(&self, console: &Console, person: &Person, action: &str) -> String {
+        console.csrf.token(&self.cookie, &person.name, action)
+    }
+}
+
+/// Checks a posted form's CSRF token against the cookie the browser sent with it (not one the
+/// guard just made: a browser without the cookie has no valid token).
+pub fn check_form(
+    console: &Console,
+    headers: &axum::http::HeaderMap,
+    person: &Person,
+    action: &str,
+    token: &str,
+) -> Result<(), Response> {
+    let cookie = headers
+        .get(header::COOKIE)
+        .and_then(|c| c.to_str().ok())
+        .and_then(|c| console.csrf.cookie_of(Some(c)));
+    console
+        .csrf
+        .verify(cookie.as_deref(), &person.name, action, Some(token))
+        .map_err(|e| {
+            tracing::info!(console.form = action, reason = %e, "console: form refused (CSRF)");
+            refusal(
+                StatusCode::FORBIDDEN,
+                "Formulier niet aangenomen",
+                "Dit formulier kwam niet (meer) van deze console. Open de pagina opnieuw en \
+                 verstuur het formulier nog eens.",
+            )
+        })
+}
+
 /// An item of the main menu.
 #[derive(Debug)]
 pub struct NavItem {
