@@ -66,6 +66,8 @@ pub enum Command {
     Restore(crate::store_cli::RestoreArgs),
     /// Start a federation of nodes on loopback, push a synthetic population, show what each holds.
     Demo(crate::demo::DemoArgs),
+    /// Print the REST API's OpenAPI document (as committed in docs/openapi.json).
+    Openapi,
     /// The Dutch web console for the people of the pact, a client of your node's REST API:
     /// loopback with the person named in its config, or TLS with personal certificates.
     Console(ConsoleArgs),
@@ -707,6 +709,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Backup(args) => crate::store_cli::backup(args).await,
         Command::Restore(args) => crate::store_cli::restore(args),
         Command::Demo(args) => crate::demo::run(args).await,
+        Command::Openapi => {
+            print!("{}", crate::rest::doc::document_json());
+            Ok(())
+        }
         Command::Console(args) => console(args).await,
     }
 }

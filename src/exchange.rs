@@ -1,9 +1,8 @@
-//! What a permitted request may see: selects the signals that fall within a permit's scope, a
+//! What a permitted request may see: selects the signals that fall within a permit's scope, its
 //! case's pupils and the request's filter, and only rows of the signal categories the role may
 //! see. Never decides whether a request is allowed (that is the policy's `evaluate`), and cannot
-//! be called without the permit it produced.
+//! be called without the [`Permit`] it produced (which only the policy can make).
 
-use crate::cases::Case;
 use crate::policy::{Permit, Scope};
 use crate::signal::{Category, Signal, Status};
 use crate::store::{SignalFilter, Store, StoreError};
@@ -43,15 +42,20 @@ pub fn in_scope(scope: &Scope, s: &Signal) -> bool {
     }
 }
 
-/// The signals a permitted request may receive (before field minimisation, which the gRPC layer
-/// applies with `permit.fields` as it builds the answer). With a case, only that case's pupils.
+/// The signals a permitted request may receive (before field minimisation to
+/// [`Permit::fields`], which the transport applies as it renders the answer). A permit bound to
+/// a case reaches only that case's pupils; a case-context permit not bound to its case reaches
+/// nothing.
 pub fn select(
     store: &Store,
     permit: &Permit,
     filter: &ExchangeFilter,
-    case: Option<&Case>,
     today: NaiveDate,
 ) -> Result<Vec<Signal>, StoreError> {
+    if permit.awaits_case() {
+        return Ok(Vec::new());
+    }
+    let case = permit.case();
     let candidates = match case {
         Some(case) => {
             let mut all = Vec::new();
@@ -63,7 +67,7 @@ pub fn select(
             }
             all
         }
-        None => match &permit.scope {
+        None => match permit.scope() {
             Scope::Municipalities(codes) => {
                 let mut all = Vec::new();
                 for code in codes {
@@ -79,8 +83,8 @@ pub fn select(
     };
     Ok(candidates
         .into_iter()
-        .filter(|s| permit.signal_categories.contains(&s.category))
-        .filter(|s| in_scope(&permit.scope, s))
+        .filter(|s| permit.signal_categories().contains(&s.category))
+        .filter(|s| in_scope(permit.scope(), s))
         .filter(|s| case.is_none_or(|c| c.covers_pupil(&s.pupil_pseudonym)))
         .filter(|s| filter.matches(s, today))
         .collect())

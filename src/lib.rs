@@ -27,6 +27,7 @@
 //! - [`exchange`]: which signals a permit lets a request see.
 //! - [`peers`]: the configured peer nodes and their channels.
 //! - [`rpc`]: gRPC handlers, proto/domain conversion, error-to-status mapping.
+//! - [`rest`]: the partner-facing HTTP/JSON API under `/v1` (OpenAPI 3, problem details).
 //! - [`node`]: a running node: all gRPC services and the C2SP witness (HTTP) on one mTLS listener.
 //! - [`client`]: connecting to a node as a partner's system.
 //! - [`console`]: `pactgate console`, the Dutch web console: a client of the node's REST API.
@@ -59,10 +60,13 @@ pub mod peers;
 pub mod policy;
 pub mod pseudonym;
 pub mod pseudonymiser;
+pub mod rest;
 pub mod retention;
 pub mod rpc;
+pub mod service;
 pub mod signal;
 pub mod store;
 pub mod store_cli;
 pub mod tls;
 pub mod trace;
+pub mod witness_client;

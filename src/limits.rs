@@ -137,6 +137,11 @@ impl Limits {
 /// categories; more is a malformed request).
 pub const MAX_FILTER_VALUES: usize = 16;
 
+/// All places for pushes are taken; holds how many there are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the node takes at most {0} pushes at once; try again when one has finished")]
+pub struct PushesFull(pub usize);
+
 /// Refuses a repeated field with more than `max` items: INVALID_ARGUMENT naming the field.
 pub fn check_count(field: &str, count: usize, max: usize) -> Result<(), Status> {
     if count <= max {
@@ -269,12 +274,16 @@ impl Gate {
 
     /// A place for one Push stream, or RESOURCE_EXHAUSTED when all are taken.
     pub fn push_permit(&self) -> Result<OwnedSemaphorePermit, Status> {
-        self.pushes.clone().try_acquire_owned().map_err(|_| {
-            Status::resource_exhausted(format!(
-                "the node takes at most {} pushes at once; try again when one has finished",
-                self.limits.max_pushes
-            ))
-        })
+        self.push_place()
+            .map_err(|full| Status::resource_exhausted(full.to_string()))
+    }
+
+    /// A place for one push (of any transport), or why there is none.
+    pub fn push_place(&self) -> Result<OwnedSemaphorePermit, PushesFull> {
+        self.pushes
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| PushesFull(self.limits.max_pushes))
     }
 
     /// Runs CPU-heavy work on a blocking thread, at most `max_heavy` at once; the others wait

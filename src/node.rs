@@ -10,8 +10,7 @@ use crate::clock::CountingRules;
 use crate::identity::Organisation;
 use crate::limits::{Admits, Gate, GateLayer, Limits};
 use crate::pb;
-use crate::peers::{Peer, PeerConfig};
-use crate::policy::Policy;
+use crate::peers::PeerConfig;
 use crate::pseudonymiser::{PseudonymiserClient, ServiceConfig};
 use crate::rpc::audit::{AuditService, WitnessService};
 use crate::rpc::backup::BackupService;
@@ -20,15 +19,16 @@ use crate::rpc::clock::{ClockService, CountsService};
 use crate::rpc::exchange::ExchangeService;
 use crate::rpc::federation::FederationService;
 use crate::rpc::intake::{IntakeService, MAX_MESSAGE_BYTES};
-use crate::rpc::witness_http::WitnessTarget;
+use crate::service::Service;
 use crate::store::Store;
 use crate::tls::{CovenantVerifier, DenyList, TlsMaterial};
 use crate::trace::TraceContext;
 use std::future::Future;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use tokio::net::TcpListener;
-use tonic::Status;
+
+pub use crate::service::{NodeContext, PolicyHandle};
 
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {
@@ -51,7 +51,7 @@ pub enum NodeError {
     #[error("the witness store could not be opened: {0}")]
     Witness(String),
     #[error(transparent)]
-    WitnessConfig(#[from] crate::rpc::witness_http::SubmitError),
+    WitnessConfig(#[from] crate::witness_client::SubmitError),
     #[error("gRPC reflection could not be set up: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
     #[error("the gRPC server failed: {0}")]
@@ -108,61 +108,6 @@ impl NodeSetup {
     }
 }
 
-/// The active policy, swapped whole on reload; readers keep the version they started with.
-#[derive(Clone, Default)]
-pub struct PolicyHandle {
-    current: Arc<RwLock<Option<Arc<Policy>>>>,
-    path: Option<PathBuf>,
-}
-
-impl PolicyHandle {
-    /// Loads the policy at `path` (or none), refusing an invalid one.
-    pub fn load(path: Option<&Path>) -> Result<Self, crate::policy::PolicyErrors> {
-        let policy = path.map(Policy::load).transpose()?;
-        Ok(Self {
-            current: Arc::new(RwLock::new(policy.map(Arc::new))),
-            path: path.map(Path::to_path_buf),
-        })
-    }
-
-    pub fn current(&self) -> Option<Arc<Policy>> {
-        self.current.read().ok().and_then(|p| p.clone())
-    }
-
-    /// Re-reads the policy file. On success the new policy replaces the old and its version is
-    /// returned; on failure the old policy stays and the errors are returned.
-    pub fn reload(&self) -> Result<Option<String>, crate::policy::PolicyErrors> {
-        let Some(path) = &self.path else {
-            return Ok(None);
-        };
-        let policy = Arc::new(Policy::load(path)?);
-        let version = policy.version().to_owned();
-        if let Ok(mut slot) = self.current.write() {
-            *slot = Some(policy);
-        }
-        Ok(Some(version))
-    }
-}
-
-/// What every service of a node shares.
-pub struct NodeContext {
-    pub own: Organisation,
-    pub audit: AuditLog,
-    pub witness: Witness,
-    pub store: Store,
-    pub cases: CaseStore,
-    pub policy: PolicyHandle,
-    pub peers: Vec<Peer>,
-    /// The witnesses its checkpoints are submitted to.
-    pub witnesses: Vec<WitnessTarget>,
-    pub pseudonymiser: PseudonymiserClient,
-    pub counting: Option<Arc<CountingRules>>,
-    /// The node's data dir (the store, its integrity record, the audit signing key).
-    pub data_dir: PathBuf,
-    /// The limits and their counters, shared with the listener.
-    pub gate: Arc<Gate>,
-}
-
 /// The file, in the data dir, of the node's Ed25519 key that signs its audit checkpoints.
 pub const AUDIT_KEY_FILE: &str = "audit-signing.key";
 
@@ -215,97 +160,10 @@ pub fn witness_name(oin: &str) -> String {
     format!("pactgate-witness/{oin}")
 }
 
-/// An audit entry with the request's trace, the acting organisation and the stated actor; the
-/// caller fills in what else it knows. Allowed unless set otherwise.
-pub fn entry(
-    trace: &TraceContext,
-    org: &Organisation,
-    actor: &str,
-    action: Action,
-    policy_version: &str,
-) -> NewEntry {
-    NewEntry {
-        trace_id: trace.trace_id.clone(),
-        span_id: trace.span_id.clone(),
-        actor_oin: org.oin.clone(),
-        actor_name: org.name.clone(),
-        actor: actor.chars().take(200).collect(),
-        action,
-        flow: String::new(),
-        meeting_type: String::new(),
-        case_id: String::new(),
-        processing_activity: String::new(),
-        purpose: String::new(),
-        legal_basis: String::new(),
-        pupils: Vec::new(),
-        data_categories: Vec::new(),
-        decision: AuditDecision::Allow,
-        reason: String::new(),
-        policy_version: policy_version.to_owned(),
-        count: 0,
-        parent_span_id: trace.parent_span_id.clone().unwrap_or_default(),
-    }
-}
-
-impl NodeContext {
-    /// The active policy's version, or "" without one.
-    pub fn policy_version(&self) -> String {
-        self.policy
-            .current()
-            .map(|p| p.version().to_owned())
-            .unwrap_or_default()
-    }
-
-    /// The earliest `absent_since` the node accepts: its counting rules' floor, or the default.
-    pub fn absent_since_floor(&self) -> chrono::NaiveDate {
-        self.counting
-            .as_ref()
-            .map_or(crate::signal::DEFAULT_MIN_ABSENT_SINCE, |r| {
-                r.min_absent_since()
-            })
-    }
-
-    /// Appends an audit entry and makes it durable before returning: a request whose entry cannot
-    /// be written fails (fail closed). Blocking; call from a blocking context.
-    pub fn record(&self, entry: NewEntry) -> Result<(), Status> {
-        self.audit.append(entry).map_err(audit_status)?;
-        self.store.sync().map_err(crate::rpc::store_status)?;
-        Ok(())
-    }
-
-    /// [`NodeContext::record`] from async code.
-    pub async fn record_async(self: &Arc<Self>, entry: NewEntry) -> Result<(), Status> {
-        let node = self.clone();
-        tokio::task::spawn_blocking(move || node.record(entry))
-            .await
-            .map_err(crate::rpc::task_status)?
-    }
-
-    /// Only the node's own organisation may use the services for its own systems (intake,
-    /// federation, cases); any other organisation gets PERMISSION_DENIED.
-    pub fn authorize_own<T>(&self, request: &tonic::Request<T>) -> Result<Organisation, Status> {
-        let caller = crate::rpc::caller(request)?;
-        if caller.oin != self.own.oin {
-            tracing::warn!(peer.oin = %caller.oin, "own-organisation service refused to another organisation");
-            return Err(Status::permission_denied(format!(
-                "this service is only for {} itself; {} may not use it",
-                self.own, caller
-            )));
-        }
-        Ok(caller)
-    }
-}
-
-/// Turns an audit failure into a status; the request fails with it.
-pub fn audit_status(e: crate::audit::AuditError) -> Status {
-    tracing::error!(error = %e, "audit write failed");
-    Status::internal("the node could not write its audit log, so it refuses the request")
-}
-
 /// Records a policy load (or a refused reload) in the audit log.
 fn record_policy_load(node: &NodeContext, outcome: Result<Option<String>, String>) {
-    let trace = TraceContext::from_metadata(&tonic::metadata::MetadataMap::new());
-    let mut e = entry(&trace, &node.own, "pactgate node", Action::PolicyLoad, "");
+    let trace = TraceContext::new_root();
+    let mut e = NewEntry::new(&trace, &node.own, "pactgate node", Action::PolicyLoad, "");
     match outcome {
         Ok(version) => {
             e.policy_version = version.unwrap_or_default();
@@ -317,8 +175,8 @@ fn record_policy_load(node: &NodeContext, outcome: Result<Option<String>, String
             e.reason = format!("invalid policy refused, the old one stays: {errors}");
         }
     }
-    if let Err(status) = node.record(e) {
-        tracing::error!(error = %status.message(), "could not audit the policy load");
+    if let Err(err) = node.record(e) {
+        tracing::error!(error = %err, "could not audit the policy load");
     }
 }
 
@@ -419,11 +277,11 @@ pub async fn serve(
         .collect::<Result<Vec<_>, _>>()
         .map_err(crate::audit::AuditError::from)?;
     let peers = crate::peers::connect_all(&setup.peers, &setup.tls)?;
-    let witnesses = crate::rpc::witness_http::targets(&setup.witnesses, &peers, &setup.tls)?;
+    let witnesses = crate::witness_client::targets(&setup.witnesses, &peers, &setup.tls)?;
     crate::rpc::audit::record_witness_keys(&store, &witnesses)?;
     let context = Arc::new(NodeContext {
         own: own.clone(),
-        audit: AuditLog::open(store.db(), &own.oin, signing)?,
+        audit: Arc::new(AuditLog::open(store.db(), &own.oin, signing)?),
         witness: Witness::open(store.db(), &witness_name(&own.oin), witness_key)
             .map_err(|e| NodeError::Witness(e.to_string()))?
             .trusting(witnessed_logs),
@@ -454,7 +312,12 @@ pub async fn serve(
         spawn_refusal_windows(context.clone()),
     ];
     if let Some(rules) = &context.counting {
-        tasks.push(crate::retention::spawn_task(context.clone(), rules.clone()));
+        tasks.push(crate::retention::spawn_task(
+            store.clone(),
+            context.audit.clone(),
+            own.clone(),
+            rules.clone(),
+        ));
     }
     let addr = listener.local_addr().ok();
     tracing::info!(
@@ -465,20 +328,22 @@ pub async fn serve(
         "node serving"
     );
 
+    let service = Service::new(context.clone());
     let intake =
-        pb::signal_intake_server::SignalIntakeServer::new(IntakeService::new(context.clone()))
+        pb::signal_intake_server::SignalIntakeServer::new(IntakeService::new(service.clone()))
             .max_decoding_message_size(MAX_MESSAGE_BYTES);
-    let exchange = pb::exchange_server::ExchangeServer::new(ExchangeService::new(context.clone()));
+    let exchange = pb::exchange_server::ExchangeServer::new(ExchangeService::new(service.clone()));
     let federation =
-        pb::federation_server::FederationServer::new(FederationService::new(context.clone()));
+        pb::federation_server::FederationServer::new(FederationService::new(service.clone()));
     let cases = pb::cases_server::CasesServer::new(CasesService::new(context.clone()));
     let audit = pb::audit_server::AuditServer::new(AuditService::new(context.clone()));
     let witness = pb::witness_server::WitnessServer::new(WitnessService::new(context.clone()));
-    let clock = pb::clock_server::ClockServer::new(ClockService::new(context.clone()));
-    let counts = pb::counts_server::CountsServer::new(CountsService::new(context.clone()));
+    let clock = pb::clock_server::ClockServer::new(ClockService::new(service.clone()));
+    let counts = pb::counts_server::CountsServer::new(CountsService::new(service.clone()));
     let backup = pb::backup_server::BackupServer::new(BackupService::new(context.clone()));
 
     let (health, health_service) = tonic_health::server::health_reporter();
+    // Every service reports SERVING (and the node as a whole, under "").
     health
         .set_serving::<pb::signal_intake_server::SignalIntakeServer<IntakeService>>()
         .await;
@@ -490,6 +355,21 @@ pub async fn serve(
         .await;
     health
         .set_serving::<pb::cases_server::CasesServer<CasesService>>()
+        .await;
+    health
+        .set_serving::<pb::audit_server::AuditServer<AuditService>>()
+        .await;
+    health
+        .set_serving::<pb::witness_server::WitnessServer<WitnessService>>()
+        .await;
+    health
+        .set_serving::<pb::clock_server::ClockServer<ClockService>>()
+        .await;
+    health
+        .set_serving::<pb::counts_server::CountsServer<CountsService>>()
+        .await;
+    health
+        .set_serving::<pb::backup_server::BackupServer<BackupService>>()
         .await;
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
@@ -510,16 +390,20 @@ pub async fn serve(
         shutdown.await;
         let _ = stopping_tx.send(true);
     };
+    let gate_layer = GateLayer::new(gate.clone(), admits, own.to_string());
+    let rest = crate::rest::router(context.clone(), gate_layer.clone());
     let server = setup
         .limits
         .grpc_server()
-        // HTTP/1.1 too, for the C2SP witness protocol (`POST /add-checkpoint`).
+        // HTTP/1.1 too, for the C2SP witness protocol (`POST /add-checkpoint`) and the REST API.
         .accept_http1(true)
-        // Outermost: caller text in the metadata that could be a pupil id is refused unread.
+        // Outermost: `/v1` goes to the REST API, which has its own gate and problem answers.
+        .layer(crate::rest::front::RestLayer::new(rest))
+        // Then: caller text in the metadata that could be a pupil id is refused unread.
         .layer(tonic::service::InterceptorLayer::new(
             crate::rpc::check_metadata,
         ))
-        .layer(GateLayer::new(gate.clone(), admits, own.to_string()))
+        .layer(gate_layer)
         .add_routes(crate::rpc::witness_http::routes(context.clone()).into())
         .add_service(health_service)
         .add_service(reflection_v1)
@@ -604,12 +488,12 @@ fn record_refusals(node: &NodeContext, window: &str) {
     }
     let version = node.policy_version();
     for tally in tallies {
-        let trace = TraceContext::from_metadata(&tonic::metadata::MetadataMap::new());
+        let trace = TraceContext::new_root();
         let caller = Organisation {
             oin: tally.caller.oin.clone(),
             name: tally.caller.name.clone(),
         };
-        let mut e = entry(&trace, &caller, "", Action::Query, &version);
+        let mut e = NewEntry::new(&trace, &caller, "", Action::Query, &version);
         e.decision = AuditDecision::Deny;
         e.count = tally.total();
         e.reason = format!(

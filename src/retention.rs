@@ -34,8 +34,9 @@ pub fn purge(
 ) -> Result<usize, PurgeError> {
     let removed = store.purge_unsynced(|s| rules.retention_expired(s, today))?;
     if removed > 0 {
-        let trace = TraceContext::from_metadata(&tonic::metadata::MetadataMap::new());
-        let mut e = crate::node::entry(&trace, own, "pactgate retention", Action::Purge, "");
+        let trace = TraceContext::new_root();
+        let mut e =
+            crate::audit::NewEntry::new(&trace, own, "pactgate retention", Action::Purge, "");
         e.count = removed as u64;
         e.reason = format!(
             "{removed} signals closed more than {} days before {today} purged",
@@ -57,19 +58,21 @@ pub fn purge(
 
 /// Runs [`purge`] now and then every [`PURGE_INTERVAL`], for as long as the node runs.
 pub fn spawn_task(
-    node: Arc<crate::node::NodeContext>,
+    store: Store,
+    audit: Arc<AuditLog>,
+    own: Organisation,
     rules: Arc<CountingRules>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(PURGE_INTERVAL);
         loop {
             tick.tick().await;
-            let (node, rules) = (node.clone(), rules.clone());
+            let (store, audit, own, rules) =
+                (store.clone(), audit.clone(), own.clone(), rules.clone());
             let today = chrono::Utc::now().date_naive();
-            let result = tokio::task::spawn_blocking(move || {
-                purge(&node.store, &node.audit, &node.own, &rules, today)
-            })
-            .await;
+            let result =
+                tokio::task::spawn_blocking(move || purge(&store, &audit, &own, &rules, today))
+                    .await;
             match result {
                 Ok(Ok(_)) => {}
                 Ok(Err(e)) => tracing::error!(error = %e, "retention purge failed"),

@@ -362,7 +362,19 @@ impl Store {
 
     /// The signals that match the filter, using an index where the filter allows.
     pub fn list(&self, filter: &SignalFilter) -> Result<Vec<Signal>, StoreError> {
+        self.list_page(filter, None)
+    }
+
+    /// [`Store::list`] in pages: the matching signals whose `source_record_id` sorts after
+    /// `after` (every listing runs in `source_record_id` order, by index or not), at most the
+    /// filter's limit.
+    pub fn list_page(
+        &self,
+        filter: &SignalFilter,
+        after: Option<&str>,
+    ) -> Result<Vec<Signal>, StoreError> {
         let limit = filter.limit.unwrap_or(usize::MAX);
+        let later = |s: &Signal| after.is_none_or(|a| s.source_record_id.as_str() > a);
         let mut out = Vec::new();
         match filter.index_prefix() {
             Some(prefix) => {
@@ -373,7 +385,7 @@ impl Store {
                         continue;
                     };
                     let s: Signal = serde_json::from_slice(&bytes)?;
-                    if filter.matches(&s) {
+                    if later(&s) && filter.matches(&s) {
                         out.push(s);
                         if out.len() >= limit {
                             break;
@@ -385,7 +397,7 @@ impl Store {
                 for entry in self.signals.scan_prefix([SIGNAL, 0]) {
                     let (_, bytes) = entry?;
                     let s: Signal = serde_json::from_slice(&bytes)?;
-                    if filter.matches(&s) {
+                    if later(&s) && filter.matches(&s) {
                         out.push(s);
                         if out.len() >= limit {
                             break;

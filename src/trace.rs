@@ -63,10 +63,18 @@ pub fn parse(value: &str) -> Option<(String, String)> {
 impl TraceContext {
     /// Continues the caller's trace (a new span under its span), or starts a new trace.
     pub fn from_metadata(metadata: &tonic::metadata::MetadataMap) -> Self {
-        let incoming = metadata
-            .get(TRACEPARENT)
-            .and_then(|v| v.to_str().ok())
-            .and_then(parse);
+        Self::continuing(metadata.get(TRACEPARENT).and_then(|v| v.to_str().ok()))
+    }
+
+    /// A new trace of the node's own (a background task, a reload): no parent.
+    pub fn new_root() -> Self {
+        Self::continuing(None)
+    }
+
+    /// Continues the trace of a `traceparent` value (any transport's), or starts a new trace if
+    /// there is none or it is malformed.
+    pub fn continuing(traceparent: Option<&str>) -> Self {
+        let incoming = traceparent.and_then(parse);
         match incoming {
             Some((trace_id, parent)) => Self {
                 trace_id,

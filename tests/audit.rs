@@ -465,7 +465,7 @@ async fn a_witness_refuses_what_does_not_extend_what_it_cosigned() {
     };
     for _ in 0..3 {
         let trace = pactgate::trace::TraceContext::from_metadata(&Default::default());
-        log.append(pactgate::node::entry(
+        log.append(pactgate::audit::NewEntry::new(
             &trace,
             &org,
             "test",

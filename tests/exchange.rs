@@ -930,16 +930,16 @@ mod properties {
             let r = &held.record;
             let category = pactgate::rpc::convert::category_from_pb(r.category).unwrap();
             prop_assert!(
-                permit.signal_categories.contains(&category),
+                permit.signal_categories().contains(&category),
                 "row {:?}",
                 category
             );
-            let in_scope = covers(&permit.scope, r);
+            let in_scope = covers(permit.scope(), r);
             prop_assert!(
                 in_scope,
                 "{} outside {:?}",
                 r.source_record_id,
-                permit.scope
+                permit.scope()
             );
             if ask.context.is_err() {
                 prop_assert!(w.open_case.pupil_pseudonyms.contains(&held.pseudonym));
@@ -959,8 +959,8 @@ mod properties {
             .filter(|((holder, _), _)| holder == ask.holder)
             .filter(|(_, h)| {
                 let c = pactgate::rpc::convert::category_from_pb(h.record.category).unwrap();
-                let in_scope = covers(&permit.scope, &h.record);
-                permit.signal_categories.contains(&c)
+                let in_scope = covers(permit.scope(), &h.record);
+                permit.signal_categories().contains(&c)
                     && in_scope
                     && (ask.context.is_ok() || w.open_case.pupil_pseudonyms.contains(&h.pseudonym))
             })

@@ -122,6 +122,38 @@ pub enum EntryError {
 }
 
 impl NewEntry {
+    /// An entry with the request's trace, the acting organisation and the stated actor (clipped
+    /// to 200 characters); the caller fills in what else it knows. Allowed unless set otherwise.
+    pub fn new(
+        trace: &crate::trace::TraceContext,
+        org: &crate::identity::Organisation,
+        actor: &str,
+        action: Action,
+        policy_version: &str,
+    ) -> Self {
+        Self {
+            trace_id: trace.trace_id.clone(),
+            span_id: trace.span_id.clone(),
+            actor_oin: org.oin.clone(),
+            actor_name: org.name.clone(),
+            actor: actor.chars().take(200).collect(),
+            action,
+            flow: String::new(),
+            meeting_type: String::new(),
+            case_id: String::new(),
+            processing_activity: String::new(),
+            purpose: String::new(),
+            legal_basis: String::new(),
+            pupils: Vec::new(),
+            data_categories: Vec::new(),
+            decision: Decision::Allow,
+            reason: String::new(),
+            policy_version: policy_version.to_owned(),
+            count: 0,
+            parent_span_id: trace.parent_span_id.clone().unwrap_or_default(),
+        }
+    }
+
     /// Checks the W3C ids; everything else is free text chosen by the caller.
     pub fn validate(&self) -> Result<(), EntryError> {
         if !is_w3c_id(&self.trace_id, 32) {

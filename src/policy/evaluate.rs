@@ -4,6 +4,7 @@
 
 use super::model::{FieldSet, FlowScope, Grant, Meeting, OrgType, Participant, Party, RoutineFlow};
 use super::Policy;
+use crate::cases::{Acceptance, Case};
 use crate::signal::Category;
 
 /// Who asks whom for what, under which basis and for which purpose.
@@ -62,21 +63,117 @@ impl Scope {
     }
 }
 
-/// What a permitted request may see and under which rule.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What a permitted request may see and under which rule: the capability every disclosure of
+/// pupil data needs. Only [`Policy::evaluate`] makes one, and [`Policy::bind_case`] (and
+/// [`Policy::narrow_to_case`]) only narrow it; its fields are private and it cannot be cloned,
+/// so holding one is proof of the decision (its fields are visible to the policy module alone,
+/// for its tests). A case-context permit reaches no signal until it is
+/// bound to the case it names, and then only that case's pupils.
+///
+/// Code that discloses takes the permit; without one it does not compile:
+///
+/// ```compile_fail
+/// use pactgate::exchange::{select, ExchangeFilter};
+/// use pactgate::store::Store;
+/// fn disclose(store: &Store, today: chrono::NaiveDate) {
+///     let _ = select(store, &ExchangeFilter::default(), today);
+/// }
+/// ```
+///
+/// The same code holding a permit compiles:
+///
+/// ```
+/// use pactgate::exchange::{select, ExchangeFilter};
+/// use pactgate::policy::Permit;
+/// use pactgate::store::Store;
+/// fn disclose(store: &Store, permit: &Permit, today: chrono::NaiveDate) {
+///     let _ = select(store, permit, &ExchangeFilter::default(), today);
+/// }
+/// ```
+///
+/// And a permit cannot be made by hand:
+///
+/// ```compile_fail
+/// let forged = pactgate::policy::Permit::default();
+/// ```
+#[derive(Debug, PartialEq, Eq)]
 pub struct Permit {
     /// E.g. "routine_flow verzuimmelding" or "meeting aoj-team-vo / participant gemeente:leerplichtambtenaar".
-    pub rule: String,
-    pub processing_activity: String,
+    pub(super) rule: String,
+    pub(super) processing_activity: String,
     /// Data category ids granted.
-    pub data_categories: Vec<String>,
+    pub(super) data_categories: Vec<String>,
     /// The union of the fields of the granted data categories.
-    pub fields: FieldSet,
+    pub(super) fields: FieldSet,
     /// The rows (signal categories) of the granted data categories, in [`Category::ALL`] order.
-    pub signal_categories: Vec<Category>,
-    pub scope: Scope,
-    pub legal_basis: String,
-    pub purpose: String,
+    pub(super) signal_categories: Vec<Category>,
+    pub(super) scope: Scope,
+    pub(super) legal_basis: String,
+    pub(super) purpose: String,
+    pub(super) case: CaseBinding,
+}
+
+/// Whether a permit is tied to a case.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum CaseBinding {
+    /// A routine flow: no case.
+    None,
+    /// A case context not yet bound to its case: reaches nothing.
+    Unbound,
+    /// Bound to this case: reaches only its pupils.
+    Bound(Case),
+}
+
+impl Permit {
+    /// E.g. "routine_flow verzuimmelding" or "meeting aoj-team-vo / participant gemeente:leerplichtambtenaar".
+    pub fn rule(&self) -> &str {
+        &self.rule
+    }
+
+    pub fn processing_activity(&self) -> &str {
+        &self.processing_activity
+    }
+
+    /// Data category ids granted.
+    pub fn data_categories(&self) -> &[String] {
+        &self.data_categories
+    }
+
+    /// The union of the fields of the granted data categories: all that may leave the node.
+    pub fn fields(&self) -> &FieldSet {
+        &self.fields
+    }
+
+    /// The rows (signal categories) of the granted data categories, in [`Category::ALL`] order.
+    pub fn signal_categories(&self) -> &[Category] {
+        &self.signal_categories
+    }
+
+    pub fn scope(&self) -> &Scope {
+        &self.scope
+    }
+
+    pub fn legal_basis(&self) -> &str {
+        &self.legal_basis
+    }
+
+    pub fn purpose(&self) -> &str {
+        &self.purpose
+    }
+
+    /// The case the permit is bound to, if any.
+    pub fn case(&self) -> Option<&Case> {
+        match &self.case {
+            CaseBinding::Bound(case) => Some(case),
+            CaseBinding::None | CaseBinding::Unbound => None,
+        }
+    }
+
+    /// Whether the permit is under a case context that is not bound to its case yet (it then
+    /// reaches no signal).
+    pub fn awaits_case(&self) -> bool {
+        self.case == CaseBinding::Unbound
+    }
 }
 
 /// Why a request was refused: names the part that did not match.
@@ -87,7 +184,7 @@ pub struct Denial {
 }
 
 /// The outcome of [`Policy::evaluate`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, PartialEq, Eq)]
 pub enum Decision {
     Permit(Permit),
     Deny(Denial),
@@ -320,6 +417,10 @@ fn permit(
         scope,
         legal_basis: r.legal_basis.to_string(),
         purpose: r.purpose.to_string(),
+        case: match r.context {
+            Context::RoutineFlow { .. } => CaseBinding::None,
+            Context::Case { .. } => CaseBinding::Unbound,
+        },
     }
 }
 
@@ -409,4 +510,103 @@ impl Policy {
         permit.scope = permit.scope.within(scope);
         Ok(permit)
     }
+}
+
+/// The claim's own words about the case it reads under, checked against the case held here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CaseClaim<'a> {
+    pub meeting_type: &'a str,
+    pub purpose: &'a str,
+    /// From the caller's certificate.
+    pub caller_oin: &'a str,
+    /// The node's own organisation.
+    pub holder_oin: &'a str,
+}
+
+impl Policy {
+    /// Binds a case-context permit to the case this node holds: the case must be of the claimed
+    /// meeting, open, accepted here (unless the meeting needs no acceptance), for the claimed
+    /// purpose, with caller and this node at the table, still within the policy's lead and
+    /// size. The permit is then narrowed to the case's pupils and to the lead's scope. A permit
+    /// of a routine flow, or one already bound, is refused.
+    pub fn bind_case(
+        &self,
+        permit: Permit,
+        case: Case,
+        claim: &CaseClaim<'_>,
+    ) -> Result<Permit, Denial> {
+        if !permit.awaits_case() {
+            return Err(denial("the permit is not for a case context".into()));
+        }
+        self.check_case(&case, claim).map_err(denial)?;
+        let mut permit = self
+            .narrow_to_case(permit, &case.lead.oin)
+            .map_err(denial)?;
+        permit.case = CaseBinding::Bound(case);
+        Ok(permit)
+    }
+
+    fn check_case(&self, case: &Case, claim: &CaseClaim<'_>) -> Result<(), String> {
+        if case.meeting_type != claim.meeting_type {
+            return Err(format!(
+                "case {} belongs to meeting {:?}, not {:?}",
+                case.id,
+                case.meeting_type,
+                crate::pseudonym::withhold_ids(claim.meeting_type)
+            ));
+        }
+        if !case.open {
+            return Err(format!("case {} is closed", case.id));
+        }
+        let Some(meeting) = self.meeting(&case.meeting_type) else {
+            return Err(format!(
+                "case {} belongs to meeting {:?}, which the policy no longer has",
+                case.id, case.meeting_type
+            ));
+        };
+        if meeting.needs_acceptance && case.acceptance != Acceptance::Accepted {
+            return Err(format!(
+                "case {} has not been accepted by this node's organisation ({}); it grants nothing here until then",
+                case.id,
+                match case.acceptance {
+                    Acceptance::Declined => "it declined it",
+                    _ => "pending: `pactgate case accept`",
+                }
+            ));
+        }
+        if case.purpose != claim.purpose {
+            return Err(format!(
+                "purpose {:?} of the query is not the purpose of case {} ({})",
+                shown(claim.purpose),
+                case.id,
+                case.purpose
+            ));
+        }
+        if case.pupils.len() > meeting.max_pupils {
+            return Err(format!(
+                "case {} covers {} pupils; meeting {} allows at most {}",
+                case.id,
+                case.pupils.len(),
+                meeting.id,
+                meeting.max_pupils
+            ));
+        }
+        if let Err(reason) = self.check_case_lead(&case.meeting_type, &case.lead.oin) {
+            return Err(format!("case {}: {reason}", case.id));
+        }
+        if !case.has_participant(claim.caller_oin) {
+            return Err(format!("the caller does not take part in case {}", case.id));
+        }
+        if !case.has_participant(claim.holder_oin) {
+            return Err(format!(
+                "this node's organisation does not take part in case {}",
+                case.id
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn denial(reason: String) -> Denial {
+    Denial { reason }
 }

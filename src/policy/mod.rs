@@ -13,7 +13,7 @@ mod raw;
 mod tests;
 
 pub use error::{PolicyError, PolicyErrors};
-pub use evaluate::{AccessRequest, Context, Decision, Denial, Permit, Scope};
+pub use evaluate::{AccessRequest, CaseClaim, Context, Decision, Denial, Permit, Scope};
 pub use model::{
     category_from_code, Covenant, DataCategory, Fg, Field, FieldSet, FlowScope, LegalBasis,
     Meeting, OrgType, Participant, Party, Purpose, Revoked, RoutineFlow, DEFAULT_MAX_PUPILS,

@@ -47,6 +47,40 @@ pub enum PseudonymiseError {
     Task,
 }
 
+/// How the pseudonymisation service refused a request it understood (its own reason follows).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    Quota,
+    NotAParty,
+    Invalid,
+    NotFound,
+}
+
+impl PseudonymiseError {
+    /// The service's refusal and its reason, if it refused (rather than failed or was away).
+    pub fn refusal(&self) -> Option<(Refusal, &str)> {
+        let PseudonymiseError::Refused(s) = self else {
+            return None;
+        };
+        let kind = match s.code() {
+            tonic::Code::ResourceExhausted => Refusal::Quota,
+            tonic::Code::PermissionDenied => Refusal::NotAParty,
+            tonic::Code::InvalidArgument => Refusal::Invalid,
+            tonic::Code::NotFound => Refusal::NotFound,
+            _ => return None,
+        };
+        Some((kind, s.message()))
+    }
+
+    /// Whether the service could not be reached (or answered with a failure of its own).
+    pub fn is_unreachable(&self) -> bool {
+        matches!(
+            self,
+            PseudonymiseError::Refused(_) | PseudonymiseError::Connect(_)
+        ) && self.refusal().is_none()
+    }
+}
+
 /// A client of the pseudonymisation service; cheap to clone.
 #[derive(Clone)]
 pub struct PseudonymiserClient {

@@ -14,7 +14,7 @@ pub mod client;
 pub mod keys;
 pub mod service;
 
-pub use client::{PseudonymiseError, PseudonymiserClient, ServiceConfig};
+pub use client::{PseudonymiseError, PseudonymiserClient, Refusal, ServiceConfig};
 pub use keys::KeyRing;
 pub use service::{serve, ServiceError, ServiceSetup};
 

@@ -103,7 +103,7 @@ struct Allowed {
 
 impl State {
     fn entry(&self, trace: &TraceContext, caller: &Organisation, action: Action) -> NewEntry {
-        crate::node::entry(trace, caller, "", action, self.policy.version())
+        crate::audit::NewEntry::new(trace, caller, "", action, self.policy.version())
     }
 
     /// Appends an entry and makes it (and the quota counters) durable.

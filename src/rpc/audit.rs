@@ -3,19 +3,21 @@
 //! witness cosign them over HTTP. The FG's every call is itself audited; a witness sees only
 //! sizes and hashes.
 
+use super::audit_status;
 use super::convert;
+use crate::audit::NewEntry;
 use crate::audit::{
     self, Action, AuditLog, Checkpoint, Decision as AuditDecision, Filter, TrustedCheckpoint,
 };
 use crate::identity::Organisation;
-use crate::node::{audit_status, entry, NodeContext};
 use crate::pb;
 use crate::pb::audit_server::Audit;
 use crate::pb::witness_client::WitnessClient;
 use crate::pb::witness_server::Witness;
 use crate::pseudonym::{is_pseudonym, PupilId};
-use crate::rpc::witness_http::WitnessTarget;
+use crate::service::NodeContext;
 use crate::trace::TraceContext;
+use crate::witness_client::WitnessTarget;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
@@ -63,7 +65,7 @@ impl AuditService {
             .policy
             .current()
             .is_some_and(|p| p.is_fg_of(&caller.oin, &self.node.own.oin));
-        let mut e = entry(
+        let mut e = NewEntry::new(
             &trace,
             &caller,
             "",
@@ -598,7 +600,7 @@ pub async fn checkpoint_round(node: &Arc<NodeContext>) -> Result<(), String> {
         return Ok(());
     }
     for witness in &node.witnesses {
-        if let Err(e) = crate::rpc::witness_http::submit(node, witness, &checkpoint).await {
+        if let Err(e) = crate::witness_client::submit(&node.audit, witness, &checkpoint).await {
             tracing::debug!(witness.url = %witness.url, error = %e, "checkpoint not cosigned");
         }
     }

@@ -3,9 +3,10 @@
 //! Invariant: writes wait only while the copy is taken to a private temporary file, never while a
 //! caller reads (or stops reading) the stream; one backup runs at a time.
 
+use crate::audit::NewEntry;
 use crate::audit::{Action, Decision as AuditDecision};
-use crate::node::{entry, NodeContext};
 use crate::pb;
+use crate::service::NodeContext;
 use crate::trace::TraceContext;
 use std::sync::Arc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -92,7 +93,7 @@ impl pb::backup_server::Backup for BackupService {
             .policy
             .current()
             .is_some_and(|p| p.is_fg_of(&caller.oin, &self.node.own.oin));
-        let mut e = entry(
+        let mut e = NewEntry::new(
             &trace,
             &caller,
             "",

@@ -7,11 +7,11 @@ use super::convert;
 use crate::audit::{Action, Decision as AuditDecision, NewEntry};
 use crate::cases::{self, Acceptance, Case, Party, RateLimiter};
 use crate::identity::Organisation;
-use crate::node::{entry, NodeContext};
 use crate::pb;
 use crate::pb::cases_server::Cases;
 use crate::pb::exchange_client::ExchangeClient;
 use crate::pseudonym::is_pseudonym;
+use crate::service::NodeContext;
 use crate::trace::TraceContext;
 use std::sync::Arc;
 use std::time::Duration;
@@ -299,7 +299,7 @@ impl CasesService {
         e.reason = status.message().to_owned();
         match self.node.record_async(e).await {
             Ok(()) => status,
-            Err(failed) => failed,
+            Err(failed) => failed.into(),
         }
     }
 
@@ -312,7 +312,7 @@ impl CasesService {
         action: Action,
         case: Option<&Case>,
     ) -> NewEntry {
-        let mut e = entry(trace, caller, actor, action, &self.node.policy_version());
+        let mut e = NewEntry::new(trace, caller, actor, action, &self.node.policy_version());
         if let Some(case) = case {
             e.case_id = case.id.clone();
             e.meeting_type = case.meeting_type.clone();
@@ -393,7 +393,7 @@ impl Cases for CasesService {
         &self,
         request: Request<pb::OpenCaseRequest>,
     ) -> Result<Response<pb::CaseResponse>, Status> {
-        let caller = self.node.authorize_own(&request)?;
+        let caller = super::authorize_own(&self.node, &request)?;
         let trace = TraceContext::from_metadata(request.metadata());
         if !self.limiter.try_take(&caller.oin) {
             let actor = &request.get_ref().actor;
@@ -439,7 +439,7 @@ impl Cases for CasesService {
         &self,
         request: Request<pb::CloseCaseRequest>,
     ) -> Result<Response<pb::CaseResponse>, Status> {
-        let caller = self.node.authorize_own(&request)?;
+        let caller = super::authorize_own(&self.node, &request)?;
         let trace = TraceContext::from_metadata(request.metadata());
         let actor = request.get_ref().actor.clone();
         let mut case = self.load(&request.get_ref().case_id).await?;
@@ -466,7 +466,7 @@ impl Cases for CasesService {
         &self,
         request: Request<pb::AcceptCaseRequest>,
     ) -> Result<Response<pb::CaseResponse>, Status> {
-        let caller = self.node.authorize_own(&request)?;
+        let caller = super::authorize_own(&self.node, &request)?;
         let trace = TraceContext::from_metadata(request.metadata());
         let req = request.into_inner();
         self.answer_case(&caller, &trace, &req.case_id, &req.actor, true)
@@ -477,7 +477,7 @@ impl Cases for CasesService {
         &self,
         request: Request<pb::DeclineCaseRequest>,
     ) -> Result<Response<pb::CaseResponse>, Status> {
-        let caller = self.node.authorize_own(&request)?;
+        let caller = super::authorize_own(&self.node, &request)?;
         let trace = TraceContext::from_metadata(request.metadata());
         let req = request.into_inner();
         self.answer_case(&caller, &trace, &req.case_id, &req.actor, false)
@@ -488,7 +488,7 @@ impl Cases for CasesService {
         &self,
         request: Request<pb::ListCasesRequest>,
     ) -> Result<Response<pb::ListCasesResponse>, Status> {
-        self.node.authorize_own(&request)?;
+        super::authorize_own(&self.node, &request)?;
         let open_only = request.get_ref().open_only;
         let node = self.node.clone();
         let cases = tokio::task::spawn_blocking(move || node.cases.list(open_only))

@@ -4,13 +4,14 @@
 //! `clock` module's; this layer gathers signals and converts.
 
 use super::convert;
-use crate::audit::{Action, Decision as AuditDecision};
+use crate::audit::Action;
 use crate::clock::{self, CountingRules};
 use crate::exchange::{self, ExchangeFilter};
-use crate::node::NodeContext;
 use crate::pb;
 use crate::pb::clock_server::Clock;
 use crate::pb::counts_server::Counts;
+use crate::service::NodeContext;
+use crate::service::{Caller, Service, ServiceError};
 use crate::signal::Signal;
 use crate::store::SignalFilter;
 use chrono::NaiveDate;
@@ -19,62 +20,79 @@ use std::time::Duration;
 use tonic::{Request, Response, Status};
 
 pub struct ClockService {
+    service: Service,
     node: Arc<NodeContext>,
 }
 
 impl ClockService {
-    pub fn new(node: Arc<NodeContext>) -> Self {
-        Self { node }
+    pub fn new(service: Service) -> Self {
+        Self {
+            node: service.node().clone(),
+            service,
+        }
     }
 }
 
 pub struct CountsService {
+    service: Service,
     node: Arc<NodeContext>,
 }
 
 impl CountsService {
-    pub fn new(node: Arc<NodeContext>) -> Self {
-        Self { node }
+    pub fn new(service: Service) -> Self {
+        Self {
+            node: service.node().clone(),
+            service,
+        }
     }
 }
 
-fn rules(node: &NodeContext) -> Result<Arc<CountingRules>, Status> {
+fn rules(node: &NodeContext) -> Result<Arc<CountingRules>, ServiceError> {
     node.counting.clone().ok_or_else(|| {
-        Status::failed_precondition("this node has no counting rules loaded (config: counting)")
+        ServiceError::FailedPrecondition(
+            "this node has no counting rules loaded (config: counting)".into(),
+        )
     })
 }
 
-fn parse_day(field: &str, text: &str) -> Result<NaiveDate, Status> {
+fn parse_day(field: &str, text: &str) -> Result<NaiveDate, ServiceError> {
     if text.is_empty() {
         return Ok(chrono::Utc::now().date_naive());
     }
     NaiveDate::parse_from_str(text, "%Y-%m-%d").map_err(|_| {
-        Status::invalid_argument(format!(
-            "{field}: {:?} is not a date (YYYY-MM-DD)",
-            crate::pseudonym::withhold_ids(text)
-        ))
+        ServiceError::invalid(
+            field,
+            format!(
+                "{field}: {:?} is not a date (YYYY-MM-DD)",
+                crate::pseudonym::withhold_ids(text)
+            ),
+        )
     })
 }
 
 /// The reference dates of a request: at least one, at most the node's limit (the work grows with
 /// their number), each a date.
-fn parse_days(node: &NodeContext, texts: &[String]) -> Result<Vec<NaiveDate>, Status> {
+fn parse_days(node: &NodeContext, texts: &[String]) -> Result<Vec<NaiveDate>, ServiceError> {
     if texts.is_empty() {
-        return Err(Status::invalid_argument(
+        return Err(ServiceError::invalid(
+            "at",
             "at: give at least one reference date",
         ));
     }
-    crate::limits::check_count("at", texts.len(), node.gate.limits().max_reference_dates)?;
+    crate::service::check_count("at", texts.len(), node.gate.limits().max_reference_dates)?;
     texts.iter().map(|t| parse_day("at", t)).collect()
 }
 
-fn rule<'a>(rules: &'a CountingRules, name: &str) -> Result<&'a clock::Rule, Status> {
+fn rule<'a>(rules: &'a CountingRules, name: &str) -> Result<&'a clock::Rule, ServiceError> {
     rules.rule(name).ok_or_else(|| {
-        Status::invalid_argument(format!(
-            "rule: {:?} is not a counting rule (known: {})",
-            crate::pseudonym::withhold_ids(name),
-            rules.rule_names().join(", ")
-        ))
+        ServiceError::invalid(
+            "rule",
+            format!(
+                "rule: {:?} is not a counting rule (known: {})",
+                crate::pseudonym::withhold_ids(name),
+                rules.rule_names().join(", ")
+            ),
+        )
     })
 }
 
@@ -83,10 +101,7 @@ fn codes(rows: &[clock::Row]) -> Vec<String> {
 }
 
 fn timeout(ms: u32) -> Duration {
-    match ms {
-        0 => super::federation::DEFAULT_TIMEOUT,
-        ms => Duration::from_millis(u64::from(ms)).min(super::federation::MAX_TIMEOUT),
-    }
+    crate::service::federation::timeout_of(ms)
 }
 
 /// What a report over the gathered signals covers: without a claim every category (the node's
@@ -104,12 +119,12 @@ fn coverage(node: &NodeContext, claim: Option<&pb::AccessClaim>) -> clock::Cover
     };
     let visible = policy
         .as_ref()
-        .and_then(|p| match super::exchange::context_of(claim).ok()? {
-            crate::policy::Context::RoutineFlow { flow } => {
+        .and_then(|p| match claim.context.as_ref()? {
+            pb::access_claim::Context::RoutineFlow(flow) => {
                 Some(p.routine_flow(flow)?.signal_categories().to_vec())
             }
-            crate::policy::Context::Case { meeting } => Some(
-                p.meeting(meeting)?
+            pb::access_claim::Context::CaseRef(case) => Some(
+                p.meeting(&case.meeting_type)?
                     .participant(own?.org_type, &claim.role)?
                     .signal_categories()
                     .to_vec(),
@@ -124,13 +139,13 @@ fn coverage(node: &NodeContext, claim: Option<&pb::AccessClaim>) -> clock::Cover
 
 /// The node's own signals (as "self") and, with a claim, every signal the peers share under it.
 async fn gather(
-    node: &Arc<NodeContext>,
+    service: &Service,
     caller: &crate::identity::Organisation,
     trace: &crate::trace::TraceContext,
     claim: Option<pb::AccessClaim>,
     wait: Duration,
 ) -> Result<(Vec<(String, Signal)>, Vec<pb::PeerFailure>), Status> {
-    let store = node.store.clone();
+    let store = service.node().store.clone();
     let own = tokio::task::spawn_blocking(move || store.list(&SignalFilter::default()))
         .await
         .map_err(super::task_status)?
@@ -140,11 +155,8 @@ async fn gather(
     let Some(claim) = claim else {
         return Ok((signals, Vec::new()));
     };
-    let query = pb::QueryRequest {
-        claim: Some(claim),
-        filter: None,
-    };
-    let federated = super::federation::federate_audited(node, caller, trace, query, wait).await?;
+    let asker = Caller::new(caller.clone(), trace.clone());
+    let federated = super::federation::federate_audited(service, &asker, claim, None, wait).await?;
     for answer in &federated.answers {
         for view in answer.response.iter().flat_map(|r| r.signals.iter()) {
             if let Some(s) = convert::signal_from_view(view) {
@@ -161,13 +173,13 @@ impl Clock for ClockService {
         &self,
         request: Request<pb::DueRequest>,
     ) -> Result<Response<pb::DueResponse>, Status> {
-        let caller = self.node.authorize_own(&request)?;
+        let caller = super::authorize_own(&self.node, &request)?;
         let trace = crate::trace::TraceContext::from_metadata(request.metadata());
         let req = request.into_inner();
         let rules = rules(&self.node)?;
         let at = parse_day("at", &req.at)?;
         let (signals, failures) = gather(
-            &self.node,
+            &self.service,
             &caller,
             &trace,
             req.claim,
@@ -191,7 +203,7 @@ impl Clock for ClockService {
         &self,
         request: Request<pb::ReportRequest>,
     ) -> Result<Response<pb::ReportResponse>, Status> {
-        let caller = self.node.authorize_own(&request)?;
+        let caller = super::authorize_own(&self.node, &request)?;
         let trace = crate::trace::TraceContext::from_metadata(request.metadata());
         let req = request.into_inner();
         let rules = rules(&self.node)?;
@@ -199,7 +211,7 @@ impl Clock for ClockService {
         let rule = rule(&rules, &req.rule)?.clone();
         let coverage = coverage(&self.node, req.claim.as_ref());
         let (signals, failures) = gather(
-            &self.node,
+            &self.service,
             &caller,
             &trace,
             req.claim,
@@ -238,97 +250,85 @@ impl Counts for CountsService {
         &self,
         request: Request<pb::CountsRequest>,
     ) -> Result<Response<pb::CountsResponse>, Status> {
-        let caller = super::caller(&request)?;
-        let trace = crate::trace::TraceContext::from_metadata(request.metadata());
+        let caller = super::service_caller(&request)?;
         let req = request.into_inner();
-        let claim = req.claim.clone().unwrap_or_default();
-        match self.decide_counts(&caller, req).await {
-            Ok((response, permit)) => {
-                let mut e = super::exchange::claim_entry(
-                    &self.node,
-                    &trace,
-                    &caller,
-                    &claim,
-                    Action::Disclose,
-                );
-                e.processing_activity = permit.processing_activity.clone();
-                e.data_categories = permit.data_categories.clone();
+        let claim = req.claim.clone().map(super::exchange::claim_from_pb);
+        let outcome = self.decide_counts(&caller.org, claim.as_ref(), req).await;
+        let service = self.service.clone();
+        let response = tokio::task::spawn_blocking(move || {
+            let claim = claim.unwrap_or_default();
+            let outcome = outcome.map(|(response, entry)| {
+                let mut e = service.claim_entry(&caller, &claim, Action::Disclose);
+                e.processing_activity = entry.processing_activity;
+                e.data_categories = entry.data_categories;
                 e.count = response.cells.len() as u64;
-                e.reason = format!(
-                    "{} (suppressed counts only, threshold {})",
-                    permit.rule, response.threshold
-                );
-                self.node.record_async(e).await?;
-                Ok(Response::new(response))
-            }
-            Err(status) if status.code() == tonic::Code::InvalidArgument => {
-                // A malformed or oversized request names no pupil: counted, not logged alone.
-                self.node.gate.refusals().note(
-                    &caller.oin,
-                    &caller.name,
-                    crate::limits::reason::INVALID,
-                );
-                Err(status)
-            }
-            Err(status) => {
-                let mut e = super::exchange::claim_entry(
-                    &self.node,
-                    &trace,
-                    &caller,
-                    &claim,
-                    Action::Query,
-                );
-                e.decision = AuditDecision::Deny;
-                e.reason = status.message().to_owned();
-                self.node.record_async(e).await?;
-                Err(status)
-            }
-        }
+                e.reason = entry.reason;
+                (response, e)
+            });
+            service.audit_decision(&caller, &claim, outcome)
+        })
+        .await
+        .map_err(super::task_status)??;
+        Ok(Response::new(response))
     }
 }
 
 impl CountsService {
-    /// Decides a counts request and computes the suppressed cells.
+    /// Decides a counts request (a case claim is bound to its case, as for a query) and
+    /// computes the suppressed cells; the audit facts of the permit go back with them.
     async fn decide_counts(
         &self,
         caller: &crate::identity::Organisation,
+        claim: Option<&crate::service::Claim>,
         req: pb::CountsRequest,
-    ) -> Result<(pb::CountsResponse, crate::policy::Permit), Status> {
+    ) -> Result<(pb::CountsResponse, crate::audit::NewEntry), ServiceError> {
         // Oversized before anything else: the cap costs nothing, the policy decision does.
-        crate::limits::check_count(
+        crate::service::check_count(
             "at",
             req.at.len(),
             self.node.gate.limits().max_reference_dates,
         )?;
-        let claim = req
-            .claim
-            .ok_or_else(|| Status::permission_denied("denied: the request carries no claim"))?;
-        let (policy, permit) = super::exchange::permit_for(&self.node, &caller.oin, &claim)?;
-        if permit.fields.contains(crate::policy::Field::PupilPseudonym) {
-            return Err(Status::permission_denied(format!(
-                "denied: rule {} shares pupil-level data; counts are only given under a flow whose \
+        let claim = claim.ok_or_else(|| ServiceError::denied("the request carries no claim"))?;
+        let service = self.service.clone();
+        let (owner, asked) = (caller.clone(), claim.clone());
+        let (policy, permit) =
+            tokio::task::spawn_blocking(move || service.decide(&owner, &asked)).await??;
+        if permit
+            .fields()
+            .contains(crate::policy::Field::PupilPseudonym)
+        {
+            return Err(ServiceError::denied(format!(
+                "rule {} shares pupil-level data; counts are only given under a flow whose \
                  data categories hold no pseudonym (e.g. monitoring)",
-                permit.rule
+                permit.rule()
             )));
         }
         let rules = rules(&self.node)?;
         let dates = parse_days(&self.node, &req.at)?;
         let rule = rule(&rules, &req.rule)?.clone();
         let node = self.node.clone();
-        let scope = permit.clone();
+        let visible = permit.signal_categories().to_vec();
+        let mut facts = crate::audit::NewEntry::new(
+            &crate::trace::TraceContext::new_root(),
+            caller,
+            "",
+            Action::Disclose,
+            "",
+        );
+        facts.processing_activity = permit.processing_activity().to_owned();
+        facts.data_categories = permit.data_categories().to_vec();
+        let permit_rule = permit.rule().to_owned();
         let selected = tokio::task::spawn_blocking(move || {
             let today = chrono::Utc::now().date_naive();
-            exchange::select(&node.store, &scope, &ExchangeFilter::default(), None, today)
+            exchange::select(&node.store, &permit, &ExchangeFilter::default(), today)
         })
-        .await
-        .map_err(super::task_status)?
-        .map_err(super::store_status)?;
+        .await??;
         let own = self.node.own.name.clone();
         let signals: Vec<(String, Signal)> =
             selected.into_iter().map(|s| (own.clone(), s)).collect();
         let threshold = rules.suppression_threshold();
         let coverage = clock::Coverage {
-            visible: permit.signal_categories.clone(),
+            visible,
             municipalities: policy
                 .party_by_oin(&self.node.own.oin)
                 .map(|p| p.municipalities.clone())
@@ -340,8 +340,10 @@ impl CountsService {
             .heavy(move || {
                 clock::report_for(&signals, &dates, &rule, &rules, &coverage).suppressed(threshold)
             })
-            .await?;
+            .await
+            .map_err(|s| ServiceError::Unavailable(s.message().to_owned()))?;
         tracing::info!(peer.oin = %caller.oin, counts.cells = suppressed.cells.len(), "counts answered");
+        facts.reason = format!("{permit_rule} (suppressed counts only, threshold {threshold})");
         let response = pb::CountsResponse {
             cells: suppressed.cells.iter().map(convert::report_cell).collect(),
             threshold,
@@ -350,6 +352,6 @@ impl CountsService {
             unavailable_rows: codes(&suppressed.unavailable),
             denominator_municipalities: suppressed.covered.clone(),
         };
-        Ok((response, permit))
+        Ok((response, facts))
     }
 }

@@ -1,56 +1,82 @@
-//! `pactgate.v1.Exchange`: peer nodes ask this node for signals, share cases with it, and ask
-//! who it is. Every Query is decided by the policy (fail closed) and answered with only the
-//! fields the caller's role may see; a case only narrows a read (its pupils, its purpose, the
-//! caller's and the lead's scope) and counts only once this node's organisation accepted it.
-//! A ShareCase is taken only from a lead that may lead the meeting, never to change a case.
+//! `pactgate.v1.Exchange` over gRPC: peer nodes ask this node for signals, share cases with it,
+//! and ask who it is. Thin for Query and DescribeNode: converts the claim and filter, calls
+//! [`Service::answer_query`] (which decides, selects and audits) and renders each signal
+//! minimised to the permit's fields. A ShareCase is taken only from a lead that may lead the
+//! meeting, never to change a case.
 
 use super::convert;
-use crate::audit::{Action, Decision as AuditDecision, NewEntry};
-use crate::cases::{Acceptance, Case, RateLimiter};
-use crate::exchange::{self, ExchangeFilter};
-use crate::identity::Organisation;
-use crate::node::entry;
-use crate::node::NodeContext;
+use crate::audit::NewEntry;
+use crate::audit::{Action, Decision as AuditDecision};
+use crate::cases::RateLimiter;
+use crate::exchange::ExchangeFilter;
 use crate::pb;
 use crate::pb::exchange_server::Exchange;
-use crate::policy::{AccessRequest, Context, Decision, Permit, Policy};
 use crate::pseudonym::is_pseudonym;
+use crate::service::{Claim, ClaimContext, Disclosure, NodeContext, Service, ServiceError};
 use crate::trace::TraceContext;
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
 pub struct ExchangeService {
+    service: Service,
     node: Arc<NodeContext>,
     /// Bounds how fast one organisation shares cases with this node.
     share_limiter: RateLimiter,
 }
 
 impl ExchangeService {
-    pub fn new(node: Arc<NodeContext>) -> Self {
+    pub fn new(service: Service) -> Self {
         Self {
-            node,
+            node: service.node().clone(),
+            service,
             share_limiter: RateLimiter::default(),
         }
     }
 }
 
-/// The claim's context as the policy names it.
-pub fn context_of(claim: &pb::AccessClaim) -> Result<Context<'_>, Status> {
-    match &claim.context {
-        Some(pb::access_claim::Context::RoutineFlow(flow)) => Ok(Context::RoutineFlow { flow }),
-        Some(pb::access_claim::Context::CaseRef(case)) => Ok(Context::Case {
-            meeting: &case.meeting_type,
+/// A claim as the service layer takes it.
+pub fn claim_from_pb(claim: pb::AccessClaim) -> Claim {
+    Claim {
+        role: claim.role,
+        legal_basis: claim.legal_basis,
+        purpose: claim.purpose,
+        actor: claim.actor,
+        context: claim.context.map(|c| match c {
+            pb::access_claim::Context::RoutineFlow(flow) => ClaimContext::RoutineFlow(flow),
+            pb::access_claim::Context::CaseRef(case) => ClaimContext::Case {
+                meeting_type: case.meeting_type,
+                case_id: case.case_id,
+            },
         }),
-        None => Err(Status::permission_denied(
-            "denied: the claim names neither a routine_flow nor a case_ref",
-        )),
+    }
+}
+
+/// A claim as a peer takes it.
+pub fn claim_to_pb(claim: &Claim) -> pb::AccessClaim {
+    pb::AccessClaim {
+        role: claim.role.clone(),
+        legal_basis: claim.legal_basis.clone(),
+        purpose: claim.purpose.clone(),
+        actor: claim.actor.clone(),
+        context: claim.context.as_ref().map(|c| match c {
+            ClaimContext::RoutineFlow(flow) => pb::access_claim::Context::RoutineFlow(flow.clone()),
+            ClaimContext::Case {
+                meeting_type,
+                case_id,
+            } => pb::access_claim::Context::CaseRef(pb::CaseRef {
+                meeting_type: meeting_type.clone(),
+                case_id: case_id.clone(),
+            }),
+        }),
     }
 }
 
 /// The filter of a query as the domain knows it; malformed filters are INVALID_ARGUMENT.
-pub fn filter_from(filter: Option<pb::QueryFilter>) -> Result<ExchangeFilter, Status> {
+pub fn filter_from(filter: Option<pb::QueryFilter>) -> Result<ExchangeFilter, ServiceError> {
     let f = filter.unwrap_or_default();
-    let invalid = |e: crate::signal::FieldError| Status::invalid_argument(format!("filter: {e}"));
+    let invalid = |e: crate::signal::FieldError| {
+        ServiceError::invalid(format!("filter.{}", e.field), format!("filter: {e}"))
+    };
     let residence_municipality = match f.residence_municipality.as_str() {
         "" => None,
         m => Some(crate::signal::check_municipality(m).map_err(invalid)?),
@@ -59,7 +85,7 @@ pub fn filter_from(filter: Option<pb::QueryFilter>) -> Result<ExchangeFilter, St
         "" => None,
         c => Some(crate::signal::check_school(c, crate::signal::Category::Lrv).map_err(invalid)?),
     };
-    crate::limits::check_count(
+    crate::service::check_count(
         "filter.categories",
         f.categories.len(),
         crate::limits::MAX_FILTER_VALUES,
@@ -69,14 +95,14 @@ pub fn filter_from(filter: Option<pb::QueryFilter>) -> Result<ExchangeFilter, St
         .iter()
         .map(|c| convert::category_from_pb(*c))
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|r| Status::invalid_argument(format!("filter: category {r}")))?;
-    let status = match f.status {
-        0 => None,
-        s => Some(
-            convert::status_from_pb(s)
-                .map_err(|r| Status::invalid_argument(format!("filter: status {r}")))?,
-        ),
-    };
+        .map_err(|r| ServiceError::invalid("filter.categories", format!("filter: category {r}")))?;
+    let status =
+        match f.status {
+            0 => None,
+            s => Some(convert::status_from_pb(s).map_err(|r| {
+                ServiceError::invalid("filter.status", format!("filter: status {r}"))
+            })?),
+        };
     Ok(ExchangeFilter {
         residence_municipality,
         school,
@@ -86,254 +112,31 @@ pub fn filter_from(filter: Option<pb::QueryFilter>) -> Result<ExchangeFilter, St
     })
 }
 
-/// Checks a case-context request against the case this node holds: known, of the claimed
-/// meeting, open, accepted here (unless the meeting needs no acceptance), for the claimed
-/// purpose, with caller and this node at the table, still within the policy's lead and size.
-fn check_case(
-    node: &NodeContext,
-    policy: &Policy,
-    claim: &pb::AccessClaim,
-    caller_oin: &str,
-) -> Result<Option<Case>, Status> {
-    let Some(pb::access_claim::Context::CaseRef(reference)) = &claim.context else {
-        return Ok(None);
-    };
-    let deny = |reason: String| Err(Status::permission_denied(format!("denied: {reason}")));
-    let case = node
-        .cases
-        .get(&reference.case_id)
-        .map_err(super::case_status)?;
-    let Some(case) = case else {
-        return deny(format!(
-            "case {:?} is not known at this node",
-            crate::pseudonym::withhold_ids(&reference.case_id)
-        ));
-    };
-    if case.meeting_type != reference.meeting_type {
-        return deny(format!(
-            "case {} belongs to meeting {:?}, not {:?}",
-            case.id,
-            case.meeting_type,
-            crate::pseudonym::withhold_ids(&reference.meeting_type)
-        ));
-    }
-    if !case.open {
-        return deny(format!("case {} is closed", case.id));
-    }
-    let Some(meeting) = policy.meeting(&case.meeting_type) else {
-        return deny(format!(
-            "case {} belongs to meeting {:?}, which the policy no longer has",
-            case.id, case.meeting_type
-        ));
-    };
-    if meeting.needs_acceptance && case.acceptance != Acceptance::Accepted {
-        return deny(format!(
-            "case {} has not been accepted by this node's organisation ({}); it grants nothing here until then",
-            case.id,
-            match case.acceptance {
-                Acceptance::Declined => "it declined it",
-                _ => "pending: `pactgate case accept`",
-            }
-        ));
-    }
-    if case.purpose != claim.purpose {
-        return deny(format!(
-            "purpose {:?} of the query is not the purpose of case {} ({})",
-            crate::pseudonym::withhold_ids(&claim.purpose)
-                .chars()
-                .take(64)
-                .collect::<String>(),
-            case.id,
-            case.purpose
-        ));
-    }
-    if case.pupils.len() > meeting.max_pupils {
-        return deny(format!(
-            "case {} covers {} pupils; meeting {} allows at most {}",
-            case.id,
-            case.pupils.len(),
-            meeting.id,
-            meeting.max_pupils
-        ));
-    }
-    if let Err(reason) = policy.check_case_lead(&case.meeting_type, &case.lead.oin) {
-        return deny(format!("case {}: {reason}", case.id));
-    }
-    if !case.has_participant(caller_oin) {
-        return deny(format!("the caller does not take part in case {}", case.id));
-    }
-    if !case.has_participant(&node.own.oin) {
-        return deny(format!(
-            "this node's organisation does not take part in case {}",
-            case.id
-        ));
-    }
-    Ok(Some(case))
-}
-
-/// What an allowed query disclosed, for the audit entry.
-struct Disclosure {
-    response: pb::QueryResponse,
-    permit: Permit,
-    pupils: Vec<String>,
-}
-
-/// Refuses a claim whose caller-written text could carry a pupil id (INVALID_ARGUMENT naming the
-/// field, never echoing it).
-pub(super) fn check_claim_text(claim: &pb::AccessClaim) -> Result<(), Status> {
-    for (field, text) in [
-        ("claim.role", &claim.role),
-        ("claim.legal_basis", &claim.legal_basis),
-        ("claim.purpose", &claim.purpose),
-        ("claim.actor", &claim.actor),
-    ] {
-        super::refuse_id_like(field, text)?;
-    }
-    match &claim.context {
-        Some(pb::access_claim::Context::RoutineFlow(flow)) => {
-            super::refuse_id_like("claim.routine_flow", flow)
-        }
-        Some(pb::access_claim::Context::CaseRef(case)) => {
-            super::refuse_id_like("claim.case_ref.meeting_type", &case.meeting_type)?;
-            super::refuse_id_like_case_id("claim.case_ref.case_id", &case.case_id)
-        }
-        None => Ok(()),
-    }
-}
-
-/// The policy's decision on a claim by `caller_oin` to this node's data: the active policy and
-/// the permit, or PERMISSION_DENIED naming the part that did not match (INVALID_ARGUMENT for
-/// claim text that could carry a pupil id). The one place every data-bearing request (queries
-/// and counts) is decided.
-pub fn permit_for(
-    node: &NodeContext,
-    caller_oin: &str,
-    claim: &pb::AccessClaim,
-) -> Result<(Arc<Policy>, Permit), Status> {
-    check_claim_text(claim)?;
-    let policy = node.policy.current().ok_or_else(|| {
-        Status::permission_denied("denied: this node has no covenant policy loaded")
-    })?;
-    let access = AccessRequest {
-        caller_oin,
-        holder_oin: &node.own.oin,
-        role: &claim.role,
-        legal_basis: &claim.legal_basis,
-        purpose: &claim.purpose,
-        context: context_of(claim)?,
-    };
-    match policy.evaluate(&access) {
-        Decision::Permit(permit) => Ok((policy, permit)),
-        Decision::Deny(d) => Err(Status::permission_denied(format!("denied: {}", d.reason))),
-    }
-}
-
-/// Decides a query and selects what it may see; every refusal is a PERMISSION_DENIED status
-/// naming the part that did not match.
-fn decide(
-    node: &NodeContext,
-    caller_oin: &str,
-    claim: &pb::AccessClaim,
-    filter: Option<pb::QueryFilter>,
-) -> Result<Disclosure, Status> {
-    let (policy, permit) = permit_for(node, caller_oin, claim)?;
-    let case = check_case(node, &policy, claim, caller_oin)?;
-    let permit = match &case {
-        Some(case) => policy
-            .narrow_to_case(permit, &case.lead.oin)
-            .map_err(|reason| Status::permission_denied(format!("denied: {reason}")))?,
-        None => permit,
-    };
-    let filter = filter_from(filter)?;
-    let today = chrono::Utc::now().date_naive();
-    let signals = exchange::select(&node.store, &permit, &filter, case.as_ref(), today)
-        .map_err(super::store_status)?;
-    let response = pb::QueryResponse {
-        signals: signals
+/// An answer as the peer receives it: every signal minimised to the permit's fields.
+pub fn query_response(d: &Disclosure) -> pb::QueryResponse {
+    pb::QueryResponse {
+        signals: d
+            .signals
             .iter()
-            .map(|s| convert::minimised_view(s, &permit.fields))
+            .map(|s| convert::minimised_view(s, &d.fields))
             .collect(),
-        disclosed_fields: convert::field_names(&permit.fields),
-        holder: Some(convert::organisation(&node.own)),
-        rule: permit.rule.clone(),
-        processing_activity: permit.processing_activity.clone(),
-        policy_version: policy.version().to_owned(),
-    };
-    Ok(Disclosure {
-        response,
-        pupils: super::intake::distinct_pupils(&signals),
-        permit,
-    })
+        disclosed_fields: convert::field_names(&d.fields),
+        holder: Some(convert::organisation(&d.holder)),
+        rule: d.rule.clone(),
+        processing_activity: d.processing_activity.clone(),
+        policy_version: d.policy_version.clone(),
+    }
 }
 
-/// The claim's context and purpose on an audit entry.
-pub fn claim_entry(
-    node: &NodeContext,
+/// An audit entry with the request's trace and the acting organisation (for ShareCase).
+fn entry(
     trace: &TraceContext,
-    caller: &Organisation,
-    claim: &pb::AccessClaim,
+    org: &crate::identity::Organisation,
+    actor: &str,
     action: Action,
+    version: &str,
 ) -> NewEntry {
-    let mut e = entry(trace, caller, &claim.actor, action, &node.policy_version());
-    e.purpose = claim.purpose.chars().take(100).collect();
-    e.legal_basis = claim.legal_basis.chars().take(100).collect();
-    match &claim.context {
-        Some(pb::access_claim::Context::RoutineFlow(flow)) => {
-            e.flow = flow.chars().take(100).collect()
-        }
-        Some(pb::access_claim::Context::CaseRef(c)) => {
-            e.meeting_type = c.meeting_type.chars().take(100).collect();
-            e.case_id = c.case_id.chars().take(100).collect();
-        }
-        None => {}
-    }
-    e
-}
-
-/// Answers a peer's query and audits the decision (durably, before the answer leaves).
-pub fn answer(
-    node: &NodeContext,
-    caller: &Organisation,
-    trace: &TraceContext,
-    request: pb::QueryRequest,
-) -> Result<pb::QueryResponse, Status> {
-    let missing = request.claim.is_none();
-    let claim = request.claim.unwrap_or_default();
-    let decided = if missing {
-        Err(Status::permission_denied(
-            "denied: the request carries no claim",
-        ))
-    } else {
-        decide(node, &caller.oin, &claim, request.filter)
-    };
-    match decided {
-        Ok(d) => {
-            let mut e = claim_entry(node, trace, caller, &claim, Action::Disclose);
-            e.processing_activity = d.permit.processing_activity.clone();
-            e.data_categories = d.permit.data_categories.clone();
-            e.pupils = d.pupils;
-            e.count = d.response.signals.len() as u64;
-            e.reason = d.permit.rule.clone();
-            node.record(e)?;
-            tracing::info!(peer.oin = %caller.oin, policy.rule = %d.permit.rule, query.count = d.response.signals.len(), "query answered");
-            Ok(d.response)
-        }
-        Err(status) if status.code() == tonic::Code::InvalidArgument => {
-            // A malformed or oversized request names no pupil: counted, not logged alone.
-            node.gate
-                .refusals()
-                .note(&caller.oin, &caller.name, crate::limits::reason::INVALID);
-            Err(status)
-        }
-        Err(status) => {
-            let mut e = claim_entry(node, trace, caller, &claim, Action::Query);
-            e.decision = AuditDecision::Deny;
-            e.reason = status.message().to_owned();
-            node.record(e)?;
-            tracing::info!(peer.oin = %caller.oin, policy.decision = "deny", reason = %status.message(), "query refused");
-            Err(status)
-        }
-    }
+    NewEntry::new(trace, org, actor, action, version)
 }
 
 /// Checks a case shared by `caller_oin` and stores it (or its closing); never changes, widens,
@@ -405,14 +208,12 @@ impl Exchange for ExchangeService {
         &self,
         request: Request<pb::QueryRequest>,
     ) -> Result<Response<pb::QueryResponse>, Status> {
-        let caller = super::caller(&request)?;
-        let trace = TraceContext::from_metadata(request.metadata());
-        let node = self.node.clone();
+        let caller = super::service_caller(&request)?;
         let inner = request.into_inner();
-        let response = tokio::task::spawn_blocking(move || answer(&node, &caller, &trace, inner))
-            .await
-            .map_err(super::task_status)??;
-        Ok(Response::new(response))
+        let claim = inner.claim.map(claim_from_pb);
+        let filter = filter_from(inner.filter);
+        let disclosure = self.service.answer_query(caller, claim, filter).await?;
+        Ok(Response::new(query_response(&disclosure)))
     }
 
     async fn share_case(
@@ -479,19 +280,13 @@ impl Exchange for ExchangeService {
         request: Request<pb::DescribeNodeRequest>,
     ) -> Result<Response<pb::DescribeNodeResponse>, Status> {
         super::caller(&request)?;
-        let policy = self.node.policy.current();
+        let d = self.service.describe();
         Ok(Response::new(pb::DescribeNodeResponse {
-            organisation: Some(convert::organisation(&self.node.own)),
-            policy_version: policy
-                .as_ref()
-                .map(|p| p.version().to_owned())
-                .unwrap_or_default(),
-            covenant: policy
-                .as_ref()
-                .map(|p| p.covenant().name.clone())
-                .unwrap_or_default(),
-            audit_log_verifier_key: self.node.audit.verifier_key(),
-            witness_verifier_key: self.node.witness.verifier_key(),
+            organisation: Some(convert::organisation(&d.organisation)),
+            policy_version: d.policy_version,
+            covenant: d.covenant,
+            audit_log_verifier_key: d.audit_log_verifier_key,
+            witness_verifier_key: d.witness_verifier_key,
         }))
     }
 }

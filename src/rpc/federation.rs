@@ -2,31 +2,27 @@
 //! parallel under the same claim, waits at most a timeout per peer, and merges the answers. A
 //! peer that refuses, fails or is too slow is reported, never waited for beyond the timeout.
 
-use super::exchange::claim_entry;
-use crate::audit::{Action, Decision as AuditDecision};
-use crate::identity::Organisation;
-use crate::node::{audit_status, NodeContext};
 use crate::pb;
 use crate::pb::exchange_client::ExchangeClient;
 use crate::pb::federation_server::Federation;
 use crate::peers::Peer;
+use crate::service::federation::{
+    timeout_of, FederatedAnswers, PeerAnswered, PeerAsker, PeerFailure,
+};
+use crate::service::{Caller, Claim, Service};
 use crate::trace::TraceContext;
-use std::sync::Arc;
 use std::time::Duration;
 use tonic::{Request, Response, Status};
 
-/// How long a peer may take by default.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(3000);
-/// The longest timeout a caller may ask for.
-pub const MAX_TIMEOUT: Duration = Duration::from_secs(60);
+pub use crate::service::federation::{DEFAULT_TIMEOUT, MAX_TIMEOUT};
 
 pub struct FederationService {
-    node: Arc<NodeContext>,
+    service: Service,
 }
 
 impl FederationService {
-    pub fn new(node: Arc<NodeContext>) -> Self {
-        Self { node }
+    pub fn new(service: Service) -> Self {
+        Self { service }
     }
 }
 
@@ -97,64 +93,94 @@ pub async fn federate(
     response
 }
 
-/// Asks every peer under the caller's claim and audits it: one entry for the federated query and
-/// one per peer for what it sent back (or why not), all durable before the answer is returned.
-pub async fn federate_audited(
-    node: &Arc<NodeContext>,
-    caller: &Organisation,
-    trace: &TraceContext,
-    request: pb::QueryRequest,
-    timeout: Duration,
-) -> Result<pb::FederationQueryResponse, Status> {
-    let claim = request.claim.clone().unwrap_or_default();
-    // Caller text that could be a pupil id is refused here, before a copy goes to every peer.
-    super::exchange::check_claim_text(&claim)?;
-    let response = federate(&node.peers, request, timeout, Some(trace)).await;
-    let mut entries = Vec::new();
-    let mut asked = claim_entry(node, trace, caller, &claim, Action::FederatedQuery);
-    asked.count = response.answers.len() as u64;
-    asked.reason = format!(
-        "asked {} peers: {} answered, {} refused or failed",
-        node.peers.len(),
-        response.answers.len(),
-        response.failures.len()
-    );
-    entries.push(asked);
-    for answer in &response.answers {
-        let Some(r) = &answer.response else { continue };
-        let mut e = claim_entry(node, trace, caller, &claim, Action::Receive);
-        e.processing_activity = r.processing_activity.clone();
-        e.pupils = distinct(r.signals.iter().map(|s| s.pupil_pseudonym.as_str()));
-        e.count = r.signals.len() as u64;
-        e.reason = format!("received from {} under {}", answer.peer, r.rule);
-        entries.push(e);
+/// The node's peers over gRPC, as the service layer asks them.
+pub struct GrpcPeers<'a>(pub &'a [Peer]);
+
+impl PeerAnswered for pb::PeerAnswer {
+    fn peer(&self) -> &str {
+        &self.peer
     }
-    for failure in &response.failures {
-        let mut e = claim_entry(node, trace, caller, &claim, Action::Receive);
-        e.decision = AuditDecision::Deny;
-        e.reason = format!("{} {}: {}", failure.peer, failure.code, failure.message);
-        entries.push(e);
+
+    fn rule(&self) -> &str {
+        self.response.as_ref().map_or("", |r| r.rule.as_str())
     }
-    let recorder = node.clone();
-    tokio::task::spawn_blocking(move || {
-        for e in entries {
-            recorder.audit.append(e).map_err(audit_status)?;
-        }
-        recorder.store.sync().map_err(super::store_status)
-    })
-    .await
-    .map_err(super::task_status)??;
-    Ok(response)
+
+    fn processing_activity(&self) -> &str {
+        self.response
+            .as_ref()
+            .map_or("", |r| r.processing_activity.as_str())
+    }
+
+    fn pupil_pseudonyms(&self) -> Vec<&str> {
+        self.response.as_ref().map_or_else(Vec::new, |r| {
+            r.signals
+                .iter()
+                .map(|s| s.pupil_pseudonym.as_str())
+                .collect()
+        })
+    }
 }
 
-/// The distinct pseudonyms a peer sent; anything that is not a pseudonym (a peer's mistake, or
-/// worse a raw id) is left out of the audit entry.
-fn distinct<'a>(pseudonyms: impl Iterator<Item = &'a str>) -> Vec<String> {
-    let mut seen = std::collections::HashSet::new();
-    pseudonyms
-        .filter(|p| crate::pseudonym::is_pseudonym(p) && seen.insert(*p))
-        .map(str::to_owned)
-        .collect()
+impl PeerAsker for GrpcPeers<'_> {
+    type Filter = Option<pb::QueryFilter>;
+    type Answer = pb::PeerAnswer;
+
+    fn peer_count(&self) -> usize {
+        self.0.len()
+    }
+
+    async fn ask_all(
+        &self,
+        claim: &Claim,
+        filter: &Self::Filter,
+        timeout: Duration,
+        trace: &TraceContext,
+    ) -> FederatedAnswers<pb::PeerAnswer> {
+        let request = pb::QueryRequest {
+            claim: Some(super::exchange::claim_to_pb(claim)),
+            filter: filter.clone(),
+        };
+        let response = federate(self.0, request, timeout, Some(trace)).await;
+        FederatedAnswers {
+            answers: response.answers,
+            failures: response
+                .failures
+                .into_iter()
+                .map(|f| PeerFailure {
+                    peer: f.peer,
+                    code: f.code,
+                    message: f.message,
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Asks every peer under the caller's claim through the service layer, which audits it.
+pub async fn federate_audited(
+    service: &Service,
+    caller: &Caller,
+    claim: pb::AccessClaim,
+    filter: Option<pb::QueryFilter>,
+    timeout: Duration,
+) -> Result<pb::FederationQueryResponse, Status> {
+    let peers = GrpcPeers(&service.node().peers);
+    let claim = super::exchange::claim_from_pb(claim);
+    let answers = service
+        .federated_query(caller, &peers, claim, filter, timeout)
+        .await?;
+    Ok(pb::FederationQueryResponse {
+        answers: answers.answers,
+        failures: answers
+            .failures
+            .into_iter()
+            .map(|f| pb::PeerFailure {
+                peer: f.peer,
+                code: f.code,
+                message: f.message,
+            })
+            .collect(),
+    })
 }
 
 #[tonic::async_trait]
@@ -163,24 +189,12 @@ impl Federation for FederationService {
         &self,
         request: Request<pb::FederationQueryRequest>,
     ) -> Result<Response<pb::FederationQueryResponse>, Status> {
-        let caller = self.node.authorize_own(&request)?;
-        let trace = TraceContext::from_metadata(request.metadata());
+        let caller = super::service_caller(&request)?;
         let inner = request.into_inner();
-        let timeout = match inner.timeout_ms {
-            0 => DEFAULT_TIMEOUT,
-            ms => Duration::from_millis(u64::from(ms)).min(MAX_TIMEOUT),
-        };
-        let query = pb::QueryRequest {
-            claim: inner.claim,
-            filter: inner.filter,
-        };
-        let response = federate_audited(&self.node, &caller, &trace, query, timeout).await?;
-        tracing::info!(
-            peer.oin = %caller.oin,
-            federation.answers = response.answers.len(),
-            federation.failures = response.failures.len(),
-            "federated query"
-        );
+        let timeout = timeout_of(inner.timeout_ms);
+        let claim = inner.claim.unwrap_or_default();
+        let response =
+            federate_audited(&self.service, &caller, claim, inner.filter, timeout).await?;
         Ok(Response::new(response))
     }
 }

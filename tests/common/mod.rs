@@ -1752,7 +1752,7 @@ pub fn assert_minimised(views: &[pb::SignalView], allowed: &[&str], who: &str) {
 
 /// The proto names of a permit's fields.
 pub fn permit_field_names(permit: &pactgate::policy::Permit) -> Vec<&'static str> {
-    permit.fields.iter().map(|f| f.name()).collect()
+    permit.fields().iter().map(|f| f.name()).collect()
 }
 
 /// The shipped policy, loaded as a node loads it.
@@ -2079,4 +2079,100 @@ pub fn tree_keys_and_values(data_dir: &Path, prefix: &str) -> Vec<(String, Vec<u
         }
     }
     out
+}
+
+// ---------------------------------------------------------------------------------------------
+// The REST API (`/v1`)
+// ---------------------------------------------------------------------------------------------
+
+/// An HTTPS client for a node's REST API with the TLS material `tls`, over HTTP/2 (ALPN h2) or,
+/// with `http1`, HTTP/1.1 (ALPN http/1.1).
+pub fn rest_client_with(tls: &TlsMaterial, http1: bool) -> reqwest::Client {
+    let mut config = tls.client_config_tls13().expect("client TLS config");
+    let builder = if http1 {
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        reqwest::Client::builder().http1_only()
+    } else {
+        reqwest::Client::builder().http2_prior_knowledge()
+    };
+    builder
+        .tls_backend_preconfigured(config)
+        .timeout(Duration::from_secs(20))
+        .build()
+        .expect("an HTTPS client")
+}
+
+/// [`rest_client_with`] a development party's own certificate, over HTTP/2.
+pub fn rest_client(party: &str) -> reqwest::Client {
+    rest_client_with(&material(party), false)
+}
+
+/// The base URL of a node's REST API (the OpenAPI document's server).
+pub fn rest_base(node: SocketAddr) -> String {
+    format!("https://{node}/v1")
+}
+
+/// A REST answer read whole: status, content type, `API-Version` header and the JSON body
+/// (`Null` for a body that is not JSON).
+#[derive(Debug)]
+pub struct RestAnswer {
+    pub status: u16,
+    pub content_type: String,
+    pub api_version: Option<String>,
+    pub body: serde_json::Value,
+    pub text: String,
+}
+
+impl RestAnswer {
+    pub async fn read(response: reqwest::Response) -> RestAnswer {
+        let header = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        let status = response.status().as_u16();
+        let content_type = header("content-type").unwrap_or_default();
+        let api_version = header("api-version");
+        let text = response.text().await.expect("a body");
+        let body = serde_json::from_str(&text).unwrap_or(serde_json::Value::Null);
+        RestAnswer {
+            status,
+            content_type,
+            api_version,
+            body,
+            text,
+        }
+    }
+
+    /// Asserts the answer is a problem (RFC 9457) of `status` with the API version, and returns
+    /// its detail.
+    pub fn problem(&self, status: u16) -> String {
+        assert_eq!(self.status, status, "{self:?}");
+        assert_eq!(self.content_type, "application/problem+json", "{self:?}");
+        assert_eq!(
+            self.api_version.as_deref(),
+            Some(pactgate::rest::version::API_VERSION),
+            "{self:?}"
+        );
+        assert_eq!(self.body["status"], status, "{self:?}");
+        assert!(self.body["title"].is_string(), "{self:?}");
+        self.body["detail"].as_str().expect("a detail").to_owned()
+    }
+}
+
+/// Sends `method` `path` (under `/v1`) to a node as `client`, with a JSON body if given.
+pub async fn rest_call(
+    client: &reqwest::Client,
+    node: SocketAddr,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<&serde_json::Value>,
+) -> RestAnswer {
+    let mut request = client.request(method, format!("{}{path}", rest_base(node)));
+    if let Some(body) = body {
+        request = request.json(body);
+    }
+    RestAnswer::read(request.send().await.expect("the node answers")).await
 }

@@ -1,0 +1,171 @@
+//! The partner-facing HTTP/JSON API under `/v1` (OpenAPI 3, the Dutch API Design Rules), served on
+//! the node's own mutual-TLS listener beside gRPC, with the same identity from the certificate and
+//! the same limits. Thin handlers only: authenticate, turn JSON into the service layer's types,
+//! call it, turn the answer back. Decides, stores and audits nothing itself; no pupil id or
+//! pseudonym is ever part of a path, a query string or a log line (they travel in POST bodies).
+//!
+//! # Layout
+//! - [`front`]: the tower layer that hands `/v1` requests to this API before the gRPC stack.
+//! - [`doc`]: the OpenAPI document, generated from the handlers and DTOs.
+//! - [`problem`]: problem details for every error, and the extractors that produce them.
+//! - [`version`]: the `API-Version` header on every answer.
+//! - [`signals`]: `/v1/signals`: push a JSON batch, list and search (pupils by pseudonym only).
+
+pub mod doc;
+pub mod front;
+pub mod problem;
+pub mod signals;
+pub mod version;
+
+use crate::identity::Organisation;
+use crate::limits::GateLayer;
+use crate::node::NodeContext;
+use crate::trace::TraceContext;
+use axum::extract::{FromRequestParts, Request, State};
+use axum::http::request::Parts;
+use axum::http::{Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, MethodRouter};
+use problem::Problem;
+use std::sync::Arc;
+use std::time::Duration;
+use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
+
+/// The base path: the API's major version (/core/uri-version).
+pub const BASE: &str = "/v1";
+
+/// The largest request body of an operation that takes one, except a push.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// What every handler shares: the node and the gate in front of its listener.
+pub struct RestState {
+    pub node: Arc<NodeContext>,
+    pub gate: GateLayer,
+}
+
+type Operation = (Method, &'static str, MethodRouter<Arc<RestState>>);
+
+/// Every operation of the API: its method, its path under [`BASE`] (as in the OpenAPI document)
+/// and its handler.
+/// The router is built from this table and nothing else, so [`served`] is what the server answers.
+fn operations() -> Vec<Operation> {
+    vec![(Method::GET, "/openapi.json", get(doc::serve))]
+}
+
+/// The method and full path of every operation the server answers (for the tests that hold the
+/// OpenAPI document to it).
+pub fn served() -> Vec<(Method, String)> {
+    operations()
+        .into_iter()
+        .map(|(method, path, _)| (method, format!("{BASE}{path}")))
+        .collect()
+}
+
+/// The API as an axum router: every operation of [`operations`], behind the gate (identity,
+/// party, load, deadline), every answer stamped with its version and every error problem+json.
+pub fn router(node: Arc<NodeContext>, gate: GateLayer) -> axum::Router {
+    let state = Arc::new(RestState { node, gate });
+    let mut api = axum::Router::new();
+    for (_, path, handler) in operations() {
+        api = api.route(path, handler);
+    }
+    axum::Router::new()
+        .nest(BASE, api)
+        .fallback(no_route)
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), admit))
+        .layer(axum::middleware::from_fn(version::stamp))
+        .with_state(state)
+}
+
+async fn no_route() -> Problem {
+    Problem::new(
+        StatusCode::NOT_FOUND,
+        "no operation at this path; see /v1/openapi.json for the operations",
+    )
+}
+
+/// The gate every request passes before a handler runs, as the gRPC services do: a caller
+/// without an organisation in its certificate, one that is no party, and a request beyond the
+/// node's limit are refused; a request is cut off at the node's deadline.
+async fn admit(State(state): State<Arc<RestState>>, request: Request, next: Next) -> Response {
+    let permit = match state.gate.admit_request(request.extensions()) {
+        Ok(permit) => permit,
+        Err(status) => return Problem::from_status(&status).into_response(),
+    };
+    let limits = state.node.gate.limits();
+    let deadline = if request.method() == Method::POST && request.uri().path() == "/v1/signals" {
+        Duration::from_secs(limits.push_timeout_secs)
+    } else {
+        limits.request_timeout()
+    };
+    let answer = tokio::time::timeout(deadline, next.run(request)).await;
+    drop(permit);
+    answer.unwrap_or_else(|_| {
+        Problem::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            format!(
+                "the request took longer than the node's deadline of {} s",
+                deadline.as_secs()
+            ),
+        )
+        .into_response()
+    })
+}
+
+/// The header in which a partner's system may state who is acting (a person or system of its
+/// own organisation), for the audit log; as the gRPC `pactgate-actor` metadata.
+pub const ACTOR_HEADER: &str = "pactgate-actor";
+
+/// Who is calling: the organisation from the client certificate of the connection, the acting
+/// person or system it states, and the W3C trace the request continues.
+pub struct RestCaller {
+    pub organisation: Organisation,
+    pub actor: String,
+    pub trace: TraceContext,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for RestCaller {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let organisation = parts
+            .extensions
+            .get::<TlsConnectInfo<TcpConnectInfo>>()
+            .and_then(|info| info.peer_certs())
+            .and_then(|certs| crate::identity::organisation_of(certs.first()?.as_ref()).ok())
+            .ok_or_else(|| {
+                Problem::new(
+                    StatusCode::UNAUTHORIZED,
+                    "the client certificate names no organisation (OIN and name)",
+                )
+            })?;
+        let actor = match parts.headers.get(ACTOR_HEADER) {
+            Some(value) => {
+                let text = String::from_utf8_lossy(value.as_bytes());
+                if crate::pseudonym::looks_like_id(&text) {
+                    return Err(Problem::invalid(
+                        "Pactgate-Actor",
+                        "holds nine or more digits in a row (counted across separators, in any \
+                         script), which could be a BSN or onderwijsnummer; never put a pupil's \
+                         number in it",
+                    ));
+                }
+                text.chars().take(200).collect()
+            }
+            None => String::new(),
+        };
+        let mut traceparent = axum::http::HeaderMap::new();
+        if let Some(value) = parts.headers.get(crate::trace::TRACEPARENT) {
+            traceparent.insert(crate::trace::TRACEPARENT, value.clone());
+        }
+        let trace =
+            TraceContext::from_metadata(&tonic::metadata::MetadataMap::from_headers(traceparent));
+        Ok(Self {
+            organisation,
+            actor,
+            trace,
+        })
+    }
+}
