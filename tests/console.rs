@@ -246,3 +246,86 @@ async fn a_personal_certificate_is_refused_at_the_node() {
         }
     }
 }
+
+/// The audit entries of `node` whose stated actor is `actor`, as its FG lists them.
+async fn entries_naming(node: &common::TestNode, actor: &str) -> Vec<pactgate::pb::AuditEntry> {
+    let mut audit = node.audit_as("fg").await;
+    let page = audit
+        .list_entries(pactgate::pb::ListEntriesRequest {
+            first_page: true,
+            ..Default::default()
+        })
+        .await
+        .expect("the FG lists the audit log")
+        .into_inner();
+    page.entries
+        .into_iter()
+        .filter(|e| e.actor == actor)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_signals_page_shows_the_nodes_signals_by_pseudonym_and_is_audited_naming_the_person() {
+    let node = common::TestNode::start("leerplicht").await;
+    let bsns = common::Bsns::new(1301).take(3);
+    let records = bsns
+        .iter()
+        .enumerate()
+        .map(|(i, bsn)| common::good_record(&format!("LP-{i}"), bsn))
+        .collect();
+    let mut intake = node.intake_as("leerplicht").await;
+    let report = common::push(&mut intake, records).await.unwrap();
+    assert_eq!(report.accepted, 3);
+
+    let console = TestConsole::start(workstation(
+        "leerplicht",
+        &node.addr().to_string(),
+        Some(PERSON),
+    ))
+    .await;
+    let answer = plain_client()
+        .get(console.url("/signalen?categorie=LRV&gemeente=GM0014"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), StatusCode::OK);
+    let html = answer.text().await.unwrap();
+    for i in 0..3 {
+        assert!(html.contains(&format!("LP-{i}")), "record LP-{i} listed");
+    }
+    assert!(
+        html.contains(&common::pseudonym_of(&bsns[0])),
+        "by pseudonym"
+    );
+    for bsn in &bsns {
+        assert!(!html.contains(bsn.as_str()), "no BSN on the page");
+    }
+    assert!(html.contains("Langdurig relatief verzuim"));
+
+    let none = plain_client()
+        .get(console.url("/signalen?categorie=AV"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!none.contains("LP-0"), "the filter reaches the node");
+    // A value that is no code is dropped, not sent on.
+    let odd = plain_client()
+        .get(console.url("/signalen?gemeente=123456782"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(odd.status(), StatusCode::OK);
+
+    let audited = entries_naming(&node, PERSON).await;
+    assert!(
+        !audited.is_empty(),
+        "the node's audit names the person who looked"
+    );
+    assert!(audited
+        .iter()
+        .all(|e| e.actor_oin == "00000099000000000004"));
+    console.stop().await;
+}

@@ -13,13 +13,15 @@
 //! - [`csrf`]: the form tokens (HMAC-SHA256, ring).
 //! - [`guard`]: admission, host check, deadline and security headers on every request.
 //! - [`node_api`]: the client of the node's REST API.
-//! - [`pages`]: the pages and their askama templates (`templates/console/`).
+//! - [`pages`]: the layout, Start, refusals, CSRF checks of forms; templates in `templates/console/`.
+//! - [`signals`]: the Signalen page (the organisation's own signals, `GET /v1/signals`).
 
 pub mod csrf;
 pub mod guard;
 pub mod node_api;
 pub mod pages;
 pub mod person;
+pub mod signals;
 
 use crate::identity::Organisation;
 use crate::limits::{Gate, Limits};

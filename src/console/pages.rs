@@ -68,11 +68,18 @@ pub struct NavItem {
 }
 
 /// The main menu: every page there is.
-pub const NAV: &[NavItem] = &[NavItem {
-    key: "start",
-    href: "/",
-    label: "Start",
-}];
+pub const NAV: &[NavItem] = &[
+    NavItem {
+        key: "start",
+        href: "/",
+        label: "Start",
+    },
+    NavItem {
+        key: "signalen",
+        href: "/signalen",
+        label: "Signalen",
+    },
+];
 
 /// What the layout of every page shows.
 #[derive(Debug)]
@@ -85,7 +92,7 @@ pub struct Layout {
 }
 
 impl Layout {
-    fn new(title: &str, active: &'static str, person: &Person) -> Self {
+    pub fn new(title: &str, active: &'static str, person: &Person) -> Self {
         Self {
             title: title.to_owned(),
             active,
@@ -114,7 +121,7 @@ struct StartPage<'a> {
 }
 
 /// Renders a template, or a plain refusal if it cannot be rendered.
-fn render(status: StatusCode, page: &impl Template) -> Response {
+pub fn render(status: StatusCode, page: &impl Template) -> Response {
     match page.render() {
         Ok(html) => (status, Html(html)).into_response(),
         Err(e) => {
@@ -147,6 +154,7 @@ pub fn router(console: Arc<Console>) -> Router {
     Router::new()
         .route("/", get(start))
         .route("/console.css", get(stylesheet))
+        .route("/signalen", get(super::signals::page))
         .fallback(not_found)
         .layer(axum::extract::DefaultBodyLimit::max(MAX_FORM_BYTES))
         .layer(axum::middleware::from_fn_with_state(

@@ -158,14 +158,22 @@ pub struct SignalRecord {
 
 /// An enum field's code as the domain value: empty is "not set", an unknown code is refused
 /// without echoing it (it could be anything the caller typed).
-fn coded<T: Copy>(all: &[T], code: fn(T) -> &'static str, text: &str, what: &str) -> Result<T, String> {
+fn coded<T: Copy>(
+    all: &[T],
+    code: fn(T) -> &'static str,
+    text: &str,
+    what: &str,
+) -> Result<T, String> {
     if text.is_empty() {
         return Err("is not set".into());
     }
-    all.iter().copied().find(|v| code(*v) == text).ok_or_else(|| {
-        let known: Vec<&str> = all.iter().map(|v| code(*v)).collect();
-        format!("is not a known {what} (one of {})", known.join(", "))
-    })
+    all.iter()
+        .copied()
+        .find(|v| code(*v) == text)
+        .ok_or_else(|| {
+            let known: Vec<&str> = all.iter().map(|v| code(*v)).collect();
+            format!("is not a known {what} (one of {})", known.join(", "))
+        })
 }
 
 /// An optional enum field's code: empty is `None`.
@@ -221,7 +229,12 @@ impl SignalRecord {
             exemption_end: self.exemption_end,
             closed_on: self.closed_on,
             age_on: self.age_on,
-            offer_kind: coded_opt(&OFFER_KINDS, OfferKind::code, &self.offer_kind, "offer kind"),
+            offer_kind: coded_opt(
+                &OFFER_KINDS,
+                OfferKind::code,
+                &self.offer_kind,
+                "offer kind",
+            ),
             offer_place_from: self.offer_place_from,
             offer_parents_agreed: self.offer_parents_agreed,
         }
