@@ -391,7 +391,7 @@ pub async fn serve(
         let _ = stopping_tx.send(true);
     };
     let gate_layer = GateLayer::new(gate.clone(), admits, own.to_string());
-    let rest = crate::rest::router(context.clone(), gate_layer.clone());
+    let rest = crate::rest::router(service.clone(), gate_layer.clone());
     let server = setup
         .limits
         .grpc_server()

@@ -30,12 +30,13 @@ use utoipa::{Modify, OpenApi};
         license(name = "EUPL-1.2", identifier = "EUPL-1.2"),
     ),
     servers((url = "/v1", description = "Het eigen knooppunt (wederzijds TLS, HTTP/1.1 en HTTP/2)")),
-    paths(openapi_json),
+    paths(openapi_json, super::signals::push, super::signals::list, super::signals::search),
     components(schemas(super::problem::Problem)),
     modifiers(&Versioned),
     security(("covenantCertificate" = [])),
     tags(
         (name = "api", description = "Over deze API zelf."),
+        (name = "signalen", description = "Signalen aanleveren en opvragen (alleen de eigen organisatie van het knooppunt)."),
     )
 )]
 struct ApiDoc;

@@ -17,16 +17,15 @@ pub mod problem;
 pub mod signals;
 pub mod version;
 
-use crate::identity::Organisation;
 use crate::limits::GateLayer;
-use crate::node::NodeContext;
+use crate::service::{Caller, Service};
 use crate::trace::TraceContext;
 use axum::extract::{FromRequestParts, Request, State};
 use axum::http::request::Parts;
 use axum::http::{Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, MethodRouter};
+use axum::routing::{get, post, MethodRouter};
 use problem::Problem;
 use std::sync::Arc;
 use std::time::Duration;
@@ -38,9 +37,9 @@ pub const BASE: &str = "/v1";
 /// The largest request body of an operation that takes one, except a push.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
-/// What every handler shares: the node and the gate in front of its listener.
+/// What every handler shares: the service layer and the gate in front of the listener.
 pub struct RestState {
-    pub node: Arc<NodeContext>,
+    pub service: Service,
     pub gate: GateLayer,
 }
 
@@ -50,7 +49,17 @@ type Operation = (Method, &'static str, MethodRouter<Arc<RestState>>);
 /// and its handler.
 /// The router is built from this table and nothing else, so [`served`] is what the server answers.
 fn operations() -> Vec<Operation> {
-    vec![(Method::GET, "/openapi.json", get(doc::serve))]
+    use axum::extract::DefaultBodyLimit;
+    vec![
+        (Method::GET, "/openapi.json", get(doc::serve)),
+        (
+            Method::POST,
+            "/signals",
+            post(signals::push).layer(DefaultBodyLimit::max(signals::MAX_PUSH_BYTES)),
+        ),
+        (Method::GET, "/signals", get(signals::list)),
+        (Method::POST, "/signals/search", post(signals::search)),
+    ]
 }
 
 /// The method and full path of every operation the server answers (for the tests that hold the
@@ -64,8 +73,8 @@ pub fn served() -> Vec<(Method, String)> {
 
 /// The API as an axum router: every operation of [`operations`], behind the gate (identity,
 /// party, load, deadline), every answer stamped with its version and every error problem+json.
-pub fn router(node: Arc<NodeContext>, gate: GateLayer) -> axum::Router {
-    let state = Arc::new(RestState { node, gate });
+pub fn router(service: Service, gate: GateLayer) -> axum::Router {
+    let state = Arc::new(RestState { service, gate });
     let mut api = axum::Router::new();
     for (_, path, handler) in operations() {
         api = api.route(path, handler);
@@ -94,7 +103,7 @@ async fn admit(State(state): State<Arc<RestState>>, request: Request, next: Next
         Ok(permit) => permit,
         Err(status) => return Problem::from_status(&status).into_response(),
     };
-    let limits = state.node.gate.limits();
+    let limits = state.service.node().gate.limits();
     let deadline = if request.method() == Method::POST && request.uri().path() == "/v1/signals" {
         Duration::from_secs(limits.push_timeout_secs)
     } else {
@@ -118,15 +127,12 @@ async fn admit(State(state): State<Arc<RestState>>, request: Request, next: Next
 /// own organisation), for the audit log; as the gRPC `pactgate-actor` metadata.
 pub const ACTOR_HEADER: &str = "pactgate-actor";
 
-/// Who is calling: the organisation from the client certificate of the connection, the acting
-/// person or system it states, and the W3C trace the request continues.
-pub struct RestCaller {
-    pub organisation: Organisation,
-    pub actor: String,
-    pub trace: TraceContext,
-}
+/// The service layer's [`Caller`]: the organisation from the client certificate of the
+/// connection, the acting person or system it states ([`ACTOR_HEADER`], refused if it could hold
+/// a pupil id) and the W3C trace (`traceparent`) the request continues.
+pub struct Authenticated(pub Caller);
 
-impl<S: Send + Sync> FromRequestParts<S> for RestCaller {
+impl<S: Send + Sync> FromRequestParts<S> for Authenticated {
     type Rejection = Problem;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
@@ -141,31 +147,17 @@ impl<S: Send + Sync> FromRequestParts<S> for RestCaller {
                     "the client certificate names no organisation (OIN and name)",
                 )
             })?;
-        let actor = match parts.headers.get(ACTOR_HEADER) {
-            Some(value) => {
-                let text = String::from_utf8_lossy(value.as_bytes());
-                if crate::pseudonym::looks_like_id(&text) {
-                    return Err(Problem::invalid(
-                        "Pactgate-Actor",
-                        "holds nine or more digits in a row (counted across separators, in any \
-                         script), which could be a BSN or onderwijsnummer; never put a pupil's \
-                         number in it",
-                    ));
-                }
-                text.chars().take(200).collect()
-            }
-            None => String::new(),
+        let header = |name: &str| {
+            parts
+                .headers
+                .get(name)
+                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
         };
-        let mut traceparent = axum::http::HeaderMap::new();
-        if let Some(value) = parts.headers.get(crate::trace::TRACEPARENT) {
-            traceparent.insert(crate::trace::TRACEPARENT, value.clone());
-        }
-        let trace =
-            TraceContext::from_metadata(&tonic::metadata::MetadataMap::from_headers(traceparent));
-        Ok(Self {
-            organisation,
-            actor,
-            trace,
-        })
+        let trace = TraceContext::continuing(header(crate::trace::TRACEPARENT).as_deref());
+        let caller = Caller::new(organisation, trace).with_actor(
+            "the Pactgate-Actor header",
+            &header(ACTOR_HEADER).unwrap_or_default(),
+        )?;
+        Ok(Self(caller))
     }
 }

@@ -2,6 +2,7 @@
 //! REST API answers, and the extractors that turn axum's own rejections into it. A problem names
 //! the record and field at fault, never echoes a pupil id, and holds no internals.
 
+use crate::service::ServiceError;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
@@ -103,6 +104,50 @@ impl Problem {
     }
 }
 
+/// The one mapping of the service layer's errors to problems. A malformed field is named in
+/// `invalidParams` as the JSON names it (lowerCamelCase).
+impl From<ServiceError> for Problem {
+    fn from(e: ServiceError) -> Self {
+        use ServiceError as E;
+        let status = match &e {
+            E::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
+            E::PermissionDenied { .. } => StatusCode::FORBIDDEN,
+            E::InvalidArgument { .. } => StatusCode::BAD_REQUEST,
+            E::NotFound(_) => StatusCode::NOT_FOUND,
+            E::ResourceExhausted(_) => StatusCode::TOO_MANY_REQUESTS,
+            E::FailedPrecondition(_) => StatusCode::CONFLICT,
+            E::DeadlineExceeded(_) => StatusCode::REQUEST_TIMEOUT,
+            E::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            E::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        let mut problem = Problem::new(status, e.to_string());
+        if let E::InvalidArgument { field, message } = e {
+            problem.invalid_params.push(InvalidParam {
+                name: camel_case(&field),
+                reason: message,
+            });
+        }
+        problem
+    }
+}
+
+/// A proto field path (`claim.legal_basis`) as the JSON names it (`claim.legalBasis`).
+pub fn camel_case(field: &str) -> String {
+    let mut out = String::with_capacity(field.len());
+    let mut upper = false;
+    for c in field.chars() {
+        match c {
+            '_' => upper = true,
+            c if upper => {
+                out.push(c.to_ascii_uppercase());
+                upper = false;
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
         let status = self.status_code();
@@ -162,23 +207,29 @@ fn json_problem(rejection: &JsonRejection) -> Problem {
     }
 }
 
-/// A deserializer's message with any quoted value left out (it could be a pupil id).
+/// A deserializer's message with every quoted value left out (it could be a pupil id): a
+/// double-quoted string always, a backquoted one (a field name, or a number) if it holds a digit.
 fn quiet(message: &str) -> String {
     let mut out = String::with_capacity(message.len());
-    let mut quoted = false;
-    for c in message.chars() {
-        match c {
-            '"' | '`' => {
-                quoted = !quoted;
-                if quoted {
-                    out.push_str("<value>");
-                }
-            }
-            _ if quoted => {}
-            _ => out.push(c),
+    let mut rest = message;
+    while let Some(start) = rest.find(['"', '`']) {
+        let quote = &rest[start..=start];
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 1..];
+        let Some(end) = after.find(quote) else {
+            out.push_str("<value>");
+            rest = "";
+            break;
+        };
+        let inner = &after[..end];
+        if quote == "`" && !inner.chars().any(char::is_numeric) {
+            out.push_str(&rest[start..start + end + 2]);
+        } else {
+            out.push_str("<value>");
         }
+        rest = &after[end + 1..];
     }
-    let out = out.replace("<value><value>", "<value>");
+    out.push_str(rest);
     if crate::pseudonym::looks_like_id(&out) {
         return "the body does not have the documented shape".into();
     }
@@ -232,10 +283,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn field_paths_become_camel_case() {
+        assert_eq!(camel_case("claim.legal_basis"), "claim.legalBasis");
+        assert_eq!(camel_case("pupil_pseudonym"), "pupilPseudonym");
+    }
+
+    #[test]
     fn quoted_values_are_left_out() {
         let m = quiet("invalid type: string \"123456782\", expected u32 at line 1 column 30");
         assert!(!m.contains("123456782"), "{m}");
         assert!(m.contains("expected u32 at line 1 column 30"), "{m}");
+        let m = quiet("records[2]: invalid type: integer `123456782`, expected a string");
+        assert!(
+            !m.contains("123456782") && m.starts_with("records[2]"),
+            "{m}"
+        );
+        let m = quiet("records[0]: missing field `pupilId`");
+        assert!(m.ends_with("`pupilId`"), "{m}");
     }
 
     #[test]

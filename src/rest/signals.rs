@@ -4,8 +4,8 @@
 //! in a push body, a pseudonym only in a search body.
 
 use super::problem::{Json, Problem, Query, RejectedRecord};
-use super::{RestCaller, RestState};
-use crate::signal::{self, Category, ExemptionTerm, OfferKind, RawSignal, Sector, Signal, Status};
+use super::{Authenticated, RestState};
+use crate::signal::{Category, ExemptionTerm, OfferKind, RawSignal, Sector, Signal, Status};
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
@@ -334,6 +334,275 @@ impl From<&Signal> for SignalView {
             offer_parents_agreed: s.offer_parents_agreed,
         }
     }
+}
+
+/// Welke signalen een lijst toont; elk gezet filter moet kloppen.
+#[derive(Debug, Default, Deserialize, ToSchema, utoipa::IntoParams)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ListQuery {
+    /// Alleen leerlingen die in deze gemeente wonen (CBS-code, bijvoorbeeld GM0014).
+    pub residence_municipality: Option<String>,
+    /// Alleen deze school (BRIN en vestigingsnummer).
+    pub school: Option<String>,
+    /// Alleen deze categorie.
+    pub category: Option<CategoryCode>,
+    /// Alleen deze status.
+    pub status: Option<SignalStatus>,
+    /// Hoeveel signalen een pagina hoogstens bevat (1 tot en met 1000; standaard 100).
+    #[param(minimum = 1, maximum = 1000)]
+    pub page_size: Option<u32>,
+    /// De `nextPageToken` van de vorige pagina; leeg: de eerste pagina.
+    pub page_token: Option<String>,
+}
+
+/// Zoeken naar signalen van een leerling: het pseudoniem staat in de body, nooit in de URL.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SearchRequest {
+    /// Alleen signalen van deze leerling, op pseudoniem (zoals `pactgate pseudonym` het berekent).
+    pub pupil_pseudonym: Option<String>,
+    /// Alleen leerlingen die in deze gemeente wonen (CBS-code).
+    pub residence_municipality: Option<String>,
+    /// Alleen deze school (BRIN en vestigingsnummer).
+    pub school: Option<String>,
+    /// Alleen deze categorie.
+    pub category: Option<CategoryCode>,
+    /// Alleen deze status.
+    pub status: Option<SignalStatus>,
+    /// Hoeveel signalen een pagina hoogstens bevat (1 tot en met 1000; standaard 100).
+    #[schema(minimum = 1, maximum = 1000)]
+    pub page_size: Option<u32>,
+    /// De `nextPageToken` van de vorige pagina; leeg: de eerste pagina.
+    pub page_token: Option<String>,
+}
+
+impl From<ListQuery> for SearchRequest {
+    fn from(q: ListQuery) -> Self {
+        Self {
+            pupil_pseudonym: None,
+            residence_municipality: q.residence_municipality,
+            school: q.school,
+            category: q.category,
+            status: q.status,
+            page_size: q.page_size,
+            page_token: q.page_token,
+        }
+    }
+}
+
+/// Eén pagina signalen, op volgorde van `sourceRecordId`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SignalPage {
+    pub signals: Vec<SignalView>,
+    /// Vraag hiermee de volgende pagina op; ontbreekt op de laatste pagina.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_page_token: Option<String>,
+}
+
+/// A page token: the `source_record_id` of a page's last signal, base64url so it reads as
+/// opaque (it is the partner's own id, never a pupil's).
+fn page_token(last: &str) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(last)
+}
+
+fn after_token(token: &str) -> Result<String, Problem> {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(token)
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .ok_or_else(|| Problem::invalid("pageToken", "is not a page token this API gave"))
+}
+
+/// A DTO value's code (its JSON string).
+fn dto_code<D: Serialize>(dto: D) -> String {
+    serde_json::to_value(dto)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+/// A filter's DTO value as its domain value, through the code both share.
+fn filter_value<T: Copy, D: Serialize>(
+    dto: Option<D>,
+    all: &[T],
+    code: fn(T) -> &'static str,
+    field: &str,
+) -> Result<Option<T>, Problem> {
+    dto.map(|d| coded(all, code, &dto_code(d), field))
+        .transpose()
+        .map_err(|reason| Problem::invalid(field, reason))
+}
+
+/// Lists a page through the service, which checks the filter and audits what it returns.
+async fn page(
+    state: &RestState,
+    caller: &crate::service::Caller,
+    search: SearchRequest,
+) -> Result<SignalPage, Problem> {
+    let size = search.page_size.map_or(DEFAULT_PAGE_SIZE, |n| n as usize);
+    if !(1..=MAX_PAGE_SIZE).contains(&size) {
+        return Err(Problem::invalid(
+            "pageSize",
+            format!("must be 1 to {MAX_PAGE_SIZE}"),
+        ));
+    }
+    let after = search.page_token.as_deref().map(after_token).transpose()?;
+    let filter = crate::store::SignalFilter {
+        residence_municipality: search.residence_municipality,
+        school: search.school,
+        pupil_pseudonym: search.pupil_pseudonym,
+        category: filter_value(search.category, &Category::ALL, Category::code, "category")?,
+        status: filter_value(search.status, &Status::ALL, Status::code, "status")?,
+        limit: Some(size),
+    };
+    let signals = state.service.list_page(caller, filter, after).await?;
+    let next_page_token = (signals.len() == size)
+        .then(|| signals.last().map(|s| page_token(&s.source_record_id)))
+        .flatten();
+    Ok(SignalPage {
+        signals: signals.iter().map(SignalView::from).collect(),
+        next_page_token,
+    })
+}
+
+/// Signalen aanleveren.
+///
+/// Een reeks van hoogstens 10.000 signalen van de eigen organisatie. Elk record wordt op zich
+/// gecontroleerd: een fout record wordt geweigerd met zijn index, veld en reden, de goede worden
+/// opgeslagen (opnieuw aanleveren met hetzelfde `sourceRecordId` werkt bij). Het antwoord komt pas
+/// als alles duurzaam is opgeslagen. Worden alle records geweigerd, dan is het antwoord 400 met
+/// de geweigerde records in `rejected`.
+#[utoipa::path(
+    post,
+    path = "/signals",
+    operation_id = "pushSignals",
+    tag = "signalen",
+    request_body = PushRequest,
+    responses(
+        (status = 200, description = "Opgeslagen (de geweigerde records staan in `rejected`).",
+         body = PushReport),
+        (status = 400, description = "Alle records geweigerd, of de body heeft niet de beschreven vorm.",
+         body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Het certificaat noemt geen organisatie.",
+         body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Alleen de eigen organisatie van het knooppunt mag aanleveren.",
+         body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Meer dan 10.000 records, of een te grote body.",
+         body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Het knooppunt neemt al zoveel aanleveringen aan als het mag.",
+         body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "Het knooppunt kon niet opslaan; niets daarvan is bevestigd.",
+         body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "De pseudonimiseringsdienst is niet bereikbaar.",
+         body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn push(
+    State(state): State<Arc<RestState>>,
+    Authenticated(caller): Authenticated,
+    Json(request): Json<PushRequest>,
+) -> Result<Json<PushReport>, Problem> {
+    if request.records.len() > MAX_PUSH_RECORDS {
+        return Err(Problem::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "records: {} records; a push may carry at most {MAX_PUSH_RECORDS} (split it: \
+                 pushing a record again replaces it)",
+                request.records.len()
+            ),
+        ));
+    }
+    let mut session = state.service.start_push(caller)?;
+    for record in request.records {
+        session.add(record.into_raw()).await?;
+    }
+    let report = session.finish().await?;
+    let rejected: Vec<RejectedRecord> = report
+        .rejected
+        .into_iter()
+        .map(|r| RejectedRecord {
+            index: u32::try_from(r.index).unwrap_or(u32::MAX),
+            field: super::problem::camel_case(&r.field),
+            reason: r.reason,
+        })
+        .collect();
+    if report.accepted == 0 && report.rejected_count > 0 {
+        let mut problem = Problem::new(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "all {} records were refused; nothing was stored",
+                report.rejected_count
+            ),
+        );
+        problem.rejected = rejected;
+        return Err(problem);
+    }
+    Ok(Json(PushReport {
+        accepted: u32::try_from(report.accepted).unwrap_or(u32::MAX),
+        rejected,
+        rejected_count: u32::try_from(report.rejected_count).unwrap_or(u32::MAX),
+    }))
+}
+
+/// Signalen opvragen.
+///
+/// De opgeslagen signalen van de eigen organisatie, per pagina, leerlingen alleen als
+/// pseudoniem. Zoeken op leerling gaat met `POST /signals/search`: een pseudoniem hoort niet in
+/// een URL.
+#[utoipa::path(
+    get,
+    path = "/signals",
+    operation_id = "listSignals",
+    tag = "signalen",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "Een pagina signalen.", body = SignalPage),
+        (status = 400, description = "Een filter of paginaparameter klopt niet.",
+         body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Het certificaat noemt geen organisatie.",
+         body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Alleen de eigen organisatie van het knooppunt mag dit.",
+         body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn list(
+    State(state): State<Arc<RestState>>,
+    Authenticated(caller): Authenticated,
+    Query(query): Query<ListQuery>,
+) -> Result<Json<SignalPage>, Problem> {
+    Ok(Json(page(&state, &caller, query.into()).await?))
+}
+
+/// Signalen zoeken, ook op leerling.
+///
+/// Als `GET /signals`, met de filters in de body, zodat ook op pseudoniem kan worden gezocht
+/// zonder dat het in een URL of log belandt.
+#[utoipa::path(
+    post,
+    path = "/signals/search",
+    operation_id = "searchSignals",
+    tag = "signalen",
+    request_body = SearchRequest,
+    responses(
+        (status = 200, description = "Een pagina signalen.", body = SignalPage),
+        (status = 400, description = "Een filter of paginaparameter klopt niet.",
+         body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Het certificaat noemt geen organisatie.",
+         body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Alleen de eigen organisatie van het knooppunt mag dit.",
+         body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn search(
+    State(state): State<Arc<RestState>>,
+    Authenticated(caller): Authenticated,
+    Json(search): Json<SearchRequest>,
+) -> Result<Json<SignalPage>, Problem> {
+    Ok(Json(page(&state, &caller, search).await?))
 }
 
 #[cfg(test)]

@@ -82,10 +82,23 @@ impl Service {
         caller: &Caller,
         filter: SignalFilter,
     ) -> Result<Vec<Signal>, ServiceError> {
+        self.list_page(caller, filter, None).await
+    }
+
+    /// [`Service::list`] a page at a time: the signals after the one with `source_record_id`
+    /// `after` (listings run in that order), at most the filter's limit.
+    pub async fn list_page(
+        &self,
+        caller: &Caller,
+        filter: SignalFilter,
+        after: Option<String>,
+    ) -> Result<Vec<Signal>, ServiceError> {
         self.node.check_own(&caller.org)?;
         let filter = checked_filter(filter)?;
         let store = self.node.store.clone();
-        let signals = tokio::task::spawn_blocking(move || store.list(&filter)).await??;
+        let signals =
+            tokio::task::spawn_blocking(move || store.list_page(&filter, after.as_deref()))
+                .await??;
         let mut e = caller.entry(Action::Query, &self.node.policy_version());
         e.pupils = distinct_pupils(&signals);
         e.count = signals.len() as u64;
