@@ -5,7 +5,7 @@
 use super::pages::{render, Layout};
 use super::person::Person;
 use super::Console;
-use crate::rest::signals::SignalView;
+use crate::rest::signals::{SignalPage, SignalView};
 use askama::Template;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
@@ -95,15 +95,6 @@ impl Filter {
         .collect::<Vec<_>>()
         .join("&")
     }
-}
-
-/// One page of `GET /v1/signals`.
-#[derive(Debug, serde::Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct SignalPage {
-    signals: Vec<SignalView>,
-    #[serde(default)]
-    next_page_token: Option<String>,
 }
 
 /// A signal as the table shows it.
