@@ -5,6 +5,7 @@
 mod common;
 
 use common::*;
+use pactgate::pb;
 use reqwest::Method;
 use serde_json::json;
 
@@ -493,4 +494,133 @@ async fn malformed_requests_are_problems_that_echo_no_pupil_id() {
     actor.problem(400);
     assert!(!actor.text.contains(&bsn));
     assert!(list_all(&mut node.intake().await).await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_federated_query_over_rest_answers_as_over_grpc() {
+    let fed = Federation::start(&["leerplicht", "swv-vo"]).await;
+    let bsns = Bsns::new(17).take(3);
+    let records: Vec<_> = bsns
+        .iter()
+        .enumerate()
+        .map(|(i, b)| json_record(&format!("fed-{i}x"), b))
+        .collect();
+    let pushed = rest_push(fed.node("swv-vo"), "swv-vo", records).await;
+    assert_eq!(pushed.body["accepted"], 3, "{pushed:?}");
+
+    let body = json!({
+        "claim": {
+            "role": "leerplichtambtenaar",
+            "legalBasis": "lpw-art21",
+            "purpose": "verzuimaanpak",
+            "actor": "test",
+            "routineFlow": "verzuimmelding",
+        },
+        "timeoutMs": 3000,
+    });
+    let leerplicht = fed.node("leerplicht");
+    let client = rest_client("leerplicht");
+    let answer = rest_call(
+        &client,
+        leerplicht.addr(),
+        Method::POST,
+        "/federated-queries",
+        Some(&body),
+    )
+    .await;
+    assert_eq!(answer.status, 200, "{answer:?}");
+    let grpc = leerplicht
+        .federation_as("leerplicht")
+        .await
+        .query(pb::FederationQueryRequest {
+            claim: Some(verzuimmelding_claim()),
+            filter: None,
+            timeout_ms: 3000,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let answers = answer.body["answers"].as_array().unwrap();
+    assert_eq!(answers.len(), grpc.answers.len());
+    assert_eq!(
+        answer.body["failures"].as_array().unwrap().len(),
+        grpc.failures.len()
+    );
+    let (json, proto) = (&answers[0], grpc.answers[0].response.as_ref().unwrap());
+    assert_eq!(json["peer"], grpc.answers[0].peer);
+    assert_eq!(json["rule"], proto.rule);
+    assert_eq!(json["disclosedFields"], json!(proto.disclosed_fields));
+    let signals = json["signals"].as_array().unwrap();
+    assert_eq!(signals.len(), proto.signals.len());
+    assert!(!signals.is_empty());
+    let mut rest_pupils: Vec<_> = signals
+        .iter()
+        .map(|s| s["pupilPseudonym"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    let mut grpc_pupils: Vec<_> = proto
+        .signals
+        .iter()
+        .map(|s| s.pupil_pseudonym.clone())
+        .collect();
+    rest_pupils.sort();
+    grpc_pupils.sort();
+    assert_eq!(rest_pupils, grpc_pupils);
+    for s in signals {
+        for key in s.as_object().unwrap().keys() {
+            let proto_name: String = key
+                .chars()
+                .flat_map(|c| {
+                    if c.is_ascii_uppercase() {
+                        vec!['_', c.to_ascii_lowercase()]
+                    } else {
+                        vec![c]
+                    }
+                })
+                .collect();
+            assert!(
+                proto.disclosed_fields.contains(&proto_name),
+                "{key} was not disclosed"
+            );
+        }
+    }
+
+    // A claim the policy does not allow is each peer's refusal, as over gRPC.
+    let mut wrong = body.clone();
+    wrong["claim"]["legalBasis"] = json!("lpw-art25");
+    let refused = rest_call(
+        &client,
+        leerplicht.addr(),
+        Method::POST,
+        "/federated-queries",
+        Some(&wrong),
+    )
+    .await;
+    assert_eq!(refused.status, 200, "{refused:?}");
+    assert_eq!(refused.body["failures"][0]["code"], "PERMISSION_DENIED");
+
+    // A pupil number in the claim's text is refused before any peer sees it.
+    let mut leaky = body.clone();
+    leaky["claim"]["actor"] = json!(format!("over {}", bsns[0]));
+    let leak = rest_call(
+        &client,
+        leerplicht.addr(),
+        Method::POST,
+        "/federated-queries",
+        Some(&leaky),
+    )
+    .await;
+    leak.problem(400);
+    assert!(!leak.text.contains(&bsns[0]));
+    assert_eq!(leak.body["invalidParams"][0]["name"], "claim.actor");
+
+    // Another organisation may not ask through this node.
+    let foreign = rest_call(
+        &rest_client("wij"),
+        leerplicht.addr(),
+        Method::POST,
+        "/federated-queries",
+        Some(&body),
+    )
+    .await;
+    foreign.problem(403);
 }

@@ -30,12 +30,14 @@ use utoipa::{Modify, OpenApi};
         license(name = "EUPL-1.2", identifier = "EUPL-1.2"),
     ),
     servers((url = "/v1", description = "Het eigen knooppunt (wederzijds TLS, HTTP/1.1 en HTTP/2)")),
-    paths(openapi_json, super::signals::push, super::signals::list, super::signals::search),
+    paths(openapi_json, super::signals::push, super::signals::list, super::signals::search,
+        super::federation::federated_query),
     components(schemas(super::problem::Problem)),
     modifiers(&Versioned),
     security(("covenantCertificate" = [])),
     tags(
         (name = "api", description = "Over deze API zelf."),
+        (name = "uitwisseling", description = "Gefedereerde vragen aan de andere knooppunten van het convenant."),
         (name = "signalen", description = "Signalen aanleveren en opvragen (alleen de eigen organisatie van het knooppunt)."),
     )
 )]

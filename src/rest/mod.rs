@@ -9,9 +9,11 @@
 //! - [`doc`]: the OpenAPI document, generated from the handlers and DTOs.
 //! - [`problem`]: problem details for every error, and the extractors that produce them.
 //! - [`version`]: the `API-Version` header on every answer.
+//! - [`federation`]: `/v1/federated-queries`: ask every peer through the own node.
 //! - [`signals`]: `/v1/signals`: push a JSON batch, list and search (pupils by pseudonym only).
 
 pub mod doc;
+pub mod federation;
 pub mod front;
 pub mod problem;
 pub mod signals;
@@ -59,6 +61,11 @@ fn operations() -> Vec<Operation> {
         ),
         (Method::GET, "/signals", get(signals::list)),
         (Method::POST, "/signals/search", post(signals::search)),
+        (
+            Method::POST,
+            "/federated-queries",
+            post(federation::federated_query),
+        ),
     ]
 }
 
