@@ -249,7 +249,12 @@ async fn a_personal_certificate_is_refused_at_the_node() {
 
 /// The audit entries of `node` whose stated actor is `actor`, as its FG lists them.
 async fn entries_naming(node: &common::TestNode, actor: &str) -> Vec<pactgate::pb::AuditEntry> {
-    let mut audit = node.audit_as("fg").await;
+    let fg = if node.party == "leerplicht" {
+        "fg".to_owned()
+    } else {
+        format!("fg-{}", node.party)
+    };
+    let mut audit = node.audit_as(&fg).await;
     let page = audit
         .list_entries(pactgate::pb::ListEntriesRequest {
             first_page: true,
@@ -327,5 +332,117 @@ async fn the_signals_page_shows_the_nodes_signals_by_pseudonym_and_is_audited_na
     assert!(audited
         .iter()
         .all(|e| e.actor_oin == "00000099000000000004"));
+    console.stop().await;
+}
+
+/// The CSRF cookie an answer sets ("name=value") and the token of the page's form.
+fn cookie_and_token(set_cookie: &str, html: &str) -> (String, String) {
+    let cookie = set_cookie.split(';').next().unwrap().to_owned();
+    let start = html.find(r#"name="csrf" value=""#).expect("a CSRF field") + 19;
+    let token = html[start..].split('"').next().unwrap().to_owned();
+    (cookie, token)
+}
+
+/// The Navragen form: the leerplichtambtenaar's routine flow for pupils living in Groningen.
+fn fields(token: &str) -> [(&str, &str); 6] {
+    [
+        ("csrf", token),
+        ("rol", "leerplichtambtenaar"),
+        ("grondslag", "lpw-art21"),
+        ("doel", "verzuimaanpak"),
+        ("stroom", "verzuimmelding"),
+        ("gemeente", "GM0014"),
+    ]
+}
+
+/// Opens a page with a form: the browser's cookie and the form's token.
+async fn open_form(console: &TestConsole, path: &str) -> (String, String) {
+    let answer = plain_client().get(console.url(path)).send().await.unwrap();
+    assert_eq!(answer.status(), StatusCode::OK);
+    let set = answer.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(
+        set.contains("HttpOnly") && set.contains("SameSite=Strict"),
+        "{set}"
+    );
+    let html = answer.text().await.unwrap();
+    cookie_and_token(&set, &html)
+}
+
+async fn post_form(
+    console: &TestConsole,
+    path: &str,
+    cookie: Option<&str>,
+    fields: &[(&str, &str)],
+) -> (StatusCode, String) {
+    let body = fields
+        .iter()
+        .map(|(k, v)| format!("{k}={}", v.replace(' ', "+")))
+        .collect::<Vec<_>>()
+        .join("&");
+    let mut request = plain_client()
+        .post(console.url(path))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(body);
+    if let Some(cookie) = cookie {
+        request = request.header("cookie", cookie);
+    }
+    let answer = request.send().await.unwrap();
+    (answer.status(), answer.text().await.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_query_form_needs_its_csrf_token_and_asks_the_partners_as_the_person() {
+    let fed = common::Federation::start(&["leerplicht", "swv-vo"]).await;
+    let bsns = common::Bsns::new(1302).take(2);
+    let records = bsns
+        .iter()
+        .enumerate()
+        .map(|(i, bsn)| common::good_record(&format!("VO-{i}"), bsn))
+        .collect();
+    let mut intake = fed.node("swv-vo").intake_as("swv-vo").await;
+    assert_eq!(
+        common::push(&mut intake, records).await.unwrap().accepted,
+        2
+    );
+
+    let node = fed.node("leerplicht");
+    let console = TestConsole::start(workstation(
+        "leerplicht",
+        &node.addr().to_string(),
+        Some(PERSON),
+    ))
+    .await;
+    let (cookie, token) = open_form(&console, "/navragen").await;
+    let before = entries_naming(node, PERSON).await.len();
+
+    // Refused: no cookie, no token, a token of another browser, a token of another form.
+    let token = token.as_str();
+    let (status, html) = post_form(&console, "/navragen", None, &fields(token)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(html.contains("Formulier niet aangenomen"));
+    let (status, _) = post_form(&console, "/navragen", Some(&cookie), &fields("")).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (other_cookie, _) = open_form(&console, "/navragen").await;
+    let (status, _) = post_form(&console, "/navragen", Some(&other_cookie), &fields(token)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        entries_naming(node, PERSON).await.len(),
+        before,
+        "a refused form reaches no node"
+    );
+
+    // Accepted: the partners' signals, by pseudonym, and the node's audit names the person.
+    let (status, html) = post_form(&console, "/navragen", Some(&cookie), &fields(token)).await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    assert!(html.contains("Samenwerkingsverband VO Groningen"), "{html}");
+    assert!(html.contains(&common::pseudonym_of(&bsns[0])));
+    for bsn in &bsns {
+        assert!(!html.contains(bsn.as_str()));
+    }
+    assert!(entries_naming(node, PERSON).await.len() > before);
+    assert!(
+        !entries_naming(fed.node("swv-vo"), PERSON).await.is_empty(),
+        "the peer's audit names the person too"
+    );
     console.stop().await;
 }

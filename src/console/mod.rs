@@ -14,6 +14,7 @@
 //! - [`guard`]: admission, host check, deadline and security headers on every request.
 //! - [`node_api`]: the client of the node's REST API.
 //! - [`pages`]: the layout, Start, refusals, CSRF checks of forms; templates in `templates/console/`.
+//! - [`query`]: the Navragen page (a federated query, `POST /v1/federated-queries`).
 //! - [`signals`]: the Signalen page (the organisation's own signals, `GET /v1/signals`).
 
 pub mod csrf;
@@ -21,6 +22,7 @@ pub mod guard;
 pub mod node_api;
 pub mod pages;
 pub mod person;
+pub mod query;
 pub mod signals;
 
 use crate::identity::Organisation;

@@ -79,6 +79,11 @@ pub const NAV: &[NavItem] = &[
         href: "/signalen",
         label: "Signalen",
     },
+    NavItem {
+        key: "navragen",
+        href: "/navragen",
+        label: "Navragen bij partners",
+    },
 ];
 
 /// What the layout of every page shows.
@@ -155,6 +160,10 @@ pub fn router(console: Arc<Console>) -> Router {
         .route("/", get(start))
         .route("/console.css", get(stylesheet))
         .route("/signalen", get(super::signals::page))
+        .route(
+            super::query::ACTION,
+            get(super::query::form).post(super::query::ask),
+        )
         .fallback(not_found)
         .layer(axum::extract::DefaultBodyLimit::max(MAX_FORM_BYTES))
         .layer(axum::middleware::from_fn_with_state(
