@@ -18,7 +18,7 @@ const PAIR: u8 = b'K';
 const FILE: u8 = b'F';
 const END: u8 = b'E';
 /// The data dir's files a backup carries besides the store.
-const FILES: [&str; 1] = [crate::node::AUDIT_KEY_FILE];
+const FILES: [&str; 1] = [crate::audit::AUDIT_KEY_FILE];
 
 #[derive(Debug, thiserror::Error)]
 pub enum BackupError {

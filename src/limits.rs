@@ -306,7 +306,10 @@ impl Gate {
             work()
         })
         .await
-        .map_err(crate::rpc::task_status)
+        .map_err(|e| {
+            tracing::error!(error = %e, "blocking task failed");
+            Status::internal("the node failed while handling the request; nothing was acknowledged")
+        })
     }
 }
 

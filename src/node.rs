@@ -99,7 +99,7 @@ impl NodeSetup {
             peers: Vec::new(),
             counting: None,
             crl: None,
-            checkpoint_interval: crate::rpc::audit::CHECKPOINT_INTERVAL,
+            checkpoint_interval: crate::service::audit::CHECKPOINT_INTERVAL,
             witnesses: Vec::new(),
             witnessed_logs: Vec::new(),
             ready: None,
@@ -108,12 +108,7 @@ impl NodeSetup {
     }
 }
 
-/// The file, in the data dir, of the node's Ed25519 key that signs its audit checkpoints.
-pub const AUDIT_KEY_FILE: &str = "audit-signing.key";
-
-/// The file, in the data dir, of the node's separate Ed25519 key that signs its cosignatures as a
-/// witness.
-pub const WITNESS_KEY_FILE: &str = "witness-cosigning.key";
+pub use crate::audit::{AUDIT_KEY_FILE, WITNESS_KEY_FILE};
 
 /// The node's two public keys in the signed-note format, for others to pin: its log's
 /// (`pactgate/<oin>+<keyhash>+<base64>`, type 0x01) and its witness's
@@ -308,7 +303,7 @@ pub async fn serve(
     // stopped node releases its data dir.
     let mut tasks = vec![
         reload_on_sighup(policy.clone(), context.clone(), verifier.clone()),
-        crate::rpc::audit::spawn_checkpoints(context.clone(), setup.checkpoint_interval),
+        crate::service::audit::spawn_checkpoints(context.clone(), setup.checkpoint_interval),
         spawn_refusal_windows(context.clone()),
     ];
     if let Some(rules) = &context.counting {
@@ -335,12 +330,12 @@ pub async fn serve(
     let exchange = pb::exchange_server::ExchangeServer::new(ExchangeService::new(service.clone()));
     let federation =
         pb::federation_server::FederationServer::new(FederationService::new(service.clone()));
-    let cases = pb::cases_server::CasesServer::new(CasesService::new(context.clone()));
-    let audit = pb::audit_server::AuditServer::new(AuditService::new(context.clone()));
+    let cases = pb::cases_server::CasesServer::new(CasesService::new(service.clone()));
+    let audit = pb::audit_server::AuditServer::new(AuditService::new(service.clone()));
     let witness = pb::witness_server::WitnessServer::new(WitnessService::new(context.clone()));
     let clock = pb::clock_server::ClockServer::new(ClockService::new(service.clone()));
     let counts = pb::counts_server::CountsServer::new(CountsService::new(service.clone()));
-    let backup = pb::backup_server::BackupServer::new(BackupService::new(context.clone()));
+    let backup = pb::backup_server::BackupServer::new(BackupService::new(service.clone()));
 
     let (health, health_service) = tonic_health::server::health_reporter();
     // Every service reports SERVING (and the node as a whole, under "").

@@ -624,3 +624,35 @@ async fn a_federated_query_over_rest_answers_as_over_grpc() {
     .await;
     foreign.problem(403);
 }
+
+/// The Python client that `openapi-python-client` generates from the committed document, with no
+/// edits, pushes, lists, asks a federated query and reads a refusal (`.ci/rest_client.py`).
+/// Needs the generated package: `.ci/run` generates it and runs this test with
+/// `PACTGATE_PYTHON_CLIENT` set to the directory that holds `pactgate_client`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the generated Python client; .ci/run runs it"]
+async fn generated_python_client_pushes_lists_and_queries() {
+    let client_dir = std::env::var("PACTGATE_PYTHON_CLIENT")
+        .expect("PACTGATE_PYTHON_CLIENT names the directory of the generated client");
+    let fed = Federation::start(&["leerplicht", "swv-vo"]).await;
+    let bsns = Bsns::new(18).take(3);
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/.ci/rest_client.py");
+    let mut python = std::process::Command::new("python3");
+    python
+        .arg(script)
+        .arg(rest_base(fed.node("swv-vo").addr()))
+        .arg(rest_base(fed.node("leerplicht").addr()))
+        .arg(certs_dir())
+        .args(&bsns)
+        .env("PYTHONPATH", client_dir);
+    let output = tokio::task::spawn_blocking(move || python.output())
+        .await
+        .unwrap()
+        .expect("python3 runs");
+    assert!(
+        output.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}

@@ -77,6 +77,60 @@ pub enum AuditError {
     Origin,
 }
 
+/// The file, in the data dir, of the node's Ed25519 key that signs its audit checkpoints.
+pub const AUDIT_KEY_FILE: &str = "audit-signing.key";
+
+/// The file, in the data dir, of the node's separate Ed25519 key that signs its cosignatures as a
+/// witness.
+pub const WITNESS_KEY_FILE: &str = "witness-cosigning.key";
+
+/// The sled tree of the configured witness keys, by witness name, recorded at every start for
+/// offline verification (`audit verify --data-dir`).
+pub const WITNESS_KEYS_TREE: &str = "audit.witness_keys";
+
+/// Pins the configured witnesses' verifier keys (`(name, key)`) by name, for offline
+/// verification of what they cosigned.
+pub fn record_witness_keys<'a>(
+    db: &sled::Db,
+    keys: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> Result<()> {
+    let tree = db.open_tree(WITNESS_KEYS_TREE)?;
+    for (name, key) in keys {
+        tree.insert(name.as_bytes(), key.as_bytes())?;
+    }
+    Ok(())
+}
+
+/// The witness verifier keys pinned in `db` (none if the tree cannot be read).
+pub fn pinned_witness_keys(db: &sled::Db) -> Vec<String> {
+    db.open_tree(WITNESS_KEYS_TREE)
+        .map(|t| {
+            t.iter()
+                .values()
+                .filter_map(|v| v.ok())
+                .filter_map(|v| String::from_utf8(v.to_vec()).ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The witnesses' cosignature lines of a cosigned note (the log's own signature by `origin`
+/// left out), and the names of the witnesses that signed them.
+pub fn witness_cosignatures(note: &str, origin: &str) -> (Vec<String>, Vec<String>) {
+    let lines: Vec<String> = note
+        .lines()
+        .skip_while(|l| !l.is_empty())
+        .filter(|l| l.starts_with('\u{2014}'))
+        .filter(|l| l.split_whitespace().nth(1) != Some(origin))
+        .map(str::to_owned)
+        .collect();
+    let names = lines
+        .iter()
+        .filter_map(|l| l.split_whitespace().nth(1).map(str::to_owned))
+        .collect();
+    (lines, names)
+}
+
 pub type Result<T, E = AuditError> = std::result::Result<T, E>;
 
 /// The append-only audit log of one node.

@@ -62,6 +62,32 @@ fn positions<T>(items: &[T], key: impl Fn(&T) -> &str) -> HashMap<String, usize>
         .collect()
 }
 
+/// An FG's access to a party's audit log, granted by the policy ([`Policy::fg_grant`]): private
+/// fields, not `Clone`; the audit inspection operations take it.
+#[derive(Debug, PartialEq, Eq)]
+pub struct FgGrant {
+    fg_oin: String,
+    party_oin: String,
+    policy_version: String,
+}
+
+impl FgGrant {
+    /// The FG's OIN.
+    pub fn fg_oin(&self) -> &str {
+        &self.fg_oin
+    }
+
+    /// The OIN of the party whose log it may read.
+    pub fn party_oin(&self) -> &str {
+        &self.party_oin
+    }
+
+    /// The version of the policy that granted it.
+    pub fn policy_version(&self) -> &str {
+        &self.policy_version
+    }
+}
+
 impl Policy {
     /// Parses and checks a policy; `file_name` is used in error messages. Reports every error.
     pub fn parse(text: &str, file_name: &str) -> Result<Policy, PolicyErrors> {
@@ -172,6 +198,16 @@ impl Policy {
             (Some(fg), Some(party)) => fg.of.contains(&party.id),
             _ => false,
         }
+    }
+
+    /// The grant of an FG's access to the audit log of the party with `party_oin`, if the policy
+    /// names `fg_oin` as its FG; the only way to make an [`FgGrant`].
+    pub fn fg_grant(&self, fg_oin: &str, party_oin: &str) -> Option<FgGrant> {
+        self.is_fg_of(fg_oin, party_oin).then(|| FgGrant {
+            fg_oin: fg_oin.to_owned(),
+            party_oin: party_oin.to_owned(),
+            policy_version: self.version().to_owned(),
+        })
     }
 
     pub fn legal_basis(&self, id: &str) -> Option<&LegalBasis> {

@@ -316,7 +316,7 @@ pub async fn serve(
         return Err(ServiceError::OwnIsParty(own.to_string()));
     }
     let store = Store::open(&setup.data_dir)?;
-    let signing = SigningKey::load_or_create(&setup.data_dir.join(crate::node::AUDIT_KEY_FILE))
+    let signing = SigningKey::load_or_create(&setup.data_dir.join(crate::audit::AUDIT_KEY_FILE))
         .map_err(crate::audit::AuditError::from)?;
     let state = Arc::new(State {
         audit: AuditLog::open(store.db(), &own.oin, signing)?,

@@ -18,61 +18,77 @@ use utoipa::ToSchema;
 /// Wie wat vraagt, waarom en in welke context; elk deel wordt getoetst aan het beleid van het
 /// convenant. Precies een van `routineFlow` en `caseRef`.
 #[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AccessClaim {
     /// De rol zoals het beleid die noemt, bijvoorbeeld `leerplichtambtenaar`.
     #[schema(required = true, example = "leerplichtambtenaar")]
+    #[serde(default)]
     pub role: String,
     /// Het id van de wettelijke grondslag in het beleid, bijvoorbeeld `lpw-art21`.
     #[schema(required = true, example = "lpw-art21")]
+    #[serde(default)]
     pub legal_basis: String,
     /// Het id van het doel in het beleid, bijvoorbeeld `verzuimaanpak`.
     #[schema(required = true, example = "verzuimaanpak")]
+    #[serde(default)]
     pub purpose: String,
     /// Wie er handelt (een naam of personeelsnummer van de eigen organisatie, nooit van een
     /// leerling); komt in het auditlog.
+    #[serde(default)]
     pub actor: String,
     /// Het id van een routinestroom in het beleid, bijvoorbeeld `verzuimmelding`.
+    #[serde(default)]
     pub routine_flow: Option<String>,
     /// Een casus van een casusoverleg.
+    #[serde(default)]
     pub case_ref: Option<CaseRef>,
 }
 
 /// Een verwijzing naar een open casus.
 #[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CaseRef {
     /// Het id van het soort casusoverleg in het beleid.
+    #[serde(default)]
     pub meeting_type: String,
     /// Het casus-id zoals het knooppunt van de regievoerder het gaf.
+    #[serde(default)]
     pub case_id: String,
 }
 
 /// Welke signalen een vraag zoekt; elk gezet filter moet kloppen.
 #[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct QueryFilter {
     /// Alleen leerlingen die in deze gemeente wonen (CBS-code).
+    #[serde(default)]
     pub residence_municipality: String,
     /// Alleen deze school (BRIN en vestigingsnummer).
+    #[serde(default)]
     pub school: String,
     /// Alleen deze categorieën; leeg: elke die de rol mag zien.
+    #[serde(default)]
     pub categories: Vec<CategoryCode>,
     /// Alleen deze status.
+    #[serde(default)]
     pub status: Option<SignalStatus>,
     /// Alleen open signalen van leerlingen die langer dan dit aantal dagen verzuimen.
+    #[serde(default)]
     pub open_longer_than_days: u32,
 }
 
 /// Een gefedereerde vraag: aan elk knooppunt van het convenant tegelijk.
 #[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct FederatedQueryRequest {
     #[schema(required = true)]
+    #[serde(default)]
     pub claim: AccessClaim,
+    #[serde(default)]
     pub filter: QueryFilter,
     /// Hoe lang op elk knooppunt wordt gewacht, in milliseconden; 0: 3000. Hoogstens 60000.
     #[schema(maximum = 60000)]
+    #[serde(default)]
     pub timeout_ms: u32,
 }
 

@@ -93,66 +93,86 @@ pub enum ExemptionTermCode {
 /// er iets wordt opgeslagen, gelogd of verstuurd. Geen namen, adressen of geboortedata.
 /// Een veld dat niet klopt weigert alleen dit record (met index, veld en reden).
 #[derive(Default, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SignalRecord {
     /// Het eigen kenmerk van de partner voor dit signaal (hoogstens 128 afdrukbare ASCII-tekens).
     /// Opnieuw aanleveren met hetzelfde kenmerk werkt het signaal bij. Nooit het BSN of
     /// onderwijsnummer, noch negen of meer cijfers op een rij.
     #[schema(required = true, example = "swv-2026-0001")]
+    #[serde(default)]
     pub source_record_id: String,
     /// Het BSN (negen cijfers, 11-proef) of het onderwijsnummer van de leerling.
     #[schema(required = true)]
+    #[serde(default)]
     pub pupil_id: String,
     /// Waar het signaal over gaat.
     #[schema(required = true, value_type = CategoryCode)]
+    #[serde(default)]
     pub category: String,
     /// De sector van de (laatste) school; leeg alleen bij AV of VRIJSTELLING_5A van een kind
     /// zonder schoolverleden.
     #[schema(value_type = Option<SectorCode>)]
+    #[serde(default)]
     pub sector: String,
     /// De woongemeente als CBS-code, bijvoorbeeld GM0014.
     #[schema(required = true, example = "GM0014")]
+    #[serde(default)]
     pub residence_municipality: String,
     /// De (laatste) school: BRIN en vestigingsnummer, bijvoorbeeld 00AA01.
     #[schema(example = "00AA01")]
+    #[serde(default)]
     pub school: String,
     /// De eerste dag van feitelijk verzuim.
     #[schema(required = true, format = Date)]
+    #[serde(default)]
     pub absent_since: String,
     /// Waar het signaal staat.
     #[schema(required = true, value_type = SignalStatus)]
+    #[serde(default)]
     pub status: String,
     /// De dag van het aanbod; verplicht bij AANBOD.
     #[schema(format = Date)]
+    #[serde(default)]
     pub offer_date: String,
     /// De leeftijd in hele jaren (3 tot en met 23).
     #[schema(required = true, minimum = 3, maximum = 23)]
+    #[serde(default)]
     pub age: u32,
     /// Adres in onderzoek.
+    #[serde(default)]
     pub address_under_investigation: bool,
     /// Bij AV: vrijstelling 5c aangevraagd.
+    #[serde(default)]
     pub exemption_5c_requested: bool,
     /// Bij AV: wacht op de februari-instroom van het MBO.
+    #[serde(default)]
     pub awaiting_mbo_intake: bool,
     /// Bij een vrijstelling: tijdelijk of blijvend.
     #[schema(value_type = Option<ExemptionTermCode>)]
+    #[serde(default)]
     pub exemption_term: String,
     /// Bij een vrijstelling: de laatste dag ervan.
     #[schema(format = Date)]
+    #[serde(default)]
     pub exemption_end: String,
     /// Bij TERUGGELEID of GESLOTEN: de dag van sluiten.
     #[schema(format = Date)]
+    #[serde(default)]
     pub closed_on: String,
     /// De dag waarop `age` de leeftijd was; leeg: de dag van aanleveren.
     #[schema(format = Date)]
+    #[serde(default)]
     pub age_on: String,
     /// Bij een aanbod: wat het inhoudt.
     #[schema(value_type = Option<OfferKindCode>)]
+    #[serde(default)]
     pub offer_kind: String,
     /// Bij een aanbod: de eerste dag dat de plek er echt is.
     #[schema(format = Date)]
+    #[serde(default)]
     pub offer_place_from: String,
     /// Bij een aanbod: afgesproken met ouders en kind.
+    #[serde(default)]
     pub offer_parents_agreed: bool,
 }
 

@@ -1,21 +1,19 @@
-//! `pactgate.v1.Audit` for the FG of the node's party, `pactgate.v1.Witness` (what this node's
-//! witness holds) for peer nodes, and the task that signs checkpoints and has every configured
-//! witness cosign them over HTTP. The FG's every call is itself audited; a witness sees only
+//! `pactgate.v1.Audit` for the FG of the node's party and `pactgate.v1.Witness` (what this
+//! node's witness holds) for peer nodes, over gRPC. Every FG call first gets the policy's
+//! [`FgGrant`] from [`Service::fg_access`] (which audits it); the checkpoint task, key pinning
+//! and note parsing live in [`crate::service::audit`] and [`crate::audit`]. A witness sees only
 //! sizes and hashes.
 
 use super::audit_status;
 use super::convert;
-use crate::audit::NewEntry;
-use crate::audit::{
-    self, Action, AuditLog, Checkpoint, Decision as AuditDecision, Filter, TrustedCheckpoint,
-};
-use crate::identity::Organisation;
+use crate::audit::{self, Checkpoint, Decision as AuditDecision, Filter, TrustedCheckpoint};
 use crate::pb;
 use crate::pb::audit_server::Audit;
 use crate::pb::witness_client::WitnessClient;
 use crate::pb::witness_server::Witness;
+use crate::policy::FgGrant;
 use crate::pseudonym::{is_pseudonym, PupilId};
-use crate::service::NodeContext;
+use crate::service::{Caller, NodeContext, Service};
 use crate::trace::TraceContext;
 use crate::witness_client::WitnessTarget;
 use std::pin::Pin;
@@ -24,30 +22,25 @@ use std::time::Duration;
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
-/// How often the node considers signing a new checkpoint.
-pub const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(5);
-/// A checkpoint is also signed, without waiting for the interval, once this many entries were
-/// appended since the last one.
-pub const CHECKPOINT_EVERY_ENTRIES: u64 = 1000;
-/// How often the task looks at the log's growth between intervals.
-const GROWTH_POLL: Duration = Duration::from_millis(200);
+pub use crate::service::audit::{CHECKPOINT_EVERY_ENTRIES, CHECKPOINT_INTERVAL};
 /// How long a peer may take to say what its witness holds.
 const COSIGN_TIMEOUT: Duration = Duration::from_secs(3);
-/// The configured witness keys, by witness name, recorded at every start for offline
-/// verification (`audit verify --data-dir`).
-const WITNESS_KEYS_TREE: &str = "audit.witness_keys";
 
 pub struct AuditService {
+    service: Service,
     node: Arc<NodeContext>,
 }
 
 impl AuditService {
-    pub fn new(node: Arc<NodeContext>) -> Self {
-        Self { node }
+    pub fn new(service: Service) -> Self {
+        Self {
+            node: service.node().clone(),
+            service,
+        }
     }
 
     /// Only an FG the policy names for this node's party; every call (allowed or not) is audited.
-    async fn authorize<T>(&self, request: &Request<T>, what: &str) -> Result<Organisation, Status> {
+    async fn authorize<T>(&self, request: &Request<T>, what: &str) -> Result<FgGrant, Status> {
         self.authorize_about(request, what, Vec::new()).await
     }
 
@@ -57,36 +50,18 @@ impl AuditService {
         request: &Request<T>,
         what: &str,
         pupils: Vec<String>,
-    ) -> Result<Organisation, Status> {
-        let caller = super::caller(request)?;
-        let trace = TraceContext::from_metadata(request.metadata());
-        let allowed = self
-            .node
-            .policy
-            .current()
-            .is_some_and(|p| p.is_fg_of(&caller.oin, &self.node.own.oin));
-        let mut e = NewEntry::new(
-            &trace,
-            &caller,
-            "",
-            Action::AuditAccess,
-            &self.node.policy_version(),
-        );
-        e.reason = what.to_owned();
-        e.pupils = pupils;
-        if !allowed {
-            e.decision = AuditDecision::Deny;
-            e.reason = format!("{what}: not an FG of this node's party");
-        }
-        self.node.record_async(e).await?;
-        if !allowed {
-            return Err(Status::permission_denied(format!(
-                "denied: {caller} is not named in the policy as FG of {}",
-                self.node.own.name
-            )));
-        }
-        Ok(caller)
+    ) -> Result<FgGrant, Status> {
+        let caller = fg_caller(request)?;
+        Ok(self.service.fg_access(&caller, what, pupils).await?)
     }
+}
+
+/// The caller of an FG request (the FG states no actor of its own).
+fn fg_caller<T>(request: &Request<T>) -> Result<Caller, Status> {
+    Ok(Caller::new(
+        super::caller(request)?,
+        TraceContext::from_metadata(request.metadata()),
+    ))
 }
 
 /// Records the configured witnesses' keys by name, for offline verification of what they cosigned.
@@ -94,23 +69,10 @@ pub fn record_witness_keys(
     store: &crate::store::Store,
     witnesses: &[WitnessTarget],
 ) -> Result<(), audit::AuditError> {
-    let tree = store.db().open_tree(WITNESS_KEYS_TREE)?;
-    for w in witnesses {
-        tree.insert(w.name().as_bytes(), w.key.as_bytes())?;
-    }
-    Ok(())
-}
-
-fn pinned_keys(db: &sled::Db, tree: &str) -> Vec<String> {
-    db.open_tree(tree)
-        .map(|t| {
-            t.iter()
-                .values()
-                .filter_map(|v| v.ok())
-                .filter_map(|v| String::from_utf8(v.to_vec()).ok())
-                .collect()
-        })
-        .unwrap_or_default()
+    audit::record_witness_keys(
+        store.db(),
+        witnesses.iter().map(|w| (w.name(), w.key.as_str())),
+    )
 }
 
 fn parse_time(field: &str, text: &str) -> Result<Option<chrono::DateTime<chrono::Utc>>, Status> {
@@ -150,53 +112,33 @@ fn filter_from(f: Option<pb::AuditFilter>) -> Result<Filter, Status> {
     })
 }
 
-fn matching(log: &AuditLog, filter: &Filter) -> Result<Vec<audit::Entry>, Status> {
-    log.entries_matching(filter)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(audit_status)
+fn matching(
+    service: &Service,
+    grant: &FgGrant,
+    filter: &Filter,
+) -> Result<Vec<audit::Entry>, Status> {
+    Ok(service.audit_entries(grant, filter)?)
 }
 
 /// The newest checkpoint with the cosignatures the peers returned for it.
-fn signed_checkpoint(log: &AuditLog) -> Result<Option<pb::SignedCheckpoint>, Status> {
-    let Some(latest) = log.latest_checkpoint().map_err(audit_status)? else {
-        return Ok(None);
-    };
-    let size = latest.checkpoint.size;
-    let cosigned = log.cosigned_note(size).map_err(audit_status)?;
-    let lines: Vec<String> = cosigned
-        .as_deref()
-        .map(|note| {
-            note.lines()
-                .skip_while(|l| !l.is_empty())
-                .filter(|l| l.starts_with('\u{2014}'))
-                .filter(|l| l.split_whitespace().nth(1) != Some(latest.checkpoint.origin.as_str()))
-                .map(str::to_owned)
-                .collect()
-        })
-        .unwrap_or_default();
-    let witnesses = lines
-        .iter()
-        .filter_map(|l| l.split_whitespace().nth(1).map(str::to_owned))
-        .collect();
-    Ok(Some(pb::SignedCheckpoint {
-        origin: latest.checkpoint.origin.clone(),
-        size,
-        root_hash: latest.checkpoint.root.to_vec(),
-        note: latest.note.clone(),
-        cosignatures: lines,
-        witnesses,
-    }))
+fn signed_checkpoint(service: &Service) -> Result<Option<pb::SignedCheckpoint>, Status> {
+    Ok(service
+        .cosigned_checkpoint()?
+        .map(|c| pb::SignedCheckpoint {
+            origin: c.origin,
+            size: c.size,
+            root_hash: c.root_hash.to_vec(),
+            note: c.note,
+            cosignatures: c.cosignatures,
+            witnesses: c.witnesses,
+        }))
 }
 
 /// Every checkpoint this node's peers vouch for: the cosignatures it holds (checked against the
-/// witness keys pinned at first use) and, asked now, what each peer's witness holds.
-async fn trusted_checkpoints(node: &Arc<NodeContext>) -> Result<Vec<TrustedCheckpoint>, Status> {
-    let keys = pinned_keys(node.store.db(), WITNESS_KEYS_TREE);
-    let key_refs: Vec<&str> = keys.iter().map(String::as_str).collect();
-    let mut trusted = node
-        .audit
-        .cosigned_checkpoints(&key_refs)
-        .map_err(audit_status)?;
+/// witness keys pinned at start) and, asked now, what each peer's witness holds.
+async fn trusted_checkpoints(service: &Service) -> Result<Vec<TrustedCheckpoint>, Status> {
+    let mut trusted = service.cosigned_checkpoints()?;
+    let node = service.node();
     for peer in &node.peers {
         let mut client = WitnessClient::new(peer.channel.clone());
         let mut request = Request::new(pb::HeldCheckpointRequest {});
@@ -297,7 +239,7 @@ impl Audit for AuditService {
         &self,
         request: Request<pb::ListEntriesRequest>,
     ) -> Result<Response<pb::ListEntriesResponse>, Status> {
-        self.authorize(&request, "list entries").await?;
+        let grant = self.authorize(&request, "list entries").await?;
         let req = request.into_inner();
         let filter = filter_from(req.filter)?;
         let limit = if req.limit == 0 {
@@ -305,7 +247,7 @@ impl Audit for AuditService {
         } else {
             req.limit as usize
         };
-        let all = matching(&self.node.audit, &filter)?;
+        let all = matching(&self.service, &grant, &filter)?;
         let mut page: Vec<_> = all
             .iter()
             .filter(|e| req.first_page || e.seq > req.after_seq)
@@ -326,9 +268,9 @@ impl Audit for AuditService {
         &self,
         request: Request<pb::StreamEntriesRequest>,
     ) -> Result<Response<Self::StreamEntriesStream>, Status> {
-        self.authorize(&request, "stream entries").await?;
+        let grant = self.authorize(&request, "stream entries").await?;
         let filter = filter_from(request.into_inner().filter)?;
-        let entries: Vec<_> = matching(&self.node.audit, &filter)?
+        let entries: Vec<_> = matching(&self.service, &grant, &filter)?
             .iter()
             .map(|e| Ok(convert::audit_entry(e)))
             .collect();
@@ -341,7 +283,7 @@ impl Audit for AuditService {
         &self,
         request: Request<pb::ExportRequest>,
     ) -> Result<Response<Self::ExportStream>, Status> {
-        self.authorize(&request, "export").await?;
+        let grant = self.authorize(&request, "export").await?;
         let req = request.into_inner();
         let format =
             pb::ExportFormat::try_from(req.format).unwrap_or(pb::ExportFormat::Unspecified);
@@ -351,7 +293,7 @@ impl Audit for AuditService {
             node_oin: &self.node.own.oin,
             checkpoint: latest.as_ref().map(|c| &c.checkpoint),
         };
-        let bytes = export(&matching(&self.node.audit, &filter)?, format, &ldv)?;
+        let bytes = export(&matching(&self.service, &grant, &filter)?, format, &ldv)?;
         let chunks: Vec<_> = bytes
             .chunks(64 * 1024)
             .map(|c| Ok(pb::ExportChunk { data: c.to_vec() }))
@@ -364,13 +306,7 @@ impl Audit for AuditService {
         request: Request<pb::AccessReportRequest>,
     ) -> Result<Response<pb::AccessReportResponse>, Status> {
         // Refused (and audited) before anything is asked of the pseudonymisation service.
-        let caller = super::caller(&request)?;
-        let fg = self
-            .node
-            .policy
-            .current()
-            .is_some_and(|p| p.is_fg_of(&caller.oin, &self.node.own.oin));
-        if !fg {
+        if !self.service.is_fg(&fg_caller(&request)?) {
             self.authorize_about(&request, "access report", Vec::new())
                 .await?;
         }
@@ -399,7 +335,8 @@ impl Audit for AuditService {
             ));
         };
         let pseudonym = pseudonyms.last().cloned().unwrap_or_default();
-        self.authorize_about(&request, "access report", pseudonyms.clone())
+        let grant = self
+            .authorize_about(&request, "access report", pseudonyms.clone())
             .await?;
         let mut entries = Vec::new();
         for p in &pseudonyms {
@@ -407,14 +344,14 @@ impl Audit for AuditService {
                 pupil: Some(p.clone()),
                 ..Filter::default()
             };
-            entries.extend(matching(&self.node.audit, &filter)?);
+            entries.extend(matching(&self.service, &grant, &filter)?);
         }
         entries.sort_by_key(|e| e.seq);
         entries.dedup_by_key(|e| e.seq);
         Ok(Response::new(pb::AccessReportResponse {
             pupil_pseudonym: pseudonym,
             entries: entries.iter().map(convert::audit_entry).collect(),
-            checkpoint: signed_checkpoint(&self.node.audit)?,
+            checkpoint: signed_checkpoint(&self.service)?,
         }))
     }
 
@@ -423,7 +360,7 @@ impl Audit for AuditService {
         request: Request<pb::VerifyRequest>,
     ) -> Result<Response<pb::VerifyResponse>, Status> {
         self.authorize(&request, "verify").await?;
-        let trusted = trusted_checkpoints(&self.node).await?;
+        let trusted = trusted_checkpoints(&self.service).await?;
         let node = self.node.clone();
         let result = tokio::task::spawn_blocking(move || audit::verify(&node.audit, &trusted))
             .await
@@ -437,7 +374,7 @@ impl Audit for AuditService {
     ) -> Result<Response<pb::ProveResponse>, Status> {
         self.authorize(&request, "prove").await?;
         let seq = request.into_inner().seq;
-        let checkpoint = signed_checkpoint(&self.node.audit)?
+        let checkpoint = signed_checkpoint(&self.service)?
             .ok_or_else(|| Status::failed_precondition("no checkpoint has been signed yet"))?;
         if seq >= checkpoint.size {
             return Err(Status::out_of_range(format!(
@@ -472,7 +409,7 @@ impl Audit for AuditService {
     ) -> Result<Response<pb::ConsistencyProofResponse>, Status> {
         self.authorize(&request, "consistency proof").await?;
         let req = request.into_inner();
-        let checkpoint = signed_checkpoint(&self.node.audit)?
+        let checkpoint = signed_checkpoint(&self.service)?
             .ok_or_else(|| Status::failed_precondition("no checkpoint has been signed yet"))?;
         let new_size = match req.new_size {
             0 => checkpoint.size,
@@ -503,7 +440,7 @@ impl Audit for AuditService {
         request: Request<pb::LatestCheckpointRequest>,
     ) -> Result<Response<pb::SignedCheckpoint>, Status> {
         self.authorize(&request, "latest checkpoint").await?;
-        signed_checkpoint(&self.node.audit)?
+        signed_checkpoint(&self.service)?
             .map(Response::new)
             .ok_or_else(|| Status::failed_precondition("no checkpoint has been signed yet"))
     }
@@ -546,63 +483,4 @@ impl Witness for WitnessService {
             },
         }))
     }
-}
-
-/// Signs a checkpoint when the log has grown and has every peer cosign it: every `interval`, or
-/// sooner once [`CHECKPOINT_EVERY_ENTRIES`] entries were appended, for as long as the node runs.
-pub fn spawn_checkpoints(
-    node: Arc<NodeContext>,
-    interval: Duration,
-) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(interval.min(GROWTH_POLL));
-        let mut last_round: Option<tokio::time::Instant> = None;
-        let mut last_size = 0;
-        loop {
-            tick.tick().await;
-            let size = node.audit.len();
-            let due = last_round.is_none_or(|t| t.elapsed() >= interval)
-                || size >= last_size + CHECKPOINT_EVERY_ENTRIES;
-            if !due {
-                continue;
-            }
-            last_round = Some(tokio::time::Instant::now());
-            last_size = size;
-            if let Err(e) = checkpoint_round(&node).await {
-                tracing::warn!(error = %e, "audit checkpoint round failed");
-            }
-        }
-    })
-}
-
-/// One round: sign if grown, then ask every configured witness that has not cosigned the newest
-/// checkpoint.
-pub async fn checkpoint_round(node: &Arc<NodeContext>) -> Result<(), String> {
-    let signer = node.clone();
-    let checkpoint = tokio::task::spawn_blocking(move || {
-        let latest = signer
-            .audit
-            .latest_checkpoint()
-            .map_err(|e| e.to_string())?;
-        let len = signer.audit.len();
-        let checkpoint = match latest {
-            Some(cp) if cp.checkpoint.size >= len => cp,
-            _ => signer.audit.checkpoint().map_err(|e| e.to_string())?,
-        };
-        // sled's flush is not an fdatasync: make the signed checkpoint durable before any peer
-        // sees it.
-        signer.store.sync().map_err(|e| e.to_string())?;
-        Ok::<_, String>(checkpoint)
-    })
-    .await
-    .map_err(|e| e.to_string())??;
-    if checkpoint.checkpoint.size == 0 {
-        return Ok(());
-    }
-    for witness in &node.witnesses {
-        if let Err(e) = crate::witness_client::submit(&node.audit, witness, &checkpoint).await {
-            tracing::debug!(witness.url = %witness.url, error = %e, "checkpoint not cosigned");
-        }
-    }
-    Ok(())
 }

@@ -1,14 +1,9 @@
-//! `pactgate.v1.Backup`: a consistent copy of the node's data, streamed, for the node's own
-//! organisation or its FG only; every call is audited. Copies bytes; never decodes a signal.
-//! Invariant: writes wait only while the copy is taken to a private temporary file, never while a
-//! caller reads (or stops reading) the stream; one backup runs at a time.
+//! `pactgate.v1.Backup` over gRPC: streams the consistent copy the service layer writes
+//! ([`Service::backup_access`], [`Service::write_backup`]: own organisation or its FG only,
+//! audited, one at a time) in chunks; a caller that stops reading loses the stream.
 
-use crate::audit::NewEntry;
-use crate::audit::{Action, Decision as AuditDecision};
 use crate::pb;
-use crate::service::NodeContext;
-use crate::trace::TraceContext;
-use std::sync::Arc;
+use crate::service::Service;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
@@ -18,17 +13,12 @@ const CHUNK: usize = 256 * 1024;
 const STALL: std::time::Duration = std::time::Duration::from_secs(60);
 
 pub struct BackupService {
-    node: Arc<NodeContext>,
-    /// One backup at a time: a second is refused, not queued on a blocking thread.
-    running: Arc<tokio::sync::Semaphore>,
+    service: Service,
 }
 
 impl BackupService {
-    pub fn new(node: Arc<NodeContext>) -> Self {
-        Self {
-            node,
-            running: Arc::new(tokio::sync::Semaphore::new(1)),
-        }
+    pub fn new(service: Service) -> Self {
+        Self { service }
     }
 }
 
@@ -85,46 +75,16 @@ impl pb::backup_server::Backup for BackupService {
         &self,
         request: Request<pb::BackupRequest>,
     ) -> Result<Response<Self::BackupStream>, Status> {
-        let caller = super::caller(&request)?;
-        let trace = TraceContext::from_metadata(request.metadata());
-        let own = caller.oin == self.node.own.oin;
-        let fg = self
-            .node
-            .policy
-            .current()
-            .is_some_and(|p| p.is_fg_of(&caller.oin, &self.node.own.oin));
-        let mut e = NewEntry::new(
-            &trace,
-            &caller,
-            "",
-            Action::Backup,
-            &self.node.policy_version(),
-        );
-        e.reason = "backup of the node's data".into();
-        if !own && !fg {
-            e.decision = AuditDecision::Deny;
-            e.reason = "backup refused: neither the node's organisation nor its FG".into();
-        }
-        self.node.record_async(e).await?;
-        if !own && !fg {
-            tracing::warn!(peer.oin = %caller.oin, "backup refused");
-            return Err(Status::permission_denied(format!(
-                "a backup of {} is only for that organisation or its FG; {caller} is neither",
-                self.node.own
-            )));
-        }
-        let place = self.running.clone().try_acquire_owned().map_err(|_| {
-            Status::resource_exhausted("a backup of this node is already running; try again later")
-        })?;
+        let caller = super::service_caller(&request)?;
+        let grant = self.service.backup_access(&caller).await?;
         let (tx, rx) = tokio::sync::mpsc::channel(4);
-        let node = self.node.clone();
+        let service = self.service.clone();
         tokio::task::spawn_blocking(move || {
-            let _place = place;
             let mut out = ChunkWriter {
                 buf: Vec::with_capacity(CHUNK),
                 tx: tx.clone(),
             };
-            match copy_then_send(&node, &mut out) {
+            match service.write_backup(grant, &mut out) {
                 Ok(summary) => tracing::info!(
                     backup.trees = summary.trees,
                     backup.pairs = summary.pairs,
@@ -140,20 +100,4 @@ impl pb::backup_server::Backup for BackupService {
         });
         Ok(Response::new(ReceiverStream::new(rx)))
     }
-}
-
-/// Takes the consistent copy into a private temporary file in the data dir (writes wait only for
-/// that), then streams the file to `out` with writes running again.
-fn copy_then_send(
-    node: &NodeContext,
-    out: &mut ChunkWriter,
-) -> Result<crate::backup::Summary, crate::backup::BackupError> {
-    use std::io::{Seek as _, Write as _};
-    let mut copy = tempfile::tempfile_in(&node.data_dir)?;
-    let summary = crate::backup::write(&node.store, &node.data_dir, &mut copy)?;
-    copy.flush()?;
-    copy.rewind()?;
-    std::io::copy(&mut copy, out)?;
-    out.flush()?;
-    Ok(summary)
 }

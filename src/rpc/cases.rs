@@ -1,361 +1,46 @@
-//! `pactgate.v1.Cases`: a partner's own system opens and closes cases at its own node, which
-//! checks them against the policy and tells every participant's node over mTLS, and accepts or
-//! declines the cases shared with it. Only the node's own organisation may call it; only the
-//! lead may close a case; open, accept and decline are rate-limited and audited.
+//! `pactgate.v1.Cases` over gRPC: a partner's own system opens, closes, accepts, declines and
+//! lists cases at its own node. Thin: converts and calls the service layer
+//! ([`crate::service::cases`]), which checks, decides and audits; this module only provides the
+//! [`GrpcCaseNotifier`] that tells the participants' nodes over mTLS.
 
 use super::convert;
-use crate::audit::{Action, Decision as AuditDecision, NewEntry};
-use crate::cases::{self, Acceptance, Case, Party, RateLimiter};
-use crate::identity::Organisation;
+use crate::cases::Case;
 use crate::pb;
 use crate::pb::cases_server::Cases;
 use crate::pb::exchange_client::ExchangeClient;
-use crate::pseudonym::is_pseudonym;
-use crate::service::NodeContext;
+use crate::peers::Peer;
+use crate::service::{Caller, CaseNotifier, CaseOutcome, OpenCase, PeerFailure, Service};
 use crate::trace::TraceContext;
-use std::sync::Arc;
 use std::time::Duration;
 use tonic::{Request, Response, Status};
 
 /// How long a participant's node may take to acknowledge a shared case.
 const NOTIFY_TIMEOUT: Duration = Duration::from_secs(3);
 
+pub use crate::service::cases::{check_pupils, max_pupils, rate_limited};
+
 pub struct CasesService {
-    node: Arc<NodeContext>,
-    limiter: RateLimiter,
-}
-
-/// The refusal of an organisation that opens, accepts or declines too fast.
-pub fn rate_limited(what: &str) -> Status {
-    Status::resource_exhausted(format!(
-        "too many cases {what} in a short time: at most {} at once, then one every {} s; try again later",
-        cases::RATE_BURST,
-        cases::RATE_REFILL.as_secs()
-    ))
-}
-
-/// Checks a case's pupils: present, pseudonyms, no repeats, at most the meeting's maximum
-/// (`field` names them in the refusal).
-pub fn check_pupils(
-    pupils: &[String],
-    max: usize,
-    meeting: &str,
-    field: &str,
-) -> Result<(), Status> {
-    if pupils.is_empty() {
-        return Err(Status::invalid_argument(format!(
-            "{field}: a case needs at least one pupil"
-        )));
-    }
-    if pupils.len() > max {
-        return Err(Status::invalid_argument(format!(
-            "{field}: {} pupils; a case of meeting {} covers at most {max} (a child and its siblings)",
-            pupils.len(),
-            crate::pseudonym::withhold_ids(meeting).chars().take(64).collect::<String>()
-        )));
-    }
-    if let Some(i) = pupils.iter().position(|p| !is_pseudonym(p)) {
-        return Err(Status::invalid_argument(format!(
-            "{field}[{i}] is not a pseudonym; compute it with `pactgate pseudonym`"
-        )));
-    }
-    if let Some(i) = (1..pupils.len()).find(|&i| pupils[..i].contains(&pupils[i])) {
-        return Err(Status::invalid_argument(format!(
-            "{field}[{i}] repeats an earlier pupil"
-        )));
-    }
-    Ok(())
-}
-
-/// The most pupils a case of this meeting may cover under the policy.
-pub fn max_pupils(policy: &crate::policy::Policy, meeting: &str) -> usize {
-    policy
-        .meeting(meeting)
-        .map_or(crate::policy::DEFAULT_MAX_PUPILS, |m| m.max_pupils)
+    service: Service,
 }
 
 impl CasesService {
-    pub fn new(node: Arc<NodeContext>) -> Self {
-        Self {
-            node,
-            limiter: RateLimiter::default(),
-        }
+    pub fn new(service: Service) -> Self {
+        Self { service }
     }
+}
 
-    /// Builds a new case from the request, checked against the policy.
-    fn new_case(&self, req: &pb::OpenCaseRequest) -> Result<Case, Status> {
-        let policy = self.node.policy.current().ok_or_else(|| {
-            Status::failed_precondition("this node has no covenant policy loaded")
-        })?;
-        super::refuse_id_like("meeting_type", &req.meeting_type)?;
-        super::refuse_id_like("purpose", &req.purpose)?;
-        super::refuse_id_like("actor", &req.actor)?;
-        for (i, oin) in req.participant_oins.iter().enumerate() {
-            super::refuse_non_oin(&format!("participant_oins[{i}]"), oin)?;
-        }
-        check_pupils(
-            &req.pupil_pseudonyms,
-            max_pupils(&policy, &req.meeting_type),
-            &req.meeting_type,
-            "pupil_pseudonyms",
-        )?;
-        policy
-            .check_case_lead(&req.meeting_type, &self.node.own.oin)
-            .map_err(|reason| Status::permission_denied(format!("meeting_type: {reason}")))?;
-        let mut participants: Vec<Party> = Vec::new();
-        for (i, oin) in req.participant_oins.iter().enumerate() {
-            let party = policy.party_by_oin(oin).ok_or_else(|| {
-                Status::invalid_argument(format!(
-                    "participant_oins[{i}]: OIN {} is not a party of the covenant",
-                    crate::pseudonym::withhold_ids(oin)
-                ))
-            })?;
-            policy
-                .check_case_parties(&req.meeting_type, &req.purpose, &self.node.own.oin, oin)
-                .map_err(|reason| {
-                    Status::permission_denied(format!("participant_oins[{i}]: {reason}"))
-                })?;
-            if party.oin == self.node.own.oin || participants.iter().any(|p| p.oin == party.oin) {
-                return Err(Status::invalid_argument(format!(
-                    "participant_oins[{i}] names the lead or an earlier participant again"
-                )));
-            }
-            participants.push(Party {
-                oin: party.oin.clone(),
-                name: party.name.clone(),
-            });
-        }
-        Ok(Case {
-            id: cases::new_case_id(),
-            meeting_type: req.meeting_type.clone(),
-            purpose: req.purpose.clone(),
-            pupils: req.pupil_pseudonyms.clone(),
-            participants,
-            lead: Party::from(&self.node.own),
-            open: true,
-            opened_at: chrono::Utc::now(),
-            closed_at: None,
-            // The lead's own organisation opened it: it takes part.
-            acceptance: Acceptance::Accepted,
-        })
-    }
+/// The participants' nodes over gRPC (`Exchange/ShareCase`), as the service layer tells them.
+pub struct GrpcCaseNotifier<'a> {
+    pub peers: &'a [Peer],
+    pub own_oin: &'a str,
+}
 
-    /// Accepts or declines a case shared with this node, as its own organisation decides.
-    /// The node's own organisation accepts (or declines) a case shared with it: rate-limited,
-    /// then decided and audited by [`Self::decide_case`].
-    async fn answer_case(
-        &self,
-        caller: &Organisation,
-        trace: &TraceContext,
-        case_id: &str,
-        actor: &str,
-        accept: bool,
-    ) -> Result<Response<pb::CaseResponse>, Status> {
-        let (action, what) = if accept {
-            (Action::CaseAccept, "accepted")
-        } else {
-            (Action::CaseDecline, "declined")
-        };
-        if !self.limiter.try_take(&caller.oin) {
-            return Err(self.limited(trace, caller, actor, action, what).await);
-        }
-        let case = self
-            .decide_case(caller, trace, case_id, actor, accept)
-            .await?;
-        Ok(Response::new(pb::CaseResponse {
-            case: Some(convert::case_to_pb(&case)),
-            not_notified: Vec::new(),
-        }))
-    }
-
-    async fn decide_case(
-        &self,
-        caller: &Organisation,
-        trace: &TraceContext,
-        case_id: &str,
-        actor: &str,
-        accept: bool,
-    ) -> Result<Case, Status> {
-        let action = if accept {
-            Action::CaseAccept
-        } else {
-            Action::CaseDecline
-        };
-        let (known, decided) = match self.load(case_id).await {
-            Ok(case) => {
-                let decided = self.decided(&case, accept);
-                (Some(case), decided)
-            }
-            Err(status) => (None, Err(status)),
-        };
-        let case = match decided {
-            Ok(case) => case,
-            Err(status) => {
-                let mut e = self.case_entry(trace, caller, actor, action, known.as_ref());
-                e.case_id = case_id.chars().take(100).collect();
-                e.decision = AuditDecision::Deny;
-                e.reason = status.message().to_owned();
-                self.node.record_async(e).await?;
-                return Err(status);
-            }
-        };
-        let mut e = self.case_entry(trace, caller, actor, action, Some(&case));
-        e.reason = if accept {
-            "case accepted"
-        } else {
-            "case declined"
-        }
-        .into();
-        self.node.record_async(e).await?;
-        let node = self.node.clone();
-        let stored = case.clone();
-        tokio::task::spawn_blocking(move || node.cases.put(&stored))
-            .await
-            .map_err(super::task_status)?
-            .map_err(super::case_status)?;
-        tracing::info!(peer.oin = %caller.oin, case.id = %case.id, case.accepted = accept, "case decided");
-        Ok(case)
-    }
-
-    /// The case with this id at this node, or NOT_FOUND.
-    async fn load(&self, id: &str) -> Result<Case, Status> {
-        let node = self.node.clone();
-        let lookup = id.to_owned();
-        let existing = tokio::task::spawn_blocking(move || node.cases.get(&lookup))
-            .await
-            .map_err(super::task_status)?
-            .map_err(super::case_status)?;
-        existing.ok_or_else(|| {
-            Status::not_found(format!(
-                "case {:?} is not known at this node",
-                crate::pseudonym::withhold_ids(id)
-                    .chars()
-                    .take(64)
-                    .collect::<String>()
-            ))
-        })
-    }
-
-    /// The case after this organisation's decision, or the refusal.
-    fn decided(&self, case: &Case, accept: bool) -> Result<Case, Status> {
-        if !case.open {
-            return Err(Status::failed_precondition(format!(
-                "case {} is closed",
-                case.id
-            )));
-        }
-        if case.lead.oin == self.node.own.oin {
-            return match accept {
-                true => Ok(case.clone()),
-                false => Err(Status::failed_precondition(format!(
-                    "case {} is led by this organisation; close it instead of declining it",
-                    case.id
-                ))),
-            };
-        }
-        if accept && case.acceptance == Acceptance::Declined {
-            return Err(Status::failed_precondition(format!(
-                "case {} was declined here; the lead may open a new case",
-                case.id
-            )));
-        }
-        if accept {
-            self.node
-                .policy
-                .current()
-                .ok_or_else(|| "this node has no covenant policy loaded".to_owned())
-                .and_then(|p| {
-                    p.check_case_parties(
-                        &case.meeting_type,
-                        &case.purpose,
-                        &case.lead.oin,
-                        &self.node.own.oin,
-                    )
-                })
-                .map_err(|reason| Status::permission_denied(format!("denied: {reason}")))?;
-        }
-        Ok(Case {
-            acceptance: if accept {
-                Acceptance::Accepted
-            } else {
-                Acceptance::Declined
-            },
-            ..case.clone()
-        })
-    }
-
-    /// A refusal for going too fast, audited.
-    async fn limited(
-        &self,
-        trace: &TraceContext,
-        caller: &Organisation,
-        actor: &str,
-        action: Action,
-        what: &str,
-    ) -> Status {
-        let status = rate_limited(what);
-        let mut e = self.case_entry(trace, caller, actor, action, None);
-        e.decision = AuditDecision::Deny;
-        e.reason = status.message().to_owned();
-        match self.node.record_async(e).await {
-            Ok(()) => status,
-            Err(failed) => failed.into(),
-        }
-    }
-
-    /// An audit entry about a case.
-    fn case_entry(
-        &self,
-        trace: &TraceContext,
-        caller: &Organisation,
-        actor: &str,
-        action: Action,
-        case: Option<&Case>,
-    ) -> NewEntry {
-        let mut e = NewEntry::new(trace, caller, actor, action, &self.node.policy_version());
-        if let Some(case) = case {
-            e.case_id = case.id.clone();
-            e.meeting_type = case.meeting_type.clone();
-            e.purpose = case.purpose.clone();
-            e.pupils = case.pupils.clone();
-            e.processing_activity = self
-                .node
-                .policy
-                .current()
-                .and_then(|p| {
-                    p.meeting(&case.meeting_type)
-                        .and_then(|m| m.processing_activities.get(&case.purpose).cloned())
-                })
-                .unwrap_or_default();
-        }
-        e
-    }
-
-    /// Stores the case and tells every participant's node; returns those that could not be told.
-    async fn store_and_share(
-        &self,
-        case: &Case,
-        trace: &TraceContext,
-    ) -> Result<Vec<pb::PeerFailure>, Status> {
-        let node = self.node.clone();
-        let stored = case.clone();
-        tokio::task::spawn_blocking(move || node.cases.put(&stored))
-            .await
-            .map_err(super::task_status)?
-            .map_err(super::case_status)?;
+impl CaseNotifier for GrpcCaseNotifier<'_> {
+    async fn share(&self, case: &Case, trace: &TraceContext) -> Vec<PeerFailure> {
         let mut failures = Vec::new();
-        for participant in case
-            .participants
-            .iter()
-            .filter(|p| p.oin != self.node.own.oin)
-        {
-            let Some(peer) = self
-                .node
-                .peers
-                .iter()
-                .find(|p| p.config.oin == participant.oin)
-            else {
-                failures.push(pb::PeerFailure {
+        for participant in case.participants.iter().filter(|p| p.oin != self.own_oin) {
+            let Some(peer) = self.peers.iter().find(|p| p.config.oin == participant.oin) else {
+                failures.push(PeerFailure {
                     peer: participant.name.clone(),
                     code: "NOT_FOUND".into(),
                     message: format!("no peer with OIN {} is configured", participant.oin),
@@ -369,7 +54,7 @@ impl CasesService {
             request.set_timeout(NOTIFY_TIMEOUT);
             trace.inject(&mut request);
             let result = tokio::time::timeout(NOTIFY_TIMEOUT, client.share_case(request)).await;
-            let failure = match result {
+            let (code, message) = match result {
                 Ok(Ok(_)) => continue,
                 Ok(Err(status)) => (
                     super::federation::code_name(status.code()),
@@ -377,13 +62,55 @@ impl CasesService {
                 ),
                 Err(_) => ("DEADLINE_EXCEEDED".into(), "no answer in time".into()),
             };
-            failures.push(pb::PeerFailure {
+            failures.push(PeerFailure {
                 peer: peer.config.name.clone(),
-                code: failure.0,
-                message: failure.1,
+                code,
+                message,
             });
         }
-        Ok(failures)
+        failures
+    }
+}
+
+fn case_response(outcome: CaseOutcome) -> pb::CaseResponse {
+    pb::CaseResponse {
+        case: Some(convert::case_to_pb(&outcome.case)),
+        not_notified: outcome
+            .not_notified
+            .into_iter()
+            .map(|f| pb::PeerFailure {
+                peer: f.peer,
+                code: f.code,
+                message: f.message,
+            })
+            .collect(),
+    }
+}
+
+impl CasesService {
+    fn notifier(&self) -> GrpcCaseNotifier<'_> {
+        let node = self.service.node();
+        GrpcCaseNotifier {
+            peers: &node.peers,
+            own_oin: &node.own.oin,
+        }
+    }
+
+    async fn answer(
+        &self,
+        caller: &Caller,
+        case_id: &str,
+        actor: &str,
+        accept: bool,
+    ) -> Result<Response<pb::CaseResponse>, Status> {
+        let case = self
+            .service
+            .answer_case(caller, case_id, actor, accept)
+            .await?;
+        Ok(Response::new(pb::CaseResponse {
+            case: Some(convert::case_to_pb(&case)),
+            not_notified: Vec::new(),
+        }))
     }
 }
 
@@ -393,108 +120,62 @@ impl Cases for CasesService {
         &self,
         request: Request<pb::OpenCaseRequest>,
     ) -> Result<Response<pb::CaseResponse>, Status> {
-        let caller = super::authorize_own(&self.node, &request)?;
-        let trace = TraceContext::from_metadata(request.metadata());
-        if !self.limiter.try_take(&caller.oin) {
-            let actor = &request.get_ref().actor;
-            return Err(self
-                .limited(&trace, &caller, actor, Action::CaseOpen, "opened")
-                .await);
-        }
-        let case = match self.new_case(request.get_ref()) {
-            Ok(case) => case,
-            Err(status) => {
-                let mut e = self.case_entry(
-                    &trace,
-                    &caller,
-                    &request.get_ref().actor,
-                    Action::CaseOpen,
-                    None,
-                );
-                e.meeting_type = request.get_ref().meeting_type.chars().take(100).collect();
-                e.decision = AuditDecision::Deny;
-                e.reason = status.message().to_owned();
-                self.node.record_async(e).await?;
-                return Err(status);
-            }
+        let caller = super::service_caller(&request)?;
+        let req = request.into_inner();
+        let open = OpenCase {
+            meeting_type: req.meeting_type,
+            purpose: req.purpose,
+            actor: req.actor,
+            pupil_pseudonyms: req.pupil_pseudonyms,
+            participant_oins: req.participant_oins,
         };
-        let mut e = self.case_entry(
-            &trace,
-            &caller,
-            &request.get_ref().actor,
-            Action::CaseOpen,
-            Some(&case),
-        );
-        e.reason = "case opened".into();
-        self.node.record_async(e).await?;
-        let not_notified = self.store_and_share(&case, &trace).await?;
-        tracing::info!(peer.oin = %caller.oin, case.id = %case.id, case.meeting = %case.meeting_type, "case opened");
-        Ok(Response::new(pb::CaseResponse {
-            case: Some(convert::case_to_pb(&case)),
-            not_notified,
-        }))
+        let outcome = self
+            .service
+            .open_case(&caller, open, &self.notifier())
+            .await?;
+        Ok(Response::new(case_response(outcome)))
     }
 
     async fn close_case(
         &self,
         request: Request<pb::CloseCaseRequest>,
     ) -> Result<Response<pb::CaseResponse>, Status> {
-        let caller = super::authorize_own(&self.node, &request)?;
-        let trace = TraceContext::from_metadata(request.metadata());
-        let actor = request.get_ref().actor.clone();
-        let mut case = self.load(&request.get_ref().case_id).await?;
-        if case.lead.oin != self.node.own.oin {
-            return Err(Status::permission_denied(format!(
-                "case {} is led by {}; only the lead may close it",
-                case.id, case.lead.name
-            )));
-        }
-        case.open = false;
-        case.closed_at = Some(chrono::Utc::now());
-        let mut e = self.case_entry(&trace, &caller, &actor, Action::CaseClose, Some(&case));
-        e.reason = "case closed".into();
-        self.node.record_async(e).await?;
-        let not_notified = self.store_and_share(&case, &trace).await?;
-        tracing::info!(peer.oin = %caller.oin, case.id = %case.id, "case closed");
-        Ok(Response::new(pb::CaseResponse {
-            case: Some(convert::case_to_pb(&case)),
-            not_notified,
-        }))
+        let caller = super::service_caller(&request)?;
+        let req = request.into_inner();
+        let outcome = self
+            .service
+            .close_case(&caller, &req.case_id, &req.actor, &self.notifier())
+            .await?;
+        Ok(Response::new(case_response(outcome)))
     }
 
     async fn accept_case(
         &self,
         request: Request<pb::AcceptCaseRequest>,
     ) -> Result<Response<pb::CaseResponse>, Status> {
-        let caller = super::authorize_own(&self.node, &request)?;
-        let trace = TraceContext::from_metadata(request.metadata());
+        let caller = super::service_caller(&request)?;
         let req = request.into_inner();
-        self.answer_case(&caller, &trace, &req.case_id, &req.actor, true)
-            .await
+        self.answer(&caller, &req.case_id, &req.actor, true).await
     }
 
     async fn decline_case(
         &self,
         request: Request<pb::DeclineCaseRequest>,
     ) -> Result<Response<pb::CaseResponse>, Status> {
-        let caller = super::authorize_own(&self.node, &request)?;
-        let trace = TraceContext::from_metadata(request.metadata());
+        let caller = super::service_caller(&request)?;
         let req = request.into_inner();
-        self.answer_case(&caller, &trace, &req.case_id, &req.actor, false)
-            .await
+        self.answer(&caller, &req.case_id, &req.actor, false).await
     }
 
     async fn list_cases(
         &self,
         request: Request<pb::ListCasesRequest>,
     ) -> Result<Response<pb::ListCasesResponse>, Status> {
-        super::authorize_own(&self.node, &request)?;
-        let open_only = request.get_ref().open_only;
-        let node = self.node.clone();
-        let cases = tokio::task::spawn_blocking(move || node.cases.list(open_only))
-            .await
-            .map_err(super::task_status)?
-            .map_err(super::case_status)?;
+        let caller = super::service_caller(&request)?;
+        let cases = self
+            .service
+            .list_cases(&caller, request.get_ref().open_only)
+            .await?;
         Ok(Response::new(pb::ListCasesResponse {
             cases: cases.iter().map(convert::case_to_pb).collect(),
         }))

@@ -331,59 +331,23 @@ pub fn case_to_peer(c: &Case) -> pb::Case {
     }
 }
 
-/// A case as a peer sent it; malformed parts are INVALID_ARGUMENT naming the field.
-pub fn case_from_pb(c: pb::Case) -> Result<Case, tonic::Status> {
-    let invalid = |what: &str| tonic::Status::invalid_argument(format!("case.{what} is malformed"));
-    if !crate::cases::is_case_id(&c.case_id) || crate::pseudonym::holds_pupil_id_digits(&c.case_id)
-    {
-        return Err(invalid("case_id"));
-    }
-    super::refuse_id_like("case.meeting_type", &c.meeting_type)?;
-    super::refuse_id_like("case.purpose", &c.purpose)?;
-    for (i, p) in c.participants.iter().enumerate() {
-        super::refuse_non_oin(&format!("case.participants[{i}].oin"), &p.oin)?;
-        super::refuse_id_like(&format!("case.participants[{i}].name"), &p.name)?;
-    }
-    if let Some(lead) = &c.lead {
-        super::refuse_non_oin("case.lead.oin", &lead.oin)?;
-        super::refuse_id_like("case.lead.name", &lead.name)?;
-    }
-    if c.pupil_pseudonyms.is_empty()
-        || !c
-            .pupil_pseudonyms
-            .iter()
-            .all(|p| crate::pseudonym::is_pseudonym(p))
-    {
-        return Err(invalid("pupil_pseudonyms"));
-    }
-    let parse_time =
-        |t: &str| chrono::DateTime::parse_from_rfc3339(t).map(|t| t.with_timezone(&chrono::Utc));
-    let lead = c.lead.ok_or_else(|| invalid("lead"))?;
-    Ok(Case {
-        id: c.case_id,
+/// A case as a peer sent it, unchecked (the service layer checks every part).
+pub fn shared_case(c: pb::Case) -> crate::service::SharedCase {
+    let party = |p: pb::Organisation| Party {
+        oin: p.oin,
+        name: p.name,
+    };
+    crate::service::SharedCase {
+        case_id: c.case_id,
         meeting_type: c.meeting_type,
         purpose: c.purpose,
-        pupils: c.pupil_pseudonyms,
-        participants: c
-            .participants
-            .into_iter()
-            .map(|p| Party {
-                oin: p.oin,
-                name: p.name,
-            })
-            .collect(),
-        lead: Party {
-            oin: lead.oin,
-            name: lead.name,
-        },
+        pupil_pseudonyms: c.pupil_pseudonyms,
+        participants: c.participants.into_iter().map(party).collect(),
+        lead: c.lead.map(party),
         open: c.open,
-        opened_at: parse_time(&c.opened_at).map_err(|_| invalid("opened_at"))?,
-        closed_at: match c.closed_at.as_str() {
-            "" => None,
-            t => Some(parse_time(t).map_err(|_| invalid("closed_at"))?),
-        },
-        acceptance: Acceptance::Pending,
-    })
+        opened_at: c.opened_at,
+        closed_at: c.closed_at,
+    }
 }
 
 /// A signal a peer shared, back as a domain signal for counting. Fields the sharer withheld stay

@@ -30,12 +30,16 @@
 //! Cases, the clock (due list, G4 report, counts), audit inspection, witness and backup are still
 //! served by their gRPC handlers over the same [`NodeContext`]; see ARCHITECTURE.md.
 
+pub mod audit;
+pub mod backup;
+pub mod cases;
 pub mod context;
 pub mod error;
 pub mod exchange;
 pub mod federation;
 pub mod intake;
 
+pub use cases::{CaseNotifier, CaseOutcome, OpenCase, SharedCase};
 pub use context::{NodeContext, PolicyHandle};
 pub use error::ServiceError;
 pub use exchange::{Claim, ClaimContext, Disclosure, NodeDescription};
@@ -43,6 +47,7 @@ pub use federation::{FederatedAnswers, PeerAnswered, PeerAsker, PeerFailure};
 pub use intake::{PushReport, PushSession, Reject};
 
 use crate::audit::{Action, NewEntry};
+use crate::cases::RateLimiter;
 use crate::identity::Organisation;
 use crate::trace::TraceContext;
 use std::sync::Arc;
@@ -84,11 +89,22 @@ impl Caller {
 #[derive(Clone)]
 pub struct Service {
     node: Arc<NodeContext>,
+    /// Bounds how fast the node's own organisation opens, accepts or declines cases.
+    case_limiter: Arc<RateLimiter>,
+    /// Bounds how fast one organisation shares cases with this node.
+    share_limiter: Arc<RateLimiter>,
+    /// One backup at a time: a second is refused, not queued on a blocking thread.
+    backups: Arc<tokio::sync::Semaphore>,
 }
 
 impl Service {
     pub fn new(node: Arc<NodeContext>) -> Self {
-        Self { node }
+        Self {
+            node,
+            case_limiter: Arc::new(RateLimiter::default()),
+            share_limiter: Arc::new(RateLimiter::default()),
+            backups: Arc::new(tokio::sync::Semaphore::new(1)),
+        }
     }
 
     /// The node's shared context (for the operations still served by their handlers).

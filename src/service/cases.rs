@@ -1,0 +1,588 @@
+//! Cases of case meetings at the node's own organisation: open (checked against the policy,
+//! then shared with every participant's node through a [`CaseNotifier`] the transport
+//! provides), close (by the lead only), accept or decline a case shared here, and list. Only the
+//! node's own organisation may call these; open, accept and decline are rate-limited; every
+//! decision is audited before it is answered. A case names pupils by pseudonym only.
+
+use super::{refuse_id_like, refuse_non_oin, Caller, PeerFailure, Service, ServiceError};
+use crate::audit::{Action, Decision as AuditDecision, NewEntry};
+use crate::cases::{self, Acceptance, Case, Party};
+use crate::pseudonym::is_pseudonym;
+use crate::trace::TraceContext;
+use std::future::Future;
+
+/// A case to open, as the caller asks for it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OpenCase {
+    pub meeting_type: String,
+    pub purpose: String,
+    /// The person or system acting (for the audit log).
+    pub actor: String,
+    pub pupil_pseudonyms: Vec<String>,
+    pub participant_oins: Vec<String>,
+}
+
+/// A case after an operation, and the participants whose node could not be told.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaseOutcome {
+    pub case: Case,
+    pub not_notified: Vec<PeerFailure>,
+}
+
+/// Tells the participants' nodes of a case (opened or closed); the transport's side.
+pub trait CaseNotifier: Send + Sync {
+    /// Shares `case` with every participant's node except this one; returns those that could
+    /// not be told.
+    fn share(
+        &self,
+        case: &Case,
+        trace: &TraceContext,
+    ) -> impl Future<Output = Vec<PeerFailure>> + Send;
+}
+
+/// The refusal of an organisation that opens, accepts, declines or shares too fast.
+pub fn rate_limited(what: &str) -> ServiceError {
+    ServiceError::ResourceExhausted(format!(
+        "too many cases {what} in a short time: at most {} at once, then one every {} s; try again later",
+        cases::RATE_BURST,
+        cases::RATE_REFILL.as_secs()
+    ))
+}
+
+/// Checks a case's pupils: present, pseudonyms, no repeats, at most the meeting's maximum
+/// (`field` names them in the refusal).
+pub fn check_pupils(
+    pupils: &[String],
+    max: usize,
+    meeting: &str,
+    field: &str,
+) -> Result<(), ServiceError> {
+    let invalid = |message: String| Err(ServiceError::invalid(field, message));
+    if pupils.is_empty() {
+        return invalid(format!("{field}: a case needs at least one pupil"));
+    }
+    if pupils.len() > max {
+        return invalid(format!(
+            "{field}: {} pupils; a case of meeting {} covers at most {max} (a child and its siblings)",
+            pupils.len(),
+            crate::pseudonym::withhold_ids(meeting).chars().take(64).collect::<String>()
+        ));
+    }
+    if let Some(i) = pupils.iter().position(|p| !is_pseudonym(p)) {
+        return invalid(format!(
+            "{field}[{i}] is not a pseudonym; compute it with `pactgate pseudonym`"
+        ));
+    }
+    if let Some(i) = (1..pupils.len()).find(|&i| pupils[..i].contains(&pupils[i])) {
+        return invalid(format!("{field}[{i}] repeats an earlier pupil"));
+    }
+    Ok(())
+}
+
+/// The most pupils a case of this meeting may cover under the policy.
+pub fn max_pupils(policy: &crate::policy::Policy, meeting: &str) -> usize {
+    policy
+        .meeting(meeting)
+        .map_or(crate::policy::DEFAULT_MAX_PUPILS, |m| m.max_pupils)
+}
+
+impl Service {
+    /// Opens a case led by this node's organisation, checked against the policy, and shares it
+    /// with every participant's node.
+    pub async fn open_case<N: CaseNotifier>(
+        &self,
+        caller: &Caller,
+        req: OpenCase,
+        notifier: &N,
+    ) -> Result<CaseOutcome, ServiceError> {
+        self.node.check_own(&caller.org)?;
+        if !self.case_limiter.try_take(&caller.org.oin) {
+            return Err(self
+                .limited(caller, &req.actor, Action::CaseOpen, "opened")
+                .await);
+        }
+        let case = match self.new_case(&req) {
+            Ok(case) => case,
+            Err(refusal) => {
+                let mut e = self.case_entry(caller, &req.actor, Action::CaseOpen, None);
+                e.meeting_type = req.meeting_type.chars().take(100).collect();
+                e.decision = AuditDecision::Deny;
+                e.reason = refusal.to_string();
+                self.node.record_async(e).await?;
+                return Err(refusal);
+            }
+        };
+        let mut e = self.case_entry(caller, &req.actor, Action::CaseOpen, Some(&case));
+        e.reason = "case opened".into();
+        self.node.record_async(e).await?;
+        let not_notified = self.store_and_share(&case, caller, notifier).await?;
+        tracing::info!(peer.oin = %caller.org.oin, case.id = %case.id, case.meeting = %case.meeting_type, "case opened");
+        Ok(CaseOutcome { case, not_notified })
+    }
+
+    /// Closes a case this node's organisation leads, and tells the participants' nodes.
+    pub async fn close_case<N: CaseNotifier>(
+        &self,
+        caller: &Caller,
+        case_id: &str,
+        actor: &str,
+        notifier: &N,
+    ) -> Result<CaseOutcome, ServiceError> {
+        self.node.check_own(&caller.org)?;
+        let mut case = self.load_case(case_id).await?;
+        if case.lead.oin != self.node.own.oin {
+            return Err(ServiceError::permission(format!(
+                "case {} is led by {}; only the lead may close it",
+                case.id, case.lead.name
+            )));
+        }
+        case.open = false;
+        case.closed_at = Some(chrono::Utc::now());
+        let mut e = self.case_entry(caller, actor, Action::CaseClose, Some(&case));
+        e.reason = "case closed".into();
+        self.node.record_async(e).await?;
+        let not_notified = self.store_and_share(&case, caller, notifier).await?;
+        tracing::info!(peer.oin = %caller.org.oin, case.id = %case.id, "case closed");
+        Ok(CaseOutcome { case, not_notified })
+    }
+
+    /// The node's own organisation accepts (`accept`) or declines a case shared with it:
+    /// rate-limited, decided and audited.
+    pub async fn answer_case(
+        &self,
+        caller: &Caller,
+        case_id: &str,
+        actor: &str,
+        accept: bool,
+    ) -> Result<Case, ServiceError> {
+        self.node.check_own(&caller.org)?;
+        let (action, what) = if accept {
+            (Action::CaseAccept, "accepted")
+        } else {
+            (Action::CaseDecline, "declined")
+        };
+        if !self.case_limiter.try_take(&caller.org.oin) {
+            return Err(self.limited(caller, actor, action, what).await);
+        }
+        let (known, decided) = match self.load_case(case_id).await {
+            Ok(case) => {
+                let decided = self.decided(&case, accept);
+                (Some(case), decided)
+            }
+            Err(refusal) => (None, Err(refusal)),
+        };
+        let case = match decided {
+            Ok(case) => case,
+            Err(refusal) => {
+                let mut e = self.case_entry(caller, actor, action, known.as_ref());
+                e.case_id = case_id.chars().take(100).collect();
+                e.decision = AuditDecision::Deny;
+                e.reason = refusal.to_string();
+                self.node.record_async(e).await?;
+                return Err(refusal);
+            }
+        };
+        let mut e = self.case_entry(caller, actor, action, Some(&case));
+        e.reason = if accept {
+            "case accepted"
+        } else {
+            "case declined"
+        }
+        .into();
+        self.node.record_async(e).await?;
+        let node = self.node.clone();
+        let stored = case.clone();
+        tokio::task::spawn_blocking(move || node.cases.put(&stored)).await??;
+        tracing::info!(peer.oin = %caller.org.oin, case.id = %case.id, case.accepted = accept, "case decided");
+        Ok(case)
+    }
+
+    /// The cases this node holds (only the open ones if `open_only`).
+    pub async fn list_cases(
+        &self,
+        caller: &Caller,
+        open_only: bool,
+    ) -> Result<Vec<Case>, ServiceError> {
+        self.node.check_own(&caller.org)?;
+        let node = self.node.clone();
+        Ok(tokio::task::spawn_blocking(move || node.cases.list(open_only)).await??)
+    }
+
+    /// Builds a new case from the request, checked against the policy.
+    fn new_case(&self, req: &OpenCase) -> Result<Case, ServiceError> {
+        let policy = self.node.policy.current().ok_or_else(|| {
+            ServiceError::FailedPrecondition("this node has no covenant policy loaded".into())
+        })?;
+        refuse_id_like("meeting_type", &req.meeting_type)?;
+        refuse_id_like("purpose", &req.purpose)?;
+        refuse_id_like("actor", &req.actor)?;
+        for (i, oin) in req.participant_oins.iter().enumerate() {
+            refuse_non_oin(&format!("participant_oins[{i}]"), oin)?;
+        }
+        check_pupils(
+            &req.pupil_pseudonyms,
+            max_pupils(&policy, &req.meeting_type),
+            &req.meeting_type,
+            "pupil_pseudonyms",
+        )?;
+        let own = &self.node.own;
+        policy
+            .check_case_lead(&req.meeting_type, &own.oin)
+            .map_err(|reason| ServiceError::permission(format!("meeting_type: {reason}")))?;
+        let mut participants: Vec<Party> = Vec::new();
+        for (i, oin) in req.participant_oins.iter().enumerate() {
+            let field = format!("participant_oins[{i}]");
+            let party = policy.party_by_oin(oin).ok_or_else(|| {
+                ServiceError::invalid(
+                    &field,
+                    format!(
+                        "{field}: OIN {} is not a party of the covenant",
+                        crate::pseudonym::withhold_ids(oin)
+                    ),
+                )
+            })?;
+            policy
+                .check_case_parties(&req.meeting_type, &req.purpose, &own.oin, oin)
+                .map_err(|reason| ServiceError::permission(format!("{field}: {reason}")))?;
+            if party.oin == own.oin || participants.iter().any(|p| p.oin == party.oin) {
+                return Err(ServiceError::invalid(
+                    &field,
+                    format!("{field} names the lead or an earlier participant again"),
+                ));
+            }
+            participants.push(Party {
+                oin: party.oin.clone(),
+                name: party.name.clone(),
+            });
+        }
+        Ok(Case {
+            id: cases::new_case_id(),
+            meeting_type: req.meeting_type.clone(),
+            purpose: req.purpose.clone(),
+            pupils: req.pupil_pseudonyms.clone(),
+            participants,
+            lead: Party::from(own),
+            open: true,
+            opened_at: chrono::Utc::now(),
+            closed_at: None,
+            // The lead's own organisation opened it: it takes part.
+            acceptance: Acceptance::Accepted,
+        })
+    }
+
+    /// The case with this id at this node, or NOT_FOUND.
+    async fn load_case(&self, id: &str) -> Result<Case, ServiceError> {
+        let node = self.node.clone();
+        let lookup = id.to_owned();
+        let existing = tokio::task::spawn_blocking(move || node.cases.get(&lookup)).await??;
+        existing.ok_or_else(|| {
+            ServiceError::NotFound(format!(
+                "case {:?} is not known at this node",
+                crate::pseudonym::withhold_ids(id)
+                    .chars()
+                    .take(64)
+                    .collect::<String>()
+            ))
+        })
+    }
+
+    /// The case after this organisation's decision, or the refusal.
+    fn decided(&self, case: &Case, accept: bool) -> Result<Case, ServiceError> {
+        let own = &self.node.own;
+        if !case.open {
+            return Err(ServiceError::FailedPrecondition(format!(
+                "case {} is closed",
+                case.id
+            )));
+        }
+        if case.lead.oin == own.oin {
+            return match accept {
+                true => Ok(case.clone()),
+                false => Err(ServiceError::FailedPrecondition(format!(
+                    "case {} is led by this organisation; close it instead of declining it",
+                    case.id
+                ))),
+            };
+        }
+        if accept && case.acceptance == Acceptance::Declined {
+            return Err(ServiceError::FailedPrecondition(format!(
+                "case {} was declined here; the lead may open a new case",
+                case.id
+            )));
+        }
+        if accept {
+            self.node
+                .policy
+                .current()
+                .ok_or_else(|| "this node has no covenant policy loaded".to_owned())
+                .and_then(|p| {
+                    p.check_case_parties(
+                        &case.meeting_type,
+                        &case.purpose,
+                        &case.lead.oin,
+                        &own.oin,
+                    )
+                })
+                .map_err(ServiceError::denied)?;
+        }
+        Ok(Case {
+            acceptance: if accept {
+                Acceptance::Accepted
+            } else {
+                Acceptance::Declined
+            },
+            ..case.clone()
+        })
+    }
+
+    /// A refusal for going too fast, audited.
+    async fn limited(
+        &self,
+        caller: &Caller,
+        actor: &str,
+        action: Action,
+        what: &str,
+    ) -> ServiceError {
+        let refusal = rate_limited(what);
+        let mut e = self.case_entry(caller, actor, action, None);
+        e.decision = AuditDecision::Deny;
+        e.reason = refusal.to_string();
+        match self.node.record_async(e).await {
+            Ok(()) => refusal,
+            Err(failed) => failed,
+        }
+    }
+
+    /// An audit entry about a case, with the actor the request names.
+    fn case_entry(
+        &self,
+        caller: &Caller,
+        actor: &str,
+        action: Action,
+        case: Option<&Case>,
+    ) -> NewEntry {
+        let mut e = NewEntry::new(
+            &caller.trace,
+            &caller.org,
+            actor,
+            action,
+            &self.node.policy_version(),
+        );
+        if let Some(case) = case {
+            e.case_id = case.id.clone();
+            e.meeting_type = case.meeting_type.clone();
+            e.purpose = case.purpose.clone();
+            e.pupils = case.pupils.clone();
+            e.processing_activity = self
+                .node
+                .policy
+                .current()
+                .and_then(|p| {
+                    p.meeting(&case.meeting_type)
+                        .and_then(|m| m.processing_activities.get(&case.purpose).cloned())
+                })
+                .unwrap_or_default();
+        }
+        e
+    }
+
+    /// Stores the case and tells every participant's node; returns those that could not be told.
+    async fn store_and_share<N: CaseNotifier>(
+        &self,
+        case: &Case,
+        caller: &Caller,
+        notifier: &N,
+    ) -> Result<Vec<PeerFailure>, ServiceError> {
+        let node = self.node.clone();
+        let stored = case.clone();
+        tokio::task::spawn_blocking(move || node.cases.put(&stored)).await??;
+        Ok(notifier.share(case, &caller.trace).await)
+    }
+}
+
+/// A case as a peer's lead shares it (or its closing), unchecked: [`Service::take_shared_case`]
+/// checks every part before anything is kept.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SharedCase {
+    pub case_id: String,
+    pub meeting_type: String,
+    pub purpose: String,
+    pub pupil_pseudonyms: Vec<String>,
+    pub participants: Vec<Party>,
+    pub lead: Option<Party>,
+    pub open: bool,
+    /// RFC 3339.
+    pub opened_at: String,
+    /// RFC 3339, or "" while open.
+    pub closed_at: String,
+}
+
+impl SharedCase {
+    /// The case, pending here; malformed parts are INVALID_ARGUMENT naming the field.
+    fn into_case(self) -> Result<Case, ServiceError> {
+        let invalid = |what: &str| {
+            ServiceError::invalid(format!("case.{what}"), format!("case.{what} is malformed"))
+        };
+        if !cases::is_case_id(&self.case_id)
+            || crate::pseudonym::holds_pupil_id_digits(&self.case_id)
+        {
+            return Err(invalid("case_id"));
+        }
+        refuse_id_like("case.meeting_type", &self.meeting_type)?;
+        refuse_id_like("case.purpose", &self.purpose)?;
+        for (i, p) in self.participants.iter().enumerate() {
+            refuse_non_oin(&format!("case.participants[{i}].oin"), &p.oin)?;
+            refuse_id_like(&format!("case.participants[{i}].name"), &p.name)?;
+        }
+        if let Some(lead) = &self.lead {
+            refuse_non_oin("case.lead.oin", &lead.oin)?;
+            refuse_id_like("case.lead.name", &lead.name)?;
+        }
+        if self.pupil_pseudonyms.is_empty()
+            || !self.pupil_pseudonyms.iter().all(|p| is_pseudonym(p))
+        {
+            return Err(invalid("pupil_pseudonyms"));
+        }
+        let parse_time = |t: &str| {
+            chrono::DateTime::parse_from_rfc3339(t).map(|t| t.with_timezone(&chrono::Utc))
+        };
+        let lead = self.lead.ok_or_else(|| invalid("lead"))?;
+        Ok(Case {
+            id: self.case_id,
+            meeting_type: self.meeting_type,
+            purpose: self.purpose,
+            pupils: self.pupil_pseudonyms,
+            participants: self.participants,
+            lead,
+            open: self.open,
+            opened_at: parse_time(&self.opened_at).map_err(|_| invalid("opened_at"))?,
+            closed_at: match self.closed_at.as_str() {
+                "" => None,
+                t => Some(parse_time(t).map_err(|_| invalid("closed_at"))?),
+            },
+            acceptance: Acceptance::Pending,
+        })
+    }
+}
+
+impl Service {
+    /// Takes a case a peer's lead shares (or closes) with this node: rate-limited per caller
+    /// (counted, not audited one by one, so a flood cannot grow the log), checked and audited.
+    /// Never changes, widens, re-leads or reopens a case this node already holds; a new case
+    /// starts pending and grants nothing here until this node's organisation accepts it.
+    pub async fn take_shared_case(
+        &self,
+        caller: &Caller,
+        shared: SharedCase,
+    ) -> Result<(), ServiceError> {
+        if !self.share_limiter.try_take(&caller.org.oin) {
+            return Err(self.counted(
+                &caller.org,
+                crate::limits::reason::CASE_RATE,
+                rate_limited("shared"),
+            ));
+        }
+        let service = self.clone();
+        let caller = caller.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut e = NewEntry::new(
+                &caller.trace,
+                &caller.org,
+                "",
+                Action::ShareCase,
+                &service.node.policy_version(),
+            );
+            e.case_id = shared.case_id.chars().take(100).collect();
+            e.meeting_type = shared.meeting_type.chars().take(100).collect();
+            e.purpose = shared.purpose.chars().take(100).collect();
+            // An oversized case is refused; its pupils are not copied into the log.
+            if shared.pupil_pseudonyms.len() <= crate::policy::MAX_PUPILS_CEILING {
+                e.pupils = shared
+                    .pupil_pseudonyms
+                    .iter()
+                    .filter(|p| is_pseudonym(p))
+                    .cloned()
+                    .collect();
+            }
+            e.reason = if shared.open {
+                "case shared".into()
+            } else {
+                "case closed".into()
+            };
+            let outcome = service.keep_shared_case(&caller.org.oin, shared);
+            if let Err(refusal) = &outcome {
+                e.decision = AuditDecision::Deny;
+                e.reason = refusal.to_string();
+            }
+            service.node.record(e)?;
+            outcome
+        })
+        .await?
+    }
+
+    /// Checks a case shared by `caller_oin` and stores it (or its closing). Blocking.
+    fn keep_shared_case(&self, caller_oin: &str, shared: SharedCase) -> Result<(), ServiceError> {
+        let node = &self.node;
+        let deny = |reason: String| Err(ServiceError::denied(reason));
+        let policy = node
+            .policy
+            .current()
+            .ok_or_else(|| ServiceError::denied("this node has no covenant policy loaded"))?;
+        check_pupils(
+            &shared.pupil_pseudonyms,
+            max_pupils(&policy, &shared.meeting_type),
+            &shared.meeting_type,
+            "case.pupil_pseudonyms",
+        )?;
+        let mut case = shared.into_case()?;
+        if case.lead.oin != caller_oin {
+            return deny("only the lead of a case may share or close it".into());
+        }
+        if case.participants.len() > policy.parties().len() {
+            return Err(ServiceError::invalid(
+                "case.participants",
+                format!(
+                    "case.participants: {} organisations; the covenant has {} parties",
+                    case.participants.len(),
+                    policy.parties().len()
+                ),
+            ));
+        }
+        if !case.has_participant(&node.own.oin) || case.lead.oin == node.own.oin {
+            return deny("this node's organisation does not take part in the case".into());
+        }
+        if let Err(reason) =
+            policy.check_case_parties(&case.meeting_type, &case.purpose, caller_oin, &node.own.oin)
+        {
+            return deny(reason);
+        }
+        for p in &case.participants {
+            if let Err(reason) =
+                policy.check_case_parties(&case.meeting_type, &case.purpose, caller_oin, &p.oin)
+            {
+                return deny(format!("participant {}: {reason}", p.oin));
+            }
+        }
+        if let Some(existing) = node.cases.get(&case.id)? {
+            if !existing.same_content(&case) {
+                return deny(format!(
+                    "case {} is already held here with another lead, meeting, purpose, pupils or participants; a case cannot be changed, open a new one",
+                    case.id
+                ));
+            }
+            if !existing.open {
+                return deny(format!(
+                    "case {} is closed here and cannot be reopened",
+                    case.id
+                ));
+            }
+            if case.open {
+                return Ok(());
+            }
+            case.acceptance = existing.acceptance;
+        }
+        node.cases.put(&case)?;
+        tracing::info!(peer.oin = %caller_oin, case.id = %case.id, case.open = case.open, "case shared");
+        Ok(())
+    }
+}
