@@ -4,37 +4,54 @@
 //! speak gRPC to each other over mutual TLS.
 //!
 //! # Layout
-//! - [`pb`]: the generated protobuf and gRPC types of `proto/pactgate/v1`.
-//! - [`pseudonym`]: pupil ids (BSN, onderwijsnummer), the OPRF pseudonymisation key and pseudonyms.
-//! - [`pseudonymiser`]: the oblivious pseudonymisation service (its key, quotas, audit log) and
-//!   the node's client of it.
+//! Three layers (ARCHITECTURE.md; `tests/layers.rs` checks that none imports from above):
+//! transports call the service layer, which calls the domain.
+//!
+//! Transports (the only code that speaks tonic, HTTP or the generated types):
+//! - [`rpc`]: gRPC handlers (convert, call the service, convert back), proto/domain conversion,
+//!   the one ServiceError-to-Status mapping, and the C2SP witness (HTTP) endpoint.
+//! - [`rest`]: the partner-facing HTTP/JSON API under `/v1` (OpenAPI 3, problem details) on the
+//!   same listener: convert, call the service, convert back; the one ServiceError-to-problem map.
+//! - [`node`]: a running node's wiring: the listener, routes, health, reflection, SIGHUP reload,
+//!   background tasks and shutdown.
+//! - [`cli`]: the `pactgate` subcommands; [`audit_cli`]: `pactgate audit` for the FG;
+//!   [`store_cli`]: `pactgate store check`, `backup` and `restore`.
+//! - [`demo`]: `pactgate demo`, a federation on loopback with a synthetic population.
+//! - [`console`]: `pactgate console`, the Dutch web console: a client of the node's REST API.
+//!
+//! Service:
+//! - [`service`]: every domain operation once, for every transport: the authenticated
+//!   `Caller`, one `ServiceError`, the shared `NodeContext`, push, list, queries (own, peer's,
+//!   federated), cases, due list, G4 report, counts, FG access, backup, the checkpoint task.
+//!
+//! Domain (knows no transport):
+//! - [`policy`]: the covenant's Bijlage 3 as data: load, check, the FG's matrix, `evaluate` (the
+//!   only maker of a `Permit`).
+//! - [`exchange`]: which signals a permit lets a request see.
 //! - [`signal`]: the stored signal and the checks a raw record must pass.
+//! - [`pseudonym`]: pupil ids (BSN, onderwijsnummer), the OPRF pseudonymisation key and pseudonyms.
 //! - [`store`]: the sled store, its indexes and durable batches.
 //! - [`integrity`]: the record of what the node acknowledged, beside sled's files.
 //! - [`backup`]: the backup format: a consistent copy of a node's data, and restoring it.
-//! - [`store_cli`]: `pactgate store check`, `backup` and `restore`.
+//! - [`audit`]: the append-only audit log: RFC 9162 Merkle tree, signed checkpoints, witness,
+//!   witness key pinning, verify, LDV.
+//! - [`cases`]: cases of case meetings and their sled tree.
+//! - [`clock`]: counting rules as data, the three-month clock, the G4 report, suppression.
+//! - [`retention`]: purging closed signals after the retention period.
+//! - [`config`]: the node's TOML configuration.
+//! - [`certs`]: development certificates (rcgen).
+//!
+//! Edges of the domain that speak gRPC/TLS themselves (never a transport's code):
+//! - [`pb`]: the generated protobuf and gRPC types of `proto/pactgate/v1`.
+//! - [`client`]: connecting to a node as a partner's system; [`peers`]: the configured peer
+//!   nodes and their channels; [`witness_client`]: submitting checkpoints to witnesses.
+//! - [`pseudonymiser`]: the oblivious pseudonymisation service (its key, quotas, audit log, its
+//!   own gRPC server) and the node's client of it.
 //! - [`identity`]: the organisation (OIN, name) a certificate names.
 //! - [`tls`]: rustls configs (TLS 1.3, client certificates required) and the TLS listener.
 //! - [`limits`]: limits on everything a caller controls, for every listener.
-//! - [`certs`]: development certificates (rcgen).
-//! - [`config`]: the node's TOML configuration.
-//! - [`policy`]: the covenant's Bijlage 3 as data: load, check, the FG's matrix, `evaluate`.
-//! - [`clock`]: counting rules as data, the three-month clock, the G4 report, suppression.
-//! - [`retention`]: purging closed signals after the retention period.
-//! - [`audit`]: the append-only audit log: RFC 9162 Merkle tree, signed checkpoints, witness, verify, LDV.
-//! - [`audit_cli`]: the `pactgate audit` commands for the FG.
-//! - [`cases`]: cases of case meetings and their sled tree.
-//! - [`exchange`]: which signals a permit lets a request see.
-//! - [`peers`]: the configured peer nodes and their channels.
-//! - [`rpc`]: gRPC handlers, proto/domain conversion, error-to-status mapping.
-//! - [`rest`]: the partner-facing HTTP/JSON API under `/v1` (OpenAPI 3, problem details).
-//! - [`node`]: a running node: all gRPC services and the C2SP witness (HTTP) on one mTLS listener.
-//! - [`client`]: connecting to a node as a partner's system.
-//! - [`console`]: `pactgate console`, the Dutch web console: a client of the node's REST API.
-//! - [`import`]: reading CSV / JSON-lines signal files (fuzzable).
-//! - [`cli`]: the `pactgate` subcommands.
 //! - [`trace`]: W3C traceparent ids carried across nodes for the audit.
-//! - [`demo`]: `pactgate demo`, a federation on loopback with a synthetic population.
+//! - [`import`]: reading CSV / JSON-lines signal files (fuzzable).
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
 

@@ -137,6 +137,15 @@ impl Limits {
 /// categories; more is a malformed request).
 pub const MAX_FILTER_VALUES: usize = 16;
 
+/// Why heavy work did not run to its end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum HeavyError {
+    #[error("the node is shutting down")]
+    ShuttingDown,
+    #[error("the node failed while handling the request; nothing was acknowledged")]
+    Failed,
+}
+
 /// All places for pushes are taken; holds how many there are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("the node takes at most {0} pushes at once; try again when one has finished")]
@@ -288,7 +297,7 @@ impl Gate {
 
     /// Runs CPU-heavy work on a blocking thread, at most `max_heavy` at once; the others wait
     /// their turn (within the request's deadline).
-    pub async fn heavy<T, F>(&self, work: F) -> Result<T, Status>
+    pub async fn heavy<T, F>(&self, work: F) -> Result<T, HeavyError>
     where
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
@@ -298,7 +307,7 @@ impl Gate {
             .clone()
             .acquire_owned()
             .await
-            .map_err(|_| Status::unavailable("the node is shutting down"))?;
+            .map_err(|_| HeavyError::ShuttingDown)?;
         // The permit goes with the work: a request dropped at its deadline does not free the
         // place of work that still runs.
         tokio::task::spawn_blocking(move || {
@@ -308,7 +317,7 @@ impl Gate {
         .await
         .map_err(|e| {
             tracing::error!(error = %e, "blocking task failed");
-            Status::internal("the node failed while handling the request; nothing was acknowledged")
+            HeavyError::Failed
         })
     }
 }

@@ -1,10 +1,11 @@
-//! A running pactgate node: opens the store, loads keys, certificates and the covenant policy,
-//! and serves every gRPC service over mutual TLS on a listener it is given, until a shutdown
-//! future completes. Owns no port of its own, so tests and the demo choose ports and decide when
+//! A running pactgate node, the wiring of the transports: opens the store, loads keys,
+//! certificates and the covenant policy into the shared [`NodeContext`], builds the
+//! [`Service`] every handler calls, and serves every gRPC service (with health and reflection)
+//! over mutual TLS on a listener it is given, until a shutdown future completes. Owns no port of its own, so tests and the demo choose ports and decide when
 //! to stop. On SIGHUP it reloads the policy and the revocation list; an invalid new policy keeps
 //! the old one, as an unreadable CRL does.
 
-use crate::audit::{Action, AuditLog, Decision as AuditDecision, NewEntry, SigningKey, Witness};
+use crate::audit::{AuditLog, SigningKey, Witness};
 use crate::cases::CaseStore;
 use crate::clock::CountingRules;
 use crate::identity::Organisation;
@@ -22,7 +23,6 @@ use crate::rpc::intake::{IntakeService, MAX_MESSAGE_BYTES};
 use crate::service::Service;
 use crate::store::Store;
 use crate::tls::{CovenantVerifier, DenyList, TlsMaterial};
-use crate::trace::TraceContext;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -155,26 +155,6 @@ pub fn witness_name(oin: &str) -> String {
     format!("pactgate-witness/{oin}")
 }
 
-/// Records a policy load (or a refused reload) in the audit log.
-fn record_policy_load(node: &NodeContext, outcome: Result<Option<String>, String>) {
-    let trace = TraceContext::new_root();
-    let mut e = NewEntry::new(&trace, &node.own, "pactgate node", Action::PolicyLoad, "");
-    match outcome {
-        Ok(version) => {
-            e.policy_version = version.unwrap_or_default();
-            e.reason = "policy loaded".into();
-        }
-        Err(errors) => {
-            e.decision = AuditDecision::Deny;
-            e.policy_version = node.policy_version();
-            e.reason = format!("invalid policy refused, the old one stays: {errors}");
-        }
-    }
-    if let Err(err) = node.record(e) {
-        tracing::error!(error = %err, "could not audit the policy load");
-    }
-}
-
 /// Reloads the policy on every SIGHUP, for as long as the node runs.
 /// The SIGHUP handler is installed before this returns (so a SIGHUP right after the node reports
 /// ready reloads instead of killing it); the reloading runs in the returned task.
@@ -211,7 +191,7 @@ fn reload_on_sighup(
                 }
             };
             let node = node.clone();
-            let _ = tokio::task::spawn_blocking(move || record_policy_load(&node, outcome)).await;
+            let _ = tokio::task::spawn_blocking(move || node.record_policy_load(outcome)).await;
         }
     });
     #[cfg(not(unix))]
@@ -295,10 +275,7 @@ pub async fn serve(
         data_dir: setup.data_dir.clone(),
         gate: gate.clone(),
     });
-    record_policy_load(
-        &context,
-        Ok(policy.current().map(|p| p.version().to_owned())),
-    );
+    context.record_policy_load(Ok(policy.current().map(|p| p.version().to_owned())));
     // Background tasks hold the context (and so the store); they end with the node, so that a
     // stopped node releases its data dir.
     let mut tasks = vec![
@@ -332,7 +309,7 @@ pub async fn serve(
         pb::federation_server::FederationServer::new(FederationService::new(service.clone()));
     let cases = pb::cases_server::CasesServer::new(CasesService::new(service.clone()));
     let audit = pb::audit_server::AuditServer::new(AuditService::new(service.clone()));
-    let witness = pb::witness_server::WitnessServer::new(WitnessService::new(context.clone()));
+    let witness = pb::witness_server::WitnessServer::new(WitnessService::new(service.clone()));
     let clock = pb::clock_server::ClockServer::new(ClockService::new(service.clone()));
     let counts = pb::counts_server::CountsServer::new(CountsService::new(service.clone()));
     let backup = pb::backup_server::BackupServer::new(BackupService::new(service.clone()));
@@ -420,7 +397,7 @@ pub async fn serve(
     }
     let last = context.clone();
     let _ =
-        tokio::task::spawn_blocking(move || record_refusals(&last, "until the node stopped")).await;
+        tokio::task::spawn_blocking(move || last.record_refusals("until the node stopped")).await;
     store.sync()?;
     tracing::info!(node.org = %own.name, "node stopped");
     Ok(())
@@ -474,37 +451,7 @@ fn admits(own: &Organisation, policy: &PolicyHandle, peers: &[PeerConfig]) -> Ad
     })
 }
 
-/// Writes the refusals of the ending window that name no pupil: one audit entry per caller with
-/// the count and the reasons, all made durable with one sync.
-fn record_refusals(node: &NodeContext, window: &str) {
-    let tallies = node.gate.refusals().take();
-    if tallies.is_empty() {
-        return;
-    }
-    let version = node.policy_version();
-    for tally in tallies {
-        let trace = TraceContext::new_root();
-        let caller = Organisation {
-            oin: tally.caller.oin.clone(),
-            name: tally.caller.name.clone(),
-        };
-        let mut e = NewEntry::new(&trace, &caller, "", Action::Query, &version);
-        e.decision = AuditDecision::Deny;
-        e.count = tally.total();
-        e.reason = format!(
-            "{} ({window}; refusals that name no pupil, counted)",
-            tally.summary()
-        );
-        if let Err(err) = node.audit.append(e) {
-            tracing::error!(error = %err, "could not audit the window's refusals");
-        }
-    }
-    if let Err(err) = node.store.sync() {
-        tracing::error!(error = %err, "could not sync the window's refusals");
-    }
-}
-
-/// Every refusal window, writes its refusals (see [`record_refusals`]).
+/// Every refusal window, writes its refusals (see [`NodeContext::record_refusals`]).
 fn spawn_refusal_windows(node: Arc<NodeContext>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let period = node.gate.limits().refusal_window();
@@ -517,7 +464,7 @@ fn spawn_refusal_windows(node: Arc<NodeContext>) -> tokio::task::JoinHandle<()> 
                 chrono::Utc::now().format("%Y-%m-%d %H:%M:%S UTC")
             );
             let node = node.clone();
-            let _ = tokio::task::spawn_blocking(move || record_refusals(&node, &window)).await;
+            let _ = tokio::task::spawn_blocking(move || node.record_refusals(&window)).await;
         }
     })
 }

@@ -121,7 +121,7 @@ async fn every_route_served_is_documented_and_every_documented_route_is_served()
     for (method, path) in &documented {
         let path = path
             .trim_start_matches("/v1")
-            .replace("{caseId}", "0123456789abcdef0123456789abcdef");
+            .replace("{caseId}", "case-abcdefabcdefabcd");
         let body = (*method == Method::POST).then(|| json!({}));
         let answer = rest_call(&client, node.addr(), method.clone(), &path, body.as_ref()).await;
         assert_eq!(
@@ -655,4 +655,285 @@ async fn generated_python_client_pushes_lists_and_queries() {
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cases_open_list_accept_and_close_over_rest_as_over_grpc() {
+    let fed = Federation::start(&["swv-vo", "leerplicht"]).await;
+    let bsns = Bsns::new(19).take(2);
+    let (swv, leerplicht) = (fed.node("swv-vo"), fed.node("leerplicht"));
+    let (at_swv, at_lp) = (rest_client("swv-vo"), rest_client("leerplicht"));
+    let open = json!({
+        "meetingType": "aoj-team-vo",
+        "purpose": "passend-aanbod",
+        "actor": "zorgcoordinator",
+        "pupilPseudonyms": bsns.iter().map(|b| pseudonym_of(b)).collect::<Vec<_>>(),
+        "participantOins": [oin("leerplicht")],
+    });
+    let opened = rest_call(&at_swv, swv.addr(), Method::POST, "/cases", Some(&open)).await;
+    assert_eq!(opened.status, 201, "{opened:?}");
+    assert_eq!(opened.body["notNotified"], json!([]));
+    let case = &opened.body["case"];
+    let id = case["id"].as_str().unwrap().to_owned();
+    assert_eq!(case["acceptance"], "ACCEPTED");
+    assert_eq!(case["lead"]["oin"], oin("swv-vo"));
+
+    // The participant's node holds it, pending, as its gRPC listing says too.
+    let listed = rest_call(
+        &at_lp,
+        leerplicht.addr(),
+        Method::GET,
+        "/cases?openOnly=true",
+        None,
+    )
+    .await;
+    assert_eq!(listed.status, 200, "{listed:?}");
+    let grpc = leerplicht
+        .cases_as("leerplicht")
+        .await
+        .list_cases(pb::ListCasesRequest { open_only: true })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        listed.body["cases"].as_array().unwrap().len(),
+        grpc.cases.len()
+    );
+    assert_eq!(listed.body["cases"][0]["id"], grpc.cases[0].case_id);
+    assert_eq!(listed.body["cases"][0]["acceptance"], "PENDING");
+    assert_eq!(
+        listed.body["cases"][0]["pupilPseudonyms"],
+        json!(grpc.cases[0].pupil_pseudonyms)
+    );
+
+    let actor = json!({ "actor": "leerplichtambtenaar" });
+    let accepted = rest_call(
+        &at_lp,
+        leerplicht.addr(),
+        Method::POST,
+        &format!("/cases/{id}/accept"),
+        Some(&actor),
+    )
+    .await;
+    assert_eq!(accepted.status, 200, "{accepted:?}");
+    assert_eq!(accepted.body["acceptance"], "ACCEPTED");
+    // Declined, it stays declined: accepting again is a 409 problem.
+    let declined = rest_call(
+        &at_lp,
+        leerplicht.addr(),
+        Method::POST,
+        &format!("/cases/{id}/decline"),
+        Some(&actor),
+    )
+    .await;
+    assert_eq!(declined.body["acceptance"], "DECLINED", "{declined:?}");
+    let again = rest_call(
+        &at_lp,
+        leerplicht.addr(),
+        Method::POST,
+        &format!("/cases/{id}/accept"),
+        Some(&actor),
+    )
+    .await;
+    assert!(again.problem(409).contains("was declined here"));
+
+    // Only the lead closes; then it is closed at the participant's node too.
+    let not_lead = rest_call(
+        &at_lp,
+        leerplicht.addr(),
+        Method::POST,
+        &format!("/cases/{id}/close"),
+        Some(&actor),
+    )
+    .await;
+    not_lead.problem(403);
+    let closed = rest_call(
+        &at_swv,
+        swv.addr(),
+        Method::POST,
+        &format!("/cases/{id}/close"),
+        Some(&json!({})),
+    )
+    .await;
+    assert_eq!(closed.status, 200, "{closed:?}");
+    assert_eq!(closed.body["case"]["open"], false);
+    let open_now = rest_call(
+        &at_lp,
+        leerplicht.addr(),
+        Method::GET,
+        "/cases?openOnly=true",
+        None,
+    )
+    .await;
+    assert_eq!(open_now.body["cases"], json!([]), "{open_now:?}");
+
+    // Refusals as problems: unknown case, a pupil number as case id, another organisation.
+    let unknown = rest_call(
+        &at_lp,
+        leerplicht.addr(),
+        Method::POST,
+        "/cases/case-abcdefabcdefabcd/accept",
+        Some(&actor),
+    )
+    .await;
+    unknown.problem(404);
+    let leak = rest_call(
+        &at_lp,
+        leerplicht.addr(),
+        Method::POST,
+        &format!("/cases/{}/accept", bsns[0]),
+        Some(&actor),
+    )
+    .await;
+    leak.problem(400);
+    assert!(!leak.text.contains(&bsns[0]));
+    let foreign = rest_call(&at_lp, swv.addr(), Method::POST, "/cases", Some(&open)).await;
+    foreign.problem(403);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn due_list_report_and_counts_over_rest_answer_as_over_grpc() {
+    let tuning = NodeTuning {
+        counting: Some(counting_path()),
+        ..NodeTuning::default()
+    };
+    let node = TestNode::start_tuned("swv-vo", NodeOptions::default(), tuning).await;
+    let records: Vec<_> = Bsns::new(20)
+        .take(6)
+        .iter()
+        .enumerate()
+        .map(|(i, b)| {
+            let mut r = json_record(&format!("clock-{i}x"), b);
+            r["absentSince"] = json!("2026-06-01");
+            r
+        })
+        .collect();
+    assert_eq!(rest_push(&node, "swv-vo", records).await.status, 200);
+    let own = rest_client("swv-vo");
+
+    let due = rest_call(
+        &own,
+        node.addr(),
+        Method::POST,
+        "/due-list",
+        Some(&json!({})),
+    )
+    .await;
+    assert_eq!(due.status, 200, "{due:?}");
+    let grpc_due = node
+        .clock_as("swv-vo")
+        .await
+        .due(pb::DueRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    let lines = due.body["lines"].as_array().unwrap();
+    assert_eq!(lines.len(), 6);
+    assert_eq!(lines.len(), grpc_due.lines.len());
+    for (json, line) in lines.iter().zip(&grpc_due.lines) {
+        assert_eq!(json["pupilPseudonym"], line.pupil_pseudonym);
+        assert_eq!(json["weeks"], line.weeks);
+        assert_eq!(json["escalationStep"], line.escalation_step);
+    }
+    assert_eq!(due.body["at"], grpc_due.at);
+
+    let ask = json!({ "rule": "g4", "at": ["2026-11-01"] });
+    let report = rest_call(&own, node.addr(), Method::POST, "/reports", Some(&ask)).await;
+    assert_eq!(report.status, 200, "{report:?}");
+    let grpc_report = node
+        .clock_as("swv-vo")
+        .await
+        .report(pb::ReportRequest {
+            at: vec!["2026-11-01".into()],
+            rule: "g4".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let cells = report.body["cells"].as_array().unwrap();
+    assert_eq!(cells.len(), grpc_report.cells.len());
+    for (json, cell) in cells.iter().zip(&grpc_report.cells) {
+        assert_eq!(
+            (
+                json["scope"].as_str(),
+                json["row"].as_str(),
+                json["column"].as_str()
+            ),
+            (
+                Some(cell.scope.as_str()),
+                Some(cell.row.as_str()),
+                Some(cell.column.as_str())
+            )
+        );
+        assert_eq!(json["count"].as_u64(), cell.count);
+    }
+    let csv = RestAnswer::read(
+        own.post(format!("{}/reports", rest_base(node.addr())))
+            .header("accept", "text/csv")
+            .json(&ask)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(csv.status, 200);
+    assert!(csv.content_type.starts_with("text/csv"), "{csv:?}");
+    assert_eq!(csv.text, grpc_report.csv);
+
+    let monitoring = json!({
+        "rule": "g4",
+        "at": ["2026-11-01"],
+        "claim": {
+            "role": "monitor",
+            "legalBasis": "lpw-art25",
+            "purpose": "monitoring",
+            "routineFlow": "monitoring",
+        },
+    });
+    let counts = rest_call(
+        &rest_client("leerplicht"),
+        node.addr(),
+        Method::POST,
+        "/counts",
+        Some(&monitoring),
+    )
+    .await;
+    assert_eq!(counts.status, 200, "{counts:?}");
+    assert_eq!(counts.body["threshold"], 5);
+    assert_eq!(counts.body["holderOin"], oin("swv-vo"));
+    for cell in counts.body["cells"].as_array().unwrap() {
+        if let Some(n) = cell["count"].as_u64() {
+            assert!(n == 0 || n >= 5, "a small cell left the node: {cell}");
+        }
+    }
+    let mut wrong = monitoring.clone();
+    wrong["claim"]["legalBasis"] = json!("lpw-art21");
+    rest_call(
+        &rest_client("leerplicht"),
+        node.addr(),
+        Method::POST,
+        "/counts",
+        Some(&wrong),
+    )
+    .await
+    .problem(403);
+    let unknown = rest_call(
+        &own,
+        node.addr(),
+        Method::POST,
+        "/reports",
+        Some(&json!({ "rule": "nope", "at": ["2026-11-01"] })),
+    )
+    .await;
+    unknown.problem(400);
+    rest_call(
+        &rest_client("leerplicht"),
+        node.addr(),
+        Method::POST,
+        "/due-list",
+        Some(&json!({})),
+    )
+    .await
+    .problem(403);
 }

@@ -31,13 +31,17 @@ use utoipa::{Modify, OpenApi};
     ),
     servers((url = "/v1", description = "Het eigen knooppunt (wederzijds TLS, HTTP/1.1 en HTTP/2)")),
     paths(openapi_json, super::signals::push, super::signals::list, super::signals::search,
-        super::federation::federated_query),
+        super::federation::federated_query, super::cases::open, super::cases::list,
+        super::cases::close, super::cases::accept, super::cases::decline,
+        super::clock::due_list, super::clock::report, super::clock::counts),
     components(schemas(super::problem::Problem)),
     modifiers(&Versioned),
     security(("covenantCertificate" = [])),
     tags(
         (name = "api", description = "Over deze API zelf."),
         (name = "uitwisseling", description = "Gefedereerde vragen aan de andere knooppunten van het convenant."),
+        (name = "casussen", description = "Casussen van casusoverleggen: openen, opvragen, sluiten, accepteren, weigeren."),
+        (name = "klok", description = "De verzuimklok, de G4-rapportage en tellingen."),
         (name = "signalen", description = "Signalen aanleveren en opvragen (alleen de eigen organisatie van het knooppunt)."),
     )
 )]

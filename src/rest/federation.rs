@@ -159,7 +159,8 @@ pub struct FederatedQueryResponse {
     pub failures: Vec<PeerFailure>,
 }
 
-fn claim(c: AccessClaim) -> Claim {
+/// A claim as the service layer takes it.
+pub(super) fn claim(c: AccessClaim) -> Claim {
     let context = match (c.routine_flow, c.case_ref) {
         (Some(flow), None) => Some(ClaimContext::RoutineFlow(flow)),
         (None, Some(case)) => Some(ClaimContext::Case {

@@ -6,12 +6,16 @@
 //!
 //! # Layout
 //! - [`front`]: the tower layer that hands `/v1` requests to this API before the gRPC stack.
+//! - [`clock`]: `/v1/due-list`, `/v1/reports` (JSON or CSV) and `/v1/counts`.
 //! - [`doc`]: the OpenAPI document, generated from the handlers and DTOs.
 //! - [`problem`]: problem details for every error, and the extractors that produce them.
 //! - [`version`]: the `API-Version` header on every answer.
+//! - [`cases`]: `/v1/cases`: open, list, close, accept and decline cases of case meetings.
 //! - [`federation`]: `/v1/federated-queries`: ask every peer through the own node.
 //! - [`signals`]: `/v1/signals`: push a JSON batch, list and search (pupils by pseudonym only).
 
+pub mod cases;
+pub mod clock;
 pub mod doc;
 pub mod federation;
 pub mod front;
@@ -66,6 +70,18 @@ fn operations() -> Vec<Operation> {
             "/federated-queries",
             post(federation::federated_query),
         ),
+        (Method::POST, "/cases", post(cases::open)),
+        (Method::GET, "/cases", get(cases::list)),
+        (Method::POST, "/cases/{caseId}/close", post(cases::close)),
+        (Method::POST, "/cases/{caseId}/accept", post(cases::accept)),
+        (
+            Method::POST,
+            "/cases/{caseId}/decline",
+            post(cases::decline),
+        ),
+        (Method::POST, "/due-list", post(clock::due_list)),
+        (Method::POST, "/reports", post(clock::report)),
+        (Method::POST, "/counts", post(clock::counts)),
     ]
 }
 

@@ -112,7 +112,7 @@ impl From<ServiceError> for Problem {
         let status = match &e {
             E::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
             E::PermissionDenied { .. } => StatusCode::FORBIDDEN,
-            E::InvalidArgument { .. } => StatusCode::BAD_REQUEST,
+            E::InvalidArgument { .. } | E::OutOfRange(_) => StatusCode::BAD_REQUEST,
             E::NotFound(_) => StatusCode::NOT_FOUND,
             E::ResourceExhausted(_) => StatusCode::TOO_MANY_REQUESTS,
             E::FailedPrecondition(_) => StatusCode::CONFLICT,

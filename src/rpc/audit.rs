@@ -12,7 +12,7 @@ use crate::pb::audit_server::Audit;
 use crate::pb::witness_client::WitnessClient;
 use crate::pb::witness_server::Witness;
 use crate::policy::FgGrant;
-use crate::pseudonym::{is_pseudonym, PupilId};
+use crate::service::audit::{CosignedCheckpoint, ReportSubject};
 use crate::service::{Caller, NodeContext, Service};
 use crate::trace::TraceContext;
 use crate::witness_client::WitnessTarget;
@@ -120,25 +120,22 @@ fn matching(
     Ok(service.audit_entries(grant, filter)?)
 }
 
-/// The newest checkpoint with the cosignatures the peers returned for it.
-fn signed_checkpoint(service: &Service) -> Result<Option<pb::SignedCheckpoint>, Status> {
-    Ok(service
-        .cosigned_checkpoint()?
-        .map(|c| pb::SignedCheckpoint {
-            origin: c.origin,
-            size: c.size,
-            root_hash: c.root_hash.to_vec(),
-            note: c.note,
-            cosignatures: c.cosignatures,
-            witnesses: c.witnesses,
-        }))
+/// A cosigned checkpoint as the proto carries it.
+fn signed_checkpoint_pb(c: CosignedCheckpoint) -> pb::SignedCheckpoint {
+    pb::SignedCheckpoint {
+        origin: c.origin,
+        size: c.size,
+        root_hash: c.root_hash.to_vec(),
+        note: c.note,
+        cosignatures: c.cosignatures,
+        witnesses: c.witnesses,
+    }
 }
 
-/// Every checkpoint this node's peers vouch for: the cosignatures it holds (checked against the
-/// witness keys pinned at start) and, asked now, what each peer's witness holds.
-async fn trusted_checkpoints(service: &Service) -> Result<Vec<TrustedCheckpoint>, Status> {
-    let mut trusted = service.cosigned_checkpoints()?;
+/// What each peer's witness holds of this node's log, asked now: checkpoints they vouch for.
+async fn held_by_peers(service: &Service) -> Vec<TrustedCheckpoint> {
     let node = service.node();
+    let mut trusted = Vec::new();
     for peer in &node.peers {
         let mut client = WitnessClient::new(peer.channel.clone());
         let mut request = Request::new(pb::HeldCheckpointRequest {});
@@ -163,7 +160,7 @@ async fn trusted_checkpoints(service: &Service) -> Result<Vec<TrustedCheckpoint>
             ));
         }
     }
-    Ok(trusted)
+    trusted
 }
 
 type EntryStream = Pin<Box<dyn Stream<Item = Result<pb::AuditEntry, Status>> + Send>>;
@@ -242,22 +239,15 @@ impl Audit for AuditService {
         let grant = self.authorize(&request, "list entries").await?;
         let req = request.into_inner();
         let filter = filter_from(req.filter)?;
-        let limit = if req.limit == 0 {
-            1000
-        } else {
-            req.limit as usize
-        };
-        let all = matching(&self.service, &grant, &filter)?;
-        let mut page: Vec<_> = all
-            .iter()
-            .filter(|e| req.first_page || e.seq > req.after_seq)
-            .take(limit + 1)
-            .map(convert::audit_entry)
-            .collect();
-        let more = page.len() > limit;
-        page.truncate(limit);
+        let (page, more) = self.service.audit_page(
+            &grant,
+            &filter,
+            req.first_page,
+            req.after_seq,
+            req.limit as usize,
+        )?;
         Ok(Response::new(pb::ListEntriesResponse {
-            entries: page,
+            entries: page.iter().map(convert::audit_entry).collect(),
             more,
         }))
     }
@@ -305,53 +295,18 @@ impl Audit for AuditService {
         &self,
         request: Request<pb::AccessReportRequest>,
     ) -> Result<Response<pb::AccessReportResponse>, Status> {
-        // Refused (and audited) before anything is asked of the pseudonymisation service.
-        if !self.service.is_fg(&fg_caller(&request)?) {
-            self.authorize_about(&request, "access report", Vec::new())
-                .await?;
-        }
-        let req = request.get_ref();
-        // Every key version's pseudonym of the pupil, the current one last: entries made before
-        // a key rotation carry the old version's pseudonym.
-        let pseudonyms = if !req.pupil_id.is_empty() {
-            let id = PupilId::parse(&req.pupil_id)
-                .map_err(|e| Status::invalid_argument(format!("pupil_id {e}")))?;
-            let trace = TraceContext::from_metadata(request.metadata());
-            let client = &self.node.pseudonymiser;
-            let mut all = Vec::new();
-            for version in client.versions() {
-                let mut one = client
-                    .pseudonymise_under(version, [&id], &trace)
-                    .await
-                    .map_err(super::pseudonymiser_status)?;
-                all.append(&mut one);
-            }
-            all
-        } else if is_pseudonym(&req.pupil_pseudonym) {
-            vec![req.pupil_pseudonym.clone()]
+        let caller = fg_caller(&request)?;
+        let req = request.into_inner();
+        let subject = if !req.pupil_id.is_empty() {
+            ReportSubject::PupilId(zeroize::Zeroizing::new(req.pupil_id))
         } else {
-            return Err(Status::invalid_argument(
-                "give pupil_id (BSN or onderwijsnummer) or pupil_pseudonym",
-            ));
+            ReportSubject::Pseudonym(req.pupil_pseudonym)
         };
-        let pseudonym = pseudonyms.last().cloned().unwrap_or_default();
-        let grant = self
-            .authorize_about(&request, "access report", pseudonyms.clone())
-            .await?;
-        let mut entries = Vec::new();
-        for p in &pseudonyms {
-            let filter = Filter {
-                pupil: Some(p.clone()),
-                ..Filter::default()
-            };
-            entries.extend(matching(&self.service, &grant, &filter)?);
-        }
-        entries.sort_by_key(|e| e.seq);
-        entries.dedup_by_key(|e| e.seq);
+        let report = self.service.access_report(&caller, subject).await?;
         Ok(Response::new(pb::AccessReportResponse {
-            pupil_pseudonym: pseudonym,
-            entries: entries.iter().map(convert::audit_entry).collect(),
-            checkpoint: signed_checkpoint(&self.service)?,
+            pupil_pseudonym: report.pseudonym,
+            entries: report.entries.iter().map(convert::audit_entry).collect(),
+            checkpoint: report.checkpoint.map(signed_checkpoint_pb),
         }))
     }
 
@@ -359,12 +314,12 @@ impl Audit for AuditService {
         &self,
         request: Request<pb::VerifyRequest>,
     ) -> Result<Response<pb::VerifyResponse>, Status> {
-        self.authorize(&request, "verify").await?;
-        let trusted = trusted_checkpoints(&self.service).await?;
-        let node = self.node.clone();
-        let result = tokio::task::spawn_blocking(move || audit::verify(&node.audit, &trusted))
+        let grant = self.authorize(&request, "verify").await?;
+        let held = held_by_peers(&self.service).await;
+        let service = self.service.clone();
+        let result = tokio::task::spawn_blocking(move || service.verify(&grant, held))
             .await
-            .map_err(super::task_status)?;
+            .map_err(super::task_status)??;
         Ok(Response::new(convert::verify_response(result)))
     }
 
@@ -372,34 +327,14 @@ impl Audit for AuditService {
         &self,
         request: Request<pb::ProveRequest>,
     ) -> Result<Response<pb::ProveResponse>, Status> {
-        self.authorize(&request, "prove").await?;
-        let seq = request.into_inner().seq;
-        let checkpoint = signed_checkpoint(&self.service)?
-            .ok_or_else(|| Status::failed_precondition("no checkpoint has been signed yet"))?;
-        if seq >= checkpoint.size {
-            return Err(Status::out_of_range(format!(
-                "seq {seq} is not covered by the newest checkpoint (size {}); try again after the next checkpoint",
-                checkpoint.size
-            )));
-        }
-        let log = &self.node.audit;
-        let entry = log
-            .get(seq)
-            .map_err(audit_status)?
-            .ok_or_else(|| Status::not_found(format!("no entry {seq}")))?;
-        let bytes = log
-            .entry_bytes(seq)
-            .map_err(audit_status)?
-            .unwrap_or_default();
-        let path = log
-            .inclusion_proof(seq, checkpoint.size)
-            .map_err(audit_status)?;
+        let grant = self.authorize(&request, "prove").await?;
+        let proof = self.service.prove(&grant, request.into_inner().seq)?;
         Ok(Response::new(pb::ProveResponse {
-            entry: Some(convert::audit_entry(&entry)),
-            leaf_hash: audit::leaf_hash(&bytes).to_vec(),
-            path: path.iter().map(|h| h.to_vec()).collect(),
-            checkpoint: Some(checkpoint),
-            entry_bytes: bytes,
+            entry: Some(convert::audit_entry(&proof.entry)),
+            leaf_hash: proof.leaf_hash.to_vec(),
+            path: proof.path.iter().map(|h| h.to_vec()).collect(),
+            checkpoint: Some(signed_checkpoint_pb(proof.checkpoint)),
+            entry_bytes: proof.entry_bytes,
         }))
     }
 
@@ -407,31 +342,18 @@ impl Audit for AuditService {
         &self,
         request: Request<pb::ConsistencyProofRequest>,
     ) -> Result<Response<pb::ConsistencyProofResponse>, Status> {
-        self.authorize(&request, "consistency proof").await?;
+        let grant = self.authorize(&request, "consistency proof").await?;
         let req = request.into_inner();
-        let checkpoint = signed_checkpoint(&self.service)?
-            .ok_or_else(|| Status::failed_precondition("no checkpoint has been signed yet"))?;
-        let new_size = match req.new_size {
-            0 => checkpoint.size,
-            n => n,
-        };
-        if req.old_size == 0 || req.old_size > new_size || new_size > checkpoint.size {
-            return Err(Status::out_of_range(format!(
-                "old_size {} and new_size {new_size}: need 1 <= old_size <= new_size <= {} (the newest checkpoint's size)",
-                req.old_size, checkpoint.size
-            )));
-        }
-        let log = &self.node.audit;
-        let path = log
-            .consistency_proof(req.old_size, new_size)
-            .map_err(audit_status)?;
+        let c = self
+            .service
+            .consistency(&grant, req.old_size, req.new_size)?;
         Ok(Response::new(pb::ConsistencyProofResponse {
-            old_size: req.old_size,
-            new_size,
-            old_root_hash: log.root(req.old_size).map_err(audit_status)?.to_vec(),
-            new_root_hash: log.root(new_size).map_err(audit_status)?.to_vec(),
-            path: path.iter().map(|h| h.to_vec()).collect(),
-            checkpoint: Some(checkpoint),
+            old_size: c.old_size,
+            new_size: c.new_size,
+            old_root_hash: c.old_root_hash.to_vec(),
+            new_root_hash: c.new_root_hash.to_vec(),
+            path: c.path.iter().map(|h| h.to_vec()).collect(),
+            checkpoint: Some(signed_checkpoint_pb(c.checkpoint)),
         }))
     }
 
@@ -439,20 +361,20 @@ impl Audit for AuditService {
         &self,
         request: Request<pb::LatestCheckpointRequest>,
     ) -> Result<Response<pb::SignedCheckpoint>, Status> {
-        self.authorize(&request, "latest checkpoint").await?;
-        signed_checkpoint(&self.service)?
-            .map(Response::new)
-            .ok_or_else(|| Status::failed_precondition("no checkpoint has been signed yet"))
+        let grant = self.authorize(&request, "latest checkpoint").await?;
+        Ok(Response::new(signed_checkpoint_pb(
+            self.service.latest_checkpoint(&grant)?,
+        )))
     }
 }
 
 pub struct WitnessService {
-    node: Arc<NodeContext>,
+    service: Service,
 }
 
 impl WitnessService {
-    pub fn new(node: Arc<NodeContext>) -> Self {
-        Self { node }
+    pub fn new(service: Service) -> Self {
+        Self { service }
     }
 }
 
@@ -462,19 +384,14 @@ impl Witness for WitnessService {
         &self,
         request: Request<pb::HeldCheckpointRequest>,
     ) -> Result<Response<pb::HeldCheckpointResponse>, Status> {
-        let caller = super::caller(&request)?;
-        let origin = format!("pactgate/{}", caller.oin);
-        let held = self
-            .node
-            .witness
-            .latest(&origin)
-            .map_err(|e| Status::internal(format!("witness store: {e}")))?;
+        let caller = fg_caller(&request)?;
+        let (origin, held) = self.service.held_checkpoint(&caller)?;
         Ok(Response::new(match held {
-            Some(t) => pb::HeldCheckpointResponse {
+            Some(checkpoint) => pb::HeldCheckpointResponse {
                 held: true,
                 origin,
-                size: t.checkpoint.size,
-                root_hash: t.checkpoint.root.to_vec(),
+                size: checkpoint.size,
+                root_hash: checkpoint.root.to_vec(),
             },
             None => pb::HeldCheckpointResponse {
                 held: false,

@@ -13,6 +13,7 @@ impl From<ServiceError> for Status {
             ServiceError::NotFound(_) => Code::NotFound,
             ServiceError::ResourceExhausted(_) => Code::ResourceExhausted,
             ServiceError::FailedPrecondition(_) => Code::FailedPrecondition,
+            ServiceError::OutOfRange(_) => Code::OutOfRange,
             ServiceError::DeadlineExceeded(_) => Code::DeadlineExceeded,
             ServiceError::Unavailable(_) => Code::Unavailable,
             ServiceError::Internal(_) => Code::Internal,

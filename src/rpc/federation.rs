@@ -6,6 +6,7 @@ use crate::pb;
 use crate::pb::exchange_client::ExchangeClient;
 use crate::pb::federation_server::Federation;
 use crate::peers::Peer;
+use crate::service::clock::CountableAnswer;
 use crate::service::federation::{
     timeout_of, FederatedAnswers, PeerAnswered, PeerAsker, PeerFailure,
 };
@@ -118,6 +119,16 @@ impl PeerAnswered for pb::PeerAnswer {
                 .map(|s| s.pupil_pseudonym.as_str())
                 .collect()
         })
+    }
+}
+
+impl CountableAnswer for pb::PeerAnswer {
+    fn signals(&self) -> Vec<crate::signal::Signal> {
+        self.response
+            .iter()
+            .flat_map(|r| r.signals.iter())
+            .filter_map(super::convert::signal_from_view)
+            .collect()
     }
 }
 

@@ -16,7 +16,7 @@ pub mod intake;
 pub mod witness_http;
 
 use crate::identity::{self, Organisation};
-use crate::service::{Caller, NodeContext, ServiceError};
+use crate::service::{Caller, ServiceError};
 use tonic::Status;
 
 /// The organisation behind a request, or UNAUTHENTICATED if its certificate names none.
@@ -36,17 +36,6 @@ pub fn service_caller<T>(request: &tonic::Request<T>) -> Result<Caller, Status> 
         "the pactgate-actor metadata",
         &stated_actor(request.metadata()),
     )?)
-}
-
-/// Only the node's own organisation may use the services for its own systems (intake,
-/// federation, cases); any other organisation gets PERMISSION_DENIED.
-pub fn authorize_own<T>(
-    node: &NodeContext,
-    request: &tonic::Request<T>,
-) -> Result<Organisation, Status> {
-    let caller = caller(request)?;
-    node.check_own(&caller)?;
-    Ok(caller)
 }
 
 /// Turns a store failure into a status. The detail is logged, not sent.

@@ -44,6 +44,7 @@ impl Service {
 
     /// An FG's access to this node's audit log for `what` (recording the pupils it looks up):
     /// the policy's grant, or PERMISSION_DENIED. Every call, allowed or not, is audited first.
+    #[tracing::instrument(name = "service.fg_access", skip_all, fields(peer.oin = %caller.org.oin, trace.id = %caller.trace.trace_id))]
     pub async fn fg_access(
         &self,
         caller: &Caller,
@@ -191,4 +192,222 @@ pub async fn checkpoint_round(node: &Arc<NodeContext>) -> Result<(), CheckpointE
         }
     }
     Ok(())
+}
+
+/// Whose entries an access report is about.
+#[derive(Clone, PartialEq, Eq)]
+pub enum ReportSubject {
+    /// A BSN or onderwijsnummer as the FG typed it: pseudonymised under every key version,
+    /// never stored, logged or echoed.
+    PupilId(zeroize::Zeroizing<String>),
+    /// A pseudonym.
+    Pseudonym(String),
+}
+
+impl std::fmt::Debug for ReportSubject {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::PupilId(_) => f.write_str("PupilId(<withheld>)"),
+            Self::Pseudonym(p) => f.debug_tuple("Pseudonym").field(p).finish(),
+        }
+    }
+}
+
+/// The entries about one pupil, for the FG (AVG art. 15), with the checkpoint that covers them.
+#[derive(Debug)]
+pub struct AccessReport {
+    /// The pupil's pseudonym under the current key.
+    pub pseudonym: String,
+    pub entries: Vec<audit::Entry>,
+    pub checkpoint: Option<CosignedCheckpoint>,
+}
+
+/// An entry with its inclusion proof under the newest checkpoint.
+#[derive(Debug)]
+pub struct EntryProof {
+    pub entry: audit::Entry,
+    pub entry_bytes: Vec<u8>,
+    pub leaf_hash: audit::Hash,
+    pub path: Vec<audit::Hash>,
+    pub checkpoint: CosignedCheckpoint,
+}
+
+/// A consistency proof between two sizes of the log.
+#[derive(Debug)]
+pub struct Consistency {
+    pub old_size: u64,
+    pub new_size: u64,
+    pub old_root_hash: audit::Hash,
+    pub new_root_hash: audit::Hash,
+    pub path: Vec<audit::Hash>,
+    pub checkpoint: CosignedCheckpoint,
+}
+
+impl Service {
+    /// A page of the entries matching `filter`: after `after_seq` (unless `first_page`), at most
+    /// `limit` (0: 1000); and whether there are more.
+    pub fn audit_page(
+        &self,
+        grant: &FgGrant,
+        filter: &audit::Filter,
+        first_page: bool,
+        after_seq: u64,
+        limit: usize,
+    ) -> Result<(Vec<audit::Entry>, bool), ServiceError> {
+        let limit = if limit == 0 { 1000 } else { limit };
+        let mut page: Vec<_> = self
+            .audit_entries(grant, filter)?
+            .into_iter()
+            .filter(|e| first_page || e.seq > after_seq)
+            .take(limit + 1)
+            .collect();
+        let more = page.len() > limit;
+        page.truncate(limit);
+        Ok((page, more))
+    }
+
+    /// The access report of one pupil for an FG: refused (and audited) before anything is asked
+    /// of the pseudonymisation service; a pupil id is pseudonymised under every key version
+    /// (entries made before a key rotation carry the old version's pseudonym).
+    #[tracing::instrument(name = "service.access_report", skip_all, fields(peer.oin = %caller.org.oin, trace.id = %caller.trace.trace_id))]
+    pub async fn access_report(
+        &self,
+        caller: &Caller,
+        subject: ReportSubject,
+    ) -> Result<AccessReport, ServiceError> {
+        if !self.is_fg(caller) {
+            self.fg_access(caller, "access report", Vec::new()).await?;
+        }
+        let pseudonyms = match subject {
+            ReportSubject::PupilId(text) => {
+                let id = crate::pseudonym::PupilId::parse(&text)
+                    .map_err(|e| ServiceError::invalid("pupil_id", format!("pupil_id {e}")))?;
+                let client = &self.node.pseudonymiser;
+                let mut all = Vec::new();
+                for version in client.versions() {
+                    let mut one = client
+                        .pseudonymise_under(version, [&id], &caller.trace)
+                        .await?;
+                    all.append(&mut one);
+                }
+                all
+            }
+            ReportSubject::Pseudonym(p) if crate::pseudonym::is_pseudonym(&p) => vec![p],
+            ReportSubject::Pseudonym(_) => {
+                return Err(ServiceError::invalid(
+                    "pupil_pseudonym",
+                    "give pupil_id (BSN or onderwijsnummer) or pupil_pseudonym",
+                ))
+            }
+        };
+        let pseudonym = pseudonyms.last().cloned().unwrap_or_default();
+        let grant = self
+            .fg_access(caller, "access report", pseudonyms.clone())
+            .await?;
+        let mut entries = Vec::new();
+        for p in &pseudonyms {
+            let filter = audit::Filter {
+                pupil: Some(p.clone()),
+                ..audit::Filter::default()
+            };
+            entries.extend(self.audit_entries(&grant, &filter)?);
+        }
+        entries.sort_by_key(|e| e.seq);
+        entries.dedup_by_key(|e| e.seq);
+        Ok(AccessReport {
+            pseudonym,
+            entries,
+            checkpoint: self.cosigned_checkpoint()?,
+        })
+    }
+
+    fn newest_checkpoint(&self) -> Result<CosignedCheckpoint, ServiceError> {
+        self.cosigned_checkpoint()?.ok_or_else(|| {
+            ServiceError::FailedPrecondition("no checkpoint has been signed yet".into())
+        })
+    }
+
+    /// Entry `seq` with its inclusion proof under the newest checkpoint.
+    pub fn prove(&self, _grant: &FgGrant, seq: u64) -> Result<EntryProof, ServiceError> {
+        let checkpoint = self.newest_checkpoint()?;
+        if seq >= checkpoint.size {
+            return Err(ServiceError::OutOfRange(format!(
+                "seq {seq} is not covered by the newest checkpoint (size {}); try again after the next checkpoint",
+                checkpoint.size
+            )));
+        }
+        let log = &self.node.audit;
+        let entry = log
+            .get(seq)?
+            .ok_or_else(|| ServiceError::NotFound(format!("no entry {seq}")))?;
+        let entry_bytes = log.entry_bytes(seq)?.unwrap_or_default();
+        let path = log.inclusion_proof(seq, checkpoint.size)?;
+        Ok(EntryProof {
+            entry,
+            leaf_hash: audit::leaf_hash(&entry_bytes),
+            entry_bytes,
+            path,
+            checkpoint,
+        })
+    }
+
+    /// A consistency proof from `old_size` to `new_size` (0: the newest checkpoint's size).
+    pub fn consistency(
+        &self,
+        _grant: &FgGrant,
+        old_size: u64,
+        new_size: u64,
+    ) -> Result<Consistency, ServiceError> {
+        let checkpoint = self.newest_checkpoint()?;
+        let new_size = match new_size {
+            0 => checkpoint.size,
+            n => n,
+        };
+        if old_size == 0 || old_size > new_size || new_size > checkpoint.size {
+            return Err(ServiceError::OutOfRange(format!(
+                "old_size {old_size} and new_size {new_size}: need 1 <= old_size <= new_size <= {} (the newest checkpoint's size)",
+                checkpoint.size
+            )));
+        }
+        let log = &self.node.audit;
+        Ok(Consistency {
+            old_size,
+            new_size,
+            old_root_hash: log.root(old_size)?,
+            new_root_hash: log.root(new_size)?,
+            path: log.consistency_proof(old_size, new_size)?,
+            checkpoint,
+        })
+    }
+
+    /// Verifies the whole log against the checkpoints the node's own store vouches for and
+    /// `also_trusted` (what the transport learnt from the peers' witnesses). Blocking.
+    pub fn verify(
+        &self,
+        _grant: &FgGrant,
+        mut also_trusted: Vec<audit::TrustedCheckpoint>,
+    ) -> Result<Result<audit::VerifyReport, audit::VerifyError>, ServiceError> {
+        let mut trusted = self.cosigned_checkpoints()?;
+        trusted.append(&mut also_trusted);
+        Ok(audit::verify(&self.node.audit, &trusted))
+    }
+
+    /// What this node's witness holds of the caller's own log (`pactgate/<its OIN>`): only a
+    /// peer's own origin is answered, so a witness call reveals nothing of another log.
+    pub fn held_checkpoint(
+        &self,
+        caller: &Caller,
+    ) -> Result<(String, Option<audit::Checkpoint>), ServiceError> {
+        let origin = format!("pactgate/{}", caller.org.oin);
+        let held = self.node.witness.latest(&origin).map_err(|e| {
+            tracing::error!(error = %e, "witness store failure");
+            ServiceError::Internal("the witness could not read what it holds".into())
+        })?;
+        Ok((origin, held.map(|t| t.checkpoint)))
+    }
+
+    /// The newest checkpoint, for an FG.
+    pub fn latest_checkpoint(&self, _grant: &FgGrant) -> Result<CosignedCheckpoint, ServiceError> {
+        self.newest_checkpoint()
+    }
 }

@@ -16,6 +16,7 @@ pub struct BackupGrant {
 
 impl Service {
     /// Decides and audits a backup request; RESOURCE_EXHAUSTED while another backup runs.
+    #[tracing::instrument(name = "service.backup", skip_all, fields(peer.oin = %caller.org.oin, trace.id = %caller.trace.trace_id))]
     pub async fn backup_access(&self, caller: &Caller) -> Result<BackupGrant, ServiceError> {
         let node = &self.node;
         let own = caller.org.oin == node.own.oin;

@@ -89,6 +89,7 @@ pub fn max_pupils(policy: &crate::policy::Policy, meeting: &str) -> usize {
 impl Service {
     /// Opens a case led by this node's organisation, checked against the policy, and shares it
     /// with every participant's node.
+    #[tracing::instrument(name = "service.open_case", skip_all, fields(peer.oin = %caller.org.oin, trace.id = %caller.trace.trace_id))]
     pub async fn open_case<N: CaseNotifier>(
         &self,
         caller: &Caller,
@@ -121,6 +122,7 @@ impl Service {
     }
 
     /// Closes a case this node's organisation leads, and tells the participants' nodes.
+    #[tracing::instrument(name = "service.close_case", skip_all, fields(peer.oin = %caller.org.oin, trace.id = %caller.trace.trace_id))]
     pub async fn close_case<N: CaseNotifier>(
         &self,
         caller: &Caller,
@@ -148,6 +150,7 @@ impl Service {
 
     /// The node's own organisation accepts (`accept`) or declines a case shared with it:
     /// rate-limited, decided and audited.
+    #[tracing::instrument(name = "service.answer_case", skip_all, fields(peer.oin = %caller.org.oin, trace.id = %caller.trace.trace_id))]
     pub async fn answer_case(
         &self,
         caller: &Caller,
@@ -198,6 +201,7 @@ impl Service {
     }
 
     /// The cases this node holds (only the open ones if `open_only`).
+    #[tracing::instrument(name = "service.list_cases", skip_all, fields(peer.oin = %caller.org.oin, trace.id = %caller.trace.trace_id))]
     pub async fn list_cases(
         &self,
         caller: &Caller,
@@ -470,6 +474,7 @@ impl Service {
     /// (counted, not audited one by one, so a flood cannot grow the log), checked and audited.
     /// Never changes, widens, re-leads or reopens a case this node already holds; a new case
     /// starts pending and grants nothing here until this node's organisation accepts it.
+    #[tracing::instrument(name = "service.share_case", skip_all, fields(peer.oin = %caller.org.oin, trace.id = %caller.trace.trace_id))]
     pub async fn take_shared_case(
         &self,
         caller: &Caller,

@@ -4,7 +4,7 @@
 //! durable before the request it records is answered ([`NodeContext::record`]).
 
 use super::ServiceError;
-use crate::audit::{AuditLog, NewEntry, Witness};
+use crate::audit::{Action, AuditLog, Decision as AuditDecision, NewEntry, Witness};
 use crate::cases::CaseStore;
 use crate::clock::CountingRules;
 use crate::identity::Organisation;
@@ -13,6 +13,7 @@ use crate::peers::Peer;
 use crate::policy::Policy;
 use crate::pseudonymiser::PseudonymiserClient;
 use crate::store::Store;
+use crate::trace::TraceContext;
 use crate::witness_client::WitnessTarget;
 use arc_swap::ArcSwapOption;
 use std::path::{Path, PathBuf};
@@ -124,5 +125,57 @@ impl NodeContext {
             "this service is only for {} itself; {} may not use it",
             self.own, caller
         )))
+    }
+
+    /// Records a policy load (or a refused reload) in the audit log.
+    pub fn record_policy_load(&self, outcome: Result<Option<String>, String>) {
+        let node = self;
+        let trace = TraceContext::new_root();
+        let mut e = NewEntry::new(&trace, &node.own, "pactgate node", Action::PolicyLoad, "");
+        match outcome {
+            Ok(version) => {
+                e.policy_version = version.unwrap_or_default();
+                e.reason = "policy loaded".into();
+            }
+            Err(errors) => {
+                e.decision = AuditDecision::Deny;
+                e.policy_version = node.policy_version();
+                e.reason = format!("invalid policy refused, the old one stays: {errors}");
+            }
+        }
+        if let Err(err) = node.record(e) {
+            tracing::error!(error = %err, "could not audit the policy load");
+        }
+    }
+
+    /// Writes the refusals of the ending window that name no pupil: one audit entry per caller with
+    /// the count and the reasons, all made durable with one sync.
+    pub fn record_refusals(&self, window: &str) {
+        let node = self;
+        let tallies = node.gate.refusals().take();
+        if tallies.is_empty() {
+            return;
+        }
+        let version = node.policy_version();
+        for tally in tallies {
+            let trace = TraceContext::new_root();
+            let caller = Organisation {
+                oin: tally.caller.oin.clone(),
+                name: tally.caller.name.clone(),
+            };
+            let mut e = NewEntry::new(&trace, &caller, "", Action::Query, &version);
+            e.decision = AuditDecision::Deny;
+            e.count = tally.total();
+            e.reason = format!(
+                "{} ({window}; refusals that name no pupil, counted)",
+                tally.summary()
+            );
+            if let Err(err) = node.audit.append(e) {
+                tracing::error!(error = %err, "could not audit the window's refusals");
+            }
+        }
+        if let Err(err) = node.store.sync() {
+            tracing::error!(error = %err, "could not sync the window's refusals");
+        }
     }
 }

@@ -24,6 +24,9 @@ pub enum ServiceError {
     /// The request is valid but the node's state does not allow it now.
     #[error("{0}")]
     FailedPrecondition(String),
+    /// A position or size beyond what exists (yet).
+    #[error("{0}")]
+    OutOfRange(String),
     /// The caller went quiet for too long.
     #[error("{0}")]
     DeadlineExceeded(String),
@@ -99,6 +102,15 @@ impl From<tokio::task::JoinError> for ServiceError {
         Self::Internal(
             "the node failed while handling the request; nothing was acknowledged".into(),
         )
+    }
+}
+
+impl From<crate::limits::HeavyError> for ServiceError {
+    fn from(e: crate::limits::HeavyError) -> Self {
+        match e {
+            crate::limits::HeavyError::ShuttingDown => Self::Unavailable(e.to_string()),
+            crate::limits::HeavyError::Failed => Self::Internal(e.to_string()),
+        }
     }
 }
 

@@ -210,6 +210,7 @@ impl Service {
     /// decision durably before returning. `claim` is `None` when the request carries none;
     /// `filter` is the transport's reading of the request's filter (its error is returned as an
     /// INVALID_ARGUMENT after the decision is made, as if the filter were part of it).
+    #[tracing::instrument(name = "service.query", skip_all, fields(peer.oin = %caller.org.oin, trace.id = %caller.trace.trace_id))]
     pub async fn answer_query(
         &self,
         caller: Caller,

@@ -74,6 +74,7 @@ impl Service {
     /// query and one per peer for what it sent back (or why not), all durable before the answer
     /// is returned. Only the node's own organisation may ask; claim text that could be a pupil
     /// id is refused before a copy goes to any peer.
+    #[tracing::instrument(name = "service.federated_query", skip_all, fields(peer.oin = %caller.org.oin, trace.id = %caller.trace.trace_id))]
     pub async fn federated_query<A: PeerAsker>(
         &self,
         caller: &Caller,

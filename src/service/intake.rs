@@ -77,6 +77,7 @@ impl Service {
 
     /// The node's own signals matching `filter` (its text fields as the caller wrote them; they
     /// are checked here), for its own organisation only; audited with the pupils it returns.
+    #[tracing::instrument(name = "service.list", skip_all, fields(peer.oin = %caller.org.oin, trace.id = %caller.trace.trace_id))]
     pub async fn list(
         &self,
         caller: &Caller,
@@ -189,6 +190,7 @@ impl PushSession {
 
     /// Makes the current batch durable: its signals and its audit entry in one sync, before the
     /// next record is read.
+    #[tracing::instrument(name = "service.push_batch", skip_all, fields(peer.oin = %self.caller.org.oin, push.batch = self.batch.len()))]
     async fn commit(&mut self) -> Result<(), ServiceError> {
         if self.batch.is_empty() {
             return Ok(());

@@ -33,6 +33,7 @@
 pub mod audit;
 pub mod backup;
 pub mod cases;
+pub mod clock;
 pub mod context;
 pub mod error;
 pub mod exchange;
