@@ -654,12 +654,9 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The persons of the demo's consoles: the leerplichtambtenaar at the Leerplicht node, and the
-/// gemeente's FG inspecting that node.
-pub const DEMO_CONSOLES: [(&str, &str); 2] = [
-    ("leerplicht", "A. Bakker, leerplichtambtenaar"),
-    ("fg", "J. de Vries, functionaris gegevensbescherming"),
-];
+/// The persons of the demo's consoles: the leerplichtambtenaar at the Leerplicht node. (The
+/// gemeente's FG gets a console of its own once the console has the FG's Privacy pages.)
+pub const DEMO_CONSOLES: [(&str, &str); 1] = [("leerplicht", "A. Bakker, leerplichtambtenaar")];
 
 /// Serves a console on loopback for each of [`DEMO_CONSOLES`], all talking to the Leerplicht
 /// node, until Ctrl-C; then stops them.

@@ -446,3 +446,67 @@ async fn the_query_form_needs_its_csrf_token_and_asks_the_partners_as_the_person
     );
     console.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_due_list_counts_the_partners_signals_only_through_its_csrf_form() {
+    let fed = common::Federation::start_tuned(
+        &["leerplicht", "swv-vo"],
+        Some(common::policy_path()),
+        Vec::new(),
+        common::NodeTuning::fast_audit_with_counting(),
+    )
+    .await;
+    let bsns = common::Bsns::new(1303).take(2);
+    let records = bsns
+        .iter()
+        .enumerate()
+        .map(|(i, bsn)| common::good_record(&format!("VO-{i}"), bsn))
+        .collect();
+    let mut intake = fed.node("swv-vo").intake_as("swv-vo").await;
+    assert_eq!(
+        common::push(&mut intake, records).await.unwrap().accepted,
+        2
+    );
+    let node = fed.node("leerplicht");
+    let console = TestConsole::start(workstation(
+        "leerplicht",
+        &node.addr().to_string(),
+        Some(PERSON),
+    ))
+    .await;
+
+    let own = plain_client()
+        .get(console.url("/signaleringslijst"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(own.status(), StatusCode::OK);
+    assert!(!own
+        .text()
+        .await
+        .unwrap()
+        .contains(&common::pseudonym_of(&bsns[0])));
+
+    let (cookie, token) = open_form(&console, "/signaleringslijst").await;
+    let claim = &fields(&token)[..5];
+    let (status, _) = post_form(&console, "/signaleringslijst", None, claim).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "no cookie");
+    let (_, navragen_token) = open_form(&console, "/navragen").await;
+    let other_form = &fields(&navragen_token)[..5];
+    let (status, _) = post_form(&console, "/signaleringslijst", Some(&cookie), other_form).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "another form's token");
+
+    let (status, html) = post_form(&console, "/signaleringslijst", Some(&cookie), claim).await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    assert!(html.contains(&common::pseudonym_of(&bsns[0])), "{html}");
+    assert!(html.contains("8 weken of langer"), "{html}");
+    assert!(
+        html.contains("swv-vo (VO-0)") || html.contains("swv-vo"),
+        "{html}"
+    );
+    for bsn in &bsns {
+        assert!(!html.contains(bsn.as_str()));
+    }
+    assert!(!entries_naming(node, PERSON).await.is_empty());
+    console.stop().await;
+}

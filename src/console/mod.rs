@@ -14,10 +14,12 @@
 //! - [`guard`]: admission, host check, deadline and security headers on every request.
 //! - [`node_api`]: the client of the node's REST API.
 //! - [`pages`]: the layout, Start, refusals, CSRF checks of forms; templates in `templates/console/`.
+//! - [`due`]: the Signaleringslijst (the due list from four weeks, `POST /v1/due-list`).
 //! - [`query`]: the Navragen page (a federated query, `POST /v1/federated-queries`).
 //! - [`signals`]: the Signalen page (the organisation's own signals, `GET /v1/signals`).
 
 pub mod csrf;
+pub mod due;
 pub mod guard;
 pub mod node_api;
 pub mod pages;

@@ -75,6 +75,11 @@ pub const NAV: &[NavItem] = &[
         label: "Start",
     },
     NavItem {
+        key: "signaleringslijst",
+        href: "/signaleringslijst",
+        label: "Signaleringslijst",
+    },
+    NavItem {
         key: "signalen",
         href: "/signalen",
         label: "Signalen",
@@ -160,6 +165,10 @@ pub fn router(console: Arc<Console>) -> Router {
         .route("/", get(start))
         .route("/console.css", get(stylesheet))
         .route("/signalen", get(super::signals::page))
+        .route(
+            super::due::ACTION,
+            get(super::due::own).post(super::due::with_partners),
+        )
         .route(
             super::query::ACTION,
             get(super::query::form).post(super::query::ask),

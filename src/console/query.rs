@@ -4,7 +4,7 @@
 
 use super::pages::{check_form, render, FormKey, Layout};
 use super::person::Person;
-use super::signals::{dutch, CATEGORIES, STATUSES};
+use super::signals::{code, dutch, CATEGORIES, STATUSES};
 use super::Console;
 use crate::rest::federation::{
     AccessClaim, FederatedQueryRequest, FederatedQueryResponse, QueryFilter, SharedSignal,
@@ -19,32 +19,51 @@ use std::sync::Arc;
 /// Where the form posts.
 pub const ACTION: &str = "/navragen";
 
-/// The form, as sent (and shown again).
-#[derive(Debug, serde::Deserialize)]
+/// The claim of a form that asks the partners: who asks, on which basis, why, in which flow.
+#[derive(Debug, Clone, serde::Deserialize)]
 #[serde(default)]
-pub struct QueryForm {
-    pub csrf: String,
+pub struct ClaimForm {
     pub rol: String,
     pub grondslag: String,
     pub doel: String,
     pub stroom: String,
-    pub gemeente: String,
-    pub dagen: String,
 }
 
-impl Default for QueryForm {
+impl Default for ClaimForm {
     /// The leerplichtambtenaar's routine flow (verzuimmelding), the usual question.
     fn default() -> Self {
         Self {
-            csrf: String::new(),
             rol: "leerplichtambtenaar".into(),
             grondslag: "lpw-art21".into(),
             doel: "verzuimaanpak".into(),
             stroom: "verzuimmelding".into(),
-            gemeente: String::new(),
-            dagen: String::new(),
         }
     }
+}
+
+impl ClaimForm {
+    /// The REST claim, `person` acting.
+    pub fn claim(&self, person: &Person) -> AccessClaim {
+        AccessClaim {
+            role: self.rol.trim().to_owned(),
+            legal_basis: self.grondslag.trim().to_owned(),
+            purpose: self.doel.trim().to_owned(),
+            actor: person.name.clone(),
+            routine_flow: Some(self.stroom.trim().to_owned()),
+            case_ref: None,
+        }
+    }
+}
+
+/// The form, as sent (and shown again).
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+pub struct QueryForm {
+    pub csrf: String,
+    #[serde(flatten)]
+    pub claim: ClaimForm,
+    pub gemeente: String,
+    pub dagen: String,
 }
 
 /// A shared signal as the table shows it.
@@ -65,15 +84,8 @@ pub struct Answer {
     pub rows: Vec<Row>,
 }
 
-fn code(value: &impl serde::Serialize) -> String {
-    serde_json::to_value(value)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_default()
-}
-
 /// What a peer did not disclose shows as "niet gedeeld".
-fn shown(value: Option<String>) -> String {
+pub fn shown(value: Option<String>) -> String {
     value.unwrap_or_else(|| "niet gedeeld".into())
 }
 
@@ -145,14 +157,7 @@ pub async fn ask(
         return refused;
     }
     let request = FederatedQueryRequest {
-        claim: AccessClaim {
-            role: form.rol.trim().to_owned(),
-            legal_basis: form.grondslag.trim().to_owned(),
-            purpose: form.doel.trim().to_owned(),
-            actor: person.name.clone(),
-            routine_flow: Some(form.stroom.trim().to_owned()),
-            case_ref: None,
-        },
+        claim: form.claim.claim(&person),
         filter: QueryFilter {
             residence_municipality: form.gemeente.trim().to_owned(),
             open_longer_than_days: form.dagen.trim().parse().unwrap_or(0),

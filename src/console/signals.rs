@@ -111,7 +111,7 @@ pub struct Row {
 }
 
 /// A DTO value's code (its JSON string).
-fn code(value: &impl serde::Serialize) -> String {
+pub fn code(value: &impl serde::Serialize) -> String {
     serde_json::to_value(value)
         .ok()
         .and_then(|v| v.as_str().map(str::to_owned))

@@ -1,5 +1,5 @@
-// The console's browser test: starts `pactgate demo --console`, drives both consoles (the
-// leerplichtambtenaar's and the FG's) in headless Chromium (Debian's package), visits every page
+// The console's browser test: starts `pactgate demo --console`, drives each console it serves in
+// headless Chromium (Debian's package), visits every page
 // the menu offers and sends each page's forms, takes a screenshot of each into docs/console/,
 // runs axe-core with the WCAG 2.1 A and AA rules (zero violations allowed), and walks the
 // console with the keyboard only (Tab, Enter), checking that focus is always visible.
@@ -36,7 +36,7 @@ function startDemo() {
     demo.stdout.on('data', (chunk) => {
       out += chunk;
       for (const m of out.matchAll(/console (\S+)\s.*?(http:\/\/127\.0\.0\.1:\d+\/)/g)) consoles[m[1]] = m[2];
-      if (consoles.leerplicht && consoles.fg) {
+      if (out.includes('Ctrl-C stops the consoles')) {
         clearTimeout(timer);
         resolve({ demo, consoles });
       }
@@ -74,7 +74,15 @@ async function visit(page, url, name) {
 /** The forms the walk sends on a page: [selector of the form, fields to fill, screenshot name]. */
 const FORMS = {
   '/signaleringslijst': [['form#bsn-zoeken', { bsn: BSN }, 'kind-na-bsn']],
+  '/navragen': [['form#navragen', { gemeente: 'GM0014' }, 'navragen-antwoord']],
 };
+
+/** The form the keyboard walk fills and sends (Tab to the field, type, Enter): the BSN look-up
+ * where the console has it, else the first form of FORMS whose page the menu offers. */
+const KEYBOARD_FORMS = [
+  ['/signaleringslijst', 'bsn', BSN],
+  ['/navragen', 'gemeente', 'GM0014'],
+];
 
 async function sendForms(page, base, pathName, who) {
   for (const [selector, fields, name] of FORMS[pathName] || []) {
@@ -84,6 +92,8 @@ async function sendForms(page, base, pathName, who) {
     await Promise.all([page.waitForNavigation({ waitUntil: 'load' }), page.$eval(selector, (f) => f.requestSubmit())]);
     if (page.url().includes(BSN)) fail(`${who}: the BSN is in the URL ${page.url()}`);
     if ((await page.content()).includes(BSN)) fail(`${who}: the page after the form holds the BSN`);
+    const alert = await page.$eval('[role="alert"]', (el) => el.textContent).catch(() => null);
+    if (alert) fail(`${who}${pathName}: the form was refused: ${alert}`);
     await axeCheck(page, `${who}-${name}`);
     await shoot(page, `${who}-${name}`);
   }
@@ -126,21 +136,25 @@ async function keyboardWalk(page, base, links, who) {
     await Promise.all([page.waitForNavigation({ waitUntil: 'load' }), page.keyboard.press('Enter')]);
     if (page.url() !== link.href) fail(`${who}: Enter on ${link.label} led to ${page.url()}`);
   }
-  // The BSN form, with the keyboard only: Tab to the field, type, Enter.
-  const lookup = links.find((l) => l.href.endsWith('/signaleringslijst'));
-  if (!lookup) return;
-  await page.goto(lookup.href, { waitUntil: 'load' });
+  // A form, with the keyboard only: Tab to the field, type, Enter.
+  const hit = KEYBOARD_FORMS.map(([p, field, value]) => [links.find((l) => new URL(l.href).pathname === p), field, value])
+    .find(([link]) => link);
+  if (!hit) { fail(`${who}: no form for the keyboard walk`); return; }
+  const [formLink, field, value] = hit;
+  await page.goto(formLink.href, { waitUntil: 'load' });
   for (let i = 0; i < 80; i += 1) {
     await page.keyboard.press('Tab');
     const focus = await focusVisible(page);
     if (!focus.ok) fail(`${who}: keyboard focus not visible on ${focus.what}`);
-    if (await page.evaluate(() => document.activeElement?.name === 'bsn')) break;
+    if (await page.evaluate((f) => document.activeElement?.name === f, field)) break;
   }
-  if (!(await page.evaluate(() => document.activeElement?.name === 'bsn'))) { fail(`${who}: Tab never reaches the BSN field`); return; }
-  await page.keyboard.type(BSN);
+  if (!(await page.evaluate((f) => document.activeElement?.name === f, field))) { fail(`${who}: Tab never reaches the ${field} field`); return; }
+  await page.keyboard.type(value);
   await Promise.all([page.waitForNavigation({ waitUntil: 'load' }), page.keyboard.press('Enter')]);
   if (page.url().includes(BSN) || (await page.content()).includes(BSN)) fail(`${who}: the BSN shows after the keyboard form`);
-  console.log(`  ${who}: keyboard walk reached ${links.length} pages and sent the BSN form`);
+  const answered = await page.evaluate(() => !document.querySelector('[role="alert"]'));
+  if (!answered) fail(`${who}: the form sent with the keyboard was refused`);
+  console.log(`  ${who}: keyboard walk reached ${links.length} pages and sent the ${field} form`);
 }
 
 async function main() {
