@@ -937,3 +937,128 @@ async fn due_list_report_and_counts_over_rest_answer_as_over_grpc() {
     .await
     .problem(403);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_fg_inspects_the_audit_log_over_rest_as_over_grpc() {
+    let node = TestNode::start_tuned(
+        "leerplicht",
+        NodeOptions::default(),
+        NodeTuning::fast_audit_with_counting(),
+    )
+    .await;
+    let bsns = Bsns::new(21).take(2);
+    let records: Vec<_> = bsns
+        .iter()
+        .enumerate()
+        .map(|(i, b)| json_record(&format!("audit-{i}x"), b))
+        .collect();
+    assert_eq!(rest_push(&node, "leerplicht", records).await.status, 200);
+    let fg = rest_client("fg");
+
+    let page = rest_call(
+        &fg,
+        node.addr(),
+        Method::POST,
+        "/audit/entries/search",
+        Some(&json!({ "limit": 2 })),
+    )
+    .await;
+    assert_eq!(page.status, 200, "{page:?}");
+    let grpc = node
+        .audit_as("fg")
+        .await
+        .list_entries(pb::ListEntriesRequest {
+            filter: None,
+            after_seq: 0,
+            first_page: true,
+            limit: 2,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let entries = page.body["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), grpc.entries.len());
+    for (json, e) in entries.iter().zip(&grpc.entries) {
+        assert_eq!(json["seq"], e.seq);
+        assert_eq!(json["reason"], e.reason);
+        assert_eq!(json["pupilPseudonyms"], json!(e.pupil_pseudonyms));
+    }
+    assert_eq!(page.body["more"], true);
+
+    let report = rest_call(
+        &fg,
+        node.addr(),
+        Method::POST,
+        "/audit/access-reports",
+        Some(&json!({ "pupilId": bsns[0] })),
+    )
+    .await;
+    assert_eq!(report.status, 200, "{report:?}");
+    assert!(!report.text.contains(&bsns[0]), "the pupil id is echoed");
+    assert_eq!(report.body["pupilPseudonym"], pseudonym_of(&bsns[0]));
+    assert!(!report.body["entries"].as_array().unwrap().is_empty());
+
+    let verified = rest_call(&fg, node.addr(), Method::GET, "/audit/verification", None).await;
+    assert_eq!(verified.status, 200, "{verified:?}");
+    assert_eq!(verified.body["ok"], true, "{verified:?}");
+
+    let mut proof = rest_call(
+        &fg,
+        node.addr(),
+        Method::GET,
+        "/audit/entries/0/proof",
+        None,
+    )
+    .await;
+    for _ in 0..50 {
+        if proof.status == 200 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        proof = rest_call(
+            &fg,
+            node.addr(),
+            Method::GET,
+            "/audit/entries/0/proof",
+            None,
+        )
+        .await;
+    }
+    assert_eq!(proof.status, 200, "{proof:?}");
+    assert_eq!(proof.body["entry"]["seq"], 0);
+    assert_eq!(proof.body["leafHash"].as_str().unwrap().len(), 64);
+
+    let csv = rest_call(
+        &fg,
+        node.addr(),
+        Method::POST,
+        "/audit/exports",
+        Some(&json!({ "format": "CSV" })),
+    )
+    .await;
+    assert_eq!(csv.status, 200, "{csv:?}");
+    assert!(csv.content_type.starts_with("text/csv"));
+    assert!(csv.text.starts_with("seq,time,"), "{}", csv.text);
+
+    // Nobody but the party's FG; a BSN that fails its check is refused unechoed.
+    rest_call(
+        &rest_client("leerplicht"),
+        node.addr(),
+        Method::GET,
+        "/audit/verification",
+        None,
+    )
+    .await
+    .problem(403);
+    let bad = failing_eleven_proof(&bsns[1]);
+    let refused = rest_call(
+        &fg,
+        node.addr(),
+        Method::POST,
+        "/audit/access-reports",
+        Some(&json!({ "pupilId": bad })),
+    )
+    .await;
+    refused.problem(400);
+    assert!(!refused.text.contains(&bad));
+}

@@ -33,7 +33,9 @@ use utoipa::{Modify, OpenApi};
     paths(openapi_json, super::signals::push, super::signals::list, super::signals::search,
         super::federation::federated_query, super::cases::open, super::cases::list,
         super::cases::close, super::cases::accept, super::cases::decline,
-        super::clock::due_list, super::clock::report, super::clock::counts),
+        super::clock::due_list, super::clock::report, super::clock::counts,
+        super::audit::search, super::audit::export, super::audit::access_report,
+        super::audit::verify, super::audit::prove),
     components(schemas(super::problem::Problem)),
     modifiers(&Versioned),
     security(("covenantCertificate" = [])),
@@ -41,6 +43,7 @@ use utoipa::{Modify, OpenApi};
         (name = "api", description = "Over deze API zelf."),
         (name = "uitwisseling", description = "Gefedereerde vragen aan de andere knooppunten van het convenant."),
         (name = "casussen", description = "Casussen van casusoverleggen: openen, opvragen, sluiten, accepteren, weigeren."),
+        (name = "audit", description = "Inzage in het auditlog voor de functionaris gegevensbescherming (FG)."),
         (name = "klok", description = "De verzuimklok, de G4-rapportage en tellingen."),
         (name = "signalen", description = "Signalen aanleveren en opvragen (alleen de eigen organisatie van het knooppunt)."),
     )

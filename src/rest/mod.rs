@@ -10,10 +10,12 @@
 //! - [`doc`]: the OpenAPI document, generated from the handlers and DTOs.
 //! - [`problem`]: problem details for every error, and the extractors that produce them.
 //! - [`version`]: the `API-Version` header on every answer.
+//! - [`audit`]: `/v1/audit/...`: the FG's entries, export, access report, verification, proofs.
 //! - [`cases`]: `/v1/cases`: open, list, close, accept and decline cases of case meetings.
 //! - [`federation`]: `/v1/federated-queries`: ask every peer through the own node.
 //! - [`signals`]: `/v1/signals`: push a JSON batch, list and search (pupils by pseudonym only).
 
+pub mod audit;
 pub mod cases;
 pub mod clock;
 pub mod doc;
@@ -82,6 +84,15 @@ fn operations() -> Vec<Operation> {
         (Method::POST, "/due-list", post(clock::due_list)),
         (Method::POST, "/reports", post(clock::report)),
         (Method::POST, "/counts", post(clock::counts)),
+        (Method::POST, "/audit/entries/search", post(audit::search)),
+        (Method::POST, "/audit/exports", post(audit::export)),
+        (
+            Method::POST,
+            "/audit/access-reports",
+            post(audit::access_report),
+        ),
+        (Method::GET, "/audit/verification", get(audit::verify)),
+        (Method::GET, "/audit/entries/{seq}/proof", get(audit::prove)),
     ]
 }
 

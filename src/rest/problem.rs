@@ -16,16 +16,16 @@ pub const PROBLEM_JSON: &str = "application/problem+json";
 
 /// Een foutmelding volgens RFC 9457 (problem details). Elke 4xx- en 5xx-respons van deze API heeft
 /// deze vorm, met content type `application/problem+json`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Problem {
     /// Het soort probleem; `about:blank` betekent: de HTTP-status zegt genoeg.
     #[serde(rename = "type")]
     #[schema(example = "about:blank")]
-    pub problem_type: String,
+    pub problem_type: &'static str,
     /// De HTTP-statusomschrijving.
     #[schema(example = "Bad Request")]
-    pub title: String,
+    pub title: &'static str,
     /// De HTTP-statuscode.
     #[schema(example = 400)]
     pub status: u16,
@@ -63,8 +63,8 @@ impl Problem {
     /// A problem of `status` (its reason phrase as title) with `detail`.
     pub fn new(status: StatusCode, detail: impl Into<String>) -> Self {
         Self {
-            problem_type: "about:blank".into(),
-            title: status.canonical_reason().unwrap_or("Error").into(),
+            problem_type: "about:blank",
+            title: status.canonical_reason().unwrap_or("Error"),
             status: status.as_u16(),
             detail: detail.into(),
             invalid_params: Vec::new(),

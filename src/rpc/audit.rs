@@ -133,7 +133,7 @@ fn signed_checkpoint_pb(c: CosignedCheckpoint) -> pb::SignedCheckpoint {
 }
 
 /// What each peer's witness holds of this node's log, asked now: checkpoints they vouch for.
-async fn held_by_peers(service: &Service) -> Vec<TrustedCheckpoint> {
+pub async fn held_by_peers(service: &Service) -> Vec<TrustedCheckpoint> {
     let node = service.node();
     let mut trusted = Vec::new();
     for peer in &node.peers {
