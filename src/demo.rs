@@ -654,9 +654,12 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The persons of the demo's consoles: the leerplichtambtenaar at the Leerplicht node. (The
-/// gemeente's FG gets a console of its own once the console has the FG's Privacy pages.)
-pub const DEMO_CONSOLES: [(&str, &str); 1] = [("leerplicht", "A. Bakker, leerplichtambtenaar")];
+/// The persons of the demo's consoles: the leerplichtambtenaar at the Leerplicht node, and the
+/// gemeente's FG inspecting that node.
+pub const DEMO_CONSOLES: [(&str, &str); 2] = [
+    ("leerplicht", "A. Bakker, leerplichtambtenaar"),
+    ("fg", "J. de Vries, functionaris gegevensbescherming"),
+];
 
 /// Serves a console on loopback for each of [`DEMO_CONSOLES`], all talking to the Leerplicht
 /// node, until Ctrl-C; then stops them.
@@ -676,6 +679,7 @@ async fn serve_consoles(nodes: &[DemoNode]) -> anyhow::Result<()> {
             node: node.addr.to_string(),
             person: Some(person.to_owned()),
             network: false,
+            fg: file == "fg",
             limits: Default::default(),
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;

@@ -50,6 +50,7 @@ fn workstation(party: &str, node: &str, person: Option<&str>) -> ConsoleSetup {
         node: node.to_owned(),
         person: person.map(str::to_owned),
         network: false,
+        fg: false,
         limits: Default::default(),
     }
 }
@@ -508,5 +509,90 @@ async fn the_due_list_counts_the_partners_signals_only_through_its_csrf_form() {
         assert!(!html.contains(bsn.as_str()));
     }
     assert!(!entries_naming(node, PERSON).await.is_empty());
+    console.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_fgs_privacy_pages_browse_verify_and_report_without_echoing_the_bsn() {
+    let node = common::TestNode::start("leerplicht").await;
+    let bsn = common::Bsns::new(1304).next_bsn();
+    let mut intake = node.intake_as("leerplicht").await;
+    let records = vec![common::good_record("LP-AV-1", &bsn)];
+    assert_eq!(
+        common::push(&mut intake, records).await.unwrap().accepted,
+        1
+    );
+    const FG: &str = "J. de Vries, functionaris gegevensbescherming";
+    let mut setup = workstation("fg", &node.addr().to_string(), Some(FG));
+    setup.fg = true;
+    let console = TestConsole::start(setup).await;
+
+    let start = plain_client().get(console.url("/")).send().await.unwrap();
+    let start = start.text().await.unwrap();
+    assert!(
+        start.contains("/privacy/auditlog") && !start.contains("/signalen"),
+        "the FG's menu"
+    );
+
+    let log = plain_client()
+        .get(console.url("/privacy/auditlog"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(log.status(), StatusCode::OK);
+    let log = log.text().await.unwrap();
+    assert!(log.contains("Gemeente Groningen Leerplicht RMC"), "{log}");
+    let denied = plain_client()
+        .get(console.url("/privacy/auditlog?besluit=DENY"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        !denied.contains("toegestaan</td>"),
+        "the filter reaches the node"
+    );
+
+    let verified = plain_client()
+        .get(console.url("/privacy/controle"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(verified.status(), StatusCode::OK);
+    assert!(verified
+        .text()
+        .await
+        .unwrap()
+        .contains("Het auditlog is compleet en ongewijzigd."));
+
+    let (cookie, token) = open_form(&console, "/privacy/inzage").await;
+    let (status, html) =
+        post_form(&console, "/privacy/inzage", Some(&cookie), &[("bsn", &bsn)]).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "no token");
+    assert!(!html.contains(bsn.as_str()));
+    let (status, html) = post_form(
+        &console,
+        "/privacy/inzage",
+        Some(&cookie),
+        &[("csrf", &token), ("bsn", &bsn)],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    assert!(html.contains(&common::pseudonym_of(&bsn)), "{html}");
+    assert!(
+        html.contains("LP-AV-1") || html.contains("regels"),
+        "{html}"
+    );
+    assert!(
+        !html.contains(bsn.as_str()),
+        "the BSN is not on the page afterwards"
+    );
+
+    let entries = entries_naming(&node, FG).await;
+    assert!(!entries.is_empty(), "the node's audit names the FG");
+    let everything = format!("{:?}", entries_naming(&node, "").await) + &format!("{entries:?}");
+    assert!(!everything.contains(bsn.as_str()), "no BSN in the audit");
     console.stop().await;
 }

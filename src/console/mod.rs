@@ -15,6 +15,7 @@
 //! - [`node_api`]: the client of the node's REST API.
 //! - [`pages`]: the layout, Start, refusals, CSRF checks of forms; templates in `templates/console/`.
 //! - [`due`]: the Signaleringslijst (the due list from four weeks, `POST /v1/due-list`).
+//! - [`privacy`]: the FG's pages: audit log, verify the whole log, the access report for a BSN.
 //! - [`query`]: the Navragen page (a federated query, `POST /v1/federated-queries`).
 //! - [`signals`]: the Signalen page (the organisation's own signals, `GET /v1/signals`).
 
@@ -24,6 +25,7 @@ pub mod guard;
 pub mod node_api;
 pub mod pages;
 pub mod person;
+pub mod privacy;
 pub mod query;
 pub mod signals;
 
@@ -91,6 +93,9 @@ pub struct ConsoleConfig {
     /// Shared on a network: TLS with personal certificates of the covenant CA.
     #[serde(default)]
     pub tls: bool,
+    /// The certificate is an FG's: the console shows the FG's Privacy pages.
+    #[serde(default)]
+    pub fg: bool,
     /// The limits of the listener (the node's `[limits]` table).
     #[serde(default)]
     pub limits: Limits,
@@ -113,6 +118,7 @@ impl ConsoleConfig {
             node: self.node.clone(),
             person: self.person.clone(),
             network: self.tls,
+            fg: self.fg,
             limits: self.limits.clone(),
         })
     }
@@ -129,6 +135,8 @@ pub struct ConsoleSetup {
     pub person: Option<String>,
     /// Shared on a network: TLS with personal certificates.
     pub network: bool,
+    /// An FG's console: the Privacy pages.
+    pub fg: bool,
     pub limits: Limits,
 }
 
@@ -192,6 +200,8 @@ pub struct Console {
     pub node_addr: String,
     pub csrf: csrf::Csrf,
     pub gate: Arc<Gate>,
+    /// An FG's console: the Privacy pages in the menu.
+    pub fg: bool,
     /// The `Host` values a workstation console answers (its own address; not a rebound name).
     pub hosts: Vec<String>,
 }
@@ -228,6 +238,7 @@ pub async fn serve(
         node_addr: setup.node.clone(),
         csrf: csrf::Csrf::new(mode == Mode::Network)?,
         gate: gate.clone(),
+        fg: setup.fg,
         hosts: loopback_hosts(addr),
         mode: mode.clone(),
     });

@@ -67,7 +67,31 @@ pub struct NavItem {
     pub label: &'static str,
 }
 
-/// The main menu: every page there is.
+/// The FG's menu: the Privacy pages.
+pub const NAV_FG: &[NavItem] = &[
+    NavItem {
+        key: "start",
+        href: "/",
+        label: "Start",
+    },
+    NavItem {
+        key: "auditlog",
+        href: "/privacy/auditlog",
+        label: "Auditlog",
+    },
+    NavItem {
+        key: "controle",
+        href: "/privacy/controle",
+        label: "Controle van het log",
+    },
+    NavItem {
+        key: "inzage",
+        href: "/privacy/inzage",
+        label: "Inzagerapport",
+    },
+];
+
+/// The organisation's menu: the pages of its own work.
 pub const NAV: &[NavItem] = &[
     NavItem {
         key: "start",
@@ -102,12 +126,12 @@ pub struct Layout {
 }
 
 impl Layout {
-    pub fn new(title: &str, active: &'static str, person: &Person) -> Self {
+    pub fn new(console: &Console, title: &str, active: &'static str, person: &Person) -> Self {
         Self {
             title: title.to_owned(),
             active,
             who: format!("{} ({})", person.name, person.organisation.name),
-            nav: NAV,
+            nav: if console.fg { NAV_FG } else { NAV },
         }
     }
 }
@@ -165,6 +189,12 @@ pub fn router(console: Arc<Console>) -> Router {
         .route("/", get(start))
         .route("/console.css", get(stylesheet))
         .route("/signalen", get(super::signals::page))
+        .route("/privacy/auditlog", get(super::privacy::log))
+        .route("/privacy/controle", get(super::privacy::verify))
+        .route(
+            super::privacy::INZAGE,
+            get(super::privacy::access_form).post(super::privacy::access_report),
+        )
         .route(
             super::due::ACTION,
             get(super::due::own).post(super::due::with_partners),
@@ -203,7 +233,7 @@ async fn start(
         Mode::Network => "via het netwerk, met uw persoonlijke certificaat",
     };
     let page = StartPage {
-        layout: Layout::new("Start", "start", &person),
+        layout: Layout::new(&console, "Start", "start", &person),
         person: &person.name,
         organisation: &console.own.name,
         oin: &console.own.oin,

@@ -190,7 +190,7 @@ pub async fn page(
         StatusCode::OK
     };
     let page = SignalsPage {
-        layout: Layout::new("Signalen", "signalen", &person),
+        layout: Layout::new(&console, "Signalen", "signalen", &person),
         organisation: &console.own.name,
         categories: CATEGORIES,
         statuses: STATUSES,
