@@ -74,12 +74,13 @@ async function visit(page, url, name) {
 const FORMS = {
   '/signaleringslijst': [['form#klok-partners', {}, 'signaleringslijst-partners']],
   '/navragen': [['form#navragen', { gemeente: 'GM0014' }, 'navragen-antwoord']],
+  '/privacy/inzage': [['form#inzage', { bsn: BSN }, 'inzagerapport']],
 };
 
 /** The form the keyboard walk fills and sends (Tab to the field, type, Enter): the first of
- * these whose page the menu offers. (The console has no BSN look-up yet: the REST API has no
- * operation that takes a BSN for it.) */
+ * these whose page the menu offers (the FG's console: the BSN form of the access report). */
 const KEYBOARD_FORMS = [
+  ['/privacy/inzage', 'bsn', BSN],
   ['/navragen', 'gemeente', 'GM0014'],
 ];
 
