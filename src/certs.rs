@@ -88,6 +88,36 @@ pub const DEV_PARTIES: [DevParty; 13] = [
     },
 ];
 
+/// A person of a development party, for the console shared on a network: a personal
+/// certificate naming the person (CN) and the organisation (O, and its OIN as
+/// `organizationIdentifier` `NTRNL-<OIN>`, as PKIoverheid's organisation-bound personal
+/// certificates carry it). It has no subject serialNumber, so a node never takes it for the
+/// organisation's own certificate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DevPerson {
+    pub file: &'static str,
+    pub name: &'static str,
+    /// The file name of the person's organisation in [`DEV_PARTIES`].
+    pub party: &'static str,
+}
+
+/// The persons `pactgate certs dev` makes personal certificates for.
+pub const DEV_PERSONS: [DevPerson; 2] = [
+    DevPerson {
+        file: "persoon-leerplicht-bakker",
+        name: "A. Bakker, leerplichtambtenaar",
+        party: "leerplicht",
+    },
+    DevPerson {
+        file: "persoon-fg-devries",
+        name: "J. de Vries, functionaris gegevensbescherming",
+        party: "fg",
+    },
+];
+
+/// The OID of the X.520 `organizationIdentifier` attribute.
+pub const ORGANIZATION_IDENTIFIER: [u64; 4] = [2, 5, 4, 97];
+
 /// The development party with this file name.
 pub fn dev_party(file: &str) -> Option<DevParty> {
     DEV_PARTIES.iter().copied().find(|p| p.file == file)
@@ -185,6 +215,38 @@ impl DevCa {
     }
 }
 
+impl DevCa {
+    /// Issues a personal certificate (client authentication only) for `person` of `party`.
+    pub fn issue_person(
+        &self,
+        person: &DevPerson,
+        party: &DevParty,
+        not_before: time::OffsetDateTime,
+        not_after: time::OffsetDateTime,
+    ) -> Result<IssuedCert, CertsError> {
+        let key = KeyPair::generate()?;
+        let mut params = CertificateParams::new(Vec::<String>::new())?;
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::CommonName, person.name);
+        dn.push(DnType::OrganizationName, party.name);
+        dn.push(
+            DnType::CustomDnType(ORGANIZATION_IDENTIFIER.to_vec()),
+            format!("NTRNL-{}", party.oin),
+        );
+        dn.push(DnType::CountryName, "NL");
+        params.distinguished_name = dn;
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        params.not_before = not_before;
+        params.not_after = not_after;
+        let cert = params.signed_by(&key, &self.issuer)?;
+        Ok(IssuedCert {
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+        })
+    }
+}
+
 fn date(year: i32, month: u8, day: u8) -> time::OffsetDateTime {
     rcgen::date_time_ymd(year, month, day)
 }
@@ -195,7 +257,7 @@ pub fn dev_validity() -> (time::OffsetDateTime, time::OffsetDateTime) {
 }
 
 /// Writes the development set to `out`: `ca.pem`, `ca.key`, and `NAME.pem` + `NAME.key` for
-/// every party in [`DEV_PARTIES`]. A CA already in `out` is kept, and so is every party
+/// every party in [`DEV_PARTIES`] and every person in [`DEV_PERSONS`]. A CA already in `out` is kept, and so is every party
 /// certificate already there: only the missing ones are issued (delete the directory for a
 /// wholly new set). Keys are written readable by the owner only.
 pub fn write_dev_set(out: &Path) -> Result<(), CertsError> {
@@ -224,6 +286,18 @@ pub fn write_dev_set(out: &Path) -> Result<(), CertsError> {
         let issued = ca.issue(party, from, until)?;
         write(out, &format!("{}.pem", party.file), &issued.cert_pem)?;
         write(out, &format!("{}.key", party.file), &issued.key_pem)?;
+    }
+    for person in &DEV_PERSONS {
+        let have = |ext: &str| out.join(format!("{}.{ext}", person.file)).exists();
+        if have("pem") && have("key") {
+            continue;
+        }
+        let Some(party) = dev_party(person.party) else {
+            continue;
+        };
+        let issued = ca.issue_person(person, &party, from, until)?;
+        write(out, &format!("{}.pem", person.file), &issued.cert_pem)?;
+        write(out, &format!("{}.key", person.file), &issued.key_pem)?;
     }
     Ok(())
 }

@@ -68,6 +68,19 @@ pub enum Command {
     Demo(crate::demo::DemoArgs),
     /// Print the REST API's OpenAPI document (as committed in docs/openapi.json).
     Openapi,
+    /// The Dutch web console for the people of the pact, a client of your node's REST API:
+    /// loopback with the person named in its config, or TLS with personal certificates.
+    Console(ConsoleArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ConsoleArgs {
+    /// The console's TOML config (listen, node, cert, key, ca, person or tls, [limits]).
+    #[arg(long)]
+    pub config: PathBuf,
+    /// Address to listen on; overrides the config's `listen`.
+    #[arg(long)]
+    pub listen: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -700,7 +713,20 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             print!("{}", crate::rest::doc::document_json());
             Ok(())
         }
+        Command::Console(args) => console(args).await,
     }
+}
+
+async fn console(args: ConsoleArgs) -> anyhow::Result<()> {
+    let config = crate::console::ConsoleConfig::load(&args.config)?;
+    let listen = args.listen.unwrap_or_else(|| config.listen.clone());
+    let listener = tokio::net::TcpListener::bind(&listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    let scheme = if config.tls { "https" } else { "http" };
+    println!("console: {scheme}://{}/", listener.local_addr()?);
+    crate::console::serve(config.setup()?, listener, shutdown_signal()).await?;
+    Ok(())
 }
 
 /// True if a TOML file is a counting rules file (it has a `[counting]` table).

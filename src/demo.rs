@@ -28,6 +28,10 @@ pub struct DemoArgs {
     /// Keep the nodes' data here instead of in a temporary directory.
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
+    /// Keep the federation running afterwards and serve the web console for the Leerplicht
+    /// node and for its FG on loopback, until Ctrl-C.
+    #[arg(long)]
+    pub console: bool,
 }
 
 /// The development certificates, compiled in so the demo runs from any directory.
@@ -625,6 +629,9 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         })
         .map(|r| r.pupil_id.clone());
     audit_story(&nodes, demo_pupil).await?;
+    if args.console {
+        serve_consoles(&nodes).await?;
+    }
 
     for node in nodes {
         node.stop().await?;
@@ -644,6 +651,56 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         "\nThe nodes' data, audit logs and the report charts (report-g4.svg, report-groningen.svg) are in {}",
         data_dir.display()
     );
+    Ok(())
+}
+
+/// The persons of the demo's consoles: the leerplichtambtenaar at the Leerplicht node, and the
+/// gemeente's FG inspecting that node.
+pub const DEMO_CONSOLES: [(&str, &str); 2] = [
+    ("leerplicht", "A. Bakker, leerplichtambtenaar"),
+    ("fg", "J. de Vries, functionaris gegevensbescherming"),
+];
+
+/// Serves a console on loopback for each of [`DEMO_CONSOLES`], all talking to the Leerplicht
+/// node, until Ctrl-C; then stops them.
+async fn serve_consoles(nodes: &[DemoNode]) -> anyhow::Result<()> {
+    let node = nodes
+        .iter()
+        .find(|n| n.party.file == "leerplicht")
+        .context("no leerplicht node")?;
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let mut consoles = Vec::new();
+    println!(
+        "\nThe web console, for the Leerplicht node (Ctrl-C stops the console and the nodes):"
+    );
+    for (file, person) in DEMO_CONSOLES {
+        let setup = crate::console::ConsoleSetup {
+            tls: dev_certs::material(file).context("no certificate")?,
+            node: node.addr.to_string(),
+            person: Some(person.to_owned()),
+            network: false,
+            fg: file == "fg",
+            limits: Default::default(),
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        println!(
+            "  console {file:<11} {person:<46} http://{}/",
+            listener.local_addr()?
+        );
+        let mut stopped = stopped.clone();
+        let shutdown = async move {
+            let _ = stopped.wait_for(|s| *s).await;
+        };
+        consoles.push(tokio::spawn(crate::console::serve(
+            setup, listener, shutdown,
+        )));
+    }
+    let _ = tokio::signal::ctrl_c().await;
+    println!("\nStopping the consoles and the nodes.");
+    let _ = stop.send(true);
+    for console in consoles {
+        console.await??;
+    }
     Ok(())
 }
 

@@ -17,6 +17,7 @@
 //! - [`cli`]: the `pactgate` subcommands; [`audit_cli`]: `pactgate audit` for the FG;
 //!   [`store_cli`]: `pactgate store check`, `backup` and `restore`.
 //! - [`demo`]: `pactgate demo`, a federation on loopback with a synthetic population.
+//! - [`console`]: `pactgate console`, the Dutch web console: a client of the node's REST API.
 //!
 //! Service:
 //! - [`service`]: every domain operation once, for every transport: the authenticated
@@ -63,6 +64,7 @@ pub mod cli;
 pub mod client;
 pub mod clock;
 pub mod config;
+pub mod console;
 pub mod demo;
 pub mod exchange;
 pub mod identity;

@@ -1,0 +1,195 @@
+// The console's browser test: starts `pactgate demo --console`, drives each console it serves in
+// headless Chromium (Debian's package), visits every page
+// the menu offers and sends each page's forms, takes a screenshot of each into docs/console/,
+// runs axe-core with the WCAG 2.1 A and AA rules (zero violations allowed), and walks the
+// console with the keyboard only (Tab, Enter), checking that focus is always visible.
+//
+// Usage: node tests/browser/walk.mjs [path/to/pactgate]   (from the repository root)
+import { spawn } from 'node:child_process';
+import { readFileSync, mkdirSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import puppeteer from 'puppeteer-core';
+
+const require = createRequire(import.meta.url);
+const AXE = readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8');
+const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..', '..');
+const SHOTS = path.join(ROOT, 'docs', 'console');
+const BIN = process.argv[2] || path.join(ROOT, 'target', 'debug', 'pactgate');
+const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+const TAGS = ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'];
+// A number that passes the 11-proef: no page, URL or answer may ever hold it.
+const BSN = '111222333';
+
+const failures = [];
+const fail = (what) => { failures.push(what); console.error(`FAIL ${what}`); };
+
+/** Starts the demo with its consoles; resolves with their addresses once both are printed. */
+function startDemo() {
+  const demo = spawn(BIN, ['demo', '--console'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  return new Promise((resolve, reject) => {
+    const consoles = {};
+    let out = '';
+    const timer = setTimeout(() => reject(new Error(`no console address in 300 s:\n${out}`)), 300_000);
+    demo.on('exit', (code) => reject(new Error(`the demo ended (${code}) before its consoles:\n${out}`)));
+    demo.stdout.on('data', (chunk) => {
+      out += chunk;
+      for (const m of out.matchAll(/console (\S+)\s.*?(http:\/\/127\.0\.0\.1:\d+\/)/g)) consoles[m[1]] = m[2];
+      if (out.includes('Ctrl-C stops the consoles')) {
+        clearTimeout(timer);
+        resolve({ demo, consoles });
+      }
+    });
+  });
+}
+
+async function axeCheck(page, name) {
+  await page.evaluate(AXE);
+  const result = await page.evaluate(
+    (tags) => globalThis.axe.run(document, { runOnly: { type: 'tag', values: tags } }),
+    TAGS,
+  );
+  for (const v of result.violations) {
+    fail(`${name}: axe ${v.id} (${v.impact}): ${v.help} at ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`);
+  }
+  console.log(`  ${name}: ${result.violations.length} axe violations, ${result.passes.length} rules passed`);
+}
+
+async function shoot(page, name) {
+  await page.screenshot({ path: path.join(SHOTS, `${name}.png`), fullPage: true });
+}
+
+/** Visits `url`, checks it, screenshots it; returns the menu's links. */
+async function visit(page, url, name) {
+  const answer = await page.goto(url, { waitUntil: 'load' });
+  if (!answer.ok()) fail(`${name}: ${url} answered ${answer.status()}`);
+  const html = await page.content();
+  if (html.includes(BSN)) fail(`${name}: the page holds the BSN`);
+  await axeCheck(page, name);
+  await shoot(page, name);
+  return page.$$eval('nav a', (as) => as.map((a) => ({ href: a.href, label: a.textContent.trim() })));
+}
+
+/** The forms the walk sends on a page: [selector of the form, fields to fill, screenshot name]. */
+const FORMS = {
+  '/signaleringslijst': [['form#klok-partners', {}, 'signaleringslijst-partners']],
+  '/navragen': [['form#navragen', { gemeente: 'GM0014' }, 'navragen-antwoord']],
+  '/privacy/inzage': [['form#inzage', { bsn: BSN }, 'inzagerapport']],
+};
+
+/** The form the keyboard walk fills and sends (Tab to the field, type, Enter): the first of
+ * these whose page the menu offers (the FG's console: the BSN form of the access report). */
+const KEYBOARD_FORMS = [
+  ['/privacy/inzage', 'bsn', BSN],
+  ['/navragen', 'gemeente', 'GM0014'],
+];
+
+async function sendForms(page, base, pathName, who) {
+  for (const [selector, fields, name] of FORMS[pathName] || []) {
+    await page.goto(base + pathName.slice(1), { waitUntil: 'load' });
+    if (!(await page.$(selector))) { fail(`${who}${pathName}: no form ${selector}`); continue; }
+    for (const [field, value] of Object.entries(fields)) await page.type(`${selector} [name="${field}"]`, value);
+    await Promise.all([page.waitForNavigation({ waitUntil: 'load' }), page.$eval(selector, (f) => f.requestSubmit())]);
+    if (page.url().includes(BSN)) fail(`${who}: the BSN is in the URL ${page.url()}`);
+    if ((await page.content()).includes(BSN)) fail(`${who}: the page after the form holds the BSN`);
+    const alert = await page.$eval('[role="alert"]', (el) => el.textContent).catch(() => null);
+    if (alert) fail(`${who}${pathName}: the form was refused: ${alert}`);
+    await axeCheck(page, `${who}-${name}`);
+    await shoot(page, `${who}-${name}`);
+  }
+}
+
+/** The focused element is visible: it has an outline or a box-shadow, and a size. */
+async function focusVisible(page) {
+  return page.evaluate(() => {
+    const el = document.activeElement;
+    if (!el || el === document.body) return { ok: false, what: 'nothing focused' };
+    const style = getComputedStyle(el);
+    const rect = el.getBoundingClientRect();
+    const marked = (style.outlineStyle !== 'none' && parseFloat(style.outlineWidth) > 0) || style.boxShadow !== 'none';
+    const what = `${el.tagName.toLowerCase()} "${(el.textContent || el.name || '').trim().slice(0, 40)}"`;
+    return { ok: marked && rect.width > 0 && rect.height > 0, what, href: el.href || '' };
+  });
+}
+
+/** Tabs until the focused link points at `href` (at most 60 presses), checking focus each time. */
+async function tabTo(page, href, who) {
+  for (let i = 0; i < 60; i += 1) {
+    await page.keyboard.press('Tab');
+    const focus = await focusVisible(page);
+    if (!focus.ok) fail(`${who}: keyboard focus not visible on ${focus.what}`);
+    if (focus.href === href) return true;
+  }
+  fail(`${who}: Tab never reaches ${href}`);
+  return false;
+}
+
+async function keyboardWalk(page, base, links, who) {
+  await page.goto(base, { waitUntil: 'load' });
+  await page.keyboard.press('Tab');
+  const first = await focusVisible(page);
+  if (!first.what.includes('Naar de inhoud')) fail(`${who}: the first Tab does not reach the skip link (${first.what})`);
+  if (!first.ok) fail(`${who}: the skip link's focus is not visible`);
+  for (const link of links) {
+    await page.goto(base, { waitUntil: 'load' });
+    if (!(await tabTo(page, link.href, `${who} ${link.label}`))) continue;
+    await Promise.all([page.waitForNavigation({ waitUntil: 'load' }), page.keyboard.press('Enter')]);
+    if (page.url() !== link.href) fail(`${who}: Enter on ${link.label} led to ${page.url()}`);
+  }
+  // A form, with the keyboard only: Tab to the field, type, Enter.
+  const hit = KEYBOARD_FORMS.map(([p, field, value]) => [links.find((l) => new URL(l.href).pathname === p), field, value])
+    .find(([link]) => link);
+  if (!hit) { fail(`${who}: no form for the keyboard walk`); return; }
+  const [formLink, field, value] = hit;
+  await page.goto(formLink.href, { waitUntil: 'load' });
+  for (let i = 0; i < 80; i += 1) {
+    await page.keyboard.press('Tab');
+    const focus = await focusVisible(page);
+    if (!focus.ok) fail(`${who}: keyboard focus not visible on ${focus.what}`);
+    if (await page.evaluate((f) => document.activeElement?.name === f, field)) break;
+  }
+  if (!(await page.evaluate((f) => document.activeElement?.name === f, field))) { fail(`${who}: Tab never reaches the ${field} field`); return; }
+  await page.keyboard.type(value);
+  await Promise.all([page.waitForNavigation({ waitUntil: 'load' }), page.keyboard.press('Enter')]);
+  if (page.url().includes(BSN) || (await page.content()).includes(BSN)) fail(`${who}: the BSN shows after the keyboard form`);
+  const answered = await page.evaluate(() => !document.querySelector('[role="alert"]'));
+  if (!answered) fail(`${who}: the form sent with the keyboard was refused`);
+  console.log(`  ${who}: keyboard walk reached ${links.length} pages and sent the ${field} form`);
+}
+
+async function main() {
+  mkdirSync(SHOTS, { recursive: true });
+  const { demo, consoles } = await startDemo();
+  const browser = await puppeteer.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ['--no-sandbox', '--disable-gpu', '--font-render-hinting=none'],
+  });
+  try {
+    for (const [who, base] of Object.entries(consoles)) {
+      const page = await browser.newPage();
+      await page.setViewport({ width: 1280, height: 900 });
+      console.log(`console ${who} at ${base}`);
+      const links = await visit(page, base, `${who}-start`);
+      for (const link of links) {
+        const pathName = new URL(link.href).pathname;
+        if (pathName === '/') continue;
+        await visit(page, link.href, `${who}${pathName.replaceAll('/', '-')}`);
+        await sendForms(page, base, pathName, who);
+      }
+      await keyboardWalk(page, base, links, who);
+      await page.close();
+    }
+  } finally {
+    await browser.close();
+    demo.kill('SIGINT');
+    await new Promise((resolve) => demo.on('exit', resolve));
+  }
+  if (failures.length) {
+    console.error(`${failures.length} failures`);
+    process.exit(1);
+  }
+  console.log('browser test: every page passes axe (WCAG 2.1 A/AA) and the keyboard walk');
+}
+
+main().catch((e) => { console.error(e); process.exit(1); });

@@ -1,0 +1,598 @@
+//! The web console over real HTTP: its two modes (loopback with the configured person; TLS with
+//! personal certificates), what it refuses, its security headers, and its pages against a real
+//! node.
+
+mod common;
+
+use common::material;
+use pactgate::console::{serve, ConsoleError, ConsoleSetup};
+use pactgate::tls::TlsMaterial;
+use reqwest::StatusCode;
+use std::net::SocketAddr;
+
+const PERSON: &str = "A. Bakker, leerplichtambtenaar";
+
+/// A console in this test's runtime; stopped (and awaited) by [`TestConsole::stop`].
+struct TestConsole {
+    addr: SocketAddr,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<Result<(), ConsoleError>>,
+}
+
+impl TestConsole {
+    async fn start(setup: ConsoleSetup) -> TestConsole {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(serve(setup, listener, async move {
+            let _ = stopped.await;
+        }));
+        TestConsole { addr, stop, task }
+    }
+
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        self.task.await.unwrap().expect("the console stops cleanly");
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    fn https(&self, path: &str) -> String {
+        format!("https://localhost:{}{path}", self.addr.port())
+    }
+}
+
+fn workstation(party: &str, node: &str, person: Option<&str>) -> ConsoleSetup {
+    ConsoleSetup {
+        tls: material(party),
+        node: node.to_owned(),
+        person: person.map(str::to_owned),
+        network: false,
+        fg: false,
+        limits: Default::default(),
+    }
+}
+
+fn network(party: &str, node: &str) -> ConsoleSetup {
+    ConsoleSetup {
+        network: true,
+        person: None,
+        ..workstation(party, node, None)
+    }
+}
+
+fn plain_client() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// A browser with the TLS client certificate of `tls` (a person's or an organisation's).
+fn tls_client(tls: &TlsMaterial) -> reqwest::Client {
+    reqwest::Client::builder()
+        .tls_backend_preconfigured(tls.client_config_tls13().unwrap())
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_workstation_console_serves_the_configured_person_with_strict_headers() {
+    let console = TestConsole::start(workstation("leerplicht", "127.0.0.1:9", Some(PERSON))).await;
+    let answer = plain_client().get(console.url("/")).send().await.unwrap();
+    assert_eq!(answer.status(), StatusCode::OK);
+    let headers = answer.headers().clone();
+    let csp = headers["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains("default-src 'none'"), "{csp}");
+    assert!(!csp.contains("unsafe"), "{csp}");
+    assert_eq!(headers["x-content-type-options"], "nosniff");
+    assert_eq!(headers["x-frame-options"], "DENY");
+    assert_eq!(headers["cache-control"], "no-store");
+    assert_eq!(headers["referrer-policy"], "no-referrer");
+    let html = answer.text().await.unwrap();
+    assert!(html.contains(r#"<html lang="nl">"#));
+    assert!(html.contains(r##"<a class="skip" href="#inhoud">Naar de inhoud</a>"##));
+    assert!(
+        html.contains(r#"<main id="inhoud""#) && html.contains("<nav aria-label=\"Hoofdmenu\">")
+    );
+    assert!(html.contains(PERSON), "the person from the configuration");
+    assert!(html.contains("Gemeente Groningen Leerplicht RMC"));
+    assert!(!html.contains("<script"), "no script");
+
+    let css = plain_client()
+        .get(console.url("/console.css"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(css.headers()["content-type"], "text/css; charset=utf-8");
+    assert!(css.text().await.unwrap().contains(":focus-visible"));
+
+    let missing = plain_client()
+        .get(console.url("/nergens"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+    assert!(missing.headers().contains_key("content-security-policy"));
+    console.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_workstation_console_answers_only_its_own_host_name() {
+    let console = TestConsole::start(workstation("leerplicht", "127.0.0.1:9", Some(PERSON))).await;
+    let rebound = plain_client()
+        .get(console.url("/"))
+        .header("host", "evil.example:80")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(rebound.status(), StatusCode::MISDIRECTED_REQUEST);
+    assert!(!rebound.text().await.unwrap().contains(PERSON));
+    let localhost = plain_client()
+        .get(format!("http://localhost:{}/", console.addr.port()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(localhost.status(), StatusCode::OK);
+    console.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_console_without_tls_refuses_a_non_loopback_address_and_needs_a_person() {
+    let open = tokio::net::TcpListener::bind("0.0.0.0:0").await.unwrap();
+    let refused = serve(
+        workstation("leerplicht", "127.0.0.1:9", Some(PERSON)),
+        open,
+        async {},
+    )
+    .await;
+    assert!(
+        matches!(refused, Err(ConsoleError::NotLoopback(_))),
+        "{refused:?}"
+    );
+    let loopback = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let nobody = serve(
+        workstation("leerplicht", "127.0.0.1:9", None),
+        loopback,
+        async {},
+    )
+    .await;
+    assert!(matches!(nobody, Err(ConsoleError::NoPerson)), "{nobody:?}");
+    let loopback = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let id_like = serve(
+        workstation("leerplicht", "127.0.0.1:9", Some("A. Bakker 123456782")),
+        loopback,
+        async {},
+    )
+    .await;
+    assert!(
+        matches!(id_like, Err(ConsoleError::BadPerson(_))),
+        "{id_like:?}"
+    );
+    let loopback = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let mut both = network("leerplicht", "127.0.0.1:9");
+    both.person = Some(PERSON.into());
+    let both = serve(both, loopback, async {}).await;
+    assert!(matches!(both, Err(ConsoleError::PersonWithTls)), "{both:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_network_console_takes_the_person_from_the_personal_certificate() {
+    let console = TestConsole::start(network("leerplicht", "127.0.0.1:9")).await;
+    let bakker = tls_client(&material("persoon-leerplicht-bakker"));
+    let answer = bakker.get(console.https("/")).send().await.unwrap();
+    assert_eq!(answer.status(), StatusCode::OK);
+    assert!(answer.headers().contains_key("strict-transport-security"));
+    let html = answer.text().await.unwrap();
+    assert!(html.contains(PERSON), "the person from the certificate");
+
+    // The organisation's own certificate names no person.
+    let org = tls_client(&material("leerplicht"))
+        .get(console.https("/"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(org.status(), StatusCode::FORBIDDEN);
+    let refused = org.text().await.unwrap();
+    assert!(refused.contains("Geen toegang") && !refused.contains(PERSON));
+
+    // A person of another organisation.
+    let fg = tls_client(&material("persoon-fg-devries"))
+        .get(console.https("/"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(fg.status(), StatusCode::FORBIDDEN);
+
+    // No client certificate: the handshake fails.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let anonymous = reqwest::Client::builder()
+        .tls_certs_only(
+            reqwest::Certificate::from_pem_bundle(&material("leerplicht").ca_pem).unwrap(),
+        )
+        .build()
+        .unwrap()
+        .get(console.https("/"))
+        .send()
+        .await;
+    assert!(anonymous.is_err(), "{anonymous:?}");
+
+    // Plain HTTP to a TLS console gets nothing.
+    let plain = plain_client().get(console.url("/")).send().await;
+    assert!(plain.is_err() || plain.unwrap().status() != StatusCode::OK);
+    console.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_personal_certificate_is_refused_at_the_node() {
+    let node = common::TestNode::start("leerplicht").await;
+    let refused = pactgate::client::connect(
+        &node.addr().to_string(),
+        &material("persoon-leerplicht-bakker"),
+    )
+    .await;
+    match refused {
+        Err(_) => {}
+        Ok(channel) => {
+            let mut intake = pactgate::pb::signal_intake_client::SignalIntakeClient::new(channel);
+            let listed = intake.list(pactgate::pb::ListRequest::default()).await;
+            assert!(
+                listed.is_err(),
+                "a person's certificate acts as the organisation"
+            );
+        }
+    }
+}
+
+/// The audit entries of `node` whose stated actor is `actor`, as its FG lists them.
+async fn entries_naming(node: &common::TestNode, actor: &str) -> Vec<pactgate::pb::AuditEntry> {
+    let fg = if node.party == "leerplicht" {
+        "fg".to_owned()
+    } else {
+        format!("fg-{}", node.party)
+    };
+    let mut audit = node.audit_as(&fg).await;
+    let page = audit
+        .list_entries(pactgate::pb::ListEntriesRequest {
+            first_page: true,
+            ..Default::default()
+        })
+        .await
+        .expect("the FG lists the audit log")
+        .into_inner();
+    page.entries
+        .into_iter()
+        .filter(|e| e.actor == actor)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_signals_page_shows_the_nodes_signals_by_pseudonym_and_is_audited_naming_the_person() {
+    let node = common::TestNode::start("leerplicht").await;
+    let bsns = common::Bsns::new(1301).take(3);
+    let records = bsns
+        .iter()
+        .enumerate()
+        .map(|(i, bsn)| common::good_record(&format!("LP-{i}"), bsn))
+        .collect();
+    let mut intake = node.intake_as("leerplicht").await;
+    let report = common::push(&mut intake, records).await.unwrap();
+    assert_eq!(report.accepted, 3);
+
+    let console = TestConsole::start(workstation(
+        "leerplicht",
+        &node.addr().to_string(),
+        Some(PERSON),
+    ))
+    .await;
+    let answer = plain_client()
+        .get(console.url("/signalen?categorie=LRV&gemeente=GM0014"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), StatusCode::OK);
+    let html = answer.text().await.unwrap();
+    for i in 0..3 {
+        assert!(html.contains(&format!("LP-{i}")), "record LP-{i} listed");
+    }
+    assert!(
+        html.contains(&common::pseudonym_of(&bsns[0])),
+        "by pseudonym"
+    );
+    for bsn in &bsns {
+        assert!(!html.contains(bsn.as_str()), "no BSN on the page");
+    }
+    assert!(html.contains("Langdurig relatief verzuim"));
+
+    let none = plain_client()
+        .get(console.url("/signalen?categorie=AV"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!none.contains("LP-0"), "the filter reaches the node");
+    // A value that is no code is dropped, not sent on.
+    let odd = plain_client()
+        .get(console.url("/signalen?gemeente=123456782"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(odd.status(), StatusCode::OK);
+
+    let audited = entries_naming(&node, PERSON).await;
+    assert!(
+        !audited.is_empty(),
+        "the node's audit names the person who looked"
+    );
+    assert!(audited
+        .iter()
+        .all(|e| e.actor_oin == "00000099000000000004"));
+    console.stop().await;
+}
+
+/// The CSRF cookie an answer sets ("name=value") and the token of the page's form.
+fn cookie_and_token(set_cookie: &str, html: &str) -> (String, String) {
+    let cookie = set_cookie.split(';').next().unwrap().to_owned();
+    let start = html.find(r#"name="csrf" value=""#).expect("a CSRF field") + 19;
+    let token = html[start..].split('"').next().unwrap().to_owned();
+    (cookie, token)
+}
+
+/// The Navragen form: the leerplichtambtenaar's routine flow for pupils living in Groningen.
+fn fields(token: &str) -> [(&str, &str); 6] {
+    [
+        ("csrf", token),
+        ("rol", "leerplichtambtenaar"),
+        ("grondslag", "lpw-art21"),
+        ("doel", "verzuimaanpak"),
+        ("stroom", "verzuimmelding"),
+        ("gemeente", "GM0014"),
+    ]
+}
+
+/// Opens a page with a form: the browser's cookie and the form's token.
+async fn open_form(console: &TestConsole, path: &str) -> (String, String) {
+    let answer = plain_client().get(console.url(path)).send().await.unwrap();
+    assert_eq!(answer.status(), StatusCode::OK);
+    let set = answer.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(
+        set.contains("HttpOnly") && set.contains("SameSite=Strict"),
+        "{set}"
+    );
+    let html = answer.text().await.unwrap();
+    cookie_and_token(&set, &html)
+}
+
+async fn post_form(
+    console: &TestConsole,
+    path: &str,
+    cookie: Option<&str>,
+    fields: &[(&str, &str)],
+) -> (StatusCode, String) {
+    let body = fields
+        .iter()
+        .map(|(k, v)| format!("{k}={}", v.replace(' ', "+")))
+        .collect::<Vec<_>>()
+        .join("&");
+    let mut request = plain_client()
+        .post(console.url(path))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(body);
+    if let Some(cookie) = cookie {
+        request = request.header("cookie", cookie);
+    }
+    let answer = request.send().await.unwrap();
+    (answer.status(), answer.text().await.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_query_form_needs_its_csrf_token_and_asks_the_partners_as_the_person() {
+    let fed = common::Federation::start(&["leerplicht", "swv-vo"]).await;
+    let bsns = common::Bsns::new(1302).take(2);
+    let records = bsns
+        .iter()
+        .enumerate()
+        .map(|(i, bsn)| common::good_record(&format!("VO-{i}"), bsn))
+        .collect();
+    let mut intake = fed.node("swv-vo").intake_as("swv-vo").await;
+    assert_eq!(
+        common::push(&mut intake, records).await.unwrap().accepted,
+        2
+    );
+
+    let node = fed.node("leerplicht");
+    let console = TestConsole::start(workstation(
+        "leerplicht",
+        &node.addr().to_string(),
+        Some(PERSON),
+    ))
+    .await;
+    let (cookie, token) = open_form(&console, "/navragen").await;
+    let before = entries_naming(node, PERSON).await.len();
+
+    // Refused: no cookie, no token, a token of another browser, a token of another form.
+    let token = token.as_str();
+    let (status, html) = post_form(&console, "/navragen", None, &fields(token)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(html.contains("Formulier niet aangenomen"));
+    let (status, _) = post_form(&console, "/navragen", Some(&cookie), &fields("")).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (other_cookie, _) = open_form(&console, "/navragen").await;
+    let (status, _) = post_form(&console, "/navragen", Some(&other_cookie), &fields(token)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        entries_naming(node, PERSON).await.len(),
+        before,
+        "a refused form reaches no node"
+    );
+
+    // Accepted: the partners' signals, by pseudonym, and the node's audit names the person.
+    let (status, html) = post_form(&console, "/navragen", Some(&cookie), &fields(token)).await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    assert!(html.contains("Samenwerkingsverband VO Groningen"), "{html}");
+    assert!(html.contains(&common::pseudonym_of(&bsns[0])));
+    for bsn in &bsns {
+        assert!(!html.contains(bsn.as_str()));
+    }
+    assert!(entries_naming(node, PERSON).await.len() > before);
+    assert!(
+        !entries_naming(fed.node("swv-vo"), PERSON).await.is_empty(),
+        "the peer's audit names the person too"
+    );
+    console.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_due_list_counts_the_partners_signals_only_through_its_csrf_form() {
+    let fed = common::Federation::start_tuned(
+        &["leerplicht", "swv-vo"],
+        Some(common::policy_path()),
+        Vec::new(),
+        common::NodeTuning::fast_audit_with_counting(),
+    )
+    .await;
+    let bsns = common::Bsns::new(1303).take(2);
+    let records = bsns
+        .iter()
+        .enumerate()
+        .map(|(i, bsn)| common::good_record(&format!("VO-{i}"), bsn))
+        .collect();
+    let mut intake = fed.node("swv-vo").intake_as("swv-vo").await;
+    assert_eq!(
+        common::push(&mut intake, records).await.unwrap().accepted,
+        2
+    );
+    let node = fed.node("leerplicht");
+    let console = TestConsole::start(workstation(
+        "leerplicht",
+        &node.addr().to_string(),
+        Some(PERSON),
+    ))
+    .await;
+
+    let own = plain_client()
+        .get(console.url("/signaleringslijst"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(own.status(), StatusCode::OK);
+    assert!(!own
+        .text()
+        .await
+        .unwrap()
+        .contains(&common::pseudonym_of(&bsns[0])));
+
+    let (cookie, token) = open_form(&console, "/signaleringslijst").await;
+    let claim = &fields(&token)[..5];
+    let (status, _) = post_form(&console, "/signaleringslijst", None, claim).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "no cookie");
+    let (_, navragen_token) = open_form(&console, "/navragen").await;
+    let other_form = &fields(&navragen_token)[..5];
+    let (status, _) = post_form(&console, "/signaleringslijst", Some(&cookie), other_form).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "another form's token");
+
+    let (status, html) = post_form(&console, "/signaleringslijst", Some(&cookie), claim).await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    assert!(html.contains(&common::pseudonym_of(&bsns[0])), "{html}");
+    assert!(html.contains("8 weken of langer"), "{html}");
+    assert!(
+        html.contains("swv-vo (VO-0)") || html.contains("swv-vo"),
+        "{html}"
+    );
+    for bsn in &bsns {
+        assert!(!html.contains(bsn.as_str()));
+    }
+    assert!(!entries_naming(node, PERSON).await.is_empty());
+    console.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_fgs_privacy_pages_browse_verify_and_report_without_echoing_the_bsn() {
+    let node = common::TestNode::start("leerplicht").await;
+    let bsn = common::Bsns::new(1304).next_bsn();
+    let mut intake = node.intake_as("leerplicht").await;
+    let records = vec![common::good_record("LP-AV-1", &bsn)];
+    assert_eq!(
+        common::push(&mut intake, records).await.unwrap().accepted,
+        1
+    );
+    const FG: &str = "J. de Vries, functionaris gegevensbescherming";
+    let mut setup = workstation("fg", &node.addr().to_string(), Some(FG));
+    setup.fg = true;
+    let console = TestConsole::start(setup).await;
+
+    let start = plain_client().get(console.url("/")).send().await.unwrap();
+    let start = start.text().await.unwrap();
+    assert!(
+        start.contains("/privacy/auditlog") && !start.contains("/signalen"),
+        "the FG's menu"
+    );
+
+    let log = plain_client()
+        .get(console.url("/privacy/auditlog"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(log.status(), StatusCode::OK);
+    let log = log.text().await.unwrap();
+    assert!(log.contains("Gemeente Groningen Leerplicht RMC"), "{log}");
+    let denied = plain_client()
+        .get(console.url("/privacy/auditlog?besluit=DENY"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        !denied.contains("toegestaan</td>"),
+        "the filter reaches the node"
+    );
+
+    let verified = plain_client()
+        .get(console.url("/privacy/controle"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(verified.status(), StatusCode::OK);
+    assert!(verified
+        .text()
+        .await
+        .unwrap()
+        .contains("Het auditlog is compleet en ongewijzigd."));
+
+    let (cookie, token) = open_form(&console, "/privacy/inzage").await;
+    let (status, html) =
+        post_form(&console, "/privacy/inzage", Some(&cookie), &[("bsn", &bsn)]).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "no token");
+    assert!(!html.contains(bsn.as_str()));
+    let (status, html) = post_form(
+        &console,
+        "/privacy/inzage",
+        Some(&cookie),
+        &[("csrf", &token), ("bsn", &bsn)],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    assert!(html.contains(&common::pseudonym_of(&bsn)), "{html}");
+    assert!(
+        html.contains("LP-AV-1") || html.contains("regels"),
+        "{html}"
+    );
+    assert!(
+        !html.contains(bsn.as_str()),
+        "the BSN is not on the page afterwards"
+    );
+
+    let entries = entries_naming(&node, FG).await;
+    assert!(!entries.is_empty(), "the node's audit names the FG");
+    let everything = format!("{:?}", entries_naming(&node, "").await) + &format!("{entries:?}");
+    assert!(!everything.contains(bsn.as_str()), "no BSN in the audit");
+    console.stop().await;
+}
