@@ -14,6 +14,7 @@
 //! - [`backup`]: the backup format: a consistent copy of a node's data, and restoring it.
 //! - [`store_cli`]: `pactgate store check`, `backup` and `restore`.
 //! - [`identity`]: the organisation (OIN, name) a certificate names.
+//! - [`ids`]: the domain's identifiers as types (OIN, CBS code, BRIN/school, pseudonym), each rule once.
 //! - [`tls`]: rustls configs (TLS 1.3, client certificates required) and the TLS listener.
 //! - [`limits`]: limits on everything a caller controls, for every listener.
 //! - [`certs`]: development certificates (rcgen).
@@ -48,6 +49,7 @@ pub mod config;
 pub mod demo;
 pub mod exchange;
 pub mod identity;
+pub mod ids;
 pub mod import;
 pub mod integrity;
 pub mod limits;

@@ -227,7 +227,7 @@ pub fn entry(
     NewEntry {
         trace_id: trace.trace_id.clone(),
         span_id: trace.span_id.clone(),
-        actor_oin: org.oin.clone(),
+        actor_oin: org.oin.to_string(),
         actor_name: org.name.clone(),
         actor: actor.chars().take(200).collect(),
         action,
@@ -606,10 +606,12 @@ fn record_refusals(node: &NodeContext, window: &str) {
     for tally in tallies {
         let trace = TraceContext::from_metadata(&tonic::metadata::MetadataMap::new());
         let caller = Organisation {
-            oin: tally.caller.oin.clone(),
+            oin: crate::ids::Oin::stand_in(),
             name: tally.caller.name.clone(),
         };
         let mut e = entry(&trace, &caller, "", Action::Query, &version);
+        // The refused caller's OIN as counted: it may be no valid OIN at all.
+        e.actor_oin.clone_from(&tally.caller.oin);
         e.decision = AuditDecision::Deny;
         e.count = tally.total();
         e.reason = format!(

@@ -6,6 +6,7 @@
 use super::calendar::{Holiday, SchoolCalendar};
 use super::closed_day;
 use super::targets::{self, Indicator, RawIndicator};
+use crate::ids::{Brin, MunicipalityCode};
 use crate::signal::{Category, Sector, Signal};
 use chrono::NaiveDate;
 use serde::Deserialize;
@@ -196,7 +197,7 @@ pub struct CountingRules {
     min_absent_since: NaiveDate,
     suppression_threshold: u64,
     denominators: BTreeMap<String, u64>,
-    swv_by_brin: HashMap<String, String>,
+    swv_by_brin: HashMap<Brin, String>,
     swv_names: Vec<String>,
     sector_groups: HashMap<Sector, SectorGroup>,
     compulsory_age: CompulsoryAge,
@@ -794,7 +795,7 @@ impl Checker<'_> {
 
     fn denominators(&mut self, d: &BTreeMap<String, Spanned<u64>>) -> BTreeMap<String, u64> {
         for (code, n) in d {
-            if !is_municipality(code) {
+            if !MunicipalityCode::is_valid(code) {
                 self.fail(
                     n.span(),
                     format!("\"{code}\" is not a CBS municipality code"),
@@ -815,10 +816,10 @@ impl Checker<'_> {
     fn swv(
         &mut self,
         swv: &BTreeMap<String, Spanned<Vec<Spanned<String>>>>,
-    ) -> (HashMap<String, String>, Vec<String>) {
+    ) -> (HashMap<Brin, String>, Vec<String>) {
         let mut by_brin = HashMap::new();
         for (name, brins) in swv {
-            if is_municipality(name) || name == super::REGION || name == super::NO_SWV {
+            if MunicipalityCode::is_valid(name) || name == super::REGION || name == super::NO_SWV {
                 self.fail(
                     brins.span(),
                     format!("\"{name}\" cannot name an SWV"),
@@ -827,15 +828,16 @@ impl Checker<'_> {
             }
             for brin in brins.get_ref() {
                 let code = brin.get_ref();
-                let well_formed =
-                    code.len() == 4 && code.chars().all(|c| c.is_ascii_alphanumeric());
-                if !well_formed {
+                let Ok(parsed) = code.parse::<Brin>() else {
                     self.fail(
                         brin.span(),
                         format!("\"{code}\" is not a BRIN"),
-                        "write the four characters of the BRIN, without the vestiging",
+                        "write the BRIN's two digits and two capitals, e.g. 20XY, without the \
+                         vestiging",
                     );
-                } else if let Some(other) = by_brin.insert(code.clone(), name.clone()) {
+                    continue;
+                };
+                if let Some(other) = by_brin.insert(parsed, name.clone()) {
                     self.fail(
                         brin.span(),
                         format!("BRIN {code} is in {other} and {name}"),
@@ -846,10 +848,6 @@ impl Checker<'_> {
         }
         (by_brin, swv.keys().cloned().collect())
     }
-}
-
-fn is_municipality(code: &str) -> bool {
-    code.len() == 6 && code.starts_with("GM") && code[2..].chars().all(|c| c.is_ascii_digit())
 }
 
 fn valid_school_year(year: &str, from: NaiveDate) -> bool {

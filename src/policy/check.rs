@@ -12,6 +12,7 @@ use super::raw::{
     RawCovenant, RawDataCategory, RawFg, RawLegalBasis, RawMeeting, RawParticipant, RawParty,
     RawPolicy, RawPurpose, RawRevoked, RawRoutineFlow, Text, Texts,
 };
+use crate::ids::{Brin, MunicipalityCode, Oin};
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;
 use toml::Spanned;
@@ -202,16 +203,18 @@ impl<'a> Checker<'a> {
         })
     }
 
-    fn oin(&mut self, t: &Text, owner: &str) -> String {
-        let oin = t.get_ref().clone();
-        if oin.len() != 20 || !oin.bytes().all(|b| b.is_ascii_digit()) {
+    /// The OIN, or `None` after recording why it is not one.
+    fn oin(&mut self, t: &Text, owner: &str) -> Option<Oin> {
+        let oin = t.get_ref();
+        let parsed = Oin::parse_field(oin, "oin").ok();
+        if parsed.is_none() {
             self.error(
                 t.span(),
                 format!("OIN '{oin}' of {owner} is not 20 digits"),
                 "copy the 20-digit OIN from the party's PKIoverheid certificate (subject serialNumber)",
             );
         }
-        oin
+        parsed
     }
 
     /// Checks that a list of ids names at least one and only known ones; keeps the known ones.
@@ -455,13 +458,16 @@ impl<'a> Checker<'a> {
         let id = self.id(&raw.id, "party", taken);
         let owner = format!("party '{id}'");
         let oin = self.oin(&raw.oin, &owner);
-        if !self.known.party_oins.insert(oin.clone()) {
-            self.error(
-                raw.oin.span(),
-                format!("OIN {oin} is used by two parties"),
-                "give each party its own OIN",
-            );
+        if let Some(oin) = &oin {
+            if !self.known.party_oins.insert(oin.to_string()) {
+                self.error(
+                    raw.oin.span(),
+                    format!("OIN {oin} is used by two parties"),
+                    "give each party its own OIN",
+                );
+            }
         }
+        let oin = oin.unwrap_or_else(Oin::stand_in);
         let org_type = self.org_type(&raw.org_type);
         self.known.parties.insert(id.clone(), org_type);
         self.known.org_types.insert(org_type);
@@ -501,7 +507,7 @@ impl<'a> Checker<'a> {
         org_type: OrgType,
         owner: &str,
         at: Range<usize>,
-    ) -> Vec<String> {
+    ) -> Vec<MunicipalityCode> {
         let list = &raw.municipalities;
         match (org_type == OrgType::Gemeente, list.first()) {
             (true, None) => self.error(
@@ -516,16 +522,18 @@ impl<'a> Checker<'a> {
             ),
             _ => {}
         }
+        let mut codes = Vec::with_capacity(list.len());
         for t in list {
-            if !is_municipality_code(t.get_ref()) {
-                self.error(
+            match t.get_ref().parse() {
+                Ok(code) => codes.push(code),
+                Err(_) => self.error(
                     t.span(),
                     format!("'{}' is not a CBS municipality code", t.get_ref()),
                     "write GM followed by 4 digits, e.g. GM0014",
-                );
+                ),
             }
         }
-        list.iter().map(|t| t.get_ref().clone()).collect()
+        codes
     }
 
     fn schools(
@@ -534,7 +542,7 @@ impl<'a> Checker<'a> {
         org_type: OrgType,
         owner: &str,
         at: Range<usize>,
-    ) -> Vec<String> {
+    ) -> Vec<Brin> {
         let list = &raw.schools;
         let has_schools = matches!(org_type, OrgType::Swv | OrgType::Mbo);
         match (has_schools, list.first()) {
@@ -550,16 +558,18 @@ impl<'a> Checker<'a> {
             ),
             _ => {}
         }
+        let mut brins = Vec::with_capacity(list.len());
         for t in list {
-            if !is_brin(t.get_ref()) {
-                self.error(
+            match t.get_ref().parse() {
+                Ok(brin) => brins.push(brin),
+                Err(_) => self.error(
                     t.span(),
                     format!("'{}' is not a BRIN code", t.get_ref()),
                     "write two digits and two capitals, e.g. 20XY (without the vestiging)",
-                );
+                ),
             }
         }
-        list.iter().map(|t| t.get_ref().clone()).collect()
+        brins
     }
 
     /// A revoked certificate: a fingerprint (`sha256:` and 64 hex digits, colons allowed) or a
@@ -613,8 +623,10 @@ impl<'a> Checker<'a> {
     fn fg(&mut self, f: &Spanned<RawFg>) -> Fg {
         let raw = f.get_ref();
         let name = self.text(&raw.name, "FG name");
-        let oin = self.oin(&raw.oin, &format!("FG '{name}'"));
-        if self.known.party_oins.contains(&oin) {
+        let oin = self
+            .oin(&raw.oin, &format!("FG '{name}'"))
+            .unwrap_or_else(Oin::stand_in);
+        if self.known.party_oins.contains(oin.as_str()) {
             self.error(
                 raw.oin.span(),
                 format!("FG '{name}' has the OIN of a party"),
@@ -1024,17 +1036,6 @@ fn scope_fits(scope: FlowScope, receiver: OrgType) -> bool {
     }
 }
 
-fn is_municipality_code(code: &str) -> bool {
-    code.len() == 6 && code.starts_with("GM") && code[2..].bytes().all(|b| b.is_ascii_digit())
-}
-
-fn is_brin(code: &str) -> bool {
-    let b = code.as_bytes();
-    b.len() == 4
-        && b[..2].iter().all(u8::is_ascii_digit)
-        && b[2..].iter().all(u8::is_ascii_uppercase)
-}
-
 /// Hex digits with `:` and spaces removed, lowercase; `None` if anything else is in it.
 fn normal_hex(text: &str) -> Option<String> {
     let hex: String = text
@@ -1048,18 +1049,6 @@ fn normal_hex(text: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn formats() {
-        assert!(is_municipality_code("GM0014"));
-        assert!(
-            !is_municipality_code("GM014")
-                && !is_municipality_code("gm0014")
-                && !is_municipality_code("GM00a4")
-        );
-        assert!(is_brin("20XY"));
-        assert!(!is_brin("20xy") && !is_brin("20XY01") && !is_brin("2XYZ") && !is_brin("20É"));
-    }
 
     #[test]
     fn revoked_certificates_are_normalised_and_bad_ones_named() {

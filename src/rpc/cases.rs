@@ -121,7 +121,7 @@ impl CasesService {
                 )));
             }
             participants.push(Party {
-                oin: party.oin.clone(),
+                oin: party.oin.to_string(),
                 name: party.name.clone(),
             });
         }

@@ -95,7 +95,7 @@ fn timeout(ms: u32) -> Duration {
 fn coverage(node: &NodeContext, claim: Option<&pb::AccessClaim>) -> clock::Coverage {
     let policy = node.policy.current();
     let own = policy.as_ref().and_then(|p| p.party_by_oin(&node.own.oin));
-    let municipalities = own.map(|p| p.municipalities.clone()).unwrap_or_default();
+    let municipalities = own.map(|p| names(&p.municipalities)).unwrap_or_default();
     let Some(claim) = claim else {
         return clock::Coverage {
             visible: crate::signal::Category::ALL.to_vec(),
@@ -331,7 +331,7 @@ impl CountsService {
             visible: permit.signal_categories.clone(),
             municipalities: policy
                 .party_by_oin(&self.node.own.oin)
-                .map(|p| p.municipalities.clone())
+                .map(|p| names(&p.municipalities))
                 .unwrap_or_default(),
         };
         let suppressed = self
@@ -352,4 +352,9 @@ impl CountsService {
         };
         Ok((response, permit))
     }
+}
+
+/// Ids as the strings the clock's reports name them by.
+fn names<T: ToString>(ids: &[T]) -> Vec<String> {
+    ids.iter().map(ToString::to_string).collect()
 }

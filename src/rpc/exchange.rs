@@ -57,7 +57,7 @@ pub fn filter_from(filter: Option<pb::QueryFilter>) -> Result<ExchangeFilter, St
     };
     let school = match f.school.as_str() {
         "" => None,
-        c => Some(crate::signal::check_school(c, crate::signal::Category::Lrv).map_err(invalid)?),
+        c => crate::signal::check_school(c, crate::signal::Category::Lrv).map_err(invalid)?,
     };
     crate::limits::check_count(
         "filter.categories",

@@ -58,7 +58,7 @@ fn filter_from(req: pb::ListRequest) -> Result<SignalFilter, Status> {
         .transpose()
         .map_err(invalid)?;
     let school = match non_empty(req.school) {
-        Some(c) => Some(signal::check_school(&c, signal::Category::Lrv).map_err(invalid)?),
+        Some(c) => signal::check_school(&c, signal::Category::Lrv).map_err(invalid)?,
         None => None,
     };
     let pupil_pseudonym = non_empty(req.pupil_pseudonym);
