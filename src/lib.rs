@@ -32,6 +32,7 @@
 //! - [`client`]: connecting to a node as a partner's system.
 //! - [`import`]: reading CSV / JSON-lines signal files (fuzzable).
 //! - [`cli`]: the `pactgate` subcommands.
+//! - [`toml_check`]: the checked-TOML framework (file, line, column, fix) of the policy and the counting rules.
 //! - [`trace`]: W3C traceparent ids carried across nodes for the audit.
 //! - [`demo`]: `pactgate demo`, a federation on loopback with a synthetic population.
 #![forbid(unsafe_code)]
@@ -65,4 +66,5 @@ pub mod signal;
 pub mod store;
 pub mod store_cli;
 pub mod tls;
+pub mod toml_check;
 pub mod trace;

@@ -161,7 +161,7 @@ fn rule_errors_name_file_line_and_fix() {
         "{text}"
     );
     assert!(
-        text.contains("\"adres_in_onderzoek\" cannot be used here; use one of"),
+        text.contains("\"adres_in_onderzoek\" cannot be used here — use one of"),
         "{text}"
     );
 }

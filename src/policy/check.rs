@@ -2,7 +2,7 @@
 //! Collects every error with its line and a fix instead of stopping at the first; values built
 //! while errors exist are discarded, so fallbacks used to keep checking never reach a caller.
 
-use super::error::{PolicyError, PolicyErrors};
+use super::error::PolicyErrors;
 use super::model::{
     category_from_code, Covenant, DataCategory, Fg, Field, FieldSet, FlowScope, Grant, LegalBasis,
     Meeting, OrgType, Participant, Party, Purpose, Revoked, RoutineFlow, DEFAULT_MAX_PUPILS,
@@ -13,6 +13,7 @@ use super::raw::{
     RawPolicy, RawPurpose, RawRevoked, RawRoutineFlow, Text, Texts,
 };
 use crate::ids::{Brin, MunicipalityCode, Oin};
+use crate::toml_check::{self, Findings};
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;
 use toml::Spanned;
@@ -34,16 +35,15 @@ pub(super) struct Checked {
 
 /// Checks `text` (named `file` in messages).
 pub(super) fn check(text: &str, file: &str) -> Result<Checked, PolicyErrors> {
-    let mut checker = Checker::new(text, file);
-    let raw = match toml::from_str::<RawPolicy>(text) {
-        Ok(raw) => raw,
-        Err(e) => return Err(PolicyErrors(vec![checker.toml_error(&e)])),
+    let raw = toml_check::parse::<RawPolicy>(text, file).map_err(|e| PolicyErrors(vec![e]))?;
+    let mut checker = Checker {
+        findings: Findings::new(text, file),
+        known: Known::default(),
     };
     let checked = checker.policy(raw);
-    match checker.errors.is_empty() {
-        true => Ok(checked),
-        false => Err(PolicyErrors(checker.errors)),
-    }
+    let (mut checked, warnings) = checker.findings.finish(checked).map_err(PolicyErrors)?;
+    checked.warnings = warnings;
+    Ok(checked)
 }
 
 /// Ids defined so far, each with what a reference needs to know about it.
@@ -62,64 +62,17 @@ struct Known {
 }
 
 struct Checker<'a> {
-    file: &'a str,
-    line_starts: Vec<usize>,
-    errors: Vec<PolicyError>,
-    warnings: Vec<String>,
+    findings: Findings<'a>,
     known: Known,
 }
 
-impl<'a> Checker<'a> {
-    fn new(text: &str, file: &'a str) -> Self {
-        let line_starts = std::iter::once(0)
-            .chain(text.match_indices('\n').map(|(i, _)| i + 1))
-            .collect();
-        Self {
-            file,
-            line_starts,
-            errors: Vec::new(),
-            warnings: Vec::new(),
-            known: Known::default(),
-        }
-    }
-
-    /// The 1-based line of a byte offset.
-    fn line(&self, offset: usize) -> usize {
-        self.line_starts.partition_point(|&start| start <= offset)
-    }
-
+impl Checker<'_> {
     fn error(&mut self, span: Range<usize>, message: impl Into<String>, fix: impl Into<String>) {
-        self.errors.push(PolicyError {
-            file: self.file.to_string(),
-            line: self.line(span.start),
-            message: message.into(),
-            fix: fix.into(),
-        });
+        self.findings.error(span, message, fix);
     }
 
     fn warn(&mut self, span: Range<usize>, message: impl AsRef<str>) {
-        let line = self.line(span.start);
-        self.warnings
-            .push(format!("{}:{}: {}", self.file, line, message.as_ref()));
-    }
-
-    fn toml_error(&self, e: &toml::de::Error) -> PolicyError {
-        let message = e.message().trim().to_string();
-        let fix = if message.starts_with("unknown field") {
-            "remove this key or correct its spelling (the allowed keys are listed)"
-        } else if message.starts_with("missing field") {
-            "add the missing key to this table"
-        } else if message.starts_with("invalid type") {
-            "write the value in the form the key needs (text in quotes, a list in [ ])"
-        } else {
-            "correct the TOML syntax on this line"
-        };
-        PolicyError {
-            file: self.file.to_string(),
-            line: e.span().map_or(0, |s| self.line(s.start)),
-            message,
-            fix: fix.to_string(),
-        }
+        self.findings.warn(span, message);
     }
 
     fn policy(&mut self, raw: RawPolicy) -> Checked {
@@ -155,7 +108,7 @@ impl<'a> Checker<'a> {
             routine_flows,
             meetings,
             revoked,
-            warnings: std::mem::take(&mut self.warnings),
+            warnings: Vec::new(),
         }
     }
 
@@ -1077,9 +1030,10 @@ mod tests {
 
     #[test]
     fn lines_are_one_based() {
-        let c = Checker::new("a\nbb\n\nc", "f");
+        let p = crate::toml_check::Positions::new("a\nbb\n\nc");
+        let line = |offset| p.line_col(offset).0;
         assert_eq!(
-            [c.line(0), c.line(1), c.line(2), c.line(5), c.line(6)],
+            [line(0), line(1), line(2), line(5), line(6)],
             [1, 1, 2, 3, 4]
         );
     }

@@ -228,9 +228,9 @@ fn assert_error(from: &str, to: &str, line_delta: usize, needle: &str) {
     assert_eq!(hit.line, line + line_delta, "{hit}");
     assert_eq!(hit.file, FILE);
     assert!(!hit.fix.is_empty());
-    assert!(hit
-        .to_string()
-        .starts_with(&format!("{FILE}:{}: ", line + line_delta)));
+    assert!(hit.column >= 1, "{hit}");
+    let place = format!("{FILE}:{}:{}: ", line + line_delta, hit.column);
+    assert!(hit.to_string().starts_with(&place), "{hit}");
 }
 
 #[test]
