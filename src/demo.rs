@@ -4,7 +4,7 @@
 //! beside them as a party of its own; the demo shows its quota counting and a quota refusal.
 
 use crate::certs::{dev_party, DevParty};
-use crate::cli::push_rows;
+use crate::client::push_rows;
 use crate::pb;
 use crate::pb::signal_intake_client::SignalIntakeClient;
 use crate::peers::PeerConfig;
@@ -602,9 +602,9 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         println!("\nA few signals as node {file} shows them (no BSN anywhere, only pseudonyms):");
         print!(
             "{}",
-            crate::cli::render_views(
+            crate::text::render_views(
                 &views[..views.len().min(3)],
-                crate::cli::OutputFormat::Table
+                crate::text::OutputFormat::Table
             )?
         );
     }
@@ -636,10 +636,10 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     for file in DEMO_NODES {
         let dir = data_dir.join(file);
         print!("  {file:<11} ");
-        crate::audit_cli::verify_offline(&dir, &[])?;
+        verify_stopped(&dir)?;
     }
     print!("  {:<11} ", "pseudonymiser");
-    crate::audit_cli::verify_offline(&data_dir.join("pseudonymiser"), &[])?;
+    verify_stopped(&data_dir.join("pseudonymiser"))?;
     println!(
         "\nThe nodes' data, audit logs and the report charts (report-g4.svg, report-groningen.svg) are in {}",
         data_dir.display()
@@ -821,7 +821,7 @@ async fn pseudonymiser_story(service: &ServiceConfig, seed: u64) -> anyhow::Resu
         );
     }
     if let Some(c) = &log.checkpoint {
-        println!("  {}", crate::audit_cli::checkpoint_line(c));
+        println!("  {}", crate::text::checkpoint_line(c));
     }
     // WIJ holds no signals; its quota covers the few lookups it needs. A system that tries the
     // BSN space is refused early, and seen.
@@ -1336,7 +1336,7 @@ async fn clock_story(nodes: &[DemoNode], data_dir: &Path, today: NaiveDate) -> a
         failures: Vec::new(),
     };
     println!("   The children nearest the deadline (not yet over three months), each with the region's next step:");
-    for line in crate::cli::render_due(&shown).lines().take(14) {
+    for line in crate::text::render_due(&shown).lines().take(14) {
         println!("   {line}");
     }
 
@@ -1478,11 +1478,11 @@ async fn audit_story(nodes: &[DemoNode], pupil_bsn: Option<String>) -> anyhow::R
             report.pupil_pseudonym,
             report.entries.len()
         );
-        for line in crate::audit_cli::render_entries(&report.entries).lines() {
+        for line in crate::text::render_entries(&report.entries).lines() {
             println!("   {line}");
         }
         if let Some(c) = &report.checkpoint {
-            println!("   {}", crate::audit_cli::checkpoint_line(c));
+            println!("   {}", crate::text::checkpoint_line(c));
         }
     }
     let mut as_wij = pb::audit_client::AuditClient::new(
@@ -1498,6 +1498,21 @@ async fn audit_story(nodes: &[DemoNode], pupil_bsn: Option<String>) -> anyhow::R
             status.code(),
             status.message()
         );
+    }
+    Ok(())
+}
+
+/// Verifies a stopped node's (or the service's) audit log from its data dir, through the audit
+/// module's offline verifier, and prints the outcome.
+fn verify_stopped(data_dir: &Path) -> anyhow::Result<()> {
+    let key_file = data_dir.join(crate::node::AUDIT_KEY_FILE);
+    let pkcs8 = std::fs::read(&key_file)?;
+    let key = crate::audit::SigningKey::from_pkcs8(&pkcs8)?;
+    let verified = crate::audit::verify_stopped(&data_dir.join("store"), key, Vec::new())?;
+    let response = crate::rpc::convert::verify_response(verified.result);
+    match crate::text::verify_text(&verified.origin, &response) {
+        Ok(line) => println!("{line}"),
+        Err(problem) => anyhow::bail!("{problem}"),
     }
     Ok(())
 }

@@ -12,7 +12,6 @@
 //! - [`store`]: the sled store, its indexes and durable batches.
 //! - [`integrity`]: the record of what the node acknowledged, beside sled's files.
 //! - [`backup`]: the backup format: a consistent copy of a node's data, and restoring it.
-//! - [`store_cli`]: `pactgate store check`, `backup` and `restore`.
 //! - [`identity`]: the organisation (OIN, name) a certificate names.
 //! - [`ids`]: the domain's identifiers as types (OIN, CBS code, BRIN/school, pseudonym), each rule once.
 //! - [`tls`]: rustls configs (TLS 1.3, client certificates required) and the TLS listener.
@@ -23,7 +22,6 @@
 //! - [`clock`]: counting rules as data, the three-month clock, the G4 report, suppression.
 //! - [`retention`]: purging closed signals after the retention period.
 //! - [`audit`]: the append-only audit log: RFC 9162 Merkle tree, signed checkpoints, witness, verify, LDV.
-//! - [`audit_cli`]: the `pactgate audit` commands for the FG.
 //! - [`cases`]: cases of case meetings and their sled tree.
 //! - [`exchange`]: which signals a permit lets a request see.
 //! - [`peers`]: the configured peer nodes and their channels.
@@ -31,7 +29,9 @@
 //! - [`node`]: a running node: all gRPC services and the C2SP witness (HTTP) on one mTLS listener.
 //! - [`client`]: connecting to a node as a partner's system.
 //! - [`import`]: reading CSV / JSON-lines signal files (fuzzable).
-//! - [`cli`]: the `pactgate` subcommands.
+//! - [`cli`]: the `pactgate` subcommands: clap definitions and dispatch in `cli/mod.rs`, one file
+//!   per command group (`audit`, `store`, `node`, ...), the leaf `cli::render`.
+//! - [`text`]: tables, CSV and JSON of answers for people (the CLI and the demo).
 //! - [`toml_check`]: the checked-TOML framework (file, line, column, fix) of the policy and the counting rules.
 //! - [`trace`]: W3C traceparent ids carried across nodes for the audit.
 //! - [`demo`]: `pactgate demo`, a federation on loopback with a synthetic population.
@@ -39,7 +39,6 @@
 #![deny(rust_2018_idioms)]
 
 pub mod audit;
-pub mod audit_cli;
 pub mod backup;
 pub mod cases;
 pub mod certs;
@@ -64,7 +63,7 @@ pub mod retention;
 pub mod rpc;
 pub mod signal;
 pub mod store;
-pub mod store_cli;
+pub mod text;
 pub mod tls;
 pub mod toml_check;
 pub mod trace;
