@@ -34,6 +34,8 @@
 //! - [`text`]: tables, CSV and JSON of answers for people (the CLI and the demo).
 //! - [`toml_check`]: the checked-TOML framework (file, line, column, fix) of the policy and the counting rules.
 //! - [`trace`]: W3C traceparent ids carried across nodes for the audit.
+//! - [`harness`]: starting real nodes and pseudonymisation services in-process, for the tests,
+//!   benches and the demo.
 //! - [`demo`]: `pactgate demo`, a federation on loopback with a synthetic population.
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
@@ -48,6 +50,7 @@ pub mod clock;
 pub mod config;
 pub mod demo;
 pub mod exchange;
+pub mod harness;
 pub mod identity;
 pub mod ids;
 pub mod import;
