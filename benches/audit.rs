@@ -128,7 +128,7 @@ async fn start_unaudited(tls: &TlsMaterial, data_dir: &Path) -> anyhow::Result<c
     let (service, config) =
         common::start_pseudonymiser(&data_dir.join("pseudonymiser"), &bench_key(KEY_SEED)).await?;
     let handler = UnauditedIntake {
-        own_oin: tls.organisation()?.oin,
+        own_oin: tls.organisation()?.oin.into_string(),
         store: Store::open(data_dir)?,
         pseudonymiser: PseudonymiserClient::connect_lazy(&config, tls)?,
     };

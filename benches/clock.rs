@@ -167,9 +167,13 @@ fn city_signals(n: usize, today: NaiveDate) -> anyhow::Result<Vec<Signal>> {
         );
         let temporary = is_exemption && rng.random_range(0..100) < 60;
         let school = if schools.is_empty() {
-            String::new()
+            None
         } else {
-            schools[rng.random_range(0..schools.len())].to_owned()
+            Some(
+                schools[rng.random_range(0..schools.len())]
+                    .parse()
+                    .expect("a school code"),
+            )
         };
         out.push(Signal {
             source_record_id: format!(
@@ -180,7 +184,7 @@ fn city_signals(n: usize, today: NaiveDate) -> anyhow::Result<Vec<Signal>> {
             pupil_pseudonym: c.pseudonym.clone(),
             category,
             sector: Some(sector),
-            residence_municipality: c.municipality.to_owned(),
+            residence_municipality: c.municipality.parse().expect("a CBS code"),
             school,
             absent_since,
             status,

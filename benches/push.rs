@@ -153,7 +153,10 @@ fn entries(s: &Signal) -> anyhow::Result<Entries> {
         (signal_key, serde_json::to_vec(s)?),
         (key(b'p', &s.pupil_pseudonym), Vec::new()),
         (key(b'm', &s.residence_municipality), Vec::new()),
-        (key(b'c', &s.school), Vec::new()),
+        (
+            key(b'c', s.school.as_deref().unwrap_or_default()),
+            Vec::new(),
+        ),
     ])
 }
 

@@ -54,7 +54,7 @@ pub struct Party {
 impl From<&Organisation> for Party {
     fn from(o: &Organisation) -> Self {
         Self {
-            oin: o.oin.clone(),
+            oin: o.oin.to_string(),
             name: o.name.clone(),
         }
     }

@@ -14,6 +14,8 @@ use tonic::transport::{Channel, Endpoint, Uri};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
+    #[error("the node refused the push: {0}")]
+    PushRefused(String),
     #[error("invalid node address {0:?}: expected host:port")]
     Address(String),
     #[error(transparent)]
@@ -170,4 +172,58 @@ pub fn connect_lazy(
 ) -> Result<Channel, ClientError> {
     let (endpoint, config) = channel(addr, tls, expected_oin)?;
     Ok(endpoint.connect_with_connector_lazy(connector(config)))
+}
+
+/// The totals of a push of a whole file.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct PushSummary {
+    pub accepted: usize,
+    /// Refusals with the file line they came from.
+    pub rejected: Vec<String>,
+    /// Refusals the node counted but did not list (a report lists the first of each push).
+    pub unlisted: usize,
+}
+
+impl PushSummary {
+    /// Every refused record, listed or not.
+    pub fn refused(&self) -> usize {
+        self.rejected.len() + self.unlisted
+    }
+}
+
+/// Pushes rows in batches; each refusal is reported with the file line it came from.
+pub async fn push_rows(
+    intake: &mut crate::pb::signal_intake_client::SignalIntakeClient<Channel>,
+    rows: Vec<crate::import::Row>,
+    batch: usize,
+    progress: &indicatif::ProgressBar,
+) -> Result<PushSummary, ClientError> {
+    let mut summary = PushSummary::default();
+    let mut pending: Vec<(usize, crate::pb::SignalRecord)> = Vec::new();
+    for (line, row) in rows {
+        match row {
+            Ok(record) => pending.push((line, record)),
+            Err(e) => {
+                summary.rejected.push(e.to_string());
+                progress.inc(1);
+            }
+        }
+    }
+    for chunk in pending.chunks(batch.max(1)) {
+        let lines: Vec<usize> = chunk.iter().map(|(l, _)| *l).collect();
+        let records: Vec<crate::pb::SignalRecord> = chunk.iter().map(|(_, r)| r.clone()).collect();
+        let report = intake
+            .push(tokio_stream::iter(records))
+            .await
+            .map_err(|s| ClientError::PushRefused(s.message().to_owned()))?
+            .into_inner();
+        summary.accepted += report.accepted as usize;
+        summary.unlisted += (report.rejected_count as usize).saturating_sub(report.rejected.len());
+        for r in report.rejected {
+            let line = lines.get(r.index as usize).copied().unwrap_or(0);
+            summary.rejected.push(format!("line {line} ({})", r.reason));
+        }
+        progress.inc(chunk.len() as u64);
+    }
+    Ok(summary)
 }

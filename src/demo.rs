@@ -1,10 +1,12 @@
 //! `pactgate demo`: starts one node per partner on free loopback ports with the development
 //! certificates, lets each partner's own system push a synthetic, realistic population over
-//! gRPC, shows what each node holds, and stops the nodes cleanly. The pseudonymisation service runs
-//! beside them as a party of its own; the demo shows its quota counting and a quota refusal.
+//! gRPC, shows what each node holds, and stops the nodes cleanly (nodes start through `harness`).
+//! The pseudonymisation service runs beside them as a party of its own; the demo shows its quota
+//! counting and a quota refusal.
 
 use crate::certs::{dev_party, DevParty};
-use crate::cli::push_rows;
+use crate::client::push_rows;
+use crate::harness::{self, Server};
 use crate::pb;
 use crate::pb::signal_intake_client::SignalIntakeClient;
 use crate::peers::PeerConfig;
@@ -117,12 +119,11 @@ pub const MUNICIPALITIES: [(&str, &str, u32); 4] = [
     ("GM1952", "Midden-Groningen", 12),
 ];
 
-/// A running in-process node of the demo.
+/// A running in-process node of the demo (the library's harness).
 pub struct DemoNode {
     pub party: DevParty,
     pub addr: SocketAddr,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<Result<(), crate::node::NodeError>>,
+    server: Server,
 }
 
 impl DemoNode {
@@ -139,8 +140,6 @@ impl DemoNode {
         let party = dev_party(file).with_context(|| format!("no development party {file}"))?;
         let tls =
             dev_certs::material(file).with_context(|| format!("no certificate for {file}"))?;
-        let addr = listener.local_addr()?;
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         // The demo's nodes witness each other, each peer's keys pinned from its data dir (its own
         // keys made first, before its peers read them).
         crate::node::audit_verifier_keys(&data_dir.join(file), party.oin)?;
@@ -151,47 +150,29 @@ impl DemoNode {
                 Ok((p.clone(), keys))
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
-        let (witnesses, witnessed_logs) = crate::node::mutual_witnessing(&keyed);
-        let setup = crate::node::NodeSetup {
-            tls,
-            pseudonymiser: pseudonymiser.clone(),
-            data_dir: data_dir.join(file),
-            policy,
-            peers,
-            counting,
-            crl: None,
-            checkpoint_interval: std::time::Duration::from_millis(500),
-            witnesses,
-            witnessed_logs,
-            ready: None,
-            limits: Default::default(),
-        };
-        let task = tokio::spawn(crate::node::serve(setup, listener, async {
-            let _ = rx.await;
-        }));
+        let mut setup =
+            harness::node_setup(tls, pseudonymiser.clone(), data_dir.join(file), &keyed);
+        setup.policy = policy;
+        setup.counting = counting;
+        setup.checkpoint_interval = std::time::Duration::from_millis(500);
+        let server = Server::spawn(setup, listener)?;
         Ok(Self {
             party,
-            addr,
-            shutdown: Some(tx),
-            task,
+            addr: server.addr,
+            server,
         })
     }
 
     /// Stops the node and waits until it has flushed and closed.
-    pub async fn stop(mut self) -> anyhow::Result<()> {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        (&mut self.task).await??;
-        Ok(())
+    pub async fn stop(self) -> anyhow::Result<()> {
+        Ok(self.server.stop().await?)
     }
 }
 
 /// The pseudonymisation service of the demo, in-process on a loopback port.
 pub struct DemoPseudonymiser {
     pub config: ServiceConfig,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<Result<(), crate::pseudonymiser::ServiceError>>,
+    server: Server,
 }
 
 impl DemoPseudonymiser {
@@ -207,44 +188,28 @@ impl DemoPseudonymiser {
         let party = dev_party(file).context("no development pseudonymiser")?;
         let tls = dev_certs::material(file).context("no certificate for the pseudonymiser")?;
         let key = PseudonymKey::from_bytes(1, seed);
-        let config = ServiceConfig {
-            address: String::new(),
-            oin: party.oin.to_owned(),
-            public_keys: vec![key.public_key()],
-        };
+        let public_keys = vec![key.public_key()];
         let keys = KeyRing::from_keys(vec![key]).context("an empty key ring")?;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let address = listener.local_addr()?.to_string();
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let (ready, is_ready) = tokio::sync::oneshot::channel();
         let setup = crate::pseudonymiser::ServiceSetup {
             tls,
             keys,
             policy: policy.to_owned(),
             data_dir: data_dir.join(file),
-            ready: Some(ready),
+            ready: None,
         };
-        let task = tokio::spawn(crate::pseudonymiser::serve(setup, listener, async {
-            let _ = rx.await;
-        }));
-        if is_ready.await.is_err() {
-            let failed = task.await?;
-            anyhow::bail!("the pseudonymisation service did not start: {failed:?}");
-        }
-        Ok(Self {
-            config: ServiceConfig { address, ..config },
-            shutdown: Some(tx),
-            task,
-        })
+        let server = Server::spawn_ready(setup, listener).await?;
+        let config = ServiceConfig {
+            address: server.addr.to_string(),
+            oin: party.oin.to_owned(),
+            public_keys,
+        };
+        Ok(Self { config, server })
     }
 
     /// Stops the service and waits until it has flushed and closed.
-    pub async fn stop(mut self) -> anyhow::Result<()> {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        (&mut self.task).await??;
-        Ok(())
+    pub async fn stop(self) -> anyhow::Result<()> {
+        Ok(self.server.stop().await?)
     }
 }
 
@@ -606,9 +571,9 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         println!("\nA few signals as node {file} shows them (no BSN anywhere, only pseudonyms):");
         print!(
             "{}",
-            crate::cli::render_views(
+            crate::text::render_views(
                 &views[..views.len().min(3)],
-                crate::cli::OutputFormat::Table
+                crate::text::OutputFormat::Table
             )?
         );
     }
@@ -643,10 +608,10 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     for file in DEMO_NODES {
         let dir = data_dir.join(file);
         print!("  {file:<11} ");
-        crate::audit_cli::verify_offline(&dir, &[])?;
+        verify_stopped(&dir)?;
     }
     print!("  {:<11} ", "pseudonymiser");
-    crate::audit_cli::verify_offline(&data_dir.join("pseudonymiser"), &[])?;
+    verify_stopped(&data_dir.join("pseudonymiser"))?;
     println!(
         "\nThe nodes' data, audit logs and the report charts (report-g4.svg, report-groningen.svg) are in {}",
         data_dir.display()
@@ -878,7 +843,7 @@ async fn pseudonymiser_story(service: &ServiceConfig, seed: u64) -> anyhow::Resu
         );
     }
     if let Some(c) = &log.checkpoint {
-        println!("  {}", crate::audit_cli::checkpoint_line(c));
+        println!("  {}", crate::text::checkpoint_line(c));
     }
     // WIJ holds no signals; its quota covers the few lookups it needs. A system that tries the
     // BSN space is refused early, and seen.
@@ -1393,7 +1358,7 @@ async fn clock_story(nodes: &[DemoNode], data_dir: &Path, today: NaiveDate) -> a
         failures: Vec::new(),
     };
     println!("   The children nearest the deadline (not yet over three months), each with the region's next step:");
-    for line in crate::cli::render_due(&shown).lines().take(14) {
+    for line in crate::text::render_due(&shown).lines().take(14) {
         println!("   {line}");
     }
 
@@ -1535,11 +1500,11 @@ async fn audit_story(nodes: &[DemoNode], pupil_bsn: Option<String>) -> anyhow::R
             report.pupil_pseudonym,
             report.entries.len()
         );
-        for line in crate::audit_cli::render_entries(&report.entries).lines() {
+        for line in crate::text::render_entries(&report.entries).lines() {
             println!("   {line}");
         }
         if let Some(c) = &report.checkpoint {
-            println!("   {}", crate::audit_cli::checkpoint_line(c));
+            println!("   {}", crate::text::checkpoint_line(c));
         }
     }
     let mut as_wij = pb::audit_client::AuditClient::new(
@@ -1555,6 +1520,21 @@ async fn audit_story(nodes: &[DemoNode], pupil_bsn: Option<String>) -> anyhow::R
             status.code(),
             status.message()
         );
+    }
+    Ok(())
+}
+
+/// Verifies a stopped node's (or the service's) audit log from its data dir, through the audit
+/// module's offline verifier, and prints the outcome.
+fn verify_stopped(data_dir: &Path) -> anyhow::Result<()> {
+    let key_file = data_dir.join(crate::node::AUDIT_KEY_FILE);
+    let pkcs8 = std::fs::read(&key_file)?;
+    let key = crate::audit::SigningKey::from_pkcs8(&pkcs8)?;
+    let verified = crate::audit::verify_stopped(&data_dir.join("store"), key, Vec::new())?;
+    let response = crate::rpc::convert::verify_response(verified.result);
+    match crate::text::verify_text(&verified.origin, &response) {
+        Ok(line) => println!("{line}"),
+        Err(problem) => anyhow::bail!("{problem}"),
     }
     Ok(())
 }

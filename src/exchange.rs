@@ -3,6 +3,7 @@
 //! see. Never decides whether a request is allowed (that is the policy's `evaluate`), and cannot
 //! be called without the [`Permit`] it produced (which only the policy can make).
 
+use crate::ids::{MunicipalityCode, SchoolCode};
 use crate::policy::{Permit, Scope};
 use crate::signal::{Category, Signal, Status};
 use crate::store::{SignalFilter, Store, StoreError};
@@ -11,8 +12,8 @@ use chrono::NaiveDate;
 /// The filters of an exchange query (all set filters must match).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ExchangeFilter {
-    pub residence_municipality: Option<String>,
-    pub school: Option<String>,
+    pub residence_municipality: Option<MunicipalityCode>,
+    pub school: Option<SchoolCode>,
     pub categories: Vec<Category>,
     pub status: Option<Status>,
     pub open_longer_than_days: Option<u32>,
@@ -23,7 +24,10 @@ impl ExchangeFilter {
         self.residence_municipality
             .as_ref()
             .is_none_or(|m| *m == s.residence_municipality)
-            && self.school.as_ref().is_none_or(|c| *c == s.school)
+            && self
+                .school
+                .as_ref()
+                .is_none_or(|c| Some(c) == s.school.as_ref())
             && (self.categories.is_empty() || self.categories.contains(&s.category))
             && self.status.is_none_or(|st| st == s.status)
             && self.open_longer_than_days.is_none_or(|days| {
@@ -37,7 +41,10 @@ pub fn in_scope(scope: &Scope, s: &Signal) -> bool {
     match scope {
         Scope::Unrestricted => true,
         Scope::Municipalities(codes) => codes.contains(&s.residence_municipality),
-        Scope::Schools(brins) => s.school.len() >= 4 && brins.iter().any(|b| *b == s.school[..4]),
+        Scope::Schools(brins) => s
+            .school
+            .as_ref()
+            .is_some_and(|school| brins.iter().any(|b| school.is_of(b))),
         Scope::Both(a, b) => in_scope(a, s) && in_scope(b, s),
     }
 }

@@ -2,6 +2,7 @@
 //! verified. Identity only, never permission: deciding what an organisation may do is the
 //! caller's and the policy's job.
 
+use crate::ids::Oin;
 use x509_parser::oid_registry::OID_X509_SERIALNUMBER;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
@@ -9,7 +10,7 @@ use x509_parser::prelude::{FromDer, X509Certificate};
 /// subject serialNumber, as PKIoverheid certificates carry it) and the organisation name.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Organisation {
-    pub oin: String,
+    pub oin: Oin,
     pub name: String,
 }
 
@@ -47,16 +48,14 @@ pub fn organisation_of(der: &[u8]) -> Result<Organisation, IdentityError> {
         return Err(IdentityError::ManyOins(more + 1));
     }
     let oin = first.as_str().map_err(|_| IdentityError::NoOin)?;
-    if !crate::pseudonym::is_oin(oin) {
-        return Err(IdentityError::BadOin);
-    }
+    let oin: Oin = oin.parse().map_err(|_| IdentityError::BadOin)?;
     let name = subject
         .iter_organization()
         .next()
         .and_then(|a| a.as_str().ok())
         .ok_or(IdentityError::NoName)?;
     Ok(Organisation {
-        oin: oin.to_owned(),
+        oin,
         name: name.to_owned(),
     })
 }

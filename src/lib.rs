@@ -14,9 +14,11 @@
 //!   same listener: convert, call the service, convert back; the one ServiceError-to-problem map.
 //! - [`node`]: a running node's wiring: the listener, routes, health, reflection, SIGHUP reload,
 //!   background tasks and shutdown.
-//! - [`cli`]: the `pactgate` subcommands; [`audit_cli`]: `pactgate audit` for the FG;
-//!   [`store_cli`]: `pactgate store check`, `backup` and `restore`.
+//! - [`cli`]: the `pactgate` subcommands: clap definitions and dispatch in `cli/mod.rs`, one file
+//!   per command group (`audit`, `store`, `node`, ...), the leaf `cli::render`.
 //! - [`demo`]: `pactgate demo`, a federation on loopback with a synthetic population.
+//! - [`harness`]: starting real nodes and pseudonymisation services in-process, for the tests,
+//!   benches and the demo.
 //! - [`console`]: `pactgate console`, the Dutch web console: a client of the node's REST API.
 //!
 //! Service:
@@ -48,15 +50,18 @@
 //! - [`pseudonymiser`]: the oblivious pseudonymisation service (its key, quotas, audit log, its
 //!   own gRPC server) and the node's client of it.
 //! - [`identity`]: the organisation (OIN, name) a certificate names.
+//! - [`ids`]: the domain's identifiers as types (OIN, CBS code, BRIN/school, pseudonym), each rule once.
 //! - [`tls`]: rustls configs (TLS 1.3, client certificates required) and the TLS listener.
 //! - [`limits`]: limits on everything a caller controls, for every listener.
 //! - [`trace`]: W3C traceparent ids carried across nodes for the audit.
 //! - [`import`]: reading CSV / JSON-lines signal files (fuzzable).
+//! - [`text`]: tables, CSV and JSON of answers for people (the CLI and the demo).
+//! - [`toml_check`]: the checked-TOML framework (file, line, column, fix) of the policy and the
+//!   counting rules.
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
 
 pub mod audit;
-pub mod audit_cli;
 pub mod backup;
 pub mod cases;
 pub mod certs;
@@ -67,7 +72,9 @@ pub mod config;
 pub mod console;
 pub mod demo;
 pub mod exchange;
+pub mod harness;
 pub mod identity;
+pub mod ids;
 pub mod import;
 pub mod integrity;
 pub mod limits;
@@ -83,7 +90,8 @@ pub mod rpc;
 pub mod service;
 pub mod signal;
 pub mod store;
-pub mod store_cli;
+pub mod text;
 pub mod tls;
+pub mod toml_check;
 pub mod trace;
 pub mod witness_client;

@@ -250,7 +250,7 @@ impl Gate {
             .peer_certificates()
             .and_then(|c| c.first())
             .and_then(|leaf| crate::identity::organisation_of(leaf.as_ref()).ok())
-            .map(|org| org.oin)
+            .map(|org| org.oin.into_string())
             .unwrap_or_default();
         {
             let mut orgs = lock(&self.orgs);

@@ -1,9 +1,11 @@
-//! The `pactgate` binary: parses the command line, installs the log subscriber, runs the command.
+//! The `pactgate` binary: parses the command line, installs the log subscriber, runs the command
+//! and decides the exit code (a `cli::Failed` error carries its own; any other error is 1).
 
 use clap::Parser as _;
+use std::process::ExitCode;
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> ExitCode {
     let cli = pactgate::cli::Cli::parse();
     // The demo prints its own story (its refusals are on purpose); its nodes log errors only
     // unless RUST_LOG (or the older PACTGATE_LOG) says more.
@@ -19,5 +21,17 @@ async fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .with_env_filter(filter)
         .init();
-    pactgate::cli::run(cli).await
+    match pactgate::cli::run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => match e.downcast_ref::<pactgate::cli::Failed>() {
+            Some(failed) => {
+                eprintln!("{}", failed.message);
+                ExitCode::from(failed.code)
+            }
+            None => {
+                eprintln!("Error: {e:?}");
+                ExitCode::FAILURE
+            }
+        },
+    }
 }

@@ -2,6 +2,7 @@
 //! Holds no raw pupil id: a checked record keeps its id only until the pseudonymisation service
 //! has given the pseudonym (a batch at a time), then drops it.
 
+use crate::ids::{MunicipalityCode, SchoolCode};
 use crate::pseudonym::PupilId;
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
@@ -147,8 +148,11 @@ pub struct Signal {
     pub category: Category,
     /// None only where the category allows a child without school history (AV, 5a).
     pub sector: Option<Sector>,
-    pub residence_municipality: String,
-    pub school: String,
+    pub residence_municipality: MunicipalityCode,
+    /// None only where the category allows a child without school history (AV, 5a). Stored as
+    /// the code, or "" for none.
+    #[serde(with = "crate::ids::school_or_empty")]
+    pub school: Option<SchoolCode>,
     pub absent_since: NaiveDate,
     pub status: Status,
     pub offer_date: Option<NaiveDate>,
@@ -563,28 +567,17 @@ fn contains_digits_of(text: &str, pupil_digits: &str) -> bool {
     !pupil_digits.is_empty() && crate::pseudonym::ascii_digits(text).contains(pupil_digits)
 }
 
-/// Checks a CBS municipality code: "GM" followed by four digits.
-pub fn check_municipality(code: &str) -> Result<String, FieldError> {
-    let ok =
-        code.len() == 6 && code.starts_with("GM") && code[2..].bytes().all(|b| b.is_ascii_digit());
-    if !ok {
-        return Err(FieldError::new(
-            "residence_municipality",
-            format!(
-                "{:?} is not a CBS code (\"GM\" and four digits, e.g. GM0014)",
-                clip(code)
-            ),
-        ));
-    }
-    Ok(code.to_owned())
+/// Checks a CBS municipality code: "GM" followed by four digits ([`MunicipalityCode`]).
+pub fn check_municipality(code: &str) -> Result<MunicipalityCode, FieldError> {
+    MunicipalityCode::parse_field(code, "residence_municipality").map_err(FieldError::from)
 }
 
-/// Checks a school code: BRIN (two digits, two capital letters) + two-digit vestiging. Only a
-/// pupil enrolled nowhere (absoluut verzuim) or exempt without school history (5a) may have none.
-pub fn check_school(code: &str, category: Category) -> Result<String, FieldError> {
+/// Checks a school code: BRIN + vestiging ([`SchoolCode`]). Only a pupil enrolled nowhere
+/// (absoluut verzuim) or exempt without school history (5a) may have none.
+pub fn check_school(code: &str, category: Category) -> Result<Option<SchoolCode>, FieldError> {
     if code.is_empty() {
         if may_lack_school(category) {
-            return Ok(String::new());
+            return Ok(None);
         }
         return Err(FieldError::new(
             "school",
@@ -592,24 +585,15 @@ pub fn check_school(code: &str, category: Category) -> Result<String, FieldError
              have no school",
         ));
     }
-    let b = code.as_bytes();
-    let ok = b.len() == 6
-        && b[0].is_ascii_digit()
-        && b[1].is_ascii_digit()
-        && b[2].is_ascii_uppercase()
-        && b[3].is_ascii_uppercase()
-        && b[4].is_ascii_digit()
-        && b[5].is_ascii_digit();
-    if !ok {
-        return Err(FieldError::new(
-            "school",
-            format!(
-                "{:?} is not BRIN + vestiging (two digits, two capitals, two digits, e.g. 00AA01)",
-                clip(code)
-            ),
-        ));
+    SchoolCode::parse_field(code, "school")
+        .map(Some)
+        .map_err(FieldError::from)
+}
+
+impl From<crate::ids::IdError> for FieldError {
+    fn from(e: crate::ids::IdError) -> Self {
+        FieldError::new(e.field, e.reason())
     }
-    Ok(code.to_owned())
 }
 
 /// Parses a YYYY-MM-DD date.

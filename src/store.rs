@@ -8,6 +8,7 @@
 //! - `p\0<pseudonym>\0<record>`, `m\0<municipality>\0<record>`, `c\0<school>\0<record>`: empty
 //!   index entries for queries by pupil, residence municipality and school.
 
+use crate::ids::{MunicipalityCode, SchoolCode};
 use crate::integrity::{Delta, Digest, Files, IntegrityError, Record};
 use crate::signal::{Category, Signal, Status};
 use std::collections::HashMap;
@@ -45,8 +46,8 @@ pub enum StoreError {
 /// Which signals a listing returns; unset fields match everything.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SignalFilter {
-    pub residence_municipality: Option<String>,
-    pub school: Option<String>,
+    pub residence_municipality: Option<MunicipalityCode>,
+    pub school: Option<SchoolCode>,
     pub pupil_pseudonym: Option<String>,
     pub category: Option<Category>,
     pub status: Option<Status>,
@@ -58,7 +59,10 @@ impl SignalFilter {
         self.residence_municipality
             .as_ref()
             .is_none_or(|m| *m == s.residence_municipality)
-            && self.school.as_ref().is_none_or(|c| *c == s.school)
+            && self
+                .school
+                .as_ref()
+                .is_none_or(|c| Some(c) == s.school.as_ref())
             && self
                 .pupil_pseudonym
                 .as_ref()
@@ -531,8 +535,8 @@ fn index_keys(s: &Signal) -> Vec<Vec<u8>> {
         index_prefix(BY_PUPIL, &s.pupil_pseudonym),
         index_prefix(BY_MUNICIPALITY, &s.residence_municipality),
     ];
-    if !s.school.is_empty() {
-        keys.push(index_prefix(BY_SCHOOL, &s.school));
+    if let Some(school) = &s.school {
+        keys.push(index_prefix(BY_SCHOOL, school));
     }
     for key in &mut keys {
         key.extend_from_slice(s.source_record_id.as_bytes());
@@ -552,8 +556,8 @@ mod tests {
             pupil_pseudonym: format!("v1.{id:_<22}"),
             category: Category::Lrv,
             sector: Some(Sector::Vo),
-            residence_municipality: muni.into(),
-            school: school.into(),
+            residence_municipality: muni.parse().unwrap(),
+            school: (!school.is_empty()).then(|| school.parse().unwrap()),
             absent_since: NaiveDate::from_ymd_opt(2026, 9, 1).unwrap(),
             status: Status::Open,
             offer_date: None,
@@ -584,7 +588,7 @@ mod tests {
             .unwrap();
         assert_eq!(store.count(), 1);
         let by = |m: &str| SignalFilter {
-            residence_municipality: Some(m.into()),
+            residence_municipality: Some(m.parse().unwrap()),
             ..Default::default()
         };
         assert!(store.list(&by("GM0014")).unwrap().is_empty());

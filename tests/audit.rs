@@ -460,7 +460,7 @@ async fn a_witness_refuses_what_does_not_extend_what_it_cosigned() {
     let log = open_audit(&db, &data, "leerplicht");
     assert_eq!(log.root(size).unwrap().to_vec(), before.root_hash);
     let org = pactgate::identity::Organisation {
-        oin: oin("leerplicht"),
+        oin: oin("leerplicht").parse().unwrap(),
         name: "Gemeente Groningen Leerplicht RMC".into(),
     };
     for _ in 0..3 {

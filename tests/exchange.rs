@@ -973,7 +973,7 @@ mod properties {
     fn covers(scope: &Scope, r: &pb::SignalRecord) -> bool {
         match scope {
             Scope::Unrestricted => true,
-            Scope::Municipalities(codes) => codes.contains(&r.residence_municipality),
+            Scope::Municipalities(codes) => codes.iter().any(|c| *c == r.residence_municipality),
             Scope::Schools(brins) => brins.iter().any(|b| r.school.starts_with(b.as_str())),
             Scope::Both(a, b) => covers(a, r) && covers(b, r),
         }

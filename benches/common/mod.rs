@@ -12,6 +12,7 @@
 use anyhow::Context as _;
 use pactgate::certs::dev_party;
 use pactgate::demo::dev_certs;
+use pactgate::harness::Server;
 use pactgate::node::NodeSetup;
 use pactgate::pb;
 use pactgate::pb::signal_intake_client::SignalIntakeClient;
@@ -146,16 +147,32 @@ pub fn print_header(bench: &str, command: bool) {
 // ---------------------------------------------------------------------------------------------
 // Servers in-process.
 
-/// A server task and the way to stop it; stopping waits until it has finished (and then stops
-/// the pseudonymisation service a node was started with).
+/// A server (the library's harness) and the way to stop it; stopping waits until it has
+/// finished (and then stops the pseudonymisation service a node was started with).
 pub struct Running {
     pub addr: SocketAddr,
-    stop: tokio::sync::oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+    server: Stoppable,
     service: Option<Box<Running>>,
 }
 
+/// A node or service of the harness, or a bare tonic server of a bench's own.
+enum Stoppable {
+    Harness(Server),
+    Bare {
+        stop: tokio::sync::oneshot::Sender<()>,
+        task: tokio::task::JoinHandle<anyhow::Result<()>>,
+    },
+}
+
 impl Running {
+    fn new(server: Server) -> Self {
+        Running {
+            addr: server.addr,
+            server: Stoppable::Harness(server),
+            service: None,
+        }
+    }
+
     /// This server, stopping `service` after itself.
     pub fn with_service(mut self, service: Running) -> Self {
         self.service = Some(Box::new(service));
@@ -163,8 +180,13 @@ impl Running {
     }
 
     pub async fn stop(self) -> anyhow::Result<()> {
-        let _ = self.stop.send(());
-        self.task.await??;
+        match self.server {
+            Stoppable::Harness(server) => server.stop().await?,
+            Stoppable::Bare { stop, task } => {
+                let _ = stop.send(());
+                task.await??;
+            }
+        }
         if let Some(service) = self.service {
             Box::pin(service.stop()).await?;
         }
@@ -199,7 +221,6 @@ pub async fn start_pseudonymiser(
     let key = PseudonymKey::from_bytes(1, key);
     let public_keys = vec![key.public_key()];
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
     let setup = pactgate::pseudonymiser::ServiceSetup {
         tls: dev_certs::material("pseudonymiser").context("no pseudonymiser certificate")?,
         keys: KeyRing::from_keys(vec![key]).context("no key")?,
@@ -207,50 +228,21 @@ pub async fn start_pseudonymiser(
         data_dir: data_dir.to_owned(),
         ready: None,
     };
-    let (stop, rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        pactgate::pseudonymiser::serve(setup, listener, async {
-            let _ = rx.await;
-        })
-        .await?;
-        Ok(())
-    });
+    let server = Server::spawn_ready(setup, listener).await?;
     let config = ServiceConfig {
-        address: addr.to_string(),
+        address: server.addr.to_string(),
         oin: dev_party("pseudonymiser")
             .context("no party")?
             .oin
             .to_owned(),
         public_keys,
     };
-    Ok((
-        Running {
-            addr,
-            stop,
-            task,
-            service: None,
-        },
-        config,
-    ))
+    Ok((Running::new(server), config))
 }
 
 /// Serves `setup` as a real node (`node::serve`) on `listener` until stopped.
 pub fn serve_node(setup: NodeSetup, listener: tokio::net::TcpListener) -> anyhow::Result<Running> {
-    let addr = listener.local_addr()?;
-    let (stop, rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        pactgate::node::serve(setup, listener, async {
-            let _ = rx.await;
-        })
-        .await?;
-        Ok(())
-    });
-    Ok(Running {
-        addr,
-        stop,
-        task,
-        service: None,
-    })
+    Ok(Running::new(Server::spawn(setup, listener)?))
 }
 
 /// A real node with `tls` and its data in `data_dir`, with a pseudonymisation service of its own
@@ -291,8 +283,7 @@ pub async fn start_intake<T: SignalIntake>(
     });
     Ok(Running {
         addr,
-        stop,
-        task,
+        server: Stoppable::Bare { stop, task },
         service: None,
     })
 }

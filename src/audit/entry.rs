@@ -134,7 +134,7 @@ impl NewEntry {
         Self {
             trace_id: trace.trace_id.clone(),
             span_id: trace.span_id.clone(),
-            actor_oin: org.oin.clone(),
+            actor_oin: org.oin.to_string(),
             actor_name: org.name.clone(),
             actor: actor.chars().take(200).collect(),
             action,

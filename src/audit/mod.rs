@@ -32,6 +32,7 @@ mod checkpoint;
 mod entry;
 pub mod ldv;
 mod merkle;
+mod offline;
 mod refusals;
 mod verify;
 mod witness;
@@ -47,6 +48,7 @@ pub use checkpoint::{
 };
 pub use entry::{Action, Decision, Entry, EntryError, Filter, NewEntry};
 pub use merkle::{leaf_hash, node_hash, verify_consistency, verify_inclusion, Hash, ProofError};
+pub use offline::{verify_stopped, OfflineError, OfflineVerify};
 pub use refusals::{Refusals, Refused, Tally};
 pub use verify::{
     verify, SeqRange, Tamper, TamperKind, TrustedCheckpoint, VerifyError, VerifyReport,

@@ -135,10 +135,12 @@ fn due_line(
         sectors: sorted(held.iter().filter_map(|(_, s)| s.sector)),
         schools: sorted(
             held.iter()
-                .map(|(_, s)| s.school.clone())
-                .filter(|x| !x.is_empty()),
+                .filter_map(|(_, s)| s.school.as_ref().map(ToString::to_string)),
         ),
-        municipalities: sorted(held.iter().map(|(_, s)| s.residence_municipality.clone())),
+        municipalities: sorted(
+            held.iter()
+                .map(|(_, s)| s.residence_municipality.to_string()),
+        ),
         holders: sorted(
             held.iter()
                 .map(|(p, s)| (p.clone(), s.source_record_id.clone())),

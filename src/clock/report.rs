@@ -608,10 +608,14 @@ impl Scopes {
     fn of(&self, w: &Signal, rules: &CountingRules) -> [usize; 3] {
         let municipality = self
             .index
-            .get(&w.residence_municipality)
+            .get(w.residence_municipality.as_str())
             .copied()
             .unwrap_or(0);
-        let swv = rules.swv_of_school(&w.school).unwrap_or(NO_SWV);
+        let swv = w
+            .school
+            .as_ref()
+            .and_then(|s| rules.swv_of_school(s))
+            .unwrap_or(NO_SWV);
         let swv = self
             .index
             .get(swv)

@@ -6,7 +6,9 @@
 use super::calendar::{Holiday, SchoolCalendar};
 use super::closed_day;
 use super::targets::{self, Indicator, RawIndicator};
+use crate::ids::{Brin, MunicipalityCode};
 use crate::signal::{Category, Sector, Signal};
+use crate::toml_check::{self, FileError, Findings};
 use chrono::NaiveDate;
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap};
@@ -15,34 +17,11 @@ use std::ops::Range;
 use std::path::Path;
 use toml::Spanned;
 
-/// One problem in a rules file.
-#[derive(Debug, thiserror::Error)]
-pub enum RulesError {
-    #[error("{file}: cannot read the rules: {source}")]
-    Read {
-        file: String,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("{file}:{line}:{column}: {what}")]
-    Syntax {
-        file: String,
-        line: usize,
-        column: usize,
-        what: String,
-    },
-    #[error("{file}:{line}:{column}: {what}; {fix}")]
-    Invalid {
-        file: String,
-        line: usize,
-        column: usize,
-        what: String,
-        fix: String,
-    },
-}
+/// One problem in a rules file: the checked-TOML framework's error (file, line, column, fix).
+pub type RulesError = FileError;
 
 /// Every problem found in one rules file (never empty).
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub struct RulesErrors(pub Vec<RulesError>);
 
 impl fmt::Display for RulesErrors {
@@ -53,10 +32,7 @@ impl fmt::Display for RulesErrors {
             "{n} problem{} in the counting rules:",
             if n == 1 { "" } else { "s" }
         )?;
-        for e in &self.0 {
-            writeln!(f, "  {e}")?;
-        }
-        Ok(())
+        toml_check::write_lines(f, &self.0, "  ")
     }
 }
 
@@ -196,7 +172,7 @@ pub struct CountingRules {
     min_absent_since: NaiveDate,
     suppression_threshold: u64,
     denominators: BTreeMap<String, u64>,
-    swv_by_brin: HashMap<String, String>,
+    swv_by_brin: HashMap<Brin, String>,
     swv_names: Vec<String>,
     sector_groups: HashMap<Sector, SectorGroup>,
     compulsory_age: CompulsoryAge,
@@ -207,37 +183,27 @@ pub struct CountingRules {
 impl CountingRules {
     /// Parses and checks rules text; `file_name` only labels the errors.
     pub fn parse(text: &str, file_name: &str) -> Result<CountingRules, RulesErrors> {
-        let raw: RawFile = toml::from_str(text).map_err(|e| {
-            let (line, column) = e.span().map_or((0, 0), |s| line_col(text, s.start));
-            RulesErrors(vec![RulesError::Syntax {
-                file: file_name.to_string(),
-                line,
-                column,
-                what: e.message().trim().to_string(),
-            }])
-        })?;
+        let raw: RawFile = toml_check::parse(text, file_name).map_err(|e| RulesErrors(vec![e]))?;
         let mut check = Checker {
-            text,
-            file: file_name,
-            errors: Vec::new(),
+            findings: Findings::new(text, file_name),
         };
         let rules = check.build(raw);
-        match rules {
-            Some(r) if check.errors.is_empty() => Ok(r),
-            _ => Err(RulesErrors(check.errors)),
-        }
+        let (rules, _) = check.findings.finish(rules).map_err(RulesErrors)?;
+        // `build` gives up (None) only after recording why.
+        rules.ok_or_else(|| {
+            RulesErrors(vec![FileError::whole_file(
+                file_name,
+                "the counting rules are incomplete",
+                "",
+            )])
+        })
     }
 
     /// Reads and checks a rules file.
     pub fn load(path: &Path) -> Result<CountingRules, RulesErrors> {
-        let file = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| {
-            RulesErrors(vec![RulesError::Read {
-                file: file.clone(),
-                source,
-            }])
-        })?;
-        Self::parse(&text, &file)
+        let text =
+            toml_check::read(path, "the counting rules").map_err(|e| RulesErrors(vec![e]))?;
+        Self::parse(&text, &path.display().to_string())
     }
 
     pub fn rule(&self, name: &str) -> Option<&Rule> {
@@ -420,21 +386,12 @@ struct RawHoliday {
 // ---- checks ----
 
 struct Checker<'a> {
-    text: &'a str,
-    file: &'a str,
-    errors: Vec<RulesError>,
+    findings: Findings<'a>,
 }
 
 impl Checker<'_> {
     fn fail(&mut self, span: Range<usize>, what: impl Into<String>, fix: impl Into<String>) {
-        let (line, column) = line_col(self.text, span.start);
-        self.errors.push(RulesError::Invalid {
-            file: self.file.to_string(),
-            line,
-            column,
-            what: what.into(),
-            fix: fix.into(),
-        });
+        self.findings.error(span, what, fix);
     }
 
     fn build(&mut self, raw: RawFile) -> Option<CountingRules> {
@@ -794,7 +751,7 @@ impl Checker<'_> {
 
     fn denominators(&mut self, d: &BTreeMap<String, Spanned<u64>>) -> BTreeMap<String, u64> {
         for (code, n) in d {
-            if !is_municipality(code) {
+            if !MunicipalityCode::is_valid(code) {
                 self.fail(
                     n.span(),
                     format!("\"{code}\" is not a CBS municipality code"),
@@ -815,10 +772,10 @@ impl Checker<'_> {
     fn swv(
         &mut self,
         swv: &BTreeMap<String, Spanned<Vec<Spanned<String>>>>,
-    ) -> (HashMap<String, String>, Vec<String>) {
+    ) -> (HashMap<Brin, String>, Vec<String>) {
         let mut by_brin = HashMap::new();
         for (name, brins) in swv {
-            if is_municipality(name) || name == super::REGION || name == super::NO_SWV {
+            if MunicipalityCode::is_valid(name) || name == super::REGION || name == super::NO_SWV {
                 self.fail(
                     brins.span(),
                     format!("\"{name}\" cannot name an SWV"),
@@ -827,15 +784,16 @@ impl Checker<'_> {
             }
             for brin in brins.get_ref() {
                 let code = brin.get_ref();
-                let well_formed =
-                    code.len() == 4 && code.chars().all(|c| c.is_ascii_alphanumeric());
-                if !well_formed {
+                let Ok(parsed) = code.parse::<Brin>() else {
                     self.fail(
                         brin.span(),
                         format!("\"{code}\" is not a BRIN"),
-                        "write the four characters of the BRIN, without the vestiging",
+                        "write the BRIN's two digits and two capitals, e.g. 20XY, without the \
+                         vestiging",
                     );
-                } else if let Some(other) = by_brin.insert(code.clone(), name.clone()) {
+                    continue;
+                };
+                if let Some(other) = by_brin.insert(parsed, name.clone()) {
                     self.fail(
                         brin.span(),
                         format!("BRIN {code} is in {other} and {name}"),
@@ -846,10 +804,6 @@ impl Checker<'_> {
         }
         (by_brin, swv.keys().cloned().collect())
     }
-}
-
-fn is_municipality(code: &str) -> bool {
-    code.len() == 6 && code.starts_with("GM") && code[2..].chars().all(|c| c.is_ascii_digit())
 }
 
 fn valid_school_year(year: &str, from: NaiveDate) -> bool {
@@ -877,15 +831,4 @@ fn parse_month_day(text: &str) -> Option<(u32, u32)> {
 
 fn join<'a>(items: impl Iterator<Item = &'a str>) -> String {
     items.collect::<Vec<_>>().join(", ")
-}
-
-/// 1-based line and column of a byte offset.
-fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let before = text.get(..offset.min(text.len())).unwrap_or(text);
-    let line = before.matches('\n').count() + 1;
-    let column = before
-        .rfind('\n')
-        .map_or(before.chars().count(), |i| before[i + 1..].chars().count())
-        + 1;
-    (line, column)
 }

@@ -31,11 +31,11 @@ fn sig(id: &str, pupil: &str, category: Category, sector: Sector, since: NaiveDa
         pupil_pseudonym: pupil.to_string(),
         category,
         sector: Some(sector),
-        residence_municipality: "GM0014".to_string(),
+        residence_municipality: "GM0014".parse().unwrap(),
         school: if category == Category::Av {
-            String::new()
+            None
         } else {
-            "20VA01".to_string()
+            Some("20VA01".parse().unwrap())
         },
         absent_since: since,
         status: Status::Open,
@@ -161,7 +161,7 @@ fn rule_errors_name_file_line_and_fix() {
         "{text}"
     );
     assert!(
-        text.contains("\"adres_in_onderzoek\" cannot be used here; use one of"),
+        text.contains("\"adres_in_onderzoek\" cannot be used here — use one of"),
         "{text}"
     );
 }
@@ -419,7 +419,7 @@ fn av_is_split_by_age_and_a_child_without_school_history_counts() {
         d(2025, 9, 1),
     );
     exempt.sector = None;
-    exempt.school = String::new();
+    exempt.school = None;
     let h = held(vec![young, old, exempt]);
     assert_eq!(count_at(&h, at, "g4", Row::AvPo, Column::Total), 1);
     assert_eq!(count_at(&h, at, "g4", Row::AvVo, Column::Total), 1);
@@ -526,7 +526,7 @@ fn due_joins_partners_on_the_pseudonym() {
         Sector::Vo,
         since + Duration::days(10),
     );
-    by_home.residence_municipality = "GM1966".to_string();
+    by_home.residence_municipality = "GM1966".parse().unwrap();
     let s = vec![
         ("swv-vo".to_string(), by_school),
         ("leerplicht".to_string(), by_home),
@@ -692,7 +692,7 @@ fn suppression_hides_small_cells_and_a_complement() {
             d(2025, 9, 1),
         );
         if i < 2 {
-            s.residence_municipality = "GM1966".to_string();
+            s.residence_municipality = "GM1966".parse().unwrap();
         }
         signals.push(s);
     }
@@ -810,8 +810,8 @@ fn arb_signal() -> impl Strategy<Value = Signal> {
                 pupil_pseudonym: format!("pupil-{p}"),
                 category: Category::ALL[c],
                 sector: Sector::ALL.get(sec).copied(),
-                residence_municipality: MUNICIPALITIES[m].to_string(),
-                school: SCHOOLS[sch].to_string(),
+                residence_municipality: MUNICIPALITIES[m].parse().unwrap(),
+                school: (!SCHOOLS[sch].is_empty()).then(|| SCHOOLS[sch].parse().unwrap()),
                 absent_since,
                 status,
                 offer_date: offer.map(|o| base() + Duration::days(o)),
@@ -975,7 +975,7 @@ fn bf_rows(rule: &Rule, w: &Signal, at: NaiveDate) -> Vec<Row> {
 }
 
 fn bf_scopes(w: &Signal) -> Vec<String> {
-    let swv = match w.school.get(..4) {
+    let swv = match w.school.as_ref().and_then(|s| s.get(..4)) {
         Some("20VA" | "20VB" | "20VC" | "20VD") => "swv-vo",
         Some("10PA" | "10PB" | "10PC") => "swv-po",
         Some("25MA" | "25MB") => "mbo",
@@ -983,7 +983,7 @@ fn bf_scopes(w: &Signal) -> Vec<String> {
     };
     vec![
         REGION.to_string(),
-        w.residence_municipality.clone(),
+        w.residence_municipality.to_string(),
         swv.to_string(),
     ]
 }

@@ -60,7 +60,7 @@ pub fn person_of(der: &[u8]) -> Result<Person, PersonError> {
     let oid = Oid::from(&crate::certs::ORGANIZATION_IDENTIFIER).map_err(|_| PersonError::Parse)?;
     let oin = text(subject.iter_by_oid(&oid).next())
         .and_then(|v| v.strip_prefix("NTRNL-").map(str::to_owned))
-        .filter(|oin| crate::pseudonym::is_oin(oin))
+        .and_then(|oin| crate::ids::Oin::try_from(oin).ok())
         .ok_or(PersonError::NoOin)?;
     Ok(Person {
         name,
@@ -107,7 +107,7 @@ mod tests {
         assert_eq!(read.organisation.name, party.name);
         let other = dev_party("wij").unwrap();
         let own = Organisation {
-            oin: other.oin.into(),
+            oin: crate::ids::Oin::try_from(other.oin).expect("a dev party's OIN"),
             name: other.name.into(),
         };
         assert!(matches!(

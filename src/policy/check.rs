@@ -2,7 +2,7 @@
 //! Collects every error with its line and a fix instead of stopping at the first; values built
 //! while errors exist are discarded, so fallbacks used to keep checking never reach a caller.
 
-use super::error::{PolicyError, PolicyErrors};
+use super::error::PolicyErrors;
 use super::model::{
     category_from_code, Covenant, DataCategory, Fg, Field, FieldSet, FlowScope, Grant, LegalBasis,
     Meeting, OrgType, Participant, Party, Purpose, Revoked, RoutineFlow, DEFAULT_MAX_PUPILS,
@@ -12,6 +12,8 @@ use super::raw::{
     RawCovenant, RawDataCategory, RawFg, RawLegalBasis, RawMeeting, RawParticipant, RawParty,
     RawPolicy, RawPurpose, RawRevoked, RawRoutineFlow, Text, Texts,
 };
+use crate::ids::{Brin, MunicipalityCode, Oin};
+use crate::toml_check::{self, Findings};
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;
 use toml::Spanned;
@@ -33,16 +35,15 @@ pub(super) struct Checked {
 
 /// Checks `text` (named `file` in messages).
 pub(super) fn check(text: &str, file: &str) -> Result<Checked, PolicyErrors> {
-    let mut checker = Checker::new(text, file);
-    let raw = match toml::from_str::<RawPolicy>(text) {
-        Ok(raw) => raw,
-        Err(e) => return Err(PolicyErrors(vec![checker.toml_error(&e)])),
+    let raw = toml_check::parse::<RawPolicy>(text, file).map_err(|e| PolicyErrors(vec![e]))?;
+    let mut checker = Checker {
+        findings: Findings::new(text, file),
+        known: Known::default(),
     };
     let checked = checker.policy(raw);
-    match checker.errors.is_empty() {
-        true => Ok(checked),
-        false => Err(PolicyErrors(checker.errors)),
-    }
+    let (mut checked, warnings) = checker.findings.finish(checked).map_err(PolicyErrors)?;
+    checked.warnings = warnings;
+    Ok(checked)
 }
 
 /// Ids defined so far, each with what a reference needs to know about it.
@@ -61,64 +62,17 @@ struct Known {
 }
 
 struct Checker<'a> {
-    file: &'a str,
-    line_starts: Vec<usize>,
-    errors: Vec<PolicyError>,
-    warnings: Vec<String>,
+    findings: Findings<'a>,
     known: Known,
 }
 
-impl<'a> Checker<'a> {
-    fn new(text: &str, file: &'a str) -> Self {
-        let line_starts = std::iter::once(0)
-            .chain(text.match_indices('\n').map(|(i, _)| i + 1))
-            .collect();
-        Self {
-            file,
-            line_starts,
-            errors: Vec::new(),
-            warnings: Vec::new(),
-            known: Known::default(),
-        }
-    }
-
-    /// The 1-based line of a byte offset.
-    fn line(&self, offset: usize) -> usize {
-        self.line_starts.partition_point(|&start| start <= offset)
-    }
-
+impl Checker<'_> {
     fn error(&mut self, span: Range<usize>, message: impl Into<String>, fix: impl Into<String>) {
-        self.errors.push(PolicyError {
-            file: self.file.to_string(),
-            line: self.line(span.start),
-            message: message.into(),
-            fix: fix.into(),
-        });
+        self.findings.error(span, message, fix);
     }
 
     fn warn(&mut self, span: Range<usize>, message: impl AsRef<str>) {
-        let line = self.line(span.start);
-        self.warnings
-            .push(format!("{}:{}: {}", self.file, line, message.as_ref()));
-    }
-
-    fn toml_error(&self, e: &toml::de::Error) -> PolicyError {
-        let message = e.message().trim().to_string();
-        let fix = if message.starts_with("unknown field") {
-            "remove this key or correct its spelling (the allowed keys are listed)"
-        } else if message.starts_with("missing field") {
-            "add the missing key to this table"
-        } else if message.starts_with("invalid type") {
-            "write the value in the form the key needs (text in quotes, a list in [ ])"
-        } else {
-            "correct the TOML syntax on this line"
-        };
-        PolicyError {
-            file: self.file.to_string(),
-            line: e.span().map_or(0, |s| self.line(s.start)),
-            message,
-            fix: fix.to_string(),
-        }
+        self.findings.warn(span, message);
     }
 
     fn policy(&mut self, raw: RawPolicy) -> Checked {
@@ -154,7 +108,7 @@ impl<'a> Checker<'a> {
             routine_flows,
             meetings,
             revoked,
-            warnings: std::mem::take(&mut self.warnings),
+            warnings: Vec::new(),
         }
     }
 
@@ -202,16 +156,18 @@ impl<'a> Checker<'a> {
         })
     }
 
-    fn oin(&mut self, t: &Text, owner: &str) -> String {
-        let oin = t.get_ref().clone();
-        if oin.len() != 20 || !oin.bytes().all(|b| b.is_ascii_digit()) {
+    /// The OIN, or `None` after recording why it is not one.
+    fn oin(&mut self, t: &Text, owner: &str) -> Option<Oin> {
+        let oin = t.get_ref();
+        let parsed = Oin::parse_field(oin, "oin").ok();
+        if parsed.is_none() {
             self.error(
                 t.span(),
                 format!("OIN '{oin}' of {owner} is not 20 digits"),
                 "copy the 20-digit OIN from the party's PKIoverheid certificate (subject serialNumber)",
             );
         }
-        oin
+        parsed
     }
 
     /// Checks that a list of ids names at least one and only known ones; keeps the known ones.
@@ -455,13 +411,16 @@ impl<'a> Checker<'a> {
         let id = self.id(&raw.id, "party", taken);
         let owner = format!("party '{id}'");
         let oin = self.oin(&raw.oin, &owner);
-        if !self.known.party_oins.insert(oin.clone()) {
-            self.error(
-                raw.oin.span(),
-                format!("OIN {oin} is used by two parties"),
-                "give each party its own OIN",
-            );
+        if let Some(oin) = &oin {
+            if !self.known.party_oins.insert(oin.to_string()) {
+                self.error(
+                    raw.oin.span(),
+                    format!("OIN {oin} is used by two parties"),
+                    "give each party its own OIN",
+                );
+            }
         }
+        let oin = oin.unwrap_or_else(Oin::stand_in);
         let org_type = self.org_type(&raw.org_type);
         self.known.parties.insert(id.clone(), org_type);
         self.known.org_types.insert(org_type);
@@ -501,7 +460,7 @@ impl<'a> Checker<'a> {
         org_type: OrgType,
         owner: &str,
         at: Range<usize>,
-    ) -> Vec<String> {
+    ) -> Vec<MunicipalityCode> {
         let list = &raw.municipalities;
         match (org_type == OrgType::Gemeente, list.first()) {
             (true, None) => self.error(
@@ -516,16 +475,18 @@ impl<'a> Checker<'a> {
             ),
             _ => {}
         }
+        let mut codes = Vec::with_capacity(list.len());
         for t in list {
-            if !is_municipality_code(t.get_ref()) {
-                self.error(
+            match t.get_ref().parse() {
+                Ok(code) => codes.push(code),
+                Err(_) => self.error(
                     t.span(),
                     format!("'{}' is not a CBS municipality code", t.get_ref()),
                     "write GM followed by 4 digits, e.g. GM0014",
-                );
+                ),
             }
         }
-        list.iter().map(|t| t.get_ref().clone()).collect()
+        codes
     }
 
     fn schools(
@@ -534,7 +495,7 @@ impl<'a> Checker<'a> {
         org_type: OrgType,
         owner: &str,
         at: Range<usize>,
-    ) -> Vec<String> {
+    ) -> Vec<Brin> {
         let list = &raw.schools;
         let has_schools = matches!(org_type, OrgType::Swv | OrgType::Mbo);
         match (has_schools, list.first()) {
@@ -550,16 +511,18 @@ impl<'a> Checker<'a> {
             ),
             _ => {}
         }
+        let mut brins = Vec::with_capacity(list.len());
         for t in list {
-            if !is_brin(t.get_ref()) {
-                self.error(
+            match t.get_ref().parse() {
+                Ok(brin) => brins.push(brin),
+                Err(_) => self.error(
                     t.span(),
                     format!("'{}' is not a BRIN code", t.get_ref()),
                     "write two digits and two capitals, e.g. 20XY (without the vestiging)",
-                );
+                ),
             }
         }
-        list.iter().map(|t| t.get_ref().clone()).collect()
+        brins
     }
 
     /// A revoked certificate: a fingerprint (`sha256:` and 64 hex digits, colons allowed) or a
@@ -613,8 +576,10 @@ impl<'a> Checker<'a> {
     fn fg(&mut self, f: &Spanned<RawFg>) -> Fg {
         let raw = f.get_ref();
         let name = self.text(&raw.name, "FG name");
-        let oin = self.oin(&raw.oin, &format!("FG '{name}'"));
-        if self.known.party_oins.contains(&oin) {
+        let oin = self
+            .oin(&raw.oin, &format!("FG '{name}'"))
+            .unwrap_or_else(Oin::stand_in);
+        if self.known.party_oins.contains(oin.as_str()) {
             self.error(
                 raw.oin.span(),
                 format!("FG '{name}' has the OIN of a party"),
@@ -1024,17 +989,6 @@ fn scope_fits(scope: FlowScope, receiver: OrgType) -> bool {
     }
 }
 
-fn is_municipality_code(code: &str) -> bool {
-    code.len() == 6 && code.starts_with("GM") && code[2..].bytes().all(|b| b.is_ascii_digit())
-}
-
-fn is_brin(code: &str) -> bool {
-    let b = code.as_bytes();
-    b.len() == 4
-        && b[..2].iter().all(u8::is_ascii_digit)
-        && b[2..].iter().all(u8::is_ascii_uppercase)
-}
-
 /// Hex digits with `:` and spaces removed, lowercase; `None` if anything else is in it.
 fn normal_hex(text: &str) -> Option<String> {
     let hex: String = text
@@ -1048,18 +1002,6 @@ fn normal_hex(text: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn formats() {
-        assert!(is_municipality_code("GM0014"));
-        assert!(
-            !is_municipality_code("GM014")
-                && !is_municipality_code("gm0014")
-                && !is_municipality_code("GM00a4")
-        );
-        assert!(is_brin("20XY"));
-        assert!(!is_brin("20xy") && !is_brin("20XY01") && !is_brin("2XYZ") && !is_brin("20É"));
-    }
 
     #[test]
     fn revoked_certificates_are_normalised_and_bad_ones_named() {
@@ -1088,9 +1030,10 @@ mod tests {
 
     #[test]
     fn lines_are_one_based() {
-        let c = Checker::new("a\nbb\n\nc", "f");
+        let p = crate::toml_check::Positions::new("a\nbb\n\nc");
+        let line = |offset| p.line_col(offset).0;
         assert_eq!(
-            [c.line(0), c.line(1), c.line(2), c.line(5), c.line(6)],
+            [line(0), line(1), line(2), line(5), line(6)],
             [1, 1, 2, 3, 4]
         );
     }

@@ -1,26 +1,12 @@
-//! What is wrong with a policy file, where, and how to fix it. Every error names the file and
-//! the 1-based line (0 when the whole file is meant, e.g. it cannot be read).
+//! What is wrong with a policy file, where, and how to fix it: the checked-TOML framework's
+//! [`FileError`] (file, 1-based line and column, message, fix; line 0 when the whole file is
+//! meant, e.g. it cannot be read), gathered per file.
 
+use crate::toml_check::FileError;
 use std::fmt;
 
 /// One problem in a policy file.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{}", self.render())]
-pub struct PolicyError {
-    pub file: String,
-    pub line: usize,
-    pub message: String,
-    pub fix: String,
-}
-
-impl PolicyError {
-    fn render(&self) -> String {
-        match self.line {
-            0 => format!("{}: {} — {}", self.file, self.message, self.fix),
-            line => format!("{}:{}: {} — {}", self.file, line, self.message, self.fix),
-        }
-    }
-}
+pub type PolicyError = FileError;
 
 /// All problems found in a policy file, one per line when displayed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -28,13 +14,7 @@ pub struct PolicyErrors(pub Vec<PolicyError>);
 
 impl fmt::Display for PolicyErrors {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, error) in self.0.iter().enumerate() {
-            if i > 0 {
-                f.write_str("\n")?;
-            }
-            write!(f, "{error}")?;
-        }
-        Ok(())
+        crate::toml_check::write_lines(f, &self.0, "")
     }
 }
 
@@ -46,6 +26,7 @@ mod tests {
         PolicyError {
             file: "p.toml".into(),
             line,
+            column: 7,
             message: "bad".into(),
             fix: "mend it".into(),
         }
@@ -56,7 +37,7 @@ mod tests {
         let errors = PolicyErrors(vec![error(3), error(0)]);
         assert_eq!(
             errors.to_string(),
-            "p.toml:3: bad — mend it\np.toml: bad — mend it"
+            "p.toml:3:7: bad — mend it\np.toml: bad — mend it"
         );
     }
 }

@@ -5,6 +5,7 @@
 use super::model::{FieldSet, FlowScope, Grant, Meeting, OrgType, Participant, Party, RoutineFlow};
 use super::Policy;
 use crate::cases::{Acceptance, Case};
+use crate::ids::{Brin, MunicipalityCode};
 use crate::signal::Category;
 
 /// Who asks whom for what, under which basis and for which purpose.
@@ -34,9 +35,9 @@ pub enum Context<'a> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Scope {
     /// Signals whose residence municipality (CBS code) is listed.
-    Municipalities(Vec<String>),
-    /// Signals whose school's BRIN (first 4 characters) is listed.
-    Schools(Vec<String>),
+    Municipalities(Vec<MunicipalityCode>),
+    /// Signals whose school's BRIN is listed.
+    Schools(Vec<Brin>),
     /// No restriction by the policy (a case restricts to its own pupils).
     Unrestricted,
     /// Within both (a case read: the caller's own scope and the case lead's).

@@ -300,7 +300,7 @@ fn party_row(p: &Party) -> Vec<Vec<String>> {
     vec![
         vec![p.id.clone()],
         vec![p.org_type.label().to_string()],
-        vec![p.oin.clone()],
+        vec![p.oin.to_string()],
         vec![p.name.clone()],
         vec![scope],
         vec![status_text(p.connected).to_string()],

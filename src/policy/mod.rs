@@ -120,16 +120,9 @@ impl Policy {
 
     /// Reads and parses a policy file.
     pub fn load(path: &Path) -> Result<Policy, PolicyErrors> {
-        let file = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            PolicyErrors(vec![PolicyError {
-                file: file.clone(),
-                line: 0,
-                message: format!("cannot read the policy file: {e}"),
-                fix: "check the path and that the file is readable UTF-8 text".to_string(),
-            }])
-        })?;
-        Policy::parse(&text, &file)
+        let text =
+            crate::toml_check::read(path, "the policy file").map_err(|e| PolicyErrors(vec![e]))?;
+        Policy::parse(&text, &path.display().to_string())
     }
 
     /// `sha256:` and the hex digest of the file's bytes: what the audit log records.

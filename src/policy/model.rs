@@ -2,6 +2,7 @@
 //! case meetings and FGs. Pure values; never read from disk here. Every id a value holds was
 //! resolved against the file when the policy was checked.
 
+use crate::ids::{Brin, MunicipalityCode, Oin};
 use crate::signal::Category;
 use std::collections::BTreeMap;
 use std::fmt;
@@ -188,13 +189,13 @@ pub struct Covenant {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Party {
     pub id: String,
-    pub oin: String,
+    pub oin: Oin,
     pub name: String,
     pub org_type: OrgType,
     /// CBS codes of the municipalities whose residents a gemeente serves.
-    pub municipalities: Vec<String>,
+    pub municipalities: Vec<MunicipalityCode>,
     /// BRIN codes of the schools an swv or mbo covers.
-    pub schools: Vec<String>,
+    pub schools: Vec<Brin>,
     pub region: Option<String>,
     /// False for a party the seeds say is still to be connected ("aan te haken").
     pub connected: bool,
@@ -372,7 +373,7 @@ impl Meeting {
 /// A data protection officer (FG) and the parties it is FG of.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Fg {
-    pub oin: String,
+    pub oin: Oin,
     pub name: String,
     /// Party ids.
     pub of: Vec<String>,

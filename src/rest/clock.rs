@@ -340,7 +340,7 @@ pub async fn counts(
     Ok(Json(Counts {
         cells: cells(&counts.report),
         threshold: counts.threshold,
-        holder_oin: counts.holder.oin,
+        holder_oin: counts.holder.oin.to_string(),
         holder_name: counts.holder.name,
         policy_version: counts.policy_version,
         unavailable_rows: row_codes(&counts.report.unavailable),

@@ -335,8 +335,12 @@ impl From<&Signal> for SignalView {
             pupil_pseudonym: s.pupil_pseudonym.clone(),
             category: recode(s.category.code()),
             sector: s.sector.map(|x| recode(x.code())),
-            residence_municipality: s.residence_municipality.clone(),
-            school: s.school.clone(),
+            residence_municipality: s.residence_municipality.to_string(),
+            school: s
+                .school
+                .as_ref()
+                .map(ToString::to_string)
+                .unwrap_or_default(),
             absent_since: s.absent_since,
             status: recode(s.status.code()),
             offer_date: s.offer_date,
@@ -472,8 +476,17 @@ async fn page(
     }
     let after = search.page_token.as_deref().map(after_token).transpose()?;
     let filter = crate::store::SignalFilter {
-        residence_municipality: search.residence_municipality,
-        school: search.school,
+        residence_municipality: search
+            .residence_municipality
+            .filter(|m| !m.is_empty())
+            .map(|m| crate::signal::check_municipality(&m))
+            .transpose()
+            .map_err(|e| Problem::invalid("residenceMunicipality", e.reason))?,
+        school: match search.school.filter(|c| !c.is_empty()) {
+            Some(c) => crate::signal::check_school(&c, Category::Lrv)
+                .map_err(|e| Problem::invalid("school", e.reason))?,
+            None => None,
+        },
         pupil_pseudonym: search.pupil_pseudonym,
         category: filter_value(search.category, &Category::ALL, Category::code, "category")?,
         status: filter_value(search.status, &Status::ALL, Status::code, "status")?,

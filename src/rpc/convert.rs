@@ -170,8 +170,12 @@ pub fn signal_view(s: &Signal) -> pb::SignalView {
         pupil_pseudonym: s.pupil_pseudonym.clone(),
         category: category_to_pb(s.category).into(),
         sector: s.sector.map_or(0, |x| sector_to_pb(x).into()),
-        residence_municipality: s.residence_municipality.clone(),
-        school: s.school.clone(),
+        residence_municipality: s.residence_municipality.to_string(),
+        school: s
+            .school
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_default(),
         absent_since: s.absent_since.to_string(),
         status: status_to_pb(s.status).into(),
         offer_date: date_text(s.offer_date),
@@ -288,7 +292,7 @@ pub fn field_names(fields: &FieldSet) -> Vec<String> {
 
 pub fn organisation(o: &Organisation) -> pb::Organisation {
     pb::Organisation {
-        oin: o.oin.clone(),
+        oin: o.oin.to_string(),
         name: o.name.clone(),
     }
 }
@@ -363,8 +367,11 @@ pub fn signal_from_view(v: &pb::SignalView) -> Option<Signal> {
         pupil_pseudonym: v.pupil_pseudonym.clone(),
         category: category_from_pb(v.category).ok()?,
         sector: sector_from_pb(v.sector).ok(),
-        residence_municipality: v.residence_municipality.clone(),
-        school: v.school.clone(),
+        residence_municipality: v.residence_municipality.parse().ok()?,
+        school: match v.school.as_str() {
+            "" => None,
+            code => Some(code.parse().ok()?),
+        },
         absent_since: date(&v.absent_since)?,
         status: status_from_pb(v.status).ok()?,
         offer_date: date(&v.offer_date),

@@ -69,7 +69,7 @@ pub fn filter_from(filter: Option<pb::QueryFilter>) -> Result<ExchangeFilter, Se
     };
     let school = match f.school.as_str() {
         "" => None,
-        c => Some(crate::signal::check_school(c, crate::signal::Category::Lrv).map_err(invalid)?),
+        c => crate::signal::check_school(c, crate::signal::Category::Lrv).map_err(invalid)?,
     };
     crate::service::check_count(
         "filter.categories",

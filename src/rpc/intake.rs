@@ -28,6 +28,7 @@ impl IntakeService {
 
 /// A list request as the service layer takes it; unknown enum values are INVALID_ARGUMENT.
 fn filter_from(req: pb::ListRequest) -> Result<SignalFilter, ServiceError> {
+    let non_empty = |s: String| (!s.is_empty()).then_some(s);
     let category = match req.category {
         0 => None,
         v => Some(
@@ -43,8 +44,13 @@ fn filter_from(req: pb::ListRequest) -> Result<SignalFilter, ServiceError> {
         ),
     };
     Ok(SignalFilter {
-        residence_municipality: Some(req.residence_municipality),
-        school: Some(req.school),
+        residence_municipality: non_empty(req.residence_municipality)
+            .map(|m| crate::signal::check_municipality(&m))
+            .transpose()?,
+        school: match non_empty(req.school) {
+            Some(c) => crate::signal::check_school(&c, crate::signal::Category::Lrv)?,
+            None => None,
+        },
         pupil_pseudonym: Some(req.pupil_pseudonym),
         category,
         status,

@@ -255,7 +255,7 @@ impl Service {
                 ));
             }
             participants.push(Party {
-                oin: party.oin.clone(),
+                oin: party.oin.to_string(),
                 name: party.name.clone(),
             });
         }

@@ -206,7 +206,7 @@ impl Service {
             visible,
             municipalities: policy
                 .party_by_oin(&self.node.own.oin)
-                .map(|p| p.municipalities.clone())
+                .map(|p| p.municipalities.iter().map(ToString::to_string).collect())
                 .unwrap_or_default(),
         };
         let report = self
@@ -253,7 +253,9 @@ impl Service {
         let node = &self.node;
         let policy = node.policy.current();
         let own = policy.as_ref().and_then(|p| p.party_by_oin(&node.own.oin));
-        let municipalities = own.map(|p| p.municipalities.clone()).unwrap_or_default();
+        let municipalities = own
+            .map(|p| p.municipalities.iter().map(ToString::to_string).collect())
+            .unwrap_or_default();
         let Some(claim) = claim else {
             return clock::Coverage {
                 visible: crate::signal::Category::ALL.to_vec(),

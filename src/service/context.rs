@@ -159,11 +159,10 @@ impl NodeContext {
         let version = node.policy_version();
         for tally in tallies {
             let trace = TraceContext::new_root();
-            let caller = Organisation {
-                oin: tally.caller.oin.clone(),
-                name: tally.caller.name.clone(),
-            };
-            let mut e = NewEntry::new(&trace, &caller, "", Action::Query, &version);
+            // The refused caller may name no usable OIN: its text goes in as the gate read it.
+            let mut e = NewEntry::new(&trace, &node.own, "", Action::Query, &version);
+            e.actor_oin = tally.caller.oin.clone();
+            e.actor_name = tally.caller.name.clone();
             e.decision = AuditDecision::Deny;
             e.count = tally.total();
             e.reason = format!(

@@ -113,12 +113,6 @@ impl Service {
 /// A list filter with its municipality, school and pseudonym checked.
 fn checked_filter(mut filter: SignalFilter) -> Result<SignalFilter, ServiceError> {
     let non_empty = |s: Option<String>| s.filter(|s| !s.is_empty());
-    filter.residence_municipality = non_empty(filter.residence_municipality)
-        .map(|m| signal::check_municipality(&m))
-        .transpose()?;
-    filter.school = non_empty(filter.school)
-        .map(|c| signal::check_school(&c, signal::Category::Lrv))
-        .transpose()?;
     filter.pupil_pseudonym = non_empty(filter.pupil_pseudonym);
     if filter
         .pupil_pseudonym

@@ -386,19 +386,13 @@ pub fn ids(views: &[pb::SignalView]) -> Vec<String> {
 // In-process node
 // ---------------------------------------------------------------------------------------------
 
-/// A node running on a thread with a runtime of its own.
-struct Running {
-    addr: SocketAddr,
-    stop: tokio::sync::oneshot::Sender<()>,
-    thread: std::thread::JoinHandle<Result<(), String>>,
-}
-
 /// A listener on a free port of 127.0.0.1, ready for tokio.
 pub fn bind_loopback() -> std::net::TcpListener {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    listener.set_nonblocking(true).unwrap();
-    listener
+    pactgate::harness::bind_loopback().expect("bind 127.0.0.1:0")
 }
+
+/// A node or service running on a thread with a runtime of its own (the library's harness).
+type Running = pactgate::harness::ThreadedServer;
 
 /// The node's setup: the dev certificates of `party`, its options, tuning, limits, witnessing and
 /// pseudonymisation service.
@@ -416,14 +410,10 @@ fn node_setup(
         .iter()
         .map(|p| (p.clone(), audit_keys_of(&p.name, &p.oin)))
         .collect();
-    let (mut witnesses, mut witnessed_logs) = pactgate::node::mutual_witnessing(&keyed);
-    witnesses.extend(extras.witnesses);
-    witnessed_logs.extend(extras.logs);
-    let mut setup = pactgate::node::NodeSetup::new(material(party), pseudonymiser, data_dir);
-    setup.witnesses = witnesses;
-    setup.witnessed_logs = witnessed_logs;
+    let mut setup = pactgate::harness::node_setup(material(party), pseudonymiser, data_dir, &keyed);
+    setup.witnesses.extend(extras.witnesses);
+    setup.witnessed_logs.extend(extras.logs);
     setup.policy = options.policy;
-    setup.peers = options.peers;
     setup.counting = tuning.counting;
     setup.checkpoint_interval = tuning.checkpoint_interval;
     setup.limits = limits;
@@ -435,59 +425,17 @@ fn spawn_node(
     listener: std::net::TcpListener,
     setup: pactgate::node::NodeSetup,
 ) -> Running {
-    let addr = listener.local_addr().unwrap();
-    let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let thread = std::thread::Builder::new()
-        .name(format!("node-{party}-{}", addr.port()))
-        .spawn(move || {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .map_err(|e| e.to_string())?;
-            let result = rt.block_on(async move {
-                let listener =
-                    tokio::net::TcpListener::from_std(listener).map_err(|e| e.to_string())?;
-                let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
-                let shutdown = async move {
-                    let _ = stop_rx.await;
-                    let _ = stopping_tx.send(());
-                };
-                tokio::select! {
-                    served = pactgate::node::serve(setup, listener, shutdown) => {
-                        served.map_err(|e| format!("node::serve failed: {e}"))
-                    }
-                    () = async {
-                        let _ = stopping_rx.await;
-                        tokio::time::sleep(GRACE).await;
-                    } => Err(format!("connections still open {GRACE:?} after shutdown")),
-                }
-            });
-            rt.shutdown_timeout(GRACE);
-            result
-        })
-        .expect("spawn node thread");
-    Running { addr, stop, thread }
+    let name = format!("node-{party}-{}", listener.local_addr().unwrap().port());
+    Running::spawn(name, setup, listener, GRACE, None).expect("spawn node thread")
 }
 
-impl Running {
-    /// Stops it from a `Drop`: a failed stop panics, unless the thread panics already.
-    fn stop_on_drop(self, what: &str) {
-        if let Err(e) = self.stop_blocking() {
-            if std::thread::panicking() {
-                eprintln!("{what} did not stop cleanly: {e}");
-            } else {
-                panic!("{what} did not stop cleanly: {e}");
-            }
-        }
-    }
-
-    /// Stops the node and waits until its thread (and so its store) is gone.
-    fn stop_blocking(self) -> Result<(), String> {
-        let _ = self.stop.send(());
-        match self.thread.join() {
-            Ok(result) => result,
-            Err(panic) => std::panic::resume_unwind(panic),
+/// Stops a node or service from a `Drop`: a failed stop panics, unless the thread panics already.
+fn stop_on_drop(running: Running, what: &str) {
+    if let Err(e) = running.stop_blocking() {
+        if std::thread::panicking() {
+            eprintln!("{what} did not stop cleanly: {e}");
+        } else {
+            panic!("{what} did not stop cleanly: {e}");
         }
     }
 }
@@ -516,53 +464,16 @@ impl TestPseudonymiser {
             .expect("temp dir");
         let listener = bind_loopback();
         let addr = listener.local_addr().unwrap();
-        let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let (ready_tx, ready_rx) = mpsc::channel::<()>();
-        let setup_dir = dir.path().join("data");
-        let policy = policy.to_owned();
-        let thread = std::thread::Builder::new()
-            .name(format!("pseudonymiser-{}", addr.port()))
-            .spawn(move || {
-                let rt = tokio::runtime::Builder::new_multi_thread()
-                    .worker_threads(2)
-                    .enable_all()
-                    .build()
-                    .map_err(|e| e.to_string())?;
-                let result = rt.block_on(async move {
-                    let listener =
-                        tokio::net::TcpListener::from_std(listener).map_err(|e| e.to_string())?;
-                    let (ready, is_ready) = tokio::sync::oneshot::channel();
-                    let setup = pactgate::pseudonymiser::ServiceSetup {
-                        tls: material("pseudonymiser"),
-                        keys,
-                        policy,
-                        data_dir: setup_dir,
-                        ready: Some(ready),
-                    };
-                    let served = tokio::spawn(pactgate::pseudonymiser::serve(
-                        setup,
-                        listener,
-                        async move {
-                            let _ = stop_rx.await;
-                        },
-                    ));
-                    if is_ready.await.is_ok() {
-                        let _ = ready_tx.send(());
-                    }
-                    served
-                        .await
-                        .map_err(|e| e.to_string())?
-                        .map_err(|e| format!("pseudonymiser::serve failed: {e}"))
-                });
-                rt.shutdown_timeout(GRACE);
-                result
-            })
-            .expect("spawn pseudonymiser thread");
-        let running = Running { addr, stop, thread };
-        if ready_rx.recv_timeout(READY_TIMEOUT).is_err() {
-            let result = running.stop_blocking();
-            panic!("the pseudonymisation service did not start: {result:?}");
-        }
+        let setup = pactgate::pseudonymiser::ServiceSetup {
+            tls: material("pseudonymiser"),
+            keys,
+            policy: policy.to_owned(),
+            data_dir: dir.path().join("data"),
+            ready: None,
+        };
+        let name = format!("pseudonymiser-{}", addr.port());
+        let running = Running::spawn(name, setup, listener, GRACE, Some(READY_TIMEOUT))
+            .unwrap_or_else(|e| panic!("the pseudonymisation service did not start: {e}"));
         TestPseudonymiser {
             config: service_config(&addr.to_string()),
             running: Some(running),
@@ -605,7 +516,7 @@ impl TestPseudonymiser {
 impl Drop for TestPseudonymiser {
     fn drop(&mut self) {
         if let Some(running) = self.running.take() {
-            running.stop_on_drop("the pseudonymisation service");
+            stop_on_drop(running, "the pseudonymisation service");
         }
     }
 }
@@ -885,11 +796,7 @@ impl TestNode {
         let started = Instant::now();
         let tls = material(&self.party);
         loop {
-            if self
-                .running
-                .as_ref()
-                .is_some_and(|r| r.thread.is_finished())
-            {
+            if self.running.as_ref().is_some_and(Running::is_finished) {
                 let result = self.running.take().unwrap().stop_blocking();
                 panic!("node {} stopped while starting: {result:?}", self.party);
             }
@@ -1016,7 +923,7 @@ impl TestNode {
 impl Drop for TestNode {
     fn drop(&mut self) {
         if let Some(running) = self.running.take() {
-            running.stop_on_drop(&format!("node {}", self.party));
+            stop_on_drop(running, &format!("node {}", self.party));
         }
     }
 }

@@ -2,10 +2,12 @@
 //! dir, and over gRPC (with an FG certificate) listing, export, the access report for one pupil,
 //! verification and inclusion proofs, as readable tables.
 
-use crate::audit::{self, AuditLog, Checkpoint, SigningKey, TrustedCheckpoint};
-use crate::cli::{AuditArgs, AuditCommand, AuditFilterArgs, FgConnectArgs};
+use super::Failed;
+use super::{AuditArgs, AuditCommand, AuditFilterArgs, FgConnectArgs};
+use crate::audit::{self, Checkpoint, SigningKey, TrustedCheckpoint};
 use crate::pb;
 use crate::pb::audit_client::AuditClient;
+use crate::text::{checkpoint_line, render_entries};
 use anyhow::{bail, Context as _};
 use base64::Engine as _;
 use std::path::{Path, PathBuf};
@@ -44,30 +46,6 @@ pub async fn run(args: AuditArgs) -> anyhow::Result<()> {
     }
 }
 
-/// The node OIN an audit tree belongs to: from its newest checkpoint's origin, or its first entry.
-fn node_oin_of(db: &sled::Db) -> anyhow::Result<String> {
-    let checkpoints = db.open_tree("audit.checkpoints")?;
-    if let Some(kv) = checkpoints.iter().next_back() {
-        let note = String::from_utf8(kv?.1.to_vec())?;
-        if let Some(oin) = note
-            .lines()
-            .next()
-            .and_then(|l| l.strip_prefix("pactgate/"))
-        {
-            return Ok(oin.to_owned());
-        }
-    }
-    let entries = db.open_tree("audit")?;
-    let mut first = b"e".to_vec();
-    first.extend_from_slice(&0u64.to_be_bytes());
-    let bytes = entries.get(first)?.context("the audit log is empty")?;
-    let value: serde_json::Value = serde_json::from_slice(&bytes)?;
-    value["node_oin"]
-        .as_str()
-        .map(str::to_owned)
-        .context("the first audit entry names no node")
-}
-
 fn read_peer_checkpoint(path: &Path) -> anyhow::Result<TrustedCheckpoint> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
@@ -81,31 +59,16 @@ fn read_peer_checkpoint(path: &Path) -> anyhow::Result<TrustedCheckpoint> {
     ))
 }
 
-/// Verifies a stopped node's audit log from its data dir, read-only: sled cannot open a store
-/// read-only (and opening one may write to it), so this verifies a copy in a temporary dir. Also
-/// fails on a log shorter than the node acknowledged (its integrity record). Exits 2 on
-/// tampering.
+/// Verifies a stopped node's audit log from its data dir through the audit module's offline
+/// verifier (which works on a copy). Also fails on a log shorter than the node acknowledged (its
+/// integrity record). A log that fails is a [`Failed`] error with exit code 2.
 pub fn verify_offline(data_dir: &Path, peer_checkpoints: &[PathBuf]) -> anyhow::Result<()> {
-    let copy = tempfile::tempdir().context("cannot make a temporary dir for the copy")?;
-    copy_dir(&data_dir.join("store"), &copy.path().join("store"))?;
-    let db = sled::open(copy.path().join("store"))?;
-    let oin = node_oin_of(&db)?;
-    let key_file = data_dir.join(crate::node::AUDIT_KEY_FILE);
-    let pkcs8 =
-        std::fs::read(&key_file).with_context(|| format!("cannot read {}", key_file.display()))?;
-    let log = AuditLog::open(&db, &oin, SigningKey::from_pkcs8(&pkcs8)?)?;
-    let keys: Vec<String> = db
-        .open_tree("audit.witness_keys")?
+    let peer = peer_checkpoints
         .iter()
-        .values()
-        .filter_map(|v| v.ok().and_then(|v| String::from_utf8(v.to_vec()).ok()))
-        .collect();
-    let key_refs: Vec<&str> = keys.iter().map(String::as_str).collect();
-    let mut trusted = log.cosigned_checkpoints(&key_refs)?;
-    for path in peer_checkpoints {
-        trusted.push(read_peer_checkpoint(path)?);
-    }
-    let mut response = crate::rpc::convert::verify_response(audit::verify(&log, &trusted));
+        .map(|p| read_peer_checkpoint(p))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let verified = audit::verify_stopped(&data_dir.join("store"), audit_key(data_dir)?, peer)?;
+    let mut response = crate::rpc::convert::verify_response(verified.result);
     let acknowledged = crate::integrity::Files::new(data_dir)
         .read_record()?
         .map_or(0, |r| r.audit_entries);
@@ -118,41 +81,29 @@ pub fn verify_offline(data_dir: &Path, peer_checkpoints: &[PathBuf]) -> anyhow::
         );
         response.first_bad_seq = response.entries;
     }
-    report_verify(response, log.origin())
+    report_verify(response, &verified.origin)
 }
 
-/// Copies a directory tree (sled's files) file by file.
-fn copy_dir(from: &Path, to: &Path) -> anyhow::Result<()> {
-    std::fs::create_dir_all(to)?;
-    for entry in
-        std::fs::read_dir(from).with_context(|| format!("cannot read {}", from.display()))?
-    {
-        let entry = entry?;
-        let target = to.join(entry.file_name());
-        if entry.file_type()?.is_dir() {
-            copy_dir(&entry.path(), &target)?;
-        } else {
-            std::fs::copy(entry.path(), &target)
-                .with_context(|| format!("cannot copy {}", entry.path().display()))?;
-        }
-    }
-    Ok(())
+/// The audit log's signing key in a node's data dir.
+fn audit_key(data_dir: &Path) -> anyhow::Result<SigningKey> {
+    let key_file = data_dir.join(crate::node::AUDIT_KEY_FILE);
+    let pkcs8 =
+        std::fs::read(&key_file).with_context(|| format!("cannot read {}", key_file.display()))?;
+    Ok(SigningKey::from_pkcs8(&pkcs8)?)
 }
 
 fn report_verify(v: pb::VerifyResponse, origin: &str) -> anyhow::Result<()> {
-    if v.ok {
-        println!(
-            "{origin}: verified {} entries; root {}; {} checkpoint signatures and {} cosigned checkpoints checked",
-            v.entries,
-            base64::engine::general_purpose::STANDARD.encode(&v.root_hash),
-            v.checkpoints_checked,
-            v.cosignatures_checked
-        );
-        return Ok(());
+    match crate::text::verify_text(origin, &v) {
+        Ok(line) => {
+            println!("{line}");
+            Ok(())
+        }
+        Err(problem) => Err(Failed {
+            code: 2,
+            message: problem,
+        }
+        .into()),
     }
-    eprintln!("{origin}: AUDIT LOG FAILED VERIFICATION: {}", v.problem);
-    eprintln!("first bad sequence number: {}", v.first_bad_seq);
-    std::process::exit(2);
 }
 
 async fn client(connect: &FgConnectArgs) -> anyhow::Result<AuditClient<tonic::transport::Channel>> {
@@ -187,57 +138,6 @@ fn filter(f: &AuditFilterArgs) -> pb::AuditFilter {
         from: f.from.clone().unwrap_or_default(),
         until: f.until.clone().unwrap_or_default(),
     }
-}
-
-/// Entries as a readable table.
-pub fn render_entries(entries: &[pb::AuditEntry]) -> String {
-    let mut table = comfy_table::Table::new();
-    table.load_preset(comfy_table::presets::UTF8_FULL_CONDENSED);
-    table.set_header([
-        "seq",
-        "time",
-        "who",
-        "action",
-        "context",
-        "purpose / basis",
-        "pupils",
-        "decision",
-        "reason",
-    ]);
-    for e in entries {
-        let context = [
-            e.routine_flow.as_str(),
-            e.meeting_type.as_str(),
-            e.case_id.as_str(),
-        ]
-        .iter()
-        .filter(|s| !s.is_empty())
-        .copied()
-        .collect::<Vec<_>>()
-        .join(" ");
-        table.add_row(vec![
-            e.seq.to_string(),
-            e.time.clone(),
-            if e.actor.is_empty() {
-                e.actor_name.clone()
-            } else {
-                format!("{} ({})", e.actor_name, e.actor)
-            },
-            e.action()
-                .as_str_name()
-                .trim_start_matches("AUDIT_ACTION_")
-                .to_owned(),
-            context,
-            format!("{} {}", e.purpose, e.legal_basis).trim().to_owned(),
-            e.pupil_pseudonyms.len().to_string(),
-            e.decision()
-                .as_str_name()
-                .trim_start_matches("AUDIT_DECISION_")
-                .to_owned(),
-            e.reason.chars().take(80).collect(),
-        ]);
-    }
-    format!("{table}\n{} entries\n", entries.len())
 }
 
 async fn list(connect: &FgConnectArgs, f: &AuditFilterArgs) -> anyhow::Result<()> {
@@ -278,21 +178,6 @@ async fn export(connect: &FgConnectArgs, f: &AuditFilterArgs, format: &str) -> a
         out.write_all(&chunk.data)?;
     }
     Ok(())
-}
-
-/// The newest checkpoint and who cosigned it, in a line.
-pub fn checkpoint_line(c: &pb::SignedCheckpoint) -> String {
-    format!(
-        "checkpoint {} size {} root {}, cosigned by {}",
-        c.origin,
-        c.size,
-        base64::engine::general_purpose::STANDARD.encode(&c.root_hash),
-        if c.witnesses.is_empty() {
-            "no peer yet".to_owned()
-        } else {
-            c.witnesses.join(", ")
-        }
-    )
 }
 
 async fn report(

@@ -2,7 +2,7 @@
 //! store. sled can panic or abort on a damaged file, so the check opens the store in a child
 //! process: whatever sled does there becomes one clear refusal that says how to recover.
 
-use crate::cli::FgConnectArgs;
+use super::FgConnectArgs;
 use crate::integrity::RECOVERY;
 use crate::pb;
 use anyhow::Context as _;
