@@ -10,6 +10,8 @@ mod model;
 mod raw;
 
 #[cfg(test)]
+mod bind_tests;
+#[cfg(test)]
 mod tests;
 
 pub use error::{PolicyError, PolicyErrors};

@@ -178,3 +178,35 @@ impl NodeContext {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::PolicyHandle;
+
+    const SHIPPED: &str = include_str!("../../policies/groningen.toml");
+
+    /// A reload reports the version it installed, and that is the version readers then get; an
+    /// invalid file leaves the old policy in force.
+    #[test]
+    fn a_reload_reports_the_version_it_installed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("policy.toml");
+        std::fs::write(&path, SHIPPED).unwrap();
+        let handle = PolicyHandle::load(Some(&path)).unwrap();
+        let first = handle.current().unwrap().version().to_owned();
+        let held = handle.current().unwrap();
+        std::fs::write(&path, format!("{SHIPPED}\n# a new version\n")).unwrap();
+        let reported = handle.reload().unwrap().unwrap();
+        assert_ne!(reported, first);
+        assert_eq!(handle.current().unwrap().version(), reported);
+        assert_eq!(
+            held.version(),
+            first,
+            "a reader keeps the version it started with"
+        );
+        std::fs::write(&path, "not a policy").unwrap();
+        assert!(handle.reload().is_err());
+        assert_eq!(handle.current().unwrap().version(), reported);
+        assert_eq!(PolicyHandle::load(None).unwrap().reload().unwrap(), None);
+    }
+}
