@@ -147,6 +147,8 @@ impl Store {
         };
         files.write_record(record, true)?;
         files.clear_intents()?;
+        // The digest paged every signal in and most of them out again.
+        free_retired();
         Ok(Self {
             db,
             signals,
@@ -218,6 +220,7 @@ impl Store {
         let number = applied.0 + 1;
         self.integrity.files.append_intent(number, delta)?;
         self.signals.apply_batch(batch)?;
+        free_retired();
         applied.0 = number;
         applied.1.apply(delta);
         Ok(())
@@ -411,6 +414,23 @@ impl Store {
     /// The number of stored signals.
     pub fn count(&self) -> usize {
         self.signals.scan_prefix([SIGNAL, 0]).count()
+    }
+}
+
+/// Rounds of [`free_retired`]: each frees up to 8 bags of 64 retired objects, so this drains
+/// what a batch of several thousand writes retires many times over.
+const FREE_ROUNDS: usize = 256;
+
+/// Frees the tree nodes sled has retired and no reader can still see. sled replaces a node on
+/// every write and retires the old one to crossbeam's epoch collector, which frees at most 512
+/// of them per 128 pins of a thread. A batch holds one pin for all its writes (several thousand
+/// node copies) and a push pins far less often than it retires, so without this the retired
+/// nodes pile up for as long as pushes come in, and an idle node never frees them (BENCHMARKS.md,
+/// Memory). Each round pins, moves this thread's retired nodes to the collector, advances the
+/// epoch if no other thread is pinned in an older one, and frees what has expired.
+fn free_retired() {
+    for _ in 0..FREE_ROUNDS {
+        crossbeam_epoch::pin().flush();
     }
 }
 
