@@ -83,7 +83,7 @@ impl Default for Limits {
             max_heavy: 2,
             max_reference_dates: 120,
             shutdown_grace_secs: 10,
-            store_cache_mib: 16,
+            store_cache_mib: 4,
             refusal_window_secs: 60,
         }
     }

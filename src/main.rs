@@ -4,6 +4,14 @@
 use clap::Parser as _;
 use std::process::ExitCode;
 
+/// jemalloc with its background thread, not glibc's malloc: a push churns through many small
+/// short-lived allocations (sled copies a tree node on every insert) on several threads, and
+/// glibc keeps what they free in per-thread arenas for good; jemalloc's background thread hands
+/// freed pages back to the system within seconds (BENCHMARKS.md, Memory).
+#[cfg(not(target_env = "msvc"))]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = pactgate::cli::Cli::parse();

@@ -20,8 +20,8 @@ const SIGNAL: u8 = b's';
 const BY_PUPIL: u8 = b'p';
 const BY_MUNICIPALITY: u8 = b'm';
 const BY_SCHOOL: u8 = b'c';
-/// sled's page cache unless the node's limits say otherwise: 16 MiB (BENCHMARKS.md, Memory).
-pub const DEFAULT_CACHE_BYTES: u64 = 16 * 1024 * 1024;
+/// sled's page cache unless the node's limits say otherwise: 4 MiB (BENCHMARKS.md, Memory).
+pub const DEFAULT_CACHE_BYTES: u64 = 4 * 1024 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -135,14 +135,12 @@ impl Store {
             .and_then(|()| make_entry_private(data_dir))
             .map_err(StoreError::Private)?;
         let path = data_dir.join("store");
+        let (found, audit_entries) = scan(&path)?;
         let db = open_with_retry(&path, cache_bytes)?;
         make_private(&path).map_err(StoreError::Private)?;
         let signals = db.open_tree(SIGNALS_TREE)?;
         let audit = db.open_tree(crate::audit::TREE)?;
         let files = Files::new(data_dir);
-        let found = digest_of(&signals)?;
-        let audit_entries =
-            crate::audit::stored_len(&audit).map_err(|e| StoreError::Audit(e.to_string()))?;
         let batch = files.check(found, audit_entries)?;
         let record = Record {
             batch,
@@ -222,6 +220,7 @@ impl Store {
         let number = applied.0 + 1;
         self.integrity.files.append_intent(number, delta)?;
         self.signals.apply_batch(batch)?;
+        free_retired();
         applied.0 = number;
         applied.1.apply(delta);
         Ok(())
@@ -430,6 +429,41 @@ impl Store {
     }
 }
 
+/// Rounds of [`free_retired`]: each frees up to 8 bags of 64 retired objects, so this drains
+/// what a batch of several thousand writes retires many times over.
+const FREE_ROUNDS: usize = 256;
+
+/// Frees the tree nodes sled has retired and no reader can still see. sled replaces a node on
+/// every write and retires the old one to crossbeam's epoch collector, which frees at most 512
+/// of them per 128 pins of a thread. A batch holds one pin for all its writes (several thousand
+/// node copies) and a push pins far less often than it retires, so without this the retired
+/// nodes pile up for as long as pushes come in, and an idle node never frees them (BENCHMARKS.md,
+/// Memory). Each round pins, moves this thread's retired nodes to the collector, advances the
+/// epoch if no other thread is pinned in an older one, and frees what has expired.
+fn free_retired() {
+    for _ in 0..FREE_ROUNDS {
+        crossbeam_epoch::pin().flush();
+    }
+}
+
+/// sled's page cache while the digest is read at open: the smallest that reads well.
+const SCAN_CACHE_BYTES: u64 = 1024 * 1024;
+
+/// The digest of the stored signals and the audit log's length, read through a sled handle of
+/// its own with a small cache and no flusher, closed before the node's own handle opens. The
+/// digest pages in every signal once; sled 0.34 keeps up to 64 unaccounted pages per cache shard
+/// (256 shards) besides its cache, so read through the node's handle they would stay resident
+/// (about 130 MB for 300,000 signals; BENCHMARKS.md, Memory).
+fn scan(path: &Path) -> Result<(Digest, u64), StoreError> {
+    let db = open_config(path, SCAN_CACHE_BYTES, None)?;
+    let found = digest_of(&db.open_tree(SIGNALS_TREE)?)?;
+    let audit_entries = crate::audit::stored_len(&db.open_tree(crate::audit::TREE)?)
+        .map_err(|e| StoreError::Audit(e.to_string()))?;
+    drop(db);
+    free_retired();
+    Ok((found, audit_entries))
+}
+
 /// The digest of every stored signal (not the indexes).
 fn digest_of(signals: &sled::Tree) -> Result<Digest, StoreError> {
     let mut pairs = Vec::new();
@@ -443,9 +477,6 @@ fn digest_of(signals: &sled::Tree) -> Result<Digest, StoreError> {
     Ok(digest.merged(Digest::of(pairs.into_iter())))
 }
 
-/// Opens sled, retrying for up to two seconds while another handle in this process still holds
-/// the directory's lock: sled 0.34 releases it from a background thread shortly after the last
-/// `Db` is dropped, so a quick restart can otherwise fail with "could not acquire lock".
 /// Creates `dir` (and its parents) if absent; the data dir itself is made 0700.
 fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     let mut builder = std::fs::DirBuilder::new();
@@ -491,12 +522,26 @@ pub fn make_private(dir: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Opens sled, retrying for up to five seconds while another handle in this process still holds
+/// the directory's lock: sled 0.34 releases it from a background thread shortly after the last
+/// `Db` is dropped, so a quick restart (or the open after [`scan`]) can otherwise fail with
+/// "could not acquire lock".
 fn open_with_retry(path: &Path, cache_bytes: u64) -> Result<sled::Db, StoreError> {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    open_config(path, cache_bytes, Some(500))
+}
+
+/// [`open_with_retry`] with sled's background flush every `flush_every_ms` (none: no flusher).
+fn open_config(
+    path: &Path,
+    cache_bytes: u64,
+    flush_every_ms: Option<u64>,
+) -> Result<sled::Db, StoreError> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     loop {
         match sled::Config::new()
             .path(path)
             .cache_capacity(cache_bytes)
+            .flush_every_ms(flush_every_ms)
             .open()
         {
             // sled reports the held lock as an io::Error of kind Other wrapping the EWOULDBLOCK.
