@@ -1062,3 +1062,49 @@ async fn the_fg_inspects_the_audit_log_over_rest_as_over_grpc() {
     refused.problem(400);
     assert!(!refused.text.contains(&bad));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_that_never_finishes_its_body_is_cut_off_at_the_deadline_as_a_problem() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let limits = pactgate::limits::Limits {
+        request_timeout_secs: 1,
+        ..pactgate::limits::Limits::default()
+    };
+    let node = TestNode::start_limited("swv-vo", NodeTuning::default(), limits).await;
+    let mut config = material("swv-vo").client_config_tls13().unwrap();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+    let tcp = tokio::net::TcpStream::connect(node.addr()).await.unwrap();
+    let name = rustls_pki_types::ServerName::IpAddress(node.addr().ip().into());
+    let mut tls = connector.connect(name, tcp).await.unwrap();
+    // A search (not a push, whose deadline is longer) whose body stops half-way.
+    tls.write_all(
+        b"POST /v1/signals/search HTTP/1.1\r\nHost: node\r\nContent-Type: application/json\r\n\
+          Content-Length: 1000\r\n\r\n{\"school\": ",
+    )
+    .await
+    .unwrap();
+    tls.flush().await.unwrap();
+    let started = std::time::Instant::now();
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !String::from_utf8_lossy(&answer).contains("}") {
+        let n = tokio::time::timeout(std::time::Duration::from_secs(10), tls.read(&mut buf))
+            .await
+            .expect("an answer within the deadline")
+            .unwrap();
+        if n == 0 {
+            break;
+        }
+        answer.extend_from_slice(&buf[..n]);
+    }
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 504"), "{answer}");
+    assert!(answer.contains("application/problem+json"), "{answer}");
+    assert!(
+        answer.to_lowercase().contains("api-version: 1.0.0"),
+        "{answer}"
+    );
+    assert!(answer.contains("deadline of 1 s"), "{answer}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+}
