@@ -635,9 +635,7 @@ async fn serve_consoles(nodes: &[DemoNode]) -> anyhow::Result<()> {
         .context("no leerplicht node")?;
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let mut consoles = Vec::new();
-    println!(
-        "\nThe web console, for the Leerplicht node (Ctrl-C stops the console and the nodes):"
-    );
+    println!("\nThe web console, for the Leerplicht node and its FG:");
     for (file, person) in DEMO_CONSOLES {
         let setup = crate::console::ConsoleSetup {
             tls: dev_certs::material(file).context("no certificate")?,
@@ -660,6 +658,7 @@ async fn serve_consoles(nodes: &[DemoNode]) -> anyhow::Result<()> {
             setup, listener, shutdown,
         )));
     }
+    println!("Ctrl-C stops the consoles and the nodes.");
     let _ = tokio::signal::ctrl_c().await;
     println!("\nStopping the consoles and the nodes.");
     let _ = stop.send(true);

@@ -596,3 +596,44 @@ async fn the_fgs_privacy_pages_browse_verify_and_report_without_echoing_the_bsn(
     assert!(!everything.contains(bsn.as_str()), "no BSN in the audit");
     console.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_report_page_shows_the_g4_schema_and_downloads_its_csv() {
+    let node = common::TestNode::start_tuned(
+        "leerplicht",
+        common::NodeOptions::default(),
+        common::NodeTuning::fast_audit_with_counting(),
+    )
+    .await;
+    let console = TestConsole::start(workstation(
+        "leerplicht",
+        &node.addr().to_string(),
+        Some(PERSON),
+    ))
+    .await;
+    let page = plain_client()
+        .get(console.url("/rapportage"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    let html = page.text().await.unwrap();
+    assert!(
+        html.contains("G4-resultatenschema") && html.contains("<th scope=\"row\">"),
+        "{html}"
+    );
+    let csv = plain_client()
+        .get(console.url("/rapportage.csv"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(csv.status(), StatusCode::OK);
+    assert_eq!(csv.headers()["content-type"], "text/csv; charset=utf-8");
+    assert!(csv.headers()["content-disposition"]
+        .to_str()
+        .unwrap()
+        .starts_with("attachment"));
+    let text = csv.text().await.unwrap();
+    assert!(text.lines().count() > 1 && text.contains(','), "{text}");
+    console.stop().await;
+}

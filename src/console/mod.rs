@@ -17,6 +17,7 @@
 //! - [`due`]: the Signaleringslijst (the due list from four weeks, `POST /v1/due-list`).
 //! - [`privacy`]: the FG's pages: audit log, verify the whole log, the access report for a BSN.
 //! - [`query`]: the Navragen page (a federated query, `POST /v1/federated-queries`).
+//! - [`report`]: Rapportage, the G4 result schema and its CSV (`POST /v1/reports`).
 //! - [`signals`]: the Signalen page (the organisation's own signals, `GET /v1/signals`).
 
 pub mod csrf;
@@ -27,6 +28,7 @@ pub mod pages;
 pub mod person;
 pub mod privacy;
 pub mod query;
+pub mod report;
 pub mod signals;
 
 use crate::identity::Organisation;

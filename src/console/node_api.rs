@@ -11,6 +11,9 @@ use tonic::codegen::http;
 use tonic::transport::Channel;
 use tower::ServiceExt as _;
 
+/// What a JSON call accepts.
+const JSON: &str = "application/json";
+
 /// The most an answer of the node may hold (an audit export of a busy log fits).
 const MAX_ANSWER_BYTES: usize = 32 * 1024 * 1024;
 
@@ -60,12 +63,12 @@ impl NodeApi {
         method: http::Method,
         path: &str,
         actor: &str,
-        body: Option<Vec<u8>>,
+        (body, accept): (Option<Vec<u8>>, &str),
     ) -> Result<(http::HeaderMap, Vec<u8>), NodeApiError> {
         let mut request = http::Request::builder()
             .method(method)
             .uri(path)
-            .header(http::header::ACCEPT, "application/json, text/csv")
+            .header(http::header::ACCEPT, accept)
             .header(ACTOR_METADATA, actor);
         if body.is_some() {
             request = request.header(http::header::CONTENT_TYPE, "application/json");
@@ -116,29 +119,44 @@ impl NodeApi {
         path: &str,
         actor: &str,
     ) -> Result<T, NodeApiError> {
-        let (_, bytes) = self.send(http::Method::GET, path, actor, None).await?;
+        let (_, bytes) = self
+            .send(http::Method::GET, path, actor, (None, JSON))
+            .await?;
         Self::decode(path, &bytes)
     }
 
-    /// GET `path` as `actor`, the raw answer (a CSV, an export).
-    pub async fn get_raw(&self, path: &str, actor: &str) -> Result<Vec<u8>, NodeApiError> {
-        Ok(self.send(http::Method::GET, path, actor, None).await?.1)
+    fn encode<B: Serialize>(path: &str, body: &B) -> Result<Vec<u8>, NodeApiError> {
+        serde_json::to_vec(body).map_err(|e| NodeApiError::Answer {
+            path: path.to_owned(),
+            reason: e.to_string(),
+        })
     }
 
-    /// POST `body` as JSON to `path` as `actor`.
+    /// POST `body` as JSON to `path` as `actor`, a JSON answer.
     pub async fn post<B: Serialize, T: DeserializeOwned>(
         &self,
         path: &str,
         actor: &str,
         body: &B,
     ) -> Result<T, NodeApiError> {
-        let json = serde_json::to_vec(body).map_err(|e| NodeApiError::Answer {
-            path: path.to_owned(),
-            reason: e.to_string(),
-        })?;
+        let json = Self::encode(path, body)?;
         let (_, bytes) = self
-            .send(http::Method::POST, path, actor, Some(json))
+            .send(http::Method::POST, path, actor, (Some(json), JSON))
             .await?;
         Self::decode(path, &bytes)
+    }
+
+    /// POST `body` as JSON to `path` as `actor`, a CSV answer.
+    pub async fn post_csv<B: Serialize>(
+        &self,
+        path: &str,
+        actor: &str,
+        body: &B,
+    ) -> Result<Vec<u8>, NodeApiError> {
+        let json = Self::encode(path, body)?;
+        Ok(self
+            .send(http::Method::POST, path, actor, (Some(json), "text/csv"))
+            .await?
+            .1)
     }
 }

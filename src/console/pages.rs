@@ -104,6 +104,11 @@ pub const NAV: &[NavItem] = &[
         label: "Signaleringslijst",
     },
     NavItem {
+        key: "rapportage",
+        href: "/rapportage",
+        label: "Rapportage",
+    },
+    NavItem {
         key: "signalen",
         href: "/signalen",
         label: "Signalen",
@@ -189,6 +194,8 @@ pub fn router(console: Arc<Console>) -> Router {
         .route("/", get(start))
         .route("/console.css", get(stylesheet))
         .route("/signalen", get(super::signals::page))
+        .route("/rapportage", get(super::report::page))
+        .route("/rapportage.csv", get(super::report::csv))
         .route("/privacy/auditlog", get(super::privacy::log))
         .route("/privacy/controle", get(super::privacy::verify))
         .route(

@@ -59,7 +59,7 @@ impl Service {
         let mut e = NewEntry::new(
             &caller.trace,
             &caller.org,
-            "",
+            &caller.actor,
             Action::AuditAccess,
             &self.node.policy_version(),
         );

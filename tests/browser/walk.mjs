@@ -174,6 +174,7 @@ async function main() {
       for (const link of links) {
         const pathName = new URL(link.href).pathname;
         if (pathName === '/') continue;
+        if (!link.label) fail(`${who}: a menu link without text`);
         await visit(page, link.href, `${who}${pathName.replaceAll('/', '-')}`);
         await sendForms(page, base, pathName, who);
       }
