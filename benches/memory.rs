@@ -5,8 +5,8 @@
 //!
 //! `MEMORY_BENCH_PUSHES`, `MEMORY_BENCH_RECORDS` and `MEMORY_BENCH_SETTLE_SECS` change the
 //! workload (defaults 3, 100,000 and 30); `MEMORY_BENCH_CACHE_MIB` sets the node's
-//! `[limits] store_cache_mib` (default: the node's default). The node inherits the environment
-//! (so `MALLOC_ARENA_MAX` reaches it).
+//! `[limits] store_cache_mib` (default: the node's default). The node inherits the environment;
+//! it runs on jemalloc, so glibc's `MALLOC_ARENA_MAX` changes nothing.
 
 mod common;
 
@@ -272,7 +272,13 @@ fn main() -> anyhow::Result<()> {
     );
     println!(
         "node: store_cache_mib {}, MALLOC_ARENA_MAX {}",
-        cache_mib.map_or("default (16)".to_owned(), |m| m.to_string()),
+        cache_mib.map_or_else(
+            || format!(
+                "default ({})",
+                pactgate::limits::Limits::default().store_cache_mib
+            ),
+            |m| m.to_string()
+        ),
         std::env::var("MALLOC_ARENA_MAX").unwrap_or_else(|_| "unset".to_owned())
     );
     let rt = tokio::runtime::Builder::new_multi_thread()
