@@ -83,7 +83,9 @@ fn a_case_permit_awaits_its_case_and_binds_to_it_narrowed() {
     assert_eq!(
         bound.scope(),
         &Scope::Both(
-            Box::new(Scope::Municipalities(vec!["GM0014".parse().expect("a CBS code")])),
+            Box::new(Scope::Municipalities(vec!["GM0014"
+                .parse()
+                .expect("a CBS code")])),
             Box::new(swv_schools)
         )
     );
