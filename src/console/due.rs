@@ -112,7 +112,7 @@ async fn show(
         .post::<_, DueList>("/v1/due-list", &person.name, &request)
         .await;
     let mut page = DuePage {
-        layout: Layout::new(&console, "Signaleringslijst", "signaleringslijst", person),
+        layout: Layout::new(console, "Signaleringslijst", "signaleringslijst", person),
         csrf: key.token(console, person, ACTION),
         with_partners: claim.is_some(),
         claim: claim.unwrap_or_default(),

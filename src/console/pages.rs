@@ -34,6 +34,8 @@ impl FormKey {
 
 /// Checks a posted form's CSRF token against the cookie the browser sent with it (not one the
 /// guard just made: a browser without the cookie has no valid token).
+// The refusal is the page a handler returns as it is; boxing it would only add an allocation.
+#[allow(clippy::result_large_err)]
 pub fn check_form(
     console: &Console,
     headers: &axum::http::HeaderMap,

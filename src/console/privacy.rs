@@ -208,7 +208,7 @@ impl std::fmt::Debug for AccessForm {
 
 fn access_page(console: &Console, person: &Person, key: &FormKey) -> AccessPage {
     AccessPage {
-        layout: Layout::new(&console, "Inzagerapport", "inzage", person),
+        layout: Layout::new(console, "Inzagerapport", "inzage", person),
         csrf: key.token(console, person, INZAGE),
         report: None,
         problem: None,

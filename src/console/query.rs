@@ -122,7 +122,7 @@ fn page<'a>(
     form: QueryForm,
 ) -> QueryPage<'a> {
     QueryPage {
-        layout: Layout::new(&console, "Navragen bij partners", "navragen", person),
+        layout: Layout::new(console, "Navragen bij partners", "navragen", person),
         organisation: &console.own.name,
         csrf: key.token(console, person, ACTION),
         form,

@@ -110,10 +110,9 @@ impl Service {
     }
 }
 
-/// A list filter with its municipality, school and pseudonym checked.
+/// A list filter with its pseudonym checked (municipality and school are typed at the edge).
 fn checked_filter(mut filter: SignalFilter) -> Result<SignalFilter, ServiceError> {
-    let non_empty = |s: Option<String>| s.filter(|s| !s.is_empty());
-    filter.pupil_pseudonym = non_empty(filter.pupil_pseudonym);
+    filter.pupil_pseudonym = filter.pupil_pseudonym.filter(|s| !s.is_empty());
     if filter
         .pupil_pseudonym
         .as_deref()
