@@ -25,8 +25,10 @@ const TRANSPORTS: &[&str] = &[
     "node/",
     "cli.rs",
     "cli/",
-    "audit_cli.rs",
-    "store_cli.rs",
+    // Rendering answers (the generated types) for people, shared by the CLI and the demo.
+    "text.rs",
+    // Starting real nodes for the tests, the benches and the demo: the node's wiring, from above.
+    "harness.rs",
     "demo.rs",
     "demo/",
     "rest/",
