@@ -112,7 +112,7 @@ async fn show(
         .post::<_, DueList>("/v1/due-list", &person.name, &request)
         .await;
     let mut page = DuePage {
-        layout: Layout::new(&console, "Signaleringslijst", "signaleringslijst", person),
+        layout: Layout::new(console, "Signaleringslijst", "signaleringslijst", person),
         csrf: key.token(console, person, ACTION),
         with_partners: claim.is_some(),
         claim: claim.unwrap_or_default(),
@@ -157,7 +157,7 @@ pub async fn with_partners(
     Form(form): Form<DueForm>,
 ) -> Response {
     if let Err(refused) = check_form(&console, &headers, &person, ACTION, &form.csrf) {
-        return refused;
+        return *refused;
     }
     show(&console, &person, &key, Some(form.claim)).await
 }

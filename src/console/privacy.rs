@@ -208,7 +208,7 @@ impl std::fmt::Debug for AccessForm {
 
 fn access_page(console: &Console, person: &Person, key: &FormKey) -> AccessPage {
     AccessPage {
-        layout: Layout::new(&console, "Inzagerapport", "inzage", person),
+        layout: Layout::new(console, "Inzagerapport", "inzage", person),
         csrf: key.token(console, person, INZAGE),
         report: None,
         problem: None,
@@ -234,7 +234,7 @@ pub async fn access_report(
 ) -> Response {
     use zeroize::Zeroize as _;
     if let Err(refused) = check_form(&console, &headers, &person, INZAGE, &form.csrf) {
-        return refused;
+        return *refused;
     }
     let mut request = AccessReportRequest {
         pupil_id: Some(form.bsn.trim().to_owned()),

@@ -122,7 +122,7 @@ fn page<'a>(
     form: QueryForm,
 ) -> QueryPage<'a> {
     QueryPage {
-        layout: Layout::new(&console, "Navragen bij partners", "navragen", person),
+        layout: Layout::new(console, "Navragen bij partners", "navragen", person),
         organisation: &console.own.name,
         csrf: key.token(console, person, ACTION),
         form,
@@ -154,7 +154,7 @@ pub async fn ask(
     Form(form): Form<QueryForm>,
 ) -> Response {
     if let Err(refused) = check_form(&console, &headers, &person, ACTION, &form.csrf) {
-        return refused;
+        return *refused;
     }
     let request = FederatedQueryRequest {
         claim: form.claim.claim(&person),
