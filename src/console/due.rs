@@ -157,7 +157,7 @@ pub async fn with_partners(
     Form(form): Form<DueForm>,
 ) -> Response {
     if let Err(refused) = check_form(&console, &headers, &person, ACTION, &form.csrf) {
-        return refused;
+        return *refused;
     }
     show(&console, &person, &key, Some(form.claim)).await
 }

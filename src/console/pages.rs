@@ -42,7 +42,7 @@ pub fn check_form(
     person: &Person,
     action: &str,
     token: &str,
-) -> Result<(), Response> {
+) -> Result<(), Box<Response>> {
     let cookie = headers
         .get(header::COOKIE)
         .and_then(|c| c.to_str().ok())
@@ -52,12 +52,12 @@ pub fn check_form(
         .verify(cookie.as_deref(), &person.name, action, Some(token))
         .map_err(|e| {
             tracing::info!(console.form = action, reason = %e, "console: form refused (CSRF)");
-            refusal(
+            Box::new(refusal(
                 StatusCode::FORBIDDEN,
                 "Formulier niet aangenomen",
                 "Dit formulier kwam niet (meer) van deze console. Open de pagina opnieuw en \
                  verstuur het formulier nog eens.",
-            )
+            ))
         })
 }
 

@@ -234,7 +234,7 @@ pub async fn access_report(
 ) -> Response {
     use zeroize::Zeroize as _;
     if let Err(refused) = check_form(&console, &headers, &person, INZAGE, &form.csrf) {
-        return refused;
+        return *refused;
     }
     let mut request = AccessReportRequest {
         pupil_id: Some(form.bsn.trim().to_owned()),

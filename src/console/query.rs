@@ -154,7 +154,7 @@ pub async fn ask(
     Form(form): Form<QueryForm>,
 ) -> Response {
     if let Err(refused) = check_form(&console, &headers, &person, ACTION, &form.csrf) {
-        return refused;
+        return *refused;
     }
     let request = FederatedQueryRequest {
         claim: form.claim.claim(&person),
