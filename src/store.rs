@@ -6,7 +6,9 @@
 //! Keys in the `signals` tree (record ids are printable ASCII, so 0x00 separates safely):
 //! - `s\0<record>`: the signal, as JSON;
 //! - `p\0<pseudonym>\0<record>`, `m\0<municipality>\0<record>`, `c\0<school>\0<record>`: empty
-//!   index entries for queries by pupil, residence municipality and school.
+//!   index entries for queries by pupil, residence municipality and school;
+//! - `k\0<block>` and `K\0<record>`: the signals' clock copies in blocks, and which block holds
+//!   each record's copy (see [`clock_copy`]); what the report reads.
 
 use crate::ids::{MunicipalityCode, SchoolCode};
 use crate::integrity::{Delta, Digest, Files, IntegrityError, Record};
@@ -20,6 +22,8 @@ const SIGNAL: u8 = b's';
 const BY_PUPIL: u8 = b'p';
 const BY_MUNICIPALITY: u8 = b'm';
 const BY_SCHOOL: u8 = b'c';
+
+mod clock_copy;
 /// sled's page cache unless the node's limits say otherwise: 16 MiB (BENCHMARKS.md, Memory).
 pub const DEFAULT_CACHE_BYTES: u64 = 16 * 1024 * 1024;
 
@@ -41,6 +45,8 @@ pub enum StoreError {
     Audit(String),
     #[error("the store could not be read: sled crashed on it ({0})")]
     Crashed(String),
+    #[error("the clock copy of signal {record} could not be read at field {field}")]
+    ClockCopy { record: String, field: &'static str },
 }
 
 /// Which signals a listing returns; unset fields match everything.
@@ -144,6 +150,7 @@ impl Store {
         let audit_entries =
             crate::audit::stored_len(&audit).map_err(|e| StoreError::Audit(e.to_string()))?;
         let batch = files.check(found, audit_entries)?;
+        reconcile_clock_copies(&signals)?;
         let record = Record {
             batch,
             digest: found,
@@ -255,6 +262,7 @@ impl Store {
             latest.insert(&s.source_record_id, s);
         }
         let mut delta = Delta::default();
+        let mut copies = clock_copy::Edits::new(&self.signals);
         for s in latest.values() {
             let key = signal_key(&s.source_record_id);
             if let Some(old_bytes) = self.signals.get(&key)? {
@@ -263,6 +271,7 @@ impl Store {
                     batch.remove(index);
                 }
                 delta.remove(&key, &old_bytes);
+                copies.remove(&key[2..])?;
             }
             for index in index_keys(s) {
                 batch.insert(index, &[][..]);
@@ -270,7 +279,9 @@ impl Store {
             let value = serde_json::to_vec(s)?;
             delta.insert(&key, &value);
             batch.insert(key, value);
+            copies.add(s);
         }
+        copies.write(&mut batch)?;
         self.apply(batch, &delta)?;
         Ok(latest.len())
     }
@@ -282,6 +293,7 @@ impl Store {
         let _guard = self.write_lock.lock().map_err(|_| StoreError::Poisoned)?;
         let mut batch = sled::Batch::default();
         let mut delta = Delta::default();
+        let mut copies = clock_copy::Edits::new(&self.signals);
         let mut removed = 0;
         for entry in self.signals.scan_prefix([SIGNAL, 0]) {
             let (key, bytes) = entry?;
@@ -293,10 +305,12 @@ impl Store {
                 batch.remove(index);
             }
             delta.remove(&key, &bytes);
+            copies.remove(&key[2..])?;
             batch.remove(key);
             removed += 1;
         }
         if removed > 0 {
+            copies.write(&mut batch)?;
             self.apply(batch, &delta)?;
         }
         Ok(removed)
@@ -413,6 +427,24 @@ impl Store {
         Ok(out)
     }
 
+    /// Every stored signal, read from its clock copy (no JSON decoding): what the clock and the
+    /// report read.
+    pub fn list_for_clock(&self) -> Result<Vec<Signal>, StoreError> {
+        clock_copy::list(&self.signals)
+    }
+
+    /// Compares every signal's clock copy with its JSON (the source of truth) and, if any is
+    /// missing, unreadable, different or without a signal, rebuilds all copies from the JSON in
+    /// one batch. Returns the record ids (or blocks) that differed.
+    pub fn check_clock_copies(&self) -> Result<Vec<String>, StoreError> {
+        let _guard = self.write_lock.lock().map_err(|_| StoreError::Poisoned)?;
+        let differing = clock_copy::differing(&self.signals)?;
+        if !differing.is_empty() {
+            clock_copy::rebuild(&self.signals)?;
+        }
+        Ok(differing)
+    }
+
     /// Reads and decodes every stored signal (one at a time); returns how many there are.
     pub fn read_all(&self) -> Result<usize, StoreError> {
         let mut n = 0;
@@ -511,6 +543,17 @@ fn open_with_retry(path: &Path, cache_bytes: u64) -> Result<sled::Db, StoreError
     }
 }
 
+/// Rebuilds the clock copies if they do not cover exactly the stored signals (a store from
+/// before the copies, or restored from such a backup); compares keys and counts only
+/// ([`Store::check_clock_copies`] compares the contents).
+fn reconcile_clock_copies(signals: &sled::Tree) -> Result<(), StoreError> {
+    if !clock_copy::consistent(signals)? {
+        clock_copy::rebuild(signals)?;
+        signals.flush()?;
+    }
+    Ok(())
+}
+
 fn signal_key(record_id: &str) -> Vec<u8> {
     signal_key_bytes(record_id.as_bytes())
 }
@@ -550,7 +593,7 @@ mod tests {
     use crate::signal::Sector;
     use chrono::NaiveDate;
 
-    fn signal(id: &str, muni: &str, school: &str) -> Signal {
+    pub(super) fn signal(id: &str, muni: &str, school: &str) -> Signal {
         Signal {
             source_record_id: id.into(),
             pupil_pseudonym: format!("v1.{id:_<22}"),

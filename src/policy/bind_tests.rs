@@ -83,7 +83,7 @@ fn a_case_permit_awaits_its_case_and_binds_to_it_narrowed() {
     assert_eq!(
         bound.scope(),
         &Scope::Both(
-            Box::new(Scope::Municipalities(vec!["GM0014".into()])),
+            Box::new(Scope::Municipalities(vec!["GM0014".parse().unwrap()])),
             Box::new(swv_schools)
         )
     );

@@ -52,7 +52,7 @@ pub mod exchange;
 pub mod federation;
 pub mod intake;
 
-pub use cases::{CaseNotifier, CaseOutcome, OpenCase, SharedCase};
+pub use cases::{CaseNotifier, CaseOutcome, NewOffer, OfferOutcome, OpenCase, SharedCase};
 pub use context::{NodeContext, PolicyHandle};
 pub use error::ServiceError;
 pub use exchange::{Claim, ClaimContext, Disclosure, NodeDescription};
