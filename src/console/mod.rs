@@ -17,8 +17,11 @@
 //! - [`due`]: the Signaleringslijst (the due list from four weeks, `POST /v1/due-list`).
 //! - [`privacy`]: the FG's pages: audit log, verify the whole log, the access report for a BSN.
 //! - [`query`]: the Navragen page (a federated query, `POST /v1/federated-queries`).
+//! - [`cases`]: the Casussen page (open cases, `GET /v1/cases`) with the form "Zorgaanbod
+//!   vastleggen" (`POST /v1/cases/{caseId}/offers`).
 //! - [`signals`]: the Signalen page (the organisation's own signals, `GET /v1/signals`).
 
+pub mod cases;
 pub mod csrf;
 pub mod due;
 pub mod guard;
