@@ -3,14 +3,19 @@
 //! Kept in the node's sled database, in a tree of their own; a case write is durable before it
 //! is acknowledged. Decides nothing: the exchange checks a case against the policy and the
 //! caller. Also the token bucket that bounds how fast an organisation opens, accepts or shares.
+//! And the care offers (zorgaanbod) recorded in a case by the organisations that make them: who
+//! may record one (the policy's `may_record_offer`), and how it stops a pupil's clock.
 
 use crate::identity::Organisation;
+use crate::signal::{OfferKind, Signal};
+use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 const CASES_TREE: &str = "cases";
+const OFFERS_TREE: &str = "case_offers";
 
 /// A case as every participating node holds it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -156,6 +161,7 @@ pub enum CaseError {
 #[derive(Clone)]
 pub struct CaseStore {
     tree: sled::Tree,
+    offers: sled::Tree,
     store: crate::store::Store,
 }
 
@@ -163,8 +169,47 @@ impl CaseStore {
     pub fn open(store: &crate::store::Store) -> Result<Self, CaseError> {
         Ok(Self {
             tree: store.db().open_tree(CASES_TREE)?,
+            offers: store.db().open_tree(OFFERS_TREE)?,
             store: store.clone(),
         })
+    }
+
+    /// Stores (or replaces: one offer per case, pupil and organisation, the latest) a care offer
+    /// and makes it durable.
+    pub fn put_offer(&self, offer: &CareOffer) -> Result<(), CaseError> {
+        let key = [
+            offer.case_id.as_bytes(),
+            offer.pupil.as_bytes(),
+            offer.by.oin.as_bytes(),
+        ]
+        .join(&0u8);
+        self.offers.insert(key, serde_json::to_vec(offer)?)?;
+        self.store.sync()?;
+        Ok(())
+    }
+
+    /// The care offers that count for the clock at this node: those of cases it holds and
+    /// takes part in (accepted, or of a meeting that `needs_acceptance` says needs none).
+    pub fn clock_offers(
+        &self,
+        needs_acceptance: impl Fn(&str) -> bool,
+    ) -> Result<Vec<CareOffer>, CaseError> {
+        let mut out = Vec::new();
+        for entry in self.offers.iter() {
+            let (_, bytes) = entry?;
+            let offer: CareOffer = serde_json::from_slice(&bytes)?;
+            let counts = self
+                .get(&offer.case_id)?
+                .is_some_and(|c| match c.acceptance {
+                    Acceptance::Accepted => true,
+                    Acceptance::Pending => !needs_acceptance(&c.meeting_type),
+                    Acceptance::Declined => false,
+                });
+            if counts {
+                out.push(offer);
+            }
+        }
+        Ok(out)
     }
 
     /// Stores (or replaces) a case and makes it durable.
@@ -195,6 +240,266 @@ impl CaseStore {
     }
 }
 
+/// A care offer (zorgaanbod) for a pupil of a case, recorded by the organisation that makes it
+/// (WIJ, jeugdhulp). It stops the pupil's clock by the rules of an offer on a signal
+/// ([`crate::clock::offer_stops_clock`]): a kind, a place actually available, the parents'
+/// agreement; a waiting-list offer (no place) does not.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CareOffer {
+    pub case_id: String,
+    /// The pupil's pseudonym.
+    pub pupil: String,
+    pub kind: OfferKind,
+    /// The day the offer was made.
+    pub offered_on: NaiveDate,
+    /// The first day the place is actually available; None: waiting list.
+    pub place_from: Option<NaiveDate>,
+    pub parents_agreed: bool,
+    /// The organisation that recorded it.
+    pub by: Party,
+}
+
+impl CareOffer {
+    /// The first day this offer stops the clock, if it ever does.
+    pub fn stops_clock_from(&self) -> Option<NaiveDate> {
+        crate::clock::offer_stop_day(
+            Some(self.offered_on),
+            Some(self.kind),
+            self.place_from,
+            self.parents_agreed,
+        )
+    }
+
+    /// What the audit log says of it (no pupil id; the pupil is in the entry's pseudonyms).
+    pub fn describe(&self) -> String {
+        let place = match self.place_from {
+            Some(day) => format!("place from {day}"),
+            None => "no place yet (waiting list): does not stop the clock".to_owned(),
+        };
+        let parents = if self.parents_agreed {
+            "agreed with the parents"
+        } else {
+            "not (yet) agreed with the parents: does not stop the clock"
+        };
+        format!(
+            "care offer {} made {} by {}; {place}; {parents}",
+            self.kind.code(),
+            self.offered_on,
+            self.by.name
+        )
+    }
+}
+
+/// Why a care offer is refused; the message names the field.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OfferRefusal {
+    /// The offer itself is wrong (INVALID_ARGUMENT).
+    #[error("{0}")]
+    Invalid(String),
+    /// The policy does not let this organisation record it (PERMISSION_DENIED).
+    #[error("{0}")]
+    Denied(String),
+    /// The case does not allow it now: closed, declined, not accepted (FAILED_PRECONDITION).
+    #[error("{0}")]
+    State(String),
+    /// The case is not held at this node (NOT_FOUND).
+    #[error("{0}")]
+    NotFound(String),
+}
+
+/// A care offer refused, or the case store failing.
+#[derive(Debug, thiserror::Error)]
+pub enum OfferError {
+    #[error(transparent)]
+    Refused(#[from] OfferRefusal),
+    #[error(transparent)]
+    Store(#[from] CaseError),
+}
+
+/// The case of a care offer as this node holds it.
+fn case_of(cases: &CaseStore, offer: &CareOffer) -> Result<Case, OfferError> {
+    cases.get(&offer.case_id)?.ok_or_else(|| {
+        OfferRefusal::NotFound(format!("case {} is not known at this node", offer.case_id)).into()
+    })
+}
+
+/// Checks and stores a care offer this node's own organisation records ([`check_own_offer`]);
+/// returns its case. The caller audits before it tells the other participants.
+pub fn record_own_offer(
+    policy: Option<&crate::policy::Policy>,
+    cases: &CaseStore,
+    own_oin: &str,
+    offer: &CareOffer,
+) -> Result<Case, OfferError> {
+    let policy = policy
+        .ok_or_else(|| OfferRefusal::State("this node has no covenant policy loaded".to_owned()))?;
+    let case = case_of(cases, offer)?;
+    check_own_offer(policy, &case, own_oin, offer)?;
+    cases.put_offer(offer)?;
+    Ok(case)
+}
+
+/// Checks and stores a care offer that the participant `caller_oin` tells this node of
+/// ([`check_offer`] against the case as this node holds it); returns its case.
+pub fn take_shared_offer(
+    policy: Option<&crate::policy::Policy>,
+    cases: &CaseStore,
+    caller_oin: &str,
+    offer: &CareOffer,
+) -> Result<Case, OfferError> {
+    let policy = policy
+        .ok_or_else(|| OfferRefusal::State("this node has no covenant policy loaded".to_owned()))?;
+    if offer.by.oin != caller_oin {
+        return Err(OfferRefusal::Denied(
+            "offer.recorded_by_oin: a node tells only of offers its own organisation recorded"
+                .to_owned(),
+        )
+        .into());
+    }
+    let case = case_of(cases, offer)?;
+    if case.acceptance == Acceptance::Declined {
+        return Err(OfferRefusal::State(format!(
+            "case {} was declined by this organisation",
+            case.id
+        ))
+        .into());
+    }
+    check_offer(policy, &case, caller_oin, offer)?;
+    cases.put_offer(offer)?;
+    Ok(case)
+}
+
+/// Checks a care offer that the organisation `maker_oin` records (or, at another node, tells)
+/// in `case` under `policy`: the case is open, the maker takes part and its org type may
+/// record offers in the meeting, the pupil is the case's, the offer is care. Acceptance is the
+/// caller's own to check (each node decides on its own organisation).
+pub fn check_offer(
+    policy: &crate::policy::Policy,
+    case: &Case,
+    maker_oin: &str,
+    offer: &CareOffer,
+) -> Result<(), OfferRefusal> {
+    if offer.case_id != case.id {
+        return Err(OfferRefusal::Invalid(format!(
+            "offer.case_id: the offer names case {}, not {}",
+            offer.case_id, case.id
+        )));
+    }
+    if !case.open {
+        return Err(OfferRefusal::State(format!("case {} is closed", case.id)));
+    }
+    if offer.kind == OfferKind::Onderwijs {
+        return Err(OfferRefusal::Invalid(
+            "offer.kind: a care offer is ZORG or ONDERWIJS_EN_ZORG; an education offer alone is recorded by the signal's owner, on the signal".to_owned(),
+        ));
+    }
+    if !case.covers_pupil(&offer.pupil) {
+        return Err(OfferRefusal::Invalid(format!(
+            "offer.pupil_pseudonym: not a pupil of case {}",
+            case.id
+        )));
+    }
+    if !case.has_participant(maker_oin) {
+        return Err(OfferRefusal::Denied(format!(
+            "the recording organisation takes no part in case {}",
+            case.id
+        )));
+    }
+    let org_type = policy
+        .party_by_oin(maker_oin)
+        .map(|p| p.org_type)
+        .ok_or_else(|| {
+            OfferRefusal::Denied("the recording organisation is not a party of the covenant".into())
+        })?;
+    let meeting = policy.meeting(&case.meeting_type).ok_or_else(|| {
+        OfferRefusal::Denied(format!(
+            "case {}: meeting {} is not in the policy",
+            case.id, case.meeting_type
+        ))
+    })?;
+    if !meeting.may_record_offer(org_type) {
+        return Err(OfferRefusal::Denied(format!(
+            "meeting {} does not let a {} record a care offer (may_record_offer)",
+            meeting.id,
+            org_type.code()
+        )));
+    }
+    Ok(())
+}
+
+/// Checks a care offer this node's own organisation records in `case`: as [`check_offer`], and
+/// the organisation has accepted the case (or the meeting needs no acceptance).
+pub fn check_own_offer(
+    policy: &crate::policy::Policy,
+    case: &Case,
+    own_oin: &str,
+    offer: &CareOffer,
+) -> Result<(), OfferRefusal> {
+    check_offer(policy, case, own_oin, offer)?;
+    let needs = policy
+        .meeting(&case.meeting_type)
+        .is_none_or(|m| m.needs_acceptance);
+    match case.acceptance {
+        Acceptance::Accepted => Ok(()),
+        Acceptance::Pending if !needs => Ok(()),
+        Acceptance::Pending => Err(OfferRefusal::State(format!(
+            "case {} is not accepted by this organisation yet (pactgate case accept)",
+            case.id
+        ))),
+        Acceptance::Declined => Err(OfferRefusal::State(format!(
+            "case {} was declined by this organisation",
+            case.id
+        ))),
+    }
+}
+
+/// Lets care offers stop the clock: each offer is put on the signals of its pupil whose own
+/// offer stops the clock later or never (the child's clock stops at the earliest offer that
+/// stops it, whoever recorded it). Offers that never stop the clock change nothing.
+pub fn apply_offers(signals: &mut [(String, Signal)], offers: &[CareOffer]) {
+    let mut by_pupil: HashMap<&str, (NaiveDate, &CareOffer)> = HashMap::new();
+    for o in offers {
+        let Some(from) = o.stops_clock_from() else {
+            continue;
+        };
+        let slot = by_pupil.entry(&o.pupil).or_insert((from, o));
+        if from < slot.0 {
+            *slot = (from, o);
+        }
+    }
+    if by_pupil.is_empty() {
+        return;
+    }
+    for (_, s) in signals.iter_mut() {
+        let Some(&(from, o)) = by_pupil.get(s.pupil_pseudonym.as_str()) else {
+            continue;
+        };
+        if crate::clock::signal_offer_stop_day(s).is_some_and(|own| own <= from) {
+            continue;
+        }
+        s.offer_date = Some(o.offered_on);
+        s.offer_kind = Some(o.kind);
+        s.offer_place_from = o.place_from;
+        s.offer_parents_agreed = o.parents_agreed;
+    }
+}
+
+/// Applies the care offers that count at this node ([`CaseStore::clock_offers`]) to the
+/// signals its clock counts ([`apply_offers`]).
+pub fn apply_clock_offers(
+    cases: &CaseStore,
+    policy: Option<&crate::policy::Policy>,
+    signals: &mut [(String, Signal)],
+) -> Result<(), CaseError> {
+    let offers = cases.clock_offers(|meeting| {
+        policy
+            .and_then(|p| p.meeting(meeting))
+            .is_none_or(|m| m.needs_acceptance)
+    })?;
+    apply_offers(signals, &offers);
+    Ok(())
+}
+
 /// A new random case id: "case-" and 16 hex digits.
 pub fn new_case_id() -> String {
     loop {
@@ -219,6 +524,95 @@ pub fn is_case_id(text: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn lrv(id: &str, pupil: &str) -> Signal {
+        Signal {
+            source_record_id: id.into(),
+            pupil_pseudonym: pupil.into(),
+            category: crate::signal::Category::Lrv,
+            sector: Some(crate::signal::Sector::Vo),
+            residence_municipality: "GM0014".parse().unwrap(),
+            school: Some("20VA01".parse().unwrap()),
+            absent_since: day(2025, 10, 6),
+            status: crate::signal::Status::Open,
+            offer_date: None,
+            age: 13,
+            updated_at: chrono::Utc::now(),
+            address_under_investigation: false,
+            exemption_5c_requested: false,
+            awaiting_mbo_intake: false,
+            exemption_term: None,
+            exemption_end: None,
+            closed_on: None,
+            age_on: None,
+            offer_kind: None,
+            offer_place_from: None,
+            offer_parents_agreed: false,
+        }
+    }
+
+    fn day(y: i32, m: u32, d: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(y, m, d).unwrap()
+    }
+
+    fn offer(pupil: &str, place_from: Option<NaiveDate>, agreed: bool) -> CareOffer {
+        CareOffer {
+            case_id: "case-0123456789abcdef".into(),
+            pupil: pupil.into(),
+            kind: OfferKind::Zorg,
+            offered_on: day(2026, 1, 10),
+            place_from,
+            parents_agreed: agreed,
+            by: Party {
+                oin: "3".repeat(20),
+                name: "WIJ".into(),
+            },
+        }
+    }
+
+    #[test]
+    fn a_care_offer_stops_the_clock_only_with_a_place_and_the_parents_agreement() {
+        let at = day(2026, 2, 1);
+        let stopped = |offers: &[CareOffer]| {
+            let mut signals = vec![("self".to_owned(), lrv("r1", "p1"))];
+            apply_offers(&mut signals, offers);
+            crate::clock::offer_stops_clock(&signals[0].1, at)
+        };
+        assert!(!stopped(&[]));
+        assert!(stopped(&[offer("p1", Some(day(2026, 1, 12)), true)]));
+        assert!(!stopped(&[offer("p1", None, true)]), "a waiting list");
+        assert!(!stopped(&[offer("p1", Some(day(2026, 1, 12)), false)]));
+        assert!(
+            !stopped(&[offer("p1", Some(day(2026, 2, 2)), true)]),
+            "place later"
+        );
+        assert!(
+            !stopped(&[offer("p2", Some(day(2026, 1, 12)), true)]),
+            "another child"
+        );
+        // Of two offers, the one that stops the clock first.
+        let mut signals = vec![("self".to_owned(), lrv("r1", "p1"))];
+        apply_offers(
+            &mut signals,
+            &[
+                offer("p1", Some(day(2026, 1, 20)), true),
+                offer("p1", Some(day(2026, 1, 12)), true),
+            ],
+        );
+        assert_eq!(signals[0].1.offer_place_from, Some(day(2026, 1, 12)));
+    }
+
+    #[test]
+    fn a_signals_own_earlier_offer_is_kept() {
+        let mut own = lrv("r1", "p1");
+        own.offer_date = Some(day(2025, 12, 1));
+        own.offer_kind = Some(OfferKind::Onderwijs);
+        own.offer_place_from = Some(day(2025, 12, 8));
+        own.offer_parents_agreed = true;
+        let mut signals = vec![("self".to_owned(), own.clone())];
+        apply_offers(&mut signals, &[offer("p1", Some(day(2026, 1, 12)), true)]);
+        assert_eq!(signals[0].1, own);
+    }
 
     #[test]
     fn case_round_trip_and_listing() {

@@ -1126,6 +1126,7 @@ async fn exchange_story(nodes: &[DemoNode], swv_vo_views: &[pb::SignalView]) -> 
     )
     .await?;
     println!("    => the GGD doctor sees the long-term sickness signals (special category, AVG art. 9); the WIJ worker sees nothing of this case.");
+    care_offer_story(nodes, &case).await?;
 
     advice_story(nodes, &case).await?;
 
@@ -1171,6 +1172,44 @@ async fn exchange_story(nodes: &[DemoNode], swv_vo_views: &[pb::SignalView]) -> 
         "the GGD doctor after the SWV closed the case",
     )
     .await?;
+    Ok(())
+}
+
+/// WIJ records a care offer for the case's last pupil (the policy lets WIJ in an AOJ case):
+/// agreed with the parents and with a place, it stops the pupil's clock at the SWV.
+async fn care_offer_story(nodes: &[DemoNode], case: &pb::Case) -> anyhow::Result<()> {
+    let Some(pupil) = case.pupil_pseudonyms.last() else {
+        return Ok(());
+    };
+    let wij = node(nodes, "wij")?;
+    let tls = dev_certs::material("wij").context("unknown party")?;
+    let mut cases = pb::cases_client::CasesClient::new(
+        crate::client::connect(&wij.addr.to_string(), &tls).await?,
+    );
+    let today = chrono::Utc::now().date_naive();
+    let answer = cases
+        .record_offer(pb::RecordOfferRequest {
+            offer: Some(pb::CaseOffer {
+                case_id: case.case_id.clone(),
+                pupil_pseudonym: pupil.clone(),
+                kind: pb::OfferKind::Zorg.into(),
+                offered_on: (today - chrono::Days::new(7)).to_string(),
+                place_from: (today - chrono::Days::new(2)).to_string(),
+                parents_agreed: true,
+                ..Default::default()
+            }),
+            actor: "WIJ-medewerker K. de Boer".into(),
+        })
+        .await?
+        .into_inner();
+    println!(
+        "\n   WIJ records a care offer (zorgaanbod) for {pupil} in the case: a place from {}, agreed with the parents;\n   audited at WIJ and told to {} other participants' nodes, where it stops the child's clock (pactgate case offer)",
+        today - chrono::Days::new(2),
+        case.participants.len().saturating_sub(answer.not_notified.len())
+    );
+    for f in &answer.not_notified {
+        println!("    {:<11} not told: {}", f.peer, f.message);
+    }
     Ok(())
 }
 

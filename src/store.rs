@@ -6,7 +6,9 @@
 //! Keys in the `signals` tree (record ids are printable ASCII, so 0x00 separates safely):
 //! - `s\0<record>`: the signal, as JSON;
 //! - `p\0<pseudonym>\0<record>`, `m\0<municipality>\0<record>`, `c\0<school>\0<record>`: empty
-//!   index entries for queries by pupil, residence municipality and school.
+//!   index entries for queries by pupil, residence municipality and school;
+//! - `k\0<block>` and `K\0<record>`: the signals' clock copies in blocks, and which block holds
+//!   each record's copy (see [`clock_copy`]); what the report reads.
 
 use crate::ids::{MunicipalityCode, SchoolCode};
 use crate::integrity::{Delta, Digest, Files, IntegrityError, Record};
@@ -20,6 +22,8 @@ const SIGNAL: u8 = b's';
 const BY_PUPIL: u8 = b'p';
 const BY_MUNICIPALITY: u8 = b'm';
 const BY_SCHOOL: u8 = b'c';
+
+mod clock_copy;
 /// sled's page cache unless the node's limits say otherwise: 4 MiB (BENCHMARKS.md, Memory).
 pub const DEFAULT_CACHE_BYTES: u64 = 4 * 1024 * 1024;
 
@@ -41,6 +45,8 @@ pub enum StoreError {
     Audit(String),
     #[error("the store could not be read: sled crashed on it ({0})")]
     Crashed(String),
+    #[error("the clock copy of signal {record} could not be read at field {field}")]
+    ClockCopy { record: String, field: &'static str },
 }
 
 /// Which signals a listing returns; unset fields match everything.
@@ -254,6 +260,7 @@ impl Store {
             latest.insert(&s.source_record_id, s);
         }
         let mut delta = Delta::default();
+        let mut copies = clock_copy::Edits::new(&self.signals);
         for s in latest.values() {
             let key = signal_key(&s.source_record_id);
             if let Some(old_bytes) = self.signals.get(&key)? {
@@ -262,6 +269,7 @@ impl Store {
                     batch.remove(index);
                 }
                 delta.remove(&key, &old_bytes);
+                copies.remove(&key[2..])?;
             }
             for index in index_keys(s) {
                 batch.insert(index, &[][..]);
@@ -269,7 +277,9 @@ impl Store {
             let value = serde_json::to_vec(s)?;
             delta.insert(&key, &value);
             batch.insert(key, value);
+            copies.add(s);
         }
+        copies.write(&mut batch)?;
         self.apply(batch, &delta)?;
         Ok(latest.len())
     }
@@ -281,6 +291,7 @@ impl Store {
         let _guard = self.write_lock.lock().map_err(|_| StoreError::Poisoned)?;
         let mut batch = sled::Batch::default();
         let mut delta = Delta::default();
+        let mut copies = clock_copy::Edits::new(&self.signals);
         let mut removed = 0;
         for entry in self.signals.scan_prefix([SIGNAL, 0]) {
             let (key, bytes) = entry?;
@@ -292,10 +303,12 @@ impl Store {
                 batch.remove(index);
             }
             delta.remove(&key, &bytes);
+            copies.remove(&key[2..])?;
             batch.remove(key);
             removed += 1;
         }
         if removed > 0 {
+            copies.write(&mut batch)?;
             self.apply(batch, &delta)?;
         }
         Ok(removed)
@@ -412,6 +425,24 @@ impl Store {
         Ok(out)
     }
 
+    /// Every stored signal, read from its clock copy (no JSON decoding): what the clock and the
+    /// report read.
+    pub fn list_for_clock(&self) -> Result<Vec<Signal>, StoreError> {
+        clock_copy::list(&self.signals)
+    }
+
+    /// Compares every signal's clock copy with its JSON (the source of truth) and, if any is
+    /// missing, unreadable, different or without a signal, rebuilds all copies from the JSON in
+    /// one batch. Returns the record ids (or blocks) that differed.
+    pub fn check_clock_copies(&self) -> Result<Vec<String>, StoreError> {
+        let _guard = self.write_lock.lock().map_err(|_| StoreError::Poisoned)?;
+        let differing = clock_copy::differing(&self.signals)?;
+        if !differing.is_empty() {
+            clock_copy::rebuild(&self.signals)?;
+        }
+        Ok(differing)
+    }
+
     /// Reads and decodes every stored signal (one at a time); returns how many there are.
     pub fn read_all(&self) -> Result<usize, StoreError> {
         let mut n = 0;
@@ -456,7 +487,12 @@ const SCAN_CACHE_BYTES: u64 = 1024 * 1024;
 /// (about 130 MB for 300,000 signals; BENCHMARKS.md, Memory).
 fn scan(path: &Path) -> Result<(Digest, u64), StoreError> {
     let db = open_config(path, SCAN_CACHE_BYTES, None)?;
-    let found = digest_of(&db.open_tree(SIGNALS_TREE)?)?;
+    let signals = db.open_tree(SIGNALS_TREE)?;
+    let found = digest_of(&signals)?;
+    // The clock copies are checked (and rebuilt if they do not cover exactly the stored signals)
+    // through this short-lived handle too, so their pages do not stay in the node's cache.
+    reconcile_clock_copies(&signals)?;
+    drop(signals);
     let audit_entries = crate::audit::stored_len(&db.open_tree(crate::audit::TREE)?)
         .map_err(|e| StoreError::Audit(e.to_string()))?;
     drop(db);
@@ -556,6 +592,17 @@ fn open_config(
     }
 }
 
+/// Rebuilds the clock copies if they do not cover exactly the stored signals (a store from
+/// before the copies, or restored from such a backup); compares keys and counts only
+/// ([`Store::check_clock_copies`] compares the contents).
+fn reconcile_clock_copies(signals: &sled::Tree) -> Result<(), StoreError> {
+    if !clock_copy::consistent(signals)? {
+        clock_copy::rebuild(signals)?;
+        signals.flush()?;
+    }
+    Ok(())
+}
+
 fn signal_key(record_id: &str) -> Vec<u8> {
     signal_key_bytes(record_id.as_bytes())
 }
@@ -595,7 +642,7 @@ mod tests {
     use crate::signal::Sector;
     use chrono::NaiveDate;
 
-    fn signal(id: &str, muni: &str, school: &str) -> Signal {
+    pub(super) fn signal(id: &str, muni: &str, school: &str) -> Signal {
         Signal {
             source_record_id: id.into(),
             pupil_pseudonym: format!("v1.{id:_<22}"),

@@ -825,3 +825,216 @@ async fn purge_removes_signals_closed_past_retention_with_their_indexes_and_audi
     let again = stored_entries(&data, "swv-vo");
     assert_eq!(again.len(), entries.len());
 }
+
+// ---------------------------------------------------------------------------------------------
+// Care offers recorded in a case
+// ---------------------------------------------------------------------------------------------
+
+/// A care offer for one pupil of a case, made today.
+fn care_offer(case_id: &str, pupil: &str, place_from: &str) -> pb::RecordOfferRequest {
+    pb::RecordOfferRequest {
+        offer: Some(pb::CaseOffer {
+            case_id: case_id.into(),
+            pupil_pseudonym: pupil.into(),
+            kind: pb::OfferKind::Zorg.into(),
+            offered_on: date_from_today(-5),
+            place_from: place_from.into(),
+            parents_agreed: true,
+            ..Default::default()
+        }),
+        actor: "wij-medewerker".into(),
+    }
+}
+
+/// The pupils on a node's own due list.
+async fn due_pupils(node: &TestNode) -> BTreeSet<String> {
+    let due = node
+        .clock_as(&node.party.clone())
+        .await
+        .due(pb::DueRequest::default())
+        .await
+        .expect("Clock/Due")
+        .into_inner();
+    due.lines.into_iter().map(|l| l.pupil_pseudonym).collect()
+}
+
+/// The care-offer entries of a node's audit log, as its own FG lists them: (pupils, decision).
+async fn offer_entries(node: &TestNode, fg: &str) -> Vec<(Vec<String>, pb::AuditDecision)> {
+    let mut stream = node
+        .audit_as(fg)
+        .await
+        .stream_entries(pb::StreamEntriesRequest {
+            filter: Some(pb::AuditFilter::default()),
+        })
+        .await
+        .expect("StreamEntries as the node's FG")
+        .into_inner();
+    let mut out = Vec::new();
+    while let Some(e) = stream.message().await.expect("an entry") {
+        if e.action() == pb::AuditAction::CaseOffer {
+            out.push((e.pupil_pseudonyms.clone(), e.decision()));
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_care_offer_recorded_by_wij_in_an_aoj_case_stops_the_clock_at_the_swv() {
+    let fed = Federation::start_tuned(
+        &["swv-vo", "wij", "leerplicht"],
+        Some(policy_path()),
+        Vec::new(),
+        with_counting(),
+    )
+    .await;
+    let mut bsns = Bsns::new(0x0ffe);
+    let [placed, waiting, refused, outside] = std::array::from_fn(|_| bsns.next_bsn());
+    push_all(
+        fed.node("swv-vo"),
+        [&placed, &waiting, &refused, &outside]
+            .iter()
+            .enumerate()
+            .map(|(i, bsn)| {
+                record(
+                    &format!("swv-lrv-{i}"),
+                    bsn,
+                    pb::Category::Lrv,
+                    "GM0014",
+                    "20VA01",
+                    50,
+                )
+            })
+            .collect(),
+    )
+    .await;
+    let [placed, waiting, refused, outside] =
+        [placed, waiting, refused, outside].map(|b| pseudonym_of(&b));
+    let before = due_pupils(fed.node("swv-vo")).await;
+    for p in [&placed, &waiting, &refused, &outside] {
+        assert!(before.contains(p), "absent 50 days without an offer: due");
+    }
+
+    // The SWV opens an AOJ case with WIJ and Leerplicht; both accept it.
+    let case = fed
+        .node("swv-vo")
+        .cases_as("swv-vo")
+        .await
+        .open_case(pb::OpenCaseRequest {
+            meeting_type: "aoj-team-vo".into(),
+            purpose: "zorg-en-ondersteuning".into(),
+            pupil_pseudonyms: vec![placed.clone(), waiting.clone(), refused.clone()],
+            participant_oins: vec![oin("wij"), oin("leerplicht")],
+            actor: "zorgcoordinator".into(),
+        })
+        .await
+        .expect("OpenCase")
+        .into_inner()
+        .case
+        .expect("the case");
+    for party in ["wij", "leerplicht"] {
+        fed.node(party)
+            .cases_as(party)
+            .await
+            .accept_case(pb::AcceptCaseRequest {
+                case_id: case.case_id.clone(),
+                actor: "voorzitter".into(),
+            })
+            .await
+            .unwrap_or_else(|s| panic!("AcceptCase at {party}: {s:?}"));
+    }
+
+    // WIJ records a care offer with a place from yesterday, agreed with the parents: told to
+    // the SWV and Leerplicht.
+    let mut wij = fed.node("wij").cases_as("wij").await;
+    let recorded = wij
+        .record_offer(care_offer(&case.case_id, &placed, &date_from_today(-1)))
+        .await
+        .expect("RecordOffer by WIJ")
+        .into_inner();
+    assert!(
+        recorded.not_notified.is_empty(),
+        "{:?}",
+        recorded.not_notified
+    );
+    let offer = recorded.offer.expect("the offer");
+    assert_eq!(offer.recorded_by_oin, oin("wij"));
+    // A waiting-list offer (no place yet) is recorded, but does not stop the clock.
+    wij.record_offer(care_offer(&case.case_id, &waiting, ""))
+        .await
+        .expect("RecordOffer (waiting list)");
+    // A pupil outside the case, and an education offer alone, are refused.
+    let outside_case = wij
+        .record_offer(care_offer(&case.case_id, &outside, &date_from_today(-1)))
+        .await
+        .expect_err("a pupil outside the case");
+    assert_eq!(outside_case.code(), tonic::Code::InvalidArgument);
+    assert!(
+        outside_case.message().contains("offer.pupil_pseudonym"),
+        "{}",
+        outside_case.message()
+    );
+    let mut education = care_offer(&case.case_id, &placed, &date_from_today(-1));
+    if let Some(o) = education.offer.as_mut() {
+        o.kind = pb::OfferKind::Onderwijs.into();
+    }
+    let education = wij.record_offer(education).await.expect_err("education");
+    assert!(
+        education.message().contains("offer.kind"),
+        "{}",
+        education.message()
+    );
+
+    // Leerplicht (a gemeente) sits in the case, but the meeting does not let it record offers.
+    let denied = fed
+        .node("leerplicht")
+        .cases_as("leerplicht")
+        .await
+        .record_offer(care_offer(&case.case_id, &refused, &date_from_today(-1)))
+        .await
+        .expect_err("a gemeente may not record a care offer in an AOJ case");
+    assert_eq!(denied.code(), tonic::Code::PermissionDenied, "{denied:?}");
+    assert!(
+        denied.message().contains("may_record_offer"),
+        "{}",
+        denied.message()
+    );
+
+    // The SWV's clock: the placed child is off the due list; the others are still on it.
+    let after = due_pupils(fed.node("swv-vo")).await;
+    assert!(
+        !after.contains(&placed),
+        "a care offer with a place stops it"
+    );
+    for p in [&waiting, &refused, &outside] {
+        assert!(
+            after.contains(p),
+            "no offer that stops the clock: still due"
+        );
+    }
+
+    // Audited at the recording node and at the signal holder; the refusal where it was made.
+    assert_eq!(
+        offer_entries(fed.node("wij"), "fg-wij").await,
+        [
+            (vec![placed.clone()], pb::AuditDecision::Allow),
+            (vec![waiting.clone()], pb::AuditDecision::Allow),
+            (vec![outside.clone()], pb::AuditDecision::Deny),
+            (vec![placed.clone()], pb::AuditDecision::Deny),
+        ]
+    );
+    assert_eq!(
+        offer_entries(fed.node("swv-vo"), "fg-swv-vo").await,
+        [
+            (vec![placed.clone()], pb::AuditDecision::Allow),
+            (vec![waiting.clone()], pb::AuditDecision::Allow),
+        ]
+    );
+    assert_eq!(
+        offer_entries(fed.node("leerplicht"), "fg").await,
+        [
+            (vec![placed.clone()], pb::AuditDecision::Allow),
+            (vec![waiting.clone()], pb::AuditDecision::Allow),
+            (vec![refused.clone()], pb::AuditDecision::Deny),
+        ]
+    );
+}

@@ -637,3 +637,138 @@ async fn the_report_page_shows_the_g4_schema_and_downloads_its_csv() {
     assert!(text.lines().count() > 1 && text.contains(','), "{text}");
     console.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_case_page_records_a_care_offer_only_through_its_csrf_form_as_the_person() {
+    use pactgate::pb;
+    const WIJ_PERSON: &str = "B. de Vries, WIJ-medewerker";
+    let fed = common::Federation::start(&["swv-vo", "wij"]).await;
+    let bsns = common::Bsns::new(1311).take(2);
+    let pupils: Vec<String> = bsns.iter().map(|b| common::pseudonym_of(b)).collect();
+    let case = fed
+        .node("swv-vo")
+        .cases_as("swv-vo")
+        .await
+        .open_case(pb::OpenCaseRequest {
+            meeting_type: "aoj-team-vo".into(),
+            purpose: "zorg-en-ondersteuning".into(),
+            pupil_pseudonyms: pupils.clone(),
+            participant_oins: vec![common::oin("wij")],
+            actor: "zorgcoordinator".into(),
+        })
+        .await
+        .expect("OpenCase")
+        .into_inner()
+        .case
+        .expect("the case");
+    let node = fed.node("wij");
+    node.cases_as("wij")
+        .await
+        .accept_case(pb::AcceptCaseRequest {
+            case_id: case.case_id.clone(),
+            actor: "voorzitter".into(),
+        })
+        .await
+        .expect("AcceptCase at WIJ");
+    let console = TestConsole::start(workstation(
+        "wij",
+        &node.addr().to_string(),
+        Some(WIJ_PERSON),
+    ))
+    .await;
+
+    // The page: the case, its pupils by pseudonym, the form.
+    let answer = plain_client()
+        .get(console.url("/casussen"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), StatusCode::OK);
+    let set = answer.headers()["set-cookie"].to_str().unwrap().to_owned();
+    let html = answer.text().await.unwrap();
+    assert!(html.contains(&case.case_id), "{html}");
+    assert!(html.contains("Zorgaanbod vastleggen"), "{html}");
+    for (pupil, bsn) in pupils.iter().zip(&bsns) {
+        assert!(html.contains(pupil.as_str()));
+        assert!(!html.contains(bsn.as_str()));
+    }
+    let (cookie, token) = cookie_and_token(&set, &html);
+    let yesterday = common::date_from_today(-1);
+    let offer = |token: &str| -> Vec<(&'static str, String)> {
+        vec![
+            ("csrf", token.to_owned()),
+            ("casus", case.case_id.clone()),
+            ("leerling", pupils[0].clone()),
+            ("soort", "zorg".into()),
+            ("gedaan_op", yesterday.clone()),
+            ("plek_vanaf", yesterday.clone()),
+            ("ouders", "ja".into()),
+        ]
+    };
+    let send = |fields: Vec<(&'static str, String)>, cookie: Option<String>| {
+        let console = &console;
+        async move {
+            let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            post_form(console, "/casussen/zorgaanbod", cookie.as_deref(), &fields).await
+        }
+    };
+    let offers_at = |node: &'static str| {
+        let fed = &fed;
+        async move {
+            let fg = format!("fg-{node}");
+            let mut stream = fed
+                .node(node)
+                .audit_as(&fg)
+                .await
+                .stream_entries(pb::StreamEntriesRequest {
+                    filter: Some(pb::AuditFilter::default()),
+                })
+                .await
+                .expect("StreamEntries")
+                .into_inner();
+            let mut out = Vec::new();
+            while let Some(e) = stream.message().await.expect("an entry") {
+                if e.action() == pb::AuditAction::CaseOffer {
+                    out.push((e.actor.clone(), e.decision()));
+                }
+            }
+            out
+        }
+    };
+
+    // Refused before the node: no cookie, no token, another form's token.
+    let (status, html) = send(offer(&token), None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(html.contains("Formulier niet aangenomen"));
+    let (status, _) = send(offer(""), Some(cookie.clone())).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (_, navragen_token) = open_form(&console, "/navragen").await;
+    let (status, _) = send(offer(&navragen_token), Some(cookie.clone())).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(
+        offers_at("wij").await.is_empty(),
+        "a refused form reaches no node"
+    );
+
+    // Accepted: recorded at WIJ as the person, told to the SWV.
+    let (status, html) = send(offer(&token), Some(cookie.clone())).await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    assert!(html.contains("Zorgaanbod vastgelegd"), "{html}");
+    assert!(html.contains("stopt de klok vanaf"), "{html}");
+    assert_eq!(
+        offers_at("wij").await,
+        [(WIJ_PERSON.to_owned(), pb::AuditDecision::Allow)]
+    );
+    assert_eq!(
+        offers_at("swv-vo").await,
+        [(String::new(), pb::AuditDecision::Allow)]
+    );
+
+    // The node's refusal is shown, naming the field: a date that is none.
+    let mut bad = offer(&token);
+    bad[4].1 = "gisteren".into();
+    let (status, html) = send(bad, Some(cookie.clone())).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{html}");
+    assert!(html.contains("offer.offered_on"), "{html}");
+    console.stop().await;
+}

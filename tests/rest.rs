@@ -1108,3 +1108,209 @@ async fn a_request_that_never_finishes_its_body_is_cut_off_at_the_deadline_as_a_
     assert!(answer.contains("deadline of 1 s"), "{answer}");
     assert!(started.elapsed() < std::time::Duration::from_secs(5));
 }
+
+/// The care-offer entries of a node's audit log, as its FG lists them: (pupils, decision).
+async fn care_offer_entries(node: &TestNode, fg: &str) -> Vec<(Vec<String>, pb::AuditDecision)> {
+    let mut stream = node
+        .audit_as(fg)
+        .await
+        .stream_entries(pb::StreamEntriesRequest {
+            filter: Some(pb::AuditFilter::default()),
+        })
+        .await
+        .expect("StreamEntries as the node's FG")
+        .into_inner();
+    let mut out = Vec::new();
+    while let Some(e) = stream.message().await.expect("an entry") {
+        if e.action() == pb::AuditAction::CaseOffer {
+            out.push((e.pupil_pseudonyms.clone(), e.decision()));
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_care_offer_is_recorded_over_rest_through_the_same_service_as_over_grpc() {
+    let fed = Federation::start(&["swv-vo", "wij", "leerplicht"]).await;
+    let bsns = Bsns::new(0x0ff3).take(3);
+    let [placed, waiting, outside] = [0, 1, 2].map(|i| pseudonym_of(&bsns[i]));
+    let (swv, wij, leerplicht) = (fed.node("swv-vo"), fed.node("wij"), fed.node("leerplicht"));
+    let (at_swv, at_wij, at_lp) = (
+        rest_client("swv-vo"),
+        rest_client("wij"),
+        rest_client("leerplicht"),
+    );
+    let open = json!({
+        "meetingType": "aoj-team-vo",
+        "purpose": "zorg-en-ondersteuning",
+        "actor": "zorgcoordinator",
+        "pupilPseudonyms": [placed, waiting],
+        "participantOins": [oin("wij"), oin("leerplicht")],
+    });
+    let opened = rest_call(&at_swv, swv.addr(), Method::POST, "/cases", Some(&open)).await;
+    assert_eq!(opened.status, 201, "{opened:?}");
+    let id = opened.body["case"]["id"].as_str().unwrap().to_owned();
+    let offers = format!("/cases/{id}/offers");
+    let offer = |pupil: &str, place_from: &str| {
+        json!({
+            "pupilPseudonym": pupil,
+            "kind": "ZORG",
+            "offeredOn": date_from_today(-5),
+            "placeFrom": place_from,
+            "parentsAgreed": true,
+            "actor": "wij-medewerker",
+        })
+    };
+
+    // Not accepted yet at WIJ: refused as a conflict, and audited there.
+    let early = rest_call(
+        &at_wij,
+        wij.addr(),
+        Method::POST,
+        &offers,
+        Some(&offer(&placed, &date_from_today(-1))),
+    )
+    .await;
+    assert!(early.problem(409).contains("not accepted"), "{early:?}");
+    for (party, client, node) in [("wij", &at_wij, wij), ("leerplicht", &at_lp, leerplicht)] {
+        let accepted = rest_call(
+            client,
+            node.addr(),
+            Method::POST,
+            &format!("/cases/{id}/accept"),
+            Some(&json!({ "actor": "voorzitter" })),
+        )
+        .await;
+        assert_eq!(accepted.status, 200, "accept at {party}: {accepted:?}");
+    }
+
+    // WIJ records an offer with a place: told to the SWV and Leerplicht.
+    let recorded = rest_call(
+        &at_wij,
+        wij.addr(),
+        Method::POST,
+        &offers,
+        Some(&offer(&placed, &date_from_today(-1))),
+    )
+    .await;
+    assert_eq!(recorded.status, 201, "{recorded:?}");
+    assert_eq!(recorded.body["notNotified"], json!([]), "{recorded:?}");
+    let body = &recorded.body["offer"];
+    assert_eq!(body["caseId"], id.as_str());
+    assert_eq!(body["pupilPseudonym"], placed.as_str());
+    assert_eq!(body["kind"], "ZORG");
+    assert_eq!(body["recordedBy"]["oin"], oin("wij"));
+    assert_eq!(body["placeFrom"], date_from_today(-1));
+    assert_eq!(body["stopsClockFrom"], date_from_today(-1));
+    // A waiting list: recorded, but it does not stop the clock.
+    let waiting_list = rest_call(
+        &at_wij,
+        wij.addr(),
+        Method::POST,
+        &offers,
+        Some(&offer(&waiting, "")),
+    )
+    .await;
+    assert_eq!(waiting_list.status, 201, "{waiting_list:?}");
+    assert!(waiting_list.body["offer"].get("stopsClockFrom").is_none());
+    assert!(waiting_list.body["offer"].get("placeFrom").is_none());
+
+    // Refusals as problems, each naming the field, never echoing a pupil number.
+    let not_in_case = rest_call(
+        &at_wij,
+        wij.addr(),
+        Method::POST,
+        &offers,
+        Some(&offer(&outside, &date_from_today(-1))),
+    )
+    .await;
+    assert!(
+        not_in_case.problem(400).contains("offer.pupil_pseudonym"),
+        "{not_in_case:?}"
+    );
+    // An education offer alone is no care offer: not a kind this endpoint knows.
+    let mut education = offer(&placed, &date_from_today(-1));
+    education["kind"] = json!("ONDERWIJS");
+    rest_call(&at_wij, wij.addr(), Method::POST, &offers, Some(&education))
+        .await
+        .problem(400);
+    let mut bad_day = offer(&placed, "");
+    bad_day["offeredOn"] = json!("gisteren");
+    let bad_day = rest_call(&at_wij, wij.addr(), Method::POST, &offers, Some(&bad_day)).await;
+    assert!(
+        bad_day.problem(400).contains("offer.offered_on"),
+        "{bad_day:?}"
+    );
+    let raw = rest_call(
+        &at_wij,
+        wij.addr(),
+        Method::POST,
+        &offers,
+        Some(&offer(&bsns[0], "")),
+    )
+    .await;
+    raw.problem(400);
+    assert!(!raw.text.contains(&bsns[0]), "{raw:?}");
+    let leak = rest_call(
+        &at_wij,
+        wij.addr(),
+        Method::POST,
+        &format!("/cases/{}/offers", bsns[1]),
+        Some(&offer(&placed, "")),
+    )
+    .await;
+    leak.problem(400);
+    assert!(!leak.text.contains(&bsns[1]), "{leak:?}");
+    rest_call(
+        &at_wij,
+        wij.addr(),
+        Method::POST,
+        "/cases/case-abcdefabcdefabcd/offers",
+        Some(&offer(&placed, "")),
+    )
+    .await
+    .problem(404);
+    // Leerplicht (a gemeente) takes part, but the meeting does not let it record offers.
+    let denied = rest_call(
+        &at_lp,
+        leerplicht.addr(),
+        Method::POST,
+        &offers,
+        Some(&offer(&waiting, &date_from_today(-1))),
+    )
+    .await;
+    assert!(
+        denied.problem(403).contains("may_record_offer"),
+        "{denied:?}"
+    );
+    // WIJ cannot record at the SWV's node.
+    rest_call(
+        &at_wij,
+        swv.addr(),
+        Method::POST,
+        &offers,
+        Some(&offer(&placed, "")),
+    )
+    .await
+    .problem(403);
+
+    // Audited where recorded (allowed and refused by the service), and where told.
+    assert_eq!(
+        care_offer_entries(wij, "fg-wij").await,
+        [
+            (vec![placed.clone()], pb::AuditDecision::Deny),
+            (vec![placed.clone()], pb::AuditDecision::Allow),
+            (vec![waiting.clone()], pb::AuditDecision::Allow),
+            (vec![outside.clone()], pb::AuditDecision::Deny),
+            // The unknown case (a malformed request is refused before anything is decided).
+            (vec![placed.clone()], pb::AuditDecision::Deny),
+        ]
+    );
+    assert_eq!(
+        care_offer_entries(swv, "fg-swv-vo").await,
+        [
+            (vec![placed.clone()], pb::AuditDecision::Allow),
+            (vec![waiting.clone()], pb::AuditDecision::Allow),
+        ]
+    );
+}

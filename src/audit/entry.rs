@@ -28,6 +28,8 @@ pub enum Action {
     Backup,
     /// A batch evaluated (or refused) by the pseudonymisation service.
     Pseudonymise,
+    /// A care offer recorded in a case, or received from a participant (or refused).
+    CaseOffer,
 }
 
 /// The policy's decision for this processing.

@@ -77,6 +77,7 @@ fn action_name(action: Action) -> &'static str {
         Action::CaseDecline => "casus afgewezen door eigen organisatie",
         Action::Backup => "reservekopie van de gegevens gemaakt",
         Action::Pseudonymise => "pseudoniemen berekend door de pseudonimiseringsdienst",
+        Action::CaseOffer => "zorgaanbod vastgelegd in casus",
     }
 }
 

@@ -1,7 +1,7 @@
 //! `pactgate push`, `list`, `query` and `case`: a partner system's commands, over gRPC only.
 
 use super::render::{case_line, output_format, render_federation};
-use super::{CaseArgs, CaseCommand, ListArgs, PushArgs, QueryArgs};
+use super::{CareOfferKind, CaseArgs, CaseCommand, ListArgs, PushArgs, QueryArgs};
 use crate::client::push_rows;
 use crate::pb;
 use crate::text::render_views;
@@ -87,6 +87,58 @@ pub(super) async fn case(args: CaseArgs) -> anyhow::Result<()> {
             .await
             .map_err(refused)?
             .into_inner(),
+        CaseCommand::Offer {
+            id,
+            pupil,
+            kind,
+            offered_on,
+            place_from,
+            parents_agreed,
+            actor,
+        } => {
+            let kind = match kind {
+                CareOfferKind::Zorg => pb::OfferKind::Zorg,
+                CareOfferKind::OnderwijsEnZorg => pb::OfferKind::OnderwijsEnZorg,
+            };
+            let answer = cases
+                .record_offer(pb::RecordOfferRequest {
+                    offer: Some(pb::CaseOffer {
+                        case_id: id,
+                        pupil_pseudonym: pupil,
+                        kind: kind.into(),
+                        offered_on,
+                        place_from,
+                        parents_agreed,
+                        ..Default::default()
+                    }),
+                    actor,
+                })
+                .await
+                .map_err(refused)?
+                .into_inner();
+            if let Some(o) = &answer.offer {
+                let place = match o.place_from.as_str() {
+                    "" => "geen plaats (wachtlijst): de klok loopt door".to_owned(),
+                    day => format!("plaats vanaf {day}"),
+                };
+                println!(
+                    "zorgaanbod vastgelegd in {} voor {}: {}, gedaan {}, {place}, ouders {}",
+                    o.case_id,
+                    o.pupil_pseudonym,
+                    o.kind().as_str_name(),
+                    o.offered_on,
+                    if o.parents_agreed {
+                        "akkoord"
+                    } else {
+                        "niet akkoord"
+                    }
+                );
+            }
+            for f in &answer.not_notified {
+                eprintln!("participant {} not told: {} {}", f.peer, f.code, f.message);
+            }
+            return Ok(());
+        }
         CaseCommand::List { open } => {
             let list = cases
                 .list_cases(pb::ListCasesRequest { open_only: open })

@@ -516,12 +516,47 @@ pub enum CaseCommand {
         #[arg(long, default_value = "")]
         actor: String,
     },
+    /// Record a care offer (zorgaanbod) your organisation makes to a pupil of a case it takes
+    /// part in, where the meeting lets your org type (may_record_offer); told to the other
+    /// participants' nodes. It stops the pupil's clock only with a place and the parents'
+    /// agreement; without --place-from it is a waiting list and does not.
+    Offer {
+        /// The case id.
+        #[arg(long)]
+        id: String,
+        /// The pupil's pseudonym (one of the case's pupils).
+        #[arg(long)]
+        pupil: String,
+        /// What is offered.
+        #[arg(long, value_enum, default_value = "zorg")]
+        kind: CareOfferKind,
+        /// The day the offer was made (YYYY-MM-DD).
+        #[arg(long)]
+        offered_on: String,
+        /// The first day the place is actually available (YYYY-MM-DD); leave out for a
+        /// waiting list.
+        #[arg(long, default_value = "")]
+        place_from: String,
+        /// The offer was agreed with the parents (and the child).
+        #[arg(long)]
+        parents_agreed: bool,
+        /// Who records it.
+        #[arg(long, default_value = "")]
+        actor: String,
+    },
     /// List the cases your node holds.
     List {
         /// Only open cases.
         #[arg(long)]
         open: bool,
     },
+}
+
+/// What a care offer holds out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CareOfferKind {
+    Zorg,
+    OnderwijsEnZorg,
 }
 
 /// How to reach your own node.

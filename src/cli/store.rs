@@ -83,6 +83,15 @@ pub fn store(args: StoreArgs) -> anyhow::Result<()> {
 fn check_in_process(data_dir: &Path) -> anyhow::Result<()> {
     let store = crate::store::Store::open(data_dir)?;
     let signals = store.read_all()?;
+    let rebuilt = store.check_clock_copies()?;
+    if !rebuilt.is_empty() {
+        store.sync()?;
+        println!(
+            "store check: rebuilt the clock copies of {} signals from their JSON (first: {})",
+            rebuilt.len(),
+            rebuilt[..rebuilt.len().min(10)].join(", ")
+        );
+    }
     let audit = store.while_writes_wait(|_, len| len)?;
     println!(
         "store check: {signals} signals and an audit log of {audit} entries, as the node acknowledged"

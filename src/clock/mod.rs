@@ -21,6 +21,8 @@
 //! come). The G4 make agreement "in overleg met ouders en kind" the starting point; this region
 //! also requires the parents' agreement, a local rule stricter than the G4 text. An offer on a waiting list (no place yet) does not stop it. The
 //! offer never takes a child out of the LRV/AV counts; "waarvan zonder aanbod" is its own row.
+//! A care offer recorded in a case by the organisation that makes it (WIJ, jeugdhulp; see
+//! `cases::CareOffer`) stops it by the same rules, at the nodes that take part in the case.
 //!
 //! # One child, several partners
 //! Signals are joined on `pupil_pseudonym`. An offer recorded on any of the child's active
@@ -80,10 +82,32 @@ pub(crate) fn offer_day(s: &Signal) -> Option<NaiveDate> {
 
 /// Whether the signal's offer stops the clock at `at` (see the module docs).
 pub fn offer_stops_clock(s: &Signal, at: NaiveDate) -> bool {
-    offer_day(s).is_some_and(|o| o <= at)
-        && s.offer_kind.is_some()
-        && s.offer_parents_agreed
-        && s.offer_place_from.is_some_and(|p| p <= at)
+    signal_offer_stop_day(s).is_some_and(|d| d <= at)
+}
+
+/// The first day the signal's offer stops the clock, if it ever does.
+pub fn signal_offer_stop_day(s: &Signal) -> Option<NaiveDate> {
+    offer_stop_day(
+        offer_day(s),
+        s.offer_kind,
+        s.offer_place_from,
+        s.offer_parents_agreed,
+    )
+}
+
+/// The first day an offer stops the clock (see the module docs): it was made, says what it
+/// holds out, was agreed with the parents and its place is available; None: never (a waiting
+/// list, no kind, no agreement). Offers on signals and care offers in cases alike.
+pub fn offer_stop_day(
+    made: Option<NaiveDate>,
+    kind: Option<crate::signal::OfferKind>,
+    place_from: Option<NaiveDate>,
+    parents_agreed: bool,
+) -> Option<NaiveDate> {
+    if kind.is_none() || !parents_agreed {
+        return None;
+    }
+    Some(made?.max(place_from?))
 }
 
 /// The child's age in whole years at `at`, derived from the age the signal carries and the

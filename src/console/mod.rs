@@ -18,8 +18,11 @@
 //! - [`privacy`]: the FG's pages: audit log, verify the whole log, the access report for a BSN.
 //! - [`query`]: the Navragen page (a federated query, `POST /v1/federated-queries`).
 //! - [`report`]: Rapportage, the G4 result schema and its CSV (`POST /v1/reports`).
+//! - [`cases`]: the Casussen page (open cases, `GET /v1/cases`) with the form "Zorgaanbod
+//!   vastleggen" (`POST /v1/cases/{caseId}/offers`).
 //! - [`signals`]: the Signalen page (the organisation's own signals, `GET /v1/signals`).
 
+pub mod cases;
 pub mod csrf;
 pub mod due;
 pub mod guard;

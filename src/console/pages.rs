@@ -120,6 +120,11 @@ pub const NAV: &[NavItem] = &[
         href: "/navragen",
         label: "Navragen bij partners",
     },
+    NavItem {
+        key: "casussen",
+        href: "/casussen",
+        label: "Casussen",
+    },
 ];
 
 /// What the layout of every page shows.
@@ -211,6 +216,11 @@ pub fn router(console: Arc<Console>) -> Router {
         .route(
             super::query::ACTION,
             get(super::query::form).post(super::query::ask),
+        )
+        .route(super::cases::PAGE, get(super::cases::list))
+        .route(
+            super::cases::OFFER,
+            axum::routing::post(super::cases::record_offer),
         )
         .fallback(not_found)
         .layer(axum::extract::DefaultBodyLimit::max(MAX_FORM_BYTES))

@@ -794,6 +794,7 @@ impl Checker<'_> {
         let lead = self.meeting_lead(m, &participants, &owner);
         let needs_acceptance = self.meeting_acceptance(raw, &owner);
         let max_pupils = self.meeting_max_pupils(raw, &owner);
+        let may_record_offer = self.meeting_offer_makers(raw, &participants, &owner);
         Meeting {
             name: self.text(&raw.name, "meeting name"),
             description: self.text(&raw.description, "meeting description"),
@@ -804,7 +805,32 @@ impl Checker<'_> {
             lead,
             needs_acceptance,
             max_pupils,
+            may_record_offer,
         }
+    }
+
+    /// The org types that may record a care offer in a case: each with a seat at the meeting.
+    fn meeting_offer_makers(
+        &mut self,
+        raw: &RawMeeting,
+        participants: &[Participant],
+        owner: &str,
+    ) -> Vec<OrgType> {
+        let mut makers = Vec::new();
+        for t in &raw.may_record_offer {
+            let org_type = self.org_type(t);
+            if !participants.iter().any(|p| p.org_type == org_type) {
+                self.error(
+                    t.span(),
+                    format!("{owner} lets a {org_type} record a care offer, but a {org_type} has no seat"),
+                    "add a [[meeting.participant]] for it or remove it from may_record_offer",
+                );
+            }
+            if !makers.contains(&org_type) {
+                makers.push(org_type);
+            }
+        }
+        makers
     }
 
     /// The org types that may lead a case: named, each with a seat and a scope of its own.

@@ -65,6 +65,7 @@ impl Policy {
                     "bijzondere_persoonsgegevens": special(&p.data_categories),
                 })).collect::<Vec<_>>(),
                 "verwerkingsactiviteiten": m.processing_activities,
+                "aanbod_vastleggen": m.may_record_offer.iter().map(|t| t.code()).collect::<Vec<_>>(),
             })).collect::<Vec<_>>(),
             "grondslagen": self.legal_bases().iter().map(basis).collect::<Vec<_>>(),
             "doelen": self.purposes().iter().map(|p| json!({"id": p.id, "tekst": p.text}))
@@ -285,6 +286,17 @@ fn write_case_rules(out: &mut String, m: &Meeting) {
         "GEEN acceptatie nodig: een gedeelde casus geeft direct na ontvangst toegang"
     };
     line(out, &format!("    acceptatie: {acceptance}"));
+    let makers: Vec<&str> = m.may_record_offer.iter().map(|t| t.code()).collect();
+    let offers = if makers.is_empty() {
+        "niemand in de casus; alleen de organisatie die het signaal heeft, legt een aanbod vast"
+            .to_owned()
+    } else {
+        format!(
+            "een {} in de casus mag een zorgaanbod voor een leerling van de casus vastleggen (pactgate case offer); het stopt de klok alleen met een plaats en instemming van de ouders",
+            makers.join(" of ")
+        )
+    };
+    line(out, &format!("    aanbod vastleggen: {offers}"));
     line(
         out,
         "    doel en bereik: een vraag in een casus moet het doel van de casus noemen en blijft binnen het eigen bereik van de vrager en de regiehouder",

@@ -343,6 +343,9 @@ pub struct Meeting {
     pub needs_acceptance: bool,
     /// The most pupils one case may cover.
     pub max_pupils: usize,
+    /// Org types whose participant may record a care offer (zorgaanbod) for a pupil of a case of
+    /// this meeting, e.g. WIJ and jeugdhulp: the organisations that make such offers.
+    pub may_record_offer: Vec<OrgType>,
 }
 
 /// Pupils per case when the policy does not say: a child and its siblings.
@@ -362,6 +365,11 @@ impl Meeting {
     /// Whether any seat is held by this org type.
     pub fn has_seat(&self, org_type: OrgType) -> bool {
         self.participants.iter().any(|p| p.org_type == org_type)
+    }
+
+    /// Whether an organisation of this type may record a care offer in a case of this meeting.
+    pub fn may_record_offer(&self, org_type: OrgType) -> bool {
+        self.may_record_offer.contains(&org_type)
     }
 
     /// Whether an organisation of this type may lead a case of this meeting.

@@ -141,6 +141,10 @@ pub(super) struct RawMeeting {
     pub needs_acceptance: Option<Spanned<bool>>,
     /// The most pupils one case may cover (default: [`super::model::DEFAULT_MAX_PUPILS`]).
     pub max_pupils: Option<Spanned<i64>>,
+    /// Org types whose participant may record a care offer for a pupil of a case of this
+    /// meeting (default: none; only a signal's owner records an offer, on the signal).
+    #[serde(default)]
+    pub may_record_offer: Texts,
 }
 
 #[derive(Debug, Deserialize)]

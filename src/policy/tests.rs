@@ -972,3 +972,41 @@ fn a_case_narrows_a_read_to_the_leads_scope_and_never_widens_the_callers() {
         "a wij has no scope to lead with"
     );
 }
+
+// ---- who may record a care offer in a case ----
+
+#[test]
+fn care_offers_are_recorded_by_the_org_types_the_meeting_names_with_a_seat() {
+    let aoj = POLICY.meeting("aoj-team-vo").unwrap();
+    assert!(aoj.may_record_offer(OrgType::Wij));
+    assert!(!aoj.may_record_offer(OrgType::Gemeente) && !aoj.may_record_offer(OrgType::Ggd));
+    assert!(POLICY
+        .meeting("expertteam-po")
+        .unwrap()
+        .may_record_offer(OrgType::Jeugdhulp));
+    assert!(POLICY
+        .meeting("advies-5a")
+        .unwrap()
+        .may_record_offer
+        .is_empty());
+    assert_error(
+        "may_record_offer = [\"wij\"]",
+        "may_record_offer = [\"wij\", \"mbo\"]",
+        0,
+        "lets a mbo record a care offer, but a mbo has no seat",
+    );
+    let matrix = POLICY.matrix();
+    assert!(
+        matrix.contains("aanbod vastleggen: een wij in de casus mag een zorgaanbod"),
+        "{matrix}"
+    );
+    assert!(matrix.contains("aanbod vastleggen: niemand in de casus"));
+    let json = POLICY.matrix_json();
+    let aoj_json = json["casusoverleggen"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["id"] == "aoj-team-vo")
+        .unwrap();
+    assert_eq!(aoj_json["aanbod_vastleggen"], serde_json::json!(["wij"]));
+}

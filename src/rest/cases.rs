@@ -1,12 +1,12 @@
 //! `/v1/cases`: cases of case meetings at the node's own organisation: open, list, close, accept
-//! and decline. The service layer decides (against the policy), rate-limits, audits and tells the
+//! and decline, and care offers recorded in them. The service layer decides (against the policy), rate-limits, audits and tells the
 //! participants' nodes (over gRPC); here only JSON goes to and from its types. A case id means
 //! nothing outside the node; pupils appear by pseudonym, in bodies only.
 
 use super::problem::{Json, Path, Problem, Query};
 use super::{Authenticated, RestState};
 use crate::rpc::cases::GrpcCaseNotifier;
-use crate::service::{CaseOutcome, OpenCase};
+use crate::service::{CaseOutcome, NewOffer, OpenCase};
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
@@ -342,4 +342,152 @@ pub async fn decline(
     Json(action): Json<CaseAction>,
 ) -> Result<Json<Case>, Problem> {
     answer(&state, &caller, &id, &action.actor, false).await
+}
+
+/// Wat een zorgaanbod biedt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum CareOfferKind {
+    /// Zorg (jeugdhulp, WIJ-ondersteuning, behandeling).
+    Zorg,
+    /// Onderwijs en zorg samen.
+    OnderwijsEnZorg,
+}
+
+/// Een zorgaanbod voor een leerling van een casus, vastgelegd door de eigen organisatie (waar
+/// het overleg dat haar soort organisatie toestaat: `may_record_offer`).
+#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RecordOfferRequest {
+    /// De leerling, op pseudoniem (een leerling van de casus).
+    #[serde(default)]
+    #[schema(required = true)]
+    pub pupil_pseudonym: String,
+    /// Wat er wordt geboden.
+    #[schema(required = true)]
+    pub kind: Option<CareOfferKind>,
+    /// De dag waarop het aanbod is gedaan (JJJJ-MM-DD).
+    #[serde(default)]
+    #[schema(required = true, example = "2026-11-20")]
+    pub offered_on: String,
+    /// De eerste dag waarop de plek er echt is (JJJJ-MM-DD); weglaten bij een wachtlijst (dan
+    /// loopt de klok door).
+    #[serde(default)]
+    pub place_from: String,
+    /// Het aanbod is afgestemd met de ouders (en het kind).
+    #[serde(default)]
+    pub parents_agreed: bool,
+    /// Wie er handelt (voor het auditlog; nooit een leerlingnummer).
+    #[serde(default)]
+    pub actor: String,
+}
+
+/// Een vastgelegd zorgaanbod.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CareOffer {
+    pub case_id: String,
+    pub pupil_pseudonym: String,
+    /// ZORG of ONDERWIJS_EN_ZORG.
+    pub kind: String,
+    pub offered_on: chrono::NaiveDate,
+    /// Ontbreekt bij een wachtlijst.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub place_from: Option<chrono::NaiveDate>,
+    pub parents_agreed: bool,
+    /// De organisatie die het vastlegde.
+    pub recorded_by: Party,
+    /// De eerste dag waarop het aanbod de klok stopt; ontbreekt als het dat (nog) niet doet.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stops_clock_from: Option<chrono::NaiveDate>,
+}
+
+/// Een zorgaanbod na vastleggen, en de deelnemers wier knooppunt het niet kon horen.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OfferResponse {
+    pub offer: CareOffer,
+    pub not_notified: Vec<super::federation::PeerFailure>,
+}
+
+impl From<crate::cases::CareOffer> for CareOffer {
+    fn from(o: crate::cases::CareOffer) -> Self {
+        Self {
+            stops_clock_from: o.stops_clock_from(),
+            case_id: o.case_id,
+            pupil_pseudonym: o.pupil,
+            kind: o.kind.code().to_owned(),
+            offered_on: o.offered_on,
+            place_from: o.place_from,
+            parents_agreed: o.parents_agreed,
+            recorded_by: party(o.by),
+        }
+    }
+}
+
+/// Een zorgaanbod vastleggen.
+///
+/// De eigen organisatie (bijvoorbeeld WIJ of jeugdhulp) legt een zorgaanbod vast voor een
+/// leerling van een casus waaraan zij deelneemt, als het casusoverleg dat haar soort organisatie
+/// toestaat. De knooppunten van de andere deelnemers horen het. Het aanbod stopt de klok van de
+/// leerling alleen met een beschikbare plek en instemming van de ouders; een wachtlijst niet.
+#[utoipa::path(
+    post,
+    path = "/cases/{caseId}/offers",
+    operation_id = "recordCareOffer",
+    tag = "casussen",
+    params(("caseId" = String, Path, description = "Het casus-id.")),
+    request_body = RecordOfferRequest,
+    responses(
+        (status = 201, description = "Vastgelegd.", body = OfferResponse),
+        (status = 400, description = "Een veld klopt niet (bijvoorbeeld een leerling buiten de \
+         casus, of alleen onderwijs).",
+         body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Het overleg staat deze organisatie geen zorgaanbod toe, \
+         of de vrager is niet de eigen organisatie.",
+         body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "De casus is hier niet bekend.",
+         body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "De casus is gesloten, geweigerd of nog niet geaccepteerd.",
+         body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Te veel in korte tijd.",
+         body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn record_offer(
+    State(state): State<Arc<RestState>>,
+    Authenticated(caller): Authenticated,
+    Path(id): Path<String>,
+    Json(request): Json<RecordOfferRequest>,
+) -> Result<(StatusCode, Json<OfferResponse>), Problem> {
+    let offer = NewOffer {
+        case_id: case_id(&id)?.to_owned(),
+        pupil_pseudonym: request.pupil_pseudonym,
+        kind: request.kind.map(|k| match k {
+            CareOfferKind::Zorg => crate::signal::OfferKind::Zorg,
+            CareOfferKind::OnderwijsEnZorg => crate::signal::OfferKind::OnderwijsEnZorg,
+        }),
+        offered_on: request.offered_on,
+        place_from: request.place_from,
+        parents_agreed: request.parents_agreed,
+    };
+    let recorded = state
+        .service
+        .record_offer(&caller, offer, &request.actor, &notifier(&state))
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(OfferResponse {
+            offer: recorded.offer.into(),
+            not_notified: recorded
+                .not_notified
+                .into_iter()
+                .map(|f| super::federation::PeerFailure {
+                    peer: f.peer,
+                    code: f.code,
+                    message: f.message,
+                })
+                .collect(),
+        }),
+    ))
 }

@@ -32,7 +32,7 @@ use utoipa::{Modify, OpenApi};
     servers((url = "/v1", description = "Het eigen knooppunt (wederzijds TLS, HTTP/1.1 en HTTP/2)")),
     paths(openapi_json, super::signals::push, super::signals::list, super::signals::search,
         super::federation::federated_query, super::cases::open, super::cases::list,
-        super::cases::close, super::cases::accept, super::cases::decline,
+        super::cases::close, super::cases::accept, super::cases::decline, super::cases::record_offer,
         super::clock::due_list, super::clock::report, super::clock::counts,
         super::audit::search, super::audit::export, super::audit::access_report,
         super::audit::verify, super::audit::prove),
@@ -42,7 +42,7 @@ use utoipa::{Modify, OpenApi};
     tags(
         (name = "api", description = "Over deze API zelf."),
         (name = "uitwisseling", description = "Gefedereerde vragen aan de andere knooppunten van het convenant."),
-        (name = "casussen", description = "Casussen van casusoverleggen: openen, opvragen, sluiten, accepteren, weigeren."),
+        (name = "casussen", description = "Casussen van casusoverleggen: openen, opvragen, sluiten, accepteren, weigeren, zorgaanbod vastleggen."),
         (name = "audit", description = "Inzage in het auditlog voor de functionaris gegevensbescherming (FG)."),
         (name = "klok", description = "De verzuimklok, de G4-rapportage en tellingen."),
         (name = "signalen", description = "Signalen aanleveren en opvragen (alleen de eigen organisatie van het knooppunt)."),

@@ -81,6 +81,11 @@ fn operations() -> Vec<Operation> {
             "/cases/{caseId}/decline",
             post(cases::decline),
         ),
+        (
+            Method::POST,
+            "/cases/{caseId}/offers",
+            post(cases::record_offer),
+        ),
         (Method::POST, "/due-list", post(clock::due_list)),
         (Method::POST, "/reports", post(clock::report)),
         (Method::POST, "/counts", post(clock::counts)),

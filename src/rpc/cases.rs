@@ -4,7 +4,7 @@
 //! [`GrpcCaseNotifier`] that tells the participants' nodes over mTLS.
 
 use super::convert;
-use crate::cases::Case;
+use crate::cases::{CareOffer, Case};
 use crate::pb;
 use crate::pb::cases_server::Cases;
 use crate::pb::exchange_client::ExchangeClient;
@@ -70,6 +70,50 @@ impl CaseNotifier for GrpcCaseNotifier<'_> {
         }
         failures
     }
+
+    async fn share_offer(
+        &self,
+        case: &Case,
+        offer: &CareOffer,
+        trace: &TraceContext,
+    ) -> Vec<PeerFailure> {
+        let mut failures = Vec::new();
+        let others = std::iter::once(&case.lead)
+            .chain(&case.participants)
+            .filter(|p| p.oin != self.own_oin);
+        for party in others {
+            let Some(peer) = self.peers.iter().find(|p| p.config.oin == party.oin) else {
+                failures.push(PeerFailure {
+                    peer: party.name.clone(),
+                    code: "NOT_FOUND".into(),
+                    message: format!("no peer with OIN {} is configured", party.oin),
+                });
+                continue;
+            };
+            let mut request = Request::new(pb::ShareCaseOfferRequest {
+                offer: Some(convert::care_offer_to_pb(offer)),
+            });
+            request.set_timeout(NOTIFY_TIMEOUT);
+            trace.inject(&mut request);
+            let mut client = ExchangeClient::new(peer.channel.clone());
+            let result =
+                tokio::time::timeout(NOTIFY_TIMEOUT, client.share_case_offer(request)).await;
+            let (code, message) = match result {
+                Ok(Ok(_)) => continue,
+                Ok(Err(status)) => (
+                    super::federation::code_name(status.code()),
+                    status.message().to_owned(),
+                ),
+                Err(_) => ("DEADLINE_EXCEEDED".into(), "no answer in time".into()),
+            };
+            failures.push(PeerFailure {
+                peer: peer.config.name.clone(),
+                code,
+                message,
+            });
+        }
+        failures
+    }
 }
 
 fn case_response(outcome: CaseOutcome) -> pb::CaseResponse {
@@ -116,6 +160,31 @@ impl CasesService {
 
 #[tonic::async_trait]
 impl Cases for CasesService {
+    async fn record_offer(
+        &self,
+        request: Request<pb::RecordOfferRequest>,
+    ) -> Result<Response<pb::RecordOfferResponse>, Status> {
+        let caller = super::service_caller(&request)?;
+        let req = request.into_inner();
+        let offer = convert::new_offer(req.offer.as_ref())?;
+        let outcome = self
+            .service
+            .record_offer(&caller, offer, &req.actor, &self.notifier())
+            .await?;
+        Ok(Response::new(pb::RecordOfferResponse {
+            offer: Some(convert::care_offer_to_pb(&outcome.offer)),
+            not_notified: outcome
+                .not_notified
+                .into_iter()
+                .map(|f| pb::PeerFailure {
+                    peer: f.peer,
+                    code: f.code,
+                    message: f.message,
+                })
+                .collect(),
+        }))
+    }
+
     async fn open_case(
         &self,
         request: Request<pb::OpenCaseRequest>,

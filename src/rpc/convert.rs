@@ -308,6 +308,38 @@ fn rfc3339(t: chrono::DateTime<chrono::Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
+/// A care offer as the caller sends it, unchecked (the service checks it); an unknown kind
+/// is INVALID_ARGUMENT naming the field.
+pub fn new_offer(
+    o: Option<&pb::CaseOffer>,
+) -> Result<crate::service::NewOffer, crate::service::ServiceError> {
+    use crate::service::ServiceError;
+    let o = o.ok_or_else(|| ServiceError::invalid("offer", "offer is missing"))?;
+    let kind = offer_kind_from_pb(o.kind)
+        .map_err(|reason| ServiceError::invalid("offer.kind", format!("offer.kind {reason}")))?;
+    Ok(crate::service::NewOffer {
+        case_id: o.case_id.clone(),
+        pupil_pseudonym: o.pupil_pseudonym.clone(),
+        kind,
+        offered_on: o.offered_on.clone(),
+        place_from: o.place_from.clone(),
+        parents_agreed: o.parents_agreed,
+    })
+}
+
+pub fn care_offer_to_pb(o: &crate::cases::CareOffer) -> pb::CaseOffer {
+    pb::CaseOffer {
+        case_id: o.case_id.clone(),
+        pupil_pseudonym: o.pupil.clone(),
+        kind: offer_kind_to_pb(Some(o.kind)).into(),
+        offered_on: o.offered_on.to_string(),
+        place_from: date_text(o.place_from),
+        parents_agreed: o.parents_agreed,
+        recorded_by_oin: o.by.oin.clone(),
+        recorded_by_name: o.by.name.clone(),
+    }
+}
+
 pub fn case_to_pb(c: &Case) -> pb::Case {
     pb::Case {
         case_id: c.id.clone(),
@@ -457,6 +489,7 @@ fn audit_action(a: crate::audit::Action) -> pb::AuditAction {
         A::CaseDecline => pb::AuditAction::CaseDecline,
         A::Backup => pb::AuditAction::Backup,
         A::Pseudonymise => pb::AuditAction::Pseudonymise,
+        A::CaseOffer => pb::AuditAction::CaseOffer,
     }
 }
 

@@ -143,6 +143,20 @@ impl Exchange for ExchangeService {
         Ok(Response::new(pb::ShareCaseResponse { accepted: true }))
     }
 
+    async fn share_case_offer(
+        &self,
+        request: Request<pb::ShareCaseOfferRequest>,
+    ) -> Result<Response<pb::ShareCaseOfferResponse>, Status> {
+        let caller = super::service_caller(&request)?;
+        let offer = request.get_ref().offer.as_ref();
+        let recorded_by = offer.map_or_else(String::new, |o| o.recorded_by_oin.clone());
+        let shared = convert::new_offer(offer)?;
+        self.service
+            .take_shared_offer(&caller, shared, &recorded_by)
+            .await?;
+        Ok(Response::new(pb::ShareCaseOfferResponse { accepted: true }))
+    }
+
     async fn describe_node(
         &self,
         request: Request<pb::DescribeNodeRequest>,

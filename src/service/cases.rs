@@ -2,13 +2,16 @@
 //! then shared with every participant's node through a [`CaseNotifier`] the transport
 //! provides), close (by the lead only), accept or decline a case shared here, and list. Only the
 //! node's own organisation may call these; open, accept and decline are rate-limited; every
-//! decision is audited before it is answered. A case names pupils by pseudonym only.
+//! decision is audited before it is answered. Care offers: [`Service::record_offer`] (by the
+//! organisation that makes it, where the meeting allows) and [`Service::take_shared_offer`]. A case names pupils by pseudonym only.
 
 use super::{refuse_id_like, refuse_non_oin, Caller, PeerFailure, Service, ServiceError};
 use crate::audit::{Action, Decision as AuditDecision, NewEntry};
-use crate::cases::{self, Acceptance, Case, Party};
+use crate::cases::{self, Acceptance, CareOffer, Case, Party};
 use crate::pseudonym::is_pseudonym;
+use crate::signal::OfferKind;
 use crate::trace::TraceContext;
+use chrono::NaiveDate;
 use std::future::Future;
 
 /// A case to open, as the caller asks for it.
@@ -36,6 +39,15 @@ pub trait CaseNotifier: Send + Sync {
     fn share(
         &self,
         case: &Case,
+        trace: &TraceContext,
+    ) -> impl Future<Output = Vec<PeerFailure>> + Send;
+
+    /// Tells the case's lead and participants (all but this node) of a care offer recorded
+    /// here; returns those that could not be told.
+    fn share_offer(
+        &self,
+        case: &Case,
+        offer: &CareOffer,
         trace: &TraceContext,
     ) -> impl Future<Output = Vec<PeerFailure>> + Send;
 }
@@ -589,5 +601,177 @@ impl Service {
         node.cases.put(&case)?;
         tracing::info!(peer.oin = %caller_oin, case.id = %case.id, case.open = case.open, "case shared");
         Ok(())
+    }
+}
+
+/// A care offer as the caller records it (or a participant's node tells it), unchecked:
+/// [`NewOffer::into_offer`] checks every part before anything is kept.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NewOffer {
+    pub case_id: String,
+    pub pupil_pseudonym: String,
+    /// What is offered; None: not given (refused).
+    pub kind: Option<OfferKind>,
+    /// YYYY-MM-DD.
+    pub offered_on: String,
+    /// YYYY-MM-DD, or "" for a waiting list.
+    pub place_from: String,
+    pub parents_agreed: bool,
+}
+
+impl NewOffer {
+    /// The offer, recorded by `by`; malformed parts are INVALID_ARGUMENT naming the field.
+    pub fn into_offer(self, by: Party) -> Result<CareOffer, ServiceError> {
+        super::refuse_id_like_case_id("offer.case_id", &self.case_id)?;
+        if !cases::is_case_id(&self.case_id) {
+            return Err(ServiceError::invalid(
+                "offer.case_id",
+                "offer.case_id is not a case id (case- and 16 hex digits; see pactgate case list)",
+            ));
+        }
+        if !is_pseudonym(&self.pupil_pseudonym) {
+            return Err(ServiceError::invalid(
+                "offer.pupil_pseudonym",
+                "offer.pupil_pseudonym is not a pseudonym; compute it with `pactgate pseudonym`",
+            ));
+        }
+        let kind = self.kind.ok_or_else(|| {
+            ServiceError::invalid(
+                "offer.kind",
+                "offer.kind is missing: say what is offered (ZORG or ONDERWIJS_EN_ZORG)",
+            )
+        })?;
+        let day = |field: &str, text: &str| {
+            NaiveDate::parse_from_str(text, "%Y-%m-%d").map_err(|_| {
+                ServiceError::invalid(field, format!("{field} is not a date (YYYY-MM-DD)"))
+            })
+        };
+        let place_from = match self.place_from.as_str() {
+            "" => None,
+            text => Some(day("offer.place_from", text)?),
+        };
+        Ok(CareOffer {
+            case_id: self.case_id,
+            pupil: self.pupil_pseudonym,
+            kind,
+            offered_on: day("offer.offered_on", &self.offered_on)?,
+            place_from,
+            parents_agreed: self.parents_agreed,
+            by,
+        })
+    }
+}
+
+/// A care offer recorded here, and the participants whose node could not be told.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OfferOutcome {
+    pub offer: CareOffer,
+    pub not_notified: Vec<PeerFailure>,
+}
+
+impl Service {
+    /// Records a care offer of this node's own organisation in a case it takes part in (where
+    /// the meeting lets its org type, `may_record_offer`): rate-limited, checked, audited
+    /// (allowed or denied), then told to the case's other participants' nodes.
+    #[tracing::instrument(name = "service.record_offer", skip_all, fields(peer.oin = %caller.org.oin, trace.id = %caller.trace.trace_id))]
+    pub async fn record_offer<N: CaseNotifier>(
+        &self,
+        caller: &Caller,
+        req: NewOffer,
+        actor: &str,
+        notifier: &N,
+    ) -> Result<OfferOutcome, ServiceError> {
+        self.node.check_own(&caller.org)?;
+        refuse_id_like("actor", actor)?;
+        if !self.case_limiter.try_take(&caller.org.oin) {
+            return Err(self
+                .limited(caller, actor, Action::CaseOffer, "offers recorded")
+                .await);
+        }
+        let offer = req.into_offer(Party::from(&self.node.own))?;
+        let node = self.node.clone();
+        let recorded = offer.clone();
+        let outcome = tokio::task::spawn_blocking(move || {
+            let policy = node.policy.current();
+            cases::record_own_offer(policy.as_deref(), &node.cases, &node.own.oin, &recorded)
+        })
+        .await?;
+        let mut e = self.case_entry(caller, actor, Action::CaseOffer, outcome.as_ref().ok());
+        e.case_id = offer.case_id.clone();
+        e.pupils = vec![offer.pupil.clone()];
+        let case = match outcome {
+            Ok(case) => case,
+            Err(err) => {
+                let refusal = ServiceError::from(err);
+                e.decision = AuditDecision::Deny;
+                e.reason = refusal.to_string();
+                self.node.record_async(e).await?;
+                return Err(refusal);
+            }
+        };
+        e.reason = offer.describe();
+        self.node.record_async(e).await?;
+        let not_notified = notifier.share_offer(&case, &offer, &caller.trace).await;
+        tracing::info!(peer.oin = %caller.org.oin, case.id = %offer.case_id, "care offer recorded");
+        Ok(OfferOutcome {
+            offer,
+            not_notified,
+        })
+    }
+
+    /// Takes a care offer that a participant's node tells this node of (`recorded_by_oin` is
+    /// the organisation that says it recorded it; it must be the caller's): rate-limited per
+    /// caller (counted), checked against the case as held here and audited.
+    #[tracing::instrument(name = "service.share_case_offer", skip_all, fields(peer.oin = %caller.org.oin, trace.id = %caller.trace.trace_id))]
+    pub async fn take_shared_offer(
+        &self,
+        caller: &Caller,
+        shared: NewOffer,
+        recorded_by_oin: &str,
+    ) -> Result<(), ServiceError> {
+        if !self.share_limiter.try_take(&caller.org.oin) {
+            return Err(self.counted(
+                &caller.org,
+                crate::limits::reason::CASE_RATE,
+                rate_limited("offers told"),
+            ));
+        }
+        let by = Party {
+            oin: recorded_by_oin.chars().take(20).collect(),
+            name: caller.org.name.clone(),
+        };
+        let offer = shared.into_offer(by)?;
+        let service = self.clone();
+        let caller = caller.clone();
+        tokio::task::spawn_blocking(move || {
+            let node = &service.node;
+            let mut e = NewEntry::new(
+                &caller.trace,
+                &caller.org,
+                "",
+                Action::CaseOffer,
+                &node.policy_version(),
+            );
+            e.case_id = offer.case_id.clone();
+            e.pupils = vec![offer.pupil.clone()];
+            let policy = node.policy.current();
+            let outcome =
+                cases::take_shared_offer(policy.as_deref(), &node.cases, &caller.org.oin, &offer)
+                    .map_err(ServiceError::from);
+            match &outcome {
+                Ok(case) => {
+                    e.meeting_type = case.meeting_type.clone();
+                    e.purpose = case.purpose.clone();
+                    e.reason = offer.describe();
+                }
+                Err(refusal) => {
+                    e.decision = AuditDecision::Deny;
+                    e.reason = refusal.to_string();
+                }
+            }
+            node.record(e)?;
+            outcome.map(|_| ())
+        })
+        .await?
     }
 }

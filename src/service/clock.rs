@@ -10,7 +10,6 @@ use crate::clock::{self, CountingRules, DueLine, SuppressedReport};
 use crate::exchange::{self, ExchangeFilter};
 use crate::identity::Organisation;
 use crate::signal::Signal;
-use crate::store::SignalFilter;
 use chrono::NaiveDate;
 use std::sync::Arc;
 use std::time::Duration;
@@ -297,11 +296,12 @@ impl Service {
         A::Answer: CountableAnswer,
     {
         let store = self.node.store.clone();
-        let own =
-            tokio::task::spawn_blocking(move || store.list(&SignalFilter::default())).await??;
+        let own = tokio::task::spawn_blocking(move || store.list_for_clock()).await??;
         let mut signals: Vec<(String, Signal)> =
             own.into_iter().map(|s| ("self".to_owned(), s)).collect();
+        let policy = self.node.policy.current();
         let Some(claim) = claim else {
+            crate::cases::apply_clock_offers(&self.node.cases, policy.as_deref(), &mut signals)?;
             return Ok((signals, Vec::new()));
         };
         let federated = self
@@ -311,6 +311,7 @@ impl Service {
             let peer = answer.peer().to_owned();
             signals.extend(answer.signals().into_iter().map(|s| (peer.clone(), s)));
         }
+        crate::cases::apply_clock_offers(&self.node.cases, policy.as_deref(), &mut signals)?;
         Ok((signals, federated.failures))
     }
 }

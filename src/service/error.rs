@@ -96,6 +96,28 @@ impl From<crate::cases::CaseError> for ServiceError {
     }
 }
 
+impl From<crate::cases::OfferError> for ServiceError {
+    fn from(e: crate::cases::OfferError) -> Self {
+        use crate::cases::{OfferError, OfferRefusal as R};
+        match e {
+            OfferError::Refused(R::Invalid(m)) => {
+                // The message starts with the field it names ("offer.kind: ...").
+                let field = m
+                    .split([':', ' '])
+                    .next()
+                    .filter(|f| f.starts_with("offer."))
+                    .unwrap_or("offer")
+                    .to_owned();
+                Self::invalid(field, m)
+            }
+            OfferError::Refused(R::Denied(m)) => Self::denied(m),
+            OfferError::Refused(R::State(m)) => Self::FailedPrecondition(m),
+            OfferError::Refused(R::NotFound(m)) => Self::NotFound(m),
+            OfferError::Store(e) => e.into(),
+        }
+    }
+}
+
 impl From<tokio::task::JoinError> for ServiceError {
     fn from(e: tokio::task::JoinError) -> Self {
         tracing::error!(error = %e, "blocking task failed");

@@ -31,7 +31,9 @@
 //!   audits what came back.
 //! - cases ([`cases`]): [`Service::open_case`], [`Service::close_case`] (with a
 //!   [`CaseNotifier`] that tells the participants' nodes), [`Service::answer_case`] (accept or
-//!   decline), [`Service::list_cases`], and [`Service::take_shared_case`] for a peer's lead.
+//!   decline), [`Service::list_cases`], and [`Service::take_shared_case`] for a peer's lead;
+//!   care offers: [`Service::record_offer`] (by the organisation that makes it, told through
+//!   the [`CaseNotifier`]) and [`Service::take_shared_offer`] for a participant's node.
 //! - clock ([`clock`]): [`Service::due`], [`Service::g4_report`] (own organisation, optionally
 //!   with what the peers share under a claim) and [`Service::counts`] (suppressed, for another
 //!   party; a case claim counts only the case's pupils).
@@ -52,7 +54,7 @@ pub mod exchange;
 pub mod federation;
 pub mod intake;
 
-pub use cases::{CaseNotifier, CaseOutcome, OpenCase, SharedCase};
+pub use cases::{CaseNotifier, CaseOutcome, NewOffer, OfferOutcome, OpenCase, SharedCase};
 pub use context::{NodeContext, PolicyHandle};
 pub use error::ServiceError;
 pub use exchange::{Claim, ClaimContext, Disclosure, NodeDescription};
