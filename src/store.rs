@@ -558,6 +558,13 @@ pub fn make_private(dir: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
+/// The raw sled database of a stopped node's store (`data_dir/store`), for the tools that read
+/// or rewrite it offline (restore, tests): waits, like the node, for a lock that a handle of this
+/// process dropped a moment ago.
+pub fn open_stopped(data_dir: &Path) -> Result<sled::Db, StoreError> {
+    open_with_retry(&data_dir.join("store"), DEFAULT_CACHE_BYTES)
+}
+
 /// Opens sled, retrying for up to five seconds while another handle in this process still holds
 /// the directory's lock: sled 0.34 releases it from a background thread shortly after the last
 /// `Db` is dropped, so a quick restart (or the open after [`scan`]) can otherwise fail with

@@ -1904,7 +1904,7 @@ pub fn audit_key(data_dir: &Path) -> pactgate::audit::SigningKey {
 
 /// The sled database of a stopped node (`DATA_DIR/store`).
 pub fn open_db(data_dir: &Path) -> sled::Db {
-    sled::open(data_dir.join("store")).expect("open the stopped node's store")
+    pactgate::store::open_stopped(data_dir).expect("open the stopped node's store")
 }
 
 /// The audit log of a stopped node of `party`, through the library.
