@@ -4,7 +4,7 @@
 //! [`GrpcCaseNotifier`] that tells the participants' nodes over mTLS.
 
 use super::convert;
-use crate::cases::{CareOffer, Case};
+use crate::cases::{CareOffer, Case, Party};
 use crate::pb;
 use crate::pb::cases_server::Cases;
 use crate::pb::exchange_client::ExchangeClient;
@@ -12,6 +12,7 @@ use crate::peers::Peer;
 use crate::service::{Caller, CaseNotifier, CaseOutcome, OpenCase, PeerFailure, Service};
 use crate::trace::TraceContext;
 use std::time::Duration;
+use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
 
 /// How long a participant's node may take to acknowledge a shared case.
@@ -35,27 +36,31 @@ pub struct GrpcCaseNotifier<'a> {
     pub own_oin: &'a str,
 }
 
-impl CaseNotifier for GrpcCaseNotifier<'_> {
-    async fn share(&self, case: &Case, trace: &TraceContext) -> Vec<PeerFailure> {
+impl GrpcCaseNotifier<'_> {
+    /// Calls `call` on the node of each party but this one, within [`NOTIFY_TIMEOUT`]; returns
+    /// the parties whose node has no peer entry, refused or did not answer.
+    async fn tell<'c, F, Fut>(
+        &self,
+        parties: impl Iterator<Item = &'c Party>,
+        call: F,
+    ) -> Vec<PeerFailure>
+    where
+        F: Fn(ExchangeClient<Channel>) -> Fut,
+        Fut: std::future::Future<Output = Result<(), Status>>,
+    {
         let mut failures = Vec::new();
-        for participant in case.participants.iter().filter(|p| p.oin != self.own_oin) {
-            let Some(peer) = self.peers.iter().find(|p| p.config.oin == participant.oin) else {
+        for party in parties.filter(|p| p.oin != self.own_oin) {
+            let Some(peer) = self.peers.iter().find(|p| p.config.oin == party.oin) else {
                 failures.push(PeerFailure {
-                    peer: participant.name.clone(),
+                    peer: party.name.clone(),
                     code: "NOT_FOUND".into(),
-                    message: format!("no peer with OIN {} is configured", participant.oin),
+                    message: format!("no peer with OIN {} is configured", party.oin),
                 });
                 continue;
             };
-            let mut client = ExchangeClient::new(peer.channel.clone());
-            let mut request = Request::new(pb::ShareCaseRequest {
-                case: Some(convert::case_to_peer(case)),
-            });
-            request.set_timeout(NOTIFY_TIMEOUT);
-            trace.inject(&mut request);
-            let result = tokio::time::timeout(NOTIFY_TIMEOUT, client.share_case(request)).await;
-            let (code, message) = match result {
-                Ok(Ok(_)) => continue,
+            let client = ExchangeClient::new(peer.channel.clone());
+            let (code, message) = match tokio::time::timeout(NOTIFY_TIMEOUT, call(client)).await {
+                Ok(Ok(())) => continue,
                 Ok(Err(status)) => (
                     super::federation::code_name(status.code()),
                     status.message().to_owned(),
@@ -70,6 +75,25 @@ impl CaseNotifier for GrpcCaseNotifier<'_> {
         }
         failures
     }
+}
+
+/// A request to a participant's node, with the notify deadline and the caller's trace.
+fn notify_request<T>(message: T, trace: &TraceContext) -> Request<T> {
+    let mut request = Request::new(message);
+    request.set_timeout(NOTIFY_TIMEOUT);
+    trace.inject(&mut request);
+    request
+}
+
+impl CaseNotifier for GrpcCaseNotifier<'_> {
+    async fn share(&self, case: &Case, trace: &TraceContext) -> Vec<PeerFailure> {
+        self.tell(case.participants.iter(), |mut client| async move {
+            let case = Some(convert::case_to_peer(case));
+            let request = notify_request(pb::ShareCaseRequest { case }, trace);
+            client.share_case(request).await.map(drop)
+        })
+        .await
+    }
 
     async fn share_offer(
         &self,
@@ -77,42 +101,13 @@ impl CaseNotifier for GrpcCaseNotifier<'_> {
         offer: &CareOffer,
         trace: &TraceContext,
     ) -> Vec<PeerFailure> {
-        let mut failures = Vec::new();
-        let others = std::iter::once(&case.lead)
-            .chain(&case.participants)
-            .filter(|p| p.oin != self.own_oin);
-        for party in others {
-            let Some(peer) = self.peers.iter().find(|p| p.config.oin == party.oin) else {
-                failures.push(PeerFailure {
-                    peer: party.name.clone(),
-                    code: "NOT_FOUND".into(),
-                    message: format!("no peer with OIN {} is configured", party.oin),
-                });
-                continue;
-            };
-            let mut request = Request::new(pb::ShareCaseOfferRequest {
-                offer: Some(convert::care_offer_to_pb(offer)),
-            });
-            request.set_timeout(NOTIFY_TIMEOUT);
-            trace.inject(&mut request);
-            let mut client = ExchangeClient::new(peer.channel.clone());
-            let result =
-                tokio::time::timeout(NOTIFY_TIMEOUT, client.share_case_offer(request)).await;
-            let (code, message) = match result {
-                Ok(Ok(_)) => continue,
-                Ok(Err(status)) => (
-                    super::federation::code_name(status.code()),
-                    status.message().to_owned(),
-                ),
-                Err(_) => ("DEADLINE_EXCEEDED".into(), "no answer in time".into()),
-            };
-            failures.push(PeerFailure {
-                peer: peer.config.name.clone(),
-                code,
-                message,
-            });
-        }
-        failures
+        let parties = std::iter::once(&case.lead).chain(&case.participants);
+        self.tell(parties, |mut client| async move {
+            let offer = Some(convert::care_offer_to_pb(offer));
+            let request = notify_request(pb::ShareCaseOfferRequest { offer }, trace);
+            client.share_case_offer(request).await.map(drop)
+        })
+        .await
     }
 }
 
