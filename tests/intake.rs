@@ -926,6 +926,31 @@ async fn an_oversized_record_refuses_the_whole_push() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_push_message_without_a_record_is_refused_by_index_and_the_others_are_stored() {
+    let (_node, mut client) = node_and_client().await;
+    let mut bsns = Bsns::new(61);
+    let messages = vec![
+        pb::PushRequest::from(good_record("first", &bsns.next_bsn())),
+        pb::PushRequest { record: None },
+        pb::PushRequest::from(good_record("third", &bsns.next_bsn())),
+    ];
+    let report = client
+        .push(tokio_stream::iter(messages))
+        .await
+        .expect("a push with an empty message")
+        .into_inner();
+    assert_eq!(report.accepted, 2);
+    assert_eq!(report.rejected_count, 1);
+    assert_eq!(report.rejected[0].index, 1, "{:?}", report.rejected);
+    assert!(
+        !report.rejected[0].field.is_empty(),
+        "{:?}",
+        report.rejected
+    );
+    assert_eq!(ids(&list_all(&mut client).await), ["first", "third"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_push_of_more_than_the_maximum_records_keeps_the_first_and_refuses_the_rest() {
     // The shipped policy gives the SWV VO 50,000 pseudonyms a day; this push needs twice that.
     let policy = tempfile::NamedTempFile::new().unwrap();
