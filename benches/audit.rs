@@ -18,8 +18,8 @@ use pactgate::audit::{
     self, Action, AddCheckpoint, AuditLog, Checkpoint, Decision, NewEntry, SigningKey, Witness,
 };
 use pactgate::pb;
-use pactgate::pb::signal_intake_client::SignalIntakeClient;
-use pactgate::pb::signal_intake_server::SignalIntake;
+use pactgate::pb::signal_intake_service_client::SignalIntakeServiceClient;
+use pactgate::pb::signal_intake_service_server::SignalIntakeService;
 use pactgate::pseudonym::{PseudonymKey, PupilId};
 use pactgate::pseudonymiser::PseudonymiserClient;
 use pactgate::signal::{self, Signal};
@@ -61,11 +61,11 @@ struct UnauditedIntake {
 }
 
 #[tonic::async_trait]
-impl SignalIntake for UnauditedIntake {
+impl SignalIntakeService for UnauditedIntake {
     async fn push(
         &self,
-        request: Request<Streaming<pb::SignalRecord>>,
-    ) -> Result<Response<pb::PushReport>, Status> {
+        request: Request<Streaming<pb::PushRequest>>,
+    ) -> Result<Response<pb::PushResponse>, Status> {
         let caller = pactgate::rpc::caller(&request)?;
         if caller.oin != self.own_oin {
             return Err(Status::permission_denied("not the node's own organisation"));
@@ -76,7 +76,8 @@ impl SignalIntake for UnauditedIntake {
         let mut checked = Vec::new();
         let mut refused = Vec::new();
         let mut index = 0u32;
-        while let Some(record) = stream.message().await? {
+        while let Some(message) = stream.message().await? {
+            let record = message.record.unwrap_or_default();
             match signal::validate(pactgate::rpc::convert::raw_signal(record), today, now) {
                 Ok(v) => checked.push(v),
                 Err(e) => refused.push(pb::RejectedRecord {
@@ -105,7 +106,7 @@ impl SignalIntake for UnauditedIntake {
             .await
             .map_err(pactgate::rpc::task_status)?
             .map_err(pactgate::rpc::store_status)?;
-        Ok(Response::new(pb::PushReport {
+        Ok(Response::new(pb::PushResponse {
             accepted: u32::try_from(accepted).unwrap_or(u32::MAX),
             rejected_count: u32::try_from(refused.len()).unwrap_or(u32::MAX),
             rejected: refused,
@@ -139,12 +140,17 @@ async fn start_unaudited(tls: &TlsMaterial, data_dir: &Path) -> anyhow::Result<c
 
 /// Pushes one stream; checks every record was accepted; returns the time taken.
 async fn push_one(
-    client: &mut SignalIntakeClient<Channel>,
+    client: &mut SignalIntakeServiceClient<Channel>,
     records: Vec<pb::SignalRecord>,
 ) -> anyhow::Result<Duration> {
     let expected = records.len();
     let started = Instant::now();
-    let report = client.push(tokio_stream::iter(records)).await?.into_inner();
+    let report = client
+        .push(tokio_stream::iter(
+            records.into_iter().map(pb::PushRequest::from),
+        ))
+        .await?
+        .into_inner();
     let took = started.elapsed();
     ensure!(
         report.accepted as usize == expected && report.rejected.is_empty(),
@@ -861,7 +867,7 @@ fn main() -> anyhow::Result<()> {
         us(off_s.p99) / 1e3
     );
     println!(
-        "    audit ON  (node::serve, SignalIntake/Push):                {on_rate:>10.0} signals/s  \
+        "    audit ON  (node::serve, SignalIntakeService/Push):         {on_rate:>10.0} signals/s  \
          (per push p50 {:.1} ms, p99 {:.1} ms)",
         us(on_s.p50) / 1e3,
         us(on_s.p99) / 1e3

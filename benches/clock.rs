@@ -1,8 +1,8 @@
 //! The three-month clock's costs beside their bare limits, from one run, with the ratios: the G4
 //! report over a city's worth of signals (`Store::list_for_clock`, which reads the signals' clock
 //! copies, + `clock::report` at three reference dates under `g4`) beside a bare sled scan of the
-//! same signals' entries; `Clock/Due` over three peers on loopback
-//! beside a direct single `Exchange/Query`. Measures only; never changes what it measures.
+//! same signals' entries; `ClockService/Due` over three peers on loopback
+//! beside a direct single `ExchangeService/Query`. Measures only; never changes what it measures.
 //!
 //! Run with `cargo bench --bench clock`. `CLOCK_BENCH_SIGNALS` changes the number of signals
 //! (default 100,000), `CLOCK_BENCH_CALLS` the measured Due calls (default 200, after 50 warm-up).
@@ -321,7 +321,7 @@ fn median(v: &[Duration]) -> Duration {
 }
 
 // ---------------------------------------------------------------------------------------------
-// (2) Clock/Due over three peers.
+// (2) ClockService/Due over three peers.
 
 /// Starts a node with the policy, the counting rules and the production checkpoint interval.
 fn start(
@@ -384,9 +384,15 @@ async fn due_figures(dir: &Path, calls: usize, today: NaiveDate) -> anyhow::Resu
     for (file, addr) in HOLDERS.iter().zip(&addrs).chain([(&ASKER, &asker)]) {
         let records = population.get(file).cloned().unwrap_or_default();
         let expected = records.len();
-        let mut intake =
-            pb::signal_intake_client::SignalIntakeClient::new(connect(*addr, file, None).await?);
-        let report = intake.push(tokio_stream::iter(records)).await?.into_inner();
+        let mut intake = pb::signal_intake_service_client::SignalIntakeServiceClient::new(
+            connect(*addr, file, None).await?,
+        );
+        let report = intake
+            .push(tokio_stream::iter(
+                records.into_iter().map(pb::PushRequest::from),
+            ))
+            .await?
+            .into_inner();
         ensure!(
             report.accepted as usize == expected && report.rejected.is_empty(),
             "{file}: pushed {expected}, accepted {}",
@@ -395,17 +401,21 @@ async fn due_figures(dir: &Path, calls: usize, today: NaiveDate) -> anyhow::Resu
         pushed.push((file.to_string(), expected));
     }
 
-    let mut due = pb::clock_client::ClockClient::new(connect(asker, ASKER, Some(ASKER)).await?);
-    let mut federation =
-        pb::federation_client::FederationClient::new(connect(asker, ASKER, Some(ASKER)).await?);
-    let mut direct =
-        pb::exchange_client::ExchangeClient::new(connect(addrs[0], ASKER, Some(HOLDERS[0])).await?);
+    let mut due = pb::clock_service_client::ClockServiceClient::new(
+        connect(asker, ASKER, Some(ASKER)).await?,
+    );
+    let mut federation = pb::federation_service_client::FederationServiceClient::new(
+        connect(asker, ASKER, Some(ASKER)).await?,
+    );
+    let mut direct = pb::exchange_service_client::ExchangeServiceClient::new(
+        connect(addrs[0], ASKER, Some(HOLDERS[0])).await?,
+    );
     let due_request = pb::DueRequest {
         claim: Some(claim()),
         at: String::new(),
         timeout_ms: 3000,
     };
-    let federated_request = pb::FederationQueryRequest {
+    let federated_request = pb::QueryPeersRequest {
         claim: Some(claim()),
         filter: Some(pb::QueryFilter::default()),
         timeout_ms: 3000,
@@ -443,7 +453,7 @@ async fn due_figures(dir: &Path, calls: usize, today: NaiveDate) -> anyhow::Resu
 
         let started = Instant::now();
         let answer = federation
-            .query(federated_request.clone())
+            .query_peers(federated_request.clone())
             .await?
             .into_inner();
         let f = started.elapsed();
@@ -576,7 +586,7 @@ fn main() -> anyhow::Result<()> {
     let d = runtime.block_on(due_figures(tmp.path(), calls, today))?;
     println!();
     println!(
-        "(2) Clock/Due at {today} on loopback: leerplicht node with three peers ({}), claim \
+        "(2) ClockService/Due at {today} on loopback: leerplicht node with three peers ({}), claim \
          verzuimmelding; {} calls each after {WARMUP} warm-up, interleaved:",
         HOLDERS.join(", "),
         d.calls
@@ -613,16 +623,16 @@ fn main() -> anyhow::Result<()> {
     );
     row(
         &format!(
-            "(a) direct Exchange/Query leerplicht -> swv-vo, {} signals",
+            "(a) direct ExchangeService/Query leerplicht -> swv-vo, {} signals",
             d.direct_signals
         ),
         &d.direct,
     );
     row(
-        "diagnostic: Federation/Query via the leerplicht node",
+        "diagnostic: FederationService/QueryPeers via the leerplicht node",
         &d.federated,
     );
-    row(&format!("(b) Clock/Due, {} lines", d.lines), &d.due);
+    row(&format!("(b) ClockService/Due, {} lines", d.lines), &d.due);
     println!(
         "    ratio due / direct: p50 {:.2}, p99 {:.2}; due / federated query: p50 {:.2}",
         ms(d.due.p50) / ms(d.direct.p50),

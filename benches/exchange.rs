@@ -11,8 +11,8 @@ use anyhow::ensure;
 use common::{bench_key, claim, connect, env_count, loadavg, ms, ns, oin, target, Summary};
 use pactgate::demo::DemoNode;
 use pactgate::pb;
-use pactgate::pb::exchange_client::ExchangeClient;
-use pactgate::pb::federation_client::FederationClient;
+use pactgate::pb::exchange_service_client::ExchangeServiceClient;
+use pactgate::pb::federation_service_client::FederationServiceClient;
 use pactgate::peers::PeerConfig;
 use pactgate::policy::{AccessRequest, Context, Policy};
 use rand::rngs::StdRng;
@@ -343,7 +343,7 @@ struct QueryFigures {
 }
 
 /// Checks a federated answer: every holder answered, 100 signals, all GM0014 residents.
-fn check_federated(r: &pb::FederationQueryResponse) -> anyhow::Result<usize> {
+fn check_federated(r: &pb::QueryPeersResponse) -> anyhow::Result<usize> {
     ensure!(
         r.failures.is_empty(),
         "peers failed: {:?}",
@@ -411,12 +411,17 @@ async fn queries(dir: &Path, policy: PathBuf, queries: usize) -> anyhow::Result<
 
     // Each holder's own system pushes its signals to its own node.
     for (seed, (node, (file, visible))) in holders.iter().zip(HOLDERS).enumerate() {
-        let mut intake = pb::signal_intake_client::SignalIntakeClient::new(
+        let mut intake = pb::signal_intake_service_client::SignalIntakeServiceClient::new(
             connect(node.addr, file, None).await?,
         );
         let records = records(file, visible, seed as u64 + 1);
         let expected = records.len();
-        let report = intake.push(tokio_stream::iter(records)).await?.into_inner();
+        let report = intake
+            .push(tokio_stream::iter(
+                records.into_iter().map(pb::PushRequest::from),
+            ))
+            .await?
+            .into_inner();
         ensure!(
             report.accepted as usize == expected && report.rejected.is_empty(),
             "{file}: pushed {expected}, accepted {}, refused {:?}",
@@ -430,11 +435,12 @@ async fn queries(dir: &Path, policy: PathBuf, queries: usize) -> anyhow::Result<
     }
 
     // The leerplicht system asks its own node, which asks the three holders.
-    let mut federation = FederationClient::new(connect(asker.addr, ASKER, Some(ASKER)).await?);
+    let mut federation =
+        FederationServiceClient::new(connect(asker.addr, ASKER, Some(ASKER)).await?);
     // The bare limit: one hop from the leerplicht node's certificate to one holder.
     let mut direct =
-        ExchangeClient::new(connect(holders[0].addr, ASKER, Some(HOLDERS[0].0)).await?);
-    let federated_request = pb::FederationQueryRequest {
+        ExchangeServiceClient::new(connect(holders[0].addr, ASKER, Some(HOLDERS[0].0)).await?);
+    let federated_request = pb::QueryPeersRequest {
         claim: Some(claim()),
         filter: Some(pb::QueryFilter::default()),
         timeout_ms: 3000,
@@ -448,7 +454,7 @@ async fn queries(dir: &Path, policy: PathBuf, queries: usize) -> anyhow::Result<
         direct.query(direct_request.clone()).await?;
         check_federated(
             &federation
-                .query(federated_request.clone())
+                .query_peers(federated_request.clone())
                 .await?
                 .into_inner(),
         )?;
@@ -457,7 +463,7 @@ async fn queries(dir: &Path, policy: PathBuf, queries: usize) -> anyhow::Result<
     let mut d_times = Vec::with_capacity(queries);
     let mut f_times = Vec::with_capacity(queries);
     let mut last_direct = pb::QueryResponse::default();
-    let mut last_federated = pb::FederationQueryResponse::default();
+    let mut last_federated = pb::QueryPeersResponse::default();
     for _ in 0..queries {
         let request = direct_request.clone();
         let started = Instant::now();
@@ -472,7 +478,7 @@ async fn queries(dir: &Path, policy: PathBuf, queries: usize) -> anyhow::Result<
 
         let request = federated_request.clone();
         let started = Instant::now();
-        let response = federation.query(request).await?.into_inner();
+        let response = federation.query_peers(request).await?.into_inner();
         f_times.push(started.elapsed());
         check_federated(&response)?;
         last_federated = response;
@@ -591,14 +597,14 @@ fn main() -> anyhow::Result<()> {
     };
     row(
         &format!(
-            "(a) direct Exchange/Query leerplicht -> swv-vo, {} signals",
+            "(a) direct ExchangeService/Query leerplicht -> swv-vo, {} signals",
             q.direct_signals
         ),
         &q.direct,
     );
     row(
         &format!(
-            "(b) Federation/Query via leerplicht node, {} signals",
+            "(b) FederationService/QueryPeers via leerplicht node, {} signals",
             q.federated_signals
         ),
         &q.federated,

@@ -147,16 +147,21 @@ async fn push_all(
             .pop()
             .unwrap_or_default();
         tasks.push(tokio::spawn(async move {
-            client.push(tokio_stream::iter(stream)).await.map(|r| {
-                let report = r.into_inner();
-                if let Some(first) = report.rejected.first() {
-                    eprintln!(
-                        "{} refused, the first: record {} {}: {}",
-                        report.rejected_count, first.index, first.field, first.reason
-                    );
-                }
-                u64::from(report.accepted)
-            })
+            client
+                .push(tokio_stream::iter(
+                    stream.into_iter().map(pactgate::pb::PushRequest::from),
+                ))
+                .await
+                .map(|r| {
+                    let report = r.into_inner();
+                    if let Some(first) = report.rejected.first() {
+                        eprintln!(
+                            "{} refused, the first: record {} {}: {}",
+                            report.rejected_count, first.index, first.field, first.reason
+                        );
+                    }
+                    u64::from(report.accepted)
+                })
         }));
     }
     let mut accepted = 0;

@@ -12,8 +12,8 @@ use anyhow::{ensure, Context as _};
 use common::{bench_key, env_count, intake_client, loadavg, per_sec, ViewStream};
 use futures::StreamExt as _;
 use pactgate::pb;
-use pactgate::pb::signal_intake_client::SignalIntakeClient;
-use pactgate::pb::signal_intake_server::SignalIntake;
+use pactgate::pb::signal_intake_service_client::SignalIntakeServiceClient;
+use pactgate::pb::signal_intake_service_server::SignalIntakeService;
 use pactgate::pseudonym::{PseudonymKey, PupilId};
 use pactgate::pseudonymiser::PseudonymiserClient;
 use pactgate::signal::Signal;
@@ -59,18 +59,18 @@ impl Workload {
 struct CountingIntake;
 
 #[tonic::async_trait]
-impl SignalIntake for CountingIntake {
+impl SignalIntakeService for CountingIntake {
     async fn push(
         &self,
-        request: Request<Streaming<pb::SignalRecord>>,
-    ) -> Result<Response<pb::PushReport>, Status> {
+        request: Request<Streaming<pb::PushRequest>>,
+    ) -> Result<Response<pb::PushResponse>, Status> {
         let mut stream = request.into_inner();
         let mut count = 0u32;
         while let Some(record) = stream.message().await? {
             black_box(&record);
             count += 1;
         }
-        Ok(Response::new(pb::PushReport {
+        Ok(Response::new(pb::PushResponse {
             accepted: count,
             rejected: Vec::new(),
             rejected_count: 0,
@@ -90,7 +90,7 @@ impl SignalIntake for CountingIntake {
 /// Pushes every stream, `in_flight` at a time over one channel; checks every record was
 /// accepted and returns the time taken.
 async fn push_all(
-    client: &SignalIntakeClient<Channel>,
+    client: &SignalIntakeServiceClient<Channel>,
     streams: Vec<Vec<pb::SignalRecord>>,
     in_flight: usize,
 ) -> anyhow::Result<Duration> {
@@ -100,7 +100,12 @@ async fn push_all(
             let mut client = client.clone();
             let expected = records.len();
             async move {
-                let report = client.push(tokio_stream::iter(records)).await?.into_inner();
+                let report = client
+                    .push(tokio_stream::iter(
+                        records.into_iter().map(pb::PushRequest::from),
+                    ))
+                    .await?
+                    .into_inner();
                 ensure!(
                     report.accepted as usize == expected && report.rejected.is_empty(),
                     "push accepted {} of {expected}, refused {}",
@@ -120,7 +125,7 @@ async fn push_all(
 
 /// Pushes the warm-up streams, then the measured ones sequentially and `IN_FLIGHT` at a time.
 async fn measure_grpc(
-    client: &SignalIntakeClient<Channel>,
+    client: &SignalIntakeServiceClient<Channel>,
     warmup: &[Vec<pb::SignalRecord>],
     sequential: &[Vec<pb::SignalRecord>],
     concurrent: &[Vec<pb::SignalRecord>],

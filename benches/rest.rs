@@ -12,7 +12,7 @@ use anyhow::{ensure, Context as _};
 use common::{bench_key, env_count, intake_client, loadavg, per_sec};
 use futures::StreamExt as _;
 use pactgate::pb;
-use pactgate::pb::signal_intake_client::SignalIntakeClient;
+use pactgate::pb::signal_intake_service_client::SignalIntakeServiceClient;
 use pactgate::tls::TlsMaterial;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -101,7 +101,7 @@ async fn post_all(
 }
 
 async fn push_all(
-    client: &SignalIntakeClient<Channel>,
+    client: &SignalIntakeServiceClient<Channel>,
     streams: Vec<Vec<pb::SignalRecord>>,
     in_flight: usize,
 ) -> anyhow::Result<Duration> {
@@ -111,7 +111,12 @@ async fn push_all(
             let mut client = client.clone();
             let expected = records.len();
             async move {
-                let report = client.push(tokio_stream::iter(records)).await?.into_inner();
+                let report = client
+                    .push(tokio_stream::iter(
+                        records.into_iter().map(pb::PushRequest::from),
+                    ))
+                    .await?
+                    .into_inner();
                 ensure!(
                     report.accepted as usize == expected,
                     "gRPC push accepted {} of {expected}",

@@ -193,7 +193,7 @@ impl PushSummary {
 
 /// Pushes rows in batches; each refusal is reported with the file line it came from.
 pub async fn push_rows(
-    intake: &mut crate::pb::signal_intake_client::SignalIntakeClient<Channel>,
+    intake: &mut crate::pb::signal_intake_service_client::SignalIntakeServiceClient<Channel>,
     rows: Vec<crate::import::Row>,
     batch: usize,
     progress: &indicatif::ProgressBar,
@@ -211,7 +211,8 @@ pub async fn push_rows(
     }
     for chunk in pending.chunks(batch.max(1)) {
         let lines: Vec<usize> = chunk.iter().map(|(l, _)| *l).collect();
-        let records: Vec<crate::pb::SignalRecord> = chunk.iter().map(|(_, r)| r.clone()).collect();
+        let records: Vec<crate::pb::PushRequest> =
+            chunk.iter().map(|(_, r)| r.clone().into()).collect();
         let report = intake
             .push(tokio_stream::iter(records))
             .await

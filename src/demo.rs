@@ -8,7 +8,7 @@ use crate::certs::{dev_party, DevParty};
 use crate::client::push_rows;
 use crate::harness::{self, Server};
 use crate::pb;
-use crate::pb::signal_intake_client::SignalIntakeClient;
+use crate::pb::signal_intake_service_client::SignalIntakeServiceClient;
 use crate::peers::PeerConfig;
 use crate::pseudonym::{PseudonymKey, PupilId, KEY_LEN};
 use crate::pseudonymiser::{KeyRing, PseudonymiserClient, ServiceConfig};
@@ -217,10 +217,10 @@ impl DemoPseudonymiser {
 pub async fn intake_client(
     addr: SocketAddr,
     as_party: &str,
-) -> anyhow::Result<SignalIntakeClient<tonic::transport::Channel>> {
+) -> anyhow::Result<SignalIntakeServiceClient<tonic::transport::Channel>> {
     let tls: TlsMaterial = dev_certs::material(as_party).context("unknown party")?;
     let channel = crate::client::connect(&addr.to_string(), &tls).await?;
-    Ok(SignalIntakeClient::new(channel))
+    Ok(SignalIntakeServiceClient::new(channel))
 }
 
 /// A synthetic pupil: a valid BSN, where it lives, its age and sector.
@@ -738,7 +738,7 @@ async fn list_all(addr: SocketAddr, as_party: &str) -> anyhow::Result<Vec<pb::Si
     let mut stream = intake.list(pb::ListRequest::default()).await?.into_inner();
     let mut views = Vec::new();
     while let Some(v) = stream.message().await? {
-        views.push(v);
+        views.extend(v.signal);
     }
     Ok(views)
 }
@@ -818,7 +818,7 @@ async fn pseudonymiser_story(service: &ServiceConfig, seed: u64) -> anyhow::Resu
     let fg = dev_certs::material("fg").context("no FG certificate")?;
     let channel =
         crate::client::connect_expecting(&service.address, &fg, Some(&service.oin)).await?;
-    let mut inspect = pb::pseudonymiser_client::PseudonymiserClient::new(channel);
+    let mut inspect = pb::pseudonymiser_service_client::PseudonymiserServiceClient::new(channel);
     let log = inspect
         .inspect(pb::InspectRequest {
             first_page: true,
@@ -894,7 +894,10 @@ async fn print_refusal_example(nodes: &[DemoNode]) -> anyhow::Result<()> {
         age: 14,
         ..Default::default()
     };
-    let report = own.push(tokio_stream::iter(vec![bad])).await?.into_inner();
+    let report = own
+        .push(tokio_stream::iter([pb::PushRequest::from(bad)]))
+        .await?
+        .into_inner();
     for r in report.rejected {
         println!("  a record with a mistyped BSN is refused: {}", r.reason);
     }
@@ -956,12 +959,12 @@ pub async fn federated(
     file: &str,
     claim: pb::AccessClaim,
     filter: pb::QueryFilter,
-) -> anyhow::Result<pb::FederationQueryResponse> {
+) -> anyhow::Result<pb::QueryPeersResponse> {
     let n = node(nodes, file)?;
     let tls = dev_certs::material(file).context("unknown party")?;
     let channel = crate::client::connect(&n.addr.to_string(), &tls).await?;
-    let response = pb::federation_client::FederationClient::new(channel)
-        .query(pb::FederationQueryRequest {
+    let response = pb::federation_service_client::FederationServiceClient::new(channel)
+        .query_peers(pb::QueryPeersRequest {
             claim: Some(claim),
             filter: Some(filter),
             timeout_ms: 3000,
@@ -972,7 +975,7 @@ pub async fn federated(
 }
 
 /// One line per peer: how many signals, of which categories, living where, which fields.
-fn print_answers(response: &pb::FederationQueryResponse, show_failures: bool) {
+fn print_answers(response: &pb::QueryPeersResponse, show_failures: bool) {
     for answer in &response.answers {
         let Some(r) = &answer.response else { continue };
         let mut categories: BTreeMap<String, usize> = BTreeMap::new();
@@ -1074,7 +1077,7 @@ async fn exchange_story(nodes: &[DemoNode], swv_vo_views: &[pb::SignalView]) -> 
     }
     let swv = node(nodes, "swv-vo")?;
     let tls = dev_certs::material("swv-vo").context("unknown party")?;
-    let mut cases = pb::cases_client::CasesClient::new(
+    let mut cases = pb::cases_service_client::CasesServiceClient::new(
         crate::client::connect(&swv.addr.to_string(), &tls).await?,
     );
     let participants: Vec<String> = ["leerplicht", "wij", "ggd"]
@@ -1183,7 +1186,7 @@ async fn care_offer_story(nodes: &[DemoNode], case: &pb::Case) -> anyhow::Result
     };
     let wij = node(nodes, "wij")?;
     let tls = dev_certs::material("wij").context("unknown party")?;
-    let mut cases = pb::cases_client::CasesClient::new(
+    let mut cases = pb::cases_service_client::CasesServiceClient::new(
         crate::client::connect(&wij.addr.to_string(), &tls).await?,
     );
     let today = chrono::Utc::now().date_naive();
@@ -1218,7 +1221,7 @@ async fn accept_case(nodes: &[DemoNode], file: &str, case: &pb::Case) -> anyhow:
     let n = node(nodes, file)?;
     let tls = dev_certs::material(file).context("unknown party")?;
     let channel = crate::client::connect(&n.addr.to_string(), &tls).await?;
-    pb::cases_client::CasesClient::new(channel)
+    pb::cases_service_client::CasesServiceClient::new(channel)
         .accept_case(pb::AcceptCaseRequest {
             case_id: case.case_id.clone(),
             actor: format!("voorzitter AOJ-team namens {file}"),
@@ -1238,7 +1241,7 @@ async fn advice_story(nodes: &[DemoNode], aoj: &pb::Case) -> anyhow::Result<()> 
     println!("   a local and G4 agreement, not a legal duty: \"deze verplichting komt er niet\"):");
     let lp = node(nodes, "leerplicht")?;
     let tls = dev_certs::material("leerplicht").context("unknown party")?;
-    let mut cases = pb::cases_client::CasesClient::new(
+    let mut cases = pb::cases_service_client::CasesServiceClient::new(
         crate::client::connect(&lp.addr.to_string(), &tls).await?,
     );
     let opened = cases
@@ -1301,7 +1304,7 @@ async fn print_refusal(
 }
 
 /// Only the peers that returned signals (the others hold nothing of the case's pupils).
-fn only_with_signals(mut response: pb::FederationQueryResponse) -> pb::FederationQueryResponse {
+fn only_with_signals(mut response: pb::QueryPeersResponse) -> pb::QueryPeersResponse {
     response
         .answers
         .retain(|a| a.response.as_ref().is_some_and(|r| !r.signals.is_empty()));
@@ -1332,10 +1335,10 @@ fn leerplicht_claim() -> pb::AccessClaim {
 async fn clock_client(
     nodes: &[DemoNode],
     file: &str,
-) -> anyhow::Result<pb::clock_client::ClockClient<tonic::transport::Channel>> {
+) -> anyhow::Result<pb::clock_service_client::ClockServiceClient<tonic::transport::Channel>> {
     let n = node(nodes, file)?;
     let tls = dev_certs::material(file).context("unknown party")?;
-    Ok(pb::clock_client::ClockClient::new(
+    Ok(pb::clock_service_client::ClockServiceClient::new(
         crate::client::connect(&n.addr.to_string(), &tls).await?,
     ))
 }
@@ -1471,7 +1474,7 @@ async fn clock_story(nodes: &[DemoNode], data_dir: &Path, today: NaiveDate) -> a
     let tls = dev_certs::material("leerplicht").context("unknown party")?;
     for holder in ["swv-vo", "swv-po", "mbo"] {
         let n = node(nodes, holder)?;
-        let mut counts = pb::counts_client::CountsClient::new(
+        let mut counts = pb::counts_service_client::CountsServiceClient::new(
             crate::client::connect(&n.addr.to_string(), &tls).await?,
         );
         let answer = counts
@@ -1513,7 +1516,7 @@ async fn audit_story(nodes: &[DemoNode], pupil_bsn: Option<String>) -> anyhow::R
     tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
     let leerplicht = node(nodes, "leerplicht")?;
     let tls = dev_certs::material("fg").context("no FG certificate")?;
-    let mut audit = pb::audit_client::AuditClient::new(
+    let mut audit = pb::audit_service_client::AuditServiceClient::new(
         crate::client::connect(&leerplicht.addr.to_string(), &tls).await?,
     );
     let verified = audit.verify(pb::VerifyRequest {}).await?.into_inner();
@@ -1545,7 +1548,7 @@ async fn audit_story(nodes: &[DemoNode], pupil_bsn: Option<String>) -> anyhow::R
             println!("   {}", crate::text::checkpoint_line(c));
         }
     }
-    let mut as_wij = pb::audit_client::AuditClient::new(
+    let mut as_wij = pb::audit_service_client::AuditServiceClient::new(
         crate::client::connect(
             &leerplicht.addr.to_string(),
             &dev_certs::material("wij").context("no wij certificate")?,

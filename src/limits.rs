@@ -467,7 +467,7 @@ pub struct GateService<S> {
 }
 
 /// The one long request: a partner's system streaming its signals in.
-const PUSH_PATH: &str = "/pactgate.v1.SignalIntake/Push";
+const PUSH_PATH: &str = "/pactgate.v1.SignalIntakeService/Push";
 
 /// Paths any verified client may call whoever it is: the health check.
 const OPEN_PATHS: &[&str] = &["/grpc.health.v1.Health/"];
@@ -568,6 +568,12 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_push_path_is_the_generated_services() {
+        let service = crate::pb::signal_intake_service_server::SERVICE_NAME;
+        assert_eq!(PUSH_PATH, format!("/{service}/Push"));
+    }
 
     #[test]
     fn count_caps_name_the_field() {

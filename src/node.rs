@@ -13,13 +13,13 @@ use crate::limits::{Admits, Gate, GateLayer, Limits};
 use crate::pb;
 use crate::peers::PeerConfig;
 use crate::pseudonymiser::{PseudonymiserClient, ServiceConfig};
-use crate::rpc::audit::{AuditService, WitnessService};
-use crate::rpc::backup::BackupService;
-use crate::rpc::cases::CasesService;
-use crate::rpc::clock::{ClockService, CountsService};
-use crate::rpc::exchange::ExchangeService;
-use crate::rpc::federation::FederationService;
-use crate::rpc::intake::{IntakeService, MAX_MESSAGE_BYTES};
+use crate::rpc::audit::{AuditHandler, WitnessHandler};
+use crate::rpc::backup::BackupHandler;
+use crate::rpc::cases::CasesHandler;
+use crate::rpc::clock::{ClockHandler, CountsHandler};
+use crate::rpc::exchange::ExchangeHandler;
+use crate::rpc::federation::FederationHandler;
+use crate::rpc::intake::{IntakeHandler, MAX_MESSAGE_BYTES};
 use crate::service::Service;
 use crate::store::Store;
 use crate::tls::{CovenantVerifier, DenyList, TlsMaterial};
@@ -301,47 +301,57 @@ pub async fn serve(
     );
 
     let service = Service::new(context.clone());
-    let intake =
-        pb::signal_intake_server::SignalIntakeServer::new(IntakeService::new(service.clone()))
-            .max_decoding_message_size(MAX_MESSAGE_BYTES);
-    let exchange = pb::exchange_server::ExchangeServer::new(ExchangeService::new(service.clone()));
-    let federation =
-        pb::federation_server::FederationServer::new(FederationService::new(service.clone()));
-    let cases = pb::cases_server::CasesServer::new(CasesService::new(service.clone()));
-    let audit = pb::audit_server::AuditServer::new(AuditService::new(service.clone()));
-    let witness = pb::witness_server::WitnessServer::new(WitnessService::new(service.clone()));
-    let clock = pb::clock_server::ClockServer::new(ClockService::new(service.clone()));
-    let counts = pb::counts_server::CountsServer::new(CountsService::new(service.clone()));
-    let backup = pb::backup_server::BackupServer::new(BackupService::new(service.clone()));
+    let intake = pb::signal_intake_service_server::SignalIntakeServiceServer::new(
+        IntakeHandler::new(service.clone()),
+    )
+    .max_decoding_message_size(MAX_MESSAGE_BYTES);
+    let exchange = pb::exchange_service_server::ExchangeServiceServer::new(ExchangeHandler::new(
+        service.clone(),
+    ));
+    let federation = pb::federation_service_server::FederationServiceServer::new(
+        FederationHandler::new(service.clone()),
+    );
+    let cases =
+        pb::cases_service_server::CasesServiceServer::new(CasesHandler::new(service.clone()));
+    let audit =
+        pb::audit_service_server::AuditServiceServer::new(AuditHandler::new(service.clone()));
+    let witness =
+        pb::witness_service_server::WitnessServiceServer::new(WitnessHandler::new(service.clone()));
+    let clock =
+        pb::clock_service_server::ClockServiceServer::new(ClockHandler::new(service.clone()));
+    let counts =
+        pb::counts_service_server::CountsServiceServer::new(CountsHandler::new(service.clone()));
+    let backup =
+        pb::backup_service_server::BackupServiceServer::new(BackupHandler::new(service.clone()));
 
     let (health, health_service) = tonic_health::server::health_reporter();
     // Every service reports SERVING (and the node as a whole, under "").
     health
-        .set_serving::<pb::signal_intake_server::SignalIntakeServer<IntakeService>>()
+        .set_serving::<pb::signal_intake_service_server::SignalIntakeServiceServer<IntakeHandler>>()
         .await;
     health
-        .set_serving::<pb::exchange_server::ExchangeServer<ExchangeService>>()
+        .set_serving::<pb::exchange_service_server::ExchangeServiceServer<ExchangeHandler>>()
         .await;
     health
-        .set_serving::<pb::federation_server::FederationServer<FederationService>>()
+        .set_serving::<pb::federation_service_server::FederationServiceServer<FederationHandler>>()
         .await;
     health
-        .set_serving::<pb::cases_server::CasesServer<CasesService>>()
+        .set_serving::<pb::cases_service_server::CasesServiceServer<CasesHandler>>()
         .await;
     health
-        .set_serving::<pb::audit_server::AuditServer<AuditService>>()
+        .set_serving::<pb::audit_service_server::AuditServiceServer<AuditHandler>>()
         .await;
     health
-        .set_serving::<pb::witness_server::WitnessServer<WitnessService>>()
+        .set_serving::<pb::witness_service_server::WitnessServiceServer<WitnessHandler>>()
         .await;
     health
-        .set_serving::<pb::clock_server::ClockServer<ClockService>>()
+        .set_serving::<pb::clock_service_server::ClockServiceServer<ClockHandler>>()
         .await;
     health
-        .set_serving::<pb::counts_server::CountsServer<CountsService>>()
+        .set_serving::<pb::counts_service_server::CountsServiceServer<CountsHandler>>()
         .await;
     health
-        .set_serving::<pb::backup_server::BackupServer<BackupService>>()
+        .set_serving::<pb::backup_service_server::BackupServiceServer<BackupHandler>>()
         .await;
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)

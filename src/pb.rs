@@ -20,6 +20,15 @@ impl std::fmt::Debug for SignalRecord {
     }
 }
 
+/// One record of a push, as the stream's message.
+impl From<SignalRecord> for PushRequest {
+    fn from(record: SignalRecord) -> Self {
+        Self {
+            record: Some(record),
+        }
+    }
+}
+
 /// The FG's access report request holds the parent's BSN: its `Debug` never shows it.
 impl std::fmt::Debug for AccessReportRequest {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -39,6 +48,10 @@ mod tests {
             ..Default::default()
         };
         let shown = format!("{record:?}");
+        assert!(shown.contains("r-1"), "{shown}");
+        assert!(!shown.contains("111222333"), "{shown}");
+        // The push stream's message wraps the record and inherits its Debug.
+        let shown = format!("{:?}", super::PushRequest::from(record));
         assert!(shown.contains("r-1"), "{shown}");
         assert!(!shown.contains("111222333"), "{shown}");
     }

@@ -46,7 +46,7 @@ struct Realistic {
     checkpoints: Vec<u64>,
     /// Sizes swv-vo's witness cosigned (as stored on the node).
     cosigned: Vec<u64>,
-    /// What swv-vo's witness holds for leerplicht's log (Witness/HeldCheckpoint) ...
+    /// What swv-vo's witness holds for leerplicht's log (WitnessService/HeldCheckpoint) ...
     held: Checkpoint,
     /// ... and the signed note it keeps for it (tree `witness` of its data dir).
     held_note: String,
@@ -84,7 +84,7 @@ impl Realistic {
     }
 
     /// The checkpoint swv-vo's witness holds as the CLI documents the file: the note body
-    /// (origin, size, base64 root), as Witness/HeldCheckpoint gives it.
+    /// (origin, size, base64 root), as WitnessService/HeldCheckpoint gives it.
     fn held_body_file(&self, dir: &Path) -> PathBuf {
         let path = dir.join("held-by-swv-vo.txt");
         std::fs::write(&path, self.held.body()).expect("write checkpoint");
@@ -610,7 +610,8 @@ async fn after_sigkill_the_log_verifies_and_holds_every_acknowledged_request() {
                 let trace = trace_id(round, n);
                 let records = resident_records(&format!("r{round}-{n}"), &mut bsns, 3);
                 let pseudonyms = records.iter().map(|r| pseudonym_of(&r.pupil_id)).collect();
-                let call = intake.push(traced(tokio_stream::iter(records), &trace));
+                let messages: Vec<pb::PushRequest> = records.into_iter().map(Into::into).collect();
+                let call = intake.push(traced(tokio_stream::iter(messages), &trace));
                 let Ok(Ok(report)) = tokio::time::timeout(Duration::from_secs(20), call).await
                 else {
                     return;
@@ -985,8 +986,8 @@ async fn the_fg_filters_exports_reports_and_proves() {
     let asked = lp
         .federation_as("leerplicht")
         .await
-        .query(traced(
-            pb::FederationQueryRequest {
+        .query_peers(traced(
+            pb::QueryPeersRequest {
                 claim: Some(verzuimmelding_claim()),
                 filter: None,
                 timeout_ms: 5000,
@@ -994,7 +995,7 @@ async fn the_fg_filters_exports_reports_and_proves() {
             &trace,
         ))
         .await
-        .expect("Federation/Query")
+        .expect("FederationService/QueryPeers")
         .into_inner();
     assert_eq!(
         answer_of(&asked, "swv-vo").map(|a| a.signals.len()),
@@ -1231,11 +1232,11 @@ async fn the_fg_filters_exports_reports_and_proves() {
 }
 
 /// Leerplicht's system asks every peer under the verzuimmelding flow, in the trace `trace`.
-async fn verzuimmelding_traced(lp: &TestNode, trace: &str) -> pb::FederationQueryResponse {
+async fn verzuimmelding_traced(lp: &TestNode, trace: &str) -> pb::QueryPeersResponse {
     lp.federation_as("leerplicht")
         .await
-        .query(traced(
-            pb::FederationQueryRequest {
+        .query_peers(traced(
+            pb::QueryPeersRequest {
                 claim: Some(verzuimmelding_claim()),
                 filter: None,
                 timeout_ms: 5000,
@@ -1243,7 +1244,7 @@ async fn verzuimmelding_traced(lp: &TestNode, trace: &str) -> pb::FederationQuer
             trace,
         ))
         .await
-        .expect("Federation/Query")
+        .expect("FederationService/QueryPeers")
         .into_inner()
 }
 

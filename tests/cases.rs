@@ -165,7 +165,7 @@ async fn list_cases(node: &TestNode, open_only: bool) -> Vec<pb::Case> {
 }
 
 /// Every signal of a federated answer, from every peer.
-fn all_signals(response: &pb::FederationQueryResponse) -> Vec<pb::SignalView> {
+fn all_signals(response: &pb::QueryPeersResponse) -> Vec<pb::SignalView> {
     response
         .answers
         .iter()

@@ -119,7 +119,7 @@ async fn leerplichts_due_list_has_one_line_per_child_across_its_peers() {
             timeout_ms: 5000,
         })
         .await
-        .expect("Clock/Due")
+        .expect("ClockService/Due")
         .into_inner();
     assert!(due.failures.is_empty(), "{:?}", due.failures);
     let lines: BTreeMap<String, &pb::DueLine> = due
@@ -246,7 +246,7 @@ async fn the_report_counts_the_same_signals_differently_under_g4_and_groningen()
                 timeout_ms: 5000,
             })
             .await
-            .unwrap_or_else(|s| panic!("Clock/Report {rule}: {s:?}"))
+            .unwrap_or_else(|s| panic!("ClockService/Report {rule}: {s:?}"))
             .into_inner();
         assert!(report.failures.is_empty(), "{:?}", report.failures);
         reports.insert(rule, report);
@@ -384,7 +384,7 @@ async fn report_at(
             timeout_ms: 5000,
         })
         .await
-        .unwrap_or_else(|s| panic!("Clock/Report {rule} at {}: {s:?}", node.party))
+        .unwrap_or_else(|s| panic!("ClockService/Report {rule} at {}: {s:?}", node.party))
         .into_inner();
     assert!(report.failures.is_empty(), "{:?}", report.failures);
     report
@@ -853,7 +853,7 @@ async fn due_pupils(node: &TestNode) -> BTreeSet<String> {
         .await
         .due(pb::DueRequest::default())
         .await
-        .expect("Clock/Due")
+        .expect("ClockService/Due")
         .into_inner();
     due.lines.into_iter().map(|l| l.pupil_pseudonym).collect()
 }
@@ -871,6 +871,7 @@ async fn offer_entries(node: &TestNode, fg: &str) -> Vec<(Vec<String>, pb::Audit
         .into_inner();
     let mut out = Vec::new();
     while let Some(e) = stream.message().await.expect("an entry") {
+        let e = e.entry.expect("a StreamEntries message carries its entry");
         if e.action() == pb::AuditAction::CaseOffer {
             out.push((e.pupil_pseudonyms.clone(), e.decision()));
         }

@@ -238,7 +238,8 @@ async fn a_personal_certificate_is_refused_at_the_node() {
     match refused {
         Err(_) => {}
         Ok(channel) => {
-            let mut intake = pactgate::pb::signal_intake_client::SignalIntakeClient::new(channel);
+            let mut intake =
+                pactgate::pb::signal_intake_service_client::SignalIntakeServiceClient::new(channel);
             let listed = intake.list(pactgate::pb::ListRequest::default()).await;
             assert!(
                 listed.is_err(),
@@ -728,6 +729,7 @@ async fn the_case_page_records_a_care_offer_only_through_its_csrf_form_as_the_pe
                 .into_inner();
             let mut out = Vec::new();
             while let Some(e) = stream.message().await.expect("an entry") {
+                let e = e.entry.expect("a StreamEntries message carries its entry");
                 if e.action() == pb::AuditAction::CaseOffer {
                     out.push((e.actor.clone(), e.decision()));
                 }

@@ -387,10 +387,10 @@ async fn the_organisation_comes_from_the_certificate_not_the_claim() {
     claim.actor = "Gemeente Groningen Leerplicht RMC".into();
     assert_denied(query(&mut wij, claim).await, &["caller 'wij' is a wij"]);
 
-    // Federation/Query is for a node's own organisation only.
+    // FederationService/QueryPeers is for a node's own organisation only.
     let mut foreign = fed.node("leerplicht").federation_as("wij").await;
     let status = foreign
-        .query(pb::FederationQueryRequest {
+        .query_peers(pb::QueryPeersRequest {
             claim: Some(verzuimmelding_claim()),
             filter: None,
             timeout_ms: 1000,
@@ -406,7 +406,7 @@ async fn the_organisation_comes_from_the_certificate_not_the_claim() {
     // Not even leerplicht at the swv-vo node: its own node is where it federates.
     let mut at_swv = fed.node("swv-vo").federation_as("leerplicht").await;
     let status = at_swv
-        .query(pb::FederationQueryRequest {
+        .query_peers(pb::QueryPeersRequest {
             claim: Some(verzuimmelding_claim()),
             filter: None,
             timeout_ms: 1000,

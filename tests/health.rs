@@ -18,15 +18,15 @@ async fn every_service_reports_serving() {
     let serving = tonic_health::pb::health_check_response::ServingStatus::Serving as i32;
     for service in [
         "",
-        pb::signal_intake_server::SERVICE_NAME,
-        pb::exchange_server::SERVICE_NAME,
-        pb::federation_server::SERVICE_NAME,
-        pb::cases_server::SERVICE_NAME,
-        pb::audit_server::SERVICE_NAME,
-        pb::witness_server::SERVICE_NAME,
-        pb::clock_server::SERVICE_NAME,
-        pb::counts_server::SERVICE_NAME,
-        pb::backup_server::SERVICE_NAME,
+        pb::signal_intake_service_server::SERVICE_NAME,
+        pb::exchange_service_server::SERVICE_NAME,
+        pb::federation_service_server::SERVICE_NAME,
+        pb::cases_service_server::SERVICE_NAME,
+        pb::audit_service_server::SERVICE_NAME,
+        pb::witness_service_server::SERVICE_NAME,
+        pb::clock_service_server::SERVICE_NAME,
+        pb::counts_service_server::SERVICE_NAME,
+        pb::backup_service_server::SERVICE_NAME,
     ] {
         let status = health
             .check(HealthCheckRequest {

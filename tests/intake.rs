@@ -1,16 +1,17 @@
-//! SignalIntake over real mTLS: Push and List, List filters, upserts, restarts, every refused
-//! field, size limits, and the health and reflection services that tools like grpcurl use.
+//! SignalIntakeService over real mTLS: Push and List, List filters, upserts, restarts, every
+//! refused field, size limits, and the health and reflection services that tools like grpcurl
+//! use.
 
 mod common;
 
 use common::*;
 use pactgate::pb;
-use pactgate::pb::signal_intake_client::SignalIntakeClient;
+use pactgate::pb::signal_intake_service_client::SignalIntakeServiceClient;
 use pactgate::rpc::intake::MAX_RECORDS_PER_PUSH;
 use tonic::transport::Channel;
 use tonic::Code;
 
-async fn node_and_client() -> (TestNode, SignalIntakeClient<Channel>) {
+async fn node_and_client() -> (TestNode, SignalIntakeServiceClient<Channel>) {
     let node = TestNode::start("swv-vo").await;
     let client = node.intake().await;
     (node, client)
@@ -925,6 +926,31 @@ async fn an_oversized_record_refuses_the_whole_push() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_push_message_without_a_record_is_refused_by_index_and_the_others_are_stored() {
+    let (_node, mut client) = node_and_client().await;
+    let mut bsns = Bsns::new(61);
+    let messages = vec![
+        pb::PushRequest::from(good_record("first", &bsns.next_bsn())),
+        pb::PushRequest { record: None },
+        pb::PushRequest::from(good_record("third", &bsns.next_bsn())),
+    ];
+    let report = client
+        .push(tokio_stream::iter(messages))
+        .await
+        .expect("a push with an empty message")
+        .into_inner();
+    assert_eq!(report.accepted, 2);
+    assert_eq!(report.rejected_count, 1);
+    assert_eq!(report.rejected[0].index, 1, "{:?}", report.rejected);
+    assert!(
+        !report.rejected[0].field.is_empty(),
+        "{:?}",
+        report.rejected
+    );
+    assert_eq!(ids(&list_all(&mut client).await), ["first", "third"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_push_of_more_than_the_maximum_records_keeps_the_first_and_refuses_the_rest() {
     // The shipped policy gives the SWV VO 50,000 pseudonyms a day; this push needs twice that.
     let policy = tempfile::NamedTempFile::new().unwrap();
@@ -955,9 +981,11 @@ async fn a_push_of_more_than_the_maximum_records_keeps_the_first_and_refuses_the
     let bsn = Bsns::new(7).next_bsn();
     // Small, valid records; only the count is wrong.
     let template = good_record("r", &bsn);
-    let records = (0..=MAX_RECORDS_PER_PUSH).map(move |i| pb::SignalRecord {
-        source_record_id: format!("r{i}"),
-        ..template.clone()
+    let records = (0..=MAX_RECORDS_PER_PUSH).map(move |i| {
+        pb::PushRequest::from(pb::SignalRecord {
+            source_record_id: format!("r{i}"),
+            ..template.clone()
+        })
     });
     let status = client
         .push(tokio_stream::iter(records))
@@ -999,7 +1027,7 @@ async fn health_check_says_serving() {
     use tonic_health::pb::HealthCheckRequest;
     let node = TestNode::start("swv-vo").await;
     let mut health = HealthClient::new(node.channel_as("swv-vo").await);
-    for service in ["", "pactgate.v1.SignalIntake"] {
+    for service in ["", "pactgate.v1.SignalIntakeService"] {
         let answer = health
             .check(HealthCheckRequest {
                 service: service.into(),
@@ -1034,7 +1062,7 @@ async fn reflection_lists_the_services_as_grpcurl_sees_them() {
         ServerReflectionRequest {
             host: String::new(),
             message_request: Some(MessageRequest::FileContainingSymbol(
-                "pactgate.v1.SignalIntake".into(),
+                "pactgate.v1.SignalIntakeService".into(),
             )),
         },
     ];
@@ -1049,7 +1077,7 @@ async fn reflection_lists_the_services_as_grpcurl_sees_them() {
         panic!("expected a service list, got {:?}", first.message_response);
     };
     let names: Vec<&str> = list.service.iter().map(|s| s.name.as_str()).collect();
-    for wanted in ["pactgate.v1.SignalIntake", "grpc.health.v1.Health"] {
+    for wanted in ["pactgate.v1.SignalIntakeService", "grpc.health.v1.Health"] {
         assert!(names.contains(&wanted), "{wanted} not in {names:?}");
     }
 
@@ -1063,9 +1091,10 @@ async fn reflection_lists_the_services_as_grpcurl_sees_them() {
     let all: Vec<u8> = files.file_descriptor_proto.concat();
     for word in [
         "signals.proto",
-        "SignalIntake",
+        "SignalIntakeService",
         "SignalRecord",
-        "PushReport",
+        "PushRequest",
+        "PushResponse",
     ] {
         assert!(
             contains_bytes(&all, word.as_bytes()),
@@ -1094,7 +1123,7 @@ async fn reflection_lists_the_services_as_grpcurl_sees_them() {
     assert!(list
         .service
         .iter()
-        .any(|s| s.name == "pactgate.v1.SignalIntake"));
+        .any(|s| s.name == "pactgate.v1.SignalIntakeService"));
 }
 
 /// A copy of the shipped counting rules with `min_absent_since` set to `floor`.

@@ -8,7 +8,7 @@ mod common;
 use common::*;
 use pactgate::limits::Limits;
 use pactgate::pb;
-use pactgate::pb::signal_intake_client::SignalIntakeClient;
+use pactgate::pb::signal_intake_service_client::SignalIntakeServiceClient;
 use std::time::{Duration, Instant};
 use tonic::Code;
 
@@ -70,19 +70,19 @@ async fn a_non_party_is_refused_before_any_handler_and_its_refusals_are_counted(
         .into_inner();
     assert_eq!(health.status, ServingStatus::Serving as i32);
 
-    let mut intake = SignalIntakeClient::new(channel.clone());
+    let mut intake = SignalIntakeServiceClient::new(channel.clone());
     let status = list(&mut intake, pb::ListRequest::default())
         .await
         .expect_err("List by a stranger");
     assert_not_a_party(&status, "List");
     let status = query(
-        &mut pactgate::pb::exchange_client::ExchangeClient::new(channel.clone()),
+        &mut pactgate::pb::exchange_service_client::ExchangeServiceClient::new(channel.clone()),
         verzuimmelding_claim(),
     )
     .await
     .expect_err("Query by a stranger");
     assert_not_a_party(&status, "Query");
-    let status = pactgate::pb::counts_client::CountsClient::new(channel.clone())
+    let status = pactgate::pb::counts_service_client::CountsServiceClient::new(channel.clone())
         .counts(pb::CountsRequest {
             claim: Some(verzuimmelding_claim()),
             at: vec!["2026-11-01".into()],
@@ -292,7 +292,7 @@ async fn an_organisation_gets_at_most_its_connections() {
     // A third connection is closed after its handshake: its request fails.
     let third = match channel_with(node.addr(), &material("swv-vo")).await {
         Ok(channel) => list(
-            &mut SignalIntakeClient::new(channel),
+            &mut SignalIntakeServiceClient::new(channel),
             pb::ListRequest::default(),
         )
         .await
@@ -312,7 +312,7 @@ async fn an_organisation_gets_at_most_its_connections() {
         let again = match channel_with(node.addr(), &material("swv-vo")).await {
             Ok(channel) => {
                 list(
-                    &mut SignalIntakeClient::new(channel),
+                    &mut SignalIntakeServiceClient::new(channel),
                     pb::ListRequest::default(),
                 )
                 .await
@@ -337,7 +337,7 @@ async fn pushes_beyond_the_limit_are_refused_while_others_run() {
     let node = TestNode::start_limited("swv-vo", NodeTuning::default(), limits).await;
     let mut idle = node.intake().await;
     let holder = tokio::spawn(async move {
-        idle.push(futures::stream::pending::<pb::SignalRecord>())
+        idle.push(futures::stream::pending::<pb::PushRequest>())
             .await
             .map(|_| ())
     });
@@ -371,7 +371,7 @@ async fn a_broken_push_keeps_its_durable_batches_and_pushing_again_is_idempotent
         .collect();
     let (tx, rx) = tokio::sync::mpsc::channel(16);
     let (channel, cut) = cuttable_channel(node.addr(), "swv-vo").await;
-    let mut pushing = SignalIntakeClient::new(channel);
+    let mut pushing = SignalIntakeServiceClient::new(channel);
     let push_task = tokio::spawn(async move {
         pushing
             .push(tokio_stream::wrappers::ReceiverStream::new(rx))
@@ -379,7 +379,7 @@ async fn a_broken_push_keeps_its_durable_batches_and_pushing_again_is_idempotent
             .map(|_| ())
     });
     for r in records.iter().cloned() {
-        tx.send(r).await.expect("the push is open");
+        tx.send(r.into()).await.expect("the push is open");
     }
     // The stream stays open: two batches of 1,000 are durable before the push ends.
     let mut own = node.intake().await;
@@ -469,7 +469,7 @@ async fn a_half_sent_request_and_an_idle_push_end_at_their_deadlines() {
     let mut idle = node.intake().await;
     let bsn = Bsns::new(96).next_bsn();
     let (tx, rx) = tokio::sync::mpsc::channel(4);
-    tx.send(good_record("before-the-pause", &bsn))
+    tx.send(good_record("before-the-pause", &bsn).into())
         .await
         .unwrap();
     let status = tokio::time::timeout(

@@ -270,7 +270,9 @@ fn serve_does_not_announce_a_listener_for_an_invalid_policy() {
 }
 
 async fn version_of(
-    exchange: &mut pactgate::pb::exchange_client::ExchangeClient<tonic::transport::Channel>,
+    exchange: &mut pactgate::pb::exchange_service_client::ExchangeServiceClient<
+        tonic::transport::Channel,
+    >,
 ) -> String {
     exchange
         .describe_node(pb::DescribeNodeRequest {})
@@ -282,7 +284,9 @@ async fn version_of(
 
 /// Polls DescribeNode on the same channel until the version is `wanted`.
 async fn wait_for_version(
-    exchange: &mut pactgate::pb::exchange_client::ExchangeClient<tonic::transport::Channel>,
+    exchange: &mut pactgate::pb::exchange_service_client::ExchangeServiceClient<
+        tonic::transport::Channel,
+    >,
     wanted: &str,
 ) {
     let started = Instant::now();
@@ -332,7 +336,7 @@ async fn sighup_swaps_a_valid_policy_in_and_keeps_the_old_one_for_an_invalid_fil
 
     // One channel for the whole test: a reload must not drop its connection.
     let (channel, connects) = counted_channel(node.addr, "leerplicht");
-    let mut leerplicht = pactgate::pb::exchange_client::ExchangeClient::new(channel);
+    let mut leerplicht = pactgate::pb::exchange_service_client::ExchangeServiceClient::new(channel);
     assert_eq!(version_of(&mut leerplicht).await, v1);
     let before = query(&mut leerplicht, verzuimmelding_claim())
         .await

@@ -126,7 +126,7 @@ fn assert_no_bsn(dir: &Path, extra: &[(&str, &[u8])], bsns: &[String], must_find
     }
 }
 
-fn assert_reasons_clean(report: &pb::PushReport, bsns: &[String]) {
+fn assert_reasons_clean(report: &pb::PushResponse, bsns: &[String]) {
     for r in &report.rejected {
         for bsn in bsns {
             assert!(
@@ -813,8 +813,9 @@ async fn a_bsn_in_any_written_form_never_reaches_disk_logs_replies_or_the_audit_
     // As the stated actor of a push, in a List filter, and hidden in a trace id.
     for w in &forms {
         if let Ok(value) = w.form.parse::<tonic::metadata::MetadataValue<_>>() {
-            let mut request =
-                tonic::Request::new(tokio_stream::iter(vec![good_record("w-actor", &control)]));
+            let mut request = tonic::Request::new(tokio_stream::iter(vec![pb::PushRequest::from(
+                good_record("w-actor", &control),
+            )]));
             request
                 .metadata_mut()
                 .insert(pactgate::rpc::ACTOR_METADATA, value);
@@ -865,7 +866,7 @@ async fn a_bsn_in_any_written_form_never_reaches_disk_logs_replies_or_the_audit_
 
     // In every claim field and filter of a query, from a partner and from a certificate whose
     // OIN is in no policy, and in a shared case.
-    let mut stranger = pb::exchange_client::ExchangeClient::new(
+    let mut stranger = pb::exchange_service_client::ExchangeServiceClient::new(
         channel_with(node.addr, &stranger_material()).await.unwrap(),
     );
     let mut partner = node.exchange_as("swv-vo").await;
@@ -929,8 +930,9 @@ async fn a_bsn_in_any_written_form_never_reaches_disk_logs_replies_or_the_audit_
     }
 
     // The FG's export of the audit log, in both formats.
-    let mut audit =
-        pb::audit_client::AuditClient::new(channel_with(node.addr, &material("fg")).await.unwrap());
+    let mut audit = pb::audit_service_client::AuditServiceClient::new(
+        channel_with(node.addr, &material("fg")).await.unwrap(),
+    );
     let mut export = Vec::new();
     for format in [pb::ExportFormat::JsonLines, pb::ExportFormat::Csv] {
         let mut chunks = audit
@@ -1084,7 +1086,7 @@ async fn the_data_dir_and_its_files_are_private_whatever_the_umask() {
         panic!("serve did not start: {line:?}");
     };
     let addr: std::net::SocketAddr = addr.parse().unwrap();
-    let mut intake = pb::signal_intake_client::SignalIntakeClient::new(
+    let mut intake = pb::signal_intake_service_client::SignalIntakeServiceClient::new(
         channel_with(addr, &material("swv-vo")).await.unwrap(),
     );
     let bsn = Bsns::new(33).next_bsn();

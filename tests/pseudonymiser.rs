@@ -9,7 +9,9 @@ mod common;
 use base64::Engine as _;
 use common::*;
 use pactgate::pb;
-use pactgate::pb::pseudonymiser_server::{Pseudonymiser, PseudonymiserServer};
+use pactgate::pb::pseudonymiser_service_server::{
+    PseudonymiserService, PseudonymiserServiceServer,
+};
 use pactgate::pseudonym::PseudonymKey;
 use pactgate::pseudonymiser::ServiceConfig;
 use std::io::BufRead as _;
@@ -145,7 +147,7 @@ async fn a_copy_of_a_node_cannot_pseudonymise_a_known_bsn() {
         .parse()
         .unwrap();
     let channel = channel_with(addr, &material(&party)).await.unwrap();
-    let mut intake = pb::signal_intake_client::SignalIntakeClient::new(channel);
+    let mut intake = pb::signal_intake_service_client::SignalIntakeServiceClient::new(channel);
     let status = push(&mut intake, vec![good_record("known-2", &bsns[0])])
         .await
         .expect_err("pseudonymised without the service");
@@ -161,7 +163,7 @@ async fn a_copy_of_a_node_cannot_pseudonymise_a_known_bsn() {
         "the refused push stored something"
     );
     let fg = channel_with(addr, &material("fg")).await.unwrap();
-    let report = pb::audit_client::AuditClient::new(fg)
+    let report = pb::audit_service_client::AuditServiceClient::new(fg)
         .access_report(pb::AccessReportRequest {
             pupil_id: bsns[1].clone(),
             pupil_pseudonym: String::new(),
@@ -225,7 +227,7 @@ struct RecordingService {
 }
 
 #[tonic::async_trait]
-impl Pseudonymiser for RecordingService {
+impl PseudonymiserService for RecordingService {
     async fn evaluate(
         &self,
         request: Request<pb::EvaluateRequest>,
@@ -266,7 +268,7 @@ async fn recording_service(key: PseudonymKey) -> (ServiceConfig, Arc<Mutex<Vec<V
     let addr = listener.local_addr().unwrap();
     let incoming =
         pactgate::tls::incoming(listener, material("pseudonymiser").server_config().unwrap());
-    let service = PseudonymiserServer::new(RecordingService {
+    let service = PseudonymiserServiceServer::new(RecordingService {
         key,
         seen: seen.clone(),
     });

@@ -532,7 +532,7 @@ async fn a_federated_query_over_rest_answers_as_over_grpc() {
     let grpc = leerplicht
         .federation_as("leerplicht")
         .await
-        .query(pb::FederationQueryRequest {
+        .query_peers(pb::QueryPeersRequest {
             claim: Some(verzuimmelding_claim()),
             filter: None,
             timeout_ms: 3000,
@@ -1122,6 +1122,7 @@ async fn care_offer_entries(node: &TestNode, fg: &str) -> Vec<(Vec<String>, pb::
         .into_inner();
     let mut out = Vec::new();
     while let Some(e) = stream.message().await.expect("an entry") {
+        let e = e.entry.expect("a StreamEntries message carries its entry");
         if e.action() == pb::AuditAction::CaseOffer {
             out.push((e.pupil_pseudonyms.clone(), e.decision()));
         }

@@ -15,7 +15,7 @@ fn hold_open(rt: &tokio::runtime::Runtime, node: &ProcessNode, n: usize) {
         let mut idle = node.intake().await;
         tokio::spawn(async move {
             let _ = idle
-                .push(futures::stream::pending::<pb::SignalRecord>())
+                .push(futures::stream::pending::<pb::PushRequest>())
                 .await;
         });
         for _ in 0..n {
@@ -75,7 +75,7 @@ fn a_push_in_flight_finishes_within_the_grace_and_the_rest_is_closed_at_its_end(
     hold_open(&rt, &node, 3);
     rt.block_on(async {
         for r in &records[..10] {
-            tx.send(r.clone()).await.unwrap();
+            tx.send(r.clone().into()).await.unwrap();
         }
     });
     let started = Instant::now();
@@ -88,7 +88,7 @@ fn a_push_in_flight_finishes_within_the_grace_and_the_rest_is_closed_at_its_end(
     rt.block_on(async {
         tokio::time::sleep(Duration::from_millis(500)).await;
         for r in &records[10..] {
-            tx.send(r.clone()).await.unwrap();
+            tx.send(r.clone().into()).await.unwrap();
         }
         drop(tx);
     });

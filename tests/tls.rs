@@ -1,13 +1,13 @@
 //! The node's mutual TLS: every client it must refuse is refused (no certificate, a foreign CA,
 //! an expired certificate, TLS 1.2), each against a control that succeeds the same way with a
 //! good certificate; and a covenant party that is not the node's own organisation is refused
-//! SignalIntake with PERMISSION_DENIED and stores nothing.
+//! SignalIntakeService with PERMISSION_DENIED and stores nothing.
 
 mod common;
 
 use common::*;
 use pactgate::pb;
-use pactgate::pb::signal_intake_client::SignalIntakeClient;
+use pactgate::pb::signal_intake_service_client::SignalIntakeServiceClient;
 use pactgate::tls::TlsMaterial;
 use rustls::pki_types::pem::PemObject as _;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
@@ -20,11 +20,15 @@ use tonic::Code;
 /// Connects with the library's client and pushes one good record; the error of whichever step
 /// failed. With TLS 1.3 the server's refusal of a client certificate may only surface on the
 /// first read, so this asserts on the RPC, not on `connect`.
-async fn try_push(addr: SocketAddr, tls: &TlsMaterial, id: &str) -> Result<pb::PushReport, String> {
+async fn try_push(
+    addr: SocketAddr,
+    tls: &TlsMaterial,
+    id: &str,
+) -> Result<pb::PushResponse, String> {
     let channel = channel_with(addr, tls)
         .await
         .map_err(|e| format!("connect: {e}"))?;
-    let mut client = SignalIntakeClient::new(channel);
+    let mut client = SignalIntakeServiceClient::new(channel);
     let bsn = Bsns::new(id.len() as u64 + 100).next_bsn();
     let call = push(&mut client, vec![good_record(id, &bsn)]);
     match tokio::time::timeout(Duration::from_secs(15), call).await {
@@ -148,7 +152,7 @@ async fn a_client_without_a_certificate_is_refused() {
             .connect()
             .await
             .map_err(|e| format!("connect: {e}"))?;
-        let mut client = SignalIntakeClient::new(channel);
+        let mut client = SignalIntakeServiceClient::new(channel);
         push(
             &mut client,
             vec![good_record("anon", &Bsns::new(11).next_bsn())],

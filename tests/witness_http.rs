@@ -478,7 +478,7 @@ async fn a_witness_written_from_the_spec_cosigns_a_pactgate_log() {
         let cp = fg
             .latest_checkpoint(pb::LatestCheckpointRequest {})
             .await
-            .map(tonic::Response::into_inner);
+            .map(|r| r.into_inner().checkpoint.expect("a checkpoint"));
         if let Ok(cp) = cp {
             let by_spec = cp.witnesses.iter().any(|w| w == "example.org/spec-witness");
             let olds = witness.state.lock().unwrap().old_sizes.clone();
@@ -525,7 +525,7 @@ async fn a_third_party_checks_a_checkpoint_an_inclusion_and_a_consistency_proof(
             let started = Instant::now();
             loop {
                 if let Ok(cp) = fg.latest_checkpoint(pb::LatestCheckpointRequest {}).await {
-                    let cp = cp.into_inner();
+                    let cp = cp.into_inner().checkpoint.expect("a checkpoint");
                     if cp.size >= size {
                         return cp;
                     }

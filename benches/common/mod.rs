@@ -15,8 +15,8 @@ use pactgate::demo::dev_certs;
 use pactgate::harness::Server;
 use pactgate::node::NodeSetup;
 use pactgate::pb;
-use pactgate::pb::signal_intake_client::SignalIntakeClient;
-use pactgate::pb::signal_intake_server::{SignalIntake, SignalIntakeServer};
+use pactgate::pb::signal_intake_service_client::SignalIntakeServiceClient;
+use pactgate::pb::signal_intake_service_server::{SignalIntakeService, SignalIntakeServiceServer};
 use pactgate::pseudonym::{PseudonymKey, KEY_LEN};
 use pactgate::pseudonymiser::{KeyRing, ServiceConfig};
 use pactgate::rpc::intake::MAX_MESSAGE_BYTES;
@@ -259,18 +259,19 @@ pub async fn start_node(
 }
 
 /// The stream type of a bench intake's `List`.
-pub type ViewStream = Pin<Box<dyn Stream<Item = Result<pb::SignalView, Status>> + Send>>;
+pub type ViewStream = Pin<Box<dyn Stream<Item = Result<pb::ListResponse, Status>> + Send>>;
 
-/// A bare tonic server with only `handler` as `SignalIntake`, on the node's own listener and TLS
+/// A bare tonic server with only `handler` as `SignalIntakeService`, on the node's own listener and TLS
 /// config and with the node's message size limit.
-pub async fn start_intake<T: SignalIntake>(
+pub async fn start_intake<T: SignalIntakeService>(
     tls: &TlsMaterial,
     handler: T,
 ) -> anyhow::Result<Running> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let incoming = pactgate::tls::incoming(listener, tls.server_config()?);
-    let service = SignalIntakeServer::new(handler).max_decoding_message_size(MAX_MESSAGE_BYTES);
+    let service =
+        SignalIntakeServiceServer::new(handler).max_decoding_message_size(MAX_MESSAGE_BYTES);
     let (stop, rx) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         tonic::transport::Server::builder()
@@ -296,18 +297,17 @@ pub fn oin(file: &str) -> &'static str {
     dev_party(file).map_or("unknown", |p| p.oin)
 }
 
-/// A `SignalIntake` client with `tls`, retrying briefly while the server task starts.
+/// A `SignalIntakeService` client with `tls`, retrying briefly while the server task starts.
 pub async fn intake_client(
     addr: SocketAddr,
     tls: &TlsMaterial,
-) -> anyhow::Result<SignalIntakeClient<Channel>> {
+) -> anyhow::Result<SignalIntakeServiceClient<Channel>> {
     let mut last = None;
     for _ in 0..50 {
         match pactgate::client::connect(&addr.to_string(), tls).await {
             Ok(channel) => {
-                return Ok(
-                    SignalIntakeClient::new(channel).max_decoding_message_size(MAX_MESSAGE_BYTES)
-                )
+                return Ok(SignalIntakeServiceClient::new(channel)
+                    .max_decoding_message_size(MAX_MESSAGE_BYTES))
             }
             Err(e) => last = Some(e),
         }

@@ -6,7 +6,7 @@ use super::Failed;
 use super::{AuditArgs, AuditCommand, AuditFilterArgs, FgConnectArgs};
 use crate::audit::{self, Checkpoint, SigningKey, TrustedCheckpoint};
 use crate::pb;
-use crate::pb::audit_client::AuditClient;
+use crate::pb::audit_service_client::AuditServiceClient;
 use crate::text::{checkpoint_line, render_entries};
 use anyhow::{bail, Context as _};
 use base64::Engine as _;
@@ -106,8 +106,10 @@ fn report_verify(v: pb::VerifyResponse, origin: &str) -> anyhow::Result<()> {
     }
 }
 
-async fn client(connect: &FgConnectArgs) -> anyhow::Result<AuditClient<tonic::transport::Channel>> {
-    Ok(AuditClient::new(connect.channel().await?))
+async fn client(
+    connect: &FgConnectArgs,
+) -> anyhow::Result<AuditServiceClient<tonic::transport::Channel>> {
+    Ok(AuditServiceClient::new(connect.channel().await?))
 }
 
 fn refused(s: tonic::Status) -> anyhow::Error {
@@ -151,7 +153,7 @@ async fn list(connect: &FgConnectArgs, f: &AuditFilterArgs) -> anyhow::Result<()
         .into_inner();
     let mut entries = Vec::new();
     while let Some(e) = stream.message().await.map_err(refused)? {
-        entries.push(e);
+        entries.extend(e.entry);
     }
     print!("{}", render_entries(&entries));
     Ok(())

@@ -7,7 +7,7 @@ use anyhow::Context as _;
 
 pub(super) async fn due(args: DueArgs) -> anyhow::Result<()> {
     let channel = args.connect.channel().await?;
-    let response = pb::clock_client::ClockClient::new(channel)
+    let response = pb::clock_service_client::ClockServiceClient::new(channel)
         .due(pb::DueRequest {
             claim: args.claim.to_pb(),
             at: args.at.clone().unwrap_or_default(),
@@ -31,7 +31,7 @@ pub(super) async fn due(args: DueArgs) -> anyhow::Result<()> {
 
 pub(super) async fn report(args: ReportArgs) -> anyhow::Result<()> {
     let channel = args.connect.channel().await?;
-    let response = pb::clock_client::ClockClient::new(channel)
+    let response = pb::clock_service_client::ClockServiceClient::new(channel)
         .report(pb::ReportRequest {
             at: args.at.clone(),
             rule: args.rule.clone(),

@@ -29,14 +29,14 @@ pub(super) fn query_filter(args: &QueryArgs) -> anyhow::Result<pb::QueryFilter> 
 }
 
 pub(super) async fn query(args: QueryArgs) -> anyhow::Result<()> {
-    let request = pb::FederationQueryRequest {
+    let request = pb::QueryPeersRequest {
         claim: Some(args.claim.to_pb()?),
         filter: Some(query_filter(&args)?),
         timeout_ms: args.timeout_ms,
     };
     let channel = args.connect.channel().await?;
-    let response = pb::federation_client::FederationClient::new(channel)
-        .query(request)
+    let response = pb::federation_service_client::FederationServiceClient::new(channel)
+        .query_peers(request)
         .await
         .map_err(|s| anyhow::anyhow!("your node refused: {}", s.message()))?
         .into_inner();
@@ -52,9 +52,11 @@ pub(super) async fn query(args: QueryArgs) -> anyhow::Result<()> {
 }
 
 pub(super) async fn case(args: CaseArgs) -> anyhow::Result<()> {
-    let mut cases = pb::cases_client::CasesClient::new(args.connect.channel().await?);
+    let mut cases =
+        pb::cases_service_client::CasesServiceClient::new(args.connect.channel().await?);
     let refused = |s: tonic::Status| anyhow::anyhow!("your node refused: {}", s.message());
-    let response = match args.command {
+    // The case as the node now holds it, and the participants' nodes it could not tell.
+    let (case, not_notified) = match args.command {
         CaseCommand::Open {
             meeting,
             purpose,
@@ -70,23 +72,25 @@ pub(super) async fn case(args: CaseArgs) -> anyhow::Result<()> {
                 actor,
             })
             .await
-            .map_err(refused)?
-            .into_inner(),
+            .map_err(refused)
+            .map(|r| r.into_inner())
+            .map(|r| (r.case, r.not_notified))?,
         CaseCommand::Accept { id, actor } => cases
             .accept_case(pb::AcceptCaseRequest { case_id: id, actor })
             .await
-            .map_err(refused)?
-            .into_inner(),
+            .map_err(refused)
+            .map(|r| (r.into_inner().case, Vec::new()))?,
         CaseCommand::Decline { id, actor } => cases
             .decline_case(pb::DeclineCaseRequest { case_id: id, actor })
             .await
-            .map_err(refused)?
-            .into_inner(),
+            .map_err(refused)
+            .map(|r| (r.into_inner().case, Vec::new()))?,
         CaseCommand::Close { id, actor } => cases
             .close_case(pb::CloseCaseRequest { case_id: id, actor })
             .await
-            .map_err(refused)?
-            .into_inner(),
+            .map_err(refused)
+            .map(|r| r.into_inner())
+            .map(|r| (r.case, r.not_notified))?,
         CaseCommand::Offer {
             id,
             pupil,
@@ -151,10 +155,10 @@ pub(super) async fn case(args: CaseArgs) -> anyhow::Result<()> {
             return Ok(());
         }
     };
-    if let Some(c) = &response.case {
+    if let Some(c) = &case {
         println!("{}", case_line(c));
     }
-    for f in &response.not_notified {
+    for f in &not_notified {
         eprintln!("participant {} not told: {} {}", f.peer, f.code, f.message);
     }
     Ok(())
@@ -233,7 +237,7 @@ pub(super) async fn list(args: ListArgs) -> anyhow::Result<()> {
         .await
         .map_err(|s| anyhow::anyhow!("{}", s.message()))?
     {
-        views.push(v);
+        views.extend(v.signal);
     }
     print!(
         "{}",

@@ -17,7 +17,7 @@ pub use crate::text::OutputFormat;
 
 use crate::client;
 use crate::pb;
-use crate::pb::signal_intake_client::SignalIntakeClient;
+use crate::pb::signal_intake_service_client::SignalIntakeServiceClient;
 use crate::tls::TlsMaterial;
 use anyhow::bail;
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -582,8 +582,8 @@ impl ConnectArgs {
         Ok(client::connect(&self.node, &tls).await?)
     }
 
-    async fn intake(&self) -> anyhow::Result<SignalIntakeClient<tonic::transport::Channel>> {
-        Ok(SignalIntakeClient::new(self.channel().await?))
+    async fn intake(&self) -> anyhow::Result<SignalIntakeServiceClient<tonic::transport::Channel>> {
+        Ok(SignalIntakeServiceClient::new(self.channel().await?))
     }
 }
 

@@ -16,7 +16,7 @@ pub(super) fn output_format(json: bool, csv: bool) -> OutputFormat {
 
 /// Renders a federated answer: every signal with the peer that holds it.
 pub fn render_federation(
-    response: &pb::FederationQueryResponse,
+    response: &pb::QueryPeersResponse,
     format: OutputFormat,
 ) -> anyhow::Result<String> {
     let mut header = vec!["holder"];

@@ -176,7 +176,7 @@ pub fn check_before_serving(data_dir: &Path) -> anyhow::Result<()> {
 /// `pactgate backup`: streams a backup from the node into a new file.
 pub async fn backup(args: BackupArgs) -> anyhow::Result<()> {
     let channel = args.connect.channel().await?;
-    let mut client = pb::backup_client::BackupClient::new(channel);
+    let mut client = pb::backup_service_client::BackupServiceClient::new(channel);
     let mut stream = client
         .backup(pb::BackupRequest {})
         .await

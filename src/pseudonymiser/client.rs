@@ -5,7 +5,7 @@
 
 use super::MAX_BATCH;
 use crate::pb;
-use crate::pb::pseudonymiser_client::PseudonymiserClient as GrpcClient;
+use crate::pb::pseudonymiser_service_client::PseudonymiserServiceClient as GrpcClient;
 use crate::pseudonym::{pseudonym_from_output, PublicKey, PupilId, Suite};
 use crate::tls::TlsMaterial;
 use crate::trace::TraceContext;

@@ -1,6 +1,6 @@
-//! `pactgate.v1.Pseudonymiser`: evaluates blinded elements under the covenant's OPRF key, within
-//! each party's daily quota, recording every batch (allowed or refused) durably in the service's
-//! own audit log before it answers. Never sees a pupil id or a pseudonym, never logs or stores a
+//! `pactgate.v1.PseudonymiserService`: evaluates blinded elements under the covenant's OPRF key,
+//! within each party's daily quota, recording every batch (allowed or refused) durably in the
+//! service's own audit log before it answers. Never sees a pupil id or a pseudonym, never logs or stores a
 //! blinded element. Invariant: no evaluation leaves the service unless it was counted and audited.
 
 use super::keys::KeyRing;
@@ -8,7 +8,7 @@ use super::MAX_BATCH;
 use crate::audit::{Action, AuditLog, Decision, NewEntry, SigningKey};
 use crate::identity::Organisation;
 use crate::pb;
-use crate::pb::pseudonymiser_server::{Pseudonymiser, PseudonymiserServer};
+use crate::pb::pseudonymiser_service_server::{PseudonymiserService, PseudonymiserServiceServer};
 use crate::policy::Policy;
 use crate::pseudonym::Suite;
 use crate::store::Store;
@@ -71,7 +71,7 @@ struct State {
 }
 
 /// The gRPC handler.
-pub struct PseudonymiserService {
+pub struct PseudonymiserHandler {
     state: Arc<State>,
 }
 
@@ -272,7 +272,7 @@ fn shown_versions(keys: &KeyRing) -> String {
 }
 
 #[tonic::async_trait]
-impl Pseudonymiser for PseudonymiserService {
+impl PseudonymiserService for PseudonymiserHandler {
     async fn evaluate(
         &self,
         request: Request<pb::EvaluateRequest>,
@@ -344,12 +344,12 @@ pub async fn serve(
         policy.version = state.policy.version(),
         "pseudonymisation service serving"
     );
-    let service = PseudonymiserServer::new(PseudonymiserService {
+    let service = PseudonymiserServiceServer::new(PseudonymiserHandler {
         state: state.clone(),
     });
     let (health, health_service) = tonic_health::server::health_reporter();
     health
-        .set_serving::<PseudonymiserServer<PseudonymiserService>>()
+        .set_serving::<PseudonymiserServiceServer<PseudonymiserHandler>>()
         .await;
     // The node's limits hold here too: handshake timeout and cap, connections per organisation,
     // HTTP/2 streams and keepalive, and a deadline on every request.

@@ -1,5 +1,5 @@
-//! `pactgate.v1.Audit` for the FG of the node's party and `pactgate.v1.Witness` (what this
-//! node's witness holds) for peer nodes, over gRPC. Every FG call first gets the policy's
+//! `pactgate.v1.AuditService` for the FG of the node's party and `pactgate.v1.WitnessService`
+//! (what this node's witness holds) for peer nodes, over gRPC. Every FG call first gets the policy's
 //! [`FgGrant`] from [`Service::fg_access`] (which audits it); the checkpoint task, key pinning
 //! and note parsing live in [`crate::service::audit`] and [`crate::audit`]. A witness sees only
 //! sizes and hashes.
@@ -8,9 +8,9 @@ use super::audit_status;
 use super::convert;
 use crate::audit::{self, Checkpoint, Decision as AuditDecision, Filter, TrustedCheckpoint};
 use crate::pb;
-use crate::pb::audit_server::Audit;
-use crate::pb::witness_client::WitnessClient;
-use crate::pb::witness_server::Witness;
+use crate::pb::audit_service_server::AuditService;
+use crate::pb::witness_service_client::WitnessServiceClient;
+use crate::pb::witness_service_server::WitnessService;
 use crate::policy::FgGrant;
 use crate::service::audit::{CosignedCheckpoint, ReportSubject};
 use crate::service::{Caller, NodeContext, Service};
@@ -26,12 +26,12 @@ pub use crate::service::audit::{CHECKPOINT_EVERY_ENTRIES, CHECKPOINT_INTERVAL};
 /// How long a peer may take to say what its witness holds.
 const COSIGN_TIMEOUT: Duration = Duration::from_secs(3);
 
-pub struct AuditService {
+pub struct AuditHandler {
     service: Service,
     node: Arc<NodeContext>,
 }
 
-impl AuditService {
+impl AuditHandler {
     pub fn new(service: Service) -> Self {
         Self {
             node: service.node().clone(),
@@ -44,7 +44,7 @@ impl AuditService {
         self.authorize_about(request, what, Vec::new()).await
     }
 
-    /// [`AuditService::authorize`], recording the pupils the FG looks up.
+    /// [`AuditHandler::authorize`], recording the pupils the FG looks up.
     async fn authorize_about<T>(
         &self,
         request: &Request<T>,
@@ -137,7 +137,7 @@ pub async fn held_by_peers(service: &Service) -> Vec<TrustedCheckpoint> {
     let node = service.node();
     let mut trusted = Vec::new();
     for peer in &node.peers {
-        let mut client = WitnessClient::new(peer.channel.clone());
+        let mut client = WitnessServiceClient::new(peer.channel.clone());
         let mut request = Request::new(pb::HeldCheckpointRequest {});
         request.set_timeout(COSIGN_TIMEOUT);
         let Ok(Ok(held)) =
@@ -163,8 +163,8 @@ pub async fn held_by_peers(service: &Service) -> Vec<TrustedCheckpoint> {
     trusted
 }
 
-type EntryStream = Pin<Box<dyn Stream<Item = Result<pb::AuditEntry, Status>> + Send>>;
-type ChunkStream = Pin<Box<dyn Stream<Item = Result<pb::ExportChunk, Status>> + Send>>;
+type EntryStream = Pin<Box<dyn Stream<Item = Result<pb::StreamEntriesResponse, Status>> + Send>>;
+type ChunkStream = Pin<Box<dyn Stream<Item = Result<pb::ExportResponse, Status>> + Send>>;
 
 const CSV_COLUMNS: [&str; 21] = [
     "seq",
@@ -231,7 +231,7 @@ pub fn export(
 }
 
 #[tonic::async_trait]
-impl Audit for AuditService {
+impl AuditService for AuditHandler {
     async fn list_entries(
         &self,
         request: Request<pb::ListEntriesRequest>,
@@ -262,7 +262,11 @@ impl Audit for AuditService {
         let filter = filter_from(request.into_inner().filter)?;
         let entries: Vec<_> = matching(&self.service, &grant, &filter)?
             .iter()
-            .map(|e| Ok(convert::audit_entry(e)))
+            .map(|e| {
+                Ok(pb::StreamEntriesResponse {
+                    entry: Some(convert::audit_entry(e)),
+                })
+            })
             .collect();
         Ok(Response::new(Box::pin(tokio_stream::iter(entries))))
     }
@@ -286,7 +290,7 @@ impl Audit for AuditService {
         let bytes = export(&matching(&self.service, &grant, &filter)?, format, &ldv)?;
         let chunks: Vec<_> = bytes
             .chunks(64 * 1024)
-            .map(|c| Ok(pb::ExportChunk { data: c.to_vec() }))
+            .map(|c| Ok(pb::ExportResponse { data: c.to_vec() }))
             .collect();
         Ok(Response::new(Box::pin(tokio_stream::iter(chunks))))
     }
@@ -360,26 +364,27 @@ impl Audit for AuditService {
     async fn latest_checkpoint(
         &self,
         request: Request<pb::LatestCheckpointRequest>,
-    ) -> Result<Response<pb::SignedCheckpoint>, Status> {
+    ) -> Result<Response<pb::LatestCheckpointResponse>, Status> {
         let grant = self.authorize(&request, "latest checkpoint").await?;
-        Ok(Response::new(signed_checkpoint_pb(
-            self.service.latest_checkpoint(&grant)?,
-        )))
+        let checkpoint = signed_checkpoint_pb(self.service.latest_checkpoint(&grant)?);
+        Ok(Response::new(pb::LatestCheckpointResponse {
+            checkpoint: Some(checkpoint),
+        }))
     }
 }
 
-pub struct WitnessService {
+pub struct WitnessHandler {
     service: Service,
 }
 
-impl WitnessService {
+impl WitnessHandler {
     pub fn new(service: Service) -> Self {
         Self { service }
     }
 }
 
 #[tonic::async_trait]
-impl Witness for WitnessService {
+impl WitnessService for WitnessHandler {
     async fn held_checkpoint(
         &self,
         request: Request<pb::HeldCheckpointRequest>,

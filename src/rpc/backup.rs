@@ -1,4 +1,4 @@
-//! `pactgate.v1.Backup` over gRPC: streams the consistent copy the service layer writes
+//! `pactgate.v1.BackupService` over gRPC: streams the consistent copy the service layer writes
 //! ([`Service::backup_access`], [`Service::write_backup`]: own organisation or its FG only,
 //! audited, one at a time) in chunks; a caller that stops reading loses the stream.
 
@@ -12,11 +12,11 @@ const CHUNK: usize = 256 * 1024;
 /// How long a caller may leave a chunk unread before the backup is abandoned.
 const STALL: std::time::Duration = std::time::Duration::from_secs(60);
 
-pub struct BackupService {
+pub struct BackupHandler {
     service: Service,
 }
 
-impl BackupService {
+impl BackupHandler {
     pub fn new(service: Service) -> Self {
         Self { service }
     }
@@ -25,7 +25,7 @@ impl BackupService {
 /// Sends what is written to it as chunks of a gRPC stream (from a blocking thread).
 struct ChunkWriter {
     buf: Vec<u8>,
-    tx: tokio::sync::mpsc::Sender<Result<pb::BackupChunk, Status>>,
+    tx: tokio::sync::mpsc::Sender<Result<pb::BackupResponse, Status>>,
 }
 
 impl ChunkWriter {
@@ -34,7 +34,7 @@ impl ChunkWriter {
         let data = std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK));
         let sent = tokio::runtime::Handle::current().block_on(tokio::time::timeout(
             STALL,
-            self.tx.send(Ok(pb::BackupChunk { data })),
+            self.tx.send(Ok(pb::BackupResponse { data })),
         ));
         match sent {
             Ok(Ok(())) => Ok(()),
@@ -68,8 +68,8 @@ impl std::io::Write for ChunkWriter {
 }
 
 #[tonic::async_trait]
-impl pb::backup_server::Backup for BackupService {
-    type BackupStream = ReceiverStream<Result<pb::BackupChunk, Status>>;
+impl pb::backup_service_server::BackupService for BackupHandler {
+    type BackupStream = ReceiverStream<Result<pb::BackupResponse, Status>>;
 
     async fn backup(
         &self,

@@ -1,13 +1,13 @@
-//! `pactgate.v1.Cases` over gRPC: a partner's own system opens, closes, accepts, declines and
-//! lists cases at its own node. Thin: converts and calls the service layer
+//! `pactgate.v1.CasesService` over gRPC: a partner's own system opens, closes, accepts,
+//! declines and lists cases at its own node. Thin: converts and calls the service layer
 //! ([`crate::service::cases`]), which checks, decides and audits; this module only provides the
 //! [`GrpcCaseNotifier`] that tells the participants' nodes over mTLS.
 
 use super::convert;
 use crate::cases::{CareOffer, Case, Party};
 use crate::pb;
-use crate::pb::cases_server::Cases;
-use crate::pb::exchange_client::ExchangeClient;
+use crate::pb::cases_service_server::CasesService;
+use crate::pb::exchange_service_client::ExchangeServiceClient;
 use crate::peers::Peer;
 use crate::service::{Caller, CaseNotifier, CaseOutcome, OpenCase, PeerFailure, Service};
 use crate::trace::TraceContext;
@@ -20,17 +20,17 @@ const NOTIFY_TIMEOUT: Duration = Duration::from_secs(3);
 
 pub use crate::service::cases::{check_pupils, max_pupils, rate_limited};
 
-pub struct CasesService {
+pub struct CasesHandler {
     service: Service,
 }
 
-impl CasesService {
+impl CasesHandler {
     pub fn new(service: Service) -> Self {
         Self { service }
     }
 }
 
-/// The participants' nodes over gRPC (`Exchange/ShareCase`), as the service layer tells them.
+/// The participants' nodes over gRPC (`ExchangeService/ShareCase`), as the service layer tells them.
 pub struct GrpcCaseNotifier<'a> {
     pub peers: &'a [Peer],
     pub own_oin: &'a str,
@@ -45,7 +45,7 @@ impl GrpcCaseNotifier<'_> {
         call: F,
     ) -> Vec<PeerFailure>
     where
-        F: Fn(ExchangeClient<Channel>) -> Fut,
+        F: Fn(ExchangeServiceClient<Channel>) -> Fut,
         Fut: std::future::Future<Output = Result<(), Status>>,
     {
         let mut failures = Vec::new();
@@ -58,7 +58,7 @@ impl GrpcCaseNotifier<'_> {
                 });
                 continue;
             };
-            let client = ExchangeClient::new(peer.channel.clone());
+            let client = ExchangeServiceClient::new(peer.channel.clone());
             let (code, message) = match tokio::time::timeout(NOTIFY_TIMEOUT, call(client)).await {
                 Ok(Ok(())) => continue,
                 Ok(Err(status)) => (
@@ -111,22 +111,25 @@ impl CaseNotifier for GrpcCaseNotifier<'_> {
     }
 }
 
-fn case_response(outcome: CaseOutcome) -> pb::CaseResponse {
-    pb::CaseResponse {
-        case: Some(convert::case_to_pb(&outcome.case)),
-        not_notified: outcome
-            .not_notified
-            .into_iter()
-            .map(|f| pb::PeerFailure {
-                peer: f.peer,
-                code: f.code,
-                message: f.message,
-            })
-            .collect(),
-    }
+/// The participants' nodes that could not be told.
+fn not_notified(failures: Vec<PeerFailure>) -> Vec<pb::PeerFailure> {
+    failures
+        .into_iter()
+        .map(|f| pb::PeerFailure {
+            peer: f.peer,
+            code: f.code,
+            message: f.message,
+        })
+        .collect()
 }
 
-impl CasesService {
+/// The case of an outcome, and the participants' nodes that could not be told.
+fn case_and_failures(outcome: CaseOutcome) -> (Option<pb::Case>, Vec<pb::PeerFailure>) {
+    let case = Some(convert::case_to_pb(&outcome.case));
+    (case, not_notified(outcome.not_notified))
+}
+
+impl CasesHandler {
     fn notifier(&self) -> GrpcCaseNotifier<'_> {
         let node = self.service.node();
         GrpcCaseNotifier {
@@ -135,26 +138,25 @@ impl CasesService {
         }
     }
 
+    /// Accepts or declines a case shared with this node; returns the case as this node now
+    /// holds it (answering tells no other node).
     async fn answer(
         &self,
         caller: &Caller,
         case_id: &str,
         actor: &str,
         accept: bool,
-    ) -> Result<Response<pb::CaseResponse>, Status> {
+    ) -> Result<Option<pb::Case>, Status> {
         let case = self
             .service
             .answer_case(caller, case_id, actor, accept)
             .await?;
-        Ok(Response::new(pb::CaseResponse {
-            case: Some(convert::case_to_pb(&case)),
-            not_notified: Vec::new(),
-        }))
+        Ok(Some(convert::case_to_pb(&case)))
     }
 }
 
 #[tonic::async_trait]
-impl Cases for CasesService {
+impl CasesService for CasesHandler {
     async fn record_offer(
         &self,
         request: Request<pb::RecordOfferRequest>,
@@ -168,22 +170,14 @@ impl Cases for CasesService {
             .await?;
         Ok(Response::new(pb::RecordOfferResponse {
             offer: Some(convert::care_offer_to_pb(&outcome.offer)),
-            not_notified: outcome
-                .not_notified
-                .into_iter()
-                .map(|f| pb::PeerFailure {
-                    peer: f.peer,
-                    code: f.code,
-                    message: f.message,
-                })
-                .collect(),
+            not_notified: not_notified(outcome.not_notified),
         }))
     }
 
     async fn open_case(
         &self,
         request: Request<pb::OpenCaseRequest>,
-    ) -> Result<Response<pb::CaseResponse>, Status> {
+    ) -> Result<Response<pb::OpenCaseResponse>, Status> {
         let caller = super::service_caller(&request)?;
         let req = request.into_inner();
         let open = OpenCase {
@@ -197,38 +191,44 @@ impl Cases for CasesService {
             .service
             .open_case(&caller, open, &self.notifier())
             .await?;
-        Ok(Response::new(case_response(outcome)))
+        let (case, not_notified) = case_and_failures(outcome);
+        Ok(Response::new(pb::OpenCaseResponse { case, not_notified }))
     }
 
     async fn close_case(
         &self,
         request: Request<pb::CloseCaseRequest>,
-    ) -> Result<Response<pb::CaseResponse>, Status> {
+    ) -> Result<Response<pb::CloseCaseResponse>, Status> {
         let caller = super::service_caller(&request)?;
         let req = request.into_inner();
         let outcome = self
             .service
             .close_case(&caller, &req.case_id, &req.actor, &self.notifier())
             .await?;
-        Ok(Response::new(case_response(outcome)))
+        let (case, not_notified) = case_and_failures(outcome);
+        Ok(Response::new(pb::CloseCaseResponse { case, not_notified }))
     }
 
     async fn accept_case(
         &self,
         request: Request<pb::AcceptCaseRequest>,
-    ) -> Result<Response<pb::CaseResponse>, Status> {
+    ) -> Result<Response<pb::AcceptCaseResponse>, Status> {
         let caller = super::service_caller(&request)?;
         let req = request.into_inner();
-        self.answer(&caller, &req.case_id, &req.actor, true).await
+        let case = self.answer(&caller, &req.case_id, &req.actor, true).await?;
+        Ok(Response::new(pb::AcceptCaseResponse { case }))
     }
 
     async fn decline_case(
         &self,
         request: Request<pb::DeclineCaseRequest>,
-    ) -> Result<Response<pb::CaseResponse>, Status> {
+    ) -> Result<Response<pb::DeclineCaseResponse>, Status> {
         let caller = super::service_caller(&request)?;
         let req = request.into_inner();
-        self.answer(&caller, &req.case_id, &req.actor, false).await
+        let case = self
+            .answer(&caller, &req.case_id, &req.actor, false)
+            .await?;
+        Ok(Response::new(pb::DeclineCaseResponse { case }))
     }
 
     async fn list_cases(

@@ -1,32 +1,32 @@
-//! `pactgate.v1.Clock` and `pactgate.v1.Counts` over gRPC: the due list and the G4 report for
-//! the node's own organisation, and suppressed counts for other parties. Thin: converts and
+//! `pactgate.v1.ClockService` and `pactgate.v1.CountsService` over gRPC: the due list and the G4
+//! report for the node's own organisation, and suppressed counts for other parties. Thin: converts and
 //! calls the service layer ([`crate::service::clock`]), which gathers, decides and audits.
 
 use super::convert;
 use super::federation::GrpcPeers;
 use crate::clock;
 use crate::pb;
-use crate::pb::clock_server::Clock;
-use crate::pb::counts_server::Counts;
+use crate::pb::clock_service_server::ClockService;
+use crate::pb::counts_service_server::CountsService;
 use crate::service::federation::{timeout_of, PeerFailure};
 use crate::service::{Service, ServiceError};
 use tonic::{Request, Response, Status};
 
-pub struct ClockService {
+pub struct ClockHandler {
     service: Service,
 }
 
-impl ClockService {
+impl ClockHandler {
     pub fn new(service: Service) -> Self {
         Self { service }
     }
 }
 
-pub struct CountsService {
+pub struct CountsHandler {
     service: Service,
 }
 
-impl CountsService {
+impl CountsHandler {
     pub fn new(service: Service) -> Self {
         Self { service }
     }
@@ -48,7 +48,7 @@ fn failures(failures: Vec<PeerFailure>) -> Vec<pb::PeerFailure> {
 }
 
 #[tonic::async_trait]
-impl Clock for ClockService {
+impl ClockService for ClockHandler {
     async fn due(
         &self,
         request: Request<pb::DueRequest>,
@@ -109,7 +109,7 @@ impl Clock for ClockService {
 }
 
 #[tonic::async_trait]
-impl Counts for CountsService {
+impl CountsService for CountsHandler {
     async fn counts(
         &self,
         request: Request<pb::CountsRequest>,

@@ -1,20 +1,20 @@
-//! `pactgate.v1.Exchange` over gRPC: peer nodes ask this node for signals, share cases with it,
-//! and ask who it is. Thin: converts the claim, filter and case, calls the service layer
+//! `pactgate.v1.ExchangeService` over gRPC: peer nodes ask this node for signals, share cases
+//! with it, and ask who it is. Thin: converts the claim, filter and case, calls the service layer
 //! ([`Service::answer_query`], [`Service::take_shared_case`], [`Service::describe`]), which
 //! decides, selects and audits, and renders each signal minimised to the permit's fields.
 
 use super::convert;
 use crate::exchange::ExchangeFilter;
 use crate::pb;
-use crate::pb::exchange_server::Exchange;
+use crate::pb::exchange_service_server::ExchangeService;
 use crate::service::{Claim, ClaimContext, Disclosure, Service, ServiceError};
 use tonic::{Request, Response, Status};
 
-pub struct ExchangeService {
+pub struct ExchangeHandler {
     service: Service,
 }
 
-impl ExchangeService {
+impl ExchangeHandler {
     pub fn new(service: Service) -> Self {
         Self { service }
     }
@@ -115,7 +115,7 @@ pub fn query_response(d: &Disclosure) -> pb::QueryResponse {
 }
 
 #[tonic::async_trait]
-impl Exchange for ExchangeService {
+impl ExchangeService for ExchangeHandler {
     async fn query(
         &self,
         request: Request<pb::QueryRequest>,

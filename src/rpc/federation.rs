@@ -1,10 +1,11 @@
-//! `pactgate.v1.Federation`: a partner's own system asks its own node, which asks every peer in
-//! parallel under the same claim, waits at most a timeout per peer, and merges the answers. A
+//! `pactgate.v1.FederationService`: a partner's own system asks its own node, which asks every
+//! peer in parallel under the same claim, waits at most a timeout per peer, and merges the
+//! answers. A
 //! peer that refuses, fails or is too slow is reported, never waited for beyond the timeout.
 
 use crate::pb;
-use crate::pb::exchange_client::ExchangeClient;
-use crate::pb::federation_server::Federation;
+use crate::pb::exchange_service_client::ExchangeServiceClient;
+use crate::pb::federation_service_server::FederationService;
 use crate::peers::Peer;
 use crate::service::clock::CountableAnswer;
 use crate::service::federation::{
@@ -17,11 +18,11 @@ use tonic::{Request, Response, Status};
 
 pub use crate::service::federation::{DEFAULT_TIMEOUT, MAX_TIMEOUT};
 
-pub struct FederationService {
+pub struct FederationHandler {
     service: Service,
 }
 
-impl FederationService {
+impl FederationHandler {
     pub fn new(service: Service) -> Self {
         Self { service }
     }
@@ -38,7 +39,7 @@ async fn ask(
         code: code_name(code),
         message,
     };
-    let mut client = ExchangeClient::new(peer.channel.clone());
+    let mut client = ExchangeServiceClient::new(peer.channel.clone());
     let mut outgoing = Request::new(request);
     outgoing.set_timeout(timeout);
     if let Some(trace) = &trace {
@@ -79,12 +80,12 @@ pub async fn federate(
     request: pb::QueryRequest,
     timeout: Duration,
     trace: Option<&TraceContext>,
-) -> pb::FederationQueryResponse {
+) -> pb::QueryPeersResponse {
     let asks = peers
         .iter()
         .cloned()
         .map(|peer| ask(peer, request.clone(), timeout, trace.cloned()));
-    let mut response = pb::FederationQueryResponse::default();
+    let mut response = pb::QueryPeersResponse::default();
     for result in futures::future::join_all(asks).await {
         match result {
             Ok(answer) => response.answers.push(answer),
@@ -174,13 +175,13 @@ pub async fn federate_audited(
     claim: pb::AccessClaim,
     filter: Option<pb::QueryFilter>,
     timeout: Duration,
-) -> Result<pb::FederationQueryResponse, Status> {
+) -> Result<pb::QueryPeersResponse, Status> {
     let peers = GrpcPeers(&service.node().peers);
     let claim = super::exchange::claim_from_pb(claim);
     let answers = service
         .federated_query(caller, &peers, claim, filter, timeout)
         .await?;
-    Ok(pb::FederationQueryResponse {
+    Ok(pb::QueryPeersResponse {
         answers: answers.answers,
         failures: answers
             .failures
@@ -195,11 +196,11 @@ pub async fn federate_audited(
 }
 
 #[tonic::async_trait]
-impl Federation for FederationService {
-    async fn query(
+impl FederationService for FederationHandler {
+    async fn query_peers(
         &self,
-        request: Request<pb::FederationQueryRequest>,
-    ) -> Result<Response<pb::FederationQueryResponse>, Status> {
+        request: Request<pb::QueryPeersRequest>,
+    ) -> Result<Response<pb::QueryPeersResponse>, Status> {
         let caller = super::service_caller(&request)?;
         let inner = request.into_inner();
         let timeout = timeout_of(inner.timeout_ms);

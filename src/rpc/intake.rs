@@ -1,11 +1,11 @@
-//! `pactgate.v1.SignalIntake` over gRPC: a partner's own systems push signals to, and list
-//! signals from, their own node. Thin: converts the stream's records and hands them to a
+//! `pactgate.v1.SignalIntakeService` over gRPC: a partner's own systems push signals to, and
+//! list signals from, their own node. Thin: converts the stream's records and hands them to a
 //! [`crate::service::PushSession`] (which checks, pseudonymises, stores and audits in durable
 //! batches); the stream's idle timeout is this transport's own.
 
 use super::convert;
 use crate::pb;
-use crate::pb::signal_intake_server::SignalIntake;
+use crate::pb::signal_intake_service_server::SignalIntakeService;
 use crate::service::{PushReport, Service, ServiceError};
 use crate::store::SignalFilter;
 use std::pin::Pin;
@@ -13,14 +13,14 @@ use tokio_stream::Stream;
 use tonic::{Request, Response, Status, Streaming};
 
 pub use crate::service::intake::{MAX_RECORDS_PER_PUSH, MAX_REPORTED_REJECTS};
-/// The largest encoded SignalRecord accepted.
+/// The largest encoded PushRequest (one SignalRecord) accepted.
 pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
 
-pub struct IntakeService {
+pub struct IntakeHandler {
     service: Service,
 }
 
-impl IntakeService {
+impl IntakeHandler {
     pub fn new(service: Service) -> Self {
         Self { service }
     }
@@ -58,9 +58,9 @@ fn filter_from(req: pb::ListRequest) -> Result<SignalFilter, ServiceError> {
     })
 }
 
-fn report(r: PushReport) -> pb::PushReport {
+fn report(r: PushReport) -> pb::PushResponse {
     let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
-    pb::PushReport {
+    pb::PushResponse {
         accepted: count(r.accepted),
         rejected: r
             .rejected
@@ -75,21 +75,21 @@ fn report(r: PushReport) -> pb::PushReport {
     }
 }
 
-type ViewStream = Pin<Box<dyn Stream<Item = Result<pb::SignalView, Status>> + Send>>;
+type ViewStream = Pin<Box<dyn Stream<Item = Result<pb::ListResponse, Status>> + Send>>;
 
 #[tonic::async_trait]
-impl SignalIntake for IntakeService {
+impl SignalIntakeService for IntakeHandler {
     async fn push(
         &self,
-        request: Request<Streaming<pb::SignalRecord>>,
-    ) -> Result<Response<pb::PushReport>, Status> {
+        request: Request<Streaming<pb::PushRequest>>,
+    ) -> Result<Response<pb::PushResponse>, Status> {
         let caller = super::service_caller(&request)?;
         let mut push = self.service.start_push(caller)?;
         let idle = self.service.node().gate.limits().push_idle();
         let mut stream = request.into_inner();
         // A broken or idle stream returns its error here; the batches committed before it stay
         // stored.
-        while let Some(record) = tokio::time::timeout(idle, stream.message())
+        while let Some(message) = tokio::time::timeout(idle, stream.message())
             .await
             .map_err(|_| {
                 Status::deadline_exceeded(format!(
@@ -99,6 +99,9 @@ impl SignalIntake for IntakeService {
                 ))
             })??
         {
+            // A message without a record is checked as a record with every field empty, so it is
+            // refused by index and field like any other.
+            let record = message.record.unwrap_or_default();
             push.add(convert::raw_signal(record)).await?;
         }
         Ok(Response::new(report(push.finish().await?)))
@@ -116,7 +119,11 @@ impl SignalIntake for IntakeService {
         let signals = self.service.list(&caller, filter).await?;
         let views: Vec<_> = signals
             .iter()
-            .map(|s| Ok(convert::signal_view(s)))
+            .map(|s| {
+                Ok(pb::ListResponse {
+                    signal: Some(convert::signal_view(s)),
+                })
+            })
             .collect();
         Ok(Response::new(Box::pin(tokio_stream::iter(views))))
     }

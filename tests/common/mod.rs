@@ -9,14 +9,14 @@
 
 use pactgate::certs::{dev_party, DevCa};
 use pactgate::pb;
-use pactgate::pb::audit_client::AuditClient;
-use pactgate::pb::cases_client::CasesClient;
-use pactgate::pb::clock_client::ClockClient;
-use pactgate::pb::counts_client::CountsClient;
-use pactgate::pb::exchange_client::ExchangeClient;
-use pactgate::pb::federation_client::FederationClient;
-use pactgate::pb::signal_intake_client::SignalIntakeClient;
-use pactgate::pb::witness_client::WitnessClient;
+use pactgate::pb::audit_service_client::AuditServiceClient;
+use pactgate::pb::cases_service_client::CasesServiceClient;
+use pactgate::pb::clock_service_client::ClockServiceClient;
+use pactgate::pb::counts_service_client::CountsServiceClient;
+use pactgate::pb::exchange_service_client::ExchangeServiceClient;
+use pactgate::pb::federation_service_client::FederationServiceClient;
+use pactgate::pb::signal_intake_service_client::SignalIntakeServiceClient;
+use pactgate::pb::witness_service_client::WitnessServiceClient;
 use pactgate::peers::PeerConfig;
 use pactgate::pseudonym::{PseudonymKey, PupilId, KEY_LEN};
 use pactgate::pseudonymiser::{KeyRing, ServiceConfig};
@@ -330,24 +330,25 @@ pub fn counted_channel(
 
 /// Pushes records and returns the report or the status.
 pub async fn push(
-    client: &mut SignalIntakeClient<Channel>,
+    client: &mut SignalIntakeServiceClient<Channel>,
     records: Vec<pb::SignalRecord>,
-) -> Result<pb::PushReport, tonic::Status> {
+) -> Result<pb::PushResponse, tonic::Status> {
+    let messages = records.into_iter().map(pb::PushRequest::from);
     client
-        .push(tokio_stream::iter(records))
+        .push(tokio_stream::iter(messages))
         .await
         .map(tonic::Response::into_inner)
 }
 
 /// Lists with a request and collects the stream.
 pub async fn list(
-    client: &mut SignalIntakeClient<Channel>,
+    client: &mut SignalIntakeServiceClient<Channel>,
     request: pb::ListRequest,
 ) -> Result<Vec<pb::SignalView>, tonic::Status> {
     let mut stream = client.list(request).await?.into_inner();
     let mut views = Vec::new();
     while let Some(v) = stream.message().await? {
-        views.push(v);
+        views.push(v.signal.expect("a List message carries its signal"));
     }
     Ok(views)
 }
@@ -360,16 +361,17 @@ pub async fn half_sent_list(channel: Channel) -> Result<(), tonic::Status> {
         .await
         .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
     let never = futures::stream::pending::<pb::ListRequest>();
-    let path =
-        tonic::codegen::http::uri::PathAndQuery::from_static("/pactgate.v1.SignalIntake/List");
-    let codec = tonic_prost::ProstCodec::<pb::ListRequest, pb::SignalView>::default();
+    let path = tonic::codegen::http::uri::PathAndQuery::from_static(
+        "/pactgate.v1.SignalIntakeService/List",
+    );
+    let codec = tonic_prost::ProstCodec::<pb::ListRequest, pb::ListResponse>::default();
     grpc.client_streaming(tonic::Request::new(never), path, codec)
         .await
         .map(|_| ())
 }
 
 /// Every stored signal.
-pub async fn list_all(client: &mut SignalIntakeClient<Channel>) -> Vec<pb::SignalView> {
+pub async fn list_all(client: &mut SignalIntakeServiceClient<Channel>) -> Vec<pb::SignalView> {
     list(client, pb::ListRequest::default())
         .await
         .expect("List of everything")
@@ -494,11 +496,11 @@ impl TestPseudonymiser {
     pub async fn client_as(
         &self,
         party: &str,
-    ) -> pb::pseudonymiser_client::PseudonymiserClient<Channel> {
+    ) -> pb::pseudonymiser_service_client::PseudonymiserServiceClient<Channel> {
         let channel = channel_with(self.addr(), &material(party))
             .await
             .unwrap_or_else(|e| panic!("connect as {party}: {e}"));
-        pb::pseudonymiser_client::PseudonymiserClient::new(channel)
+        pb::pseudonymiser_service_client::PseudonymiserServiceClient::new(channel)
     }
 
     /// Stops the service, asserting a clean stop; keeps its data dir until the returned
@@ -844,49 +846,49 @@ impl TestNode {
             .unwrap_or_else(|e| panic!("connect as {party}: {e}"))
     }
 
-    /// A SignalIntake client as a development party.
-    pub async fn intake_as(&self, party: &str) -> SignalIntakeClient<Channel> {
-        SignalIntakeClient::new(self.channel_as(party).await)
+    /// A SignalIntakeService client as a development party.
+    pub async fn intake_as(&self, party: &str) -> SignalIntakeServiceClient<Channel> {
+        SignalIntakeServiceClient::new(self.channel_as(party).await)
     }
 
-    /// A SignalIntake client as the node's own party.
-    pub async fn intake(&self) -> SignalIntakeClient<Channel> {
+    /// A SignalIntakeService client as the node's own party.
+    pub async fn intake(&self) -> SignalIntakeServiceClient<Channel> {
         self.intake_as(&self.party.clone()).await
     }
 
     /// An Exchange client as a development party (a peer node calling this one).
-    pub async fn exchange_as(&self, party: &str) -> ExchangeClient<Channel> {
-        ExchangeClient::new(self.channel_as(party).await)
+    pub async fn exchange_as(&self, party: &str) -> ExchangeServiceClient<Channel> {
+        ExchangeServiceClient::new(self.channel_as(party).await)
     }
 
     /// A Federation client as a development party (its own system, if the party is the node's).
-    pub async fn federation_as(&self, party: &str) -> FederationClient<Channel> {
-        FederationClient::new(self.channel_as(party).await)
+    pub async fn federation_as(&self, party: &str) -> FederationServiceClient<Channel> {
+        FederationServiceClient::new(self.channel_as(party).await)
     }
 
     /// A Cases client as a development party.
-    pub async fn cases_as(&self, party: &str) -> CasesClient<Channel> {
-        CasesClient::new(self.channel_as(party).await)
+    pub async fn cases_as(&self, party: &str) -> CasesServiceClient<Channel> {
+        CasesServiceClient::new(self.channel_as(party).await)
     }
 
     /// An Audit client as a development party (`fg` is the FG of leerplicht).
-    pub async fn audit_as(&self, party: &str) -> AuditClient<Channel> {
-        AuditClient::new(self.channel_as(party).await)
+    pub async fn audit_as(&self, party: &str) -> AuditServiceClient<Channel> {
+        AuditServiceClient::new(self.channel_as(party).await)
     }
 
     /// A Witness client as a development party (a peer node whose log this node witnesses).
-    pub async fn witness_as(&self, party: &str) -> WitnessClient<Channel> {
-        WitnessClient::new(self.channel_as(party).await)
+    pub async fn witness_as(&self, party: &str) -> WitnessServiceClient<Channel> {
+        WitnessServiceClient::new(self.channel_as(party).await)
     }
 
     /// A Clock client as a development party.
-    pub async fn clock_as(&self, party: &str) -> ClockClient<Channel> {
-        ClockClient::new(self.channel_as(party).await)
+    pub async fn clock_as(&self, party: &str) -> ClockServiceClient<Channel> {
+        ClockServiceClient::new(self.channel_as(party).await)
     }
 
     /// A Counts client as a development party.
-    pub async fn counts_as(&self, party: &str) -> CountsClient<Channel> {
-        CountsClient::new(self.channel_as(party).await)
+    pub async fn counts_as(&self, party: &str) -> CountsServiceClient<Channel> {
+        CountsServiceClient::new(self.channel_as(party).await)
     }
 
     /// This node as a peer of another node.
@@ -1235,24 +1237,24 @@ impl ProcessNode {
         self.launch();
     }
 
-    /// A SignalIntake client as a development party.
-    pub async fn intake_as(&self, party: &str) -> SignalIntakeClient<Channel> {
+    /// A SignalIntakeService client as a development party.
+    pub async fn intake_as(&self, party: &str) -> SignalIntakeServiceClient<Channel> {
         let channel = channel_with(self.addr, &material(party))
             .await
             .unwrap_or_else(|e| panic!("connect as {party}: {e}"));
-        SignalIntakeClient::new(channel)
+        SignalIntakeServiceClient::new(channel)
     }
 
-    pub async fn intake(&self) -> SignalIntakeClient<Channel> {
+    pub async fn intake(&self) -> SignalIntakeServiceClient<Channel> {
         self.intake_as(&self.party.clone()).await
     }
 
     /// An Exchange client as a development party.
-    pub async fn exchange_as(&self, party: &str) -> ExchangeClient<Channel> {
+    pub async fn exchange_as(&self, party: &str) -> ExchangeServiceClient<Channel> {
         let channel = channel_with(self.addr, &material(party))
             .await
             .unwrap_or_else(|e| panic!("connect as {party}: {e}"));
-        ExchangeClient::new(channel)
+        ExchangeServiceClient::new(channel)
     }
 
     /// Sends SIGHUP (the node reloads its policy), with `kill` rather than libc.
@@ -1485,17 +1487,17 @@ pub fn verzuimmelding_claim() -> pb::AccessClaim {
     )
 }
 
-/// Exchange/Query with a claim and no filter.
+/// ExchangeService/Query with a claim and no filter.
 pub async fn query(
-    client: &mut ExchangeClient<Channel>,
+    client: &mut ExchangeServiceClient<Channel>,
     claim: pb::AccessClaim,
 ) -> Result<pb::QueryResponse, tonic::Status> {
     query_filtered(client, claim, pb::QueryFilter::default()).await
 }
 
-/// Exchange/Query with a claim and a filter.
+/// ExchangeService/Query with a claim and a filter.
 pub async fn query_filtered(
-    client: &mut ExchangeClient<Channel>,
+    client: &mut ExchangeServiceClient<Channel>,
     claim: pb::AccessClaim,
     filter: pb::QueryFilter,
 ) -> Result<pb::QueryResponse, tonic::Status> {
@@ -1528,28 +1530,28 @@ pub fn assert_denied(result: Result<impl std::fmt::Debug, tonic::Status>, parts:
     }
 }
 
-/// Federation/Query at the party's own node.
+/// FederationService/QueryPeers at the party's own node.
 pub async fn federated(
     node: &TestNode,
     claim: pb::AccessClaim,
     filter: pb::QueryFilter,
     timeout_ms: u32,
-) -> pb::FederationQueryResponse {
+) -> pb::QueryPeersResponse {
     node.federation_as(&node.party.clone())
         .await
-        .query(pb::FederationQueryRequest {
+        .query_peers(pb::QueryPeersRequest {
             claim: Some(claim),
             filter: Some(filter),
             timeout_ms,
         })
         .await
-        .unwrap_or_else(|s| panic!("Federation/Query at {}: {s:?}", node.party))
+        .unwrap_or_else(|s| panic!("FederationService/QueryPeers at {}: {s:?}", node.party))
         .into_inner()
 }
 
 /// The answer of one peer in a federated response.
 pub fn answer_of<'a>(
-    response: &'a pb::FederationQueryResponse,
+    response: &'a pb::QueryPeersResponse,
     peer: &str,
 ) -> Option<&'a pb::QueryResponse> {
     response
@@ -1561,7 +1563,7 @@ pub fn answer_of<'a>(
 
 /// The failure of one peer in a federated response.
 pub fn failure_of<'a>(
-    response: &'a pb::FederationQueryResponse,
+    response: &'a pb::QueryPeersResponse,
     peer: &str,
 ) -> Option<&'a pb::PeerFailure> {
     response.failures.iter().find(|f| f.peer == peer)
@@ -1861,7 +1863,7 @@ pub async fn fg_entries(node: &TestNode, filter: pb::AuditFilter) -> Vec<pb::Aud
         .into_inner();
     let mut entries = Vec::new();
     while let Some(e) = stream.message().await.expect("an entry") {
-        entries.push(e);
+        entries.push(e.entry.expect("a StreamEntries message carries its entry"));
     }
     entries
 }
@@ -1881,7 +1883,7 @@ pub async fn wait_cosigned(
         let latest = fg
             .latest_checkpoint(pb::LatestCheckpointRequest {})
             .await
-            .map(tonic::Response::into_inner);
+            .map(|r| r.into_inner().checkpoint.expect("a checkpoint"));
         if let Ok(cp) = &latest {
             if cp.size >= min_size && cp.witnesses.contains(&witness) {
                 return cp.clone();
