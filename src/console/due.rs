@@ -79,6 +79,8 @@ impl From<&DueLine> for Row {
 struct DuePage {
     layout: Layout,
     csrf: String,
+    /// The token of the BSN look-up form.
+    lookup_csrf: String,
     claim: ClaimForm,
     with_partners: bool,
     at: String,
@@ -114,6 +116,7 @@ async fn show(
     let mut page = DuePage {
         layout: Layout::new(console, "Signaleringslijst", "signaleringslijst", person),
         csrf: key.token(console, person, ACTION),
+        lookup_csrf: key.token(console, person, super::child::LOOKUP),
         with_partners: claim.is_some(),
         claim: claim.unwrap_or_default(),
         at: String::new(),

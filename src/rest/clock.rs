@@ -347,3 +347,60 @@ pub async fn counts(
         denominator_municipalities: counts.report.covered.clone(),
     }))
 }
+
+/// Een leerling opzoeken op BSN of onderwijsnummer: het nummer staat alleen in deze body.
+#[derive(Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PupilLookupRequest {
+    /// Het BSN of onderwijsnummer (9 cijfers). Alleen op dit verzoek; nooit in een antwoord.
+    #[serde(default)]
+    #[schema(required = true)]
+    pub pupil_id: String,
+}
+
+impl std::fmt::Debug for PupilLookupRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PupilLookupRequest").finish_non_exhaustive()
+    }
+}
+
+/// Het pseudoniem van de opgezochte leerling.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PupilLookup {
+    pub pupil_pseudonym: String,
+}
+
+/// Een leerling opzoeken.
+///
+/// Het knooppunt berekent het pseudoniem van een BSN of onderwijsnummer (via de
+/// pseudonimiseringsdienst, geblindeerd) voor de eigen organisatie; het nummer wordt niet
+/// bewaard, niet gelogd en niet teruggegeven. Het opzoeken komt in het auditlog met het
+/// pseudoniem en wie er handelt.
+#[utoipa::path(
+    post,
+    path = "/pupil-lookups",
+    operation_id = "lookUpPupil",
+    tag = "klok",
+    request_body = PupilLookupRequest,
+    responses(
+        (status = 200, description = "Het pseudoniem.", body = PupilLookup),
+        (status = 400, description = "Geen geldig BSN of onderwijsnummer.",
+         body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Alleen de eigen organisatie van het knooppunt mag dit.",
+         body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "De pseudonimiseringsdienst is niet bereikbaar.",
+         body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn look_up_pupil(
+    State(state): State<Arc<RestState>>,
+    Authenticated(caller): Authenticated,
+    Json(request): Json<PupilLookupRequest>,
+) -> Result<Json<PupilLookup>, Problem> {
+    let id = zeroize::Zeroizing::new(request.pupil_id);
+    let pseudonym = state.service.pupil_pseudonym(&caller, &id).await?;
+    Ok(Json(PupilLookup {
+        pupil_pseudonym: pseudonym.to_string(),
+    }))
+}
