@@ -113,11 +113,45 @@ pub struct ReportCell {
     pub count: Option<u64>,
 }
 
+/// Eén peildatum van een pact-indicator.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct IndicatorFigure {
+    pub date: chrono::NaiveDate,
+    /// Het aantal in de regio; ontbreekt als het onderdrukt of niet beschikbaar is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub figure: Option<u64>,
+    /// De verandering tegenover het ijkpunt in procenten, waar beide bekend zijn.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub change_percent: Option<f64>,
+    /// Het doel op deze peildatum, waar het bekend is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<f64>,
+}
+
+/// Een indicator van het pact onder de telregel: ijkpunt, doel en de cijfers per peildatum.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ReportIndicator {
+    pub id: String,
+    pub name: String,
+    /// Het ijkpunt in woorden (periode en aantal, of "geen (absoluut doel)").
+    pub baseline: String,
+    /// Het doel in woorden.
+    pub target: String,
+    /// Waar het doel vandaan komt (bron en regel).
+    pub source: String,
+    pub figures: Vec<IndicatorFigure>,
+}
+
 /// De G4-rapportage.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Report {
     pub cells: Vec<ReportCell>,
+    /// De indicatoren van het pact onder deze telregel, met ijkpunt en doel.
+    #[serde(default)]
+    pub indicators: Vec<ReportIndicator>,
     /// Rijen die de vrager niet uit elke bron mag zien: "niet beschikbaar", nooit 0.
     pub unavailable_rows: Vec<String>,
     /// De gemeenten waarvan de ingezeten leerlingen de noemers vormen.
@@ -190,6 +224,31 @@ fn cells(report: &crate::clock::SuppressedReport) -> Vec<ReportCell> {
         .collect()
 }
 
+fn indicators(report: &crate::clock::SuppressedReport) -> Vec<ReportIndicator> {
+    report
+        .indicator_lines(&report.indicators)
+        .into_iter()
+        .map(|l| ReportIndicator {
+            id: l.indicator.id.clone(),
+            name: l.indicator.name.clone(),
+            baseline: l.indicator.baseline_text(),
+            target: l.indicator.target_text(),
+            source: l.indicator.seed.clone(),
+            figures: l
+                .figures
+                .iter()
+                .enumerate()
+                .map(|(k, &(date, figure))| IndicatorFigure {
+                    date,
+                    figure,
+                    change_percent: l.changes.get(k).copied().flatten(),
+                    target: l.targets.get(k).copied().flatten(),
+                })
+                .collect(),
+        })
+        .collect()
+}
+
 fn row_codes(rows: &[crate::clock::Row]) -> Vec<String> {
     rows.iter().map(|r| r.code().to_owned()).collect()
 }
@@ -243,7 +302,8 @@ pub async fn due_list(
 ///
 /// Het G4-resultatenschema op de peildata, over de eigen signalen en, met een claim, wat de
 /// andere knooppunten daaronder delen; niets onderdrukt (de eigen organisatie). Met
-/// `Accept: text/csv` als CSV met een kopregel.
+/// `Accept: text/csv` als CSV met een kopregel; met `Accept: image/svg+xml` de grafiek van de
+/// hoofdrijen van de regio over de peildata, met de ijkpunten en doelen.
 #[utoipa::path(
     post,
     path = "/reports",
@@ -252,7 +312,7 @@ pub async fn due_list(
     request_body = ReportRequest,
     responses(
         (status = 200, description = "De rapportage.",
-         content((Report = "application/json"), (String = "text/csv"))),
+         content((Report = "application/json"), (String = "text/csv"), (String = "image/svg+xml"))),
         (status = 400, description = "Een veld klopt niet (bijvoorbeeld een onbekende telregel).",
          body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Alleen de eigen organisatie van het knooppunt mag dit.",
@@ -280,10 +340,18 @@ pub async fn report(
             timeout_of(request.timeout_ms),
         )
         .await?;
-    let wants_csv = headers
+    let accept = headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.contains("text/csv"));
+        .unwrap_or_default();
+    if accept.contains("image/svg+xml") {
+        return Ok((
+            [(header::CONTENT_TYPE, "image/svg+xml; charset=utf-8")],
+            g4.report.to_svg(),
+        )
+            .into_response());
+    }
+    let wants_csv = accept.contains("text/csv");
     if wants_csv {
         let csv = g4.report.to_csv().map_err(|e| {
             tracing::error!(error = %e, "report rendering failed");
@@ -295,6 +363,7 @@ pub async fn report(
     }
     Ok(Json(Report {
         cells: cells(&g4.report),
+        indicators: indicators(&g4.report),
         unavailable_rows: row_codes(&g4.report.unavailable),
         denominator_municipalities: g4.report.covered.clone(),
         failures: failures(g4.failures),
