@@ -1254,6 +1254,8 @@ async fn the_report_page_shows_the_pacts_baselines_and_targets_and_the_chart_as_
         "an indicator of another rule"
     );
     assert!(html.contains("Verandering t.o.v. ijkpunt"), "{html}");
+    // The node's own organisation sees every cell: nothing shows as suppressed.
+    assert!(!html.contains(">onderdrukt<"), "{html}");
     // The node's chart, inline, with a title and description, and no script.
     let svg_at = html.find("<svg").expect("an inline chart");
     let svg = &html[svg_at..html.find("</svg>").expect("the chart's end")];

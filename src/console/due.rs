@@ -24,7 +24,7 @@ const BANDS: &[(&str, &str)] = &[
     ("8_WEEKS", "8 weken of langer"),
     ("10_WEEKS", "10 weken of langer"),
     ("12_WEEKS", "12 weken of langer"),
-    ("OVER_THREE_MONTHS", "langer dan drie maanden"),
+    ("OVER_3_MONTHS", "langer dan drie maanden"),
 ];
 
 /// A child as the table shows it.
@@ -163,4 +163,26 @@ pub async fn with_partners(
         return *refused;
     }
     show(&console, &person, &key, Some(form.claim)).await
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::clock::DueBand;
+
+    #[test]
+    fn every_band_of_the_clock_has_its_dutch_name() {
+        for band in [
+            DueBand::Weeks4,
+            DueBand::Weeks8,
+            DueBand::Weeks10,
+            DueBand::Weeks12,
+            DueBand::OverThreeMonths,
+        ] {
+            assert!(
+                super::BANDS.iter().any(|(code, _)| *code == band.code()),
+                "{}",
+                band.code()
+            );
+        }
+    }
 }

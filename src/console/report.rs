@@ -7,6 +7,7 @@
 use super::pages::{render, Layout};
 use super::person::Person;
 use super::Console;
+use crate::clock::Column;
 use crate::rest::clock::{Report, ReportCell, ReportIndicator, ReportRequest};
 use askama::Template;
 use axum::extract::State;
@@ -57,7 +58,8 @@ fn rows(cells: &[ReportCell]) -> Vec<Row> {
         region
             .iter()
             .find(|c| c.date == date && c.row == row && c.column == column)
-            .map_or("onderdrukt".to_owned(), |c| {
+            // No such cell (the resident pupils have only a total), or a hidden one.
+            .map_or("n.v.t.".to_owned(), |c| {
                 c.count.map_or("onderdrukt".to_owned(), |n| n.to_string())
             })
     };
@@ -68,9 +70,9 @@ fn rows(cells: &[ReportCell]) -> Vec<Row> {
         .map(|(date, row)| Row {
             date: date.format("%d-%m-%Y").to_string(),
             row: row.to_owned(),
-            shorter: count(date, row, "SHORTER"),
-            longer: count(date, row, "LONGER"),
-            total: count(date, row, "TOTAL"),
+            shorter: count(date, row, Column::Shorter.code()),
+            longer: count(date, row, Column::Longer.code()),
+            total: count(date, row, Column::Total.code()),
         })
         .collect()
 }

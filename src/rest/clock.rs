@@ -53,7 +53,7 @@ pub struct DueLine {
     pub weeks: u32,
     /// Dagen zonder aanbod, vanaf de eerste dag van feitelijk verzuim.
     pub days: i64,
-    /// De band: 4_WEEKS, 8_WEEKS, 10_WEEKS, 12_WEEKS of OVER_THREE_MONTHS.
+    /// De band: 4_WEEKS, 8_WEEKS, 10_WEEKS, 12_WEEKS of OVER_3_MONTHS.
     pub band: String,
     pub categories: Vec<CategoryCode>,
     pub sectors: Vec<SectorCode>,
@@ -106,7 +106,7 @@ pub struct ReportCell {
     pub scope: String,
     /// De rij, bijvoorbeeld AV_VO of TOTAL_NOT_ATTENDING.
     pub row: String,
-    /// SHORTER (tot drie maanden), LONGER (langer) of TOTAL.
+    /// SHORTER_THAN_3_MONTHS (tot drie maanden), LONGER_THAN_3_MONTHS (langer) of TOTAL.
     pub column: String,
     /// Het aantal; ontbreekt als het is onderdrukt.
     #[serde(skip_serializing_if = "Option::is_none")]
