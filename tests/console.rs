@@ -448,8 +448,9 @@ async fn the_query_form_needs_its_csrf_token_and_asks_the_partners_as_the_person
     console.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn the_due_list_counts_the_partners_signals_only_through_its_csrf_form() {
+/// Leerplicht and the SWV VO with counting rules, the SWV holding two signals (VO-0, VO-1) of
+/// the pupils with these BSNs (from `seed`).
+async fn leerplicht_and_swv_vo_with_signals(seed: u64) -> (common::Federation, Vec<String>) {
     let fed = common::Federation::start_tuned(
         &["leerplicht", "swv-vo"],
         Some(common::policy_path()),
@@ -457,7 +458,7 @@ async fn the_due_list_counts_the_partners_signals_only_through_its_csrf_form() {
         common::NodeTuning::fast_audit_with_counting(),
     )
     .await;
-    let bsns = common::Bsns::new(1303).take(2);
+    let bsns = common::Bsns::new(seed).take(2);
     let records = bsns
         .iter()
         .enumerate()
@@ -468,6 +469,12 @@ async fn the_due_list_counts_the_partners_signals_only_through_its_csrf_form() {
         common::push(&mut intake, records).await.unwrap().accepted,
         2
     );
+    (fed, bsns)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_due_list_counts_the_partners_signals_only_through_its_csrf_form() {
+    let (fed, bsns) = leerplicht_and_swv_vo_with_signals(1303).await;
     let node = fed.node("leerplicht");
     let console = TestConsole::start(workstation(
         "leerplicht",
@@ -598,7 +605,7 @@ async fn the_fgs_privacy_pages_browse_verify_and_report_without_echoing_the_bsn(
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn the_report_page_shows_the_g4_schema_and_downloads_its_csv() {
+async fn the_report_page_shows_the_g4_schema_targets_and_chart_and_downloads_its_csv() {
     let node = common::TestNode::start_tuned(
         "leerplicht",
         common::NodeOptions::default(),
@@ -617,7 +624,41 @@ async fn the_report_page_shows_the_g4_schema_and_downloads_its_csv() {
         .await
         .unwrap();
     assert_eq!(page.status(), StatusCode::OK);
+    let csp = page.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
     let html = page.text().await.unwrap();
+    // The pact's indicators under g4, with baseline and target, per reference date.
+    assert!(
+        html.contains("Thuiszitters langer dan drie maanden zonder aanbod: ijkpunt"),
+        "{html}"
+    );
+    assert!(html.contains("Langdurig relatief verzuim"), "{html}");
+    assert!(
+        !html.contains("Absoluut verzuim (leerplichtig"),
+        "an indicator of another rule"
+    );
+    assert!(html.contains("Verandering t.o.v. ijkpunt"), "{html}");
+    // The node's own organisation sees every cell: nothing shows as suppressed.
+    assert!(!html.contains(">onderdrukt<"), "{html}");
+    // The node's chart, inline, with a title and description, and no script.
+    let svg_at = html.find("<svg").expect("an inline chart");
+    let svg = &html[svg_at..html.find("</svg>").expect("the chart's end")];
+    assert!(
+        svg.contains(r#"role="img" aria-labelledby="grafiek-titel grafiek-uitleg""#),
+        "{svg}"
+    );
+    assert!(
+        svg.contains("<title id=\"grafiek-titel\">")
+            && svg.contains("<desc id=\"grafiek-uitleg\">")
+    );
+    assert!(
+        svg.contains("Totaal niet-schoolgaand"),
+        "the node's renderer: {svg}"
+    );
+    assert!(!html.contains("<script") && !svg.contains("style="));
+    assert!(csp.contains("default-src 'none'"), "{csp}");
     assert!(
         html.contains("G4-resultatenschema") && html.contains("<th scope=\"row\">"),
         "{html}"
@@ -866,24 +907,7 @@ async fn all_entries(node: &common::TestNode) -> Vec<pactgate::pb::AuditEntry> {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_bsn_look_up_leads_to_the_childs_page_by_pseudonym_and_the_bsn_goes_nowhere() {
     let logs = captured_logs();
-    let fed = common::Federation::start_tuned(
-        &["leerplicht", "swv-vo"],
-        Some(common::policy_path()),
-        Vec::new(),
-        common::NodeTuning::fast_audit_with_counting(),
-    )
-    .await;
-    let bsns = common::Bsns::new(1321).take(2);
-    let records = bsns
-        .iter()
-        .enumerate()
-        .map(|(i, bsn)| common::good_record(&format!("VO-{i}"), bsn))
-        .collect();
-    let mut intake = fed.node("swv-vo").intake_as("swv-vo").await;
-    assert_eq!(
-        common::push(&mut intake, records).await.unwrap().accepted,
-        2
-    );
+    let (fed, bsns) = leerplicht_and_swv_vo_with_signals(1321).await;
     let node = fed.node("leerplicht");
     let console = TestConsole::start(workstation(
         "leerplicht",
@@ -1216,62 +1240,4 @@ async fn a_case_is_opened_at_leerplicht_accepted_and_given_an_offer_at_wij_and_c
             "a log line holds a BSN"
         );
     }
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn the_report_page_shows_the_pacts_baselines_and_targets_and_the_chart_as_inline_svg() {
-    let node = common::TestNode::start_tuned(
-        "leerplicht",
-        common::NodeOptions::default(),
-        common::NodeTuning::fast_audit_with_counting(),
-    )
-    .await;
-    let console = TestConsole::start(workstation(
-        "leerplicht",
-        &node.addr().to_string(),
-        Some(PERSON),
-    ))
-    .await;
-    let page = plain_client()
-        .get(console.url("/rapportage"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(page.status(), StatusCode::OK);
-    let csp = page.headers()["content-security-policy"]
-        .to_str()
-        .unwrap()
-        .to_owned();
-    let html = page.text().await.unwrap();
-    // The pact's indicators under g4, with baseline and target, per reference date.
-    assert!(
-        html.contains("Thuiszitters langer dan drie maanden zonder aanbod: ijkpunt"),
-        "{html}"
-    );
-    assert!(html.contains("Langdurig relatief verzuim"), "{html}");
-    assert!(
-        !html.contains("Absoluut verzuim (leerplichtig"),
-        "an indicator of another rule"
-    );
-    assert!(html.contains("Verandering t.o.v. ijkpunt"), "{html}");
-    // The node's own organisation sees every cell: nothing shows as suppressed.
-    assert!(!html.contains(">onderdrukt<"), "{html}");
-    // The node's chart, inline, with a title and description, and no script.
-    let svg_at = html.find("<svg").expect("an inline chart");
-    let svg = &html[svg_at..html.find("</svg>").expect("the chart's end")];
-    assert!(
-        svg.contains(r#"role="img" aria-labelledby="grafiek-titel grafiek-uitleg""#),
-        "{svg}"
-    );
-    assert!(
-        svg.contains("<title id=\"grafiek-titel\">")
-            && svg.contains("<desc id=\"grafiek-uitleg\">")
-    );
-    assert!(
-        svg.contains("Totaal niet-schoolgaand"),
-        "the node's renderer: {svg}"
-    );
-    assert!(!html.contains("<script") && !svg.contains("style="));
-    assert!(csp.contains("default-src 'none'"), "{csp}");
-    console.stop().await;
 }

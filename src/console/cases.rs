@@ -466,28 +466,7 @@ pub async fn decide(
     headers: HeaderMap,
     Form(form): Form<CaseForm>,
 ) -> Response {
-    if let Err(refused) = check_form(&console, &headers, &person, DECIDE, &form.csrf) {
-        return *refused;
-    }
-    let id = form.casus.trim();
-    let outcome = async {
-        let (what, said) = match form.besluit.as_str() {
-            "accepteren" => ("accept", "geaccepteerd"),
-            "weigeren" => ("decline", "geweigerd"),
-            _ => return Err("kies accepteren of weigeren".to_owned()),
-        };
-        let action = CaseAction {
-            actor: person.name.clone(),
-        };
-        let case = console
-            .node
-            .post::<_, Case>(&case_path(id, what)?, &person.name, &action)
-            .await
-            .map_err(|e| refused(&e))?;
-        Ok(format!("Casus {} {said}.", case.id))
-    }
-    .await;
-    after(&console, &person, &key, outcome).await
+    case_form(&console, &person, &key, &headers, &form, DECIDE).await
 }
 
 /// `POST /casussen/sluiten`: the lead closes a case.
@@ -498,27 +477,61 @@ pub async fn close(
     headers: HeaderMap,
     Form(form): Form<CaseForm>,
 ) -> Response {
-    if let Err(refused) = check_form(&console, &headers, &person, CLOSE, &form.csrf) {
+    case_form(&console, &person, &key, &headers, &form, CLOSE).await
+}
+
+/// Checks the token of a form that posts to `action` ([`DECIDE`] or [`CLOSE`]), takes the
+/// step at the node and shows the page after it.
+async fn case_form(
+    console: &Console,
+    person: &Person,
+    key: &FormKey,
+    headers: &HeaderMap,
+    form: &CaseForm,
+    action: &'static str,
+) -> Response {
+    if let Err(refused) = check_form(console, headers, person, action, &form.csrf) {
         return *refused;
     }
+    let outcome = case_step(console, person, form, action == CLOSE).await;
+    after(console, person, key, outcome).await
+}
+
+/// Closes the case (`close`), or accepts or declines it as the form says; what the page says of
+/// it, or the refusal.
+async fn case_step(
+    console: &Console,
+    person: &Person,
+    form: &CaseForm,
+    close: bool,
+) -> Result<String, String> {
     let id = form.casus.trim();
-    let outcome = async {
-        let action = CaseAction {
-            actor: person.name.clone(),
-        };
+    let action = CaseAction {
+        actor: person.name.clone(),
+    };
+    if close {
         let closed = console
             .node
             .post::<_, CaseResponse>(&case_path(id, "close")?, &person.name, &action)
             .await
             .map_err(|e| refused(&e))?;
-        Ok(format!(
+        return Ok(format!(
             "Casus {} gesloten.{}",
             closed.case.id,
             not_heard(&closed.not_notified)
-        ))
+        ));
     }
-    .await;
-    after(&console, &person, &key, outcome).await
+    let (what, said) = match form.besluit.as_str() {
+        "accepteren" => ("accept", "geaccepteerd"),
+        "weigeren" => ("decline", "geweigerd"),
+        _ => return Err("kies accepteren of weigeren".to_owned()),
+    };
+    let case = console
+        .node
+        .post::<_, Case>(&case_path(id, what)?, &person.name, &action)
+        .await
+        .map_err(|e| refused(&e))?;
+    Ok(format!("Casus {} {said}.", case.id))
 }
 
 /// `POST /casussen/zorgaanbod`: records the care offer, after the CSRF check.
