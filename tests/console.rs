@@ -1241,3 +1241,67 @@ async fn a_case_is_opened_at_leerplicht_accepted_and_given_an_offer_at_wij_and_c
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_childs_page_and_the_case_forms_refuse_who_is_not_a_person_of_the_organisation() {
+    let logs = captured_logs();
+    let node = common::TestNode::start("leerplicht").await;
+    let console = TestConsole::start(network("leerplicht", &node.addr().to_string())).await;
+    let pupil = common::pseudonym_of(&common::Bsns::new(1323).take(1)[0]);
+    let bsn = common::Bsns::new(1324).take(1).remove(0);
+    let gets = [format!("/leerling/{pupil}"), "/casussen".to_owned()];
+    let posts = [
+        ("/leerling", format!("csrf=x&bsn={bsn}")),
+        (
+            "/casussen/openen",
+            format!("csrf=x&overleg_doel=advies-5a:advies-vrijstelling-5a&bsn={bsn}"),
+        ),
+        (
+            "/casussen/beslissen",
+            "csrf=x&casus=case-0123456789abcdef&besluit=accepteren".into(),
+        ),
+        (
+            "/casussen/sluiten",
+            "csrf=x&casus=case-0123456789abcdef".into(),
+        ),
+    ];
+    // The organisation's own certificate, and a person of another organisation.
+    for who in ["leerplicht", "persoon-fg-devries"] {
+        let client = tls_client(&material(who));
+        for path in &gets {
+            let answer = client.get(console.https(path)).send().await.unwrap();
+            assert_eq!(answer.status(), StatusCode::FORBIDDEN, "{who} {path}");
+            assert!(!answer.text().await.unwrap().contains(&pupil));
+        }
+        for (path, body) in &posts {
+            let answer = client
+                .post(console.https(path))
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(body.clone())
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(answer.status(), StatusCode::FORBIDDEN, "{who} {path}");
+            assert!(!answer.text().await.unwrap().contains(bsn.as_str()));
+        }
+    }
+    // The person of the organisation gets the page; a form without its token is still refused.
+    let bakker = tls_client(&material("persoon-leerplicht-bakker"));
+    let refused = bakker
+        .post(console.https("/leerling"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("csrf=x&bsn={bsn}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    assert!(
+        entries_naming(&node, PERSON).await.is_empty(),
+        "nothing refused reached the node"
+    );
+    console.stop().await;
+    assert!(
+        !logs.text().contains(bsn.as_str()),
+        "a log line holds the BSN"
+    );
+}
