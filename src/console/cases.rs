@@ -120,7 +120,7 @@ impl Row {
             seats,
             id: c.id.clone(),
             form_id: format!("zorgaanbod-{i}"),
-            meeting: c.meeting_type.clone(),
+            meeting: meeting.map_or_else(|| c.meeting_type.clone(), |m| m.name.clone()),
             purpose: c.purpose.clone(),
             lead: c.lead.name.clone(),
             participants: c
