@@ -619,24 +619,31 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The persons of the demo's consoles: the leerplichtambtenaar at the Leerplicht node, and the
-/// gemeente's FG inspecting that node.
-pub const DEMO_CONSOLES: [(&str, &str); 2] = [
-    ("leerplicht", "A. Bakker, leerplichtambtenaar"),
-    ("fg", "J. de Vries, functionaris gegevensbescherming"),
+/// The demo's consoles: the certificate's party file, the node it talks to, and the person
+/// using it: the leerplichtambtenaar at the Leerplicht node, the gemeente's FG inspecting that
+/// node, and a WIJ-medewerker at the WIJ node (a participant of the cases Leerplicht opens, who
+/// accepts them and records the care offer).
+pub const DEMO_CONSOLES: [(&str, &str, &str); 3] = [
+    ("leerplicht", "leerplicht", "A. Bakker, leerplichtambtenaar"),
+    (
+        "fg",
+        "leerplicht",
+        "J. de Vries, functionaris gegevensbescherming",
+    ),
+    ("wij", "wij", "S. Visser, WIJ-medewerker"),
 ];
 
-/// Serves a console on loopback for each of [`DEMO_CONSOLES`], all talking to the Leerplicht
-/// node, until Ctrl-C; then stops them.
+/// Serves a console on loopback for each of [`DEMO_CONSOLES`], each talking to its node, until
+/// Ctrl-C; then stops them.
 async fn serve_consoles(nodes: &[DemoNode]) -> anyhow::Result<()> {
-    let node = nodes
-        .iter()
-        .find(|n| n.party.file == "leerplicht")
-        .context("no leerplicht node")?;
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let mut consoles = Vec::new();
-    println!("\nThe web console, for the Leerplicht node and its FG:");
-    for (file, person) in DEMO_CONSOLES {
+    println!("\nThe web console, for the Leerplicht node, its FG and the WIJ node:");
+    for (file, node_file, person) in DEMO_CONSOLES {
+        let node = nodes
+            .iter()
+            .find(|n| n.party.file == node_file)
+            .with_context(|| format!("no {node_file} node"))?;
         let setup = crate::console::ConsoleSetup {
             tls: dev_certs::material(file).context("no certificate")?,
             node: node.addr.to_string(),

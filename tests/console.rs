@@ -449,8 +449,9 @@ async fn the_query_form_needs_its_csrf_token_and_asks_the_partners_as_the_person
     console.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn the_due_list_counts_the_partners_signals_only_through_its_csrf_form() {
+/// Leerplicht and the SWV VO with counting rules, the SWV holding two signals (VO-0, VO-1) of
+/// the pupils with these BSNs (from `seed`).
+async fn leerplicht_and_swv_vo_with_signals(seed: u64) -> (common::Federation, Vec<String>) {
     let fed = common::Federation::start_tuned(
         &["leerplicht", "swv-vo"],
         Some(common::policy_path()),
@@ -458,7 +459,7 @@ async fn the_due_list_counts_the_partners_signals_only_through_its_csrf_form() {
         common::NodeTuning::fast_audit_with_counting(),
     )
     .await;
-    let bsns = common::Bsns::new(1303).take(2);
+    let bsns = common::Bsns::new(seed).take(2);
     let records = bsns
         .iter()
         .enumerate()
@@ -469,6 +470,12 @@ async fn the_due_list_counts_the_partners_signals_only_through_its_csrf_form() {
         common::push(&mut intake, records).await.unwrap().accepted,
         2
     );
+    (fed, bsns)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_due_list_counts_the_partners_signals_only_through_its_csrf_form() {
+    let (fed, bsns) = leerplicht_and_swv_vo_with_signals(1303).await;
     let node = fed.node("leerplicht");
     let console = TestConsole::start(workstation(
         "leerplicht",
@@ -599,7 +606,7 @@ async fn the_fgs_privacy_pages_browse_verify_and_report_without_echoing_the_bsn(
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn the_report_page_shows_the_g4_schema_and_downloads_its_csv() {
+async fn the_report_page_shows_the_g4_schema_targets_and_chart_and_downloads_its_csv() {
     let node = common::TestNode::start_tuned(
         "leerplicht",
         common::NodeOptions::default(),
@@ -618,7 +625,41 @@ async fn the_report_page_shows_the_g4_schema_and_downloads_its_csv() {
         .await
         .unwrap();
     assert_eq!(page.status(), StatusCode::OK);
+    let csp = page.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
     let html = page.text().await.unwrap();
+    // The pact's indicators under g4, with baseline and target, per reference date.
+    assert!(
+        html.contains("Thuiszitters langer dan drie maanden zonder aanbod: ijkpunt"),
+        "{html}"
+    );
+    assert!(html.contains("Langdurig relatief verzuim"), "{html}");
+    assert!(
+        !html.contains("Absoluut verzuim (leerplichtig"),
+        "an indicator of another rule"
+    );
+    assert!(html.contains("Verandering t.o.v. ijkpunt"), "{html}");
+    // The node's own organisation sees every cell: nothing shows as suppressed.
+    assert!(!html.contains(">onderdrukt<"), "{html}");
+    // The node's chart, inline, with a title and description, and no script.
+    let svg_at = html.find("<svg").expect("an inline chart");
+    let svg = &html[svg_at..html.find("</svg>").expect("the chart's end")];
+    assert!(
+        svg.contains(r#"role="img" aria-labelledby="grafiek-titel grafiek-uitleg""#),
+        "{svg}"
+    );
+    assert!(
+        svg.contains("<title id=\"grafiek-titel\">")
+            && svg.contains("<desc id=\"grafiek-uitleg\">")
+    );
+    assert!(
+        svg.contains("Totaal niet-schoolgaand"),
+        "the node's renderer: {svg}"
+    );
+    assert!(!html.contains("<script") && !svg.contains("style="));
+    assert!(csp.contains("default-src 'none'"), "{csp}");
     assert!(
         html.contains("G4-resultatenschema") && html.contains("<th scope=\"row\">"),
         "{html}"
@@ -773,4 +814,496 @@ async fn the_case_page_records_a_care_offer_only_through_its_csrf_form_as_the_pe
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{html}");
     assert!(html.contains("offer.offered_on"), "{html}");
     console.stop().await;
+}
+
+// ---- The leerplicht side (issue 13): a child's page, the look-up by BSN, cases. ----
+
+/// Everything the process logs, from the first test that asks (debug level, every crate).
+#[derive(Clone, Default)]
+struct CapturedLogs(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for CapturedLogs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for CapturedLogs {
+    type Writer = CapturedLogs;
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
+
+impl CapturedLogs {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+fn captured_logs() -> &'static CapturedLogs {
+    static LOGS: std::sync::OnceLock<CapturedLogs> = std::sync::OnceLock::new();
+    LOGS.get_or_init(|| {
+        let logs = CapturedLogs::default();
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new("debug"))
+            .with_writer(logs.clone())
+            .with_ansi(false)
+            .try_init();
+        logs
+    })
+}
+
+/// The CSRF token of the form with this id on a page.
+fn token_of(html: &str, form_id: &str) -> String {
+    let form = html
+        .find(&format!(r#"id="{form_id}""#))
+        .unwrap_or_else(|| panic!("no form {form_id}: {html}"));
+    let start = html[form..]
+        .find(r#"name="csrf" value=""#)
+        .expect("a CSRF field")
+        + form
+        + 19;
+    html[start..].split('"').next().unwrap().to_owned()
+}
+
+/// A page and the browser's CSRF cookie.
+async fn page_with_cookie(console: &TestConsole, path: &str) -> (String, String) {
+    let answer = plain_client().get(console.url(path)).send().await.unwrap();
+    assert_eq!(answer.status(), StatusCode::OK, "{path}");
+    let set = answer.headers()["set-cookie"].to_str().unwrap().to_owned();
+    let cookie = set.split(';').next().unwrap().to_owned();
+    (cookie, answer.text().await.unwrap())
+}
+
+/// Every audit entry of `node`, as its FG lists them.
+async fn all_entries(node: &common::TestNode) -> Vec<pactgate::pb::AuditEntry> {
+    let fg = if node.party == "leerplicht" {
+        "fg".to_owned()
+    } else {
+        format!("fg-{}", node.party)
+    };
+    let mut stream = node
+        .audit_as(&fg)
+        .await
+        .stream_entries(pactgate::pb::StreamEntriesRequest {
+            filter: Some(pactgate::pb::AuditFilter::default()),
+        })
+        .await
+        .expect("StreamEntries")
+        .into_inner();
+    let mut out = Vec::new();
+    while let Some(e) = stream.message().await.expect("an entry") {
+        // Leave out the FG's own reading of the log.
+        if e.action() != pactgate::pb::AuditAction::AuditAccess {
+            out.push(e);
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_bsn_look_up_leads_to_the_childs_page_by_pseudonym_and_the_bsn_goes_nowhere() {
+    let logs = captured_logs();
+    let (fed, bsns) = leerplicht_and_swv_vo_with_signals(1321).await;
+    let node = fed.node("leerplicht");
+    let console = TestConsole::start(workstation(
+        "leerplicht",
+        &node.addr().to_string(),
+        Some(PERSON),
+    ))
+    .await;
+    let bsn = bsns[0].as_str();
+    let pseudonym = common::pseudonym_of(bsn);
+
+    let (cookie, html) = page_with_cookie(&console, "/signaleringslijst").await;
+    let token = token_of(&html, "leerling-zoeken");
+    let lookup = |token: String| vec![("csrf", token), ("bsn", bsn.to_owned())];
+    let send = |fields: Vec<(&'static str, String)>, cookie: Option<String>| {
+        let console = &console;
+        async move {
+            let body = fields
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join("&");
+            let mut request = plain_client()
+                .post(console.url("/leerling"))
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(body);
+            if let Some(cookie) = cookie {
+                request = request.header("cookie", cookie);
+            }
+            request.send().await.unwrap()
+        }
+    };
+
+    // Refused before the node: no cookie, no token, another form's token.
+    let before = all_entries(node).await.len();
+    let refused = send(lookup(token.clone()), None).await;
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    assert!(!refused.text().await.unwrap().contains(bsn));
+    let refused = send(lookup(String::new()), Some(cookie.clone())).await;
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    let other = token_of(&html, "klok-partners");
+    let refused = send(lookup(other), Some(cookie.clone())).await;
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    assert_eq!(
+        all_entries(node).await.len(),
+        before,
+        "a refused form reaches no node"
+    );
+
+    // Accepted: a redirect to the child's page by pseudonym.
+    let found = send(lookup(token.clone()), Some(cookie.clone())).await;
+    assert_eq!(found.status(), StatusCode::SEE_OTHER);
+    let location = found.headers()["location"].to_str().unwrap().to_owned();
+    assert_eq!(location, format!("/leerling/{pseudonym}"));
+    assert!(!found.text().await.unwrap().contains(bsn));
+
+    // The child's page: on the clock, what the SWV shares, no cases yet.
+    let answer = plain_client()
+        .get(console.url(&location))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), StatusCode::OK);
+    let page = answer.text().await.unwrap();
+    assert!(page.contains(&pseudonym), "{page}");
+    assert!(page.contains("8 weken of langer"), "{page}");
+    assert!(page.contains("Samenwerkingsverband VO Groningen"), "{page}");
+    assert!(page.contains("Dit kind staat in geen casus"), "{page}");
+    assert!(
+        !page.contains(&common::pseudonym_of(&bsns[1])),
+        "only this child"
+    );
+    assert!(!page.contains(bsn));
+
+    // A number that is no BSN is refused by the node, and not echoed.
+    let bad = send(
+        vec![("csrf", token.clone()), ("bsn", "123456789".into())],
+        Some(cookie.clone()),
+    )
+    .await;
+    assert_eq!(bad.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(!bad.text().await.unwrap().contains("123456789"));
+
+    // Every page of a child leaves an entry naming the person; no entry, answer or log line
+    // holds the BSN.
+    let named = entries_naming(node, PERSON).await;
+    assert!(
+        named
+            .iter()
+            .any(|e| e.pupil_pseudonyms == [pseudonym.clone()] && e.reason.contains("looked up")),
+        "{named:?}"
+    );
+    assert!(named
+        .iter()
+        .any(|e| e.pupil_pseudonyms == [pseudonym.clone()] && e.reason.contains("cases")));
+    for e in all_entries(node).await {
+        assert!(!format!("{e:?}").contains(bsn), "{e:?}");
+    }
+    let unknown = plain_client()
+        .get(console.url("/leerling/123456782"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
+    assert!(!unknown.text().await.unwrap().contains("123456782"));
+    console.stop().await;
+    let logged = logs.text();
+    assert!(!logged.is_empty(), "the logs are captured");
+    assert!(!logged.contains(bsn), "a log line holds the BSN");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_case_is_opened_at_leerplicht_accepted_and_given_an_offer_at_wij_and_closed() {
+    const WIJ_PERSON: &str = "S. Visser, WIJ-medewerker";
+    let logs = captured_logs();
+    let fed = common::Federation::start(&["leerplicht", "wij"]).await;
+    let bsns = common::Bsns::new(1322).take(2);
+    let pupil = common::pseudonym_of(&bsns[0]);
+    let leerplicht = TestConsole::start(workstation(
+        "leerplicht",
+        &fed.node("leerplicht").addr().to_string(),
+        Some(PERSON),
+    ))
+    .await;
+    let wij = TestConsole::start(workstation(
+        "wij",
+        &fed.node("wij").addr().to_string(),
+        Some(WIJ_PERSON),
+    ))
+    .await;
+    let send = |console: &'static str,
+                path: &'static str,
+                fields: Vec<(&'static str, String)>,
+                cookie: Option<String>| {
+        let console = if console == "wij" { &wij } else { &leerplicht };
+        async move {
+            let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            post_form(console, path, cookie.as_deref(), &fields).await
+        }
+    };
+    let actions_at = |party: &'static str, action: pactgate::pb::AuditAction| {
+        let fed = &fed;
+        async move {
+            all_entries(fed.node(party))
+                .await
+                .into_iter()
+                .filter(|e| e.action() == action)
+                .map(|e| (e.actor.clone(), e.decision()))
+                .collect::<Vec<_>>()
+        }
+    };
+    use pactgate::pb::{AuditAction as A, AuditDecision as D};
+
+    // The form: the meetings Leerplicht may lead, WIJ as a participant, what each seat sees.
+    let (cookie, html) = page_with_cookie(&leerplicht, "/casussen?leerling=123456782").await;
+    assert!(html.contains("Casus openen"), "{html}");
+    assert!(
+        html.contains("werkgroep-verdiepend-verzuim:verzuimaanpak"),
+        "{html}"
+    );
+    assert!(html.contains(&common::oin("wij")), "{html}");
+    assert!(html.contains("Verzuim en thuiszitten"), "{html}");
+    assert!(
+        !html.contains("123456782"),
+        "a BSN in the query is not taken"
+    );
+    let token = token_of(&html, "casus-openen-form");
+    let opening = |token: &str, bsn: &str| {
+        vec![
+            ("csrf", token.to_owned()),
+            (
+                "overleg_doel",
+                "werkgroep-verdiepend-verzuim:verzuimaanpak".to_owned(),
+            ),
+            ("deelnemer", common::oin("wij")),
+            ("bsn", bsn.to_owned()),
+        ]
+    };
+    let (status, _) = send(
+        "leerplicht",
+        "/casussen/openen",
+        opening(&token, &bsns[0]),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "no cookie");
+    let (_, navragen_token) = open_form(&leerplicht, "/navragen").await;
+    let (status, _) = send(
+        "leerplicht",
+        "/casussen/openen",
+        opening(&navragen_token, &bsns[0]),
+        Some(cookie.clone()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "another form's token");
+    assert!(actions_at("leerplicht", A::CaseOpen).await.is_empty());
+
+    let (status, html) = send(
+        "leerplicht",
+        "/casussen/openen",
+        opening(&token, &bsns[0]),
+        Some(cookie.clone()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    assert!(html.contains("geopend"), "{html}");
+    assert!(html.contains(&pupil), "{html}");
+    assert!(!html.contains(bsns[0].as_str()));
+    let at = html.find("Casus case-").expect("the case id") + 6;
+    let case_id = html[at..at + 21].to_owned();
+    assert!(pactgate::cases::is_case_id(&case_id), "{case_id}");
+    assert_eq!(
+        actions_at("leerplicht", A::CaseOpen).await,
+        [(PERSON.to_owned(), D::Allow)]
+    );
+
+    // At WIJ: shared, pending; accepted there as the person.
+    let (wij_cookie, html) = page_with_cookie(&wij, "/casussen").await;
+    assert!(html.contains(&case_id), "{html}");
+    assert!(html.contains("Casus accepteren"), "{html}");
+    assert!(
+        html.contains("Verzuim en thuiszitten"),
+        "what WIJ's seat sees: {html}"
+    );
+    let decide = token_of(&html, "zorgaanbod-0-besluit");
+    let deciding = |token: &str| {
+        vec![
+            ("csrf", token.to_owned()),
+            ("casus", case_id.clone()),
+            ("besluit", "accepteren".to_owned()),
+        ]
+    };
+    let (status, _) = send("wij", "/casussen/beslissen", deciding(&decide), None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, html) = send(
+        "wij",
+        "/casussen/beslissen",
+        deciding(&decide),
+        Some(wij_cookie.clone()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    assert!(html.contains("geaccepteerd"), "{html}");
+    assert_eq!(
+        actions_at("wij", A::CaseAccept).await,
+        [(WIJ_PERSON.to_owned(), D::Allow)]
+    );
+
+    // The care offer, recorded at WIJ, told to Leerplicht: on the child's page there.
+    let offer_token = token_of(&html, "zorgaanbod-0");
+    let yesterday = common::date_from_today(-1);
+    let (status, html) = send(
+        "wij",
+        "/casussen/zorgaanbod",
+        vec![
+            ("csrf", offer_token),
+            ("casus", case_id.clone()),
+            ("leerling", pupil.clone()),
+            ("soort", "zorg".into()),
+            ("gedaan_op", yesterday.clone()),
+            ("plek_vanaf", yesterday.clone()),
+            ("ouders", "ja".into()),
+        ],
+        Some(wij_cookie.clone()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    assert!(html.contains("Zorgaanbod vastgelegd"), "{html}");
+    let child = plain_client()
+        .get(leerplicht.url(&format!("/leerling/{pupil}")))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(child.contains(&case_id), "{child}");
+    assert!(child.contains("WIJ Groningen"), "{child}");
+
+    // Closed at Leerplicht, the lead.
+    let (cookie, html) = page_with_cookie(&leerplicht, "/casussen").await;
+    let close = token_of(&html, "zorgaanbod-0-sluiten");
+    let token = token_of(&html, "casus-openen-form");
+    let closing = vec![("csrf", close), ("casus", case_id.clone())];
+    let (status, _) = send("leerplicht", "/casussen/sluiten", closing.clone(), None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, html) = send(
+        "leerplicht",
+        "/casussen/sluiten",
+        closing,
+        Some(cookie.clone()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    assert!(html.contains("gesloten"), "{html}");
+    assert_eq!(
+        actions_at("leerplicht", A::CaseClose).await,
+        [(PERSON.to_owned(), D::Allow)]
+    );
+
+    // A second case, declined at WIJ.
+    let (status, html) = send(
+        "leerplicht",
+        "/casussen/openen",
+        opening(&token, &bsns[1]),
+        Some(cookie.clone()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    let (wij_cookie, html) = page_with_cookie(&wij, "/casussen").await;
+    let mut declining = deciding(&token_of(&html, "zorgaanbod-0-besluit"));
+    let at = html.find("Casus <code>case-").expect("the second case") + 12;
+    declining[1].1 = html[at..at + 21].to_owned();
+    declining[2].1 = "weigeren".into();
+    let (status, html) = send("wij", "/casussen/beslissen", declining, Some(wij_cookie)).await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    assert!(html.contains("geweigerd"), "{html}");
+
+    for party in ["leerplicht", "wij"] {
+        for e in all_entries(fed.node(party)).await {
+            for bsn in &bsns {
+                assert!(!format!("{e:?}").contains(bsn.as_str()), "{e:?}");
+            }
+        }
+    }
+    leerplicht.stop().await;
+    wij.stop().await;
+    for bsn in &bsns {
+        assert!(
+            !logs.text().contains(bsn.as_str()),
+            "a log line holds a BSN"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_childs_page_and_the_case_forms_refuse_who_is_not_a_person_of_the_organisation() {
+    let logs = captured_logs();
+    let node = common::TestNode::start("leerplicht").await;
+    let console = TestConsole::start(network("leerplicht", &node.addr().to_string())).await;
+    let pupil = common::pseudonym_of(&common::Bsns::new(1323).take(1)[0]);
+    let bsn = common::Bsns::new(1324).take(1).remove(0);
+    let gets = [format!("/leerling/{pupil}"), "/casussen".to_owned()];
+    let posts = [
+        ("/leerling", format!("csrf=x&bsn={bsn}")),
+        (
+            "/casussen/openen",
+            format!("csrf=x&overleg_doel=advies-5a:advies-vrijstelling-5a&bsn={bsn}"),
+        ),
+        (
+            "/casussen/beslissen",
+            "csrf=x&casus=case-0123456789abcdef&besluit=accepteren".into(),
+        ),
+        (
+            "/casussen/sluiten",
+            "csrf=x&casus=case-0123456789abcdef".into(),
+        ),
+    ];
+    // The organisation's own certificate, and a person of another organisation.
+    for who in ["leerplicht", "persoon-fg-devries"] {
+        let client = tls_client(&material(who));
+        for path in &gets {
+            let answer = client.get(console.https(path)).send().await.unwrap();
+            assert_eq!(answer.status(), StatusCode::FORBIDDEN, "{who} {path}");
+            assert!(!answer.text().await.unwrap().contains(&pupil));
+        }
+        for (path, body) in &posts {
+            let answer = client
+                .post(console.https(path))
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(body.clone())
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(answer.status(), StatusCode::FORBIDDEN, "{who} {path}");
+            assert!(!answer.text().await.unwrap().contains(bsn.as_str()));
+        }
+    }
+    // The person of the organisation gets the page; a form without its token is still refused.
+    let bakker = tls_client(&material("persoon-leerplicht-bakker"));
+    let refused = bakker
+        .post(console.https("/leerling"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("csrf=x&bsn={bsn}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    assert!(
+        entries_naming(&node, PERSON).await.is_empty(),
+        "nothing refused reached the node"
+    );
+    console.stop().await;
+    assert!(
+        !logs.text().contains(bsn.as_str()),
+        "a log line holds the BSN"
+    );
 }

@@ -24,7 +24,7 @@ const BANDS: &[(&str, &str)] = &[
     ("8_WEEKS", "8 weken of langer"),
     ("10_WEEKS", "10 weken of langer"),
     ("12_WEEKS", "12 weken of langer"),
-    ("OVER_THREE_MONTHS", "langer dan drie maanden"),
+    ("OVER_3_MONTHS", "langer dan drie maanden"),
 ];
 
 /// A child as the table shows it.
@@ -79,6 +79,8 @@ impl From<&DueLine> for Row {
 struct DuePage {
     layout: Layout,
     csrf: String,
+    /// The token of the BSN look-up form.
+    lookup_csrf: String,
     claim: ClaimForm,
     with_partners: bool,
     at: String,
@@ -114,6 +116,7 @@ async fn show(
     let mut page = DuePage {
         layout: Layout::new(console, "Signaleringslijst", "signaleringslijst", person),
         csrf: key.token(console, person, ACTION),
+        lookup_csrf: key.token(console, person, super::child::LOOKUP),
         with_partners: claim.is_some(),
         claim: claim.unwrap_or_default(),
         at: String::new(),
@@ -160,4 +163,26 @@ pub async fn with_partners(
         return *refused;
     }
     show(&console, &person, &key, Some(form.claim)).await
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::clock::DueBand;
+
+    #[test]
+    fn every_band_of_the_clock_has_its_dutch_name() {
+        for band in [
+            DueBand::Weeks4,
+            DueBand::Weeks8,
+            DueBand::Weeks10,
+            DueBand::Weeks12,
+            DueBand::OverThreeMonths,
+        ] {
+            assert!(
+                super::BANDS.iter().any(|(code, _)| *code == band.code()),
+                "{}",
+                band.code()
+            );
+        }
+    }
 }

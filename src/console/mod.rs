@@ -20,9 +20,11 @@
 //! - [`report`]: Rapportage, the G4 result schema and its CSV (`POST /v1/reports`).
 //! - [`cases`]: the Casussen page (open cases, `GET /v1/cases`) with the form "Zorgaanbod
 //!   vastleggen" (`POST /v1/cases/{caseId}/offers`).
+//! - [`child`]: a child's page (`/leerling/{pseudoniem}`) and the look-up by BSN (`POST /leerling`).
 //! - [`signals`]: the Signalen page (the organisation's own signals, `GET /v1/signals`).
 
 pub mod cases;
+pub mod child;
 pub mod csrf;
 pub mod due;
 pub mod guard;

@@ -159,4 +159,20 @@ impl NodeApi {
             .await?
             .1)
     }
+
+    /// POST `body` as JSON to `path` as `actor`, the answer in the media type `accept` (e.g.
+    /// `image/svg+xml`).
+    pub async fn post_for<B: Serialize>(
+        &self,
+        path: &str,
+        actor: &str,
+        body: &B,
+        accept: &str,
+    ) -> Result<Vec<u8>, NodeApiError> {
+        let json = Self::encode(path, body)?;
+        Ok(self
+            .send(http::Method::POST, path, actor, (Some(json), accept))
+            .await?
+            .1)
+    }
 }

@@ -222,6 +222,20 @@ pub fn router(console: Arc<Console>) -> Router {
             super::cases::OFFER,
             axum::routing::post(super::cases::record_offer),
         )
+        .route(
+            super::child::LOOKUP,
+            axum::routing::post(super::child::look_up),
+        )
+        .route(super::child::PAGE, get(super::child::page))
+        .route(super::cases::OPEN, axum::routing::post(super::cases::open))
+        .route(
+            super::cases::DECIDE,
+            axum::routing::post(super::cases::decide),
+        )
+        .route(
+            super::cases::CLOSE,
+            axum::routing::post(super::cases::close),
+        )
         .fallback(not_found)
         .layer(axum::extract::DefaultBodyLimit::max(MAX_FORM_BYTES))
         .layer(axum::middleware::from_fn_with_state(

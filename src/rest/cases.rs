@@ -491,3 +491,174 @@ pub async fn record_offer(
         }),
     ))
 }
+
+/// De casussen en zorgaanbiedingen van één leerling: het pseudoniem staat in de body.
+#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PupilCasesRequest {
+    #[serde(default)]
+    #[schema(required = true)]
+    pub pupil_pseudonym: String,
+}
+
+/// De casussen (open en gesloten) en zorgaanbiedingen van één leerling op dit knooppunt.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct PupilCases {
+    pub cases: Vec<Case>,
+    pub offers: Vec<CareOffer>,
+}
+
+/// Casussen en zorgaanbod van één leerling.
+///
+/// Alle casussen die dit knooppunt houdt waarin de leerling staat, en de zorgaanbiedingen
+/// daarin (niet die van een geweigerde casus). Komt in het auditlog met wie er handelt.
+#[utoipa::path(
+    post,
+    path = "/cases/search",
+    operation_id = "searchCases",
+    tag = "casussen",
+    request_body = PupilCasesRequest,
+    responses(
+        (status = 200, description = "De casussen en het zorgaanbod.", body = PupilCases),
+        (status = 400, description = "Geen pseudoniem.",
+         body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Alleen de eigen organisatie van het knooppunt mag dit.",
+         body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn search(
+    State(state): State<Arc<RestState>>,
+    Authenticated(caller): Authenticated,
+    Json(request): Json<PupilCasesRequest>,
+) -> Result<Json<PupilCases>, Problem> {
+    let pupil = crate::ids::Pseudonym::parse_field(&request.pupil_pseudonym, "pupilPseudonym")
+        .map_err(|e| Problem::invalid("pupilPseudonym", e.reason()))?;
+    let found = state.service.pupil_cases(&caller, &pupil).await?;
+    Ok(Json(PupilCases {
+        cases: found.cases.into_iter().map(Case::from).collect(),
+        offers: found.offers.into_iter().map(CareOffer::from).collect(),
+    }))
+}
+
+/// Een categorie gegevens, of een grondslag: id en naam.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Named {
+    pub id: String,
+    pub name: String,
+}
+
+/// Een zetel aan een casusoverleg.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Seat {
+    /// Het soort organisatie (gemeente, swv, wij, ...).
+    pub org_type: String,
+    pub role: String,
+    pub legal_bases: Vec<Named>,
+    pub purposes: Vec<String>,
+    /// De categorieën gegevens die deze zetel mag zien.
+    pub data_categories: Vec<Named>,
+}
+
+/// Een deelnemer die een zetel kan nemen.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SeatParty {
+    pub oin: String,
+    pub name: String,
+    pub org_type: String,
+}
+
+/// Een casusoverleg uit het beleid (Bijlage 3).
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CaseMeeting {
+    pub id: String,
+    pub name: String,
+    pub purposes: Vec<Named>,
+    /// Of de eigen organisatie er een casus van mag openen.
+    pub may_lead: bool,
+    /// Of een deelnemer eerst moet accepteren.
+    pub needs_acceptance: bool,
+    pub max_pupils: u32,
+    pub seats: Vec<Seat>,
+    /// De soorten organisaties die er zorgaanbod in mogen vastleggen.
+    pub may_record_offer: Vec<String>,
+    /// De partijen van het convenant met een zetel.
+    pub parties: Vec<SeatParty>,
+}
+
+/// De casusoverleggen van het beleid.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct CaseMeetings {
+    pub meetings: Vec<CaseMeeting>,
+}
+
+fn named(pairs: Vec<(String, String)>) -> Vec<Named> {
+    pairs
+        .into_iter()
+        .map(|(id, name)| Named { id, name })
+        .collect()
+}
+
+impl From<crate::service::cases::MeetingChoice> for CaseMeeting {
+    fn from(m: crate::service::cases::MeetingChoice) -> Self {
+        Self {
+            id: m.id,
+            name: m.name,
+            purposes: named(m.purposes),
+            may_lead: m.may_lead,
+            needs_acceptance: m.needs_acceptance,
+            max_pupils: u32::try_from(m.max_pupils).unwrap_or(u32::MAX),
+            seats: m
+                .seats
+                .into_iter()
+                .map(|s| Seat {
+                    org_type: s.org_type,
+                    role: s.role,
+                    legal_bases: named(s.legal_bases),
+                    purposes: s.purposes,
+                    data_categories: named(s.data_categories),
+                })
+                .collect(),
+            may_record_offer: m.may_record_offer,
+            parties: m
+                .parties
+                .into_iter()
+                .map(|(p, org_type)| SeatParty {
+                    oin: p.oin,
+                    name: p.name,
+                    org_type,
+                })
+                .collect(),
+        }
+    }
+}
+
+/// De casusoverleggen van het beleid.
+///
+/// Elk casusoverleg met zijn doelen, zetels (rol, grondslagen, doelen en de categorieën
+/// gegevens die de zetel mag zien) en de partijen die een zetel kunnen nemen: de keuzes van
+/// het formulier dat een casus opent.
+#[utoipa::path(
+    get,
+    path = "/case-meetings",
+    operation_id = "listCaseMeetings",
+    tag = "casussen",
+    responses(
+        (status = 200, description = "De casusoverleggen.", body = CaseMeetings),
+        (status = 403, description = "Alleen de eigen organisatie van het knooppunt mag dit.",
+         body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Het knooppunt heeft geen beleid.",
+         body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn meetings(
+    State(state): State<Arc<RestState>>,
+    Authenticated(caller): Authenticated,
+) -> Result<Json<CaseMeetings>, Problem> {
+    let meetings = state.service.case_meetings(&caller)?;
+    Ok(Json(CaseMeetings {
+        meetings: meetings.into_iter().map(CaseMeeting::from).collect(),
+    }))
+}

@@ -53,7 +53,7 @@ pub struct DueLine {
     pub weeks: u32,
     /// Dagen zonder aanbod, vanaf de eerste dag van feitelijk verzuim.
     pub days: i64,
-    /// De band: 4_WEEKS, 8_WEEKS, 10_WEEKS, 12_WEEKS of OVER_THREE_MONTHS.
+    /// De band: 4_WEEKS, 8_WEEKS, 10_WEEKS, 12_WEEKS of OVER_3_MONTHS.
     pub band: String,
     pub categories: Vec<CategoryCode>,
     pub sectors: Vec<SectorCode>,
@@ -106,11 +106,42 @@ pub struct ReportCell {
     pub scope: String,
     /// De rij, bijvoorbeeld AV_VO of TOTAL_NOT_ATTENDING.
     pub row: String,
-    /// SHORTER (tot drie maanden), LONGER (langer) of TOTAL.
+    /// SHORTER_THAN_3_MONTHS (tot drie maanden), LONGER_THAN_3_MONTHS (langer) of TOTAL.
     pub column: String,
     /// Het aantal; ontbreekt als het is onderdrukt.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub count: Option<u64>,
+}
+
+/// Eén peildatum van een pact-indicator.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct IndicatorFigure {
+    pub date: chrono::NaiveDate,
+    /// Het aantal in de regio; ontbreekt als het onderdrukt of niet beschikbaar is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub figure: Option<u64>,
+    /// De verandering tegenover het ijkpunt in procenten, waar beide bekend zijn.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub change_percent: Option<f64>,
+    /// Het doel op deze peildatum, waar het bekend is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<f64>,
+}
+
+/// Een indicator van het pact onder de telregel: ijkpunt, doel en de cijfers per peildatum.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ReportIndicator {
+    pub id: String,
+    pub name: String,
+    /// Het ijkpunt in woorden (periode en aantal, of "geen (absoluut doel)").
+    pub baseline: String,
+    /// Het doel in woorden.
+    pub target: String,
+    /// Waar het doel vandaan komt (bron en regel).
+    pub source: String,
+    pub figures: Vec<IndicatorFigure>,
 }
 
 /// De G4-rapportage.
@@ -118,6 +149,9 @@ pub struct ReportCell {
 #[serde(rename_all = "camelCase")]
 pub struct Report {
     pub cells: Vec<ReportCell>,
+    /// De indicatoren van het pact onder deze telregel, met ijkpunt en doel.
+    #[serde(default)]
+    pub indicators: Vec<ReportIndicator>,
     /// Rijen die de vrager niet uit elke bron mag zien: "niet beschikbaar", nooit 0.
     pub unavailable_rows: Vec<String>,
     /// De gemeenten waarvan de ingezeten leerlingen de noemers vormen.
@@ -190,6 +224,31 @@ fn cells(report: &crate::clock::SuppressedReport) -> Vec<ReportCell> {
         .collect()
 }
 
+fn indicators(report: &crate::clock::SuppressedReport) -> Vec<ReportIndicator> {
+    report
+        .indicator_lines(&report.indicators)
+        .into_iter()
+        .map(|l| ReportIndicator {
+            id: l.indicator.id.clone(),
+            name: l.indicator.name.clone(),
+            baseline: l.indicator.baseline_text(),
+            target: l.indicator.target_text(),
+            source: l.indicator.seed.clone(),
+            figures: l
+                .figures
+                .iter()
+                .enumerate()
+                .map(|(k, &(date, figure))| IndicatorFigure {
+                    date,
+                    figure,
+                    change_percent: l.changes.get(k).copied().flatten(),
+                    target: l.targets.get(k).copied().flatten(),
+                })
+                .collect(),
+        })
+        .collect()
+}
+
 fn row_codes(rows: &[crate::clock::Row]) -> Vec<String> {
     rows.iter().map(|r| r.code().to_owned()).collect()
 }
@@ -243,7 +302,8 @@ pub async fn due_list(
 ///
 /// Het G4-resultatenschema op de peildata, over de eigen signalen en, met een claim, wat de
 /// andere knooppunten daaronder delen; niets onderdrukt (de eigen organisatie). Met
-/// `Accept: text/csv` als CSV met een kopregel.
+/// `Accept: text/csv` als CSV met een kopregel; met `Accept: image/svg+xml` de grafiek van de
+/// hoofdrijen van de regio over de peildata, met de ijkpunten en doelen.
 #[utoipa::path(
     post,
     path = "/reports",
@@ -252,7 +312,7 @@ pub async fn due_list(
     request_body = ReportRequest,
     responses(
         (status = 200, description = "De rapportage.",
-         content((Report = "application/json"), (String = "text/csv"))),
+         content((Report = "application/json"), (String = "text/csv"), (String = "image/svg+xml"))),
         (status = 400, description = "Een veld klopt niet (bijvoorbeeld een onbekende telregel).",
          body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Alleen de eigen organisatie van het knooppunt mag dit.",
@@ -280,10 +340,18 @@ pub async fn report(
             timeout_of(request.timeout_ms),
         )
         .await?;
-    let wants_csv = headers
+    let accept = headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.contains("text/csv"));
+        .unwrap_or_default();
+    if accept.contains("image/svg+xml") {
+        return Ok((
+            [(header::CONTENT_TYPE, "image/svg+xml; charset=utf-8")],
+            g4.report.to_svg(),
+        )
+            .into_response());
+    }
+    let wants_csv = accept.contains("text/csv");
     if wants_csv {
         let csv = g4.report.to_csv().map_err(|e| {
             tracing::error!(error = %e, "report rendering failed");
@@ -295,6 +363,7 @@ pub async fn report(
     }
     Ok(Json(Report {
         cells: cells(&g4.report),
+        indicators: indicators(&g4.report),
         unavailable_rows: row_codes(&g4.report.unavailable),
         denominator_municipalities: g4.report.covered.clone(),
         failures: failures(g4.failures),
@@ -345,5 +414,62 @@ pub async fn counts(
         policy_version: counts.policy_version,
         unavailable_rows: row_codes(&counts.report.unavailable),
         denominator_municipalities: counts.report.covered.clone(),
+    }))
+}
+
+/// Een leerling opzoeken op BSN of onderwijsnummer: het nummer staat alleen in deze body.
+#[derive(Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PupilLookupRequest {
+    /// Het BSN of onderwijsnummer (9 cijfers). Alleen op dit verzoek; nooit in een antwoord.
+    #[serde(default)]
+    #[schema(required = true)]
+    pub pupil_id: String,
+}
+
+impl std::fmt::Debug for PupilLookupRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PupilLookupRequest").finish_non_exhaustive()
+    }
+}
+
+/// Het pseudoniem van de opgezochte leerling.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PupilLookup {
+    pub pupil_pseudonym: String,
+}
+
+/// Een leerling opzoeken.
+///
+/// Het knooppunt berekent het pseudoniem van een BSN of onderwijsnummer (via de
+/// pseudonimiseringsdienst, geblindeerd) voor de eigen organisatie; het nummer wordt niet
+/// bewaard, niet gelogd en niet teruggegeven. Het opzoeken komt in het auditlog met het
+/// pseudoniem en wie er handelt.
+#[utoipa::path(
+    post,
+    path = "/pupil-lookups",
+    operation_id = "lookUpPupil",
+    tag = "klok",
+    request_body = PupilLookupRequest,
+    responses(
+        (status = 200, description = "Het pseudoniem.", body = PupilLookup),
+        (status = 400, description = "Geen geldig BSN of onderwijsnummer.",
+         body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Alleen de eigen organisatie van het knooppunt mag dit.",
+         body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "De pseudonimiseringsdienst is niet bereikbaar.",
+         body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn look_up_pupil(
+    State(state): State<Arc<RestState>>,
+    Authenticated(caller): Authenticated,
+    Json(request): Json<PupilLookupRequest>,
+) -> Result<Json<PupilLookup>, Problem> {
+    let id = zeroize::Zeroizing::new(request.pupil_id);
+    let pseudonym = state.service.pupil_pseudonym(&caller, &id).await?;
+    Ok(Json(PupilLookup {
+        pupil_pseudonym: pseudonym.to_string(),
     }))
 }

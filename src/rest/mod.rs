@@ -98,6 +98,9 @@ fn operations() -> Vec<Operation> {
         ),
         (Method::GET, "/audit/verification", get(audit::verify)),
         (Method::GET, "/audit/entries/{seq}/proof", get(audit::prove)),
+        (Method::POST, "/pupil-lookups", post(clock::look_up_pupil)),
+        (Method::POST, "/cases/search", post(cases::search)),
+        (Method::GET, "/case-meetings", get(cases::meetings)),
     ]
 }
 

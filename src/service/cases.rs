@@ -775,3 +775,153 @@ impl Service {
         .await?
     }
 }
+
+/// The cases and care offers of one pupil held at this node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PupilCases {
+    pub cases: Vec<Case>,
+    /// The offers of cases this node takes part in (none of a declined case).
+    pub offers: Vec<CareOffer>,
+}
+
+/// A seat at a case meeting, as the covenant gives it: who, in which role, on which bases, for
+/// which purposes, seeing which data categories (`(id, name)`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MeetingSeat {
+    pub org_type: String,
+    pub role: String,
+    pub legal_bases: Vec<(String, String)>,
+    pub purposes: Vec<String>,
+    pub data_categories: Vec<(String, String)>,
+}
+
+/// A case meeting of the policy, for the form that opens a case: its purposes, seats and the
+/// parties that may take a seat.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MeetingChoice {
+    pub id: String,
+    pub name: String,
+    /// `(purpose id, text)`.
+    pub purposes: Vec<(String, String)>,
+    /// Whether this node's organisation may lead (open) a case of it.
+    pub may_lead: bool,
+    pub needs_acceptance: bool,
+    pub max_pupils: usize,
+    pub seats: Vec<MeetingSeat>,
+    /// Org types that may record a care offer in it.
+    pub may_record_offer: Vec<String>,
+    /// The covenant's parties with a seat: `Party` and org type.
+    pub parties: Vec<(Party, String)>,
+}
+
+impl Service {
+    /// The cases (open or closed) and the care offers this node holds for one pupil; audited as
+    /// a look at that pupil's data, naming the caller's actor.
+    #[tracing::instrument(name = "service.pupil_cases", skip_all, fields(peer.oin = %caller.org.oin, trace.id = %caller.trace.trace_id))]
+    pub async fn pupil_cases(
+        &self,
+        caller: &Caller,
+        pupil: &crate::ids::Pseudonym,
+    ) -> Result<PupilCases, ServiceError> {
+        self.node.check_own(&caller.org)?;
+        let node = self.node.clone();
+        let wanted = pupil.to_string();
+        let found = tokio::task::spawn_blocking(move || -> Result<PupilCases, cases::CaseError> {
+            let cases = node
+                .cases
+                .list(false)?
+                .into_iter()
+                .filter(|c| c.covers_pupil(&wanted))
+                .collect();
+            let offers = node
+                .cases
+                .clock_offers(|_| false)?
+                .into_iter()
+                .filter(|o| o.pupil == wanted)
+                .collect();
+            Ok(PupilCases { cases, offers })
+        })
+        .await??;
+        let mut e = caller.entry(Action::Query, &self.node.policy_version());
+        e.pupils = vec![pupil.to_string()];
+        e.count = (found.cases.len() + found.offers.len()) as u64;
+        e.reason = "the cases and care offers of one pupil at the own node".into();
+        self.node.record_async(e).await?;
+        Ok(found)
+    }
+
+    /// The case meetings of the policy with what the form that opens a case offers: purposes,
+    /// seats, and the parties that may take them. Only the node's own organisation.
+    pub fn case_meetings(&self, caller: &Caller) -> Result<Vec<MeetingChoice>, ServiceError> {
+        self.node.check_own(&caller.org)?;
+        let policy = self.node.policy.current().ok_or_else(|| {
+            ServiceError::FailedPrecondition("this node has no covenant policy loaded".into())
+        })?;
+        let own_type = policy.party_by_oin(&self.node.own.oin).map(|p| p.org_type);
+        Ok(policy
+            .meetings()
+            .iter()
+            .map(|m| meeting_choice(&policy, m, own_type))
+            .collect())
+    }
+}
+
+fn meeting_choice(
+    policy: &crate::policy::Policy,
+    m: &crate::policy::Meeting,
+    own_type: Option<crate::policy::OrgType>,
+) -> MeetingChoice {
+    let named = |ids: &[String], name: &dyn Fn(&str) -> Option<String>| {
+        ids.iter()
+            .map(|id| (id.clone(), name(id).unwrap_or_else(|| id.clone())))
+            .collect::<Vec<_>>()
+    };
+    let seats = m
+        .participants
+        .iter()
+        .map(|s| MeetingSeat {
+            org_type: s.org_type.code().to_owned(),
+            role: s.role.clone(),
+            legal_bases: named(&s.legal_bases, &|id| {
+                policy
+                    .legal_basis(id)
+                    .map(|b| format!("{} {}", b.law, b.article))
+            }),
+            purposes: s.purposes.clone(),
+            data_categories: named(&s.data_categories, &|id| {
+                policy.data_category(id).map(|d| d.name.clone())
+            }),
+        })
+        .collect();
+    let parties = policy
+        .parties()
+        .iter()
+        .filter(|p| m.has_seat(p.org_type))
+        .map(|p| {
+            (
+                Party {
+                    oin: p.oin.to_string(),
+                    name: p.name.clone(),
+                },
+                p.org_type.code().to_owned(),
+            )
+        })
+        .collect();
+    MeetingChoice {
+        id: m.id.clone(),
+        name: m.name.clone(),
+        purposes: named(&m.purposes, &|id| {
+            policy.purpose(id).map(|p| p.text.clone())
+        }),
+        may_lead: own_type.is_some_and(|t| m.may_lead(t)),
+        needs_acceptance: m.needs_acceptance,
+        max_pupils: m.max_pupils,
+        seats,
+        may_record_offer: m
+            .may_record_offer
+            .iter()
+            .map(|t| t.code().to_owned())
+            .collect(),
+        parties,
+    }
+}

@@ -346,3 +346,35 @@ fn counting_rule<'a>(
         )
     })
 }
+
+impl Service {
+    /// The pseudonym of one pupil id (BSN or onderwijsnummer) that a person of the node's own
+    /// organisation looks up, under the current key version: the id goes to the
+    /// pseudonymisation service blinded and is dropped; the look-up is audited with the
+    /// pseudonym and the caller's actor, never the id.
+    #[tracing::instrument(name = "service.pupil_pseudonym", skip_all, fields(peer.oin = %caller.org.oin, trace.id = %caller.trace.trace_id))]
+    pub async fn pupil_pseudonym(
+        &self,
+        caller: &Caller,
+        pupil_id: &str,
+    ) -> Result<crate::ids::Pseudonym, ServiceError> {
+        self.node.check_own(&caller.org)?;
+        let id = crate::pseudonym::PupilId::parse(pupil_id)
+            .map_err(|e| ServiceError::invalid("pupil_id", format!("pupil_id {e}")))?;
+        let computed = self
+            .node
+            .pseudonymiser
+            .pseudonymise_batch([&id], &caller.trace)
+            .await?
+            .pop()
+            .unwrap_or_default();
+        let pseudonym = crate::ids::Pseudonym::parse_field(&computed, "pupil_pseudonym")
+            .map_err(|e| ServiceError::Internal(e.to_string()))?;
+        let mut e = caller.entry(Action::Query, &self.node.policy_version());
+        e.pupils = vec![pseudonym.to_string()];
+        e.count = 1;
+        e.reason = "one pupil looked up by BSN or onderwijsnummer (pseudonymised)".into();
+        self.node.record_async(e).await?;
+        Ok(pseudonym)
+    }
+}

@@ -72,7 +72,10 @@ async function visit(page, url, name) {
 
 /** The forms the walk sends on a page: [selector of the form, fields to fill, screenshot name]. */
 const FORMS = {
-  '/signaleringslijst': [['form#klok-partners', {}, 'signaleringslijst-partners']],
+  '/signaleringslijst': [
+    ['form#klok-partners', {}, 'signaleringslijst-partners'],
+    ['form#leerling-zoeken', { bsn: BSN }, 'leerling-opgezocht'],
+  ],
   '/navragen': [['form#navragen', { gemeente: 'GM0014' }, 'navragen-antwoord']],
   '/privacy/inzage': [['form#inzage', { bsn: BSN }, 'inzagerapport']],
 };
@@ -81,6 +84,7 @@ const FORMS = {
  * these whose page the menu offers (the FG's console: the BSN form of the access report). */
 const KEYBOARD_FORMS = [
   ['/privacy/inzage', 'bsn', BSN],
+  ['/signaleringslijst', 'bsn', BSN],
   ['/navragen', 'gemeente', 'GM0014'],
 ];
 
@@ -157,6 +161,83 @@ async function keyboardWalk(page, base, links, who) {
   console.log(`  ${who}: keyboard walk reached ${links.length} pages and sent the ${field} form`);
 }
 
+/** The console of a case's participant (its own node): driven only by the case walk. */
+const PARTICIPANT = 'wij';
+/** WIJ Groningen's OIN: the participant Leerplicht asks into the case. */
+const WIJ_OIN = '00000099000000000005';
+
+/** After a form or a link: no BSN in the URL or page, no refusal, axe, a screenshot. */
+async function checkPage(page, name) {
+  if (page.url().includes(BSN)) fail(`${name}: the BSN is in the URL ${page.url()}`);
+  if ((await page.content()).includes(BSN)) fail(`${name}: the page holds the BSN`);
+  const alert = await page.$eval('[role="alert"]', (el) => el.textContent).catch(() => null);
+  if (alert) fail(`${name}: refused: ${alert}`);
+  await axeCheck(page, name);
+  await shoot(page, name);
+}
+
+/** Clicks `selector` and waits for the page it leads to. */
+async function follow(page, selector) {
+  await Promise.all([page.waitForNavigation({ waitUntil: 'load' }), page.click(selector)]);
+}
+
+/** The ids of the forms in the section of case `caseId` on a Casussen page. */
+async function caseForms(page, caseId) {
+  return page.evaluate((id) => {
+    const head = [...document.querySelectorAll('h3')].find((h) => h.textContent.includes(id));
+    return head ? [...head.closest('section').querySelectorAll('form')].map((f) => f.id) : [];
+  }, caseId);
+}
+
+/** A child's page from the due list, a case opened for it at Leerplicht, accepted and given a
+ * care offer at the participant's console (its own node), closed at Leerplicht. */
+async function caseWalk(browser, lp, participant) {
+  const page = await browser.newPage();
+  await page.setViewport({ width: 1280, height: 900 });
+  await page.goto(`${lp}signaleringslijst`, { waitUntil: 'load' });
+  const child = await page.$eval('table a[href^="/leerling/"]', (a) => a.getAttribute('href')).catch(() => null);
+  if (!child) { fail('leerplicht: no child on the due list links to its page'); await page.close(); return; }
+  await follow(page, `table a[href="${child}"]`);
+  await checkPage(page, 'leerplicht-leerling');
+  await follow(page, 'a[href^="/casussen?leerling="]');
+  await page.select('#overleg_doel', 'werkgroep-verdiepend-verzuim:verzuimaanpak');
+  await page.click(`input[name="deelnemer"][value="${WIJ_OIN}"]`);
+  await shoot(page, 'leerplicht-casus-openen');
+  await Promise.all([page.waitForNavigation({ waitUntil: 'load' }), page.$eval('#casus-openen-form', (f) => f.requestSubmit())]);
+  await checkPage(page, 'leerplicht-casus-geopend');
+  const said = await page.$eval('[role="status"]', (el) => el.textContent).catch(() => '');
+  const caseId = (said.match(/case-[0-9a-f]{16}/) || [])[0];
+  if (!caseId) { fail(`leerplicht: no case opened (${said})`); await page.close(); return; }
+  console.log(`  case walk: ${caseId} opened at Leerplicht`);
+
+  await page.goto(`${participant}casussen`, { waitUntil: 'load' });
+  let forms = await caseForms(page, caseId);
+  const decide = forms.find((f) => f.endsWith('-besluit'));
+  if (!decide) { fail(`${PARTICIPANT}: case ${caseId} has no accept form (${forms})`); await page.close(); return; }
+  await follow(page, `#${decide} button[value="accepteren"]`);
+  await checkPage(page, `${PARTICIPANT}-casus-geaccepteerd`);
+  forms = await caseForms(page, caseId);
+  const offer = forms.find((f) => /^zorgaanbod-\d+$/.test(f));
+  if (!offer) { fail(`${PARTICIPANT}: case ${caseId} has no offer form`); await page.close(); return; }
+  const today = new Date().toISOString().slice(0, 10);
+  await page.$eval(`#${offer}-plek`, (el, v) => { el.value = v; }, today);
+  await page.click(`#${offer}-ouders`);
+  await Promise.all([page.waitForNavigation({ waitUntil: 'load' }), page.$eval(`#${offer}`, (f) => f.requestSubmit())]);
+  await checkPage(page, `${PARTICIPANT}-zorgaanbod`);
+  const recorded = await page.$eval('[role="status"]', (el) => el.textContent).catch(() => '');
+  if (!recorded.includes('Zorgaanbod vastgelegd')) fail(`${PARTICIPANT}: the offer was not recorded (${recorded})`);
+
+  await page.goto(`${lp}casussen`, { waitUntil: 'load' });
+  const close = (await caseForms(page, caseId)).find((f) => f.endsWith('-sluiten'));
+  if (!close) { fail(`leerplicht: case ${caseId} has no close form`); await page.close(); return; }
+  await follow(page, `#${close} button`);
+  await checkPage(page, 'leerplicht-casus-gesloten');
+  const closed = await page.$eval('[role="status"]', (el) => el.textContent).catch(() => '');
+  if (!closed.includes('gesloten')) fail(`leerplicht: the case was not closed (${closed})`);
+  console.log(`  case walk: accepted and given an offer at ${PARTICIPANT}, closed at Leerplicht`);
+  await page.close();
+}
+
 async function main() {
   mkdirSync(SHOTS, { recursive: true });
   const { demo, consoles } = await startDemo();
@@ -167,6 +248,7 @@ async function main() {
   });
   try {
     for (const [who, base] of Object.entries(consoles)) {
+      if (who === PARTICIPANT) continue;
       const page = await browser.newPage();
       await page.setViewport({ width: 1280, height: 900 });
       console.log(`console ${who} at ${base}`);
@@ -181,6 +263,8 @@ async function main() {
       await keyboardWalk(page, base, links, who);
       await page.close();
     }
+    if (consoles.leerplicht && consoles[PARTICIPANT]) await caseWalk(browser, consoles.leerplicht, consoles[PARTICIPANT]);
+    else fail(`no console for leerplicht and ${PARTICIPANT}: ${Object.keys(consoles)}`);
   } finally {
     await browser.close();
     demo.kill('SIGINT');
