@@ -897,7 +897,10 @@ async fn all_entries(node: &common::TestNode) -> Vec<pactgate::pb::AuditEntry> {
         .expect("StreamEntries")
         .into_inner();
     let mut out = Vec::new();
-    while let Some(e) = stream.message().await.expect("an entry") {
+    while let Some(message) = stream.message().await.expect("an entry") {
+        let e = message
+            .entry
+            .expect("a StreamEntries message carries its entry");
         // Leave out the FG's own reading of the log.
         if e.action() != pactgate::pb::AuditAction::AuditAccess {
             out.push(e);
