@@ -21,10 +21,14 @@
 //! - [`cases`]: the Casussen page (open cases, `GET /v1/cases`) with the form "Zorgaanbod
 //!   vastleggen" (`POST /v1/cases/{caseId}/offers`).
 //! - [`signals`]: the Signalen page (the organisation's own signals, `GET /v1/signals`).
+//! - [`start`]: Start: the organisation, each peer up or down (`GET /v1/peers`), the newest
+//!   checkpoint and its cosigners, the children on the clock.
+//! - [`evidence`]: the console's own check of proofs, checkpoints and cosignatures.
 
 pub mod cases;
 pub mod csrf;
 pub mod due;
+pub mod evidence;
 pub mod guard;
 pub mod node_api;
 pub mod pages;
@@ -33,6 +37,7 @@ pub mod privacy;
 pub mod query;
 pub mod report;
 pub mod signals;
+pub mod start;
 
 use crate::identity::Organisation;
 use crate::limits::{Gate, Limits};

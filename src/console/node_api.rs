@@ -159,4 +159,25 @@ impl NodeApi {
             .await?
             .1)
     }
+
+    /// POST `body` as JSON to `path` as `actor`, accepting `accept`: the answer's content type
+    /// and bytes as the node sent them (a download).
+    pub async fn post_download<B: Serialize>(
+        &self,
+        path: &str,
+        actor: &str,
+        body: &B,
+        accept: &str,
+    ) -> Result<(String, Vec<u8>), NodeApiError> {
+        let json = Self::encode(path, body)?;
+        let (headers, bytes) = self
+            .send(http::Method::POST, path, actor, (Some(json), accept))
+            .await?;
+        let content_type = headers
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("application/octet-stream")
+            .to_owned();
+        Ok((content_type, bytes))
+    }
 }

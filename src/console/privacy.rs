@@ -1,17 +1,28 @@
 //! The FG's Privacy pages: the node's audit log with filters and paging
-//! (`POST /v1/audit/entries/search`), "verify the whole log" with the witnesses
-//! (`GET /v1/audit/verification`) and the access report for a BSN (`POST /v1/audit/access-reports`,
-//! a CSRF form; the BSN goes only into that body and is never shown, logged or kept).
+//! (`POST /v1/audit/entries/search`), an entry's detail with its inclusion proof checked here
+//! against the newest cosigned checkpoint (`GET /v1/audit/entries/{seq}/proof`), "verify the whole
+//! log" with the witnesses' checkpoints (`GET /v1/audit/verification`,
+//! `GET /v1/audit/checkpoints/latest`), the covenant matrix (`GET /v1/covenant/matrix`), the
+//! export as a download (`POST /v1/audit/exports`, a CSRF form) and the access report for a BSN
+//! (`POST /v1/audit/access-reports`, a CSRF form; the BSN goes only into that body and is never
+//! shown, logged or kept).
 
+use super::evidence::{check_proof, check_witnesses, Check, WitnessView};
 use super::pages::{check_form, render, FormKey, Layout};
 use super::person::Person;
+use super::start::witness_label;
 use super::Console;
 use crate::rest::audit::{
     AccessReport, AccessReportRequest, AuditDecision, AuditEntry, AuditFilter, EntryPage,
     EntrySearch, Verification,
 };
+use crate::rest::audit::{CheckpointStatus, EntryProof, ExportFormat, ExportRequest};
+use crate::rest::covenant::{CovenantMatrix, MatrixMeeting};
+use crate::rest::peers::PeerList;
 use askama::Template;
+use axum::extract::Path;
 use axum::extract::{Query, State};
+use axum::http::header;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::{Extension, Form};
@@ -138,23 +149,57 @@ pub async fn log(
     }
 }
 
+/// The witnesses' checkpoints as the Controle page shows them, checked here.
+pub struct WitnessesView {
+    /// The newest checkpoint's signature.
+    pub signed: Check,
+    pub size: u64,
+    pub root_hash: String,
+    /// Per witness, named by its peer where known.
+    pub rows: Vec<(String, WitnessView)>,
+}
+
 #[derive(Template)]
 #[template(path = "console/controle.html")]
 struct VerifyPage {
     layout: Layout,
     verification: Option<Verification>,
+    witnesses: Result<WitnessesView, String>,
     problem: Option<String>,
 }
 
-/// `GET /privacy/controle`: verify the whole log, with the witnesses.
+fn witnesses_view(status: &CheckpointStatus, peers: Option<&PeerList>) -> WitnessesView {
+    let (signed, views) = check_witnesses(status);
+    WitnessesView {
+        signed,
+        size: status.checkpoint.size,
+        root_hash: status.checkpoint.root_hash.clone(),
+        rows: views
+            .into_iter()
+            .map(|v| {
+                let name =
+                    peers.map_or_else(|| v.witness.clone(), |p| witness_label(&v.witness, p));
+                (name, v)
+            })
+            .collect(),
+    }
+}
+
+/// `GET /privacy/controle`: the node verifies the whole log with the witnesses; the console
+/// checks per witness its newest cosigned checkpoint and that the log extends it.
 pub async fn verify(
     State(console): State<Arc<Console>>,
     Extension(person): Extension<Person>,
 ) -> Response {
-    let answer = console
-        .node
-        .get::<Verification>("/v1/audit/verification", &person.name)
-        .await;
+    let node = &console.node;
+    let (answer, status, peers) = tokio::join!(
+        node.get::<Verification>("/v1/audit/verification", &person.name),
+        node.get::<CheckpointStatus>("/v1/audit/checkpoints/latest", &person.name),
+        node.get::<PeerList>("/v1/peers", &person.name),
+    );
+    let witnesses = status
+        .map(|s| witnesses_view(&s, peers.as_ref().ok()))
+        .map_err(|e| e.to_string());
     let layout = Layout::new(&console, "Controle van het auditlog", "controle", &person);
     let (status, page) = match answer {
         Ok(v) => (
@@ -162,6 +207,7 @@ pub async fn verify(
             VerifyPage {
                 layout,
                 verification: Some(v),
+                witnesses,
                 problem: None,
             },
         ),
@@ -170,6 +216,7 @@ pub async fn verify(
             VerifyPage {
                 layout,
                 verification: None,
+                witnesses,
                 problem: Some(e.to_string()),
             },
         ),
@@ -258,6 +305,511 @@ pub async fn access_report(
             render(StatusCode::OK, &page)
         }
         Err(e) => {
+            page.problem = Some(e.to_string());
+            render(StatusCode::BAD_GATEWAY, &page)
+        }
+    }
+}
+
+/// The covenant matrix page.
+pub const MATRIX: &str = "/privacy/matrix";
+
+/// A seat of a case meeting as the matrix shows it: ids resolved to their Dutch text.
+pub struct SeatView {
+    pub who: String,
+    pub bases: Vec<String>,
+    pub purposes: Vec<String>,
+    pub categories: Vec<String>,
+}
+
+/// A case meeting as the matrix shows it.
+pub struct MeetingView {
+    pub id: String,
+    pub name: String,
+    pub description: String,
+    pub purposes: Vec<String>,
+    pub seats: Vec<SeatView>,
+    pub rules: Vec<String>,
+}
+
+/// A routine flow as the matrix shows it.
+pub struct FlowView {
+    pub name: String,
+    pub from_to: String,
+    pub role: String,
+    pub bases: Vec<String>,
+    pub purpose: String,
+    pub categories: Vec<String>,
+    pub scope: &'static str,
+}
+
+/// The matrix with every id resolved.
+pub struct MatrixView {
+    pub name: String,
+    pub description: String,
+    pub text_version: String,
+    pub policy_version: String,
+    pub meetings: Vec<MeetingView>,
+    pub flows: Vec<FlowView>,
+    pub bases: Vec<(String, String, String, &'static str)>,
+    pub categories: Vec<(String, String, String)>,
+}
+
+fn resolve(ids: &[String], text: impl Fn(&str) -> Option<String>) -> Vec<String> {
+    ids.iter()
+        .map(|id| text(id).unwrap_or_else(|| id.clone()))
+        .collect()
+}
+
+fn scope_text(code: &str) -> &'static str {
+    match code {
+        "residents" => "alleen leerlingen die in de gemeente(n) van de ontvanger wonen",
+        "schools" => "alleen leerlingen van de scholen van de ontvanger",
+        "own" => "het eigen bereik van de ontvanger (inwoners of scholen)",
+        _ => "NIET BEPERKT: de ontvanger ziet elke leerling",
+    }
+}
+
+impl MatrixView {
+    fn from(m: &CovenantMatrix) -> Self {
+        let basis = |id: &str| {
+            m.legal_bases
+                .iter()
+                .find(|b| b.id == id)
+                .map(|b| format!("{} {}", b.law, b.article))
+        };
+        let purpose = |id: &str| {
+            m.purposes
+                .iter()
+                .find(|p| p.id == id)
+                .map(|p| p.text.clone())
+        };
+        let category = |id: &str| {
+            m.data_categories.iter().find(|d| d.id == id).map(|d| {
+                let special = if d.special { " (bijzonder)" } else { "" };
+                format!("{}{special}", d.name)
+            })
+        };
+        let meetings = m
+            .meetings
+            .iter()
+            .map(|meeting| MeetingView {
+                id: meeting.id.clone(),
+                name: meeting.name.clone(),
+                description: meeting.description.clone(),
+                purposes: resolve(&meeting.purposes, purpose),
+                seats: meeting
+                    .participants
+                    .iter()
+                    .map(|s| SeatView {
+                        who: format!("{} ({})", s.org_type_name, s.role),
+                        bases: resolve(&s.legal_bases, basis),
+                        purposes: resolve(&s.purposes, purpose),
+                        categories: resolve(&s.data_categories, category),
+                    })
+                    .collect(),
+                rules: meeting_rules(meeting),
+            })
+            .collect();
+        let flows = m
+            .routine_flows
+            .iter()
+            .map(|f| FlowView {
+                name: f.name.clone(),
+                from_to: format!("{} naar {}", f.from.join(", "), f.to.join(", ")),
+                role: f.role.clone(),
+                bases: resolve(&f.legal_bases, basis),
+                purpose: purpose(&f.purpose).unwrap_or_else(|| f.purpose.clone()),
+                categories: resolve(&f.data_categories, category),
+                scope: scope_text(&f.scope),
+            })
+            .collect();
+        Self {
+            name: m.name.clone(),
+            description: m.description.clone(),
+            text_version: m.text_version.clone(),
+            policy_version: m.policy_version.clone(),
+            meetings,
+            flows,
+            bases: m
+                .legal_bases
+                .iter()
+                .map(|b| {
+                    (
+                        format!("{} {}", b.law, b.article),
+                        b.text.clone(),
+                        b.source.clone(),
+                        if b.verified { "ja" } else { "nee" },
+                    )
+                })
+                .collect(),
+            categories: m
+                .data_categories
+                .iter()
+                .map(|d| {
+                    let special = if d.special {
+                        " Bijzonder persoonsgegeven (AVG art. 9)."
+                    } else {
+                        ""
+                    };
+                    (
+                        d.name.clone(),
+                        format!("signalen {}{special}", d.signal_categories.join(", ")),
+                        d.fields.join(", "),
+                    )
+                })
+                .collect(),
+        }
+    }
+}
+
+/// The case rules of a meeting, in plain Dutch.
+fn meeting_rules(m: &MatrixMeeting) -> Vec<String> {
+    let mut rules = vec![
+        format!(
+            "Alleen een {} mag een casus openen en de regie voeren.",
+            m.lead.join(" of ")
+        ),
+        format!(
+            "Hoogstens {} leerlingen per casus (een kind en eventueel broers en zussen).",
+            m.max_pupils
+        ),
+    ];
+    rules.push(if m.needs_acceptance {
+        "Elke deelnemer accepteert een gedeelde casus eerst zelf; tot dan geeft de casus bij haar niets vrij.".into()
+    } else {
+        "Geen acceptatie nodig: een gedeelde casus geeft direct toegang.".into()
+    });
+    rules.push(if m.may_record_offer.is_empty() {
+        "Niemand in de casus legt een zorgaanbod vast; dat doet de organisatie die het signaal heeft.".into()
+    } else {
+        format!(
+            "Een {} in de casus mag een zorgaanbod vastleggen.",
+            m.may_record_offer.join(" of ")
+        )
+    });
+    rules
+}
+
+#[derive(Template)]
+#[template(path = "console/matrix.html")]
+struct MatrixPage {
+    layout: Layout,
+    matrix: Option<MatrixView>,
+    problem: Option<String>,
+}
+
+/// `GET /privacy/matrix`: the covenant's matrix (Bijlage 3), printable.
+pub async fn matrix(
+    State(console): State<Arc<Console>>,
+    Extension(person): Extension<Person>,
+) -> Response {
+    let answer = console
+        .node
+        .get::<CovenantMatrix>("/v1/covenant/matrix", &person.name)
+        .await;
+    let mut page = MatrixPage {
+        layout: Layout::new(&console, "Convenantmatrix", "matrix", &person),
+        matrix: None,
+        problem: None,
+    };
+    match answer {
+        Ok(m) => {
+            page.matrix = Some(MatrixView::from(&m));
+            render(StatusCode::OK, &page)
+        }
+        Err(e) => {
+            page.problem = Some(e.to_string());
+            render(StatusCode::BAD_GATEWAY, &page)
+        }
+    }
+}
+
+/// One field of an entry's detail.
+pub struct Field {
+    pub label: &'static str,
+    pub value: String,
+}
+
+/// An entry's fields in Dutch, as its canonical bytes give them.
+fn fields_of(e: &AuditEntry) -> Vec<Field> {
+    let row = Row::from(e);
+    let list = |items: &[String]| {
+        if items.is_empty() {
+            "geen".to_owned()
+        } else {
+            items.join(", ")
+        }
+    };
+    [
+        ("Volgnummer", e.seq.to_string()),
+        ("Tijd (UTC)", row.time),
+        ("Wie", row.who),
+        ("Organisatie (OIN)", e.actor_oin.clone()),
+        ("Handeling", e.action.clone()),
+        ("Routinestroom", e.routine_flow.clone()),
+        ("Casusoverleg", e.meeting_type.clone()),
+        ("Casus", e.case_id.clone()),
+        ("Verwerkingsactiviteit", e.processing_activity.clone()),
+        ("Doel", e.purpose.clone()),
+        ("Grondslag", e.legal_basis.clone()),
+        ("Leerlingen (pseudoniem)", list(&e.pupil_pseudonyms)),
+        ("Gegevenscategorieën", list(&e.data_categories)),
+        ("Besluit", row.decision.to_owned()),
+        ("Reden", e.reason.clone()),
+        ("Beleidsversie", e.policy_version.clone()),
+        ("Aantal", e.count.to_string()),
+        ("Trace", e.trace_id.clone()),
+    ]
+    .into_iter()
+    .filter(|(_, value)| !value.is_empty())
+    .map(|(label, value)| Field { label, value })
+    .collect()
+}
+
+/// What the entry page shows of the proof.
+pub struct ProofView {
+    pub fields: Vec<Field>,
+    pub leaf_hash: String,
+    pub path: Vec<String>,
+    pub origin: String,
+    pub size: u64,
+    pub root_hash: String,
+    pub note: String,
+    pub cosigners: Vec<String>,
+    pub checks: Vec<Check>,
+    pub ok: bool,
+}
+
+#[derive(Template)]
+#[template(path = "console/regel.html")]
+struct EntryDetailPage {
+    layout: Layout,
+    seq: u64,
+    proof: Option<ProofView>,
+    problem: Option<String>,
+}
+
+fn proof_view(
+    proof: &EntryProof,
+    keys: Option<&CheckpointStatus>,
+    peers: Option<&PeerList>,
+) -> ProofView {
+    let (mut checks, decoded) = check_proof(proof, keys);
+    // What is shown is what the bytes say; the node's JSON must say the same.
+    let shown = decoded.as_ref().map(crate::rest::audit::entry);
+    let same = shown
+        .as_ref()
+        .is_some_and(|s| serde_json::to_value(s).ok() == serde_json::to_value(&proof.entry).ok());
+    if !same {
+        checks.push(Check {
+            what: "Regel zoals de node hem toont".into(),
+            ok: false,
+            detail: "de node toont de regel anders dan zijn bytes zeggen".into(),
+        });
+    }
+    let label = |w: &String| peers.map_or_else(|| w.clone(), |p| witness_label(w, p));
+    ProofView {
+        fields: fields_of(shown.as_ref().unwrap_or(&proof.entry)),
+        leaf_hash: proof.leaf_hash.clone(),
+        path: proof.path.clone(),
+        origin: proof.checkpoint.origin.clone(),
+        size: proof.checkpoint.size,
+        root_hash: proof.checkpoint.root_hash.clone(),
+        note: proof.checkpoint.note.clone(),
+        cosigners: proof.checkpoint.witnesses.iter().map(label).collect(),
+        ok: checks.iter().all(|c| c.ok),
+        checks,
+    }
+}
+
+/// `GET /privacy/auditlog/{seq}`: one entry with its inclusion proof, checked here against the
+/// newest cosigned checkpoint with the audit module's own verification.
+pub async fn entry(
+    State(console): State<Arc<Console>>,
+    Extension(person): Extension<Person>,
+    Path(seq): Path<u64>,
+) -> Response {
+    let node = &console.node;
+    let path = format!("/v1/audit/entries/{seq}/proof");
+    let (proof, keys, peers) = tokio::join!(
+        node.get::<EntryProof>(&path, &person.name),
+        node.get::<CheckpointStatus>("/v1/audit/checkpoints/latest", &person.name),
+        node.get::<PeerList>("/v1/peers", &person.name),
+    );
+    let mut page = EntryDetailPage {
+        layout: Layout::new(
+            &console,
+            &format!("Regel {seq} van het auditlog"),
+            "auditlog",
+            &person,
+        ),
+        seq,
+        proof: None,
+        problem: None,
+    };
+    match proof {
+        Ok(proof) => {
+            page.proof = Some(proof_view(&proof, keys.as_ref().ok(), peers.as_ref().ok()));
+            render(StatusCode::OK, &page)
+        }
+        Err(e) => {
+            page.problem = Some(e.to_string());
+            render(StatusCode::BAD_GATEWAY, &page)
+        }
+    }
+}
+
+/// Where the export form posts.
+pub const EXPORT: &str = "/privacy/exporteren";
+
+/// The export form, as sent (and shown again).
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+pub struct ExportForm {
+    pub csrf: String,
+    pub formaat: String,
+    pub besluit: String,
+    pub organisatie: String,
+    pub doel: String,
+    pub van: String,
+    pub tot: String,
+}
+
+#[derive(Template)]
+#[template(path = "console/exporteren.html")]
+struct ExportPage {
+    layout: Layout,
+    csrf: String,
+    form: ExportForm,
+    problem: Option<String>,
+}
+
+fn export_page(console: &Console, person: &Person, key: &FormKey, form: ExportForm) -> ExportPage {
+    ExportPage {
+        layout: Layout::new(console, "Auditlog exporteren", "exporteren", person),
+        csrf: key.token(console, person, EXPORT),
+        form,
+        problem: None,
+    }
+}
+
+/// The start (UTC) of the day `days` after `date` (jjjj-mm-dd, as a date field sends it);
+/// empty: none.
+fn day_start(
+    field: &str,
+    date: &str,
+    days: u64,
+) -> Result<Option<chrono::DateTime<chrono::Utc>>, String> {
+    let date = date.trim();
+    if date.is_empty() {
+        return Ok(None);
+    }
+    let day = chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d")
+        .map_err(|_| format!("{field}: {date} is geen datum (jjjj-mm-dd)"))?;
+    Ok((day + chrono::Days::new(days))
+        .and_hms_opt(0, 0, 0)
+        .map(|t| t.and_utc()))
+}
+
+impl ExportForm {
+    /// The node's export request, or which field is wrong.
+    fn request(&self) -> Result<(ExportRequest, &'static str), String> {
+        let (format, extension) = match self.formaat.as_str() {
+            "CSV" => (ExportFormat::Csv, "csv"),
+            "JSON_LINES" => (ExportFormat::JsonLines, "jsonl"),
+            "LDV" => (ExportFormat::Ldv, "ldv.jsonl"),
+            other => return Err(format!("formaat: {other} is geen exportformaat")),
+        };
+        let decision = match self.besluit.as_str() {
+            "" => None,
+            "ALLOW" => Some(AuditDecision::Allow),
+            "DENY" => Some(AuditDecision::Deny),
+            other => return Err(format!("besluit: {other} is geen besluit")),
+        };
+        let oin = self.organisatie.trim();
+        if !oin.is_empty() && !crate::pseudonym::is_oin(oin) {
+            return Err("organisatie: een OIN heeft 20 cijfers".into());
+        }
+        let purpose = self.doel.trim();
+        if crate::pseudonym::looks_like_id(purpose) {
+            return Err("doel: bevat een nummer dat van een leerling kan zijn".into());
+        }
+        let filter = AuditFilter {
+            decision,
+            actor_oin: (!oin.is_empty()).then(|| oin.to_owned()),
+            purpose: (!purpose.is_empty()).then(|| purpose.to_owned()),
+            from: day_start("van", &self.van, 0)?,
+            // "tot en met" the day: the node's `until` is exclusive.
+            until: day_start("tot", &self.tot, 1)?,
+            ..AuditFilter::default()
+        };
+        Ok((ExportRequest { format, filter }, extension))
+    }
+}
+
+/// `GET /privacy/exporteren`: the form.
+pub async fn export_form(
+    State(console): State<Arc<Console>>,
+    Extension(person): Extension<Person>,
+    Extension(key): Extension<FormKey>,
+) -> Response {
+    let form = ExportForm {
+        formaat: "CSV".into(),
+        ..ExportForm::default()
+    };
+    render(StatusCode::OK, &export_page(&console, &person, &key, form))
+}
+
+/// `POST /privacy/exporteren`: after the CSRF check, the node's export as a file download.
+pub async fn export(
+    State(console): State<Arc<Console>>,
+    Extension(person): Extension<Person>,
+    Extension(key): Extension<FormKey>,
+    headers: HeaderMap,
+    Form(form): Form<ExportForm>,
+) -> Response {
+    use axum::response::IntoResponse as _;
+    if let Err(refused) = check_form(&console, &headers, &person, EXPORT, &form.csrf) {
+        return *refused;
+    }
+    let (request, extension) = match form.request() {
+        Ok(request) => request,
+        Err(problem) => {
+            let mut page = export_page(&console, &person, &key, form);
+            page.problem = Some(problem);
+            return render(StatusCode::BAD_REQUEST, &page);
+        }
+    };
+    let accept = match request.format {
+        ExportFormat::Csv => "text/csv",
+        _ => "application/x-ndjson",
+    };
+    let answer = console
+        .node
+        .post_download("/v1/audit/exports", &person.name, &request, accept)
+        .await;
+    match answer {
+        Ok((content_type, bytes)) => {
+            let name = format!(
+                "auditlog-{}-{}.{extension}",
+                console.own.oin,
+                chrono::Utc::now().format("%Y%m%d-%H%M%S")
+            );
+            (
+                [
+                    (header::CONTENT_TYPE, content_type),
+                    (
+                        header::CONTENT_DISPOSITION,
+                        format!("attachment; filename=\"{name}\""),
+                    ),
+                ],
+                bytes,
+            )
+                .into_response()
+        }
+        Err(e) => {
+            let mut page = export_page(&console, &person, &key, form);
             page.problem = Some(e.to_string());
             render(StatusCode::BAD_GATEWAY, &page)
         }

@@ -199,7 +199,8 @@ fn code<T: Serialize>(value: T) -> String {
         .unwrap_or_default()
 }
 
-fn entry(e: &audit::Entry) -> AuditEntry {
+/// An audit entry as the API shows it.
+pub fn entry(e: &audit::Entry) -> AuditEntry {
     AuditEntry {
         seq: e.seq,
         time: e.time,
