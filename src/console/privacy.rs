@@ -609,6 +609,11 @@ fn proof_view(
         });
     }
     let label = |w: &String| peers.map_or_else(|| w.clone(), |p| witness_label(w, p));
+    for check in &mut checks {
+        if let Some(witness) = check.what.strip_prefix("Getuige ") {
+            check.what = format!("Getuige {}", label(&witness.to_owned()));
+        }
+    }
     ProofView {
         fields: fields_of(shown.as_ref().unwrap_or(&proof.entry)),
         leaf_hash: proof.leaf_hash.clone(),
@@ -616,7 +621,14 @@ fn proof_view(
         origin: proof.checkpoint.origin.clone(),
         size: proof.checkpoint.size,
         root_hash: proof.checkpoint.root_hash.clone(),
-        note: proof.checkpoint.note.clone(),
+        // The note with the witnesses' cosignature lines, as a cosigned note reads.
+        note: proof
+            .checkpoint
+            .cosignatures
+            .iter()
+            .fold(proof.checkpoint.note.clone(), |note, line| {
+                format!("{note}{}\n", line.trim_end())
+            }),
         cosigners: proof.checkpoint.witnesses.iter().map(label).collect(),
         ok: checks.iter().all(|c| c.ok),
         checks,
