@@ -1015,7 +1015,7 @@ async fn the_controle_page_shows_each_witnesss_checkpoint_and_that_the_log_exten
         .nth(1)
         .and_then(|r| r.split("</tr>").next())
         .unwrap();
-    assert!(row.contains("klopt: medeondertekend op"), "{row}");
+    assert!(row.contains("klopt met haar sleutel"), "{row}");
     assert!(row.contains("ja: het log van"), "{row}");
     assert!(
         !html.contains("KLOPT NIET") && !html.contains("NEE:"),

@@ -116,9 +116,9 @@ pub fn check_proof(
     checks.push(Check::new(
         "De regel",
         match &entry {
-            Some(e) if e.seq == proof.entry.seq => Ok(
-                "de canonieke bytes zijn deze regel (hieronder zoals de bytes hem geven)".into(),
-            ),
+            Some(e) if e.seq == proof.entry.seq => {
+                Ok("de canonieke bytes zijn deze regel, zoals hierboven getoond".into())
+            }
             Some(e) => Err(format!(
                 "de bytes zijn regel {}, niet {}",
                 e.seq, proof.entry.seq

@@ -804,8 +804,7 @@ pub async fn export(
     match answer {
         Ok((content_type, bytes)) => {
             let name = format!(
-                "auditlog-{}-{}.{extension}",
-                console.own.oin,
+                "auditlog-{}.{extension}",
                 chrono::Utc::now().format("%Y%m%d-%H%M%S")
             );
             (

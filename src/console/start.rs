@@ -130,9 +130,9 @@ pub async fn page(
                         address: p.address,
                         up: p.up,
                         status: if p.up {
-                            format!("bereikbaar ({} ms)", p.millis)
+                            format!("antwoordde in {} ms", p.millis)
                         } else {
-                            format!("niet bereikbaar: {}", p.status)
+                            p.status
                         },
                     })
                     .collect()
