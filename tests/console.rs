@@ -787,6 +787,16 @@ async fn fg_console(node: &common::TestNode) -> TestConsole {
     TestConsole::start(setup).await
 }
 
+/// The leerplichtambtenaar's console at `node`.
+async fn own_console(node: &common::TestNode) -> TestConsole {
+    TestConsole::start(workstation(
+        "leerplicht",
+        &node.addr().to_string(),
+        Some(PERSON),
+    ))
+    .await
+}
+
 async fn page(console: &TestConsole, path: &str) -> (StatusCode, String) {
     let answer = plain_client().get(console.url(path)).send().await.unwrap();
     (answer.status(), answer.text().await.unwrap())
@@ -848,14 +858,7 @@ async fn the_matrix_page_shows_bijlage_3_in_dutch_printably_and_only_to_the_cove
     assert!(html.contains("Leerplichtwet 1969"), "{html}");
     assert!(html.contains("Verzuim en thuiszitten"), "{html}");
     assert!(html.contains("Gegevens die de deelnemer ziet"));
-    let css = plain_client()
-        .get(console.url("/console.css"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let (_, css) = page(&console, "/console.css").await;
     assert!(
         css.contains(".niet-afdrukken { display: none; }"),
         "print CSS"
@@ -979,12 +982,7 @@ async fn an_entrys_page_checks_its_inclusion_proof_against_the_cosigned_checkpoi
     assert!(!inclusion.ok, "{inclusion:?}");
 
     // Not an FG: the node refuses the proof, the page says so.
-    let own = TestConsole::start(workstation(
-        "leerplicht",
-        &node.addr().to_string(),
-        Some(PERSON),
-    ))
-    .await;
+    let own = own_console(node).await;
     let (status, html) = page(&own, "/privacy/auditlog/1").await;
     assert_eq!(status, StatusCode::BAD_GATEWAY);
     assert!(
@@ -1033,12 +1031,7 @@ async fn the_controle_page_shows_each_witnesss_checkpoint_and_that_the_log_exten
 async fn the_export_form_needs_its_csrf_token_and_downloads_the_filtered_log() {
     let node = common::TestNode::start("leerplicht").await;
     // A refused request: a DENY entry in the log (the organisation itself is not its FG).
-    let own = TestConsole::start(workstation(
-        "leerplicht",
-        &node.addr().to_string(),
-        Some(PERSON),
-    ))
-    .await;
+    let own = own_console(&node).await;
     let (status, _) = page(&own, "/privacy/auditlog").await;
     assert_eq!(status, StatusCode::BAD_GATEWAY);
     own.stop().await;
@@ -1144,12 +1137,7 @@ async fn the_start_page_shows_each_peer_up_or_down_the_newest_checkpoint_and_the
         common::push(&mut intake, records).await.unwrap().accepted,
         2
     );
-    let console = TestConsole::start(workstation(
-        "leerplicht",
-        &node.addr().to_string(),
-        Some(PERSON),
-    ))
-    .await;
+    let console = own_console(node).await;
     let html = page_once_it_holds(&console, "/", "Medeondertekend door</dt><dd>swv-vo").await;
     let row = |name: &str| {
         html.split(&format!("<th scope=\"row\">{name}</th>"))
