@@ -640,8 +640,20 @@ fn proof_view(
 pub async fn entry(
     State(console): State<Arc<Console>>,
     Extension(person): Extension<Person>,
-    Path(seq): Path<u64>,
+    Path(seq): Path<String>,
 ) -> Response {
+    // A sequence number, never text that could be a pupil's number (nor echoed if it is none).
+    let Some(seq) = seq
+        .parse::<u64>()
+        .ok()
+        .filter(|_| !crate::pseudonym::looks_like_id(&seq))
+    else {
+        return super::pages::refusal(
+            StatusCode::NOT_FOUND,
+            "Regel niet gevonden",
+            "Dit is geen volgnummer van een regel. Kies een regel in het auditlog.",
+        );
+    };
     let node = &console.node;
     let path = format!("/v1/audit/entries/{seq}/proof");
     let (proof, keys, peers) = tokio::join!(
@@ -706,19 +718,23 @@ fn export_page(console: &Console, person: &Person, key: &FormKey, form: ExportFo
     }
 }
 
+/// A field of the export form that is wrong: its name and why (never its value, which could be
+/// anything a person typed, a pupil's number too).
+type FieldError = (&'static str, &'static str);
+
 /// The start (UTC) of the day `days` after `date` (jjjj-mm-dd, as a date field sends it);
 /// empty: none.
 fn day_start(
-    field: &str,
+    field: &'static str,
     date: &str,
     days: u64,
-) -> Result<Option<chrono::DateTime<chrono::Utc>>, String> {
+) -> Result<Option<chrono::DateTime<chrono::Utc>>, FieldError> {
     let date = date.trim();
     if date.is_empty() {
         return Ok(None);
     }
     let day = chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d")
-        .map_err(|_| format!("{field}: {date} is geen datum (jjjj-mm-dd)"))?;
+        .map_err(|_| (field, "geen datum (jjjj-mm-dd)"))?;
     Ok((day + chrono::Days::new(days))
         .and_hms_opt(0, 0, 0)
         .map(|t| t.and_utc()))
@@ -726,26 +742,26 @@ fn day_start(
 
 impl ExportForm {
     /// The node's export request, or which field is wrong.
-    fn request(&self) -> Result<(ExportRequest, &'static str), String> {
+    fn request(&self) -> Result<(ExportRequest, &'static str), FieldError> {
         let (format, extension) = match self.formaat.as_str() {
             "CSV" => (ExportFormat::Csv, "csv"),
             "JSON_LINES" => (ExportFormat::JsonLines, "jsonl"),
             "LDV" => (ExportFormat::Ldv, "ldv.jsonl"),
-            other => return Err(format!("formaat: {other} is geen exportformaat")),
+            _ => return Err(("formaat", "geen exportformaat")),
         };
         let decision = match self.besluit.as_str() {
             "" => None,
             "ALLOW" => Some(AuditDecision::Allow),
             "DENY" => Some(AuditDecision::Deny),
-            other => return Err(format!("besluit: {other} is geen besluit")),
+            _ => return Err(("besluit", "geen besluit")),
         };
         let oin = self.organisatie.trim();
         if !oin.is_empty() && !crate::pseudonym::is_oin(oin) {
-            return Err("organisatie: een OIN heeft 20 cijfers".into());
+            return Err(("organisatie", "een OIN heeft 20 cijfers"));
         }
         let purpose = self.doel.trim();
         if crate::pseudonym::looks_like_id(purpose) {
-            return Err("doel: bevat een nummer dat van een leerling kan zijn".into());
+            return Err(("doel", "bevat een nummer dat van een leerling kan zijn"));
         }
         let filter = AuditFilter {
             decision,
@@ -757,6 +773,19 @@ impl ExportForm {
             ..AuditFilter::default()
         };
         Ok((ExportRequest { format, filter }, extension))
+    }
+
+    /// The form shown again without the value of `field`, which was wrong.
+    fn without(mut self, field: &str) -> Self {
+        match field {
+            "formaat" => self.formaat.clear(),
+            "besluit" => self.besluit.clear(),
+            "organisatie" => self.organisatie.clear(),
+            "doel" => self.doel.clear(),
+            "van" => self.van.clear(),
+            _ => self.tot.clear(),
+        }
+        self
     }
 }
 
@@ -787,9 +816,9 @@ pub async fn export(
     }
     let (request, extension) = match form.request() {
         Ok(request) => request,
-        Err(problem) => {
-            let mut page = export_page(&console, &person, &key, form);
-            page.problem = Some(problem);
+        Err((field, problem)) => {
+            let mut page = export_page(&console, &person, &key, form.without(field));
+            page.problem = Some(format!("{field}: {problem}"));
             return render(StatusCode::BAD_REQUEST, &page);
         }
     };
