@@ -221,7 +221,7 @@ pub fn router(console: Arc<Console>) -> Router {
             axum::routing::post(super::cases::record_offer),
         )
         // The FG's pages of issue 13: the matrix, an entry's proof, the export.
-        .route(super::privacy::MATRIX, get(super::privacy::matrix))
+        .route(super::matrix::PAGE, get(super::matrix::page))
         .route("/privacy/auditlog/{seq}", get(super::privacy::entry))
         .route(
             super::privacy::EXPORT,
