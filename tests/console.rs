@@ -1310,3 +1310,419 @@ async fn the_childs_page_and_the_case_forms_refuse_who_is_not_a_person_of_the_or
         "a log line holds the BSN"
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// The FG's pages of issue 13 and the Start page: matrix, an entry's proof, the witnesses,
+// export, peers and checkpoint.
+// ---------------------------------------------------------------------------------------------
+
+const FG_PERSON: &str = "J. de Vries, functionaris gegevensbescherming";
+
+/// The gemeente FG's console at `node`.
+async fn fg_console(node: &common::TestNode) -> TestConsole {
+    let mut setup = workstation("fg", &node.addr().to_string(), Some(FG_PERSON));
+    setup.fg = true;
+    TestConsole::start(setup).await
+}
+
+/// The leerplichtambtenaar's console at `node`.
+async fn own_console(node: &common::TestNode) -> TestConsole {
+    TestConsole::start(workstation(
+        "leerplicht",
+        &node.addr().to_string(),
+        Some(PERSON),
+    ))
+    .await
+}
+
+async fn page(console: &TestConsole, path: &str) -> (StatusCode, String) {
+    let answer = plain_client().get(console.url(path)).send().await.unwrap();
+    (answer.status(), answer.text().await.unwrap())
+}
+
+/// The reasons of the audit entries naming `actor` at `node`.
+async fn reasons_naming(node: &common::TestNode, actor: &str) -> Vec<String> {
+    entries_naming(node, actor)
+        .await
+        .into_iter()
+        .map(|e| e.reason)
+        .collect()
+}
+
+/// Leerplicht and the SWV VO witnessing each other, checkpoints every 200 ms; one pushed signal.
+async fn witnessed_pair(seed: u64) -> (common::Federation, String) {
+    let fed = common::Federation::start_tuned(
+        &["leerplicht", "swv-vo"],
+        Some(common::policy_path()),
+        Vec::new(),
+        common::NodeTuning::fast_audit_with_counting(),
+    )
+    .await;
+    let bsn = common::Bsns::new(seed).next_bsn();
+    let mut intake = fed.node("leerplicht").intake_as("leerplicht").await;
+    let records = vec![common::good_record("LP-FG-1", &bsn)];
+    assert_eq!(
+        common::push(&mut intake, records).await.unwrap().accepted,
+        1
+    );
+    (fed, bsn)
+}
+
+/// GETs `path` until its page holds `expected` (checkpoints and cosignatures come every 200 ms).
+async fn page_once_it_holds(console: &TestConsole, path: &str, expected: &str) -> String {
+    let mut last = String::new();
+    for _ in 0..100 {
+        let (status, html) = page(console, path).await;
+        if status == StatusCode::OK && html.contains(expected) {
+            return html;
+        }
+        last = html;
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("{path} never showed {expected:?}:\n{last}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_matrix_page_shows_bijlage_3_in_dutch_printably_and_only_to_the_covenant() {
+    let node = common::TestNode::start("leerplicht").await;
+    let console = fg_console(&node).await;
+    let (status, html) = page(&console, "/privacy/matrix").await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    assert!(html.contains(r#"href="/privacy/matrix" aria-current="page""#));
+    assert!(html.contains("Privacyconvenant Thuiszitterspact provincie Groningen"));
+    assert!(html.contains("AOJ-team VO (aansluiting onderwijs-jeugdhulp)"));
+    // A seat of the meeting: who, on which basis, which data.
+    assert!(html.contains("gemeente (leerplichtambtenaar)"), "{html}");
+    assert!(html.contains("Leerplichtwet 1969"), "{html}");
+    assert!(html.contains("Verzuim en thuiszitten"), "{html}");
+    assert!(html.contains("Gegevens die de deelnemer ziet"));
+    let (_, css) = page(&console, "/console.css").await;
+    assert!(
+        css.contains(".niet-afdrukken { display: none; }"),
+        "print CSS"
+    );
+
+    // The REST operation behind it: a stranger to the covenant is refused.
+    let stranger = TestConsole::start(ConsoleSetup {
+        tls: common::stranger_cert(),
+        ..workstation("leerplicht", &node.addr().to_string(), Some(PERSON))
+    })
+    .await;
+    let (status, html) = page(&stranger, "/privacy/matrix").await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY);
+    assert!(html.contains("is not a party of the covenant"), "{html}");
+    assert!(!html.contains("AOJ-team VO"));
+    stranger.stop().await;
+    console.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_network_console_refuses_the_fg_pages_without_the_persons_certificate() {
+    let node = common::TestNode::start("leerplicht").await;
+    let mut setup = network("fg", &node.addr().to_string());
+    setup.fg = true;
+    let console = TestConsole::start(setup).await;
+    for path in [
+        "/privacy/matrix",
+        "/privacy/exporteren",
+        "/privacy/auditlog/0",
+    ] {
+        let org = tls_client(&material("fg"))
+            .get(console.https(path))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(org.status(), StatusCode::FORBIDDEN, "{path}");
+        let other = tls_client(&material("persoon-leerplicht-bakker"))
+            .get(console.https(path))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(other.status(), StatusCode::FORBIDDEN, "{path}");
+    }
+    let fg = tls_client(&material("persoon-fg-devries"))
+        .get(console.https("/privacy/matrix"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(fg.status(), StatusCode::OK);
+    console.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_entrys_page_checks_its_inclusion_proof_against_the_cosigned_checkpoint() {
+    let (fed, bsn) = witnessed_pair(1321).await;
+    let node = fed.node("leerplicht");
+    let console = fg_console(node).await;
+    let (status, log) = page(&console, "/privacy/auditlog").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(log.contains(r#"<a href="/privacy/auditlog/1""#), "{log}");
+
+    let html = page_once_it_holds(
+        &console,
+        "/privacy/auditlog/1",
+        "en swv-vo medeondertekenden",
+    )
+    .await;
+    assert!(
+        html.contains("Regel 1 staat ongewijzigd in het auditlog"),
+        "{html}"
+    );
+    assert!(!html.contains("KLOPT NIET"), "{html}");
+    assert!(html.contains("Inclusiebewijs") && html.contains("Getuige swv-vo</th><td>klopt"));
+    assert!(
+        html.contains("\u{2014} pactgate-witness/"),
+        "the cosignature in the note"
+    );
+    assert!(html.contains("ondertekend met de sleutel van het log"));
+    assert!(!html.contains(bsn.as_str()));
+    let reasons = reasons_naming(node, FG_PERSON).await;
+    assert!(reasons.iter().any(|r| r == "prove"), "{reasons:?}");
+
+    // The console's check is real: a proof changed on the way fails it.
+    let fg = material("fg");
+    let rest = reqwest::Client::builder()
+        .tls_backend_preconfigured(fg.client_config_tls13().unwrap())
+        .build()
+        .unwrap();
+    let base = format!("https://localhost:{}/v1", node.addr().port());
+    let get = |path: &str| {
+        let request = rest
+            .get(format!("{base}{path}"))
+            .header("pactgate-actor", FG_PERSON);
+        async move {
+            request
+                .send()
+                .await
+                .unwrap()
+                .json::<serde_json::Value>()
+                .await
+                .unwrap()
+        }
+    };
+    let proof = get("/audit/entries/1/proof").await;
+    let keys = get("/audit/checkpoints/latest").await;
+    let proof: pactgate::rest::audit::EntryProof = serde_json::from_value(proof).unwrap();
+    let keys: pactgate::rest::audit::CheckpointStatus = serde_json::from_value(keys).unwrap();
+    let (checks, _) = pactgate::console::evidence::check_proof(&proof, Some(&keys));
+    assert!(checks.iter().all(|c| c.ok), "{checks:?}");
+    let mut changed = proof;
+    changed.entry_bytes = changed.entry_bytes.replace('A', "B");
+    let (checks, _) = pactgate::console::evidence::check_proof(&changed, Some(&keys));
+    assert!(checks.iter().any(|c| !c.ok), "a changed entry fails");
+    let mut other_root = serde_json::from_value::<pactgate::rest::audit::EntryProof>(
+        get("/audit/entries/1/proof").await,
+    )
+    .unwrap();
+    other_root.checkpoint.root_hash = "00".repeat(32);
+    let (checks, _) = pactgate::console::evidence::check_proof(&other_root, Some(&keys));
+    let inclusion = checks.iter().find(|c| c.what == "Inclusiebewijs").unwrap();
+    assert!(!inclusion.ok, "{inclusion:?}");
+
+    // Only a sequence number reaches the node, and nothing else is echoed.
+    for odd in ["abc", "123456782"] {
+        let (status, html) = page(&console, &format!("/privacy/auditlog/{odd}")).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{odd}");
+        assert!(!html.contains(odd), "{html}");
+    }
+
+    // Not an FG: the node refuses the proof, the page says so.
+    let own = own_console(node).await;
+    let (status, html) = page(&own, "/privacy/auditlog/1").await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY);
+    assert!(
+        html.contains("De node gaf het bewijs van regel 1 niet"),
+        "{html}"
+    );
+    own.stop().await;
+    console.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_controle_page_shows_each_witnesss_checkpoint_and_that_the_log_extends_it() {
+    let (fed, _) = witnessed_pair(1322).await;
+    let node = fed.node("leerplicht");
+    let console = fg_console(node).await;
+    let html = page_once_it_holds(
+        &console,
+        "/privacy/controle",
+        "<th scope=\"row\">swv-vo</th>",
+    )
+    .await;
+    assert!(
+        html.contains("Het auditlog is compleet en ongewijzigd."),
+        "{html}"
+    );
+    let row = html
+        .split("<th scope=\"row\">swv-vo</th>")
+        .nth(1)
+        .and_then(|r| r.split("</tr>").next())
+        .unwrap();
+    assert!(row.contains("klopt met haar sleutel"), "{row}");
+    assert!(row.contains("ja: het log van"), "{row}");
+    assert!(
+        !html.contains("KLOPT NIET") && !html.contains("NEE:"),
+        "{html}"
+    );
+    let reasons = reasons_naming(node, FG_PERSON).await;
+    assert!(
+        reasons.iter().any(|r| r == "verify") && reasons.iter().any(|r| r == "checkpoints"),
+        "{reasons:?}"
+    );
+    console.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_export_form_needs_its_csrf_token_and_downloads_the_filtered_log() {
+    let node = common::TestNode::start("leerplicht").await;
+    // A refused request: a DENY entry in the log (the organisation itself is not its FG).
+    let own = own_console(&node).await;
+    let (status, _) = page(&own, "/privacy/auditlog").await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY);
+    own.stop().await;
+
+    let console = fg_console(&node).await;
+    let (cookie, token) = open_form(&console, "/privacy/exporteren").await;
+    let form = |token: &str| {
+        vec![
+            ("csrf", token.to_owned()),
+            ("formaat", "CSV".to_owned()),
+            ("besluit", "DENY".to_owned()),
+            ("organisatie", String::new()),
+            ("doel", String::new()),
+            ("van", common::date_from_today(-1)),
+            ("tot", common::date_from_today(0)),
+        ]
+    };
+    let send = |fields: Vec<(&'static str, String)>, cookie: Option<String>| {
+        let console = &console;
+        async move {
+            let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            post_form(console, "/privacy/exporteren", cookie.as_deref(), &fields).await
+        }
+    };
+    let before = reasons_naming(&node, FG_PERSON).await;
+    let (status, _) = send(form(&token), None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "no cookie");
+    let (status, _) = send(form(""), Some(cookie.clone())).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "no token");
+    let (_, inzage_token) = open_form(&console, "/privacy/inzage").await;
+    let (status, _) = send(form(&inzage_token), Some(cookie.clone())).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "another form's token");
+    assert_eq!(
+        reasons_naming(&node, FG_PERSON).await,
+        before,
+        "a refused form reaches no node"
+    );
+
+    // A field that is wrong is named, and nothing is asked of the node.
+    let mut bad = form(&token);
+    bad[5].1 = "gisteren".into();
+    let (status, html) = send(bad, Some(cookie.clone())).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(html.contains("van: geen datum"), "{html}");
+    assert!(
+        !html.contains("gisteren"),
+        "the wrong value is not shown again"
+    );
+    let bsn = common::Bsns::new(1324).next_bsn();
+    let mut bad = form(&token);
+    bad[4].1 = bsn.clone();
+    let (status, html) = send(bad, Some(cookie.clone())).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(html.contains("doel: bevat een nummer"), "{html}");
+    assert!(
+        !html.contains(bsn.as_str()),
+        "no BSN on the page afterwards"
+    );
+
+    // Accepted: a CSV file of the DENY entries only.
+    let body = form(&token)
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join("&");
+    let answer = plain_client()
+        .post(console.url("/privacy/exporteren"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("cookie", &cookie)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), StatusCode::OK);
+    assert_eq!(answer.headers()["content-type"], "text/csv; charset=utf-8");
+    let disposition = answer.headers()["content-disposition"].to_str().unwrap();
+    assert!(
+        disposition.starts_with("attachment; filename=\"auditlog-")
+            && disposition.ends_with(".csv\""),
+        "{disposition}"
+    );
+    let csv = answer.text().await.unwrap();
+    let mut lines = csv.lines();
+    assert!(lines.next().unwrap().starts_with("seq,"), "{csv}");
+    let rows: Vec<&str> = lines.collect();
+    assert!(!rows.is_empty(), "{csv}");
+    assert!(rows.iter().all(|r| r.contains("DENY")), "{csv}");
+    assert!(rows.iter().any(|r| r.contains(PERSON)), "{csv}");
+    let reasons = reasons_naming(&node, FG_PERSON).await;
+    assert!(reasons.iter().any(|r| r == "export"), "{reasons:?}");
+    console.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_start_page_shows_each_peer_up_or_down_the_newest_checkpoint_and_the_clock() {
+    let down = pactgate::peers::PeerConfig {
+        name: "wij".into(),
+        address: common::closed_port().to_string(),
+        oin: common::oin("wij"),
+    };
+    let fed = common::Federation::start_tuned(
+        &["leerplicht", "swv-vo"],
+        Some(common::policy_path()),
+        vec![down],
+        common::NodeTuning::fast_audit_with_counting(),
+    )
+    .await;
+    let node = fed.node("leerplicht");
+    let bsns = common::Bsns::new(1323).take(2);
+    let records = bsns
+        .iter()
+        .enumerate()
+        .map(|(i, bsn)| common::good_record(&format!("LP-{i}"), bsn))
+        .collect();
+    let mut intake = node.intake_as("leerplicht").await;
+    assert_eq!(
+        common::push(&mut intake, records).await.unwrap().accepted,
+        2
+    );
+    let console = own_console(node).await;
+    let html = page_once_it_holds(&console, "/", "Medeondertekend door</dt><dd>swv-vo").await;
+    let row = |name: &str| {
+        html.split(&format!("<th scope=\"row\">{name}</th>"))
+            .nth(1)
+            .and_then(|r| r.split("</tr>").next())
+            .unwrap_or_else(|| panic!("no row {name}: {html}"))
+            .to_owned()
+    };
+    assert!(row("swv-vo").contains(">Bereikbaar<"), "{html}");
+    assert!(row("wij").contains(">Niet bereikbaar<"), "{html}");
+    assert!(html.contains("<strong>2</strong> kinderen"), "{html}");
+    assert!(
+        html.contains("klopt: ondertekend met de sleutel van het log"),
+        "{html}"
+    );
+    for bsn in &bsns {
+        assert!(!html.contains(bsn.as_str()));
+    }
+
+    // The FG's Start: the same peers and checkpoint, no pupils on the clock.
+    let fg = fg_console(node).await;
+    let (status, html) = page(&fg, "/").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("De andere knooppunten") && !html.contains("Kinderen op de klok"));
+    let reasons = reasons_naming(node, FG_PERSON).await;
+    assert!(reasons.iter().any(|r| r == "peers"), "{reasons:?}");
+    fg.stop().await;
+    console.stop().await;
+}

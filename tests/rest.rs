@@ -1315,3 +1315,91 @@ async fn a_care_offer_is_recorded_over_rest_through_the_same_service_as_over_grp
         ]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_matrix_the_newest_checkpoint_and_the_peers_are_for_whom_they_concern() {
+    let fed = Federation::start_tuned(
+        &["leerplicht", "swv-vo"],
+        Some(policy_path()),
+        Vec::new(),
+        NodeTuning::fast_audit_with_counting(),
+    )
+    .await;
+    let node = fed.node("leerplicht");
+    let get = |party: &'static str, path: &'static str| async move {
+        rest_call(&rest_client(party), node.addr(), Method::GET, path, None).await
+    };
+
+    // The matrix: every party and FG of the covenant, from the policy's model.
+    for party in ["swv-vo", "fg"] {
+        let matrix = get(party, "/covenant/matrix").await;
+        assert_eq!(matrix.status, 200, "{matrix:?}");
+        let aoj = matrix.body["meetings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["id"] == "aoj-team-vo")
+            .expect("the AOJ-team VO");
+        let seat = aoj["participants"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["role"] == "leerplichtambtenaar")
+            .expect("the leerplichtambtenaar's seat");
+        assert_eq!(seat["orgType"], "gemeente");
+        assert!(seat["legalBases"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("lpw-art22")));
+        assert!(!matrix.body["legalBases"].as_array().unwrap().is_empty());
+    }
+
+    // Peers and checkpoints: the node's own organisation and its FG, no other party.
+    for path in ["/peers", "/audit/checkpoints/latest"] {
+        let detail = get("swv-vo", path).await.problem(403);
+        assert!(detail.contains("only for"), "{detail}");
+    }
+    let peers = get("leerplicht", "/peers").await;
+    assert_eq!(peers.status, 200, "{peers:?}");
+    assert_eq!(peers.body["peers"][0]["name"], "swv-vo");
+    assert_eq!(peers.body["peers"][0]["up"], true, "{peers:?}");
+
+    let mut latest = get("fg", "/audit/checkpoints/latest").await;
+    for _ in 0..50 {
+        if latest.body["witnesses"][0]["cosigned"].is_object() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        latest = get("fg", "/audit/checkpoints/latest").await;
+    }
+    assert_eq!(latest.status, 200, "{latest:?}");
+    let witness = &latest.body["witnesses"][0];
+    assert_eq!(
+        witness["witness"],
+        format!("pactgate-witness/{}", oin("swv-vo"))
+    );
+    let cosigned = &witness["cosigned"];
+    assert!(cosigned["size"].as_u64().unwrap() >= 1, "{latest:?}");
+    assert!(
+        cosigned["size"].as_u64() <= latest.body["checkpoint"]["size"].as_u64(),
+        "{latest:?}"
+    );
+    assert!(latest.body["logKey"]
+        .as_str()
+        .unwrap()
+        .starts_with(&format!("pactgate/{}+", oin("leerplicht"))));
+    let fg_look = node
+        .audit_as("fg")
+        .await
+        .list_entries(pb::ListEntriesRequest {
+            first_page: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .entries
+        .into_iter()
+        .any(|e| e.reason == "checkpoints" && e.actor_oin == oin("fg"));
+    assert!(fg_look, "the FG's look at the checkpoints is audited");
+}

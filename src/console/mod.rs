@@ -15,19 +15,26 @@
 //! - [`node_api`]: the client of the node's REST API.
 //! - [`pages`]: the layout, Start, refusals, CSRF checks of forms; templates in `templates/console/`.
 //! - [`due`]: the Signaleringslijst (the due list from four weeks, `POST /v1/due-list`).
-//! - [`privacy`]: the FG's pages: audit log, verify the whole log, the access report for a BSN.
+//! - [`privacy`]: the FG's pages: audit log, an entry's proof, verify the whole log with the
+//!   witnesses, export, the access report for a BSN.
 //! - [`query`]: the Navragen page (a federated query, `POST /v1/federated-queries`).
 //! - [`report`]: Rapportage, the G4 result schema and its CSV (`POST /v1/reports`).
 //! - [`cases`]: the Casussen page (open cases, `GET /v1/cases`) with the form "Zorgaanbod
 //!   vastleggen" (`POST /v1/cases/{caseId}/offers`).
 //! - [`child`]: a child's page (`/leerling/{pseudoniem}`) and the look-up by BSN (`POST /leerling`).
 //! - [`signals`]: the Signalen page (the organisation's own signals, `GET /v1/signals`).
+//! - [`start`]: Start: the organisation, each peer up or down (`GET /v1/peers`), the newest
+//!   checkpoint and its cosigners, the children on the clock.
+//! - [`evidence`]: the console's own check of proofs, checkpoints and cosignatures.
+//! - [`matrix`]: the FG's Convenantmatrix (Bijlage 3, `GET /v1/covenant/matrix`), printable.
 
 pub mod cases;
 pub mod child;
 pub mod csrf;
 pub mod due;
+pub mod evidence;
 pub mod guard;
+pub mod matrix;
 pub mod node_api;
 pub mod pages;
 pub mod person;
@@ -35,6 +42,7 @@ pub mod privacy;
 pub mod query;
 pub mod report;
 pub mod signals;
+pub mod start;
 
 use crate::identity::Organisation;
 use crate::limits::{Gate, Limits};

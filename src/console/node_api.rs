@@ -153,11 +153,7 @@ impl NodeApi {
         actor: &str,
         body: &B,
     ) -> Result<Vec<u8>, NodeApiError> {
-        let json = Self::encode(path, body)?;
-        Ok(self
-            .send(http::Method::POST, path, actor, (Some(json), "text/csv"))
-            .await?
-            .1)
+        self.post_for(path, actor, body, "text/csv").await
     }
 
     /// POST `body` as JSON to `path` as `actor`, the answer in the media type `accept` (e.g.
@@ -169,10 +165,27 @@ impl NodeApi {
         body: &B,
         accept: &str,
     ) -> Result<Vec<u8>, NodeApiError> {
+        Ok(self.post_download(path, actor, body, accept).await?.1)
+    }
+
+    /// POST `body` as JSON to `path` as `actor`, accepting `accept`: the answer's content type
+    /// and bytes as the node sent them (a download).
+    pub async fn post_download<B: Serialize>(
+        &self,
+        path: &str,
+        actor: &str,
+        body: &B,
+        accept: &str,
+    ) -> Result<(String, Vec<u8>), NodeApiError> {
         let json = Self::encode(path, body)?;
-        Ok(self
+        let (headers, bytes) = self
             .send(http::Method::POST, path, actor, (Some(json), accept))
-            .await?
-            .1)
+            .await?;
+        let content_type = headers
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("application/octet-stream")
+            .to_owned();
+        Ok((content_type, bytes))
     }
 }

@@ -3,13 +3,12 @@
 //! BSN in a URL, a log line or a page after a form was sent.
 
 use super::person::Person;
-use super::{Console, Mode};
+use super::Console;
 use askama::Template;
-use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
-use axum::{Extension, Router};
+use axum::Router;
 use std::sync::Arc;
 
 /// The one stylesheet, embedded.
@@ -91,6 +90,16 @@ pub const NAV_FG: &[NavItem] = &[
         href: "/privacy/inzage",
         label: "Inzagerapport",
     },
+    NavItem {
+        key: "matrix",
+        href: "/privacy/matrix",
+        label: "Convenantmatrix",
+    },
+    NavItem {
+        key: "exporteren",
+        href: "/privacy/exporteren",
+        label: "Exporteren",
+    },
 ];
 
 /// The organisation's menu: the pages of its own work.
@@ -155,17 +164,6 @@ struct RefusalPage<'a> {
     message: &'a str,
 }
 
-#[derive(Template)]
-#[template(path = "console/start.html")]
-struct StartPage<'a> {
-    layout: Layout,
-    person: &'a str,
-    organisation: &'a str,
-    oin: &'a str,
-    node: &'a str,
-    mode: &'static str,
-}
-
 /// Renders a template, or a plain refusal if it cannot be rendered.
 pub fn render(status: StatusCode, page: &impl Template) -> Response {
     match page.render() {
@@ -198,7 +196,7 @@ pub fn refusal(status: StatusCode, title: &str, message: &str) -> Response {
 /// The console's routes, behind the guard.
 pub fn router(console: Arc<Console>) -> Router {
     Router::new()
-        .route("/", get(start))
+        .route("/", get(super::start::page))
         .route("/console.css", get(stylesheet))
         .route("/signalen", get(super::signals::page))
         .route("/rapportage", get(super::report::page))
@@ -236,6 +234,13 @@ pub fn router(console: Arc<Console>) -> Router {
             super::cases::CLOSE,
             axum::routing::post(super::cases::close),
         )
+        // The FG's pages of issue 13: the matrix, an entry's proof, the export.
+        .route(super::matrix::PAGE, get(super::matrix::page))
+        .route("/privacy/auditlog/{seq}", get(super::privacy::entry))
+        .route(
+            super::privacy::EXPORT,
+            get(super::privacy::export_form).post(super::privacy::export),
+        )
         .fallback(not_found)
         .layer(axum::extract::DefaultBodyLimit::max(MAX_FORM_BYTES))
         .layer(axum::middleware::from_fn_with_state(
@@ -255,23 +260,4 @@ async fn not_found() -> Response {
         "Pagina niet gevonden",
         "Deze pagina bestaat niet. Kies een pagina in het menu op Start.",
     )
-}
-
-async fn start(
-    State(console): State<Arc<Console>>,
-    Extension(person): Extension<Person>,
-) -> Response {
-    let mode = match console.mode {
-        Mode::Workstation(_) => "op deze werkplek (alleen via dit apparaat bereikbaar)",
-        Mode::Network => "via het netwerk, met uw persoonlijke certificaat",
-    };
-    let page = StartPage {
-        layout: Layout::new(&console, "Start", "start", &person),
-        person: &person.name,
-        organisation: &console.own.name,
-        oin: &console.own.oin,
-        node: &console.node_addr,
-        mode,
-    };
-    render(StatusCode::OK, &page)
 }

@@ -199,7 +199,8 @@ fn code<T: Serialize>(value: T) -> String {
         .unwrap_or_default()
 }
 
-fn entry(e: &audit::Entry) -> AuditEntry {
+/// An audit entry as the API shows it.
+pub fn entry(e: &audit::Entry) -> AuditEntry {
     AuditEntry {
         seq: e.seq,
         time: e.time,
@@ -455,5 +456,97 @@ pub async fn prove(
         leaf_hash: hex(&proof.leaf_hash),
         path: proof.path.iter().map(|h| hex(h)).collect(),
         checkpoint: checkpoint(proof.checkpoint),
+    }))
+}
+
+/// Het nieuwste checkpoint met wat elke getuige van het log heeft medeondertekend.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CheckpointStatus {
+    pub checkpoint: SignedCheckpoint,
+    /// De sleutel waarmee het knooppunt zijn checkpoints ondertekent (signed-note-formaat).
+    pub log_key: String,
+    pub witnesses: Vec<WitnessCheckpoint>,
+}
+
+/// Eén getuige en het nieuwste checkpoint van dit log dat zij medeondertekende.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WitnessCheckpoint {
+    /// De naam van de getuige (uit haar sleutel).
+    pub witness: String,
+    /// Haar cosignature/v1-sleutel, zoals geconfigureerd.
+    pub key: String,
+    /// Wat zij medeondertekende; ontbreekt zolang zij niets medeondertekende.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cosigned: Option<CosignedByWitness>,
+}
+
+/// Een checkpoint dat een getuige medeondertekende, met het bewijs dat het nieuwste checkpoint
+/// erop voortbouwt (RFC 9162).
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CosignedByWitness {
+    pub size: u64,
+    /// De root hash die de getuige ondertekende, hexadecimaal.
+    pub root_hash: String,
+    /// Wanneer zij medeondertekende.
+    pub time: chrono::DateTime<chrono::Utc>,
+    /// Haar medeondertekening (een regel van de note).
+    pub cosignature: String,
+    /// Het consistentiebewijs van deze grootte naar die van het nieuwste checkpoint.
+    pub consistency_path: Vec<String>,
+}
+
+fn cosigned_by_witness(c: crate::service::audit::Cosigned) -> CosignedByWitness {
+    CosignedByWitness {
+        size: c.size,
+        root_hash: hex(&c.root_hash),
+        time: i64::try_from(c.timestamp)
+            .ok()
+            .and_then(|t| chrono::DateTime::from_timestamp(t, 0))
+            .unwrap_or_default(),
+        cosignature: c.line,
+        consistency_path: c.consistency.iter().map(|h| hex(h)).collect(),
+    }
+}
+
+/// Het nieuwste checkpoint en de getuigen.
+///
+/// Het nieuwste ondertekende checkpoint van het auditlog met de medeondertekeningen, de sleutel
+/// van het log, en per geconfigureerde getuige het nieuwste checkpoint dat zij medeondertekende
+/// met het consistentiebewijs naar het nieuwste; iedereen kan het narekenen. Voor de eigen
+/// organisatie van het knooppunt en haar FG (die vraag wordt vastgelegd).
+#[utoipa::path(
+    get,
+    path = "/audit/checkpoints/latest",
+    operation_id = "latestCheckpoint",
+    tag = "audit",
+    responses(
+        (status = 200, description = "Het checkpoint en de getuigen.", body = CheckpointStatus),
+        (status = 403, description = "Niet de eigen organisatie en niet haar FG.",
+         body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Er is nog geen checkpoint.",
+         body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn latest_checkpoint(
+    State(state): State<Arc<RestState>>,
+    Authenticated(caller): Authenticated,
+) -> Result<Json<CheckpointStatus>, Problem> {
+    state.service.status_access(&caller, "checkpoints").await?;
+    let status = state.service.checkpoint_status()?;
+    Ok(Json(CheckpointStatus {
+        checkpoint: checkpoint(status.checkpoint),
+        log_key: status.log_key,
+        witnesses: status
+            .witnesses
+            .into_iter()
+            .map(|w| WitnessCheckpoint {
+                witness: w.witness,
+                key: w.key,
+                cosigned: w.cosigned.map(cosigned_by_witness),
+            })
+            .collect(),
     }))
 }

@@ -36,7 +36,8 @@ use utoipa::{Modify, OpenApi};
         super::clock::due_list, super::clock::report, super::clock::counts,
         super::audit::search, super::audit::export, super::audit::access_report,
         super::audit::verify, super::audit::prove,
-        super::clock::look_up_pupil, super::cases::search, super::cases::meetings),
+        super::clock::look_up_pupil, super::cases::search, super::cases::meetings,
+        super::covenant::covenant_matrix, super::audit::latest_checkpoint, super::peers::list),
     components(schemas(super::problem::Problem)),
     modifiers(&Versioned),
     security(("covenantCertificate" = [])),
@@ -47,6 +48,8 @@ use utoipa::{Modify, OpenApi};
         (name = "audit", description = "Inzage in het auditlog voor de functionaris gegevensbescherming (FG)."),
         (name = "klok", description = "De verzuimklok, de G4-rapportage en tellingen."),
         (name = "signalen", description = "Signalen aanleveren en opvragen (alleen de eigen organisatie van het knooppunt)."),
+        (name = "convenant", description = "Het convenant zelf: de matrix van Bijlage 3."),
+        (name = "knooppunt", description = "Het knooppunt zelf: de andere knooppunten, bereikbaar of niet."),
     )
 )]
 struct ApiDoc;

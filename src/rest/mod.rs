@@ -14,13 +14,17 @@
 //! - [`cases`]: `/v1/cases`: open, list, close, accept and decline cases of case meetings.
 //! - [`federation`]: `/v1/federated-queries`: ask every peer through the own node.
 //! - [`signals`]: `/v1/signals`: push a JSON batch, list and search (pupils by pseudonym only).
+//! - [`covenant`]: `/v1/covenant/matrix`: the covenant's matrix (Bijlage 3) for its parties and FGs.
+//! - [`peers`]: `/v1/peers`: whether each configured peer node is up.
 
 pub mod audit;
 pub mod cases;
 pub mod clock;
+pub mod covenant;
 pub mod doc;
 pub mod federation;
 pub mod front;
+pub mod peers;
 pub mod problem;
 pub mod signals;
 pub mod version;
@@ -101,6 +105,18 @@ fn operations() -> Vec<Operation> {
         (Method::POST, "/pupil-lookups", post(clock::look_up_pupil)),
         (Method::POST, "/cases/search", post(cases::search)),
         (Method::GET, "/case-meetings", get(cases::meetings)),
+        // The FG's console (issue 13): the matrix, the witnesses' checkpoints, the peers.
+        (
+            Method::GET,
+            "/covenant/matrix",
+            get(covenant::covenant_matrix),
+        ),
+        (
+            Method::GET,
+            "/audit/checkpoints/latest",
+            get(audit::latest_checkpoint),
+        ),
+        (Method::GET, "/peers", get(peers::list)),
     ]
 }
 

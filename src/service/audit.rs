@@ -426,3 +426,125 @@ impl Service {
         self.newest_checkpoint()
     }
 }
+
+/// One configured witness and the newest checkpoint of this node's log it cosigned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WitnessCheckpoint {
+    /// The witness's name (from its key).
+    pub witness: String,
+    /// Its cosignature/v1 verifier key, as configured.
+    pub key: String,
+    /// What it cosigned; `None` while it has cosigned nothing.
+    pub cosigned: Option<Cosigned>,
+}
+
+/// A checkpoint a witness cosigned, with the proof that the log's newest checkpoint extends it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cosigned {
+    pub size: u64,
+    pub root_hash: audit::Hash,
+    /// When it cosigned (seconds since the Unix epoch, from its cosignature).
+    pub timestamp: u64,
+    /// Its cosignature line over the checkpoint at `size`.
+    pub line: String,
+    /// The consistency proof from `size` to the newest checkpoint's size.
+    pub consistency: Vec<audit::Hash>,
+}
+
+/// The newest checkpoint with what each configured witness cosigned of the log.
+#[derive(Debug, Clone)]
+pub struct CheckpointStatus {
+    pub checkpoint: CosignedCheckpoint,
+    /// The node's log verifier key (signed-note format).
+    pub log_key: String,
+    pub witnesses: Vec<WitnessCheckpoint>,
+}
+
+impl Service {
+    /// The node's status (its peers, its newest checkpoint) is for its own organisation and the
+    /// FG of its party; an FG's look is audited like every other audit access.
+    pub async fn status_access(&self, caller: &Caller, what: &str) -> Result<(), ServiceError> {
+        if self.is_fg(caller) {
+            self.fg_access(caller, what, Vec::new()).await?;
+            return Ok(());
+        }
+        self.node.check_own(&caller.org)
+    }
+
+    /// The active covenant policy, for the matrix (Bijlage 3): for a party of the covenant or an
+    /// FG it names; it holds no pupil data.
+    pub fn covenant(&self, caller: &Caller) -> Result<Arc<crate::policy::Policy>, ServiceError> {
+        let policy = self.node.policy.current().ok_or_else(|| {
+            ServiceError::FailedPrecondition("the node runs without a policy".into())
+        })?;
+        let oin = caller.org.oin.as_str();
+        if policy.party_by_oin(oin).is_none() && policy.fg(oin).is_none() {
+            return Err(ServiceError::permission(format!(
+                "{} is no party and no FG of the covenant",
+                caller.org
+            )));
+        }
+        Ok(policy)
+    }
+
+    /// The newest checkpoint and, per configured witness, the newest checkpoint it cosigned with
+    /// the consistency proof to the newest; after [`Service::status_access`].
+    pub fn checkpoint_status(&self) -> Result<CheckpointStatus, ServiceError> {
+        let checkpoint = self.newest_checkpoint()?;
+        let witnesses = self
+            .node
+            .witnesses
+            .iter()
+            .map(|w| {
+                Ok(WitnessCheckpoint {
+                    witness: w.name().to_owned(),
+                    key: w.key.clone(),
+                    cosigned: self.cosigned_by(w.name(), &checkpoint)?,
+                })
+            })
+            .collect::<Result<_, ServiceError>>()?;
+        Ok(CheckpointStatus {
+            checkpoint,
+            log_key: self.node.audit.verifier_key(),
+            witnesses,
+        })
+    }
+
+    /// The newest checkpoint witness `name` cosigned, if any, and its proof up to `newest`.
+    fn cosigned_by(
+        &self,
+        name: &str,
+        newest: &CosignedCheckpoint,
+    ) -> Result<Option<Cosigned>, ServiceError> {
+        let log = &self.node.audit;
+        let size = log.last_cosigned(name)?;
+        let Some(note) = log.cosigned_note(size)? else {
+            return Ok(None);
+        };
+        let Some((line, timestamp)) = note
+            .lines()
+            .filter_map(|l| audit::Cosignature::parse_line(l).ok().map(|c| (l, c)))
+            .find(|(_, c)| c.name == name)
+            .map(|(l, c)| (format!("{l}\n"), c.timestamp))
+        else {
+            return Ok(None);
+        };
+        // The root the witness signed, as the stored note says it, not recomputed here.
+        let root_hash = audit::body_of(&note)
+            .map_err(|_| ServiceError::Internal(format!("the note {name} cosigned is damaged")))?
+            .root;
+        if size > newest.size {
+            return Err(ServiceError::Internal(format!(
+                "witness {name} cosigned size {size}, beyond the newest checkpoint ({})",
+                newest.size
+            )));
+        }
+        Ok(Some(Cosigned {
+            size,
+            root_hash,
+            timestamp,
+            line,
+            consistency: log.consistency_proof(size, newest.size)?,
+        }))
+    }
+}

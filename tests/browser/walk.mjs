@@ -238,6 +238,53 @@ async function caseWalk(browser, lp, participant) {
   await page.close();
 }
 
+// The FG's pages beyond the menu (issue 13): an audit entry's detail with its proof, reached
+// from the audit log with the keyboard only, and the export form's download.
+
+/** Tabs from the audit log to the first entry's link, opens it with Enter, checks the page. */
+async function entryProof(page, base, who) {
+  await page.goto(`${base}privacy/auditlog`, { waitUntil: 'load' });
+  const href = await page.$eval('a[href^="/privacy/auditlog/"]', (a) => a.href).catch(() => null);
+  if (!href) { fail(`${who}: the audit log links no entry`); return; }
+  if (!(await tabTo(page, href, `${who} entry`))) return;
+  await Promise.all([page.waitForNavigation({ waitUntil: 'load' }), page.keyboard.press('Enter')]);
+  if (page.url() !== href) { fail(`${who}: Enter on the entry led to ${page.url()}`); return; }
+  const ok = await page.$eval('[role="status"]', (el) => el.textContent).catch(() => null);
+  if (!ok || !ok.includes('staat ongewijzigd')) fail(`${who}: the entry's proof did not check: ${ok}`);
+  if ((await page.content()).includes('KLOPT NIET')) fail(`${who}: a check of the entry's proof failed`);
+  await axeCheck(page, `${who}-privacy-auditlog-regel`);
+  await shoot(page, `${who}-privacy-auditlog-regel`);
+  console.log(`  ${who}: reached ${href} with the keyboard; the console checked its proof`);
+}
+
+/** Sends the export form as the browser would (its cookie and token) and checks the file. */
+async function exportDownload(page, base, who) {
+  await page.goto(`${base}privacy/exporteren`, { waitUntil: 'load' });
+  const fields = await page.$eval('form#exporteren', (f) => [...new FormData(f).entries()]).catch(() => null);
+  if (!fields) { fail(`${who}: no export form`); return; }
+  const cookie = (await page.cookies()).map((c) => `${c.name}=${c.value}`).join('; ');
+  const answer = await fetch(`${base}privacy/exporteren`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded', cookie },
+    body: new URLSearchParams(fields).toString(),
+  });
+  const disposition = answer.headers.get('content-disposition') || '';
+  const body = await answer.text();
+  if (answer.status !== 200 || !disposition.startsWith('attachment')) {
+    fail(`${who}: the export answered ${answer.status} (${disposition}): ${body.slice(0, 200)}`);
+  } else if (!body.startsWith('seq,')) {
+    fail(`${who}: the export is no CSV with a header line`);
+  } else {
+    console.log(`  ${who}: the export downloaded ${body.split('\n').length - 1} lines as ${disposition}`);
+  }
+}
+
+async function privacyExtras(page, base, links, who) {
+  const paths = links.map((l) => new URL(l.href).pathname);
+  if (paths.includes('/privacy/auditlog')) await entryProof(page, base, who);
+  if (paths.includes('/privacy/exporteren')) await exportDownload(page, base, who);
+}
+
 async function main() {
   mkdirSync(SHOTS, { recursive: true });
   const { demo, consoles } = await startDemo();
@@ -261,6 +308,7 @@ async function main() {
         await sendForms(page, base, pathName, who);
       }
       await keyboardWalk(page, base, links, who);
+      await privacyExtras(page, base, links, who);
       await page.close();
     }
     if (consoles.leerplicht && consoles[PARTICIPANT]) await caseWalk(browser, consoles.leerplicht, consoles[PARTICIPANT]);
