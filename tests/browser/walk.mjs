@@ -279,8 +279,44 @@ async function exportDownload(page, base, who) {
   }
 }
 
+/** Filters the audit log on refusals (the filter form, as a person sends it) and checks that
+ * every row shown is one. */
+async function auditFilter(page, base, who) {
+  await page.goto(`${base}privacy/auditlog`, { waitUntil: 'load' });
+  await page.select('#besluit', 'DENY');
+  await Promise.all([page.waitForNavigation({ waitUntil: 'load' }), page.$eval('form[action="/privacy/auditlog"]', (f) => f.requestSubmit())]);
+  const decisions = await page.$$eval('tbody tr td:nth-child(6)', (tds) => tds.map((td) => td.textContent.trim()));
+  if (!new URL(page.url()).search.includes('besluit=DENY')) fail(`${who}: the filter did not reach the URL (${page.url()})`);
+  if (decisions.length === 0) fail(`${who}: the audit log filtered on refusals shows no row`);
+  const other = decisions.filter((d) => d !== decisions[0]);
+  if (other.length) fail(`${who}: the refusal filter shows other decisions too: ${[...new Set(decisions)]}`);
+  await axeCheck(page, `${who}-privacy-auditlog-gefilterd`);
+  await shoot(page, `${who}-privacy-auditlog-gefilterd`);
+  console.log(`  ${who}: the audit log filtered on refusals shows ${decisions.length} rows, all "${decisions[0]}"`);
+}
+
+/** Downloads the report's CSV the way the browser follows its link (its cookie) and checks it. */
+async function reportCsv(page, base, who) {
+  await page.goto(`${base}rapportage`, { waitUntil: 'load' });
+  const href = await page.$eval('a[href="/rapportage.csv"]', (a) => a.href).catch(() => null);
+  if (!href) { fail(`${who}: Rapportage has no CSV link`); return; }
+  const cookie = (await page.cookies()).map((c) => `${c.name}=${c.value}`).join('; ');
+  const answer = await fetch(href, { headers: { cookie } });
+  const body = await answer.text();
+  const type = answer.headers.get('content-type') || '';
+  if (answer.status !== 200 || !type.startsWith('text/csv')) {
+    fail(`${who}: the report's CSV answered ${answer.status} (${type})`);
+  } else if (body.split('\n').filter((l) => l).length < 2) {
+    fail(`${who}: the report's CSV has no rows`);
+  } else {
+    console.log(`  ${who}: the report's CSV downloaded, ${body.split('\n').filter((l) => l).length - 1} rows`);
+  }
+}
+
 async function privacyExtras(page, base, links, who) {
   const paths = links.map((l) => new URL(l.href).pathname);
+  if (paths.includes('/rapportage')) await reportCsv(page, base, who);
+  if (paths.includes('/privacy/auditlog')) await auditFilter(page, base, who);
   if (paths.includes('/privacy/auditlog')) await entryProof(page, base, who);
   if (paths.includes('/privacy/exporteren')) await exportDownload(page, base, who);
 }
