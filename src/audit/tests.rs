@@ -121,6 +121,30 @@ fn id_like_numbers_in_caller_text_never_reach_the_log() {
 }
 
 #[test]
+fn a_failed_write_of_append_with_leaves_the_log_as_it_was() {
+    let node = Node::new();
+    node.fill(3);
+    let root = node.log.root(3).expect("root");
+    let failed = node
+        .log
+        .append_with(sample(3), |_, _| Err(AuditError::Damaged("injected")));
+    assert!(matches!(failed, Err(AuditError::Damaged("injected"))));
+    assert_eq!(node.log.len(), 3);
+    assert!(node.log.get(3).expect("read").is_none());
+    // The next entry takes seq 3 and the tree stays a valid extension of the old one.
+    let entry = node
+        .log
+        .append_with(sample(3), |tree, batch| {
+            Ok::<_, AuditError>(tree.apply_batch(batch)?)
+        })
+        .expect("append");
+    assert_eq!(entry.seq, 3);
+    let proof = node.log.consistency_proof(3, 4).expect("proof");
+    verify_consistency(3, 4, &root, &node.log.root(4).expect("root"), &proof).expect("consistent");
+    verify(&node.log, &[]).expect("verifies");
+}
+
+#[test]
 fn root_and_proofs_survive_reopen() {
     let mut node = Node::new();
     node.fill(13);
