@@ -220,6 +220,20 @@ impl CaseStore {
         Ok(())
     }
 
+    /// Stores (or replaces) a case a peer's lead shared with this node, as the policy granted
+    /// it, with this node's `acceptance`, and makes it durable.
+    pub fn put_shared(
+        &self,
+        grant: crate::policy::CaseShareGrant,
+        acceptance: Acceptance,
+    ) -> Result<(), CaseError> {
+        let case = Case {
+            acceptance,
+            ..grant.into_case()
+        };
+        self.put(&case)
+    }
+
     pub fn get(&self, id: &str) -> Result<Option<Case>, CaseError> {
         self.tree
             .get(id.as_bytes())?

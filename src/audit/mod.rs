@@ -54,7 +54,7 @@ pub use refusals::{Refusals, Refused, Tally};
 pub use verify::{
     verify, SeqRange, Tamper, TamperKind, TrustedCheckpoint, VerifyError, VerifyReport,
 };
-pub use witness::{AddCheckpoint, Witness, WitnessError, MAX_PROOF_LINES};
+pub use witness::{AddCheckpoint, CosignGrant, HeldGrant, Witness, WitnessError, MAX_PROOF_LINES};
 
 use merkle::{Frontier, NodeId};
 

@@ -345,6 +345,25 @@ fn witness_for(node: &Node, name: &str) -> Witness {
         .trusting(vec![log_key])
 }
 
+#[test]
+fn a_peer_reads_what_the_witness_holds_only_of_a_log_it_is_configured_for() {
+    let node = Node::new();
+    let w = witness_for(&node, "w1");
+    let grant = w
+        .admit_peer(OIN)
+        .expect("the witnessed log's node is admitted");
+    assert_eq!(grant.origin(), node.log.origin());
+    assert!(w.held_for(&grant).expect("read").is_none());
+    witness_round(&node, &w);
+    let held = w.held_for(&grant).expect("read").expect("held");
+    assert_eq!(held.size, node.log.len());
+    let stranger = w.admit_peer("00000009999999999000");
+    assert!(
+        matches!(stranger, Err(WitnessError::UnknownLog(_))),
+        "{stranger:?}"
+    );
+}
+
 /// An add-checkpoint request to `w`.
 fn offer(
     w: &Witness,
@@ -352,11 +371,12 @@ fn offer(
     proof: &[Hash],
     old_size: u64,
 ) -> Result<Cosignature, WitnessError> {
-    w.add_checkpoint(&AddCheckpoint {
+    let grant = w.admit(AddCheckpoint {
         old_size,
         proof: proof.to_vec(),
         note: note.to_owned(),
-    })
+    })?;
+    w.add_checkpoint(grant)
 }
 
 /// A peer witnessing `node`: checkpoint, prove from the witness's last size, cosign, store.

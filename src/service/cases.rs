@@ -551,10 +551,7 @@ impl Service {
             &shared.meeting_type,
             "case.pupil_pseudonyms",
         )?;
-        let mut case = shared.into_case()?;
-        if case.lead.oin != caller_oin {
-            return deny("only the lead of a case may share or close it".into());
-        }
+        let case = shared.into_case()?;
         if case.participants.len() > policy.parties().len() {
             return Err(ServiceError::invalid(
                 "case.participants",
@@ -565,23 +562,14 @@ impl Service {
                 ),
             ));
         }
-        if !case.has_participant(&node.own.oin) || case.lead.oin == node.own.oin {
-            return deny("this node's organisation does not take part in the case".into());
-        }
-        if let Err(reason) =
-            policy.check_case_parties(&case.meeting_type, &case.purpose, caller_oin, &node.own.oin)
-        {
-            return deny(reason);
-        }
-        for p in &case.participants {
-            if let Err(reason) =
-                policy.check_case_parties(&case.meeting_type, &case.purpose, caller_oin, &p.oin)
-            {
-                return deny(format!("participant {}: {reason}", p.oin));
-            }
-        }
+        let grant = match policy.case_share_grant(case, caller_oin, &node.own.oin) {
+            Ok(grant) => grant,
+            Err(reason) => return deny(reason),
+        };
+        let case = grant.case();
+        let mut acceptance = case.acceptance;
         if let Some(existing) = node.cases.get(&case.id)? {
-            if !existing.same_content(&case) {
+            if !existing.same_content(case) {
                 return deny(format!(
                     "case {} is already held here with another lead, meeting, purpose, pupils or participants; a case cannot be changed, open a new one",
                     case.id
@@ -596,10 +584,11 @@ impl Service {
             if case.open {
                 return Ok(());
             }
-            case.acceptance = existing.acceptance;
+            acceptance = existing.acceptance;
         }
-        node.cases.put(&case)?;
-        tracing::info!(peer.oin = %caller_oin, case.id = %case.id, case.open = case.open, "case shared");
+        let (id, open) = (case.id.clone(), case.open);
+        node.cases.put_shared(grant, acceptance)?;
+        tracing::info!(peer.oin = %caller_oin, case.id = %id, case.open = open, "case shared");
         Ok(())
     }
 }
