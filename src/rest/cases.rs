@@ -111,7 +111,7 @@ pub struct CaseQuery {
 
 fn party(p: crate::cases::Party) -> Party {
     Party {
-        oin: p.oin,
+        oin: p.oin.into_string(),
         name: p.name,
     }
 }
@@ -123,7 +123,7 @@ impl From<crate::cases::Case> for Case {
             id: c.id,
             meeting_type: c.meeting_type,
             purpose: c.purpose,
-            pupil_pseudonyms: c.pupils,
+            pupil_pseudonyms: c.pupils.into_iter().map(String::from).collect(),
             participants: c.participants.into_iter().map(party).collect(),
             lead: party(c.lead),
             open: c.open,
@@ -415,7 +415,7 @@ impl From<crate::cases::CareOffer> for CareOffer {
         Self {
             stops_clock_from: o.stops_clock_from(),
             case_id: o.case_id,
-            pupil_pseudonym: o.pupil,
+            pupil_pseudonym: o.pupil.into_string(),
             kind: o.kind.code().to_owned(),
             offered_on: o.offered_on,
             place_from: o.place_from,

@@ -299,7 +299,7 @@ pub fn organisation(o: &Organisation) -> pb::Organisation {
 
 fn party_to_pb(p: &Party) -> pb::Organisation {
     pb::Organisation {
-        oin: p.oin.clone(),
+        oin: p.oin.to_string(),
         name: p.name.clone(),
     }
 }
@@ -330,12 +330,12 @@ pub fn new_offer(
 pub fn care_offer_to_pb(o: &crate::cases::CareOffer) -> pb::CaseOffer {
     pb::CaseOffer {
         case_id: o.case_id.clone(),
-        pupil_pseudonym: o.pupil.clone(),
+        pupil_pseudonym: o.pupil.to_string(),
         kind: offer_kind_to_pb(Some(o.kind)).into(),
         offered_on: o.offered_on.to_string(),
         place_from: date_text(o.place_from),
         parents_agreed: o.parents_agreed,
-        recorded_by_oin: o.by.oin.clone(),
+        recorded_by_oin: o.by.oin.to_string(),
         recorded_by_name: o.by.name.clone(),
     }
 }
@@ -344,7 +344,7 @@ pub fn case_to_pb(c: &Case) -> pb::Case {
     pb::Case {
         case_id: c.id.clone(),
         meeting_type: c.meeting_type.clone(),
-        pupil_pseudonyms: c.pupils.clone(),
+        pupil_pseudonyms: c.pupils.iter().map(ToString::to_string).collect(),
         participants: c.participants.iter().map(party_to_pb).collect(),
         lead: Some(party_to_pb(&c.lead)),
         open: c.open,
@@ -369,7 +369,7 @@ pub fn case_to_peer(c: &Case) -> pb::Case {
 
 /// A case as a peer sent it, unchecked (the service layer checks every part).
 pub fn shared_case(c: pb::Case) -> crate::service::SharedCase {
-    let party = |p: pb::Organisation| Party {
+    let party = |p: pb::Organisation| crate::service::SharedParty {
         oin: p.oin,
         name: p.name,
     };

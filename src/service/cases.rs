@@ -5,9 +5,10 @@
 //! decision is audited before it is answered. Care offers: [`Service::record_offer`] (by the
 //! organisation that makes it, where the meeting allows) and [`Service::take_shared_offer`]. A case names pupils by pseudonym only.
 
-use super::{refuse_id_like, refuse_non_oin, Caller, PeerFailure, Service, ServiceError};
+use super::{parse_id, refuse_id_like, refuse_non_oin, Caller, PeerFailure, Service, ServiceError};
 use crate::audit::{Action, Decision as AuditDecision, NewEntry};
 use crate::cases::{self, Acceptance, CareOffer, Case, Party};
+use crate::ids::Pseudonym;
 use crate::pseudonym::is_pseudonym;
 use crate::signal::OfferKind;
 use crate::trace::TraceContext;
@@ -89,6 +90,15 @@ pub fn check_pupils(
         return invalid(format!("{field}[{i}] repeats an earlier pupil"));
     }
     Ok(())
+}
+
+/// The pseudonyms of a case's pupils as their type (`field` names them in the refusal).
+fn parse_pupils(pupils: &[String], field: &str) -> Result<Vec<Pseudonym>, ServiceError> {
+    pupils
+        .iter()
+        .enumerate()
+        .map(|(i, p)| parse_id(&format!("{field}[{i}]"), p))
+        .collect()
 }
 
 /// The most pupils a case of this meeting may cover under the policy.
@@ -267,7 +277,7 @@ impl Service {
                 ));
             }
             participants.push(Party {
-                oin: party.oin.to_string(),
+                oin: party.oin.clone(),
                 name: party.name.clone(),
             });
         }
@@ -275,7 +285,7 @@ impl Service {
             id: cases::new_case_id(),
             meeting_type: req.meeting_type.clone(),
             purpose: req.purpose.clone(),
-            pupils: req.pupil_pseudonyms.clone(),
+            pupils: parse_pupils(&req.pupil_pseudonyms, "pupil_pseudonyms")?,
             participants,
             lead: Party::from(own),
             open: true,
@@ -388,7 +398,7 @@ impl Service {
             e.case_id = case.id.clone();
             e.meeting_type = case.meeting_type.clone();
             e.purpose = case.purpose.clone();
-            e.pupils = case.pupils.clone();
+            e.pupils = case.pupils.iter().map(ToString::to_string).collect();
             e.processing_activity = self
                 .node
                 .policy
@@ -424,13 +434,31 @@ pub struct SharedCase {
     pub meeting_type: String,
     pub purpose: String,
     pub pupil_pseudonyms: Vec<String>,
-    pub participants: Vec<Party>,
-    pub lead: Option<Party>,
+    pub participants: Vec<SharedParty>,
+    pub lead: Option<SharedParty>,
     pub open: bool,
     /// RFC 3339.
     pub opened_at: String,
     /// RFC 3339, or "" while open.
     pub closed_at: String,
+}
+
+/// An organisation as a shared case names it, unchecked.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SharedParty {
+    pub oin: String,
+    pub name: String,
+}
+
+impl SharedParty {
+    /// The party, its OIN parsed (`field` names it in the refusal) and its name checked.
+    fn into_party(self, field: &str) -> Result<Party, ServiceError> {
+        refuse_id_like(&format!("{field}.name"), &self.name)?;
+        Ok(Party {
+            oin: parse_id(&format!("{field}.oin"), &self.oin)?,
+            name: self.name,
+        })
+    }
 }
 
 impl SharedCase {
@@ -446,29 +474,29 @@ impl SharedCase {
         }
         refuse_id_like("case.meeting_type", &self.meeting_type)?;
         refuse_id_like("case.purpose", &self.purpose)?;
-        for (i, p) in self.participants.iter().enumerate() {
-            refuse_non_oin(&format!("case.participants[{i}].oin"), &p.oin)?;
-            refuse_id_like(&format!("case.participants[{i}].name"), &p.name)?;
-        }
-        if let Some(lead) = &self.lead {
-            refuse_non_oin("case.lead.oin", &lead.oin)?;
-            refuse_id_like("case.lead.name", &lead.name)?;
-        }
-        if self.pupil_pseudonyms.is_empty()
-            || !self.pupil_pseudonyms.iter().all(|p| is_pseudonym(p))
-        {
+        if self.pupil_pseudonyms.is_empty() {
             return Err(invalid("pupil_pseudonyms"));
         }
+        let pupils = parse_pupils(&self.pupil_pseudonyms, "case.pupil_pseudonyms")?;
+        let participants = self
+            .participants
+            .into_iter()
+            .enumerate()
+            .map(|(i, p)| p.into_party(&format!("case.participants[{i}]")))
+            .collect::<Result<Vec<_>, _>>()?;
+        let lead = self
+            .lead
+            .ok_or_else(|| invalid("lead"))?
+            .into_party("case.lead")?;
         let parse_time = |t: &str| {
             chrono::DateTime::parse_from_rfc3339(t).map(|t| t.with_timezone(&chrono::Utc))
         };
-        let lead = self.lead.ok_or_else(|| invalid("lead"))?;
         Ok(Case {
             id: self.case_id,
             meeting_type: self.meeting_type,
             purpose: self.purpose,
-            pupils: self.pupil_pseudonyms,
-            participants: self.participants,
+            pupils,
+            participants,
             lead,
             open: self.open,
             opened_at: parse_time(&self.opened_at).map_err(|_| invalid("opened_at"))?,
@@ -618,12 +646,12 @@ impl NewOffer {
                 "offer.case_id is not a case id (case- and 16 hex digits; see pactgate case list)",
             ));
         }
-        if !is_pseudonym(&self.pupil_pseudonym) {
-            return Err(ServiceError::invalid(
+        let pupil: Pseudonym = self.pupil_pseudonym.parse().map_err(|_| {
+            ServiceError::invalid(
                 "offer.pupil_pseudonym",
                 "offer.pupil_pseudonym is not a pseudonym; compute it with `pactgate pseudonym`",
-            ));
-        }
+            )
+        })?;
         let kind = self.kind.ok_or_else(|| {
             ServiceError::invalid(
                 "offer.kind",
@@ -641,7 +669,7 @@ impl NewOffer {
         };
         Ok(CareOffer {
             case_id: self.case_id,
-            pupil: self.pupil_pseudonym,
+            pupil,
             kind,
             offered_on: day("offer.offered_on", &self.offered_on)?,
             place_from,
@@ -687,7 +715,7 @@ impl Service {
         .await?;
         let mut e = self.case_entry(caller, actor, Action::CaseOffer, outcome.as_ref().ok());
         e.case_id = offer.case_id.clone();
-        e.pupils = vec![offer.pupil.clone()];
+        e.pupils = vec![offer.pupil.to_string()];
         let case = match outcome {
             Ok(case) => case,
             Err(err) => {
@@ -726,7 +754,7 @@ impl Service {
             ));
         }
         let by = Party {
-            oin: recorded_by_oin.chars().take(20).collect(),
+            oin: parse_id("offer.recorded_by_oin", recorded_by_oin)?,
             name: caller.org.name.clone(),
         };
         let offer = shared.into_offer(by)?;
@@ -742,7 +770,7 @@ impl Service {
                 &node.policy_version(),
             );
             e.case_id = offer.case_id.clone();
-            e.pupils = vec![offer.pupil.clone()];
+            e.pupils = vec![offer.pupil.to_string()];
             let policy = node.policy.current();
             let outcome =
                 cases::take_shared_offer(policy.as_deref(), &node.cases, &caller.org.oin, &offer)

@@ -54,7 +54,9 @@ pub mod exchange;
 pub mod federation;
 pub mod intake;
 
-pub use cases::{CaseNotifier, CaseOutcome, NewOffer, OfferOutcome, OpenCase, SharedCase};
+pub use cases::{
+    CaseNotifier, CaseOutcome, NewOffer, OfferOutcome, OpenCase, SharedCase, SharedParty,
+};
 pub use context::{NodeContext, PolicyHandle};
 pub use error::ServiceError;
 pub use exchange::{Claim, ClaimContext, Disclosure, NodeDescription};
@@ -187,6 +189,17 @@ pub fn refuse_non_oin(field: &str, text: &str) -> Result<(), ServiceError> {
         field,
         format!("{field} is not an OIN: an OIN is exactly twenty digits and nothing else"),
     ))
+}
+
+/// Parses one of the domain's ids ([`crate::ids`]) from `text`; a malformed one is
+/// INVALID_ARGUMENT naming `field` (never echoing a number that could be a pupil id).
+pub fn parse_id<T>(field: &str, text: &str) -> Result<T, ServiceError>
+where
+    T: std::str::FromStr<Err = crate::ids::IdError>,
+{
+    text.parse().map_err(|e: crate::ids::IdError| {
+        ServiceError::invalid(field, format!("{field}: {}", e.reason()))
+    })
 }
 
 /// Refuses a repeated field with more than `max` items, naming the field.
