@@ -97,7 +97,7 @@ impl SignalIntake for UnauditedIntake {
         let good: Vec<Signal> = checked
             .into_iter()
             .zip(pseudonyms)
-            .map(|(v, p)| v.pseudonymised(p))
+            .map(|(v, p)| v.pseudonymised(p.parse().expect("a pseudonym")))
             .collect();
         let accepted = good.len();
         let store = self.store.clone();

@@ -548,7 +548,7 @@ mod tests {
     fn lrv(id: &str, pupil: &str) -> Signal {
         Signal {
             source_record_id: id.into(),
-            pupil_pseudonym: pseudonym(pupil),
+            pupil_pseudonym: pseudonym(pupil).parse().unwrap(),
             category: crate::signal::Category::Lrv,
             sector: Some(crate::signal::Sector::Vo),
             residence_municipality: "GM0014".parse().unwrap(),

@@ -728,7 +728,7 @@ mod tests {
     pub(super) fn signal(id: &str, muni: &str, school: &str) -> Signal {
         Signal {
             source_record_id: id.into(),
-            pupil_pseudonym: format!("v1.{id:_<22}"),
+            pupil_pseudonym: format!("v1.{id:_<22}").parse().unwrap(),
             category: Category::Lrv,
             sector: Some(Sector::Vo),
             residence_municipality: muni.parse().unwrap(),

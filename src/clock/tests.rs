@@ -25,10 +25,15 @@ fn stamp(day: u32) -> DateTime<Utc> {
         .expect("valid time")
 }
 
+/// The pseudonym of test pupil `tag` ("p1"): the tag padded to a pseudonym's shape.
+fn test_pseudonym(tag: &str) -> crate::ids::Pseudonym {
+    format!("v1.{tag:A<22}").parse().expect("a pseudonym")
+}
+
 fn sig(id: &str, pupil: &str, category: Category, sector: Sector, since: NaiveDate) -> Signal {
     Signal {
         source_record_id: id.to_string(),
-        pupil_pseudonym: pupil.to_string(),
+        pupil_pseudonym: test_pseudonym(pupil),
         category,
         sector: Some(sector),
         residence_municipality: "GM0014".parse().unwrap(),
@@ -807,7 +812,7 @@ fn arb_signal() -> impl Strategy<Value = Signal> {
             let status = Status::ALL[st];
             Signal {
                 source_record_id: format!("rec-{p}-{c}-{since}"),
-                pupil_pseudonym: format!("pupil-{p}"),
+                pupil_pseudonym: test_pseudonym(&format!("pupil-{p}")),
                 category: Category::ALL[c],
                 sector: Sector::ALL.get(sec).copied(),
                 residence_municipality: MUNICIPALITIES[m].parse().unwrap(),

@@ -167,7 +167,7 @@ pub fn raw_signal(record: pb::SignalRecord) -> RawSignal {
 pub fn signal_view(s: &Signal) -> pb::SignalView {
     pb::SignalView {
         source_record_id: s.source_record_id.clone(),
-        pupil_pseudonym: s.pupil_pseudonym.clone(),
+        pupil_pseudonym: s.pupil_pseudonym.to_string(),
         category: category_to_pb(s.category).into(),
         sector: s.sector.map_or(0, |x| sector_to_pb(x).into()),
         residence_municipality: s.residence_municipality.to_string(),
@@ -391,12 +391,9 @@ pub fn shared_case(c: pb::Case) -> crate::service::SharedCase {
 /// counted and gives `None`.
 pub fn signal_from_view(v: &pb::SignalView) -> Option<Signal> {
     let date = |t: &str| chrono::NaiveDate::parse_from_str(t, "%Y-%m-%d").ok();
-    if !crate::pseudonym::is_pseudonym(&v.pupil_pseudonym) {
-        return None;
-    }
     Some(Signal {
         source_record_id: v.source_record_id.clone(),
-        pupil_pseudonym: v.pupil_pseudonym.clone(),
+        pupil_pseudonym: v.pupil_pseudonym.parse().ok()?,
         category: category_from_pb(v.category).ok()?,
         sector: sector_from_pb(v.sector).ok(),
         residence_municipality: v.residence_municipality.parse().ok()?,

@@ -252,10 +252,15 @@ impl Service {
             .pseudonymiser
             .pseudonymise_batch(checked.iter().map(|v| &v.pupil), &caller.trace)
             .await?;
-        Ok(checked
+        checked
             .into_iter()
             .zip(pseudonyms)
-            .map(|(v, p)| v.pseudonymised(p))
-            .collect())
+            .map(|(v, p)| {
+                let p = p.parse().map_err(|_| {
+                    crate::pseudonymiser::PseudonymiseError::Malformed("a pseudonym")
+                })?;
+                Ok(v.pseudonymised(p))
+            })
+            .collect()
     }
 }

@@ -219,6 +219,6 @@ pub fn distinct_pupils(signals: &[crate::signal::Signal]) -> Vec<String> {
     signals
         .iter()
         .filter(|s| seen.insert(s.pupil_pseudonym.as_str()))
-        .map(|s| s.pupil_pseudonym.clone())
+        .map(|s| s.pupil_pseudonym.to_string())
         .collect()
 }
