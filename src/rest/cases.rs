@@ -6,7 +6,7 @@
 use super::problem::{Json, Path, Problem, Query};
 use super::{Authenticated, RestState};
 use crate::rpc::cases::GrpcCaseNotifier;
-use crate::service::{CaseOutcome, NewOffer, OpenCase};
+use crate::service::{parse_ids, CaseOutcome, NewOffer, OpenCase};
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
@@ -200,8 +200,8 @@ pub async fn open(
         meeting_type: request.meeting_type,
         purpose: request.purpose,
         actor: request.actor,
-        pupil_pseudonyms: request.pupil_pseudonyms,
-        participant_oins: request.participant_oins,
+        pupil_pseudonyms: parse_ids("pupil_pseudonyms", &request.pupil_pseudonyms)?,
+        participant_oins: parse_ids("participant_oins", &request.participant_oins)?,
     };
     let opened = state
         .service

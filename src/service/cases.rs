@@ -5,10 +5,10 @@
 //! decision is audited before it is answered. Care offers: [`Service::record_offer`] (by the
 //! organisation that makes it, where the meeting allows) and [`Service::take_shared_offer`]. A case names pupils by pseudonym only.
 
-use super::{parse_id, refuse_id_like, refuse_non_oin, Caller, PeerFailure, Service, ServiceError};
+use super::{parse_id, parse_ids, refuse_id_like, Caller, PeerFailure, Service, ServiceError};
 use crate::audit::{Action, Decision as AuditDecision, NewEntry};
 use crate::cases::{self, Acceptance, CareOffer, Case, Party};
-use crate::ids::Pseudonym;
+use crate::ids::{Oin, Pseudonym};
 use crate::pseudonym::is_pseudonym;
 use crate::signal::OfferKind;
 use crate::trace::TraceContext;
@@ -22,8 +22,9 @@ pub struct OpenCase {
     pub purpose: String,
     /// The person or system acting (for the audit log).
     pub actor: String,
-    pub pupil_pseudonyms: Vec<String>,
-    pub participant_oins: Vec<String>,
+    /// Parsed at the edge ([`super::parse_ids`]).
+    pub pupil_pseudonyms: Vec<Pseudonym>,
+    pub participant_oins: Vec<Oin>,
 }
 
 /// A case after an operation, and the participants whose node could not be told.
@@ -64,8 +65,8 @@ pub fn rate_limited(what: &str) -> ServiceError {
 
 /// Checks a case's pupils: present, pseudonyms, no repeats, at most the meeting's maximum
 /// (`field` names them in the refusal).
-pub fn check_pupils(
-    pupils: &[String],
+pub fn check_pupils<P: AsRef<str> + PartialEq>(
+    pupils: &[P],
     max: usize,
     meeting: &str,
     field: &str,
@@ -81,7 +82,7 @@ pub fn check_pupils(
             crate::pseudonym::withhold_ids(meeting).chars().take(64).collect::<String>()
         ));
     }
-    if let Some(i) = pupils.iter().position(|p| !is_pseudonym(p)) {
+    if let Some(i) = pupils.iter().position(|p| !is_pseudonym(p.as_ref())) {
         return invalid(format!(
             "{field}[{i}] is not a pseudonym; compute it with `pactgate pseudonym`"
         ));
@@ -90,15 +91,6 @@ pub fn check_pupils(
         return invalid(format!("{field}[{i}] repeats an earlier pupil"));
     }
     Ok(())
-}
-
-/// The pseudonyms of a case's pupils as their type (`field` names them in the refusal).
-fn parse_pupils(pupils: &[String], field: &str) -> Result<Vec<Pseudonym>, ServiceError> {
-    pupils
-        .iter()
-        .enumerate()
-        .map(|(i, p)| parse_id(&format!("{field}[{i}]"), p))
-        .collect()
 }
 
 /// The most pupils a case of this meeting may cover under the policy.
@@ -242,9 +234,6 @@ impl Service {
         refuse_id_like("meeting_type", &req.meeting_type)?;
         refuse_id_like("purpose", &req.purpose)?;
         refuse_id_like("actor", &req.actor)?;
-        for (i, oin) in req.participant_oins.iter().enumerate() {
-            refuse_non_oin(&format!("participant_oins[{i}]"), oin)?;
-        }
         check_pupils(
             &req.pupil_pseudonyms,
             max_pupils(&policy, &req.meeting_type),
@@ -285,7 +274,7 @@ impl Service {
             id: cases::new_case_id(),
             meeting_type: req.meeting_type.clone(),
             purpose: req.purpose.clone(),
-            pupils: parse_pupils(&req.pupil_pseudonyms, "pupil_pseudonyms")?,
+            pupils: req.pupil_pseudonyms.clone(),
             participants,
             lead: Party::from(own),
             open: true,
@@ -477,7 +466,7 @@ impl SharedCase {
         if self.pupil_pseudonyms.is_empty() {
             return Err(invalid("pupil_pseudonyms"));
         }
-        let pupils = parse_pupils(&self.pupil_pseudonyms, "case.pupil_pseudonyms")?;
+        let pupils = parse_ids("case.pupil_pseudonyms", &self.pupil_pseudonyms)?;
         let participants = self
             .participants
             .into_iter()

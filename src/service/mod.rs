@@ -202,6 +202,19 @@ where
     })
 }
 
+/// [`parse_id`] for each text of a repeated field; a malformed one is INVALID_ARGUMENT naming
+/// `field[index]`.
+pub fn parse_ids<T>(field: &str, texts: &[String]) -> Result<Vec<T>, ServiceError>
+where
+    T: std::str::FromStr<Err = crate::ids::IdError>,
+{
+    texts
+        .iter()
+        .enumerate()
+        .map(|(i, t)| parse_id(&format!("{field}[{i}]"), t))
+        .collect()
+}
+
 /// Refuses a repeated field with more than `max` items, naming the field.
 pub fn check_count(field: &str, count: usize, max: usize) -> Result<(), ServiceError> {
     if count <= max {
