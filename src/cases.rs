@@ -4,7 +4,9 @@
 //! is acknowledged. Decides nothing: the exchange checks a case against the policy and the
 //! caller. Also the token bucket that bounds how fast an organisation opens, accepts or shares.
 //! And the care offers (zorgaanbod) recorded in a case by the organisations that make them: who
-//! may record one (the policy's `may_record_offer`), and how it stops a pupil's clock.
+//! may record one (the policy's `may_record_offer`), and how it stops a pupil's clock. Pupils
+//! and organisations are typed ([`Pseudonym`], [`Oin`]); a case shared by a peer is stored only
+//! with the policy's [`crate::policy::CaseShareGrant`].
 
 use crate::identity::Organisation;
 use crate::ids::{Oin, Pseudonym};

@@ -1,7 +1,8 @@
 //! The witness a node runs for its peers (c2sp.org/tlog-witness): cosigns a checkpoint of a log it
 //! is configured for only if it extends the last one it cosigned for that origin. Sees sizes and
 //! hashes only, never an entry. Invariant: per origin, cosigned sizes only grow, each proven
-//! consistent with the previous; no log is trusted on first use.
+//! consistent with the previous; no log is trusted on first use. Cosigning and serving what it
+//! holds take its grants ([`CosignGrant`], [`HeldGrant`]), made only after that check.
 
 use std::sync::Mutex;
 
