@@ -98,7 +98,7 @@ impl SignalIntakeService for UnauditedIntake {
         let good: Vec<Signal> = checked
             .into_iter()
             .zip(pseudonyms)
-            .map(|(v, p)| v.pseudonymised(p))
+            .map(|(v, p)| v.pseudonymised(p.parse().expect("a pseudonym")))
             .collect();
         let accepted = good.len();
         let store = self.store.clone();
@@ -532,11 +532,11 @@ fn sign_figures(l: &Log, dir: &Path) -> anyhow::Result<SignFigures> {
     )?
     .trusting(vec![audit::VerifierKey::parse(&vkey)?]);
     let wpair = Ed25519KeyPair::from_pkcs8(&wpkcs8).map_err(|_| anyhow::anyhow!("key"))?;
-    witness.add_checkpoint(&request(&notes, &proofs, 0))?;
+    witness.add_checkpoint(witness.admit(request(&notes, &proofs, 0))?)?;
     let public = pair.public_key().as_ref().to_vec();
     let (cosign, bare_verify_sign) = paired(
         |i| {
-            black_box(witness.add_checkpoint(&request(&notes, &proofs, i + 1))?);
+            black_box(witness.add_checkpoint(witness.admit(request(&notes, &proofs, i + 1))?)?);
             Ok(())
         },
         |i| bare_verify_sign(&notes[i + 1], &public, &wpair),

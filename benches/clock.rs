@@ -182,7 +182,7 @@ fn city_signals(n: usize, today: NaiveDate) -> anyhow::Result<Vec<Signal>> {
                 sector.code().to_lowercase(),
                 category.code().to_lowercase()
             ),
-            pupil_pseudonym: c.pseudonym.clone(),
+            pupil_pseudonym: c.pseudonym.parse().expect("a pseudonym"),
             category,
             sector: Some(sector),
             residence_municipality: c.municipality.parse().expect("a CBS code"),

@@ -363,7 +363,7 @@ fn main() -> anyhow::Result<()> {
                     )
                     .map_err(|e| anyhow::anyhow!("benchmark record refused: {e}"))?;
                     let pseudonym = key.pseudonym(&checked.pupil);
-                    Ok(checked.pseudonymised(pseudonym))
+                    Ok(checked.pseudonymised(pseudonym.parse()?))
                 })
                 .collect()
         })

@@ -4,9 +4,12 @@
 //! is acknowledged. Decides nothing: the exchange checks a case against the policy and the
 //! caller. Also the token bucket that bounds how fast an organisation opens, accepts or shares.
 //! And the care offers (zorgaanbod) recorded in a case by the organisations that make them: who
-//! may record one (the policy's `may_record_offer`), and how it stops a pupil's clock.
+//! may record one (the policy's `may_record_offer`), and how it stops a pupil's clock. Pupils
+//! and organisations are typed ([`Pseudonym`], [`Oin`]); a case shared by a peer is stored only
+//! with the policy's [`crate::policy::CaseShareGrant`].
 
 use crate::identity::Organisation;
+use crate::ids::{Oin, Pseudonym};
 use crate::signal::{OfferKind, Signal};
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
@@ -23,7 +26,7 @@ pub struct Case {
     pub id: String,
     pub meeting_type: String,
     pub purpose: String,
-    pub pupils: Vec<String>,
+    pub pupils: Vec<Pseudonym>,
     pub participants: Vec<Party>,
     pub lead: Party,
     pub open: bool,
@@ -52,14 +55,14 @@ pub enum Acceptance {
 /// An organisation as a case names it (serialisable form of [`Organisation`]).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Party {
-    pub oin: String,
+    pub oin: Oin,
     pub name: String,
 }
 
 impl From<&Organisation> for Party {
     fn from(o: &Organisation) -> Self {
         Self {
-            oin: o.oin.to_string(),
+            oin: o.oin.clone(),
             name: o.name.clone(),
         }
     }
@@ -220,6 +223,20 @@ impl CaseStore {
         Ok(())
     }
 
+    /// Stores (or replaces) a case a peer's lead shared with this node, as the policy granted
+    /// it, with this node's `acceptance`, and makes it durable.
+    pub fn put_shared(
+        &self,
+        grant: crate::policy::CaseShareGrant,
+        acceptance: Acceptance,
+    ) -> Result<(), CaseError> {
+        let case = Case {
+            acceptance,
+            ..grant.into_case()
+        };
+        self.put(&case)
+    }
+
     pub fn get(&self, id: &str) -> Result<Option<Case>, CaseError> {
         self.tree
             .get(id.as_bytes())?
@@ -248,7 +265,7 @@ impl CaseStore {
 pub struct CareOffer {
     pub case_id: String,
     /// The pupil's pseudonym.
-    pub pupil: String,
+    pub pupil: Pseudonym,
     pub kind: OfferKind,
     /// The day the offer was made.
     pub offered_on: NaiveDate,
@@ -525,10 +542,15 @@ pub fn is_case_id(text: &str) -> bool {
 mod tests {
     use super::*;
 
+    /// The pseudonym of test pupil `tag` ("p1").
+    fn pseudonym(tag: &str) -> String {
+        format!("v1.{tag:A<22}")
+    }
+
     fn lrv(id: &str, pupil: &str) -> Signal {
         Signal {
             source_record_id: id.into(),
-            pupil_pseudonym: pupil.into(),
+            pupil_pseudonym: pseudonym(pupil).parse().unwrap(),
             category: crate::signal::Category::Lrv,
             sector: Some(crate::signal::Sector::Vo),
             residence_municipality: "GM0014".parse().unwrap(),
@@ -558,13 +580,13 @@ mod tests {
     fn offer(pupil: &str, place_from: Option<NaiveDate>, agreed: bool) -> CareOffer {
         CareOffer {
             case_id: "case-0123456789abcdef".into(),
-            pupil: pupil.into(),
+            pupil: pseudonym(pupil).parse().unwrap(),
             kind: OfferKind::Zorg,
             offered_on: day(2026, 1, 10),
             place_from,
             parents_agreed: agreed,
             by: Party {
-                oin: "3".repeat(20),
+                oin: "3".repeat(20).parse().unwrap(),
                 name: "WIJ".into(),
             },
         }
@@ -614,22 +636,47 @@ mod tests {
         assert_eq!(signals[0].1, own);
     }
 
+    /// A case and a care offer as stores written before the ids were types hold them (the
+    /// JSON of `String` fields) read back and are written again byte for byte.
+    #[test]
+    fn stored_cases_and_offers_keep_their_bytes() {
+        let case = concat!(
+            r#"{"id":"case-0123456789abcdef","meeting_type":"aoj-team-vo","#,
+            r#""purpose":"passend-aanbod","pupils":["v1.AAAAAAAAAAAAAAAAAAAAAA"],"#,
+            r#""participants":[{"oin":"00000001001234567000","name":"GGD"}],"#,
+            r#""lead":{"oin":"00000001009876543000","name":"SWV"},"open":true,"#,
+            r#""opened_at":"2026-09-01T08:00:00Z","closed_at":null,"acceptance":"pending"}"#
+        );
+        let read: Case = serde_json::from_str(case).unwrap();
+        assert_eq!(serde_json::to_string(&read).unwrap(), case);
+        let offer = concat!(
+            r#"{"case_id":"case-0123456789abcdef","pupil":"v1.AAAAAAAAAAAAAAAAAAAAAA","#,
+            r#""kind":"Zorg","offered_on":"2026-01-10","place_from":null,"#,
+            r#""parents_agreed":true,"by":{"oin":"00000001001234567000","name":"WIJ"}}"#
+        );
+        let read: CareOffer = serde_json::from_str(offer).unwrap();
+        assert_eq!(serde_json::to_string(&read).unwrap(), offer);
+        // A stored case whose pupil is not a pseudonym no longer reads: it was never written.
+        let bad = case.replace("v1.AAAAAAAAAAAAAAAAAAAAAA", "123456782");
+        assert!(serde_json::from_str::<Case>(&bad).is_err());
+    }
+
     #[test]
     fn case_round_trip_and_listing() {
         let dir = tempfile::tempdir().unwrap();
         let store = crate::store::Store::open(dir.path()).unwrap();
         let cases = CaseStore::open(&store).unwrap();
         let lead = Party {
-            oin: "1".repeat(20),
+            oin: "1".repeat(20).parse().unwrap(),
             name: "SWV".into(),
         };
         let mut case = Case {
             id: new_case_id(),
             meeting_type: "aoj-team-vo".into(),
             purpose: "passend-aanbod".into(),
-            pupils: vec!["v1.AAAAAAAAAAAAAAAAAAAAAA".into()],
+            pupils: vec!["v1.AAAAAAAAAAAAAAAAAAAAAA".parse().unwrap()],
             participants: vec![Party {
-                oin: "2".repeat(20),
+                oin: "2".repeat(20).parse().unwrap(),
                 name: "GGD".into(),
             }],
             lead,
@@ -651,7 +698,7 @@ mod tests {
 
     #[test]
     fn a_case_stored_before_acceptance_existed_reads_as_pending() {
-        let json = r#"{"id":"case-0123456789abcdef","meeting_type":"aoj-team-vo","purpose":"passend-aanbod","pupils":["v1.AAAAAAAAAAAAAAAAAAAAAA"],"participants":[],"lead":{"oin":"1","name":"SWV"},"open":true,"opened_at":"2026-01-01T00:00:00Z","closed_at":null}"#;
+        let json = r#"{"id":"case-0123456789abcdef","meeting_type":"aoj-team-vo","purpose":"passend-aanbod","pupils":["v1.AAAAAAAAAAAAAAAAAAAAAA"],"participants":[],"lead":{"oin":"00000001009876543000","name":"SWV"},"open":true,"opened_at":"2026-01-01T00:00:00Z","closed_at":null}"#;
         let case: Case = serde_json::from_str(json).unwrap();
         assert_eq!(case.acceptance, Acceptance::Pending);
     }

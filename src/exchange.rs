@@ -68,7 +68,7 @@ pub fn select(
             let mut all = Vec::new();
             for pupil in &case.pupils {
                 all.extend(store.list(&SignalFilter {
-                    pupil_pseudonym: Some(pupil.clone()),
+                    pupil_pseudonym: Some(pupil.to_string()),
                     ..SignalFilter::default()
                 })?);
             }

@@ -311,6 +311,13 @@ string_id!(
 );
 
 impl Pseudonym {
+    /// A well-formed pseudonym of no pupil ("v0." and zeros): only the stand-in inside a
+    /// checked record that waits for its pupil's pseudonym, which replaces it before the record
+    /// can be read ([`crate::signal::Validated`]).
+    pub(crate) fn stand_in() -> Pseudonym {
+        Pseudonym(format!("v0.{}", "A".repeat(PSEUDONYM_BODY_LEN)))
+    }
+
     /// The key version the pseudonym was made under (the digits after "v").
     pub fn key_version(&self) -> &str {
         let rest = &self.0[1..];

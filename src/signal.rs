@@ -2,7 +2,7 @@
 //! Holds no raw pupil id: a checked record keeps its id only until the pseudonymisation service
 //! has given the pseudonym (a batch at a time), then drops it.
 
-use crate::ids::{MunicipalityCode, SchoolCode};
+use crate::ids::{MunicipalityCode, Pseudonym, SchoolCode};
 use crate::pseudonym::PupilId;
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
@@ -144,7 +144,7 @@ impl OfferKind {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Signal {
     pub source_record_id: String,
-    pub pupil_pseudonym: String,
+    pub pupil_pseudonym: Pseudonym,
     pub category: Category,
     /// None only where the category allows a child without school history (AV, 5a).
     pub sector: Option<Sector>,
@@ -272,7 +272,7 @@ impl fmt::Debug for Validated {
 
 impl Validated {
     /// The signal with its pupil's pseudonym; the pupil id is dropped (and wiped).
-    pub fn pseudonymised(self, pupil_pseudonym: String) -> Signal {
+    pub fn pseudonymised(self, pupil_pseudonym: Pseudonym) -> Signal {
         Signal {
             pupil_pseudonym,
             ..self.signal
@@ -359,7 +359,8 @@ pub fn validate_within(
     }
     let signal = Signal {
         source_record_id,
-        pupil_pseudonym: String::new(),
+        // Replaced by `Validated::pseudonymised` before the signal leaves the `Validated`.
+        pupil_pseudonym: Pseudonym::stand_in(),
         category,
         sector,
         residence_municipality,
@@ -716,7 +717,7 @@ mod tests {
         let today = NaiveDate::from_ymd_opt(2026, 11, 23).unwrap();
         let checked = validate(r, today, chrono::Utc::now())?;
         let pseudonym = key.pseudonym(&checked.pupil);
-        Ok(checked.pseudonymised(pseudonym))
+        Ok(checked.pseudonymised(pseudonym.parse().unwrap()))
     }
 
     #[test]

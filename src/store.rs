@@ -215,9 +215,15 @@ impl Store {
         Ok(f(&self.db, audit_len))
     }
 
-    /// Announces a batch's change in the intents file, applies the batch and counts it.
+    /// Announces a batch's change in the intents file, applies the batch (with `also`, another
+    /// tree's batch, in one sled transaction: both or neither survive a crash) and counts it.
     /// Call with the write lock held.
-    fn apply(&self, batch: sled::Batch, delta: &Delta) -> Result<(), StoreError> {
+    fn apply(
+        &self,
+        batch: sled::Batch,
+        delta: &Delta,
+        also: Option<(&sled::Tree, sled::Batch)>,
+    ) -> Result<(), StoreError> {
         let mut applied = self
             .integrity
             .applied
@@ -225,7 +231,24 @@ impl Store {
             .unwrap_or_else(|e| e.into_inner());
         let number = applied.0 + 1;
         self.integrity.files.append_intent(number, delta)?;
-        self.signals.apply_batch(batch)?;
+        match also {
+            None => self.signals.apply_batch(batch)?,
+            Some((tree, other)) => {
+                use sled::transaction::{
+                    ConflictableTransactionError, TransactionError, Transactional as _,
+                };
+                (&self.signals, tree)
+                    .transaction(|(signals, tree)| {
+                        signals.apply_batch(&batch)?;
+                        tree.apply_batch(&other)?;
+                        Ok::<_, ConflictableTransactionError<std::convert::Infallible>>(())
+                    })
+                    .map_err(|e| match e {
+                        TransactionError::Storage(e) => StoreError::Sled(e),
+                        TransactionError::Abort(never) => match never {},
+                    })?
+            }
+        }
         free_retired();
         applied.0 = number;
         applied.1.apply(delta);
@@ -252,6 +275,41 @@ impl Store {
             return Ok(0);
         }
         let _guard = self.write_lock.lock().map_err(|_| StoreError::Poisoned)?;
+        let (batch, delta, stored) = self.upsert_edits(signals)?;
+        self.apply(batch, &delta, None)?;
+        Ok(stored)
+    }
+
+    /// Like [`Store::upsert_batch_unsynced`], and writes another tree's batch (a push batch's
+    /// audit entry) in the same atomic sled write: after a crash both are there or neither.
+    /// `along` runs under the store's write lock with a [`Along`] it must hand that batch to
+    /// (as [`crate::audit::AuditLog::append_with`] does); a failure before or in that write
+    /// leaves the store as it was. Returns how many signals were stored and what `along`
+    /// returned.
+    pub fn upsert_batch_unsynced_with<R, E: From<StoreError>>(
+        &self,
+        signals: &[Signal],
+        along: impl FnOnce(Along<'_>) -> Result<R, E>,
+    ) -> Result<(usize, R), E> {
+        let _guard = self.write_lock.lock().map_err(|_| StoreError::Poisoned)?;
+        let (batch, delta, stored) = self.upsert_edits(signals)?;
+        let written = std::cell::Cell::new(false);
+        let result = along(Along {
+            store: self,
+            batch,
+            delta: &delta,
+            written: &written,
+        })?;
+        if !written.get() {
+            return Err(StoreError::Audit("the batch's audit entry was not written".into()).into());
+        }
+        Ok((stored, result))
+    }
+
+    /// The batch that stores `signals` (replacing older versions and their index entries and
+    /// clock copies), its change to the digest, and how many records it stores. Call with the
+    /// write lock held.
+    fn upsert_edits(&self, signals: &[Signal]) -> Result<(sled::Batch, Delta, usize), StoreError> {
         let mut batch = sled::Batch::default();
         // The newest version per record within this batch, so a record pushed twice in one
         // stream leaves exactly one set of index entries.
@@ -280,8 +338,7 @@ impl Store {
             copies.add(s);
         }
         copies.write(&mut batch)?;
-        self.apply(batch, &delta)?;
-        Ok(latest.len())
+        Ok((batch, delta, latest.len()))
     }
 
     /// Removes, with their index entries, every signal for which `expired` holds, in one atomic
@@ -309,7 +366,7 @@ impl Store {
         }
         if removed > 0 {
             copies.write(&mut batch)?;
-            self.apply(batch, &delta)?;
+            self.apply(batch, &delta, None)?;
         }
         Ok(removed)
     }
@@ -457,6 +514,25 @@ impl Store {
     /// The number of stored signals.
     pub fn count(&self) -> usize {
         self.signals.scan_prefix([SIGNAL, 0]).count()
+    }
+}
+
+/// The write of a push batch's signals, handed to the code that writes another tree's batch
+/// with it ([`Store::upsert_batch_unsynced_with`]).
+pub struct Along<'a> {
+    store: &'a Store,
+    batch: sled::Batch,
+    delta: &'a Delta,
+    written: &'a std::cell::Cell<bool>,
+}
+
+impl Along<'_> {
+    /// Writes the signals and `batch` of `tree` in one atomic sled write (not synced).
+    pub fn write(self, tree: &sled::Tree, batch: sled::Batch) -> Result<(), StoreError> {
+        self.store
+            .apply(self.batch, self.delta, Some((tree, batch)))?;
+        self.written.set(true);
+        Ok(())
     }
 }
 
@@ -652,7 +728,7 @@ mod tests {
     pub(super) fn signal(id: &str, muni: &str, school: &str) -> Signal {
         Signal {
             source_record_id: id.into(),
-            pupil_pseudonym: format!("v1.{id:_<22}"),
+            pupil_pseudonym: format!("v1.{id:_<22}").parse().unwrap(),
             category: Category::Lrv,
             sector: Some(Sector::Vo),
             residence_municipality: muni.parse().unwrap(),

@@ -620,6 +620,11 @@ async fn opening_a_case_is_checked_against_the_policy() {
     let status = cases.open_case(bsn).await.expect_err("a BSN");
     assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
     assert!(
+        status.message().contains("pupil_pseudonyms[0]"),
+        "names the field and index: {}",
+        status.message()
+    );
+    assert!(
         !status.message().contains(pupils.bsn('A')),
         "{}",
         status.message()

@@ -222,6 +222,86 @@ async fn acknowledged_pushes_survive_sigkill() {
     drop(l);
     // And a graceful stop after all that.
     assert!(node.terminate().success());
+    // No kill left a batch's signals without its audit entry (a batch's first versions of new
+    // records would name pupils that no Ingest entry names).
+    let audited = ingested_pupils(&node.data_dir(), "swv-vo");
+    for (record, pupil) in stored_pupils(&node.data_dir()) {
+        assert!(
+            audited.contains(&pupil),
+            "signal {record} survived a kill without the audit entry of its batch"
+        );
+    }
+}
+
+/// Every stored signal of a stopped node: its record id and pupil pseudonym, read raw.
+fn stored_pupils(data_dir: &std::path::Path) -> Vec<(String, String)> {
+    let db = open_db(data_dir);
+    let signals = db.open_tree("signals").expect("signals tree");
+    signals
+        .scan_prefix(b"s\0")
+        .map(|kv| {
+            let v: serde_json::Value = serde_json::from_slice(&kv.expect("read").1).unwrap();
+            let field = |f: &str| v[f].as_str().expect("a string field").to_owned();
+            (field("source_record_id"), field("pupil_pseudonym"))
+        })
+        .collect()
+}
+
+/// The pupils the Ingest entries of a stopped node's audit log name.
+fn ingested_pupils(data_dir: &std::path::Path, party: &str) -> BTreeSet<String> {
+    stored_entries(data_dir, party)
+        .into_iter()
+        .filter(|e| e.action == pactgate::audit::Action::Ingest)
+        .flat_map(|e| e.pupils)
+        .collect()
+}
+
+/// A push batch's signals and its audit entry are one atomic write: when the audit half fails
+/// (here: the log's Merkle cache is damaged, so it refuses every append), no signal of the
+/// batch is stored either, and the log holds no entry for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_whose_audit_entry_fails_stores_none_of_its_signals() {
+    let mut node = TestNode::start("swv-vo").await;
+    let mut bsns = Bsns::new(0xa70);
+    let mut client = node.intake().await;
+    let first = vec![good_record("kept-1", &bsns.next_bsn())];
+    assert_eq!(push(&mut client, first).await.unwrap().accepted, 1);
+    drop(client);
+
+    node.restart_after(|data_dir| {
+        let db = open_db(data_dir);
+        let audit = db.open_tree(pactgate::audit::TREE).unwrap();
+        for key in audit.scan_prefix(b"n").keys() {
+            audit.remove(key.unwrap()).unwrap();
+        }
+        db.flush().unwrap();
+    })
+    .await;
+    let mut client = node.intake().await;
+    let second: Vec<_> = (0..3)
+        .map(|i| good_record(&format!("lost-{i}"), &bsns.next_bsn()))
+        .collect();
+    push(&mut client, second)
+        .await
+        .expect_err("a push whose audit entry cannot be written must fail");
+    drop(client);
+
+    let dir = node.stop().await;
+    let data_dir = dir.path().join("data");
+    let stored: Vec<String> = stored_pupils(&data_dir)
+        .into_iter()
+        .map(|(record, _)| record)
+        .collect();
+    assert_eq!(
+        stored,
+        ["kept-1"],
+        "signals of a batch whose audit entry failed were stored"
+    );
+    let ingests = stored_entries(&data_dir, "swv-vo")
+        .into_iter()
+        .filter(|e| e.action == pactgate::audit::Action::Ingest)
+        .count();
+    assert_eq!(ingests, 1, "only the first push's batch is audited");
 }
 
 fn push_cli(

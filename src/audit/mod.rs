@@ -1,7 +1,8 @@
 //! The audit log: an append-only RFC 9162 Merkle log of every decision, in sled, with signed
 //! C2SP checkpoints, a c2sp.org/tlog-witness witness, an offline verifier and the Logboek
 //! Dataverwerkingen view ([`ldv`]). Records pseudonyms, never a raw id.
-//! Invariant: entry `seq` is leaf `seq`; an entry and the tree nodes it completes land in one batch.
+//! Invariant: entry `seq` is leaf `seq`; an entry and the tree nodes it completes land in one
+//! atomic write (with a push batch's signals, when it is that batch's entry: [`AuditLog::append_with`]).
 //!
 //! # Storage
 //! Tree `audit`: `b'e' ++ seq (u64 BE)` -> canonical entry bytes ([`Entry`]), and
@@ -53,7 +54,7 @@ pub use refusals::{Refusals, Refused, Tally};
 pub use verify::{
     verify, SeqRange, Tamper, TamperKind, TrustedCheckpoint, VerifyError, VerifyReport,
 };
-pub use witness::{AddCheckpoint, Witness, WitnessError, MAX_PROOF_LINES};
+pub use witness::{AddCheckpoint, CosignGrant, HeldGrant, Witness, WitnessError, MAX_PROOF_LINES};
 
 use merkle::{Frontier, NodeId};
 
@@ -264,7 +265,20 @@ impl AuditLog {
     /// entry's). Does not flush: the caller flushes the db once for its data and the audit, before
     /// it answers. An error here must fail the request.
     pub fn append(&self, new: NewEntry) -> Result<Entry> {
-        new.validate()?;
+        self.append_with(new, |tree, batch| Ok(tree.apply_batch(batch)?))
+    }
+
+    /// [`append`](Self::append), with the entry's writes (the entry and the tree nodes it
+    /// completes, all in [`TREE`]) handed to `write` as one batch for that tree, so that the
+    /// caller writes them in one atomic sled write with data of its own (a push batch's signals:
+    /// [`crate::store::Store::upsert_batch_unsynced_with`]). No other entry is appended while
+    /// `write` runs; the log's size and frontier advance only when it succeeded.
+    pub fn append_with<E: From<AuditError>>(
+        &self,
+        new: NewEntry,
+        write: impl FnOnce(&sled::Tree, sled::Batch) -> Result<(), E>,
+    ) -> Result<Entry, E> {
+        new.validate().map_err(AuditError::from)?;
         let new = new.scrubbed();
         let mut state = self.state();
         let mut frontier = state
@@ -274,13 +288,13 @@ impl AuditLog {
         let now = Utc::now().trunc_subsecs(6);
         let time = state.last_time.map_or(now, |last| last.max(now));
         let entry = new.into_entry(frontier.size(), time, &self.node_oin);
-        let bytes = entry.canonical_bytes()?;
+        let bytes = entry.canonical_bytes().map_err(AuditError::from)?;
         let mut batch = sled::Batch::default();
         frontier.push(leaf_hash(&bytes), |id, hash| {
             batch.insert(&node_key(id)[..], &hash[..])
         });
         batch.insert(&entry_key(entry.seq)[..], bytes);
-        self.tree.apply_batch(batch)?;
+        write(&self.tree, batch)?;
         state.size = frontier.size();
         state.frontier = Some(frontier);
         state.last_time = Some(time);

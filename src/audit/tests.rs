@@ -121,6 +121,30 @@ fn id_like_numbers_in_caller_text_never_reach_the_log() {
 }
 
 #[test]
+fn a_failed_write_of_append_with_leaves_the_log_as_it_was() {
+    let node = Node::new();
+    node.fill(3);
+    let root = node.log.root(3).expect("root");
+    let failed = node
+        .log
+        .append_with(sample(3), |_, _| Err(AuditError::Damaged("injected")));
+    assert!(matches!(failed, Err(AuditError::Damaged("injected"))));
+    assert_eq!(node.log.len(), 3);
+    assert!(node.log.get(3).expect("read").is_none());
+    // The next entry takes seq 3 and the tree stays a valid extension of the old one.
+    let entry = node
+        .log
+        .append_with(sample(3), |tree, batch| {
+            Ok::<_, AuditError>(tree.apply_batch(batch)?)
+        })
+        .expect("append");
+    assert_eq!(entry.seq, 3);
+    let proof = node.log.consistency_proof(3, 4).expect("proof");
+    verify_consistency(3, 4, &root, &node.log.root(4).expect("root"), &proof).expect("consistent");
+    verify(&node.log, &[]).expect("verifies");
+}
+
+#[test]
 fn root_and_proofs_survive_reopen() {
     let mut node = Node::new();
     node.fill(13);
@@ -321,6 +345,25 @@ fn witness_for(node: &Node, name: &str) -> Witness {
         .trusting(vec![log_key])
 }
 
+#[test]
+fn a_peer_reads_what_the_witness_holds_only_of_a_log_it_is_configured_for() {
+    let node = Node::new();
+    let w = witness_for(&node, "w1");
+    let grant = w
+        .admit_peer(OIN)
+        .expect("the witnessed log's node is admitted");
+    assert_eq!(grant.origin(), node.log.origin());
+    assert!(w.held_for(&grant).expect("read").is_none());
+    witness_round(&node, &w);
+    let held = w.held_for(&grant).expect("read").expect("held");
+    assert_eq!(held.size, node.log.len());
+    let stranger = w.admit_peer("00000009999999999000");
+    assert!(
+        matches!(stranger, Err(WitnessError::UnknownLog(_))),
+        "{stranger:?}"
+    );
+}
+
 /// An add-checkpoint request to `w`.
 fn offer(
     w: &Witness,
@@ -328,11 +371,12 @@ fn offer(
     proof: &[Hash],
     old_size: u64,
 ) -> Result<Cosignature, WitnessError> {
-    w.add_checkpoint(&AddCheckpoint {
+    let grant = w.admit(AddCheckpoint {
         old_size,
         proof: proof.to_vec(),
         note: note.to_owned(),
-    })
+    })?;
+    w.add_checkpoint(grant)
 }
 
 /// A peer witnessing `node`: checkpoint, prove from the witness's last size, cosign, store.

@@ -1,7 +1,8 @@
 //! The witness a node runs for its peers (c2sp.org/tlog-witness): cosigns a checkpoint of a log it
 //! is configured for only if it extends the last one it cosigned for that origin. Sees sizes and
 //! hashes only, never an entry. Invariant: per origin, cosigned sizes only grow, each proven
-//! consistent with the previous; no log is trusted on first use.
+//! consistent with the previous; no log is trusted on first use. Cosigning and serving what it
+//! holds take its grants ([`CosignGrant`], [`HeldGrant`]), made only after that check.
 
 use std::sync::Mutex;
 
@@ -142,6 +143,56 @@ impl AddCheckpoint {
     }
 }
 
+/// A checkpoint this witness may cosign: signed by the key, from configuration, of a log it is
+/// configured for. Made only by [`Witness::admit`]; private fields, not `Clone`;
+/// [`Witness::add_checkpoint`] takes it by value.
+///
+/// Cosigning without it does not compile:
+///
+/// ```compile_fail
+/// use pactgate::audit::{AddCheckpoint, Witness};
+/// fn cosign(witness: &Witness, request: AddCheckpoint) {
+///     let _ = witness.add_checkpoint(request);
+/// }
+/// ```
+///
+/// The same code holding the grant compiles:
+///
+/// ```
+/// use pactgate::audit::{CosignGrant, Witness};
+/// fn cosign(witness: &Witness, grant: CosignGrant) {
+///     let _ = witness.add_checkpoint(grant);
+/// }
+/// ```
+#[derive(Debug)]
+pub struct CosignGrant {
+    offered: Checkpoint,
+    request: AddCheckpoint,
+}
+
+impl CosignGrant {
+    /// The checkpoint offered, opened under its log's configured key.
+    pub fn checkpoint(&self) -> &Checkpoint {
+        &self.offered
+    }
+}
+
+/// A peer's read of what this witness holds of its own log: granted only when the witness is
+/// configured for that log (its key is pinned in configuration), so a witness call reveals
+/// nothing of another log. Made only by [`Witness::admit_peer`]; private fields, not `Clone`;
+/// [`Witness::held_for`] takes it.
+#[derive(Debug)]
+pub struct HeldGrant {
+    origin: String,
+}
+
+impl HeldGrant {
+    /// The origin of the peer's log.
+    pub fn origin(&self) -> &str {
+        &self.origin
+    }
+}
+
 /// A witness: its name, its key, the logs it is configured for, and what it cosigned per origin.
 pub struct Witness {
     name: String,
@@ -216,14 +267,38 @@ impl Witness {
         &self.logs
     }
 
-    /// Handles an `add-checkpoint` request exactly as c2sp.org/tlog-witness says: the origin must
-    /// be configured (else 404), signed by its key (403), `old_size` at most the checkpoint size
+    /// Admits an `add-checkpoint` request for cosigning: its origin must be a configured log
+    /// (else 404) and the note signed by that log's configured key (403). The only way to make a
+    /// [`CosignGrant`].
+    pub fn admit(&self, request: AddCheckpoint) -> Result<CosignGrant, WitnessError> {
+        let offered = open_with(&request.note, &self.logs)?.checkpoint;
+        Ok(CosignGrant { offered, request })
+    }
+
+    /// Admits a peer (by its OIN, from its certificate) to read what this witness holds of its
+    /// own log `pactgate/<oin>`: only if this witness is configured for that log. The only way
+    /// to make a [`HeldGrant`].
+    pub fn admit_peer(&self, peer_oin: &str) -> Result<HeldGrant, WitnessError> {
+        let origin = format!("pactgate/{peer_oin}");
+        if !self.logs.iter().any(|k| k.name == origin) {
+            return Err(WitnessError::UnknownLog(shown_origin(&origin)));
+        }
+        Ok(HeldGrant { origin })
+    }
+
+    /// What this witness holds of the granted peer's log: the newest checkpoint it cosigned.
+    pub fn held_for(&self, grant: &HeldGrant) -> Result<Option<Checkpoint>, WitnessError> {
+        self.held(&grant.origin)
+    }
+
+    /// Handles an admitted `add-checkpoint` request ([`Witness::admit`]: the origin configured,
+    /// else 404, and signed by its key, else 403) exactly as c2sp.org/tlog-witness says: `old_size` at most the checkpoint size
     /// (400) and equal to the size last cosigned for the origin, 0 if none (409); the same size
     /// must have the same root (409); the proof must be empty from 0 and check otherwise (422).
     /// The cosignature covers the whole note text, extension lines included. Check and update are
     /// atomic; the caller makes the store durable before it answers.
-    pub fn add_checkpoint(&self, request: &AddCheckpoint) -> Result<Cosignature, WitnessError> {
-        let offered = open_with(&request.note, &self.logs)?.checkpoint;
+    pub fn add_checkpoint(&self, grant: CosignGrant) -> Result<Cosignature, WitnessError> {
+        let CosignGrant { offered, request } = grant;
         let old_size = request.old_size;
         if old_size > offered.size {
             return Err(WitnessError::OldSizeBeyond {
@@ -233,7 +308,7 @@ impl Witness {
         }
         let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
         let held = self.held(&offered.origin)?;
-        check_extends(held.as_ref(), &offered, request)?;
+        check_extends(held.as_ref(), &offered, &request)?;
         let value = encode(&offered, &request.note);
         self.history
             .insert(history_key(&offered.origin, offered.size), value.as_slice())?;

@@ -25,10 +25,20 @@ fn stamp(day: u32) -> DateTime<Utc> {
         .expect("valid time")
 }
 
+/// The pseudonym of test pupil `tag` ("p1"): the tag padded to a pseudonym's shape.
+fn test_pseudonym(tag: &str) -> crate::ids::Pseudonym {
+    format!("v1.{tag:A<22}").parse().expect("a pseudonym")
+}
+
+/// The tag of a [`test_pseudonym`].
+fn tag_of(pseudonym: &str) -> &str {
+    pseudonym.trim_start_matches("v1.").trim_end_matches('A')
+}
+
 fn sig(id: &str, pupil: &str, category: Category, sector: Sector, since: NaiveDate) -> Signal {
     Signal {
         source_record_id: id.to_string(),
-        pupil_pseudonym: pupil.to_string(),
+        pupil_pseudonym: test_pseudonym(pupil),
         category,
         sector: Some(sector),
         residence_municipality: "GM0014".parse().unwrap(),
@@ -337,7 +347,7 @@ fn an_offer_on_the_deadline_day_is_in_time() {
     assert!(day_before.iter().all(|l| l.band == DueBand::Weeks12));
     let on_deadline = due(&s, deadline, &r);
     assert_eq!(on_deadline.len(), 1);
-    assert_eq!(on_deadline[0].pupil_pseudonym, "p1");
+    assert_eq!(on_deadline[0].pupil_pseudonym, test_pseudonym("p1"));
     assert_eq!(on_deadline[0].band, DueBand::OverThreeMonths);
     // Both still absent: both count as LRV; only the one without an offer is "zonder aanbod".
     assert_eq!(count_at(&s, deadline, "g4", Row::LrvVo, Column::Longer), 2);
@@ -487,7 +497,7 @@ fn due_bands_start_at_4_8_10_and_12_weeks_and_name_the_step() {
     let lines = due(&s, at, &r);
     let bands: Vec<(&str, DueBand, u32)> = lines
         .iter()
-        .map(|l| (l.pupil_pseudonym.as_str(), l.band, l.weeks))
+        .map(|l| (tag_of(&l.pupil_pseudonym), l.band, l.weeks))
         .collect();
     assert_eq!(
         bands,
@@ -807,7 +817,7 @@ fn arb_signal() -> impl Strategy<Value = Signal> {
             let status = Status::ALL[st];
             Signal {
                 source_record_id: format!("rec-{p}-{c}-{since}"),
-                pupil_pseudonym: format!("pupil-{p}"),
+                pupil_pseudonym: test_pseudonym(&format!("pupil-{p}")),
                 category: Category::ALL[c],
                 sector: Sector::ALL.get(sec).copied(),
                 residence_municipality: MUNICIPALITIES[m].parse().unwrap(),

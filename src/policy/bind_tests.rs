@@ -18,7 +18,7 @@ fn policy() -> Policy {
 
 fn party(oin: &str) -> Party {
     Party {
-        oin: oin.into(),
+        oin: oin.parse().unwrap(),
         name: format!("party {oin}"),
     }
 }
@@ -29,7 +29,7 @@ fn case() -> Case {
         id: "c0ffee".into(),
         meeting_type: "aoj-team-vo".into(),
         purpose: "passend-aanbod".into(),
-        pupils: vec![PUPIL.into()],
+        pupils: vec![PUPIL.parse().unwrap()],
         participants: vec![party(LEERPLICHT)],
         lead: party(SWV_VO),
         open: true,
@@ -77,7 +77,7 @@ fn a_case_permit_awaits_its_case_and_binds_to_it_narrowed() {
     assert!(!bound.awaits_case());
     assert_eq!(
         bound.case().map(|c| c.pupils.clone()),
-        Some(vec![PUPIL.to_owned()])
+        Some(vec![PUPIL.parse().unwrap()])
     );
     let swv_schools = Scope::Schools(policy.party_by_oin(SWV_VO).unwrap().schools.clone());
     assert_eq!(

@@ -5,6 +5,7 @@
 mod check;
 mod error;
 mod evaluate;
+mod grants;
 mod matrix;
 mod model;
 mod raw;
@@ -16,6 +17,7 @@ mod tests;
 
 pub use error::{PolicyError, PolicyErrors};
 pub use evaluate::{AccessRequest, CaseClaim, Context, Decision, Denial, Permit, Scope};
+pub use grants::CaseShareGrant;
 pub use model::{
     category_from_code, Covenant, DataCategory, Fg, Field, FieldSet, FlowScope, LegalBasis,
     Meeting, OrgType, Participant, Party, Purpose, Revoked, RoutineFlow, DEFAULT_MAX_PUPILS,

@@ -6,7 +6,7 @@
 use super::problem::{Json, Path, Problem, Query};
 use super::{Authenticated, RestState};
 use crate::rpc::cases::GrpcCaseNotifier;
-use crate::service::{CaseOutcome, NewOffer, OpenCase};
+use crate::service::{parse_ids, CaseOutcome, NewOffer, OpenCase};
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
@@ -111,7 +111,7 @@ pub struct CaseQuery {
 
 fn party(p: crate::cases::Party) -> Party {
     Party {
-        oin: p.oin,
+        oin: p.oin.into_string(),
         name: p.name,
     }
 }
@@ -123,7 +123,7 @@ impl From<crate::cases::Case> for Case {
             id: c.id,
             meeting_type: c.meeting_type,
             purpose: c.purpose,
-            pupil_pseudonyms: c.pupils,
+            pupil_pseudonyms: c.pupils.into_iter().map(String::from).collect(),
             participants: c.participants.into_iter().map(party).collect(),
             lead: party(c.lead),
             open: c.open,
@@ -200,8 +200,8 @@ pub async fn open(
         meeting_type: request.meeting_type,
         purpose: request.purpose,
         actor: request.actor,
-        pupil_pseudonyms: request.pupil_pseudonyms,
-        participant_oins: request.participant_oins,
+        pupil_pseudonyms: parse_ids("pupil_pseudonyms", &request.pupil_pseudonyms)?,
+        participant_oins: parse_ids("participant_oins", &request.participant_oins)?,
     };
     let opened = state
         .service
@@ -415,7 +415,7 @@ impl From<crate::cases::CareOffer> for CareOffer {
         Self {
             stops_clock_from: o.stops_clock_from(),
             case_id: o.case_id,
-            pupil_pseudonym: o.pupil,
+            pupil_pseudonym: o.pupil.into_string(),
             kind: o.kind.code().to_owned(),
             offered_on: o.offered_on,
             place_from: o.place_from,
@@ -626,7 +626,7 @@ impl From<crate::service::cases::MeetingChoice> for CaseMeeting {
                 .parties
                 .into_iter()
                 .map(|(p, org_type)| SeatParty {
-                    oin: p.oin,
+                    oin: p.oin.to_string(),
                     name: p.name,
                     org_type,
                 })

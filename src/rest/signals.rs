@@ -332,7 +332,7 @@ impl From<&Signal> for SignalView {
     fn from(s: &Signal) -> Self {
         Self {
             source_record_id: s.source_record_id.clone(),
-            pupil_pseudonym: s.pupil_pseudonym.clone(),
+            pupil_pseudonym: s.pupil_pseudonym.to_string(),
             category: recode(s.category.code()),
             sector: s.sector.map(|x| recode(x.code())),
             residence_municipality: s.residence_municipality.to_string(),

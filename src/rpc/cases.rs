@@ -9,7 +9,9 @@ use crate::pb;
 use crate::pb::cases_service_server::CasesService;
 use crate::pb::exchange_service_client::ExchangeServiceClient;
 use crate::peers::Peer;
-use crate::service::{Caller, CaseNotifier, CaseOutcome, OpenCase, PeerFailure, Service};
+use crate::service::{
+    parse_ids, Caller, CaseNotifier, CaseOutcome, OpenCase, PeerFailure, Service,
+};
 use crate::trace::TraceContext;
 use std::time::Duration;
 use tonic::transport::Channel;
@@ -184,8 +186,8 @@ impl CasesService for CasesHandler {
             meeting_type: req.meeting_type,
             purpose: req.purpose,
             actor: req.actor,
-            pupil_pseudonyms: req.pupil_pseudonyms,
-            participant_oins: req.participant_oins,
+            pupil_pseudonyms: parse_ids("pupil_pseudonyms", &req.pupil_pseudonyms)?,
+            participant_oins: parse_ids("participant_oins", &req.participant_oins)?,
         };
         let outcome = self
             .service

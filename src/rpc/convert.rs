@@ -167,7 +167,7 @@ pub fn raw_signal(record: pb::SignalRecord) -> RawSignal {
 pub fn signal_view(s: &Signal) -> pb::SignalView {
     pb::SignalView {
         source_record_id: s.source_record_id.clone(),
-        pupil_pseudonym: s.pupil_pseudonym.clone(),
+        pupil_pseudonym: s.pupil_pseudonym.to_string(),
         category: category_to_pb(s.category).into(),
         sector: s.sector.map_or(0, |x| sector_to_pb(x).into()),
         residence_municipality: s.residence_municipality.to_string(),
@@ -299,7 +299,7 @@ pub fn organisation(o: &Organisation) -> pb::Organisation {
 
 fn party_to_pb(p: &Party) -> pb::Organisation {
     pb::Organisation {
-        oin: p.oin.clone(),
+        oin: p.oin.to_string(),
         name: p.name.clone(),
     }
 }
@@ -330,12 +330,12 @@ pub fn new_offer(
 pub fn care_offer_to_pb(o: &crate::cases::CareOffer) -> pb::CaseOffer {
     pb::CaseOffer {
         case_id: o.case_id.clone(),
-        pupil_pseudonym: o.pupil.clone(),
+        pupil_pseudonym: o.pupil.to_string(),
         kind: offer_kind_to_pb(Some(o.kind)).into(),
         offered_on: o.offered_on.to_string(),
         place_from: date_text(o.place_from),
         parents_agreed: o.parents_agreed,
-        recorded_by_oin: o.by.oin.clone(),
+        recorded_by_oin: o.by.oin.to_string(),
         recorded_by_name: o.by.name.clone(),
     }
 }
@@ -344,7 +344,7 @@ pub fn case_to_pb(c: &Case) -> pb::Case {
     pb::Case {
         case_id: c.id.clone(),
         meeting_type: c.meeting_type.clone(),
-        pupil_pseudonyms: c.pupils.clone(),
+        pupil_pseudonyms: c.pupils.iter().map(ToString::to_string).collect(),
         participants: c.participants.iter().map(party_to_pb).collect(),
         lead: Some(party_to_pb(&c.lead)),
         open: c.open,
@@ -369,7 +369,7 @@ pub fn case_to_peer(c: &Case) -> pb::Case {
 
 /// A case as a peer sent it, unchecked (the service layer checks every part).
 pub fn shared_case(c: pb::Case) -> crate::service::SharedCase {
-    let party = |p: pb::Organisation| Party {
+    let party = |p: pb::Organisation| crate::service::SharedParty {
         oin: p.oin,
         name: p.name,
     };
@@ -391,12 +391,9 @@ pub fn shared_case(c: pb::Case) -> crate::service::SharedCase {
 /// counted and gives `None`.
 pub fn signal_from_view(v: &pb::SignalView) -> Option<Signal> {
     let date = |t: &str| chrono::NaiveDate::parse_from_str(t, "%Y-%m-%d").ok();
-    if !crate::pseudonym::is_pseudonym(&v.pupil_pseudonym) {
-        return None;
-    }
     Some(Signal {
         source_record_id: v.source_record_id.clone(),
-        pupil_pseudonym: v.pupil_pseudonym.clone(),
+        pupil_pseudonym: v.pupil_pseudonym.parse().ok()?,
         category: category_from_pb(v.category).ok()?,
         sector: sector_from_pb(v.sector).ok(),
         residence_municipality: v.residence_municipality.parse().ok()?,

@@ -48,7 +48,7 @@ async fn add_checkpoint(State(service): State<Service>, body: Bytes) -> Response
         Ok(r) => r,
         Err(e) => return refusal(&e),
     };
-    let result = tokio::task::spawn_blocking(move || service.add_checkpoint(&request)).await;
+    let result = tokio::task::spawn_blocking(move || service.add_checkpoint(request)).await;
     match result {
         Ok(Ok(cosignature)) => text(200, "text/plain; charset=utf-8", cosignature.line()),
         Ok(Err(e)) => {

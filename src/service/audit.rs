@@ -392,28 +392,34 @@ impl Service {
         Ok(audit::verify(&self.node.audit, &trusted))
     }
 
-    /// What this node's witness holds of the caller's own log (`pactgate/<its OIN>`): only a
-    /// peer's own origin is answered, so a witness call reveals nothing of another log.
+    /// What this node's witness holds of the caller's own log (`pactgate/<its OIN>`): only for
+    /// a peer whose log the witness is configured for ([`audit::HeldGrant`]), so a witness call
+    /// reveals nothing of another log.
     pub fn held_checkpoint(
         &self,
         caller: &Caller,
     ) -> Result<(String, Option<audit::Checkpoint>), ServiceError> {
-        let origin = format!("pactgate/{}", caller.org.oin);
-        let held = self.node.witness.latest(&origin).map_err(|e| {
+        let grant = self
+            .node
+            .witness
+            .admit_peer(&caller.org.oin)
+            .map_err(|e| ServiceError::permission(e.to_string()))?;
+        let held = self.node.witness.held_for(&grant).map_err(|e| {
             tracing::error!(error = %e, "witness store failure");
             ServiceError::Internal("the witness could not read what it holds".into())
         })?;
-        Ok((origin, held.map(|t| t.checkpoint)))
+        Ok((grant.origin().to_owned(), held))
     }
 
     /// This node's witness cosigns a checkpoint of a log it is configured for
-    /// (c2sp.org/tlog-witness), durable before it vouches for it: else it could later cosign a
-    /// fork at that size. Blocking.
+    /// (c2sp.org/tlog-witness; admitted first: [`audit::CosignGrant`]), durable before it
+    /// vouches for it: else it could later cosign a fork at that size. Blocking.
     pub fn add_checkpoint(
         &self,
-        request: &audit::AddCheckpoint,
+        request: audit::AddCheckpoint,
     ) -> Result<audit::Cosignature, audit::WitnessError> {
-        let cosignature = self.node.witness.add_checkpoint(request)?;
+        let grant = self.node.witness.admit(request)?;
+        let cosignature = self.node.witness.add_checkpoint(grant)?;
         self.node.store.sync().map_err(|e| {
             tracing::error!(error = %e, "witness store sync failed");
             audit::WitnessError::Damaged

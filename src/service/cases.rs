@@ -5,9 +5,10 @@
 //! decision is audited before it is answered. Care offers: [`Service::record_offer`] (by the
 //! organisation that makes it, where the meeting allows) and [`Service::take_shared_offer`]. A case names pupils by pseudonym only.
 
-use super::{refuse_id_like, refuse_non_oin, Caller, PeerFailure, Service, ServiceError};
+use super::{parse_id, parse_ids, refuse_id_like, Caller, PeerFailure, Service, ServiceError};
 use crate::audit::{Action, Decision as AuditDecision, NewEntry};
 use crate::cases::{self, Acceptance, CareOffer, Case, Party};
+use crate::ids::{Oin, Pseudonym};
 use crate::pseudonym::is_pseudonym;
 use crate::signal::OfferKind;
 use crate::trace::TraceContext;
@@ -21,8 +22,9 @@ pub struct OpenCase {
     pub purpose: String,
     /// The person or system acting (for the audit log).
     pub actor: String,
-    pub pupil_pseudonyms: Vec<String>,
-    pub participant_oins: Vec<String>,
+    /// Parsed at the edge ([`super::parse_ids`]).
+    pub pupil_pseudonyms: Vec<Pseudonym>,
+    pub participant_oins: Vec<Oin>,
 }
 
 /// A case after an operation, and the participants whose node could not be told.
@@ -63,8 +65,8 @@ pub fn rate_limited(what: &str) -> ServiceError {
 
 /// Checks a case's pupils: present, pseudonyms, no repeats, at most the meeting's maximum
 /// (`field` names them in the refusal).
-pub fn check_pupils(
-    pupils: &[String],
+pub fn check_pupils<P: AsRef<str> + PartialEq>(
+    pupils: &[P],
     max: usize,
     meeting: &str,
     field: &str,
@@ -80,7 +82,7 @@ pub fn check_pupils(
             crate::pseudonym::withhold_ids(meeting).chars().take(64).collect::<String>()
         ));
     }
-    if let Some(i) = pupils.iter().position(|p| !is_pseudonym(p)) {
+    if let Some(i) = pupils.iter().position(|p| !is_pseudonym(p.as_ref())) {
         return invalid(format!(
             "{field}[{i}] is not a pseudonym; compute it with `pactgate pseudonym`"
         ));
@@ -232,9 +234,6 @@ impl Service {
         refuse_id_like("meeting_type", &req.meeting_type)?;
         refuse_id_like("purpose", &req.purpose)?;
         refuse_id_like("actor", &req.actor)?;
-        for (i, oin) in req.participant_oins.iter().enumerate() {
-            refuse_non_oin(&format!("participant_oins[{i}]"), oin)?;
-        }
         check_pupils(
             &req.pupil_pseudonyms,
             max_pupils(&policy, &req.meeting_type),
@@ -267,7 +266,7 @@ impl Service {
                 ));
             }
             participants.push(Party {
-                oin: party.oin.to_string(),
+                oin: party.oin.clone(),
                 name: party.name.clone(),
             });
         }
@@ -388,7 +387,7 @@ impl Service {
             e.case_id = case.id.clone();
             e.meeting_type = case.meeting_type.clone();
             e.purpose = case.purpose.clone();
-            e.pupils = case.pupils.clone();
+            e.pupils = case.pupils.iter().map(ToString::to_string).collect();
             e.processing_activity = self
                 .node
                 .policy
@@ -424,13 +423,31 @@ pub struct SharedCase {
     pub meeting_type: String,
     pub purpose: String,
     pub pupil_pseudonyms: Vec<String>,
-    pub participants: Vec<Party>,
-    pub lead: Option<Party>,
+    pub participants: Vec<SharedParty>,
+    pub lead: Option<SharedParty>,
     pub open: bool,
     /// RFC 3339.
     pub opened_at: String,
     /// RFC 3339, or "" while open.
     pub closed_at: String,
+}
+
+/// An organisation as a shared case names it, unchecked.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SharedParty {
+    pub oin: String,
+    pub name: String,
+}
+
+impl SharedParty {
+    /// The party, its OIN parsed (`field` names it in the refusal) and its name checked.
+    fn into_party(self, field: &str) -> Result<Party, ServiceError> {
+        refuse_id_like(&format!("{field}.name"), &self.name)?;
+        Ok(Party {
+            oin: parse_id(&format!("{field}.oin"), &self.oin)?,
+            name: self.name,
+        })
+    }
 }
 
 impl SharedCase {
@@ -446,29 +463,29 @@ impl SharedCase {
         }
         refuse_id_like("case.meeting_type", &self.meeting_type)?;
         refuse_id_like("case.purpose", &self.purpose)?;
-        for (i, p) in self.participants.iter().enumerate() {
-            refuse_non_oin(&format!("case.participants[{i}].oin"), &p.oin)?;
-            refuse_id_like(&format!("case.participants[{i}].name"), &p.name)?;
-        }
-        if let Some(lead) = &self.lead {
-            refuse_non_oin("case.lead.oin", &lead.oin)?;
-            refuse_id_like("case.lead.name", &lead.name)?;
-        }
-        if self.pupil_pseudonyms.is_empty()
-            || !self.pupil_pseudonyms.iter().all(|p| is_pseudonym(p))
-        {
+        if self.pupil_pseudonyms.is_empty() {
             return Err(invalid("pupil_pseudonyms"));
         }
+        let pupils = parse_ids("case.pupil_pseudonyms", &self.pupil_pseudonyms)?;
+        let participants = self
+            .participants
+            .into_iter()
+            .enumerate()
+            .map(|(i, p)| p.into_party(&format!("case.participants[{i}]")))
+            .collect::<Result<Vec<_>, _>>()?;
+        let lead = self
+            .lead
+            .ok_or_else(|| invalid("lead"))?
+            .into_party("case.lead")?;
         let parse_time = |t: &str| {
             chrono::DateTime::parse_from_rfc3339(t).map(|t| t.with_timezone(&chrono::Utc))
         };
-        let lead = self.lead.ok_or_else(|| invalid("lead"))?;
         Ok(Case {
             id: self.case_id,
             meeting_type: self.meeting_type,
             purpose: self.purpose,
-            pupils: self.pupil_pseudonyms,
-            participants: self.participants,
+            pupils,
+            participants,
             lead,
             open: self.open,
             opened_at: parse_time(&self.opened_at).map_err(|_| invalid("opened_at"))?,
@@ -551,10 +568,7 @@ impl Service {
             &shared.meeting_type,
             "case.pupil_pseudonyms",
         )?;
-        let mut case = shared.into_case()?;
-        if case.lead.oin != caller_oin {
-            return deny("only the lead of a case may share or close it".into());
-        }
+        let case = shared.into_case()?;
         if case.participants.len() > policy.parties().len() {
             return Err(ServiceError::invalid(
                 "case.participants",
@@ -565,23 +579,14 @@ impl Service {
                 ),
             ));
         }
-        if !case.has_participant(&node.own.oin) || case.lead.oin == node.own.oin {
-            return deny("this node's organisation does not take part in the case".into());
-        }
-        if let Err(reason) =
-            policy.check_case_parties(&case.meeting_type, &case.purpose, caller_oin, &node.own.oin)
-        {
-            return deny(reason);
-        }
-        for p in &case.participants {
-            if let Err(reason) =
-                policy.check_case_parties(&case.meeting_type, &case.purpose, caller_oin, &p.oin)
-            {
-                return deny(format!("participant {}: {reason}", p.oin));
-            }
-        }
+        let grant = match policy.case_share_grant(case, caller_oin, &node.own.oin) {
+            Ok(grant) => grant,
+            Err(reason) => return deny(reason),
+        };
+        let case = grant.case();
+        let mut acceptance = case.acceptance;
         if let Some(existing) = node.cases.get(&case.id)? {
-            if !existing.same_content(&case) {
+            if !existing.same_content(case) {
                 return deny(format!(
                     "case {} is already held here with another lead, meeting, purpose, pupils or participants; a case cannot be changed, open a new one",
                     case.id
@@ -596,10 +601,11 @@ impl Service {
             if case.open {
                 return Ok(());
             }
-            case.acceptance = existing.acceptance;
+            acceptance = existing.acceptance;
         }
-        node.cases.put(&case)?;
-        tracing::info!(peer.oin = %caller_oin, case.id = %case.id, case.open = case.open, "case shared");
+        let (id, open) = (case.id.clone(), case.open);
+        node.cases.put_shared(grant, acceptance)?;
+        tracing::info!(peer.oin = %caller_oin, case.id = %id, case.open = open, "case shared");
         Ok(())
     }
 }
@@ -629,12 +635,12 @@ impl NewOffer {
                 "offer.case_id is not a case id (case- and 16 hex digits; see pactgate case list)",
             ));
         }
-        if !is_pseudonym(&self.pupil_pseudonym) {
-            return Err(ServiceError::invalid(
+        let pupil: Pseudonym = self.pupil_pseudonym.parse().map_err(|_| {
+            ServiceError::invalid(
                 "offer.pupil_pseudonym",
                 "offer.pupil_pseudonym is not a pseudonym; compute it with `pactgate pseudonym`",
-            ));
-        }
+            )
+        })?;
         let kind = self.kind.ok_or_else(|| {
             ServiceError::invalid(
                 "offer.kind",
@@ -652,7 +658,7 @@ impl NewOffer {
         };
         Ok(CareOffer {
             case_id: self.case_id,
-            pupil: self.pupil_pseudonym,
+            pupil,
             kind,
             offered_on: day("offer.offered_on", &self.offered_on)?,
             place_from,
@@ -698,7 +704,7 @@ impl Service {
         .await?;
         let mut e = self.case_entry(caller, actor, Action::CaseOffer, outcome.as_ref().ok());
         e.case_id = offer.case_id.clone();
-        e.pupils = vec![offer.pupil.clone()];
+        e.pupils = vec![offer.pupil.to_string()];
         let case = match outcome {
             Ok(case) => case,
             Err(err) => {
@@ -737,7 +743,7 @@ impl Service {
             ));
         }
         let by = Party {
-            oin: recorded_by_oin.chars().take(20).collect(),
+            oin: parse_id("offer.recorded_by_oin", recorded_by_oin)?,
             name: caller.org.name.clone(),
         };
         let offer = shared.into_offer(by)?;
@@ -753,7 +759,7 @@ impl Service {
                 &node.policy_version(),
             );
             e.case_id = offer.case_id.clone();
-            e.pupils = vec![offer.pupil.clone()];
+            e.pupils = vec![offer.pupil.to_string()];
             let policy = node.policy.current();
             let outcome =
                 cases::take_shared_offer(policy.as_deref(), &node.cases, &caller.org.oin, &offer)
@@ -900,7 +906,7 @@ fn meeting_choice(
         .map(|p| {
             (
                 Party {
-                    oin: p.oin.to_string(),
+                    oin: p.oin.clone(),
                     name: p.name.clone(),
                 },
                 p.org_type.code().to_owned(),

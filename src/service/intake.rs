@@ -1,7 +1,7 @@
 //! Intake: the node's own organisation pushes signals to, and lists signals from, its own node.
 //! A push is validated record by record, pseudonymised a batch at a time by the pseudonymisation
 //! service, and committed durably in bounded batches, each batch's signals with its audit entry
-//! under one sync; memory stays bounded by one batch whatever a push carries. Never stores,
+//! in one atomic write and one sync; memory stays bounded by one batch whatever a push carries. Never stores,
 //! logs or returns a raw pupil id.
 
 use super::{distinct_pupils, Caller, Service, ServiceError};
@@ -181,8 +181,8 @@ impl PushSession {
             .entry(Action::Ingest, &self.service.node.policy_version())
     }
 
-    /// Makes the current batch durable: its signals and its audit entry in one sync, before the
-    /// next record is read.
+    /// Makes the current batch durable before the next record is read: its signals and its audit
+    /// entry in one atomic sled write (after a crash both are there or neither), then one sync.
     #[tracing::instrument(name = "service.push_batch", skip_all, fields(peer.oin = %self.caller.org.oin, push.batch = self.batch.len()))]
     async fn commit(&mut self) -> Result<(), ServiceError> {
         if self.batch.is_empty() {
@@ -201,8 +201,11 @@ impl PushSession {
         let node = self.service.node.clone();
         let count = good.len();
         tokio::task::spawn_blocking(move || {
-            node.store.upsert_batch_unsynced(&good)?;
-            node.audit.append(e)?;
+            node.store.upsert_batch_unsynced_with(&good, |along| {
+                node.audit.append_with(e, |tree, batch| {
+                    Ok::<_, ServiceError>(along.write(tree, batch)?)
+                })
+            })?;
             node.store.sync()?;
             Ok::<_, ServiceError>(())
         })
@@ -249,10 +252,15 @@ impl Service {
             .pseudonymiser
             .pseudonymise_batch(checked.iter().map(|v| &v.pupil), &caller.trace)
             .await?;
-        Ok(checked
+        checked
             .into_iter()
             .zip(pseudonyms)
-            .map(|(v, p)| v.pseudonymised(p))
-            .collect())
+            .map(|(v, p)| {
+                let p = p.parse().map_err(|_| {
+                    crate::pseudonymiser::PseudonymiseError::Malformed("a pseudonym")
+                })?;
+                Ok(v.pseudonymised(p))
+            })
+            .collect()
     }
 }

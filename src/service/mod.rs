@@ -54,7 +54,9 @@ pub mod exchange;
 pub mod federation;
 pub mod intake;
 
-pub use cases::{CaseNotifier, CaseOutcome, NewOffer, OfferOutcome, OpenCase, SharedCase};
+pub use cases::{
+    CaseNotifier, CaseOutcome, NewOffer, OfferOutcome, OpenCase, SharedCase, SharedParty,
+};
 pub use context::{NodeContext, PolicyHandle};
 pub use error::ServiceError;
 pub use exchange::{Claim, ClaimContext, Disclosure, NodeDescription};
@@ -189,6 +191,30 @@ pub fn refuse_non_oin(field: &str, text: &str) -> Result<(), ServiceError> {
     ))
 }
 
+/// Parses one of the domain's ids ([`crate::ids`]) from `text`; a malformed one is
+/// INVALID_ARGUMENT naming `field` (never echoing a number that could be a pupil id).
+pub fn parse_id<T>(field: &str, text: &str) -> Result<T, ServiceError>
+where
+    T: std::str::FromStr<Err = crate::ids::IdError>,
+{
+    text.parse().map_err(|e: crate::ids::IdError| {
+        ServiceError::invalid(field, format!("{field}: {}", e.reason()))
+    })
+}
+
+/// [`parse_id`] for each text of a repeated field; a malformed one is INVALID_ARGUMENT naming
+/// `field[index]`.
+pub fn parse_ids<T>(field: &str, texts: &[String]) -> Result<Vec<T>, ServiceError>
+where
+    T: std::str::FromStr<Err = crate::ids::IdError>,
+{
+    texts
+        .iter()
+        .enumerate()
+        .map(|(i, t)| parse_id(&format!("{field}[{i}]"), t))
+        .collect()
+}
+
 /// Refuses a repeated field with more than `max` items, naming the field.
 pub fn check_count(field: &str, count: usize, max: usize) -> Result<(), ServiceError> {
     if count <= max {
@@ -206,6 +232,6 @@ pub fn distinct_pupils(signals: &[crate::signal::Signal]) -> Vec<String> {
     signals
         .iter()
         .filter(|s| seen.insert(s.pupil_pseudonym.as_str()))
-        .map(|s| s.pupil_pseudonym.clone())
+        .map(|s| s.pupil_pseudonym.to_string())
         .collect()
 }

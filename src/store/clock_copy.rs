@@ -32,7 +32,7 @@
 //! The record id is the key's, not repeated in the value.
 
 use super::StoreError;
-use crate::ids::{MunicipalityCode, SchoolCode};
+use crate::ids::{MunicipalityCode, Pseudonym, SchoolCode};
 use crate::signal::{Category, ExemptionTerm, OfferKind, Sector, Signal, Status};
 use chrono::{Datelike as _, NaiveDate};
 use std::collections::{BTreeMap, HashMap};
@@ -440,7 +440,10 @@ pub(super) fn decode(record: &[u8], bytes: &[u8]) -> Result<Signal, CopyError> {
     let closed_on = r.date("closed_on")?;
     let age_on = r.date("age_on")?;
     let offer_place_from = r.date("offer_place_from")?;
-    let pupil_pseudonym = r.text("pupil_pseudonym")?;
+    let pupil_pseudonym =
+        Pseudonym::try_from(r.text("pupil_pseudonym")?).map_err(|_| CopyError {
+            field: "pupil_pseudonym",
+        })?;
     let residence_municipality = MunicipalityCode::try_from(r.text("residence_municipality")?)
         .map_err(|_| CopyError {
             field: "residence_municipality",
@@ -500,7 +503,7 @@ mod tests {
         (
             (
                 "[ -~]{1,40}",
-                "[ -~]{0,40}",
+                "v[0-9]{1,5}[.][A-Za-z0-9_-]{22}",
                 0..Category::ALL.len(),
                 proptest::option::of(0..Sector::ALL.len()),
                 "GM[0-9]{4}",
@@ -523,7 +526,7 @@ mod tests {
         )
             .prop_map(|(a, b)| Signal {
                 source_record_id: a.0,
-                pupil_pseudonym: a.1,
+                pupil_pseudonym: a.1.parse().unwrap(),
                 category: Category::ALL[a.2],
                 sector: a.3.map(|i| Sector::ALL[i]),
                 residence_municipality: a.4.parse().unwrap(),

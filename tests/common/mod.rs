@@ -908,6 +908,23 @@ impl TestNode {
         self.launch().await;
     }
 
+    /// [`TestNode::restart`] with `change` applied to the stopped node's data dir in between
+    /// (to damage it, for example).
+    pub async fn restart_after(&mut self, change: impl FnOnce(&Path) + Send + 'static) {
+        let running = self.running.take().expect("node is running");
+        let party = self.party.clone();
+        let data_dir = self.data_dir();
+        tokio::task::spawn_blocking(move || {
+            running
+                .stop_blocking()
+                .unwrap_or_else(|e| panic!("node {party} did not stop cleanly: {e}"));
+            change(&data_dir);
+        })
+        .await
+        .expect("stop task");
+        self.launch().await;
+    }
+
     /// Stops the node gracefully and asserts it stopped cleanly; keeps the data dir until the
     /// returned [`TempDir`] is dropped.
     pub async fn stop(mut self) -> TempDir {
