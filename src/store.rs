@@ -723,6 +723,39 @@ mod tests {
     }
 
     #[test]
+    fn files_vanishing_during_the_walk_do_not_fail_it() {
+        // sled removes replaced blobs while a sync makes the store private; the walk must not
+        // fail a push on a file that was listed and is gone a moment later.
+        let dir = tempfile::tempdir().unwrap();
+        let churn = dir.path().join("blobs");
+        std::fs::create_dir(&churn).unwrap();
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let churner = {
+            let (churn, stop) = (churn.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut i = 0u64;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let file = churn.join(format!("{i}"));
+                    std::fs::write(&file, b"blob").unwrap();
+                    let sub = churn.join(format!("d{i}"));
+                    std::fs::create_dir(&sub).unwrap();
+                    std::fs::remove_file(&file).unwrap();
+                    std::fs::remove_dir(&sub).unwrap();
+                    i += 1;
+                }
+            })
+        };
+        let walked = (0..3000)
+            .map(|_| make_private(dir.path()))
+            .find(Result::is_err);
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        churner.join().unwrap();
+        assert!(walked.is_none(), "the walk failed: {walked:?}");
+        // The data dir itself must still exist.
+        assert!(make_private(&dir.path().join("gone")).is_err());
+    }
+
+    #[test]
     fn reopen_keeps_everything() {
         let dir = tempfile::tempdir().unwrap();
         {
