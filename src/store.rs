@@ -545,14 +545,23 @@ fn make_entry_private(path: &Path) -> std::io::Result<bool> {
 
 /// Makes `dir` and everything under it private to the node's user: directories 0700, files
 /// 0600, whatever the umask was when they were made (sled makes its files with the process
-/// umask, usually 0644).
+/// umask, usually 0644). An entry below `dir` that vanishes during the walk is skipped: sled
+/// removes replaced blobs and snapshots from its own threads while a sync walks the store.
 pub fn make_private(dir: &Path) -> std::io::Result<()> {
     let mut stack = vec![dir.to_path_buf()];
     while let Some(path) = stack.pop() {
-        if make_entry_private(&path)? {
-            for entry in std::fs::read_dir(&path)? {
-                stack.push(entry?.path());
+        let below = path != dir;
+        let walked = make_entry_private(&path).and_then(|is_dir| {
+            if is_dir {
+                for entry in std::fs::read_dir(&path)? {
+                    stack.push(entry?.path());
+                }
             }
+            Ok(())
+        });
+        match walked {
+            Err(e) if below && e.kind() == std::io::ErrorKind::NotFound => {}
+            other => other?,
         }
     }
     Ok(())
