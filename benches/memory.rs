@@ -7,7 +7,8 @@
 //! workload (defaults 3, 100,000 and 30); `MEMORY_BENCH_CACHE_MIB` sets the node's
 //! `[limits] store_cache_mib` (default: the node's default). The node inherits the environment;
 //! it runs on jemalloc, so glibc's `MALLOC_ARENA_MAX` changes nothing. `MEMORY_BENCH_PROBE`, a
-//! shell command, runs on the settled node of each phase with its pid in `$NODE_PID`.
+//! shell command, runs on the idle and on the settled node of each phase (`$PROBE_AT`), with its
+//! pid in `$NODE_PID`.
 
 mod common;
 
@@ -181,9 +182,10 @@ async fn push_all(
     Ok(accepted)
 }
 
-/// Runs `MEMORY_BENCH_PROBE` (a shell command, `$NODE_PID` the node's pid), if set, on the
-/// settled node, after its settled size is read: e.g. a debugger printing jemalloc's statistics.
-fn probe(pid: u32) -> anyhow::Result<()> {
+/// Runs `MEMORY_BENCH_PROBE` (a shell command, `$NODE_PID` the node's pid, `$PROBE_AT` `idle`
+/// or `settled`), if set, after the node's idle and its settled size are read: e.g. a heap
+/// profiler attached to the idle node, or a debugger on the settled one.
+fn probe(pid: u32, at: &str) -> anyhow::Result<()> {
     let Ok(command) = std::env::var("MEMORY_BENCH_PROBE") else {
         return Ok(());
     };
@@ -191,6 +193,7 @@ fn probe(pid: u32) -> anyhow::Result<()> {
         .arg("-c")
         .arg(&command)
         .env("NODE_PID", pid.to_string())
+        .env("PROBE_AT", at)
         .status()
         .context("MEMORY_BENCH_PROBE")?;
     anyhow::ensure!(status.success(), "MEMORY_BENCH_PROBE failed: {status}");
@@ -225,6 +228,7 @@ fn measure(
     std::thread::sleep(Duration::from_secs(2));
     let before = status_kb(pid, "VmRSS:")?;
     let idle = sockets_and_threads(pid);
+    probe(pid, "idle")?;
     let stop = Arc::new(AtomicBool::new(false));
     let (sampler, peak) = sample_peak(pid, stop.clone());
     let started = Instant::now();
@@ -251,7 +255,7 @@ fn measure(
     }
     std::thread::sleep(settle.saturating_sub(settled.elapsed()));
     let after = status_kb(pid, "VmRSS:")?;
-    probe(pid)?;
+    probe(pid, "settled")?;
     Ok(Phase {
         before,
         idle,
