@@ -6,7 +6,9 @@
 //! `MEMORY_BENCH_PUSHES`, `MEMORY_BENCH_RECORDS` and `MEMORY_BENCH_SETTLE_SECS` change the
 //! workload (defaults 3, 100,000 and 30); `MEMORY_BENCH_CACHE_MIB` sets the node's
 //! `[limits] store_cache_mib` (default: the node's default). The node inherits the environment;
-//! it runs on jemalloc, so glibc's `MALLOC_ARENA_MAX` changes nothing.
+//! it runs on jemalloc, so glibc's `MALLOC_ARENA_MAX` changes nothing. `MEMORY_BENCH_PROBE`, a
+//! shell command, runs on the idle and on the settled node of each phase (`$PROBE_AT`), with its
+//! pid in `$NODE_PID`.
 
 mod common;
 
@@ -35,6 +37,20 @@ fn status_kb(pid: u32, field: &str) -> anyhow::Result<u64> {
         .context("no value")?
         .parse()
         .context("not a number")
+}
+
+/// The node's open TCP sockets and its threads, from /proc: what it still holds for clients
+/// and for its blocking pool.
+fn sockets_and_threads(pid: u32) -> (usize, u64) {
+    let sockets = std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |dir| {
+        dir.filter_map(Result::ok)
+            .filter(|e| {
+                std::fs::read_link(e.path())
+                    .is_ok_and(|l| l.to_string_lossy().starts_with("socket:"))
+            })
+            .count()
+    });
+    (sockets, status_kb(pid, "Threads:").unwrap_or(0))
 }
 
 fn mb(kb: u64) -> f64 {
@@ -171,14 +187,36 @@ async fn push_all(
     Ok(accepted)
 }
 
+/// Runs `MEMORY_BENCH_PROBE` (a shell command, `$NODE_PID` the node's pid, `$PROBE_AT` `idle`
+/// or `settled`), if set, after the node's idle and its settled size are read: e.g. a heap
+/// profiler attached to the idle node, or a debugger on the settled one.
+fn probe(pid: u32, at: &str) -> anyhow::Result<()> {
+    let Ok(command) = std::env::var("MEMORY_BENCH_PROBE") else {
+        return Ok(());
+    };
+    let status = Command::new("sh")
+        .arg("-c")
+        .arg(&command)
+        .env("NODE_PID", pid.to_string())
+        .env("PROBE_AT", at)
+        .status()
+        .context("MEMORY_BENCH_PROBE")?;
+    anyhow::ensure!(status.success(), "MEMORY_BENCH_PROBE failed: {status}");
+    Ok(())
+}
+
 /// What one phase measured, in kB.
 struct Phase {
     before: u64,
+    /// Open sockets and threads of the idle node.
+    idle: (usize, u64),
     peak: u64,
     hwm: u64,
     sampled: u64,
     at_end: u64,
     after: u64,
+    /// (seconds after the pushes, VmRSS kB, open sockets, threads) during the settle time.
+    timeline: Vec<(u64, u64, usize, u64)>,
     accepted: u64,
     took: Duration,
 }
@@ -194,6 +232,8 @@ fn measure(
     let pid = node.child.id();
     std::thread::sleep(Duration::from_secs(2));
     let before = status_kb(pid, "VmRSS:")?;
+    let idle = sockets_and_threads(pid);
+    probe(pid, "idle")?;
     let stop = Arc::new(AtomicBool::new(false));
     let (sampler, peak) = sample_peak(pid, stop.clone());
     let started = Instant::now();
@@ -208,14 +248,28 @@ fn measure(
         accepted == (pushes * records) as u64,
         "only {accepted} records accepted"
     );
-    std::thread::sleep(settle);
+    let mut timeline = Vec::new();
+    let settled = Instant::now();
+    for at in [0u64, 2, 5, 10, 15, 20, 25, 30, 40, 60, 90, 120] {
+        if at > settle.as_secs() {
+            break;
+        }
+        std::thread::sleep(Duration::from_secs(at).saturating_sub(settled.elapsed()));
+        let (sockets, threads) = sockets_and_threads(pid);
+        timeline.push((at, status_kb(pid, "VmRSS:")?, sockets, threads));
+    }
+    std::thread::sleep(settle.saturating_sub(settled.elapsed()));
+    let after = status_kb(pid, "VmRSS:")?;
+    probe(pid, "settled")?;
     Ok(Phase {
         before,
+        idle,
         peak: sampled.max(hwm),
         hwm,
         sampled,
         at_end,
-        after: status_kb(pid, "VmRSS:")?,
+        after,
+        timeline,
         accepted,
         took,
     })
@@ -230,8 +284,10 @@ fn report(title: &str, p: &Phase, settle: Duration) {
         common::per_sec(p.accepted as usize, p.took)
     );
     println!(
-        "  (bare) idle node before the pushes: VmRSS {:.1} MB",
-        mb(p.before)
+        "  (bare) idle node before the pushes: VmRSS {:.1} MB ({} sockets, {} threads)",
+        mb(p.before),
+        p.idle.0,
+        p.idle.1
     );
     println!(
         "  (full) peak during the pushes:      {:.1} MB (VmHWM {:.1} MB, sampled VmRSS max {:.1} MB)",
@@ -247,6 +303,17 @@ fn report(title: &str, p: &Phase, settle: Duration) {
         "  {settle:?} later:                       VmRSS {:.1} MB",
         mb(p.after)
     );
+    let timeline: Vec<String> = p
+        .timeline
+        .iter()
+        .map(|(at, kb, sockets, threads)| {
+            format!(
+                "{at} s {:.1} MB ({sockets} sockets, {threads} threads)",
+                mb(*kb)
+            )
+        })
+        .collect();
+    println!("  after the pushes: {}", timeline.join("; "));
     println!(
         "  ratio peak / idle: {:.2}; ratio settled / idle: {:.2}",
         p.peak as f64 / p.before as f64,

@@ -621,14 +621,23 @@ fn make_entry_private(path: &Path) -> std::io::Result<bool> {
 
 /// Makes `dir` and everything under it private to the node's user: directories 0700, files
 /// 0600, whatever the umask was when they were made (sled makes its files with the process
-/// umask, usually 0644).
+/// umask, usually 0644). An entry below `dir` that vanishes during the walk is skipped: sled
+/// removes replaced blobs and snapshots from its own threads while a sync walks the store.
 pub fn make_private(dir: &Path) -> std::io::Result<()> {
     let mut stack = vec![dir.to_path_buf()];
     while let Some(path) = stack.pop() {
-        if make_entry_private(&path)? {
-            for entry in std::fs::read_dir(&path)? {
-                stack.push(entry?.path());
+        let below = path != dir;
+        let walked = make_entry_private(&path).and_then(|is_dir| {
+            if is_dir {
+                for entry in std::fs::read_dir(&path)? {
+                    stack.push(entry?.path());
+                }
             }
+            Ok(())
+        });
+        match walked {
+            Err(e) if below && e.kind() == std::io::ErrorKind::NotFound => {}
+            other => other?,
         }
     }
     Ok(())
@@ -796,6 +805,39 @@ mod tests {
             keys.iter().all(|k| !k.ends_with(b"\0a")),
             "an index entry of a survived"
         );
+    }
+
+    #[test]
+    fn files_vanishing_during_the_walk_do_not_fail_it() {
+        // sled removes replaced blobs while a sync makes the store private; the walk must not
+        // fail a push on a file that was listed and is gone a moment later.
+        let dir = tempfile::tempdir().unwrap();
+        let churn = dir.path().join("blobs");
+        std::fs::create_dir(&churn).unwrap();
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let churner = {
+            let (churn, stop) = (churn.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut i = 0u64;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let file = churn.join(format!("{i}"));
+                    std::fs::write(&file, b"blob").unwrap();
+                    let sub = churn.join(format!("d{i}"));
+                    std::fs::create_dir(&sub).unwrap();
+                    std::fs::remove_file(&file).unwrap();
+                    std::fs::remove_dir(&sub).unwrap();
+                    i += 1;
+                }
+            })
+        };
+        let walked = (0..3000)
+            .map(|_| make_private(dir.path()))
+            .find(Result::is_err);
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        churner.join().unwrap();
+        assert!(walked.is_none(), "the walk failed: {walked:?}");
+        // The data dir itself must still exist.
+        assert!(make_private(&dir.path().join("gone")).is_err());
     }
 
     #[test]
