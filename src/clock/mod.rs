@@ -133,6 +133,11 @@ pub(crate) fn months_after(since: NaiveDate, months: u32) -> Option<NaiveDate> {
 }
 
 /// Whether `months` calendar months have passed since `since` at `at`.
+///
+/// `since` is the first day of absence and `at` a day the child is still absent, both counted
+/// whole, so on `since` + 3 months the child has been home three months and one day: "langer dan
+/// drie maanden" [004:159] holds from that day on, and the window "Binnen drie maanden (en zoveel
+/// eerder als mogelijk) is er in ieder geval een passend aanbod" [004:161] has closed. Hence `>=`.
 pub(crate) fn months_reached(since: NaiveDate, months: u32, at: NaiveDate) -> bool {
     months_after(since, months).is_some_and(|d| at >= d)
 }
