@@ -29,9 +29,18 @@ pub async fn run(args: AuditArgs) -> anyhow::Result<()> {
         } => export(&connect, &filter, &format).await,
         AuditCommand::Report {
             connect,
-            pupil_id,
+            pupil_id_stdin,
             pupil,
-        } => report(&connect, pupil_id, pupil).await,
+        } => {
+            let pupil_id = if pupil_id_stdin {
+                let mut line = zeroize::Zeroizing::new(String::new());
+                std::io::stdin().read_line(&mut line)?;
+                Some(line.trim().to_owned())
+            } else {
+                None
+            };
+            report(&connect, pupil_id, pupil).await
+        }
         AuditCommand::Prove { connect, seq } => prove(&connect, seq).await,
         AuditCommand::Vkey {
             data_dir,
@@ -188,7 +197,7 @@ async fn report(
     pupil: Option<String>,
 ) -> anyhow::Result<()> {
     if pupil_id.is_none() && pupil.is_none() {
-        bail!("give --pupil-id (BSN or onderwijsnummer) or --pupil (pseudonym)");
+        bail!("give --pupil-id-stdin (the BSN or onderwijsnummer on stdin) or --pupil (pseudonym)");
     }
     let r = client(connect)
         .await?

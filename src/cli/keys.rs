@@ -9,6 +9,13 @@ use crate::tls::TlsMaterial;
 use anyhow::{bail, Context as _};
 
 pub(super) async fn pseudonym(args: PseudonymArgs) -> anyhow::Result<()> {
+    if !args.refused_ids.is_empty() {
+        bail!(
+            "{} argument(s) refused unread: give pupil ids on stdin, one per line (an argument stays \
+             in the process list and the shell history)",
+            args.refused_ids.len()
+        );
+    }
     let file = match &args.config {
         Some(path) => NodeConfig::load(path)?,
         None => NodeConfig::default(),
@@ -28,11 +35,7 @@ pub(super) async fn pseudonym(args: PseudonymArgs) -> anyhow::Result<()> {
         NodeConfig::require(&config.ca, "CA certificate", "ca")?,
     )?;
     let client = PseudonymiserClient::connect_lazy(&config.pseudonymiser()?, &tls)?;
-    let lines: Vec<String> = if args.ids.is_empty() {
-        std::io::stdin().lines().collect::<Result<_, _>>()?
-    } else {
-        args.ids
-    };
+    let lines: Vec<String> = std::io::stdin().lines().collect::<Result<_, _>>()?;
     let parsed: Vec<(usize, Result<PupilId, _>)> = lines
         .iter()
         .enumerate()

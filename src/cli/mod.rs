@@ -42,9 +42,10 @@ pub enum Command {
     Push(PushArgs),
     /// List the signals your own node holds (pupils by pseudonym only).
     List(ListArgs),
-    /// Compute the pseudonyms of pupil ids you already hold (one id per line on stdin, or as
-    /// arguments) through the pseudonymisation service, under your organisation's daily quota.
-    /// Prints one pseudonym per line, in order.
+    /// Compute the pseudonyms of pupil ids you already hold (one id per line on stdin, never as
+    /// arguments, which the process list and shell history would keep) through the
+    /// pseudonymisation service, under your organisation's daily quota. Prints one pseudonym per
+    /// line, in order.
     Pseudonym(PseudonymArgs),
     /// Run the pseudonymisation service (a party of its own, never a data-holding node).
     Pseudonymiser(PseudonymiserArgs),
@@ -431,9 +432,10 @@ pub enum AuditCommand {
     Report {
         #[command(flatten)]
         connect: FgConnectArgs,
-        /// The pupil's BSN or onderwijsnummer.
+        /// Read the pupil's BSN or onderwijsnummer from stdin (one line), never from the command
+        /// line, which the process list and shell history would keep.
         #[arg(long, conflicts_with = "pupil")]
-        pupil_id: Option<String>,
+        pupil_id_stdin: bool,
         /// Or the pupil's pseudonym.
         #[arg(long)]
         pupil: Option<String>,
@@ -660,8 +662,10 @@ pub struct PseudonymArgs {
     /// The covenant CA certificate (PEM).
     #[arg(long, env = "PACTGATE_CA")]
     pub ca: Option<PathBuf>,
-    /// Ids to pseudonymise; none: read one per line from stdin.
-    pub ids: Vec<String>,
+    /// Ids given as arguments: refused unread (the process list and shell history keep them),
+    /// and without the echo clap's own "unexpected argument" error would give.
+    #[arg(hide = true)]
+    pub refused_ids: Vec<String>,
 }
 
 #[derive(Debug, Args)]
