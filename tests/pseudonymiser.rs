@@ -545,3 +545,72 @@ async fn the_service_keeps_no_bsn_and_no_pseudonym_on_disk_or_in_its_log() {
         }
     }
 }
+
+/// Refusals that name no pupil cannot flood the service's log (issue 9, finding 5): a caller that
+/// is no party asking again and again, and a party asking to inspect, are audited as one counted
+/// entry per caller and window (here: the window the stop closes), not one fsynced entry each.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals_of_callers_without_a_seat_are_counted_not_written_one_by_one() {
+    let service = tokio::task::spawn_blocking(TestPseudonymiser::start)
+        .await
+        .unwrap();
+    let mut as_fg = service.client_as("fg").await;
+    for _ in 0..40 {
+        let refused = as_fg
+            .evaluate(pb::EvaluateRequest {
+                key_version: 1,
+                blinded_elements: vec![curve25519_dalek::constants::RISTRETTO_BASEPOINT_COMPRESSED
+                    .to_bytes()
+                    .to_vec()],
+            })
+            .await
+            .expect_err("the FG evaluated");
+        assert_eq!(refused.code(), Code::PermissionDenied);
+    }
+    let mut as_party = service.client_as("swv-vo").await;
+    for _ in 0..5 {
+        let refused = as_party
+            .inspect(pb::InspectRequest::default())
+            .await
+            .expect_err("a party inspected the service's log");
+        assert_eq!(refused.code(), Code::PermissionDenied);
+    }
+    let data_dir = service.data_dir();
+    let kept = tokio::task::spawn_blocking(move || service.stop())
+        .await
+        .unwrap();
+    let db = pactgate::store::open_stopped(&data_dir).expect("the stopped service's store");
+    let key = pactgate::audit::SigningKey::load_or_create(
+        &data_dir.join(pactgate::audit::AUDIT_KEY_FILE),
+    )
+    .unwrap();
+    let log = pactgate::audit::AuditLog::open(&db, &oin("pseudonymiser"), key).unwrap();
+    let refusals: Vec<_> = log
+        .range(0, log.len())
+        .map(Result::unwrap)
+        .filter(|e| e.decision == pactgate::audit::Decision::Deny)
+        .collect();
+    let by_caller = |who: &str| {
+        refusals
+            .iter()
+            .filter(|e| e.actor_oin == oin(who))
+            .collect::<Vec<_>>()
+    };
+    let fg = by_caller("fg");
+    assert_eq!(fg.len(), 1, "{refusals:#?}");
+    assert_eq!(fg[0].count, 40);
+    assert!(
+        fg[0].reason.contains("40 × evaluate: not a party"),
+        "{}",
+        fg[0].reason
+    );
+    let party = by_caller("swv-vo");
+    assert_eq!(party.len(), 1, "{refusals:#?}");
+    assert_eq!(party[0].count, 5);
+    assert!(
+        party[0].reason.contains("5 × inspect: not an FG"),
+        "{}",
+        party[0].reason
+    );
+    drop(kept);
+}
