@@ -1,7 +1,9 @@
 //! `pactgate.v1.PseudonymiserService`: evaluates blinded elements under the covenant's OPRF key,
-//! within each party's daily quota, recording every batch (allowed or refused) durably in the
-//! service's own audit log before it answers. Never sees a pupil id or a pseudonym, never logs or stores a
-//! blinded element. Invariant: no evaluation leaves the service unless it was counted and audited.
+//! within each party's daily quota, recording every party's batch (allowed or refused) durably in
+//! the service's own audit log before it answers; refusals of callers without a seat (no party,
+//! no FG) are counted per caller and window and written as one entry each window. Never sees a
+//! pupil id or a pseudonym, never logs or stores a blinded element. Invariant: no evaluation
+//! leaves the service unless it was counted and audited.
 
 use super::keys::KeyRing;
 use super::MAX_BATCH;
@@ -68,6 +70,9 @@ struct State {
     quota: sled::Tree,
     /// Serialises the check-and-count of quotas.
     counting: Mutex<()>,
+    /// Refusals of callers the covenant does not entitle (no party, no FG): they name no pupil
+    /// and are audited as one entry per caller and window, so they cannot flood the log.
+    refusals: crate::audit::Refusals,
 }
 
 /// The gRPC handler.
@@ -102,6 +107,32 @@ struct Allowed {
 }
 
 impl State {
+    /// Writes the refusals of the ending window: one audit entry per caller with the count and
+    /// the reasons, made durable with one sync (as a node does, `NodeContext::record_refusals`).
+    fn record_refusals(&self, own: &Organisation, window: &str) {
+        let tallies = self.refusals.take();
+        if tallies.is_empty() {
+            return;
+        }
+        for tally in tallies {
+            let mut e = self.entry(&TraceContext::new_root(), own, Action::Pseudonymise);
+            e.actor_oin = tally.caller.oin.clone();
+            e.actor_name = tally.caller.name.clone();
+            e.decision = Decision::Deny;
+            e.count = tally.total();
+            e.reason = format!(
+                "{} ({window}; refusals that name no pupil, counted)",
+                tally.summary()
+            );
+            if let Err(err) = self.audit.append(e) {
+                tracing::error!(error = %err, "could not audit the window's refusals");
+            }
+        }
+        if let Err(err) = self.store.sync() {
+            tracing::error!(error = %err, "could not sync the window's refusals");
+        }
+    }
+
     fn entry(&self, trace: &TraceContext, caller: &Organisation, action: Action) -> NewEntry {
         crate::audit::NewEntry::new(trace, caller, "", action, self.policy.version())
     }
@@ -124,9 +155,11 @@ impl State {
         let mut e = self.entry(trace, caller, Action::Pseudonymise);
         e.count = n;
         let Some(party) = self.policy.party_by_oin(&caller.oin) else {
-            e.decision = Decision::Deny;
-            e.reason = "not a party of the covenant".into();
-            self.record(e)?;
+            self.refusals.note(
+                &caller.oin,
+                &caller.name,
+                "evaluate: not a party of the covenant",
+            );
             return Err(Status::permission_denied(format!(
                 "{caller} is not a party of the covenant policy, so the pseudonymisation \
                  service evaluates nothing for it"
@@ -216,20 +249,20 @@ impl State {
         caller: &Organisation,
         req: pb::InspectRequest,
     ) -> Result<pb::InspectResponse, Status> {
-        let allowed = self.policy.fg(&caller.oin).is_some();
-        let mut e = self.entry(trace, caller, Action::AuditAccess);
-        e.reason = "inspect the pseudonymisation service's log".into();
-        if !allowed {
-            e.decision = Decision::Deny;
-            e.reason = "inspect: not an FG named in the policy".into();
-        }
-        self.record(e)?;
-        if !allowed {
+        if self.policy.fg(&caller.oin).is_none() {
+            self.refusals.note(
+                &caller.oin,
+                &caller.name,
+                "inspect: not an FG named in the policy",
+            );
             return Err(Status::permission_denied(format!(
                 "denied: {caller} is not named in the policy as an FG, so it may not inspect \
                  the pseudonymisation service's log"
             )));
         }
+        let mut e = self.entry(trace, caller, Action::AuditAccess);
+        e.reason = "inspect the pseudonymisation service's log".into();
+        self.record(e)?;
         let limit = match req.limit as usize {
             0 => MAX_INSPECT,
             n => n.min(MAX_INSPECT),
@@ -325,6 +358,7 @@ pub async fn serve(
         keys: setup.keys,
         policy,
         counting: Mutex::new(()),
+        refusals: crate::audit::Refusals::default(),
     });
     let trace = TraceContext::from_metadata(&tonic::metadata::MetadataMap::new());
     let mut start = state.entry(&trace, &own, Action::ConfigChange);
@@ -362,15 +396,46 @@ pub async fn serve(
     if let Some(ready) = setup.ready {
         let _ = ready.send(());
     }
-    limits
+    let windows = spawn_refusal_windows(state.clone(), own.clone(), limits.refusal_window());
+    let served = limits
         .grpc_server()
         .timeout(limits.request_timeout())
         .add_service(health_service)
         .add_service(service)
         .serve_with_incoming_shutdown(incoming, shutdown)
-        .await?;
+        .await;
+    windows.abort();
+    let _ = windows.await;
+    let last = state.clone();
+    let stopped = own.clone();
+    let _ = tokio::task::spawn_blocking(move || {
+        last.record_refusals(&stopped, "until the service stopped")
+    })
+    .await;
+    served?;
     state.audit.checkpoint()?;
     store.sync()?;
     tracing::info!(service.org = %own.name, "pseudonymisation service stopped");
     Ok(())
+}
+
+/// Every refusal window, writes its refusals (see [`State::record_refusals`]).
+fn spawn_refusal_windows(
+    state: Arc<State>,
+    own: Organisation,
+    period: std::time::Duration,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        loop {
+            ticks.tick().await;
+            let window = format!(
+                "the {} s before {}",
+                period.as_secs(),
+                chrono::Utc::now().format("%Y-%m-%d %H:%M:%S UTC")
+            );
+            let (state, own) = (state.clone(), own.clone());
+            let _ = tokio::task::spawn_blocking(move || state.record_refusals(&own, &window)).await;
+        }
+    })
 }
