@@ -1,6 +1,6 @@
 //! `/v1/peers`: whether each configured peer node is up, as the node sees it now: its gRPC health
-//! service answers SERVING within a short timeout. For the node's own organisation and its FG.
-//! Asks the peers nothing else and sends them nothing about anyone.
+//! service answers SERVING within a short timeout (`Peer::health`). For the node's own
+//! organisation and its FG. Asks the peers nothing else and sends them nothing about anyone.
 
 use super::problem::{Json, Problem};
 use super::{Authenticated, RestState};
@@ -8,10 +8,7 @@ use crate::peers::Peer;
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
-use tonic_health::pb::health_check_response::ServingStatus;
-use tonic_health::pb::health_client::HealthClient;
-use tonic_health::pb::HealthCheckRequest;
+use std::time::Duration;
 use utoipa::ToSchema;
 
 /// How long the node waits for a peer's health answer.
@@ -41,33 +38,16 @@ pub struct PeerStatus {
     pub millis: u64,
 }
 
-/// One peer's health, within [`HEALTH_TIMEOUT`].
+/// One peer's health, within [`HEALTH_TIMEOUT`], as the API shows it.
 async fn health(peer: &Peer) -> PeerStatus {
-    let started = Instant::now();
-    let mut client = HealthClient::new(peer.channel.clone());
-    let mut request = tonic::Request::new(HealthCheckRequest {
-        service: String::new(),
-    });
-    request.set_timeout(HEALTH_TIMEOUT);
-    let answer = tokio::time::timeout(HEALTH_TIMEOUT, client.check(request)).await;
-    let (up, status) = match answer {
-        Err(_) => (false, "no answer in time".to_owned()),
-        Ok(Err(status)) => (false, status.message().to_owned()),
-        Ok(Ok(response)) => {
-            let serving = response.into_inner().status();
-            (
-                serving == ServingStatus::Serving,
-                serving.as_str_name().to_owned(),
-            )
-        }
-    };
+    let health = peer.health(HEALTH_TIMEOUT).await;
     PeerStatus {
         name: peer.config.name.clone(),
         oin: peer.config.oin.clone(),
         address: peer.config.address.clone(),
-        up,
-        status,
-        millis: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        up: health.up,
+        status: health.status,
+        millis: u64::try_from(health.elapsed.as_millis()).unwrap_or(u64::MAX),
     }
 }
 
