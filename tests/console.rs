@@ -1500,12 +1500,24 @@ async fn an_entrys_page_checks_its_inclusion_proof_against_the_cosigned_checkpoi
                 .unwrap()
         }
     };
-    let proof = get("/audit/entries/1/proof").await;
-    let keys = get("/audit/checkpoints/latest").await;
-    let proof: pactgate::rest::audit::EntryProof = serde_json::from_value(proof).unwrap();
-    let keys: pactgate::rest::audit::CheckpointStatus = serde_json::from_value(keys).unwrap();
-    let (checks, _) = pactgate::console::evidence::check_proof(&proof, Some(&keys));
-    assert!(checks.iter().all(|c| c.ok), "{checks:?}");
+    // The node may sign a newer checkpoint between two requests (the FG's looks are entries
+    // too) that its witnesses have not cosigned yet: ask again until they have.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let (proof, keys) = loop {
+        let proof = get("/audit/entries/1/proof").await;
+        let keys = get("/audit/checkpoints/latest").await;
+        let proof: pactgate::rest::audit::EntryProof = serde_json::from_value(proof).unwrap();
+        let keys: pactgate::rest::audit::CheckpointStatus = serde_json::from_value(keys).unwrap();
+        let (checks, _) = pactgate::console::evidence::check_proof(&proof, Some(&keys));
+        if checks.iter().all(|c| c.ok) {
+            break (proof, keys);
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the proof never checked: {checks:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
     let mut changed = proof;
     changed.entry_bytes = changed.entry_bytes.replace('A', "B");
     let (checks, _) = pactgate::console::evidence::check_proof(&changed, Some(&keys));
