@@ -860,23 +860,12 @@ async fn due_pupils(node: &TestNode) -> BTreeSet<String> {
 
 /// The care-offer entries of a node's audit log, as its own FG lists them: (pupils, decision).
 async fn offer_entries(node: &TestNode, fg: &str) -> Vec<(Vec<String>, pb::AuditDecision)> {
-    let mut stream = node
-        .audit_as(fg)
+    node.audit_entries(fg)
         .await
-        .stream_entries(pb::StreamEntriesRequest {
-            filter: Some(pb::AuditFilter::default()),
-        })
-        .await
-        .expect("StreamEntries as the node's FG")
-        .into_inner();
-    let mut out = Vec::new();
-    while let Some(e) = stream.message().await.expect("an entry") {
-        let e = e.entry.expect("a StreamEntries message carries its entry");
-        if e.action() == pb::AuditAction::CaseOffer {
-            out.push((e.pupil_pseudonyms.clone(), e.decision()));
-        }
-    }
-    out
+        .into_iter()
+        .filter(|e| e.action() == pb::AuditAction::CaseOffer)
+        .map(|e| (e.pupil_pseudonyms.clone(), e.decision()))
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

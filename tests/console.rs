@@ -758,24 +758,13 @@ async fn the_case_page_records_a_care_offer_only_through_its_csrf_form_as_the_pe
         let fed = &fed;
         async move {
             let fg = format!("fg-{node}");
-            let mut stream = fed
-                .node(node)
-                .audit_as(&fg)
+            fed.node(node)
+                .audit_entries(&fg)
                 .await
-                .stream_entries(pb::StreamEntriesRequest {
-                    filter: Some(pb::AuditFilter::default()),
-                })
-                .await
-                .expect("StreamEntries")
-                .into_inner();
-            let mut out = Vec::new();
-            while let Some(e) = stream.message().await.expect("an entry") {
-                let e = e.entry.expect("a StreamEntries message carries its entry");
-                if e.action() == pb::AuditAction::CaseOffer {
-                    out.push((e.actor.clone(), e.decision()));
-                }
-            }
-            out
+                .into_iter()
+                .filter(|e| e.action() == pb::AuditAction::CaseOffer)
+                .map(|e| (e.actor.clone(), e.decision()))
+                .collect::<Vec<_>>()
         }
     };
 
@@ -887,26 +876,12 @@ async fn all_entries(node: &common::TestNode) -> Vec<pactgate::pb::AuditEntry> {
     } else {
         format!("fg-{}", node.party)
     };
-    let mut stream = node
-        .audit_as(&fg)
+    node.audit_entries(&fg)
         .await
-        .stream_entries(pactgate::pb::StreamEntriesRequest {
-            filter: Some(pactgate::pb::AuditFilter::default()),
-        })
-        .await
-        .expect("StreamEntries")
-        .into_inner();
-    let mut out = Vec::new();
-    while let Some(message) = stream.message().await.expect("an entry") {
-        let e = message
-            .entry
-            .expect("a StreamEntries message carries its entry");
+        .into_iter()
         // Leave out the FG's own reading of the log.
-        if e.action() != pactgate::pb::AuditAction::AuditAccess {
-            out.push(e);
-        }
-    }
-    out
+        .filter(|e| e.action() != pactgate::pb::AuditAction::AuditAccess)
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread")]

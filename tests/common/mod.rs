@@ -876,6 +876,28 @@ impl TestNode {
         AuditServiceClient::new(self.channel_as(party).await)
     }
 
+    /// Every entry of this node's audit log, as the FG `fg` streams them (unfiltered).
+    pub async fn audit_entries(&self, fg: &str) -> Vec<pb::AuditEntry> {
+        let mut stream = self
+            .audit_as(fg)
+            .await
+            .stream_entries(pb::StreamEntriesRequest {
+                filter: Some(pb::AuditFilter::default()),
+            })
+            .await
+            .expect("StreamEntries as the node's FG")
+            .into_inner();
+        let mut out = Vec::new();
+        while let Some(message) = stream.message().await.expect("an entry") {
+            out.push(
+                message
+                    .entry
+                    .expect("a StreamEntries message carries its entry"),
+            );
+        }
+        out
+    }
+
     /// A Witness client as a development party (a peer node whose log this node witnesses).
     pub async fn witness_as(&self, party: &str) -> WitnessServiceClient<Channel> {
         WitnessServiceClient::new(self.channel_as(party).await)
